@@ -1,0 +1,75 @@
+//! The package manifest: everything needed to render playlists and describe the film,
+//! written as `manifest.json` beside the segments.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, TranscodeError};
+use crate::probe::MediaInfo;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    /// Seconds: the sum of `segments`.
+    pub duration: f64,
+    /// The segment length the package was cut to (seconds).
+    pub segment_target: f64,
+    /// Duration of every segment in seconds; identical for every rendition.
+    pub segments: Vec<f64>,
+    pub has_audio: bool,
+    pub poster: String,
+    /// Highest first.
+    pub renditions: Vec<Rendition>,
+    pub source: MediaInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    /// The rung (`"720"`); also the directory of its segments.
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    /// The bitrate the encoder aimed at (bits/s).
+    pub video_bitrate: u32,
+    /// Peak segment bitrate of the encrypted files (bits/s): HLS `BANDWIDTH`.
+    pub bandwidth: u64,
+    /// Mean bitrate (bits/s): HLS `AVERAGE-BANDWIDTH`.
+    pub average_bandwidth: u64,
+    /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
+    pub codecs: String,
+    pub frame_rate: Option<f64>,
+}
+
+impl Manifest {
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn rendition(&self, name: &str) -> Option<&Rendition> {
+        self.renditions.iter().find(|r| r.name == name)
+    }
+
+    /// Start time of segment `index` in seconds.
+    pub fn segment_start(&self, index: usize) -> f64 {
+        self.segments.iter().take(index).sum()
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, TranscodeError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text =
+            std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| TranscodeError::Io {
+            context: format!("parsing {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
+    }
+
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,349 @@
+//! Video: decode once, one filter graph that (if needed) rotates, then splits to one
+//! scaler per rung, and one libx264 encoder per rung fed in lockstep.
+
+use ffmpeg_next::{
+    codec, decoder, encoder, filter, format, frame, picture, Dictionary, Packet, Rational,
+};
+
+use crate::error::{Context, TranscodeError};
+use crate::ladder::Target;
+
+pub(crate) struct RungEncoder {
+    pub(crate) target: Target,
+    pub(crate) encoder: encoder::Video,
+    sink: String,
+    next_boundary: usize,
+}
+
+pub(crate) struct VideoPath {
+    pub(crate) stream_index: usize,
+    decoder: decoder::Video,
+    /// Built on the first decoded frame, whose format and size are the truth.
+    graph: Option<filter::Graph>,
+    rotation: u32,
+    pub(crate) time_base: Rational,
+    start: i64,
+    last_pts: Option<i64>,
+    pub(crate) frame_interval: i64,
+    pub(crate) rungs: Vec<RungEncoder>,
+}
+
+/// An encoded packet for rung `rung`.
+pub(crate) struct Encoded {
+    pub(crate) rung: usize,
+    pub(crate) packet: Packet,
+}
+
+pub(crate) struct EncoderSettings<'a> {
+    pub(crate) preset: &'a str,
+    pub(crate) segment_seconds: f64,
+}
+
+impl VideoPath {
+    pub(crate) fn new(
+        stream: &format::stream::Stream,
+        rotation: u32,
+        targets: &[Target],
+        settings: &EncoderSettings<'_>,
+    ) -> Result<Self, TranscodeError> {
+        let what = || "opening the video decoder".to_string();
+        let mut context =
+            codec::context::Context::from_parameters(stream.parameters()).context(what)?;
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+        let decoder = context.decoder().video().context(what)?;
+        let time_base = stream.time_base();
+        let rate = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
+            .unwrap_or(Rational(25, 1));
+        // One frame in time-base units, for the last frame's duration and pts repair.
+        let frame_interval =
+            ((f64::from(rate.invert()) / f64::from(time_base)).round() as i64).max(1);
+        let start = match stream.start_time() {
+            ffmpeg_next::ffi::AV_NOPTS_VALUE => 0,
+            s => s,
+        };
+        let mut rungs = Vec::with_capacity(targets.len());
+        for (i, target) in targets.iter().enumerate() {
+            rungs.push(RungEncoder {
+                encoder: open_x264(target, time_base, rate, settings)?,
+                target: target.clone(),
+                sink: format!("out{i}"),
+                next_boundary: 0,
+            });
+        }
+        Ok(Self {
+            stream_index: stream.index(),
+            decoder,
+            graph: None,
+            rotation,
+            time_base,
+            start,
+            last_pts: None,
+            frame_interval,
+            rungs,
+        })
+    }
+
+    pub(crate) fn send_packet(&mut self, packet: &Packet) -> Result<(), TranscodeError> {
+        match self.decoder.send_packet(packet) {
+            // A damaged packet is skipped as the ffmpeg CLI would; the decoder resyncs.
+            Ok(()) | Err(ffmpeg_next::Error::InvalidData) => Ok(()),
+            Err(e) => Err(e).context(|| "decoding video".into()),
+        }
+    }
+
+    pub(crate) fn send_eof(&mut self) -> Result<(), TranscodeError> {
+        self.decoder
+            .send_eof()
+            .context(|| "flushing the video decoder".into())
+    }
+
+    /// Pulls decoded frames, stamps them relative to the source start with strictly
+    /// increasing times, and hands each to `on_frame` before it enters the graph.
+    pub(crate) fn receive_frames(
+        &mut self,
+        mut on_frame: impl FnMut(i64),
+    ) -> Result<usize, TranscodeError> {
+        let mut frame = frame::Video::empty();
+        let mut n = 0;
+        loop {
+            match self.decoder.receive_frame(&mut frame) {
+                Ok(()) => {}
+                Err(ffmpeg_next::Error::Eof) => break,
+                Err(ffmpeg_next::Error::Other { errno })
+                    if errno == ffmpeg_next::util::error::EAGAIN =>
+                {
+                    break
+                }
+                Err(ffmpeg_next::Error::InvalidData) => continue,
+                Err(e) => return Err(e).context(|| "decoding video".into()),
+            }
+            let pts = match (frame.timestamp(), self.last_pts) {
+                (Some(t), Some(last)) if t - self.start <= last => last + 1,
+                (Some(t), _) => t - self.start,
+                (None, Some(last)) => last + self.frame_interval,
+                (None, None) => 0,
+            };
+            self.last_pts = Some(pts);
+            frame.set_pts(Some(pts));
+            frame.set_kind(picture::Type::None);
+            on_frame(pts);
+            if self.graph.is_none() {
+                self.graph = Some(self.build_graph(&frame)?);
+            }
+            if let Some(graph) = self.graph.as_mut() {
+                graph
+                    .get("in")
+                    .ok_or_else(|| graph_error("no source"))?
+                    .source()
+                    .add(&frame)
+                    .context(|| "filtering video".into())?;
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn flush_graph(&mut self) -> Result<(), TranscodeError> {
+        if let Some(graph) = self.graph.as_mut() {
+            graph
+                .get("in")
+                .ok_or_else(|| graph_error("no source"))?
+                .source()
+                .flush()
+                .context(|| "flushing the video filters".into())?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn last_pts(&self) -> Option<i64> {
+        self.last_pts
+    }
+
+    /// Moves scaled frames from the graph into the encoders, forcing an IDR frame at every
+    /// segment boundary; `poster` sees each top-rung frame before it is encoded.
+    pub(crate) fn encode_filtered(
+        &mut self,
+        boundaries: &[i64],
+        poster: &mut dyn FnMut(&frame::Video) -> Result<(), TranscodeError>,
+        out: &mut Vec<Encoded>,
+    ) -> Result<(), TranscodeError> {
+        let Some(graph) = self.graph.as_mut() else {
+            return Ok(());
+        };
+        let mut frame = frame::Video::empty();
+        for (i, rung) in self.rungs.iter_mut().enumerate() {
+            let mut sink = graph
+                .get(&rung.sink)
+                .ok_or_else(|| graph_error("no sink"))?;
+            loop {
+                match sink.sink().frame(&mut frame) {
+                    Ok(()) => {}
+                    Err(ffmpeg_next::Error::Eof) => break,
+                    Err(ffmpeg_next::Error::Other { errno })
+                        if errno == ffmpeg_next::util::error::EAGAIN =>
+                    {
+                        break
+                    }
+                    Err(e) => return Err(e).context(|| "filtering video".into()),
+                }
+                let pts = frame.pts().unwrap_or(0);
+                let mut key = false;
+                while rung.next_boundary < boundaries.len() && pts >= boundaries[rung.next_boundary]
+                {
+                    rung.next_boundary += 1;
+                    key = true;
+                }
+                frame.set_kind(if key {
+                    picture::Type::I
+                } else {
+                    picture::Type::None
+                });
+                if i == 0 {
+                    poster(&frame)?;
+                }
+                rung.encoder
+                    .send_frame(&frame)
+                    .context(|| format!("encoding {}p", rung.target.name))?;
+                drain(&mut rung.encoder, i, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn flush_encoders(&mut self, out: &mut Vec<Encoded>) -> Result<(), TranscodeError> {
+        for (i, rung) in self.rungs.iter_mut().enumerate() {
+            rung.encoder
+                .send_eof()
+                .context(|| "flushing the video encoder".into())?;
+            drain(&mut rung.encoder, i, out)?;
+        }
+        Ok(())
+    }
+
+    fn build_graph(&self, frame: &frame::Video) -> Result<filter::Graph, TranscodeError> {
+        let what = || "building the video filter graph".to_string();
+        let mut graph = filter::Graph::new();
+        let sar = frame.aspect_ratio();
+        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+            sar
+        } else {
+            Rational(1, 1)
+        };
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+            frame.width(),
+            frame.height(),
+            ffmpeg_next::ffi::AVPixelFormat::from(frame.format()) as i32,
+            self.time_base.numerator(),
+            self.time_base.denominator(),
+            sar.numerator(),
+            sar.denominator()
+        );
+        let buffer = filter::find("buffer").ok_or_else(|| graph_error("no buffer filter"))?;
+        let sink = filter::find("buffersink").ok_or_else(|| graph_error("no buffersink filter"))?;
+        graph.add(&buffer, "in", &args).context(what)?;
+        for rung in &self.rungs {
+            let mut ctx = graph.add(&sink, &rung.sink, "").context(what)?;
+            ctx.set_pixel_format(format::Pixel::YUV420P);
+        }
+        let rotate = match self.rotation {
+            90 => "transpose=clock,",
+            180 => "hflip,vflip,",
+            270 => "transpose=cclock,",
+            _ => "",
+        };
+        let n = self.rungs.len();
+        let mut spec = format!("[in]{rotate}split={n}");
+        for i in 0..n {
+            spec.push_str(&format!("[s{i}]"));
+        }
+        for (i, rung) in self.rungs.iter().enumerate() {
+            spec.push_str(&format!(
+                ";[s{i}]scale={}:{}:flags=bicubic,setsar=1,format=yuv420p[{}]",
+                rung.target.width, rung.target.height, rung.sink
+            ));
+        }
+        let mut parser = graph.output("in", 0).context(what)?;
+        for rung in &self.rungs {
+            parser = parser.input(&rung.sink, 0).context(what)?;
+        }
+        parser.parse(&spec).context(what)?;
+        graph.validate().context(what)?;
+        Ok(graph)
+    }
+}
+
+fn drain(
+    encoder: &mut encoder::Video,
+    rung: usize,
+    out: &mut Vec<Encoded>,
+) -> Result<(), TranscodeError> {
+    loop {
+        let mut packet = Packet::empty();
+        match encoder.receive_packet(&mut packet) {
+            Ok(()) => out.push(Encoded { rung, packet }),
+            Err(ffmpeg_next::Error::Eof) => return Ok(()),
+            Err(ffmpeg_next::Error::Other { errno })
+                if errno == ffmpeg_next::util::error::EAGAIN =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(e).context(|| "encoding video".into()),
+        }
+    }
+}
+
+fn open_x264(
+    target: &Target,
+    time_base: Rational,
+    rate: Rational,
+    settings: &EncoderSettings<'_>,
+) -> Result<encoder::Video, TranscodeError> {
+    let what = || format!("opening the H.264 encoder for {}p", target.name);
+    let codec = encoder::find_by_name("libx264").ok_or_else(|| {
+        TranscodeError::InvalidOptions("this FFmpeg has no libx264 encoder".into())
+    })?;
+    let mut enc = codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .context(what)?;
+    enc.set_width(target.width);
+    enc.set_height(target.height);
+    enc.set_format(format::Pixel::YUV420P);
+    enc.set_time_base(time_base);
+    enc.set_frame_rate(Some(rate));
+    enc.set_aspect_ratio(Rational(1, 1));
+    enc.set_bit_rate(target.bitrate as usize);
+    enc.set_max_bit_rate((f64::from(target.bitrate) * 1.1) as usize);
+    // Keyframes come from the segment boundaries; the GOP limit only stops x264 from adding
+    // its own in between.
+    let gop = (f64::from(rate) * settings.segment_seconds * 2.0)
+        .ceil()
+        .max(2.0) as u32;
+    enc.set_gop(gop);
+    let mut opts = Dictionary::new();
+    opts.set("preset", settings.preset);
+    opts.set("profile", "high");
+    opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
+    opts.set("forced-idr", "1");
+    opts.set("x264-params", "scenecut=0:open-gop=0");
+    enc.open_with(opts).context(what)
+}
+
+fn graph_error(what: &str) -> TranscodeError {
+    TranscodeError::Ffmpeg {
+        context: format!("video filter graph: {what}"),
+        source: ffmpeg_next::Error::Bug,
+    }
+}
+
+/// The encoder's parameters as a muxer stream needs them.
+pub(crate) fn parameters(encoder: &encoder::Video) -> codec::Parameters {
+    codec::Parameters::from(&**encoder)
+}
