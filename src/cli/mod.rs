@@ -1,7 +1,12 @@
 //! Command-line interface. Each subcommand lives in its own module; `run` dispatches.
 
+mod ingest;
 mod package;
 mod probe;
+mod serve;
+mod user;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -12,12 +17,22 @@ use clap::{Parser, Subcommand};
     about = "Self-hosted pay-per-view film server"
 )]
 pub struct Cli {
+    /// Configuration file (default: ./config.toml if present, else built-in defaults).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Manage users (talks to the running server, or opens the store when none runs).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Add a film from a file already on this machine and package it.
+    Ingest(ingest::IngestArgs),
     /// Print what a source file holds (container, duration, streams).
     Probe(probe::ProbeArgs),
     /// Package a film into encrypted HLS (the same pipeline the server runs).
@@ -26,7 +41,30 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Probe(args) => probe::run(args),
-        Command::Package(args) => package::run(args),
+        Command::Serve => serve::run(cli.config.as_deref()),
+        Command::User(cmd) => user::run(cli.config.as_deref(), cmd),
+        Command::Ingest(args) => ingest::run(cli.config.as_deref(), args),
+        Command::Probe(args) => {
+            init_logging("warn");
+            probe::run(args)
+        }
+        Command::Package(args) => {
+            init_logging("warn");
+            package::run(args)
+        }
     }
+}
+
+/// Logs go to stderr; `filter` is a tracing EnvFilter (the config's `log` key).
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<crate::config::Config> {
+    Ok(crate::config::Config::load(path)?)
 }

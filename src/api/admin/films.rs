@@ -1,0 +1,350 @@
+//! Admin film management: drafts, edits, publication, deletion, plain source upload.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::AppState;
+use crate::auth::Admin;
+use crate::ingest::{self, IngestError};
+use crate::store::films::{Film, Price};
+use crate::store::jobs::{Job, JobState};
+use crate::store::now;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceInput {
+    pub amount: u64,
+    pub currency: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFilm {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// Several currencies, one price each.
+    #[serde(default)]
+    pub prices: Vec<PriceInput>,
+    /// Shorthand for a single price.
+    pub price: Option<u64>,
+    pub currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFilm {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub prices: Option<Vec<PriceInput>>,
+}
+
+#[derive(Serialize)]
+pub struct AdminFilm {
+    #[serde(flatten)]
+    pub film: Film,
+    pub status: &'static str,
+    pub jobs: Vec<Job>,
+}
+
+fn status(film: &Film, jobs: &[Job]) -> &'static str {
+    if jobs.iter().any(|j| j.state == JobState::Running) {
+        "processing"
+    } else if jobs.iter().any(|j| j.state == JobState::Queued) {
+        "queued"
+    } else if film.package.is_none() {
+        if jobs.last().is_some_and(|j| j.state == JobState::Failed) {
+            "failed"
+        } else {
+            "draft"
+        }
+    } else if film.published {
+        "published"
+    } else {
+        "ready"
+    }
+}
+
+pub fn admin_view(state: &AppState, film: Film) -> ApiResult<AdminFilm> {
+    let jobs = state.store.jobs_for_film(&film.id)?;
+    Ok(AdminFilm {
+        status: status(&film, &jobs),
+        film,
+        jobs,
+    })
+}
+
+fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
+    let mut out: Vec<Price> = Vec::new();
+    for p in input {
+        let price = ingest::validate_price(p.amount, &p.currency).map_err(ApiError::validation)?;
+        if out.iter().any(|q| q.currency == price.currency) {
+            return Err(ApiError::validation(format!(
+                "two prices in {}",
+                price.currency
+            )));
+        }
+        out.push(price);
+    }
+    Ok(out)
+}
+
+pub fn film_by_id(state: &AppState, id: &str) -> ApiResult<Film> {
+    let id = crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("film"))?;
+    state
+        .store
+        .film(&id)?
+        .ok_or_else(|| ApiError::not_found("film"))
+}
+
+pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let films = state
+        .store
+        .films()?
+        .into_iter()
+        .map(|f| admin_view(&state, f))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "films": films })))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let film = film_by_id(&state, &path)?;
+    Ok(HttpResponse::Ok().json(admin_view(&state, film)?))
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: web::Json<CreateFilm>,
+) -> ApiResult<HttpResponse> {
+    let body = body.into_inner();
+    let title = ingest::validate_title(&body.title).map_err(ApiError::validation)?;
+    let description =
+        ingest::validate_description(&body.description).map_err(ApiError::validation)?;
+    let mut input = body.prices;
+    match (body.price, body.currency) {
+        (Some(amount), Some(currency)) => input.push(PriceInput { amount, currency }),
+        (None, None) => {}
+        _ => return Err(ApiError::validation("`price` and `currency` go together")),
+    }
+    let film = ingest::new_film(title, description, prices(input)?, now());
+    state.store.save_film(&film)?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/admin/films/{}", film.id)))
+        .json(admin_view(&state, film)?))
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+    body: web::Json<UpdateFilm>,
+) -> ApiResult<HttpResponse> {
+    let film = film_by_id(&state, &path)?;
+    let body = body.into_inner();
+    let title = body
+        .title
+        .as_deref()
+        .map(ingest::validate_title)
+        .transpose()
+        .map_err(ApiError::validation)?;
+    let description = body
+        .description
+        .as_deref()
+        .map(ingest::validate_description)
+        .transpose()
+        .map_err(ApiError::validation)?;
+    let new_prices = body.prices.map(prices).transpose()?;
+    let updated = state
+        .store
+        .update_film(&film.id, |f| {
+            if let Some(t) = &title {
+                f.title = t.clone();
+            }
+            if let Some(d) = &description {
+                f.description = d.clone();
+            }
+            if let Some(p) = &new_prices {
+                f.prices = p.clone();
+            }
+            f.updated_at = now();
+        })?
+        .ok_or_else(|| ApiError::not_found("film"))?;
+    Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let film = film_by_id(&state, &path)?;
+    for job in state.store.jobs_for_film(&film.id)? {
+        state.jobs.cancel(&job.id)?;
+    }
+    state.store.delete_film(&film.id)?;
+    state.playback.invalidate(&film.id);
+    let config = state.config.clone();
+    web::block(move || ingest::remove_film_files(&config, &film.id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn publish(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    set_published(state, path, true).await
+}
+
+pub async fn unpublish(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    set_published(state, path, false).await
+}
+
+async fn set_published(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    published: bool,
+) -> ApiResult<HttpResponse> {
+    let film = film_by_id(&state, &path)?;
+    if published && film.package.is_none() {
+        return Err(ApiError::conflict(
+            "not_ready",
+            "the film has no finished package yet; upload a source and wait for its job",
+        ));
+    }
+    let updated = state
+        .store
+        .update_film(&film.id, |f| {
+            f.published = published;
+            f.updated_at = now();
+        })?
+        .ok_or_else(|| ApiError::not_found("film"))?;
+    Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
+}
+
+pub fn ingest_error(e: IngestError) -> ApiError {
+    match e {
+        IngestError::NoFilm => ApiError::not_found("film"),
+        IngestError::Rejected(t) => t.into(),
+        IngestError::Busy => ApiError::conflict("job_active", e.to_string()),
+        IngestError::Io(e) => ApiError::internal(&e),
+        IngestError::Store(e) => e.into(),
+        IngestError::Fault(e) => ApiError::internal(&e),
+    }
+}
+
+/// Probes the completed file and queues its job (blocking work off the runtime).
+pub async fn accept(
+    state: &web::Data<AppState>,
+    film: Uuid,
+    file: std::path::PathBuf,
+    name: String,
+) -> ApiResult<Job> {
+    let config = state.config.clone();
+    let store = state.store.clone();
+    let job =
+        web::block(move || ingest::accept_source(&config, &store, &film, &file, &name, now()))
+            .await?
+            .map_err(ingest_error)?;
+    state.jobs.notify();
+    Ok(job)
+}
+
+pub fn scratch_file(state: &AppState) -> std::path::PathBuf {
+    state
+        .config
+        .uploads_dir()
+        .join("incoming")
+        .join(crate::store::new_id().to_string())
+}
+
+/// `PUT /admin/films/{id}/source`: the body is the file, streamed to disk with constant
+/// memory; refused with 413 past `upload.max_bytes`.
+pub async fn put_source(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    mut body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let film = film_by_id(&state, &path)?;
+    let max = state.config.upload.max_bytes;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    let path = scratch_file(&state);
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let mut file = tokio::fs::File::create(&path).await?;
+    let mut written: u64 = 0;
+    let outcome: ApiResult<()> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::bad_request(
+                    "upload_interrupted",
+                    format!("the upload was interrupted: {e}"),
+                )
+            })?;
+            written += chunk.len() as u64;
+            if written > max {
+                return Err(too_large(max));
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(e) = outcome {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    if written == 0 {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(ApiError::bad_request(
+            "empty_upload",
+            "the request body is empty",
+        ));
+    }
+    let name = req
+        .headers()
+        .get("X-File-Name")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("source")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let job = accept(&state, film.id, path, name).await?;
+    Ok(HttpResponse::Accepted().json(job))
+}
+
+pub fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+        "upload_too_large",
+        format!("the file is larger than the limit of {max} bytes"),
+    )
+    .with("max_bytes", max)
+}

@@ -1,0 +1,12 @@
+//! Admin user listing.
+
+use actix_web::{web, HttpResponse};
+
+use crate::api::error::ApiResult;
+use crate::api::AppState;
+use crate::auth::Admin;
+
+pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let users = state.store.users()?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+}

@@ -1,0 +1,227 @@
+//! `/hls/{token}/…`: playlists, segments and keys. Every request re-decides what the
+//! token may open from the store — the preview gate is enforced here three times
+//! (playlist, segment, key) — and segment and key requests feed the progress recorder.
+//! Paths on disk come from the manifest, never from the request.
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use super::health::Metrics;
+use super::AppState;
+use crate::store::now;
+use crate::stream::gate;
+use crate::stream::playlists::FilmPlayback;
+use crate::stream::progress::{Event, Signal};
+use crate::stream::token::{PlaybackToken, PlaybackTokenError};
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// What one request may open.
+struct Access {
+    user: Uuid,
+    film: Uuid,
+    playback: Arc<FilmPlayback>,
+    /// Segments this viewer may receive: all, or the preview.
+    allowed: usize,
+}
+
+async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access> {
+    let token = PlaybackToken::decode(&state.keys.playback, token, now()).map_err(|e| match e {
+        PlaybackTokenError::Expired => ApiError::unauthorized(
+            "playback_expired",
+            "the playback token has expired; start playback again",
+        ),
+        PlaybackTokenError::Invalid => {
+            ApiError::unauthorized("invalid_token", "the playback token is not valid")
+        }
+    })?;
+    let user = state
+        .store
+        .user(&token.user)?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    if user.disabled {
+        return Err(ApiError::forbidden(
+            "account_disabled",
+            "the account is disabled",
+        ));
+    }
+    let film = state
+        .store
+        .film(&token.film)?
+        .filter(|f| f.is_watchable())
+        .ok_or_else(|| ApiError::not_found("film"))?;
+    let playback = super::films::playback_of(state, &film).await?;
+    let entitlement = gate::entitlement(&state.store, &user.id, &film.id)?;
+    let allowed = gate::allowed_segments(
+        entitlement,
+        playback.segment_count(),
+        state.config.playback.preview_fraction,
+    );
+    Ok(Access {
+        user: user.id,
+        film: film.id,
+        playback,
+        allowed,
+    })
+}
+
+fn playlist_response(body: web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(PLAYLIST_TYPE)
+        // Per viewer and entitlement: a purchase must show on the next request.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn preview_ended(access: &Access, index: usize) -> ApiError {
+    ApiError::forbidden("preview_ended", "this part of the film needs a purchase")
+        .with("segment", index)
+        .with("preview_segments", access.allowed)
+}
+
+pub async fn master(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let access = authorize(&state, &path).await?;
+    Ok(playlist_response(access.playback.master.clone()))
+}
+
+pub async fn media(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (token, rendition) = path.into_inner();
+    let access = authorize(&state, &token).await?;
+    let full = access.allowed >= access.playback.segment_count();
+    let body = access
+        .playback
+        .media(&rendition, full)
+        .ok_or_else(|| ApiError::not_found("rendition"))?;
+    Ok(playlist_response(body))
+}
+
+/// `00012.ts` → 12; anything else is not a segment name.
+fn segment_index(name: &str) -> Option<usize> {
+    let digits = name.strip_suffix(".ts")?;
+    (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+/// `12.key` → 12.
+fn key_index(name: &str) -> Option<usize> {
+    let digits = name.strip_suffix(".key")?;
+    (!digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())?
+}
+
+pub async fn segment(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (token, rendition, name) = path.into_inner();
+    let access = authorize(&state, &token).await?;
+    let rendition = access
+        .playback
+        .manifest
+        .rendition(&rendition)
+        .map(|r| r.name.clone())
+        .ok_or_else(|| ApiError::not_found("rendition"))?;
+    let index = segment_index(&name)
+        .filter(|&i| i < access.playback.segment_count())
+        .ok_or_else(|| ApiError::not_found("segment"))?;
+    if index >= access.allowed {
+        Metrics::inc(&state.metrics.gate_refusals);
+        return Err(preview_ended(&access, index));
+    }
+    let file_path = access
+        .playback
+        .dir
+        .join(&rendition)
+        .join(format!("{index:05}.ts"));
+    let file = actix_files::NamedFile::open_async(&file_path)
+        .await
+        .map_err(|e| ApiError::internal(&format!("segment file {}: {e}", file_path.display())))?
+        .set_content_type(
+            "video/mp2t"
+                .parse()
+                .unwrap_or(mime::APPLICATION_OCTET_STREAM),
+        )
+        .use_last_modified(true)
+        .use_etag(true);
+    let mut response = file.into_response(&req);
+    if response.status().is_success() {
+        // Encrypted, so a shared cache may keep it; the gate is on the key.
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+        let duration = access.playback.manifest.segments[index];
+        state.progress.record(Event {
+            user: access.user,
+            film: access.film,
+            index: index as u32,
+            total: access.playback.segment_count(),
+            duration,
+            signal: Signal::Segment,
+            now: now(),
+        });
+        Metrics::inc(&state.metrics.segments_served);
+    }
+    Ok(response)
+}
+
+pub async fn key(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (token, name) = path.into_inner();
+    let no_store = |e: ApiError| e.header("Cache-Control", "no-store");
+    let access = authorize(&state, &token).await.map_err(no_store)?;
+    let index = key_index(&name)
+        .filter(|&i| i < access.playback.segment_count())
+        .ok_or_else(|| no_store(ApiError::not_found("key")))?;
+    if index >= access.allowed {
+        Metrics::inc(&state.metrics.gate_refusals);
+        return Err(no_store(preview_ended(&access, index)));
+    }
+    let key = transcoder::segment_key(&access.playback.secret, index as u64);
+    let duration = access.playback.manifest.segments[index];
+    state.progress.record(Event {
+        user: access.user,
+        film: access.film,
+        index: index as u32,
+        total: access.playback.segment_count(),
+        duration,
+        signal: Signal::Key,
+        now: now(),
+    });
+    Metrics::inc(&state.metrics.keys_served);
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(key.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_strict() {
+        assert_eq!(segment_index("00012.ts"), Some(12));
+        assert_eq!(segment_index("12.ts"), None);
+        assert_eq!(segment_index("../00012.ts"), None);
+        assert_eq!(segment_index("0001a.ts"), None);
+        assert_eq!(segment_index("000012.ts"), None);
+        assert_eq!(key_index("12.key"), Some(12));
+        assert_eq!(key_index(".key"), None);
+        assert_eq!(key_index("1/2.key"), None);
+        assert_eq!(key_index("-1.key"), None);
+    }
+}

@@ -1,0 +1,53 @@
+//! The signed-in viewer: profile and progress across films.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::error::ApiResult;
+use super::AppState;
+use crate::auth::Viewer;
+use crate::stream::progress::{self, ProgressView};
+
+pub async fn me(viewer: Viewer) -> ApiResult<HttpResponse> {
+    let u = viewer.0;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "created_at": u.created_at,
+    })))
+}
+
+#[derive(Serialize)]
+struct FilmProgress {
+    film_id: Uuid,
+    title: String,
+    #[serde(flatten)]
+    progress: ProgressView,
+}
+
+pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    // Flush first so the listing (read from the store) includes the latest requests.
+    state.progress.flush()?;
+    let mut out = Vec::new();
+    for (film_id, record) in state.store.progress_of_user(&viewer.0.id)? {
+        let Some(film) = state.store.film(&film_id)?.filter(|f| f.is_watchable()) else {
+            continue;
+        };
+        let Ok(playback) = super::films::playback_of(&state, &film).await else {
+            continue;
+        };
+        out.push(FilmProgress {
+            film_id,
+            title: film.title.clone(),
+            progress: progress::view(
+                Some(&record),
+                &playback.manifest.segments,
+                state.config.playback.unlock_fraction,
+            ),
+        });
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "films": out })))
+}

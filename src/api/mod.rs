@@ -1,0 +1,59 @@
+//! The HTTP surface: one route table (`configure`), shared by the server and its tests,
+//! thin handlers (one file per noun) over the store and domain functions.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod films;
+pub mod health;
+pub mod hls;
+pub mod me;
+pub mod uploads;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::config::Config;
+use crate::jobs::JobQueue;
+use crate::secrets::SigningKeys;
+use crate::store::Store;
+use crate::stream::playlists::PlaybackCache;
+use crate::stream::progress::ProgressRecorder;
+
+/// Everything a handler may need, shared across workers.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: SigningKeys,
+    pub jobs: Arc<JobQueue>,
+    pub progress: Arc<ProgressRecorder>,
+    pub playback: Arc<PlaybackCache>,
+    pub metrics: health::Metrics,
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(
+            web::scope("/hls/{token}")
+                .route("/master.m3u8", web::get().to(hls::master))
+                .route("/keys/{key}", web::get().to(hls::key))
+                .route("/{rendition}/index.m3u8", web::get().to(hls::media))
+                .route("/{rendition}/{segment}", web::get().to(hls::segment)),
+        )
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/link", web::post().to(auth::link))
+                .route("/auth/refresh", web::post().to(auth::refresh))
+                .route("/auth/logout", web::post().to(auth::logout))
+                .route("/me", web::get().to(me::me))
+                .route("/me/progress", web::get().to(me::progress))
+                .route("/films", web::get().to(films::list))
+                .route("/films/{id}", web::get().to(films::detail))
+                .route("/films/{id}/poster.jpg", web::get().to(films::poster))
+                .route("/films/{id}/playback", web::post().to(films::playback))
+                .route("/films/{id}/progress", web::get().to(films::progress))
+                .service(web::scope("/admin").configure(admin::configure)),
+        );
+}

@@ -1,0 +1,138 @@
+//! Sign-in sessions: a token pair per sign-in, refresh with rotation and reuse detection,
+//! logout, and one-time login links for operators bootstrapping the first admin.
+
+use base64::Engine;
+use rand::RngCore;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::store::tokens::{LoginLink, RefreshOutcome, RefreshRecord};
+use crate::store::users::User;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the token is not valid")]
+    Invalid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the refresh token was already used; every session of that sign-in has been ended")]
+    Reused,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// 32 random bytes, URL-safe base64: unguessable opaque tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn start(
+    store: &Store,
+    key: &[u8; 32],
+    cfg: &AuthConfig,
+    user: &User,
+    now: i64,
+) -> Result<TokenPair, SessionError> {
+    issue_pair(store, key, cfg, user, crate::store::new_id(), now)
+}
+
+fn issue_pair(
+    store: &Store,
+    key: &[u8; 32],
+    cfg: &AuthConfig,
+    user: &User,
+    family: Uuid,
+    now: i64,
+) -> Result<TokenPair, SessionError> {
+    if user.disabled {
+        return Err(SessionError::Disabled);
+    }
+    let refresh_token = random_token();
+    store.add_refresh_token(
+        &refresh_token,
+        &RefreshRecord {
+            user_id: user.id,
+            family,
+            expires_at: now + cfg.refresh_ttl.as_secs() as i64,
+            rotated: false,
+            revoked: false,
+        },
+    )?;
+    let ttl = cfg.access_ttl.as_secs() as i64;
+    Ok(TokenPair {
+        access_token: super::jwt::issue(key, user.id, user.role, now, ttl),
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
+}
+
+pub fn refresh(
+    store: &Store,
+    key: &[u8; 32],
+    cfg: &AuthConfig,
+    token: &str,
+    now: i64,
+) -> Result<TokenPair, SessionError> {
+    match store.use_refresh_token(token, now)? {
+        RefreshOutcome::Rotated(record) => {
+            let user = store.user(&record.user_id)?.ok_or(SessionError::Invalid)?;
+            issue_pair(store, key, cfg, &user, record.family, now)
+        }
+        RefreshOutcome::Unknown => Err(SessionError::Invalid),
+        RefreshOutcome::Expired => Err(SessionError::Expired),
+        RefreshOutcome::Reused => Err(SessionError::Reused),
+    }
+}
+
+pub fn logout(store: &Store, refresh_token: &str) -> Result<(), SessionError> {
+    store.revoke_refresh_token(refresh_token)?;
+    Ok(())
+}
+
+/// Creates a one-time link token for `user`; the caller turns it into a URL.
+pub fn create_login_link(
+    store: &Store,
+    cfg: &AuthConfig,
+    user: &User,
+    now: i64,
+) -> Result<String, SessionError> {
+    let token = random_token();
+    store.add_login_link(
+        &token,
+        &LoginLink {
+            user_id: user.id,
+            expires_at: now + cfg.login_link_ttl.as_secs() as i64,
+        },
+    )?;
+    Ok(token)
+}
+
+pub fn redeem_login_link(
+    store: &Store,
+    key: &[u8; 32],
+    cfg: &AuthConfig,
+    token: &str,
+    now: i64,
+) -> Result<TokenPair, SessionError> {
+    let link = store
+        .take_login_link(token, now)?
+        .ok_or(SessionError::Invalid)?;
+    let user = store.user(&link.user_id)?.ok_or(SessionError::Invalid)?;
+    start(store, key, cfg, &user, now)
+}

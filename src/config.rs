@@ -1,0 +1,431 @@
+//! The one typed configuration: built-in defaults → `config.toml` → `CINEGATE_*`
+//! environment variables (`__` between levels). Unknown keys and bad values stop start-up
+//! with a message that names the key. Passed around in application state, never global.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The URL viewers reach the server at (links printed by the CLI, playback URLs).
+    pub public_url: String,
+    /// Data root: the store, uploads, packaged films, the control socket.
+    pub media_dir: PathBuf,
+    /// Secrets root: signing key and per-film secrets (mode 0700/0600).
+    pub keys_dir: PathBuf,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `cinegate=debug`.
+    pub log: String,
+    pub playback: PlaybackConfig,
+    pub transcode: TranscodeConfig,
+    pub upload: UploadConfig,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlaybackConfig {
+    /// How long a playback token opens playlists, segments and keys. Long enough to finish
+    /// the longest film with pauses: players never refetch a VOD playlist.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// Share of segments a non-buyer may watch: P = ceil(fraction × N).
+    pub preview_fraction: f64,
+    /// Coverage at which comments and support unlock.
+    pub unlock_fraction: f64,
+    /// How often buffered progress is written to the store.
+    #[serde(with = "humantime_serde")]
+    pub progress_flush_interval: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscodeConfig {
+    /// HEIGHT:BITRATE pairs; rungs above the source are skipped.
+    pub ladder: String,
+    /// libx264 preset.
+    pub preset: String,
+    /// Target segment length in seconds.
+    pub segment_seconds: f64,
+    /// AAC bitrate, e.g. `128k`.
+    pub audio_bitrate: String,
+    /// Packaging jobs run at once (each already uses every core through x264 threads).
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Largest accepted source file in bytes.
+    pub max_bytes: u64,
+    /// Unfinished tus uploads are removed after this long without activity.
+    #[serde(with = "humantime_serde")]
+    pub expire_after: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    #[serde(with = "humantime_serde")]
+    pub access_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub login_link_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins allowed to call the API and `/hls/` from a browser (hls.js uses XHR).
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest JSON request body in bytes.
+    pub json_body_bytes: usize,
+    /// Requests per minute per client address on the auth endpoints.
+    pub auth_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://127.0.0.1:8080".into(),
+            media_dir: "media".into(),
+            keys_dir: "keys".into(),
+            log: "info".into(),
+            playback: PlaybackConfig::default(),
+            transcode: TranscodeConfig::default(),
+            upload: UploadConfig::default(),
+            auth: AuthConfig::default(),
+            cors: CorsConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for PlaybackConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl: Duration::from_secs(8 * 3600),
+            preview_fraction: 0.10,
+            unlock_fraction: 0.90,
+            progress_flush_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Default for TranscodeConfig {
+    fn default() -> Self {
+        Self {
+            ladder: "1080:5000k,720:2800k,480:1400k,360:800k".into(),
+            preset: "veryfast".into(),
+            segment_seconds: 6.0,
+            audio_bitrate: "128k".into(),
+            workers: 1,
+        }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 20 * 1024 * 1024 * 1024,
+            expire_after: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_link_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            json_body_bytes: 64 * 1024,
+            auth_per_minute: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl Config {
+    /// Loads `explicit` if given (it must exist), else `./config.toml` if present, else
+    /// only the built-in defaults; then applies `CINEGATE_*` variables and validates.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(explicit, Env::prefixed("CINEGATE_").split("__"))
+    }
+
+    fn load_from(explicit: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match explicit {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::Load(format!(
+                        "{} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new("config.toml").is_file() => {
+                figment = figment.merge(Toml::file_exact("config.toml"));
+            }
+            None => {}
+        }
+        let config: Config = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return bad(
+                "public_url",
+                format!("{:?} must start with http:// or https://", self.public_url),
+            );
+        }
+        if self.playback.token_ttl < Duration::from_secs(60) {
+            return bad("playback.token_ttl", "must be at least 1 minute".into());
+        }
+        if !(0.0 < self.playback.preview_fraction && self.playback.preview_fraction < 1.0) {
+            return bad(
+                "playback.preview_fraction",
+                "must be between 0 and 1".into(),
+            );
+        }
+        if !(0.0 < self.playback.unlock_fraction && self.playback.unlock_fraction <= 1.0) {
+            return bad(
+                "playback.unlock_fraction",
+                "must be above 0 and at most 1".into(),
+            );
+        }
+        if self.playback.progress_flush_interval.is_zero() {
+            return bad(
+                "playback.progress_flush_interval",
+                "must be above zero".into(),
+            );
+        }
+        if let Err(e) = self.package_options() {
+            let key = match &e {
+                PackageOptionError::Ladder(_) => "transcode.ladder",
+                PackageOptionError::AudioBitrate(_) => "transcode.audio_bitrate",
+                PackageOptionError::Other(_) => "transcode",
+            };
+            return bad(key, e.to_string());
+        }
+        if !(1..=16).contains(&self.transcode.workers) {
+            return bad("transcode.workers", "must be 1–16".into());
+        }
+        if self.upload.max_bytes < 1024 * 1024 {
+            return bad("upload.max_bytes", "must be at least 1 MiB".into());
+        }
+        if self.auth.access_ttl < Duration::from_secs(60)
+            || self.auth.access_ttl > Duration::from_secs(24 * 3600)
+        {
+            return bad(
+                "auth.access_ttl",
+                "must be between 1 minute and 24 hours".into(),
+            );
+        }
+        if self.auth.refresh_ttl <= self.auth.access_ttl {
+            return bad(
+                "auth.refresh_ttl",
+                "must be longer than auth.access_ttl".into(),
+            );
+        }
+        if self.auth.login_link_ttl < Duration::from_secs(60)
+            || self.auth.login_link_ttl > Duration::from_secs(7 * 24 * 3600)
+        {
+            return bad(
+                "auth.login_link_ttl",
+                "must be between 1 minute and 7 days".into(),
+            );
+        }
+        for origin in &self.cors.allowed_origins {
+            if origin == "*"
+                || !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                return bad(
+                    "cors.allowed_origins",
+                    format!("{origin:?} must be an origin such as https://app.example.com (no wildcard, no path)"),
+                );
+            }
+        }
+        if self.limits.json_body_bytes < 1024 {
+            return bad("limits.json_body_bytes", "must be at least 1024".into());
+        }
+        if self.limits.auth_per_minute == 0 {
+            return bad("limits.auth_per_minute", "must be above zero".into());
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("log", format!("{:?} is not a valid log filter", self.log));
+        }
+        Ok(())
+    }
+
+    /// The packager's options from `[transcode]`.
+    pub fn package_options(&self) -> Result<transcoder::PackageOptions, PackageOptionError> {
+        let t = &self.transcode;
+        let opts = transcoder::PackageOptions {
+            ladder: transcoder::Rung::parse_ladder(&t.ladder)
+                .map_err(|e| PackageOptionError::Ladder(e.to_string()))?,
+            segment_seconds: t.segment_seconds,
+            x264_preset: t.preset.clone(),
+            audio_bitrate: transcoder::parse_bitrate(&t.audio_bitrate).ok_or_else(|| {
+                PackageOptionError::AudioBitrate(format!(
+                    "{:?} is not a bitrate such as 128k",
+                    t.audio_bitrate
+                ))
+            })?,
+        };
+        opts.validate()
+            .map_err(|e| PackageOptionError::Other(e.to_string()))?;
+        Ok(opts)
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.media_dir.join("store")
+    }
+
+    pub fn films_dir(&self) -> PathBuf {
+        self.media_dir.join("films")
+    }
+
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.media_dir.join("uploads")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.media_dir.join("cinegate.sock")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageOptionError {
+    #[error("{0}")]
+    Ladder(String),
+    #[error("{0}")]
+    AudioBitrate(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Figment's message names the key path and the source (file or env var); keep it whole.
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Loads in a jail (temporary cwd and environment) and returns the error text.
+    fn load_error(jail: &mut Jail, toml: &str) -> String {
+        let _ = jail.create_file("config.toml", toml);
+        Config::load(None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_are_valid_without_a_file() {
+        Jail::expect_with(|_| {
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(c.playback.token_ttl, Duration::from_secs(8 * 3600));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[playback]\ntoken_tll = \"1h\"\n");
+            assert!(e.contains("token_tll"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[playback]\npreview_fraction = 1.5\n");
+            assert!(e.contains("playback.preview_fraction"), "{e}");
+            let e = load_error(jail, "[transcode]\nladder = \"720-1M\"\n");
+            assert!(e.contains("transcode.ladder"), "{e}");
+            let e = load_error(jail, "listen = \"nowhere\"\n");
+            assert!(e.contains("listen"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_the_file_with_double_underscores() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "config.toml",
+                "listen = \"127.0.0.1:9000\"\n[playback]\ntoken_ttl = \"3h 30m\"\n",
+            )?;
+            jail.set_env("CINEGATE_LISTEN", "127.0.0.1:9100");
+            jail.set_env("CINEGATE_TRANSCODE__WORKERS", "2");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(c.transcode.workers, 2);
+            assert_eq!(c.playback.token_ttl, Duration::from_secs(3 * 3600 + 1800));
+            jail.set_env("CINEGATE_PLAYBACK__NOPE", "1");
+            let e = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("nope"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist() {
+        let e = Config::load(Some(Path::new("/nonexistent/cinegate.toml")))
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("does not exist")));
+    }
+}

@@ -1,0 +1,173 @@
+//! Getting a source into the system: where files live, probing, and queuing the job.
+//! Shared by the upload endpoints, `cinegate ingest` and the control socket.
+
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::store::films::{Film, Price, SourceSummary};
+use crate::store::jobs::{Job, JobState};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("film not found")]
+    NoFilm,
+    /// The file is not a film we can package (typed reason inside).
+    #[error(transparent)]
+    Rejected(transcoder::TranscodeError),
+    #[error("a packaging job for this film is already queued or running")]
+    Busy,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("probing failed: {0}")]
+    Fault(transcoder::TranscodeError),
+}
+
+/// `uploads/{film}/source`: the accepted source of a film (kept for retries).
+pub fn source_path(config: &Config, film: &Uuid) -> PathBuf {
+    config.uploads_dir().join(film.to_string()).join("source")
+}
+
+/// `films/{film}`: holds the film's package directories.
+pub fn film_dir(config: &Config, film: &Uuid) -> PathBuf {
+    config.films_dir().join(film.to_string())
+}
+
+pub fn package_dir(config: &Config, film: &Uuid, job: &Uuid) -> PathBuf {
+    film_dir(config, film).join(format!("pkg-{job}"))
+}
+
+/// Validates `file` with `probe`; if it is a film, moves it into place as the film's
+/// source and queues a packaging job. A rejected file is deleted and nothing is queued.
+/// Blocking: call from a blocking thread.
+pub fn accept_source(
+    config: &Config,
+    store: &Store,
+    film_id: &Uuid,
+    file: &Path,
+    file_name: &str,
+    now: i64,
+) -> Result<Job, IngestError> {
+    let film = store.film(film_id)?.ok_or(IngestError::NoFilm)?;
+    let active = store
+        .jobs_for_film(film_id)?
+        .into_iter()
+        .any(|j| matches!(j.state, JobState::Queued | JobState::Running));
+    if active {
+        let _ = std::fs::remove_file(file);
+        return Err(IngestError::Busy);
+    }
+    let info = match transcoder::probe(file) {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = std::fs::remove_file(file);
+            return Err(if e.is_input_error() {
+                IngestError::Rejected(e)
+            } else {
+                IngestError::Fault(e)
+            });
+        }
+    };
+    let bytes = std::fs::metadata(file)?.len();
+    let dest = source_path(config, film_id);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::rename(file, &dest)?;
+    store.update_film(&film.id, |f| {
+        f.source = Some(SourceSummary {
+            file_name: file_name.to_string(),
+            bytes,
+            duration: info.duration,
+        });
+        f.updated_at = now;
+    })?;
+    let job = Job {
+        id: crate::store::new_id(),
+        film_id: *film_id,
+        source: format!("{film_id}/source"),
+        state: JobState::Queued,
+        progress: 0.0,
+        error: None,
+        attempts: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    store.save_job(&job)?;
+    Ok(job)
+}
+
+/// Validated film fields shared by the admin API and the CLI.
+pub fn validate_title(title: &str) -> Result<String, String> {
+    let t = title.trim();
+    if t.is_empty() || t.chars().count() > 200 {
+        return Err("title must be 1–200 characters".into());
+    }
+    if t.chars().any(char::is_control) {
+        return Err("title must not contain control characters".into());
+    }
+    Ok(t.to_string())
+}
+
+pub fn validate_description(text: &str) -> Result<String, String> {
+    if text.chars().count() > 10_000 {
+        return Err("description must be at most 10000 characters".into());
+    }
+    Ok(text.trim().to_string())
+}
+
+pub fn validate_price(amount: u64, currency: &str) -> Result<Price, String> {
+    let currency = currency.trim().to_uppercase();
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(format!("{currency:?} is not an ISO 4217 currency code"));
+    }
+    if amount == 0 || amount > 100_000_000_000 {
+        return Err("price amount must be a positive integer in minor units".into());
+    }
+    Ok(Price { amount, currency })
+}
+
+pub fn new_film(title: String, description: String, prices: Vec<Price>, now: i64) -> Film {
+    Film {
+        id: crate::store::new_id(),
+        title,
+        description,
+        prices,
+        published: false,
+        publish_when_ready: false,
+        source: None,
+        package: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Removes everything a film owns on disk: packages, source, secret.
+pub fn remove_film_files(config: &Config, film: &Uuid) {
+    let _ = std::fs::remove_dir_all(film_dir(config, film));
+    let _ = std::fs::remove_dir_all(config.uploads_dir().join(film.to_string()));
+    crate::secrets::delete_film_secret(&config.keys_dir, film);
+}
+
+/// After a crash: staging directories the packager could not clean up.
+pub fn remove_stale_staging(config: &Config) {
+    let Ok(films) = std::fs::read_dir(config.films_dir()) else {
+        return;
+    };
+    for film in films.flatten() {
+        let Ok(entries) = std::fs::read_dir(film.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".partial-") {
+                tracing::info!(dir = %e.path().display(), "removing an unfinished package left by a crash");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

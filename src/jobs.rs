@@ -1,0 +1,321 @@
+//! The packaging queue: persisted jobs (see `store::jobs`) run on a bounded pool of
+//! blocking threads, off the async runtime. Each job runs inside its own spawned task, so
+//! a panic fails that job and nothing else. Progress is written to the store at most
+//! once per percent; cancellation is cooperative through the packager's flag.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::ingest;
+use crate::store::films::PackageSummary;
+use crate::store::jobs::{Job, JobFailure, JobState};
+use crate::store::{now, Store, StoreError};
+use crate::stream::playlists::PlaybackCache;
+
+pub struct JobQueue {
+    store: Store,
+    config: Arc<Config>,
+    cache: Arc<PlaybackCache>,
+    wake: Notify,
+    running: Mutex<HashMap<Uuid, Arc<AtomicBool>>>,
+    shutting_down: AtomicBool,
+    /// Serialises claiming so two workers never take the same job.
+    claim: Mutex<()>,
+}
+
+impl JobQueue {
+    pub fn new(store: Store, config: Arc<Config>, cache: Arc<PlaybackCache>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            config,
+            cache,
+            wake: Notify::new(),
+            running: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            claim: Mutex::new(()),
+        })
+    }
+
+    /// Starts the workers; jobs left running by a crash were re-queued by the caller.
+    pub fn start(self: &Arc<Self>) {
+        for _ in 0..self.config.transcode.workers {
+            let queue = self.clone();
+            tokio::spawn(async move { queue.worker().await });
+        }
+    }
+
+    pub fn notify(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    async fn worker(self: Arc<Self>) {
+        loop {
+            if self.shutting_down.load(Ordering::Relaxed) {
+                return;
+            }
+            match self.claim_next() {
+                Ok(Some(job)) => {
+                    let queue = self.clone();
+                    let id = job.id;
+                    let outcome = tokio::task::spawn_blocking(move || queue.run(job)).await;
+                    if let Err(e) = outcome {
+                        tracing::error!(job = %id, error = %e, "a packaging job panicked");
+                        let _ = self.finish(
+                            &id,
+                            JobState::Failed,
+                            Some(failure("internal", "the packager crashed; retry the job")),
+                        );
+                    }
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read the job queue");
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+
+    pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
+        let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(job) = self
+            .store
+            .jobs()?
+            .into_iter()
+            .find(|j| j.state == JobState::Queued)
+        else {
+            return Ok(None);
+        };
+        let flag = Arc::new(AtomicBool::new(false));
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.id, flag);
+        self.store.update_job(&job.id, |j| {
+            j.state = JobState::Running;
+            j.progress = 0.0;
+            j.error = None;
+            j.attempts += 1;
+            j.updated_at = now();
+        })
+    }
+
+    /// Runs one claimed job to its end (blocking).
+    pub fn run(&self, job: Job) {
+        let span = tracing::info_span!("package", job = %job.id, film = %job.film_id);
+        let _enter = span.enter();
+        tracing::info!("packaging started");
+        let cancel = self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job.id)
+            .cloned()
+            .unwrap_or_default();
+        let result = self.package(&job, &cancel);
+        let outcome = match result {
+            Ok(()) => {
+                tracing::info!("packaging finished");
+                self.finish(&job.id, JobState::Ready, None)
+            }
+            Err(transcoder::TranscodeError::Cancelled)
+                if self.shutting_down.load(Ordering::Relaxed) =>
+            {
+                tracing::info!("packaging interrupted by shutdown; the job stays queued");
+                self.finish(&job.id, JobState::Queued, None)
+            }
+            Err(transcoder::TranscodeError::Cancelled) => {
+                self.finish(&job.id, JobState::Cancelled, None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "packaging failed");
+                let message = if e.is_input_error() {
+                    e.to_string()
+                } else {
+                    "packaging failed on the server; see the logs".into()
+                };
+                self.finish(&job.id, JobState::Failed, Some(failure(e.code(), &message)))
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "could not record the job outcome");
+        }
+    }
+
+    fn package(&self, job: &Job, cancel: &AtomicBool) -> Result<(), transcoder::TranscodeError> {
+        let opts = self
+            .config
+            .package_options()
+            .map_err(|e| transcoder::TranscodeError::InvalidOptions(e.to_string()))?;
+        let secret =
+            crate::secrets::film_secret(&self.config.keys_dir, &job.film_id).map_err(|e| {
+                transcoder::TranscodeError::Io {
+                    context: "loading the film secret".into(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        let source = self.config.uploads_dir().join(&job.source);
+        let out = ingest::package_dir(&self.config, &job.film_id, &job.id);
+        if out.exists() {
+            // A finished package from an earlier attempt whose outcome was not recorded.
+            let _ = std::fs::remove_dir_all(&out);
+        }
+        let mut last = 0.0f64;
+        let mut on_progress = |f: f64| {
+            if f - last >= 0.01 || f >= 1.0 {
+                last = f;
+                let _ = self.store.update_job(&job.id, |j| {
+                    j.progress = (f * 1000.0).round() / 1000.0;
+                    j.updated_at = now();
+                });
+            }
+        };
+        let packaged =
+            transcoder::package(&source, &out, &opts, &secret, &mut on_progress, cancel)?;
+        let dir = out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut previous = None;
+        let updated = self
+            .store
+            .update_film(&job.film_id, |f| {
+                previous = f.package.as_ref().map(|p| p.dir.clone());
+                f.package = Some(PackageSummary {
+                    dir: dir.clone(),
+                    duration: packaged.manifest.duration,
+                    segments: packaged.manifest.segment_count(),
+                    renditions: packaged
+                        .manifest
+                        .renditions
+                        .iter()
+                        .map(|r| r.name.clone())
+                        .collect(),
+                    packaged_at: now(),
+                });
+                if f.publish_when_ready {
+                    f.published = true;
+                    f.publish_when_ready = false;
+                }
+                f.updated_at = now();
+            })
+            .map_err(|e| transcoder::TranscodeError::Io {
+                context: "recording the package".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        if updated.is_none() {
+            // The film was deleted while packaging: drop the orphan package.
+            let _ = std::fs::remove_dir_all(&out);
+            return Err(transcoder::TranscodeError::Cancelled);
+        }
+        self.cache.invalidate(&job.film_id);
+        if let Some(old) = previous.filter(|d| *d != dir) {
+            let _ = std::fs::remove_dir_all(ingest::film_dir(&self.config, &job.film_id).join(old));
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        id: &Uuid,
+        state: JobState,
+        error: Option<JobFailure>,
+    ) -> Result<(), StoreError> {
+        self.store.update_job(id, |j| {
+            j.state = state;
+            if state == JobState::Ready {
+                j.progress = 1.0;
+            }
+            if state == JobState::Queued {
+                j.progress = 0.0;
+            }
+            j.error = error.clone();
+            j.updated_at = now();
+        })?;
+        Ok(())
+    }
+
+    /// Cancels a queued or running job. Returns the job as it now stands.
+    pub fn cancel(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
+        let Some(job) = self.store.job(id)? else {
+            return Ok(None);
+        };
+        match job.state {
+            JobState::Queued => self.store.update_job(id, |j| {
+                j.state = JobState::Cancelled;
+                j.updated_at = now();
+            }),
+            JobState::Running => {
+                if let Some(flag) = self
+                    .running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                Ok(Some(job))
+            }
+            _ => Ok(Some(job)),
+        }
+    }
+
+    /// Puts a failed or cancelled job back in the queue.
+    pub fn retry(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
+        let updated = self.store.update_job(id, |j| {
+            if matches!(j.state, JobState::Failed | JobState::Cancelled) {
+                j.state = JobState::Queued;
+                j.progress = 0.0;
+                j.error = None;
+                j.updated_at = now();
+            }
+        })?;
+        self.notify();
+        Ok(updated)
+    }
+
+    /// Graceful shutdown: stop claiming, interrupt running jobs (they return to the queue).
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        for flag in self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.wake.notify_waiters();
+    }
+
+    /// True while any job is running (shutdown waits for them to wind down).
+    pub fn busy(&self) -> bool {
+        !self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+}
+
+fn failure(code: &str, message: &str) -> JobFailure {
+    JobFailure {
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}

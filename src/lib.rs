@@ -1,0 +1,14 @@
+//! cinegate: a self-hosted pay-per-view film server. See `docs/ARCHITECTURE.md`.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod ingest;
+pub mod jobs;
+pub mod ops;
+pub mod secrets;
+pub mod startup;
+pub mod store;
+pub mod stream;

@@ -1,0 +1,243 @@
+//! Builds and runs the server: opens the store and keys, recovers from a crash (re-queues
+//! interrupted jobs, removes half-written packages), binds the listener (port 0 works;
+//! `port()` tells which), and shuts down gracefully on SIGTERM/SIGINT: stop accepting,
+//! finish in-flight requests, interrupt jobs back into the queue, flush progress and the
+//! store.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+
+use crate::api::{self, error, AppState};
+use crate::config::Config;
+use crate::jobs::JobQueue;
+use crate::secrets::SigningKeys;
+use crate::store::{now, Store};
+use crate::stream::playlists::PlaybackCache;
+use crate::stream::progress::ProgressRecorder;
+
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub fn build(config: Config) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        for dir in [
+            config.media_dir.clone(),
+            config.films_dir(),
+            config.uploads_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store = Store::open(&config.store_dir())?;
+        let keys = SigningKeys::load_or_create(&config.keys_dir)?;
+        let requeued = store.requeue_interrupted_jobs(now())?;
+        if !requeued.is_empty() {
+            tracing::info!(
+                count = requeued.len(),
+                "re-queued jobs interrupted by the last shutdown or crash"
+            );
+        }
+        crate::ingest::remove_stale_staging(&config);
+
+        let playback = Arc::new(PlaybackCache::default());
+        let state = web::Data::new(AppState {
+            jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
+            progress: Arc::new(ProgressRecorder::new(store.clone())),
+            playback,
+            keys,
+            store,
+            metrics: Default::default(),
+            config: config.clone(),
+        });
+        let _ = api::uploads::expire_stale(&state);
+
+        let listener = TcpListener::bind(config.listen)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(app_state.config.limits.json_body_bytes)
+                        .error_handler(error::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(web::PathConfig::default().error_handler(error::path_error))
+                .wrap(cors(&app_state.config))
+                .wrap(actix_web::middleware::from_fn(access_log))
+                .configure(api::configure)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
+                }))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self {
+            server,
+            port,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        state.jobs.start();
+        let socket = state.config.control_socket();
+        match crate::control::bind(&socket) {
+            Ok(listener) => {
+                tokio::spawn(crate::control::serve(listener, state.clone()));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "operator socket unavailable; CLI commands need the server stopped")
+            }
+        }
+        let flusher = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(state.config.playback.progress_flush_interval);
+                let mut hourly = Instant::now();
+                loop {
+                    tick.tick().await;
+                    let progress = state.progress.clone();
+                    match tokio::task::spawn_blocking(move || progress.flush()).await {
+                        Ok(Err(e)) => tracing::error!(error = %e, "progress flush failed"),
+                        Err(e) => tracing::error!(error = %e, "progress flush panicked"),
+                        Ok(Ok(_)) => {}
+                    }
+                    if hourly.elapsed() > Duration::from_secs(3600) {
+                        hourly = Instant::now();
+                        let _ = api::uploads::expire_stale(&state);
+                    }
+                }
+            })
+        };
+
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            result = &mut server => {
+                result??;
+            }
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                state.jobs.shutdown();
+                handle.stop(true).await;
+                let _ = server.await;
+            }
+        }
+        // Jobs were told to stop; give them a moment to record themselves as queued.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while state.jobs.busy() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        flusher.abort();
+        let flushed = state.progress.flush()?;
+        state.store.flush()?;
+        let _ = std::fs::remove_file(&socket);
+        tracing::info!(progress_records = flushed, "stopped");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn cors(config: &Config) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allowed_headers([
+            "authorization",
+            "content-type",
+            "range",
+            "tus-resumable",
+            "upload-length",
+            "upload-offset",
+            "upload-metadata",
+            "x-file-name",
+        ])
+        .expose_headers([
+            "location",
+            "content-length",
+            "content-range",
+            "upload-offset",
+            "upload-length",
+            "tus-resumable",
+            "tus-version",
+            "tus-extension",
+            "tus-max-size",
+            "cinegate-job-id",
+            "x-request-id",
+        ])
+        .max_age(3600);
+    for origin in &config.cors.allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}
+
+/// Access log with a request id; `/hls/` paths are logged with the token's id, never the
+/// token. Query strings are left out (login links carry tokens there).
+async fn access_log(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = crate::store::new_id().simple().to_string();
+    let method = req.method().to_string();
+    let path = crate::stream::token::redact_path(req.path());
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        api::health::Metrics::inc(&state.metrics.requests);
+    }
+    let mut res = next.call(req).await?;
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-request-id"),
+            value,
+        );
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        %path,
+        status = res.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}

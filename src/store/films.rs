@@ -1,0 +1,120 @@
+//! Films: the catalogue record (title, prices, publication) and, once packaged, a
+//! summary of the package the playlists are rendered from.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{get, put, scan, Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    /// Integer minor units (cents for USD, won for KRW).
+    pub amount: u64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    /// Directory name under the films root.
+    pub dir: String,
+    pub duration: f64,
+    pub segments: usize,
+    pub renditions: Vec<String>,
+    pub packaged_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    pub file_name: String,
+    pub bytes: u64,
+    pub duration: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Film {
+    pub id: Uuid,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub prices: Vec<Price>,
+    #[serde(default)]
+    pub published: bool,
+    /// Publish automatically when the current packaging job succeeds.
+    #[serde(default)]
+    pub publish_when_ready: bool,
+    #[serde(default)]
+    pub source: Option<SourceSummary>,
+    #[serde(default)]
+    pub package: Option<PackageSummary>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Film {
+    /// Viewers see a film only when it is published and its package is ready.
+    pub fn is_watchable(&self) -> bool {
+        self.published && self.package.is_some()
+    }
+}
+
+impl Store {
+    pub fn film(&self, id: &Uuid) -> Result<Option<Film>> {
+        get(&self.films, "films", id.as_bytes())
+    }
+
+    pub fn save_film(&self, film: &Film) -> Result<()> {
+        put(&self.films, film.id.as_bytes(), film)
+    }
+
+    /// Applies `change` to the stored film atomically (retrying on concurrent writes).
+    pub fn update_film(
+        &self,
+        id: &Uuid,
+        mut change: impl FnMut(&mut Film),
+    ) -> Result<Option<Film>> {
+        let mut result = None;
+        self.films.fetch_and_update(id.as_bytes(), |old| {
+            let mut film: Film = super::decode("films", old?).ok()?;
+            change(&mut film);
+            let bytes = super::encode(&film);
+            result = Some(film);
+            Some(bytes)
+        })?;
+        Ok(result)
+    }
+
+    /// Every film, newest first.
+    pub fn films(&self) -> Result<Vec<Film>> {
+        let mut films: Vec<Film> = scan(&self.films, "films", &[])?;
+        films.reverse();
+        Ok(films)
+    }
+
+    /// Removes the film and every record that belongs to it (grants, progress, jobs).
+    pub fn delete_film(&self, id: &Uuid) -> Result<()> {
+        self.films.remove(id.as_bytes())?;
+        for entry in self.grants.scan_prefix(id.as_bytes()) {
+            let (k, _) = entry?;
+            self.grants.remove(&k)?;
+            let mut rev = k[16..].to_vec();
+            rev.extend_from_slice(&k[..16]);
+            self.grants_by_user.remove(rev)?;
+        }
+        let mut doomed = Vec::new();
+        for entry in self.progress.iter() {
+            let (k, _) = entry?;
+            if k.len() == 32 && &k[16..] == id.as_bytes() {
+                doomed.push(k);
+            }
+        }
+        for k in doomed {
+            self.progress.remove(k)?;
+        }
+        for job in self.jobs_for_film(id)? {
+            self.jobs.remove(job.id.as_bytes())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! The embedded store: one sled database under the data root, one tree per record type.
+//!
+//! Records are JSON values (readable with any sled dump, tolerant to added fields); keys
+//! are byte-encoded so prefix and range scans answer the queries: ids are UUIDv7 (16
+//! bytes, time-ordered), composite keys concatenate fixed-width parts. Changes that must
+//! agree across trees use sled transactions. sled writes go to its log in memory and are
+//! flushed in the background (every 500 ms), so calls here do not wait on the disk; an
+//! explicit `flush` runs at shutdown.
+
+pub mod films;
+pub mod grants;
+pub mod jobs;
+pub mod progress;
+pub mod tokens;
+pub mod uploads;
+pub mod users;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: record in `{tree}` is unreadable: {message}")]
+    Corrupt { tree: &'static str, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store was written by a newer cinegate (schema {found}, this one reads {SCHEMA_VERSION})")]
+    NewerSchema { found: u32 },
+    #[error("the store at {path} is in use by another process (is `cinegate serve` running?)")]
+    Locked { path: String },
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Typed access to every tree. Cheap to clone (sled handles are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    pub(crate) meta: sled::Tree,
+    pub(crate) users: sled::Tree,
+    pub(crate) users_by_email: sled::Tree,
+    pub(crate) refresh_tokens: sled::Tree,
+    pub(crate) login_links: sled::Tree,
+    pub(crate) films: sled::Tree,
+    pub(crate) jobs: sled::Tree,
+    pub(crate) grants: sled::Tree,
+    pub(crate) grants_by_user: sled::Tree,
+    pub(crate) progress: sled::Tree,
+    pub(crate) uploads: sled::Tree,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) =>
+            {
+                StoreError::Locked {
+                    path: dir.display().to_string(),
+                }
+            }
+            other => StoreError::Sled(other),
+        })?;
+        let store = Self {
+            meta: db.open_tree("meta")?,
+            users: db.open_tree("users")?,
+            users_by_email: db.open_tree("users_by_email")?,
+            refresh_tokens: db.open_tree("refresh_tokens")?,
+            login_links: db.open_tree("login_links")?,
+            films: db.open_tree("films")?,
+            jobs: db.open_tree("jobs")?,
+            grants: db.open_tree("grants")?,
+            grants_by_user: db.open_tree("grants_by_user")?,
+            progress: db.open_tree("progress")?,
+            uploads: db.open_tree("uploads")?,
+            db,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// A throwaway in-memory store for unit tests.
+    #[cfg(test)]
+    pub fn temporary() -> Result<Self> {
+        let db = sled::Config::new().temporary(true).open()?;
+        let store = Self {
+            meta: db.open_tree("meta")?,
+            users: db.open_tree("users")?,
+            users_by_email: db.open_tree("users_by_email")?,
+            refresh_tokens: db.open_tree("refresh_tokens")?,
+            login_links: db.open_tree("login_links")?,
+            films: db.open_tree("films")?,
+            jobs: db.open_tree("jobs")?,
+            grants: db.open_tree("grants")?,
+            grants_by_user: db.open_tree("grants_by_user")?,
+            progress: db.open_tree("progress")?,
+            uploads: db.open_tree("uploads")?,
+            db,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        match self.meta.get("schema_version")? {
+            None => {
+                self.meta
+                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| {
+                    StoreError::Corrupt {
+                        tree: "meta",
+                        message: "schema_version".into(),
+                    }
+                })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema { found });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain data structs with string keys always serialise.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+pub(crate) fn get<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+) -> Result<Option<T>> {
+    tree.get(key)?.map(|v| decode(name, &v)).transpose()
+}
+
+pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<()> {
+    tree.insert(key, encode(value))?;
+    Ok(())
+}
+
+pub(crate) fn scan<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    prefix: &[u8],
+) -> Result<Vec<T>> {
+    tree.scan_prefix(prefix)
+        .map(|kv| {
+            let (_, v) = kv?;
+            decode(name, &v)
+        })
+        .collect()
+}
+
+/// A new time-ordered id.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// Parses an id from a URL or JSON; `None` for anything that is not one of ours.
+pub fn parse_id(text: &str) -> Option<Uuid> {
+    Uuid::try_parse(text).ok()
+}
+
+pub(crate) fn pair(a: &Uuid, b: &Uuid) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(a.as_bytes());
+    key[16..].copy_from_slice(b.as_bytes());
+    key
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
