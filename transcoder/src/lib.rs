@@ -19,14 +19,14 @@ pub use package::{package, PackageOptions, PackageStats, Packaged, POSTER_FILE, 
 pub use probe::{probe, MediaInfo, StreamInfo, StreamKind};
 pub use secret::{encrypt_segment, segment_iv, segment_iv_hex, segment_key, FilmSecret};
 
-/// Initialises FFmpeg once per process and keeps its own logging to errors only
-/// (callers report failures through `TranscodeError`).
+/// Initialises FFmpeg once per process and silences its own stderr logging (a damaged
+/// source can print thousands of lines); callers report failures through `TranscodeError`.
 pub(crate) fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if ffmpeg_next::init().is_err() {
             tracing::error!("FFmpeg failed to initialise");
         }
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
     });
 }

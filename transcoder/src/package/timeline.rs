@@ -1,6 +1,9 @@
 //! Segment boundaries, decided once on the decoded source frames and shared by every
-//! rendition: segment *k* starts at the first frame at or after `k × target` (empty slots of
-//! a variable-frame-rate source are skipped, so indexes stay dense). Because every rung sees
+//! rendition: segment *k* starts at the first frame at or after `first + k × target`, where
+//! `first` is the first decodable frame (a source cut mid-GOP starts late; its first segment
+//! is still a full one). Empty slots of a variable-frame-rate source are skipped, so indexes
+//! stay dense; a gap longer than a segment makes that segment longer (there is no frame to
+//! cut at). Because every rung sees
 //! the same frames, the keyframes forced at these instants make segment *i* cover the same
 //! time span in every rendition.
 
@@ -9,6 +12,8 @@
 pub(crate) struct Timeline {
     target: i64,
     boundaries: Vec<i64>,
+    /// The first frame's time: the grid's origin.
+    origin: i64,
     /// The latest decoded frame time: everything at or before it has a known segment.
     decoded_until: Option<i64>,
     finished: bool,
@@ -20,6 +25,7 @@ impl Timeline {
         Self {
             target: target.max(1),
             boundaries: Vec::new(),
+            origin: 0,
             decoded_until: None,
             finished: false,
         }
@@ -29,9 +35,15 @@ impl Timeline {
     pub(crate) fn on_frame(&mut self, pts: i64) -> Option<usize> {
         self.decoded_until = Some(pts);
         let opens = match self.boundaries.last() {
-            None => true,
+            None => {
+                self.origin = pts;
+                true
+            }
             // The slot this frame falls in is later than the last segment's slot.
-            Some(&last) => pts.div_euclid(self.target) > last.div_euclid(self.target),
+            Some(&last) => {
+                (pts - self.origin).div_euclid(self.target)
+                    > (last - self.origin).div_euclid(self.target)
+            }
         };
         if opens {
             self.boundaries.push(pts);
@@ -96,7 +108,13 @@ mod tests {
         assert_eq!(t.segment_of(0), Some(0));
         assert_eq!(t.segment_of(4), None);
         t.on_frame(7);
-        assert_eq!(t.segment_of(7), Some(1));
+        assert_eq!(
+            t.segment_of(7),
+            Some(0),
+            "the grid starts at the first frame"
+        );
+        t.on_frame(9);
+        assert_eq!(t.segment_of(9), Some(1));
         t.finish();
         assert_eq!(t.segment_of(100), Some(1));
     }

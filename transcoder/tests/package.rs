@@ -1,0 +1,590 @@
+//! Integration tests of `transcoder::package` against docs/PACKAGE-CONTRACT.md.
+//!
+//! Sources are generated with the ffmpeg CLI; packages are judged with ffprobe/ffmpeg/openssl
+//! and a key derivation written from the contract (see `common`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use common::*;
+use transcoder::{FilmSecret, PackageOptions, Packaged, Rung, TranscodeError};
+
+const SMALL_LADDER: &[(u32, u32)] = &[(240, 400_000), (144, 150_000)];
+const DEFAULT_LADDER: &[(u32, u32)] = &[
+    (1080, 5_000_000),
+    (720, 2_800_000),
+    (480, 1_400_000),
+    (360, 800_000),
+];
+
+fn opts(ladder: &[(u32, u32)]) -> PackageOptions {
+    PackageOptions {
+        ladder: ladder
+            .iter()
+            .map(|&(height, bitrate)| Rung { height, bitrate })
+            .collect(),
+        segment_seconds: SEGMENT,
+        x264_preset: "ultrafast".to_string(),
+        audio_bitrate: 96_000,
+    }
+}
+
+fn secret() -> FilmSecret {
+    FilmSecret::from_hex(SECRET_HEX).unwrap()
+}
+
+struct Run {
+    _parent: tempfile::TempDir,
+    parent: PathBuf,
+    out: PathBuf,
+    progress: Vec<f64>,
+    result: Result<Packaged, TranscodeError>,
+}
+
+/// Packages `src` into a fresh `<tempdir>/film`.
+fn package_to_fresh(src: &Path, ladder: &[(u32, u32)]) -> Run {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("film");
+    let mut progress = Vec::new();
+    let cancel = AtomicBool::new(false);
+    let result = transcoder::package(
+        src,
+        &out,
+        &opts(ladder),
+        &secret(),
+        &mut |p| progress.push(p),
+        &cancel,
+    );
+    Run {
+        parent: parent.path().to_path_buf(),
+        _parent: parent,
+        out,
+        progress,
+        result,
+    }
+}
+
+/// Packages a good source and judges the output; panics if packaging fails.
+fn package_and_judge(src: &Path, ladder: &[(u32, u32)]) -> (Run, Judged) {
+    let run = package_to_fresh(src, ladder);
+    if let Err(e) = &run.result {
+        panic!(
+            "package({}) failed: {e} (code {}) / {e:?}",
+            src.display(),
+            e.code()
+        );
+    }
+    let judged = judge(&run.out, &secret_bytes(SECRET_HEX));
+    (run, judged)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main H.264 package, shared by several tests
+// ---------------------------------------------------------------------------------------------
+
+struct Main {
+    run: Run,
+    judged: Judged,
+    src: PathBuf,
+}
+
+fn main_pkg() -> &'static Main {
+    static MAIN: OnceLock<Main> = OnceLock::new();
+    MAIN.get_or_init(|| {
+        let src = src_h264();
+        let (run, judged) = package_and_judge(&src, SMALL_LADDER);
+        Main { run, judged, src }
+    })
+}
+
+fn main_expect() -> Expect {
+    Expect::new(
+        &main_pkg().src,
+        320,
+        240,
+        &[("240", 320, 240), ("144", 192, 144)],
+    )
+}
+
+#[test]
+fn h264_source_packages_to_spec() {
+    let m = main_pkg();
+    // 13 s at 6 s: 6, 6, 1 — the fixture gives two full segments.
+    assert_eq!(
+        m.judged.manifest_segments().len(),
+        3,
+        "segments {:?}",
+        m.judged.manifest_segments()
+    );
+    assert_package(&m.judged, &main_expect());
+}
+
+#[test]
+fn every_segment_has_its_own_key_and_iv() {
+    let m = main_pkg();
+    let s = secret_bytes(SECRET_HEX);
+    for r in &m.judged.renditions {
+        for (i, seg) in r.segments.iter().enumerate() {
+            // The first block's plaintext depends on the IV: the first TS packet must be a
+            // PSI section with a valid CRC once decrypted with IV_i.
+            assert_eq!(
+                seg.psi_crc_ok,
+                Some(true),
+                "{}/{i:05}.ts: first TS packet after decrypting with IV_{i} is not a valid PSI section",
+                r.name
+            );
+        }
+        // key_0 must not open segment 1 (keys are per segment, not per film).
+        if r.segments.len() > 1 {
+            let tmp = tempfile::tempdir().unwrap();
+            let out = tmp.path().join("wrong.ts");
+            let res = openssl_decrypt(&r.segments[1].file, &derive_key(&s, 0), &derive_iv(1), &out);
+            let opened = res.is_ok()
+                && std::fs::read(&out)
+                    .map(|b| b.first() == Some(&0x47) && b.get(188) == Some(&0x47))
+                    .unwrap_or(false);
+            assert!(!opened, "{}/00001.ts decrypts with key_0", r.name);
+        }
+    }
+}
+
+#[test]
+fn progress_is_monotonic_within_unit_interval_and_ends_at_one() {
+    let p = &main_pkg().run.progress;
+    assert!(p.len() >= 3, "only {} progress calls: {p:?}", p.len());
+    for v in p {
+        assert!(
+            (0.0..=1.0).contains(v),
+            "progress value {v} outside 0..=1: {p:?}"
+        );
+    }
+    for w in p.windows(2) {
+        assert!(
+            w[1] >= w[0],
+            "progress went back from {} to {}: {p:?}",
+            w[0],
+            w[1]
+        );
+    }
+    assert_eq!(*p.last().unwrap(), 1.0, "last progress value: {p:?}");
+    assert!(
+        p.iter().any(|v| *v > 0.0 && *v < 1.0),
+        "no intermediate progress value: {p:?}"
+    );
+}
+
+#[test]
+fn manifest_bandwidths_match_the_encrypted_files() {
+    let m = main_pkg();
+    let mut fails = Vec::new();
+    check_bandwidth(&m.run.out, &m.judged, &mut fails);
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+#[test]
+fn poster_is_a_jpeg_and_nothing_else_is_left_behind() {
+    let m = main_pkg();
+    let manifest = &m.judged.manifest;
+    assert_eq!(manifest["poster"].as_str(), Some("poster.jpg"));
+    let poster = m.run.out.join("poster.jpg");
+    let bytes = std::fs::read(&poster).expect("poster.jpg exists");
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "poster.jpg is not a JPEG");
+    let v = first_stream_of(&poster, "video").expect("poster decodes");
+    assert_eq!(v["codec_name"].as_str(), Some("mjpeg"));
+    assert!(num(&v["width"]).unwrap_or(0.0) > 0.0);
+    // The parent holds only the finished package (no temp dir left over).
+    assert_eq!(entries(&m.run.parent), vec!["film".to_string()]);
+    // The package holds only the contract's files (export files may appear from the export
+    // test running concurrently).
+    for e in entries(&m.run.out) {
+        assert!(
+            [
+                "manifest.json",
+                "poster.jpg",
+                "240",
+                "144",
+                "master.m3u8",
+                "keys"
+            ]
+            .contains(&e.as_str()),
+            "unexpected entry {e} in the package"
+        );
+    }
+}
+
+#[test]
+fn key_helpers_follow_the_contract() {
+    let s = secret();
+    let raw = secret_bytes(SECRET_HEX);
+    assert_eq!(s.to_hex(), SECRET_HEX);
+    for i in [0u64, 1, 2, 255, 256, 1 << 40] {
+        assert_eq!(
+            transcoder::segment_key(&s, i),
+            derive_key(&raw, i),
+            "key_{i}"
+        );
+        assert_eq!(transcoder::segment_iv(i), derive_iv(i), "IV_{i}");
+    }
+    assert_eq!(
+        hex::encode(transcoder::segment_iv(1)),
+        "00000000000000000000000000000001"
+    );
+}
+
+#[test]
+fn ladder_parses_kilobits() {
+    let l = Rung::parse_ladder("1080:5000k,720:2800k,480:1400k,360:800k").unwrap();
+    let got: Vec<(u32, u32)> = l.iter().map(|r| (r.height, r.bitrate)).collect();
+    assert_eq!(got, DEFAULT_LADDER.to_vec());
+}
+
+#[test]
+fn export_keys_writes_playable_playlists() {
+    let m = main_pkg();
+    let packaged = m.run.result.as_ref().unwrap();
+    transcoder::export_keys(&m.run.out, &packaged.manifest, &secret()).unwrap();
+    let mut fails = Vec::new();
+    check_exported(&m.run.out, &secret_bytes(SECRET_HEX), &mut fails);
+    let (frames, stderr, ok) = play_master(&m.run.out);
+    let decoded = frames as f64 / 25.0;
+    let src = format_duration(&m.src);
+    if !ok || !stderr.trim().is_empty() {
+        fails.push(format!(
+            "ffmpeg playing master.m3u8: ok={ok}, stderr: {stderr}"
+        ));
+    }
+    if (decoded - src).abs() > 0.2 {
+        fails.push(format!(
+            "ffmpeg decoded {frames} frames = {decoded:.3} s through master.m3u8, source {src:.3} s"
+        ));
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ladder rules
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ladder_entirely_above_the_source_gives_one_rendition_at_source_size() {
+    let src = src_no_audio();
+    let (_run, j) = package_and_judge(&src, &[(720, 2_800_000), (480, 1_400_000)]);
+    let mut e = Expect::new(&src, 320, 240, &[("240", 320, 240)]);
+    e.has_audio = false;
+    assert_package(&j, &e);
+}
+
+#[test]
+fn default_ladder_on_480p_source_gives_480_and_360_only() {
+    let src = src_480p();
+    let (_run, j) = package_and_judge(&src, DEFAULT_LADDER);
+    assert_package(
+        &j,
+        &Expect::new(&src, 854, 480, &[("480", 854, 480), ("360", 640, 360)]),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Source kinds
+// ---------------------------------------------------------------------------------------------
+
+fn small_kind(src: PathBuf, display: (u32, u32), renditions: &[(&str, u32, u32)]) {
+    let (_run, j) = package_and_judge(&src, SMALL_LADDER);
+    assert_package(&j, &Expect::new(&src, display.0, display.1, renditions));
+}
+
+const SMALL_OUT: &[(&str, u32, u32)] = &[("240", 320, 240), ("144", 192, 144)];
+
+#[test]
+fn hevc_source_packages() {
+    let src = src_hevc();
+    assert_eq!(
+        first_stream_of(&src, "video").unwrap()["codec_name"],
+        "hevc"
+    );
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn hevc_10bit_source_packages() {
+    let src = src_hevc10();
+    let v = first_stream_of(&src, "video").unwrap();
+    assert_eq!(v["codec_name"], "hevc");
+    assert_eq!(v["pix_fmt"], "yuv420p10le");
+    let (_run, j) = package_and_judge(&src, SMALL_LADDER);
+    assert_package(&j, &Expect::new(&src, 320, 240, SMALL_OUT));
+    // HLS/H.264 players need 8-bit 4:2:0 out.
+    for r in &j.renditions {
+        let v = first_stream_of(&r.segments[0].plain, "video").unwrap();
+        assert_eq!(v["pix_fmt"], "yuv420p", "rendition {}", r.name);
+    }
+}
+
+#[test]
+fn vp9_webm_source_packages() {
+    let src = src_vp9();
+    assert_eq!(first_stream_of(&src, "video").unwrap()["codec_name"], "vp9");
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn av1_source_packages() {
+    let src = src_av1();
+    assert_eq!(first_stream_of(&src, "video").unwrap()["codec_name"], "av1");
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn variable_frame_rate_source_packages() {
+    let src = src_vfr();
+    // The fixture really is VFR: 1/30 s steps first, 1/10 s steps later.
+    let mut pts: Vec<f64> = video_packets(&src).iter().map(|p| p.0).collect();
+    pts.sort_by(f64::total_cmp);
+    let steps: Vec<f64> = pts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(steps.iter().any(|d| (d - 1.0 / 30.0).abs() < 0.005));
+    assert!(steps.iter().any(|d| (d - 0.1).abs() < 0.005));
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn odd_dimension_source_packages() {
+    let src = src_odd();
+    let v = first_stream_of(&src, "video").unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(321), Some(241))
+    );
+    // 240 ≤ 241 is kept: 240 × 321/241 = 319.7 → 320; 144 → 191.8 → 192.
+    small_kind(src, (321, 241), SMALL_OUT);
+}
+
+#[test]
+fn source_without_audio_packages_without_audio() {
+    let src = src_no_audio();
+    assert!(first_stream_of(&src, "audio").is_none());
+    let (_run, j) = package_and_judge(&src, SMALL_LADDER);
+    let mut e = Expect::new(&src, 320, 240, SMALL_OUT);
+    e.has_audio = false;
+    assert_package(&j, &e);
+}
+
+#[test]
+fn mono_44k_audio_becomes_stereo_48k_aac() {
+    let src = src_mono_44k();
+    let a = first_stream_of(&src, "audio").unwrap();
+    assert_eq!(
+        (num(&a["sample_rate"]), a["channels"].as_u64()),
+        (Some(44100.0), Some(1))
+    );
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn surround_22k_audio_becomes_stereo_48k_aac() {
+    let src = src_surround_22k();
+    let a = first_stream_of(&src, "audio").unwrap();
+    assert_eq!(
+        (num(&a["sample_rate"]), a["channels"].as_u64()),
+        (Some(22050.0), Some(6))
+    );
+    small_kind(src, (320, 240), SMALL_OUT);
+}
+
+#[test]
+fn rotated_source_comes_out_portrait() {
+    let src = src_rotated();
+    let rot = display_rotation(&src).expect("the fixture carries a display matrix");
+    assert!((rot.abs() - 90.0).abs() < 0.5, "fixture rotation {rot}");
+    let v = first_stream_of(&src, "video").unwrap();
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    // Displayed 240x320: the rung applies to the shorter side (240), so 240x320 and 144x192.
+    small_kind(src, (240, 320), &[("240", 240, 320), ("144", 144, 192)]);
+}
+
+#[test]
+fn source_starting_with_a_non_keyframe_packages() {
+    let src = src_nonkey_start();
+    let pk = video_packets(&src);
+    assert!(
+        !pk[0].2.contains('K'),
+        "fixture's first video packet is a keyframe"
+    );
+    let (_run, j) = package_and_judge(&src, SMALL_LADDER);
+    // The first second of video (up to the first keyframe) cannot be decoded; the package
+    // may start at the first keyframe or cover it (e.g. with the first decodable picture).
+    let mut e = Expect::new(&src, 320, 240, SMALL_OUT);
+    e.duration_below = 1.0 + 0.2;
+    assert_package(&j, &e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad inputs, cancellation, options
+// ---------------------------------------------------------------------------------------------
+
+fn assert_failed_cleanly(run: &Run, what: &str) {
+    assert!(
+        !run.out.exists(),
+        "{what}: output directory was left behind"
+    );
+    assert_eq!(
+        entries(&run.parent),
+        Vec::<String>::new(),
+        "{what}: leftovers in the output's parent directory"
+    );
+}
+
+#[test]
+fn text_file_is_not_media() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = src_text(dir.path());
+    let run = package_to_fresh(&src, SMALL_LADDER);
+    match &run.result {
+        Err(e @ TranscodeError::NotMedia { .. }) => assert_eq!(e.code(), "not_media"),
+        Err(e) => panic!("text file: got {e:?} (code {}), want NotMedia", e.code()),
+        Ok(_) => panic!("text file: packaged successfully"),
+    }
+    assert_failed_cleanly(&run, "text file");
+}
+
+#[test]
+fn audio_only_file_has_no_video() {
+    let src = src_audio_only();
+    let run = package_to_fresh(&src, SMALL_LADDER);
+    match &run.result {
+        Err(e @ TranscodeError::NoVideo) => assert_eq!(e.code(), "no_video"),
+        Err(e) => panic!("audio-only: got {e:?} (code {}), want NoVideo", e.code()),
+        Ok(_) => panic!("audio-only: packaged successfully"),
+    }
+    assert_failed_cleanly(&run, "audio-only");
+}
+
+#[test]
+fn video_stream_without_frames_is_zero_duration() {
+    let src = src_zero_duration();
+    let v = first_stream_of(&src, "video").expect("fixture has a video stream");
+    assert_eq!(v["codec_name"], "h264");
+    assert!(video_packets(&src).is_empty(), "fixture has video packets");
+    let run = package_to_fresh(&src, SMALL_LADDER);
+    match &run.result {
+        Err(e @ TranscodeError::ZeroDuration) => assert_eq!(e.code(), "zero_duration"),
+        Err(e) => panic!(
+            "zero-duration: got {e:?} (code {}), want ZeroDuration",
+            e.code()
+        ),
+        Ok(_) => panic!("zero-duration: packaged successfully"),
+    }
+    assert_failed_cleanly(&run, "zero-duration");
+}
+
+fn assert_truncated(src: &Path, what: &str) {
+    let run = package_to_fresh(src, SMALL_LADDER);
+    match &run.result {
+        Err(e @ TranscodeError::Truncated { .. }) => assert_eq!(e.code(), "truncated"),
+        Err(e) => panic!("{what}: got {e:?} (code {}), want Truncated", e.code()),
+        Ok(_) => panic!(
+            "{what}: packaged successfully; manifest duration {} s, segments {}",
+            read_manifest(&run.out)["duration"],
+            read_manifest(&run.out)["segments"]
+        ),
+    }
+    assert_failed_cleanly(&run, what);
+}
+
+#[test]
+fn faststart_mp4_cut_in_half_is_truncated() {
+    assert_truncated(&src_truncated_mp4(), "half faststart mp4");
+}
+
+#[test]
+fn mkv_cut_in_half_is_truncated() {
+    assert_truncated(&src_truncated_mkv(), "half mkv");
+}
+
+#[test]
+fn cancelling_from_progress_returns_cancelled_and_leaves_nothing() {
+    let src = src_h264();
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("film");
+    let cancel = AtomicBool::new(false);
+    let mut calls = 0usize;
+    let result = transcoder::package(
+        &src,
+        &out,
+        &opts(SMALL_LADDER),
+        &secret(),
+        &mut |_| {
+            calls += 1;
+            cancel.store(true, Ordering::SeqCst);
+        },
+        &cancel,
+    );
+    assert!(calls >= 1, "progress was never called");
+    match result {
+        Err(TranscodeError::Cancelled) => {}
+        Err(e) => panic!("got {e:?}, want Cancelled"),
+        Ok(_) => panic!("package finished although cancelled after the first progress call"),
+    }
+    assert!(!out.exists(), "output directory left behind after cancel");
+    assert_eq!(
+        entries(parent.path()),
+        Vec::<String>::new(),
+        "leftovers after cancel"
+    );
+}
+
+#[test]
+fn existing_output_directory_is_refused_and_untouched() {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("film");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let cancel = AtomicBool::new(false);
+    let r = transcoder::package(
+        &src_h264(),
+        &out,
+        &opts(SMALL_LADDER),
+        &secret(),
+        &mut |_| {},
+        &cancel,
+    );
+    match r {
+        Err(e @ TranscodeError::OutputExists(_)) => assert_eq!(e.code(), "output_exists"),
+        Err(e) => panic!("got {e:?}, want OutputExists"),
+        Ok(_) => panic!("packaged into an existing directory"),
+    }
+    assert_eq!(entries(&out), vec!["keep.txt".to_string()]);
+    assert_eq!(entries(parent.path()), vec!["film".to_string()]);
+}
+
+#[test]
+fn bad_options_are_invalid_options() {
+    let cancel = AtomicBool::new(false);
+    let mut zero_seg = opts(SMALL_LADDER);
+    zero_seg.segment_seconds = 0.0;
+    let mut neg_seg = opts(SMALL_LADDER);
+    neg_seg.segment_seconds = -6.0;
+    for (what, o) in [
+        ("segment_seconds 0", zero_seg),
+        ("segment_seconds -6", neg_seg),
+    ] {
+        let parent = tempfile::tempdir().unwrap();
+        let out = parent.path().join("film");
+        match transcoder::package(&src_h264(), &out, &o, &secret(), &mut |_| {}, &cancel) {
+            Err(e @ TranscodeError::InvalidOptions(_)) => assert_eq!(e.code(), "invalid_options"),
+            Err(e) => panic!("{what}: got {e:?}, want InvalidOptions"),
+            Ok(_) => panic!("{what}: packaged"),
+        }
+        assert_eq!(
+            entries(parent.path()),
+            Vec::<String>::new(),
+            "{what}: leftovers"
+        );
+    }
+}
