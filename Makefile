@@ -3,9 +3,8 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-DEMO_DIR ?= media/demo
 
-.PHONY: all deps build test lint demo bench clean-demo
+.PHONY: all deps build test lint demo bench
 
 all: build
 
@@ -23,10 +22,8 @@ test: lint
 	$(CARGO) test --workspace
 
 demo: build
-	@./scripts/demo.sh "$(DEMO_DIR)"
+	@./scripts/demo.sh
 
 bench: build
-	./bench/transcode.sh
-
-clean-demo:
-	rm -rf "$(DEMO_DIR)"
+	SKIP_BUILD=1 ./bench/transcode.sh
+	SKIP_BUILD=1 ./bench/serve.sh

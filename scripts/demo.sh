@@ -1,24 +1,79 @@
 #!/usr/bin/env bash
-# `make demo`: generates a 30-second sample film (colour bars and a tone) on first run,
-# packages it into encrypted HLS with its keys exported, and prints how to play it.
+# `make demo`: runs the server on the built-in defaults (media/ and keys/ in this folder,
+# http://127.0.0.1:8080), and on first run creates an admin and a viewer, generates a
+# 60-second sample film, ingests and publishes it. Then prints what to open, and keeps the
+# server in the foreground until Ctrl-C.
 set -euo pipefail
-dir=${1:-media/demo}
 bin=./target/release/cinegate
-mkdir -p "$dir"
-src="$dir/sample.mp4"
-if [ ! -f "$src" ]; then
-  echo "generating a sample film: $src"
+listen=${CINEGATE_LISTEN:-127.0.0.1:8080}
+export CINEGATE_LISTEN=$listen
+export CINEGATE_LOG=${CINEGATE_LOG:-warn}
+export CINEGATE_PUBLIC_URL=${CINEGATE_PUBLIC_URL:-http://$listen}
+base=$CINEGATE_PUBLIC_URL
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+mkdir -p media
+sample=media/sample-film.mp4
+if [ ! -f "$sample" ]; then
+  echo "generating a 60-second sample film: $sample"
   ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=30" \
-    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 30 \
-    -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -shortest "$src"
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 60 \
+    -c:v libx264 -preset veryfast -pix_fmt yuv420p -c:a aac -shortest "$sample"
 fi
-rm -rf "$dir/package"
-"$bin" probe "$src"
-"$bin" package "$src" --out "$dir/package" --secret-file "$dir/film.secret" --export-keys
+
+if curl -fsS "$base/healthz" >/dev/null 2>&1; then
+  echo "something already answers on $base; stop it or set CINEGATE_LISTEN=127.0.0.1:PORT" >&2
+  exit 1
+fi
+"$bin" serve &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+for _ in $(seq 50); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+
+"$bin" user create admin@cinegate.local --admin >/dev/null 2>&1 || true
+"$bin" user create viewer@cinegate.local >/dev/null 2>&1 || true
+link_token() { "$bin" user login-link "$1" | tail -n 1 | sed 's/.*token=//'; }
+access_token() {
+  curl -fsS -X POST "$base/api/v1/auth/link" -H 'content-type: application/json' \
+    -d "{\"token\":\"$(link_token "$1")\"}" | json "d['access_token']"
+}
+admin=$(access_token admin@cinegate.local)
+film=$(curl -fsS "$base/api/v1/admin/films" -H "authorization: Bearer $admin" |
+  json "next((f['id'] for f in d['films'] if f['title']=='Sample film'), '')")
+if [ -z "$film" ]; then
+  "$bin" ingest "$sample" --title "Sample film" --price 500 --currency USD --publish
+  film=$(curl -fsS "$base/api/v1/admin/films" -H "authorization: Bearer $admin" |
+    json "next(f['id'] for f in d['films'] if f['title']=='Sample film')")
+fi
+echo "packaging the sample film (job progress from the admin API):"
+while :; do
+  state=$(curl -fsS "$base/api/v1/admin/films/$film" -H "authorization: Bearer $admin" |
+    json "d['status'] + ' ' + str(round(100*max([j['progress'] for j in d['jobs']] or [0])))")
+  printf '\r  %s%%   ' "$state"
+  case $state in published*|ready*) break ;; failed*) echo; echo "packaging failed" >&2; exit 1 ;; esac
+  sleep 1
+done
+echo
+viewer=$(access_token viewer@cinegate.local)
+master=$(curl -fsS -X POST "$base/api/v1/films/$film/playback" -H "authorization: Bearer $viewer" |
+  json "d['master_url'] + ' ' + d['entitlement'] + ' ' + str(d['preview_segments']) + '/' + str(d['total_segments'])")
+read -r url entitlement segments <<<"$master"
+
 cat <<MSG
 
-Done. The encrypted package is in $dir/package (per-segment AES-128 keys in keys/).
-  play it:     ffplay -allowed_extensions ALL $dir/package/master.m3u8
-  decode it:   ffmpeg -allowed_extensions ALL -i $dir/package/master.m3u8 -f null -
-  look at it:  $dir/package/poster.jpg, $dir/package/manifest.json
+cinegate is running at $base (data in ./media, secrets in ./keys).
+
+  admin sign-in (one-time, 15 min):   $base/login?token=$(link_token admin@cinegate.local)
+  viewer sign-in (one-time, 15 min):  $base/login?token=$(link_token viewer@cinegate.local)
+
+  The viewer has not bought the film: entitlement "$entitlement", $segments segments.
+  Play the preview (it stops after ~10%):
+    ffplay '$url'
+  or decode it:  ffmpeg -i '$url' -f null -
+  Give the viewer the whole film, then play the same URL again:
+    curl -X PUT -H 'authorization: Bearer $admin' \\
+      $base/api/v1/admin/films/$film/grants/\$(curl -s -H 'authorization: Bearer $viewer' $base/api/v1/me | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+
+Ctrl-C stops the server.
 MSG
+wait $server

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
-# pkg-config, the ffmpeg CLI and openssl (independent judges in tests).
+# pkg-config, the ffmpeg CLI and openssl (independent judges in tests), and the Python
+# test peers (m3u8 playlist parser, tuspy tus client).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -30,3 +31,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+
+# Independent test peers from PyPI: an HLS playlist parser and a tus client.
+if ! python3 -c "import m3u8, tusclient" >/dev/null 2>&1; then
+  echo "installing python test peers: m3u8 tuspy"
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
+fi

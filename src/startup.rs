@@ -56,6 +56,7 @@ impl Application {
             keys,
             store,
             metrics: Default::default(),
+            auth_limiter: Default::default(),
             config: config.clone(),
         });
         let _ = api::uploads::expire_stale(&state);

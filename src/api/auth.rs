@@ -1,6 +1,6 @@
 //! Token endpoints: exchange a login link, refresh (rotating), logout.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
@@ -20,6 +20,12 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+    state
+        .auth_limiter
+        .check(req.peer_addr().map(|a| a.ip()), state.config.limits.auth_per_minute, now())
+}
+
 fn non_empty(token: &str) -> ApiResult<&str> {
     let t = token.trim();
     if t.is_empty() || t.len() > 512 {
@@ -33,8 +39,10 @@ fn non_empty(token: &str) -> ApiResult<&str> {
 
 pub async fn link(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<LinkRequest>,
 ) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
     let token = non_empty(&body.token)?;
     let pair = session::redeem_login_link(
         &state.store,
@@ -50,8 +58,10 @@ pub async fn link(
 
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
     let token = non_empty(&body.refresh_token)?;
     let pair = session::refresh(
         &state.store,
@@ -67,8 +77,10 @@ pub async fn refresh(
 
 pub async fn logout(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
     let token = non_empty(&body.refresh_token)?;
     session::logout(&state.store, token)?;
     Ok(HttpResponse::NoContent().finish())

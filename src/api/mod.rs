@@ -8,6 +8,8 @@ pub mod films;
 pub mod health;
 pub mod hls;
 pub mod me;
+pub mod pages;
+pub mod ratelimit;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -30,11 +32,13 @@ pub struct AppState {
     pub progress: Arc<ProgressRecorder>,
     pub playback: Arc<PlaybackCache>,
     pub metrics: health::Metrics,
+    pub auth_limiter: ratelimit::RateLimiter,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/login").route(web::get().to(pages::login)))
         .service(
             web::scope("/hls/{token}")
                 .route("/master.m3u8", web::get().to(hls::master))
