@@ -68,9 +68,9 @@ pub struct Store {
 impl Store {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(ref io)
-                if io.kind() == std::io::ErrorKind::WouldBlock || io.raw_os_error() == Some(11) =>
-            {
+            // sled wraps the flock failure in an io::Error of its own; its text is the
+            // only stable marker.
+            sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked {
                     path: dir.display().to_string(),
                 }
