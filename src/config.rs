@@ -45,6 +45,8 @@ pub struct PlaybackConfig {
     /// How often buffered progress is written to the store.
     #[serde(with = "humantime_serde")]
     pub progress_flush_interval: Duration,
+    /// Memory for hot segments, in bytes (0 = read every request from disk).
+    pub segment_cache_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,6 +126,7 @@ impl Default for PlaybackConfig {
             preview_fraction: 0.10,
             unlock_fraction: 0.90,
             progress_flush_interval: Duration::from_secs(1),
+            segment_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -57,6 +57,9 @@ impl Application {
             store,
             metrics: Default::default(),
             auth_limiter: Default::default(),
+            segments: crate::stream::segments::SegmentCache::new(
+                config.playback.segment_cache_bytes,
+            ),
             config: config.clone(),
         });
         let _ = api::uploads::expire_stale(&state);
@@ -83,6 +86,9 @@ impl Application {
                 }))
         })
         .listen(listener)?
+        // HLS players hold their connection between segment requests; 75 s is nginx's
+        // default and outlasts a player's pause between 6 s segments.
+        .keep_alive(Duration::from_secs(75))
         .disable_signals()
         .shutdown_timeout(30)
         .run();

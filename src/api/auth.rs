@@ -21,9 +21,11 @@ pub struct RefreshRequest {
 }
 
 fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
-    state
-        .auth_limiter
-        .check(req.peer_addr().map(|a| a.ip()), state.config.limits.auth_per_minute, now())
+    state.auth_limiter.check(
+        req.peer_addr().map(|a| a.ip()),
+        state.config.limits.auth_per_minute,
+        now(),
+    )
 }
 
 fn non_empty(token: &str) -> ApiResult<&str> {

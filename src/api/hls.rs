@@ -144,35 +144,65 @@ pub async fn segment(
         .dir
         .join(&rendition)
         .join(format!("{index:05}.ts"));
-    let file = actix_files::NamedFile::open_async(&file_path)
-        .await
-        .map_err(|e| ApiError::internal(&format!("segment file {}: {e}", file_path.display())))?
-        .set_content_type(
-            "video/mp2t"
-                .parse()
-                .unwrap_or(mime::APPLICATION_OCTET_STREAM),
-        )
-        .use_last_modified(true)
-        .use_etag(true);
-    let mut response = file.into_response(&req);
-    if response.status().is_success() {
-        // Encrypted, so a shared cache may keep it; the gate is on the key.
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        );
-        let duration = access.playback.manifest.segments[index];
-        state.progress.record(Event {
-            user: access.user,
-            film: access.film,
-            index: index as u32,
-            total: access.playback.segment_count(),
-            duration,
-            signal: Signal::Segment,
-            now: now(),
-        });
-        Metrics::inc(&state.metrics.segments_served);
-    }
+    let bytes =
+        state.segments.get(&file_path).await.map_err(|e| {
+            ApiError::internal(&format!("segment file {}: {e}", file_path.display()))
+        })?;
+    let response = ranged(&req, bytes)?;
+    let duration = access.playback.manifest.segments[index];
+    state.progress.record(Event {
+        user: access.user,
+        film: access.film,
+        index: index as u32,
+        total: access.playback.segment_count(),
+        duration,
+        signal: Signal::Segment,
+        now: now(),
+    });
+    Metrics::inc(&state.metrics.segments_served);
+    Ok(response)
+}
+
+/// 200 with the whole segment, or 206 for one satisfiable `Range` (what players send);
+/// 416 for an unsatisfiable one. Encrypted, so a shared cache may keep it.
+fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
+    let size = bytes.len() as u64;
+    let mut response = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => HttpResponse::Ok().body(bytes),
+        Some(range) => match actix_files::HttpRange::parse(range, size)
+            .ok()
+            .and_then(|r| r.into_iter().next())
+        {
+            Some(r) => {
+                let (start, end) = (r.start, r.start + r.length);
+                let mut partial = HttpResponse::PartialContent();
+                partial.insert_header((
+                    header::CONTENT_RANGE,
+                    format!("bytes {start}-{}/{size}", end - 1),
+                ));
+                partial.body(bytes.slice(start as usize..end as usize))
+            }
+            None => {
+                return Err(ApiError::new(
+                    actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    "the requested range is outside the segment",
+                )
+                .header("Content-Range", format!("bytes */{size}")));
+            }
+        },
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
     Ok(response)
 }
 

@@ -31,9 +31,13 @@ impl RateLimiter {
         entry.1 += 1;
         if entry.1 > per_minute {
             let retry = 60 - now.rem_euclid(60);
-            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again shortly")
-                .with("retry_after", retry)
-                .header("Retry-After", retry.to_string()));
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; try again shortly",
+            )
+            .with("retry_after", retry)
+            .header("Retry-After", retry.to_string()));
         }
         Ok(())
     }

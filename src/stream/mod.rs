@@ -4,4 +4,5 @@
 pub mod gate;
 pub mod playlists;
 pub mod progress;
+pub mod segments;
 pub mod token;
