@@ -56,9 +56,16 @@ async fn handle(stream: UnixStream, state: actix_web::web::Data<AppState>) -> st
             };
             tracing::info!(command = redacted, "operator command");
             let inner = state.clone();
-            tokio::task::spawn_blocking(move || execute(&inner, request))
-                .await
-                .unwrap_or_else(|e| Response::err(format!("the command failed: {e}")))
+            tokio::task::spawn_blocking(move || {
+                let response = execute(&inner, request);
+                // The operator is told "done" only once it is on disk.
+                if let Err(e) = inner.store.flush() {
+                    return Response::err(format!("the change was made but not yet saved: {e}"));
+                }
+                response
+            })
+            .await
+            .unwrap_or_else(|e| Response::err(format!("the command failed: {e}")))
         }
         Err(e) => Response::err(format!("bad request: {e}")),
     };

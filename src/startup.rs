@@ -219,15 +219,24 @@ fn cors(config: &Config) -> actix_cors::Cors {
 }
 
 /// Access log with a request id; `/hls/` paths are logged with the token's id, never the
-/// token. Query strings are left out (login links carry tokens there).
+/// token. Query strings are left out (login links carry tokens there). The id is a
+/// per-process random prefix and a counter: unique, and cheap on the segment hot path;
+/// the log line itself is only built when `info` is enabled.
 async fn access_log(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let started = Instant::now();
-    let id = crate::store::new_id().simple().to_string();
-    let method = req.method().to_string();
-    let path = crate::stream::token::redact_path(req.path());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{:08x}{n:08x}", PREFIX.get_or_init(rand::random::<u32>));
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
+        (
+            req.method().to_string(),
+            crate::stream::token::redact_path(req.path()),
+        )
+    });
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
         api::health::Metrics::inc(&state.metrics.requests);
     }
@@ -238,13 +247,15 @@ async fn access_log(
             value,
         );
     }
-    tracing::info!(
-        request_id = %id,
-        %method,
-        %path,
-        status = res.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    if let Some((method, path)) = logged {
+        tracing::info!(
+            request_id = %id,
+            %method,
+            %path,
+            status = res.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     Ok(res)
 }

@@ -17,6 +17,9 @@ pub struct ApiError {
     pub extra: Map<String, Value>,
     /// Extra response headers (e.g. `Cache-Control: no-store` on key refusals).
     pub headers: Vec<(&'static str, String)>,
+    /// Close the connection after answering: the request body was not read to its end,
+    /// so the connection cannot carry another request.
+    pub close: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -39,7 +42,13 @@ impl ApiError {
             message: message.into(),
             extra: Map::new(),
             headers: Vec::new(),
+            close: false,
         }
+    }
+
+    pub fn close_connection(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -108,6 +117,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         for (name, value) in &self.headers {
             response.insert_header((*name, value.as_str()));
+        }
+        if self.close {
+            response.force_close();
         }
         response.json(Value::Object(body))
     }

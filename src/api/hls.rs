@@ -163,6 +163,22 @@ pub async fn segment(
     Ok(response)
 }
 
+/// The body as a stream of slices of the same buffer (no copies): actix-http copies each
+/// chunk into its write buffer, and one multi-megabyte chunk made that buffer grow to the
+/// whole segment — a fresh large allocation and page faults on every response.
+fn sliced(
+    bytes: web::Bytes,
+) -> actix_web::body::SizedStream<
+    impl futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>>,
+> {
+    const SLICE: usize = 64 * 1024;
+    let size = bytes.len() as u64;
+    let slices = (0..bytes.len())
+        .step_by(SLICE)
+        .map(move |at| Ok(bytes.slice(at..(at + SLICE).min(bytes.len()))));
+    actix_web::body::SizedStream::new(size, futures_util::stream::iter(slices))
+}
+
 /// 200 with the whole segment, or 206 for one satisfiable `Range` (what players send);
 /// 416 for an unsatisfiable one. Encrypted, so a shared cache may keep it.
 fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
@@ -172,7 +188,7 @@ fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
     {
-        None => HttpResponse::Ok().body(bytes),
+        None => HttpResponse::Ok().body(sliced(bytes)),
         Some(range) => match actix_files::HttpRange::parse(range, size)
             .ok()
             .and_then(|r| r.into_iter().next())
@@ -184,7 +200,7 @@ fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
                     header::CONTENT_RANGE,
                     format!("bytes {start}-{}/{size}", end - 1),
                 ));
-                partial.body(bytes.slice(start as usize..end as usize))
+                partial.body(sliced(bytes.slice(start as usize..end as usize)))
             }
             None => {
                 return Err(ApiError::new(

@@ -225,7 +225,8 @@ pub async fn patch(
     upload.updated_at = now();
     state.store.save_upload(&upload)?;
     if let Some(e) = failure {
-        return Err(e.header("Tus-Resumable", TUS_VERSION));
+        // The rest of the body is still on the wire.
+        return Err(e.header("Tus-Resumable", TUS_VERSION).close_connection());
     }
     if upload.offset == upload.length {
         state.store.delete_upload(&upload.id)?;

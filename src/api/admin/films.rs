@@ -288,7 +288,7 @@ pub async fn put_source(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return Err(too_large(max));
+        return Err(too_large(max).close_connection());
     }
     let path = scratch_file(&state);
     if let Some(parent) = path.parent() {
@@ -318,7 +318,8 @@ pub async fn put_source(
     drop(file);
     if let Err(e) = outcome {
         let _ = tokio::fs::remove_file(&path).await;
-        return Err(e);
+        // The rest of the body is still on the wire.
+        return Err(e.close_connection());
     }
     if written == 0 {
         let _ = tokio::fs::remove_file(&path).await;

@@ -1,0 +1,11 @@
+//! Integration tests of the HTTP server: the real `cinegate` binary on loopback, driven by
+//! independent clients (the ffmpeg CLI as the HLS player, Python's `m3u8` and `tuspy`).
+//! Issue 3, "Tests". Python peers: `pip install -r tests/peers/requirements.txt`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod harness;
+mod ingest;
+mod playback;
+mod recovery;

@@ -1,0 +1,509 @@
+//! Playback through the gate with independent clients: the ffmpeg CLI as the HLS player,
+//! Python's `m3u8` as the playlist parser; progress measured from what was served.
+
+use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
+use serde_json::Value;
+
+use crate::harness::{
+    ffmpeg_decode, preview_of, probe_duration, python_json, shared, src_main, Server, User, FPS,
+    MAIN_SECONDS,
+};
+
+const EPS: f64 = 1e-9;
+
+fn f64_of(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing or not a number in {v}"))
+}
+
+fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing or not an integer in {v}"))
+}
+
+/// GET an `/hls/` path, asserting 200; returns the body.
+fn fetch_ok(server: &Server, path: &str) -> Vec<u8> {
+    let r = server.get(path, None);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.brief());
+    r.body
+}
+
+fn progress_of_film(server: &Server, user: &User, film: &str) -> Value {
+    server.progress(user, film)
+}
+
+#[test]
+fn ffmpeg_plays_everything_for_a_grantee_and_only_the_preview_otherwise() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let n = f.segments;
+    let p = preview_of(n);
+    assert_eq!(n, 11, "a 66 s source in 6 s segments");
+    assert_eq!(f.preview, p, "catalog preview_segments for N = {n}");
+    let source_seconds = probe_duration(&src_main().to_string_lossy());
+    assert!((source_seconds - MAIN_SECONDS).abs() < 0.1);
+
+    let buyer = s.user("buyer", false);
+    s.grant(&sh.admin, &f.id, &buyer);
+    let viewer = s.user("previewer", false);
+
+    // The buyer: the whole film, decrypted and decoded by ffmpeg over HTTP.
+    let full = s.playback(&buyer, &f.id);
+    assert_eq!(full.answer["entitlement"], "full", "{}", full.answer);
+    assert_eq!(u64_of(&full.answer, "total_segments"), n as u64);
+    assert_eq!(u64_of(&full.answer, "preview_segments"), p as u64);
+    let probed = probe_duration(&full.master);
+    assert!(
+        (probed - source_seconds).abs() <= 1.0,
+        "ffprobe of the buyer's master: {probed} s, source {source_seconds} s"
+    );
+    let decoded = ffmpeg_decode(&full.master);
+    assert!(
+        decoded.ok && decoded.stderr.trim().is_empty(),
+        "ffmpeg on the buyer's master: {decoded:?}"
+    );
+    assert!(
+        (decoded.seconds - source_seconds).abs() <= 1.0,
+        "buyer decoded {} s of a {source_seconds} s film ({decoded:?})",
+        decoded.seconds
+    );
+    let want_frames = source_seconds * FPS;
+    assert!(
+        (decoded.frames as f64 - want_frames).abs() <= FPS,
+        "buyer decoded {} frames, source has {want_frames}",
+        decoded.frames
+    );
+
+    // The non-buyer: only the first P segments.
+    let preview = s.playback(&viewer, &f.id);
+    assert_eq!(
+        preview.answer["entitlement"], "preview",
+        "{}",
+        preview.answer
+    );
+    assert_eq!(u64_of(&preview.answer, "preview_segments"), p as u64);
+    assert_eq!(u64_of(&preview.answer, "total_segments"), n as u64);
+    let preview_seconds = source_seconds * p as f64 / n as f64; // 6 s segments: 12 s
+    let probed = probe_duration(&preview.master);
+    assert!(
+        (probed - preview_seconds).abs() <= 1.0,
+        "ffprobe of the preview master: {probed} s, want {preview_seconds} s"
+    );
+    let decoded = ffmpeg_decode(&preview.master);
+    assert!(
+        decoded.ok && decoded.stderr.trim().is_empty(),
+        "ffmpeg on the preview master: {decoded:?}"
+    );
+    assert!(
+        (decoded.seconds - preview_seconds).abs() <= 1.0,
+        "preview viewer decoded {} s, want {preview_seconds} s (P = {p} of N = {n})",
+        decoded.seconds
+    );
+    assert!(
+        (decoded.frames as f64 - preview_seconds * FPS).abs() <= FPS,
+        "preview viewer decoded {} frames, want {}",
+        decoded.frames,
+        preview_seconds * FPS
+    );
+
+    // Direct requests past the boundary: 403 preview_ended for segment and key P (and the
+    // last index); P-1 is still served.
+    for r in &f.renditions {
+        s.get(&preview.path(&format!("{r}/{p:05}.ts")), None)
+            .expect_error(
+                403,
+                "preview_ended",
+                &format!("preview viewer, {r} segment {p}"),
+            );
+        s.get(&preview.path(&format!("{r}/{:05}.ts", n - 1)), None)
+            .expect_error(
+                403,
+                "preview_ended",
+                &format!("preview viewer, {r} last segment"),
+            );
+        fetch_ok(s, &preview.path(&format!("{r}/{:05}.ts", p - 1)));
+    }
+    let refused = s.get(&preview.path(&format!("keys/{p}.key")), None);
+    refused.expect_error(403, "preview_ended", "preview viewer, key P");
+    assert_eq!(
+        refused.header("cache-control"),
+        Some("no-store"),
+        "a key refusal must not be cached"
+    );
+    assert_eq!(
+        fetch_ok(s, &preview.path(&format!("keys/{}.key", p - 1))).len(),
+        16
+    );
+
+    // Progress, as the server measured it from those requests.
+    let pb = progress_of_film(s, &buyer, &f.id);
+    assert!(f64_of(&pb, "coverage") >= 0.99, "buyer progress {pb}");
+    assert_eq!(
+        u64_of(&pb, "covered_segments"),
+        n as u64,
+        "buyer progress {pb}"
+    );
+    assert_eq!(
+        u64_of(&pb, "total_segments"),
+        n as u64,
+        "buyer progress {pb}"
+    );
+    assert_eq!(pb["unlocked"], true, "buyer progress {pb}");
+    assert_eq!(
+        u64_of(&pb, "last_segment"),
+        (n - 1) as u64,
+        "buyer progress {pb}"
+    );
+    let watched = f64_of(&pb, "watch_seconds");
+    assert!(
+        watched >= 0.9 * source_seconds && watched <= source_seconds + 6.5,
+        "buyer watch_seconds {watched} for a {source_seconds} s film watched once"
+    );
+
+    let pv = progress_of_film(s, &viewer, &f.id);
+    eprintln!("buyer progress {pb}\npreview progress {pv}");
+    let want = p as f64 / n as f64;
+    assert_eq!(
+        u64_of(&pv, "covered_segments"),
+        p as u64,
+        "preview progress {pv}"
+    );
+    assert!(
+        (f64_of(&pv, "coverage") - want).abs() < EPS,
+        "preview coverage {pv}, want P/N = {want}"
+    );
+    assert_eq!(pv["unlocked"], false, "preview progress {pv}");
+
+    // The same figures in the viewer's list.
+    let mine = s
+        .get("/api/v1/me/progress", Some(&buyer.access))
+        .expect(200, "me/progress")
+        .json();
+    let entry = mine["films"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["film_id"] == f.id.as_str() || e["id"] == f.id.as_str())
+        })
+        .unwrap_or_else(|| panic!("film {} not in /me/progress: {mine}", f.id))
+        .clone();
+    assert!(
+        f64_of(&entry, "coverage") >= 0.99,
+        "/me/progress entry {entry}"
+    );
+    assert_eq!(entry["unlocked"], true, "/me/progress entry {entry}");
+}
+
+#[test]
+fn requesting_only_the_last_tenth_unlocks_nothing() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let n = f.segments;
+    let k = (n / 10).max(1); // the last 10% (floor): 1 of 11
+    let jumper = s.user("jumper", false);
+    s.grant(&sh.admin, &f.id, &jumper);
+    let pb = s.playback(&jumper, &f.id);
+    assert_eq!(pb.answer["entitlement"], "full");
+    for i in n - k..n {
+        assert_eq!(fetch_ok(s, &pb.path(&format!("keys/{i}.key"))).len(), 16);
+        // The same index in every rendition counts once.
+        for r in &f.renditions {
+            fetch_ok(s, &pb.path(&format!("{r}/{i:05}.ts")));
+        }
+    }
+    let pr = s.progress(&jumper, &f.id);
+    let want = k as f64 / n as f64;
+    assert_eq!(u64_of(&pr, "covered_segments"), k as u64, "progress {pr}");
+    assert!(
+        (f64_of(&pr, "coverage") - want).abs() < EPS && want <= 0.10 + EPS,
+        "progress {pr}, want coverage {want}"
+    );
+    assert_eq!(
+        pr["unlocked"], false,
+        "jumping to the end must unlock nothing: {pr}"
+    );
+    assert_eq!(u64_of(&pr, "last_segment"), (n - 1) as u64, "progress {pr}");
+}
+
+/// The playlists, parsed by the PyPI `m3u8` package.
+#[test]
+fn playlists_parse_with_an_independent_parser() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let n = f.segments;
+    let p = preview_of(n);
+    let buyer = s.user("m3u8-buyer", false);
+    s.grant(&sh.admin, &f.id, &buyer);
+    let viewer = s.user("m3u8-viewer", false);
+
+    for (who, user, count) in [("full", &buyer, n), ("preview", &viewer, p)] {
+        let pb = s.playback(user, &f.id);
+        // Content type and caching of what the parser reads.
+        let master = s.get(&pb.path("master.m3u8"), None);
+        master.expect(200, "master");
+        assert_eq!(
+            master.header("content-type"),
+            Some("application/vnd.apple.mpegurl"),
+            "{who} master content type"
+        );
+        let parsed = python_json("check_playlists.py", &[&pb.master]);
+        assert_eq!(parsed["is_variant"], true, "{who}: {parsed}");
+        let variants = parsed["variants"].as_array().expect("variants");
+        assert_eq!(
+            variants.len(),
+            f.renditions.len(),
+            "{who}: one variant per rendition {:?}: {parsed}",
+            f.renditions
+        );
+        let mut heights = Vec::new();
+        for v in variants {
+            let rendition = v["uri"]
+                .as_str()
+                .and_then(|u| u.strip_suffix("/index.m3u8"))
+                .unwrap_or_else(|| panic!("{who}: variant URI {}", v["uri"]));
+            assert!(
+                f.renditions.iter().any(|r| r == rendition),
+                "{who}: variant {rendition} not a rendition of the package"
+            );
+            let height = v["resolution"][1].as_u64().expect("resolution");
+            assert_eq!(height.to_string(), rendition, "{who}: {v}");
+            heights.push(height);
+            assert!(v["bandwidth"].as_u64().unwrap_or(0) > 0, "{who}: {v}");
+            let codecs = v["codecs"].as_str().unwrap_or("");
+            assert!(
+                codecs.contains("avc1") && codecs.contains("mp4a"),
+                "{who}: codecs {codecs:?}"
+            );
+            let media = &v["media"];
+            assert_eq!(media["is_endlist"], true, "{who} {rendition}: no ENDLIST");
+            assert_eq!(media["is_variant"], false);
+            let segments = media["segments"].as_array().expect("segments");
+            assert_eq!(
+                segments.len(),
+                count,
+                "{who} {rendition}: segment count (N = {n}, P = {p})"
+            );
+            let target = media["target_duration"].as_f64().expect("target_duration");
+            let mut total = 0.0;
+            for (i, seg) in segments.iter().enumerate() {
+                assert_eq!(seg["uri"], format!("{i:05}.ts"), "{who} {rendition} #{i}");
+                let key = &seg["key"];
+                assert_eq!(key["method"], "AES-128", "{who} {rendition} #{i}: {seg}");
+                assert_eq!(key["uri"], format!("../keys/{i}.key"), "{who} #{i}");
+                let iv = key["iv"].as_str().unwrap_or("").to_ascii_lowercase();
+                assert_eq!(iv, format!("0x{i:032x}"), "{who} {rendition} #{i}: IV");
+                // Relative URIs resolve back under the same token.
+                let abs_key = key["absolute_uri"].as_str().unwrap_or("");
+                assert!(
+                    abs_key.ends_with(&pb.path(&format!("keys/{i}.key"))),
+                    "{who}: key URI resolves to {abs_key}"
+                );
+                let d = seg["duration"].as_f64().expect("duration");
+                assert!(d > 0.0 && d <= target + 0.5, "{who} #{i}: duration {d}");
+                total += d;
+            }
+            let want = f.duration * count as f64 / n as f64;
+            assert!(
+                (total - want).abs() <= 0.5,
+                "{who} {rendition}: playlist lasts {total} s, want {want}"
+            );
+        }
+        heights.sort_unstable();
+        let mut want: Vec<u64> = f.renditions.iter().map(|r| r.parse().unwrap()).collect();
+        want.sort_unstable();
+        assert_eq!(heights, want, "{who}: renditions");
+    }
+}
+
+/// Keys are 16 raw bytes that decrypt the segments into MPEG-TS (AES-128-CBC, IV = index);
+/// segments answer Range requests.
+#[test]
+fn served_keys_decrypt_served_segments_and_ranges_work() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let n = f.segments;
+    let buyer = s.user("decrypt", false);
+    s.grant(&sh.admin, &f.id, &buyer);
+    let pb = s.playback(&buyer, &f.id);
+    for i in [0, preview_of(n), n - 1] {
+        let key = s.get(&pb.path(&format!("keys/{i}.key")), None);
+        key.expect(200, "key");
+        assert_eq!(key.body.len(), 16, "key {i} length");
+        assert_eq!(key.header("cache-control"), Some("no-store"), "key {i}");
+        assert_eq!(
+            key.header("content-type"),
+            Some("application/octet-stream"),
+            "key {i}"
+        );
+        for r in &f.renditions {
+            let seg = s.get(&pb.path(&format!("{r}/{i:05}.ts")), None);
+            seg.expect(200, "segment");
+            let mut iv = [0u8; 16];
+            iv[8..].copy_from_slice(&(i as u64).to_be_bytes());
+            let plain = cbc::Decryptor::<aes::Aes128>::new_from_slices(&key.body, &iv)
+                .unwrap()
+                .decrypt_padded_vec_mut::<Pkcs7>(&seg.body)
+                .unwrap_or_else(|_| panic!("{r} segment {i}: bad padding after decryption"));
+            assert!(
+                !plain.is_empty()
+                    && plain.len() % 188 == 0
+                    && plain.chunks(188).all(|p| p[0] == 0x47),
+                "{r} segment {i}: not MPEG-TS after decryption"
+            );
+        }
+    }
+    // Range.
+    let r = &f.renditions[0];
+    let whole = fetch_ok(s, &pb.path(&format!("{r}/00001.ts")));
+    let part = s.exec(
+        s.req(reqwest::Method::GET, &pb.path(&format!("{r}/00001.ts")))
+            .header("Range", "bytes=100-287"),
+    );
+    part.expect(206, "range request");
+    assert_eq!(part.body, whole[100..288], "range body");
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-287/{}", whole.len()).as_str())
+    );
+}
+
+/// A token is bound to its film: film A's token serves film A's bytes whatever names are
+/// asked for, and a grant on film B does not open film A past its preview.
+#[test]
+fn a_token_for_one_film_opens_nothing_of_another() {
+    let sh = shared();
+    let s = &sh.server;
+    let (a, b) = (&sh.main, &sh.other);
+    assert_eq!(b.segments, 2, "the other film: 12 s");
+    let viewer = s.user("cross", false);
+    s.grant(&sh.admin, &b.id, &viewer); // full access to B only
+    let on_a = s.playback(&viewer, &a.id);
+    let on_b = s.playback(&viewer, &b.id);
+    assert_eq!(on_a.answer["entitlement"], "preview", "{}", on_a.answer);
+    assert_eq!(on_b.answer["entitlement"], "full", "{}", on_b.answer);
+
+    // The grant on B does not lift A's gate.
+    s.get(&on_a.path(&format!("keys/{}.key", a.preview)), None)
+        .expect_error(403, "preview_ended", "A's token, key P of A");
+    s.get(&on_a.path(&format!("360/{:05}.ts", a.preview)), None)
+        .expect_error(403, "preview_ended", "A's token, segment P of A");
+
+    // The same names under A's token are A's bytes, never B's.
+    for r in &a.renditions {
+        let via_a = fetch_ok(s, &on_a.path(&format!("{r}/00000.ts")));
+        let via_b = fetch_ok(s, &on_b.path(&format!("{r}/00000.ts")));
+        let disk_a = std::fs::read(a.package_dir.join(r).join("00000.ts")).unwrap();
+        let disk_b = std::fs::read(b.package_dir.join(r).join("00000.ts")).unwrap();
+        assert_ne!(disk_a, disk_b);
+        assert!(
+            via_a == disk_a,
+            "A's token served something else than A's {r}/00000.ts"
+        );
+        assert!(
+            via_b == disk_b,
+            "B's token served something else than B's {r}/00000.ts"
+        );
+    }
+    let key_a = fetch_ok(s, &on_a.path("keys/0.key"));
+    let key_b = fetch_ok(s, &on_b.path("keys/0.key"));
+    assert_ne!(key_a, key_b, "two films share a key");
+    // A's token's playlists describe A (N = 11, preview P), not B (N = 2).
+    let media = String::from_utf8(fetch_ok(s, &on_a.path("360/index.m3u8"))).unwrap();
+    assert_eq!(media.matches("#EXTINF").count(), a.preview, "{media}");
+    // B's id in A's token path names nothing.
+    for rest in [
+        format!("{}/index.m3u8", b.id),
+        format!("{}/00000.ts", b.id),
+        format!("{}/master.m3u8", b.id),
+    ] {
+        let r = s.get(&on_a.path(&rest), None);
+        assert_eq!(r.status, 404, "A's token + {rest}: {}", r.brief());
+    }
+
+    // The reverse: a buyer of A only is a preview viewer of B.
+    let buyer_a = s.user("cross-a", false);
+    s.grant(&sh.admin, &a.id, &buyer_a);
+    let b_for_buyer_a = s.playback(&buyer_a, &b.id);
+    assert_eq!(b_for_buyer_a.answer["entitlement"], "preview");
+    s.get(
+        &b_for_buyer_a.path(&format!("360/{:05}.ts", b.preview)),
+        None,
+    )
+    .expect_error(403, "preview_ended", "buyer of A, B's segment P");
+    s.get(
+        &b_for_buyer_a.path(&format!("keys/{}.key", b.preview)),
+        None,
+    )
+    .expect_error(403, "preview_ended", "buyer of A, B's key P");
+}
+
+/// Nothing that is not a known rendition/index is served; `..` and its encodings reach no
+/// file. Raw sockets, so no client normalises the paths.
+#[test]
+fn path_traversal_and_unknown_names_are_404() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let buyer = s.user("traversal", false);
+    s.grant(&sh.admin, &f.id, &buyer);
+    let pb = s.playback(&buyer, &f.id);
+    let t = &pb.token;
+    let id = &f.id;
+    let n = f.segments;
+    // Sanity: the raw client gets a real segment.
+    let ok = s.raw_get(&format!("/hls/{t}/360/00000.ts"));
+    assert_eq!(ok.status, 200, "raw GET of segment 0: {}", ok.brief());
+    let manifest = std::fs::read_to_string(f.package_dir.join("manifest.json")).unwrap();
+    let secret = std::fs::read_to_string(s.root.join("keys/films").join(format!("{id}.secret")))
+        .unwrap_or_default();
+
+    let targets = [
+        format!("/hls/{t}/../../../etc/passwd"),
+        format!("/hls/{t}/360/../../../../../../etc/passwd"),
+        format!("/hls/{t}/360/..%2F..%2Fmanifest.json"),
+        format!("/hls/{t}/360/..%2fmanifest.json"),
+        format!("/hls/{t}/360/%2e%2e/manifest.json"),
+        format!("/hls/{t}/360/%2e%2e%2fmanifest.json"),
+        format!("/hls/{t}/%2e%2e/manifest.json"),
+        format!("/hls/{t}/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd"),
+        format!("/hls/{t}/keys/..%2F1.key"),
+        format!("/hls/{t}/keys/..%2F..%2Fkeys%2Ffilms%2F{id}.secret"),
+        format!("/hls/{t}/360/00000.ts/../../manifest.json"),
+        format!("/hls/{t}/360/..%5C..%5Cmanifest.json"),
+        format!("/hls/{t}/..%2Fmanifest.json/00000.ts"),
+        format!("/hls/{t}/360/%2e%2e%2f360%2f00000.ts"),
+        format!("/hls/{t}/360/manifest.json"),
+        format!("/hls/{t}/manifest.json"),
+        format!("/hls/{t}/poster.jpg"),
+        format!("/hls/{t}/360/00000.ts%00.m3u8"),
+        format!("/hls/{t}/1080/00000.ts"),
+        format!("/hls/{t}/720/index.m3u8"),
+        format!("/hls/{t}/360/{n:05}.ts"),
+        format!("/hls/{t}/360/99999.ts"),
+        format!("/hls/{t}/360/0.ts"),
+        format!("/hls/{t}/360/-0001.ts"),
+        format!("/hls/{t}/360/000001.ts"),
+        format!("/hls/{t}/keys/{n}.key"),
+        format!("/hls/{t}/keys/-1.key"),
+        format!("/hls/{t}/keys/1"),
+        format!("/hls/{t}/keys/0x1.key"),
+    ];
+    let mut failures = Vec::new();
+    for target in &targets {
+        let r = s.raw_get(target);
+        let body = r.text();
+        let leaked = body.contains("root:")
+            || (!manifest.is_empty() && body.contains(manifest.trim()))
+            || (!secret.trim().is_empty() && body.contains(secret.trim()))
+            || body.contains("\"renditions\"");
+        if !matches!(r.status, 400 | 404) || leaked {
+            failures.push(format!("{target} → {}", r.brief()));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "paths that were not refused with 400/404:\n{}",
+        failures.join("\n")
+    );
+}

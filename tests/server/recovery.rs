@@ -1,0 +1,176 @@
+//! A crash during packaging: SIGKILL while a job runs, restart on the same directories.
+//! The job is re-queued and completes, no staging directory survives, and the catalogue
+//! never offers a half-made package.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{ffmpeg_decode, src_main, Server, MAIN_SECONDS};
+
+/// Entries under media/films/*/ whose names mark an unfinished package.
+fn staging_dirs(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(films) = std::fs::read_dir(root.join("media/films")) else {
+        return out;
+    };
+    for film in films.flatten() {
+        if let Ok(entries) = std::fs::read_dir(film.path()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.contains(".partial-") {
+                    out.push(format!("{}/{name}", film.file_name().to_string_lossy()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn catalog_has(s: &Server, film: &str) -> usize {
+    s.get("/api/v1/films", None).expect(200, "catalogue").json()["films"]
+        .as_array()
+        .expect("films")
+        .iter()
+        .filter(|f| f["id"] == film)
+        .count()
+}
+
+/// If the catalogue lists the film, what it serves must be a finished package on disk.
+fn assert_listed_means_complete(s: &Server, admin_token: &str, film: &str, when: &str) {
+    if catalog_has(s, film) == 0 {
+        let r = s.get(&format!("/api/v1/films/{film}"), None);
+        assert_eq!(r.status, 404, "{when}: unlisted film detail {}", r.brief());
+        return;
+    }
+    let view: Value = s
+        .get(&format!("/api/v1/admin/films/{film}"), Some(admin_token))
+        .expect(200, "admin film")
+        .json();
+    let dir = view["package"]["dir"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{when}: listed without a package: {view}"));
+    let pkg = s.root.join("media/films").join(film).join(dir);
+    assert!(
+        !dir.contains(".partial-") && pkg.join("manifest.json").is_file(),
+        "{when}: the catalogue lists a film whose package {} is not finished",
+        pkg.display()
+    );
+}
+
+#[test]
+fn sigkill_during_a_job_then_restart_completes_it() {
+    let mut s = Server::start(&[]);
+    let admin = s.user("crash-admin", true);
+    let created = Instant::now();
+    let (film, job) = s.ingest(&src_main(), "Crash film", true);
+
+    // Wait until it is really packaging.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let j = s.job(&admin, &job);
+        // Running with progress, and past the store's background flush window (500 ms)
+        // for the records made before, so the crash tests the job, not that window.
+        if j["state"] == "running"
+            && j["progress"].as_f64().unwrap_or(0.0) > 0.0
+            && created.elapsed() > Duration::from_secs(3)
+        {
+            break j;
+        }
+        assert!(
+            j["state"] == "queued" || j["state"] == "running",
+            "job ended before the crash: {j}"
+        );
+        assert!(Instant::now() < deadline, "job never ran: {j}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let progress_before = before["progress"].as_f64().unwrap();
+    assert!(
+        progress_before < 0.9,
+        "job nearly done before the kill: {before}"
+    );
+    assert_eq!(catalog_has(&s, &film), 0, "listed while packaging");
+    let staging = staging_dirs(&s.root);
+    assert!(
+        !staging.is_empty(),
+        "no staging directory while the job runs (progress {progress_before})"
+    );
+
+    let lived = created.elapsed();
+    s.kill9();
+    // The crash left the staging directory behind.
+    assert!(
+        !staging_dirs(&s.root).is_empty(),
+        "staging disappeared although the server was killed"
+    );
+    s.restart();
+    let me = s.get("/api/v1/me", Some(&admin.access));
+    assert_eq!(
+        me.status,
+        200,
+        "the admin created {lived:?} before the SIGKILL is gone after the restart: {}",
+        me.brief()
+    );
+
+    let after = s.job(&admin, &job);
+    assert!(
+        after["state"] == "queued" || after["state"] == "running",
+        "after the restart the job is {after}, want re-queued"
+    );
+    assert!(
+        after["progress"].as_f64().unwrap_or(1.0) <= progress_before,
+        "progress did not restart: {after}"
+    );
+    assert_eq!(catalog_has(&s, &film), 0, "listed right after the restart");
+
+    // Poll to the end; the catalogue never shows a half package.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let done = loop {
+        assert_listed_means_complete(&s, &admin.access, &film, "during the re-run");
+        let j = s.job(&admin, &job);
+        match j["state"].as_str() {
+            Some("ready") => break j,
+            Some("queued") | Some("running") => {}
+            _ => panic!("re-queued job ended {j}; log:\n{}", s.log_tail(30)),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job not ready after restart: {j}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["progress"].as_f64(), Some(1.0), "{done}");
+    assert!(done["error"].is_null(), "{done}");
+
+    let left = staging_dirs(&s.root);
+    assert!(left.is_empty(), "staging directories left: {left:?}");
+    let pkgs: Vec<String> = std::fs::read_dir(s.root.join("media/films").join(&film))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        pkgs.iter().filter(|n| n.starts_with("pkg-")).count(),
+        1,
+        "package directories: {pkgs:?}"
+    );
+    assert_eq!(
+        catalog_has(&s, &film),
+        1,
+        "the film is listed exactly once when ready"
+    );
+    assert_listed_means_complete(&s, &admin.access, &film, "after the re-run");
+
+    // And it plays whole.
+    let viewer = s.user("crash-viewer", false);
+    s.grant(&admin, &film, &viewer);
+    let pb = s.playback(&viewer, &film);
+    let decoded = ffmpeg_decode(&pb.master);
+    assert!(
+        decoded.ok
+            && decoded.stderr.trim().is_empty()
+            && (decoded.seconds - MAIN_SECONDS).abs() <= 1.0,
+        "the recovered film does not play whole: {decoded:?}"
+    );
+}
