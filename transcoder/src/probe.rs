@@ -278,9 +278,10 @@ fn check_complete(
         if input.seek(target, ..target + 1).is_err() && fraction > 0.0 {
             continue;
         }
-        let mut packet = ffmpeg_next::Packet::empty();
         let mut any = false;
         loop {
+            // Fresh each time: av_read_frame does not release what a packet held.
+            let mut packet = ffmpeg_next::Packet::empty();
             match packet.read(input) {
                 Ok(()) => {}
                 Err(ffmpeg_next::Error::Eof) => break,

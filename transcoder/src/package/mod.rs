@@ -149,6 +149,7 @@ fn run(
     let settings = video::EncoderSettings {
         preset: &opts.x264_preset,
         segment_seconds: opts.segment_seconds,
+        threads_per_encoder: video::threads_per_encoder(targets.len()),
     };
     let vstream = input
         .stream(video_info.index)
@@ -213,12 +214,15 @@ fn run(
     let mut last_progress = -1.0;
     let mut read_error: Option<ffmpeg_next::Error> = None;
 
-    let mut packet = Packet::empty();
     let mut input_done = false;
     while !input_done {
         if cancel.load(Ordering::Relaxed) {
             return Err(TranscodeError::Cancelled);
         }
+        // A fresh packet each time: av_read_frame overwrites a packet without releasing
+        // what it held, so reusing one leaked every input packet (RSS grew by the source
+        // bitrate until the end of the film).
+        let mut packet = Packet::empty();
         match packet.read(&mut input) {
             Ok(()) => {
                 let index = packet.stream();

@@ -37,6 +37,16 @@ pub(crate) struct Encoded {
 pub(crate) struct EncoderSettings<'a> {
     pub(crate) preset: &'a str,
     pub(crate) segment_seconds: f64,
+    /// x264 frame threads per rung. x264 alone would start 1.5 × cores per encoder, and
+    /// every frame thread holds frames in memory; all rungs encode at once, so the cores
+    /// are shared out between them instead (at least 2 each, so `send_frame` returns
+    /// while the frame encodes and the rungs overlap).
+    pub(crate) threads_per_encoder: usize,
+}
+
+pub(crate) fn threads_per_encoder(rungs: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 3 / 2).div_ceil(rungs.max(1)).max(2)
 }
 
 impl VideoPath {
@@ -333,6 +343,7 @@ fn open_x264(
     opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
     opts.set("forced-idr", "1");
     opts.set("x264-params", "scenecut=0:open-gop=0");
+    opts.set("threads", &settings.threads_per_encoder.to_string());
     enc.open_with(opts).context(what)
 }
 
