@@ -69,6 +69,19 @@ async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access
     })
 }
 
+/// Feeds the progress recorder (memory only) for a delivered segment or key.
+fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
+    state.progress.record(Event {
+        user: access.user,
+        film: access.film,
+        index: index as u32,
+        total: access.playback.segment_count(),
+        duration: access.playback.manifest.segments[index],
+        signal,
+        now: now(),
+    });
+}
+
 fn playlist_response(body: web::Bytes) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(PLAYLIST_TYPE)
@@ -149,16 +162,7 @@ pub async fn segment(
             ApiError::internal(&format!("segment file {}: {e}", file_path.display()))
         })?;
     let response = ranged(&req, bytes)?;
-    let duration = access.playback.manifest.segments[index];
-    state.progress.record(Event {
-        user: access.user,
-        film: access.film,
-        index: index as u32,
-        total: access.playback.segment_count(),
-        duration,
-        signal: Signal::Segment,
-        now: now(),
-    });
+    record(&state, &access, index, Signal::Segment);
     Metrics::inc(&state.metrics.segments_served);
     Ok(response)
 }
@@ -237,16 +241,7 @@ pub async fn key(
         return Err(no_store(preview_ended(&access, index)));
     }
     let key = transcoder::segment_key(&access.playback.secret, index as u64);
-    let duration = access.playback.manifest.segments[index];
-    state.progress.record(Event {
-        user: access.user,
-        film: access.film,
-        index: index as u32,
-        total: access.playback.segment_count(),
-        duration,
-        signal: Signal::Key,
-        now: now(),
-    });
+    record(&state, &access, index, Signal::Key);
     Metrics::inc(&state.metrics.keys_served);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")

@@ -77,28 +77,17 @@ impl Store {
             }
             other => StoreError::Sled(other),
         })?;
-        let store = Self {
-            meta: db.open_tree("meta")?,
-            users: db.open_tree("users")?,
-            users_by_email: db.open_tree("users_by_email")?,
-            refresh_tokens: db.open_tree("refresh_tokens")?,
-            login_links: db.open_tree("login_links")?,
-            films: db.open_tree("films")?,
-            jobs: db.open_tree("jobs")?,
-            grants: db.open_tree("grants")?,
-            grants_by_user: db.open_tree("grants_by_user")?,
-            progress: db.open_tree("progress")?,
-            uploads: db.open_tree("uploads")?,
-            db,
-        };
-        store.check_schema()?;
-        Ok(store)
+        Self::from_db(db)
     }
 
     /// A throwaway in-memory store for unit tests.
     #[cfg(test)]
     pub fn temporary() -> Result<Self> {
         let db = sled::Config::new().temporary(true).open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Self> {
         let store = Self {
             meta: db.open_tree("meta")?,
             users: db.open_tree("users")?,

@@ -303,10 +303,11 @@ pub async fn put_source(
                     "upload_interrupted",
                     format!("the upload was interrupted: {e}"),
                 )
+                .close_connection()
             })?;
             written += chunk.len() as u64;
             if written > max {
-                return Err(too_large(max));
+                return Err(drain_then_refuse(&mut body, max).await);
             }
             file.write_all(&chunk).await?;
         }
@@ -318,8 +319,7 @@ pub async fn put_source(
     drop(file);
     if let Err(e) = outcome {
         let _ = tokio::fs::remove_file(&path).await;
-        // The rest of the body is still on the wire.
-        return Err(e.close_connection());
+        return Err(e);
     }
     if written == 0 {
         let _ = tokio::fs::remove_file(&path).await;
@@ -339,6 +339,35 @@ pub async fn put_source(
         .collect();
     let job = accept(&state, film.id, path, name).await?;
     Ok(HttpResponse::Accepted().json(job))
+}
+
+/// Reads and discards what is left of an over-limit body, so the 413 leaves the
+/// connection in a clean state for the client's next request (what nginx's lingering close
+/// does). Past `DRAIN_BYTES` or `DRAIN_TIME` the connection is closed instead: a client
+/// streaming without end is not worth reading.
+async fn drain_then_refuse(body: &mut web::Payload, max: u64) -> ApiError {
+    const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+    const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut drained = 0u64;
+    let drain = async {
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    drained += chunk.len() as u64;
+                    if drained > DRAIN_BYTES {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    match tokio::time::timeout(DRAIN_TIME, drain).await {
+        Ok(true) => too_large(max),
+        // The rest of the body is still on the wire: the connection cannot be reused.
+        _ => too_large(max).close_connection(),
+    }
 }
 
 pub fn too_large(max: u64) -> ApiError {
