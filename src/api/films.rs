@@ -142,14 +142,8 @@ pub async fn playback(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
-    let playback = playback_of(&state, &film).await?;
+    let (playback, view) = film_progress(&state, &viewer, &film).await?;
     let entitlement = gate::entitlement(&state.store, &viewer.0.id, &film.id)?;
-    let record = state.progress.get(&viewer.0.id, &film.id)?;
-    let view = progress::view(
-        record.as_ref(),
-        &playback.manifest.segments,
-        state.config.playback.unlock_fraction,
-    );
     let expires_at = now() + state.config.playback.token_ttl.as_secs() as i64;
     let token = PlaybackToken::new(viewer.0.id, film.id, expires_at);
     let base = state.config.public_url.trim_end_matches('/');
@@ -176,12 +170,22 @@ pub async fn progress(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
-    let playback = playback_of(&state, &film).await?;
+    let (_, view) = film_progress(&state, &viewer, &film).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The film's playback data and this viewer's progress in it (unflushed events included).
+async fn film_progress(
+    state: &web::Data<AppState>,
+    viewer: &Viewer,
+    film: &Film,
+) -> ApiResult<(Arc<FilmPlayback>, ProgressView)> {
+    let playback = playback_of(state, film).await?;
     let record = state.progress.get(&viewer.0.id, &film.id)?;
-    let view: ProgressView = progress::view(
+    let view = progress::view(
         record.as_ref(),
         &playback.manifest.segments,
         state.config.playback.unlock_fraction,
     );
-    Ok(HttpResponse::Ok().json(view))
+    Ok((playback, view))
 }
