@@ -39,6 +39,13 @@ fn non_empty(token: &str) -> ApiResult<&str> {
     Ok(t)
 }
 
+/// Credentials must never sit in a cache.
+fn tokens(pair: session::TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(pair)
+}
+
 pub async fn link(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -53,9 +60,7 @@ pub async fn link(
         token,
         now(),
     )?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(pair))
+    Ok(tokens(pair))
 }
 
 pub async fn refresh(
@@ -72,9 +77,7 @@ pub async fn refresh(
         token,
         now(),
     )?;
-    Ok(HttpResponse::Ok()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(pair))
+    Ok(tokens(pair))
 }
 
 pub async fn logout(

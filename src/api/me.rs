@@ -29,21 +29,32 @@ struct FilmProgress {
 }
 
 pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
-    // Flush first so the listing (read from the store) includes the latest requests.
-    state.progress.flush()?;
+    let user = viewer.0.id;
+    // Films with stored progress, plus any whose first progress is not flushed yet; each
+    // read merges the unflushed delta, so nothing here writes.
+    let mut films: Vec<Uuid> = state
+        .store
+        .progress_of_user(&user)?
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    films.extend(state.progress.pending_films(&user));
+    films.sort_unstable();
+    films.dedup();
     let mut out = Vec::new();
-    for (film_id, record) in state.store.progress_of_user(&viewer.0.id)? {
+    for film_id in films {
         let Some(film) = state.store.film(&film_id)?.filter(|f| f.is_watchable()) else {
             continue;
         };
         let Ok(playback) = super::films::playback_of(&state, &film).await else {
             continue;
         };
+        let record = state.progress.get(&user, &film_id)?;
         out.push(FilmProgress {
             film_id,
             title: film.title.clone(),
             progress: progress::view(
-                Some(&record),
+                record.as_ref(),
                 &playback.manifest.segments,
                 state.config.playback.unlock_fraction,
             ),

@@ -156,6 +156,21 @@ impl ProgressRecorder {
         Ok(Self::merged(stored, shard.get(&(*user, *film))))
     }
 
+    /// Films with unflushed progress for `user` (a scan of memory only).
+    pub fn pending_films(&self, user: &Uuid) -> Vec<Uuid> {
+        let mut films = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            films.extend(
+                shard
+                    .iter()
+                    .filter(|((u, _), e)| u == user && e.dirty)
+                    .map(|((_, f), _)| *f),
+            );
+        }
+        films
+    }
+
     /// Merges every dirty delta into the store. sled inserts are in-memory log appends, so
     /// holding a shard lock across them keeps readers consistent without waiting on disk.
     pub fn flush(&self) -> Result<usize> {
@@ -261,7 +276,13 @@ mod tests {
             None,
             "nothing written before the flush"
         );
+        assert_eq!(rec.pending_films(&u), vec![f]);
+        assert!(rec.pending_films(&Uuid::now_v7()).is_empty());
         assert_eq!(rec.flush()?, 1);
+        assert!(
+            rec.pending_films(&u).is_empty(),
+            "flushed deltas are no longer pending"
+        );
         assert_eq!(
             rec.get(&u, &f)?,
             before,
