@@ -37,3 +37,25 @@ if ! python3 -c "import m3u8, tusclient" >/dev/null 2>&1; then
   echo "installing python test peers: m3u8 tuspy"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
+
+# The OIDC provider test peer (npm oauth2-mock-server + jose, pinned by package-lock.json).
+oidc_peer=tests/peers/oidc
+if [ ! -d "$oidc_peer/node_modules" ] || [ "$oidc_peer/package-lock.json" -nt "$oidc_peer/node_modules" ]; then
+  if ! command -v npm >/dev/null; then
+    echo "installing: nodejs npm"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+      command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install nodejs npm" >&2; exit 1; }
+      sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  # oauth2-mock-server 8 declares node ^20.19; Debian 12's own nodejs is 18.
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+    || echo "warning: node $(node --version) is older than the 20.19 oauth2-mock-server wants (NodeSource has node 20)" >&2
+  echo "installing the OIDC test peer (npm ci in $oidc_peer)"
+  (cd "$oidc_peer" && npm ci --silent --no-audit --no-fund)
+  touch "$oidc_peer/node_modules"
+fi
