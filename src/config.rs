@@ -83,6 +83,114 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub login_link_ttl: Duration,
+    /// Verified e-mails made admin when they sign in through a provider.
+    pub admins: Vec<String>,
+    /// Where the app flow may send its one-time code (exact match).
+    pub app_redirect_uris: Vec<String>,
+    /// Lifetime of a browser session cookie.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Limit for each call to a provider (token, JWKS, Graph).
+    #[serde(with = "humantime_serde")]
+    pub provider_timeout: Duration,
+    pub google: OidcProviderConfig,
+    pub apple: AppleConfig,
+    pub facebook: FacebookConfig,
+}
+
+/// A string that never shows in `Debug` output (config dumps, error reports).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// An OpenID Connect provider (Google). On when `client_id` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcProviderConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Client ids of the mobile apps, also accepted as an ID token's audience.
+    pub native_client_ids: Vec<String>,
+    pub issuer: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub jwks_url: String,
+}
+
+impl Default for OidcProviderConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            native_client_ids: Vec::new(),
+            issuer: "https://accounts.google.com".into(),
+            authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            jwks_url: "https://www.googleapis.com/oauth2/v3/certs".into(),
+        }
+    }
+}
+
+/// Sign in with Apple. On when `client_id` (the Services ID) is set; its client secret is
+/// an ES256 JWT signed with the `.p8` key in `private_key_file`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppleConfig {
+    pub client_id: String,
+    pub native_client_ids: Vec<String>,
+    pub team_id: String,
+    pub key_id: String,
+    /// Relative to `keys_dir`, or absolute.
+    pub private_key_file: PathBuf,
+    pub issuer: String,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub jwks_url: String,
+}
+
+impl Default for AppleConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            native_client_ids: Vec::new(),
+            team_id: String::new(),
+            key_id: String::new(),
+            private_key_file: "apple-signin.p8".into(),
+            issuer: "https://appleid.apple.com".into(),
+            authorize_url: "https://appleid.apple.com/auth/authorize".into(),
+            token_url: "https://appleid.apple.com/auth/token".into(),
+            jwks_url: "https://appleid.apple.com/auth/keys".into(),
+        }
+    }
+}
+
+/// Facebook Login (OAuth2 + Graph API, not OIDC). On when `app_id` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FacebookConfig {
+    pub app_id: String,
+    pub app_secret: Secret,
+    pub authorize_url: String,
+    pub token_url: String,
+    pub graph_url: String,
+}
+
+impl Default for FacebookConfig {
+    fn default() -> Self {
+        Self {
+            app_id: String::new(),
+            app_secret: Secret::default(),
+            authorize_url: "https://www.facebook.com/v19.0/dialog/oauth".into(),
+            token_url: "https://graph.facebook.com/v19.0/oauth/access_token".into(),
+            graph_url: "https://graph.facebook.com/v19.0".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -158,6 +266,13 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             login_link_ttl: Duration::from_secs(15 * 60),
+            admins: Vec::new(),
+            app_redirect_uris: Vec::new(),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            provider_timeout: Duration::from_secs(10),
+            google: OidcProviderConfig::default(),
+            apple: AppleConfig::default(),
+            facebook: FacebookConfig::default(),
         }
     }
 }
@@ -209,6 +324,97 @@ impl Config {
             .map_err(|e| ConfigError::Load(describe(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn validate_sign_in(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let a = &self.auth;
+        if a.session_ttl < Duration::from_secs(60) {
+            return bad("auth.session_ttl", "must be at least 1 minute".into());
+        }
+        if a.provider_timeout < Duration::from_millis(100)
+            || a.provider_timeout > Duration::from_secs(120)
+        {
+            return bad(
+                "auth.provider_timeout",
+                "must be between 100ms and 2m".into(),
+            );
+        }
+        for email in &a.admins {
+            if crate::store::users::normalize_email(email).is_none() {
+                return bad("auth.admins", format!("{email:?} is not an e-mail address"));
+            }
+        }
+        for uri in &a.app_redirect_uris {
+            let ok = uri.split_once("://").is_some_and(|(scheme, rest)| {
+                !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                    && !rest.contains(['?', '#'])
+                    // Plain http only for loopback (development); apps use a custom scheme
+                    // or an https universal link.
+                    && (scheme != "http" || rest.starts_with("127.0.0.1"))
+            });
+            if !ok {
+                return bad(
+                    "auth.app_redirect_uris",
+                    format!("{uri:?} must be scheme://… without query or fragment (custom scheme or https)"),
+                );
+            }
+        }
+        let url = |key: &'static str, v: &str| {
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(())
+            } else {
+                bad(key, format!("{v:?} must be an http(s) URL"))
+            }
+        };
+        let g = &a.google;
+        if !g.client_id.is_empty() {
+            if g.client_secret.0.is_empty() {
+                return bad(
+                    "auth.google.client_secret",
+                    "is required when auth.google.client_id is set".into(),
+                );
+            }
+            url("auth.google.issuer", &g.issuer)?;
+            url("auth.google.authorize_url", &g.authorize_url)?;
+            url("auth.google.token_url", &g.token_url)?;
+            url("auth.google.jwks_url", &g.jwks_url)?;
+        }
+        let ap = &a.apple;
+        if !ap.client_id.is_empty() {
+            if ap.team_id.is_empty() {
+                return bad(
+                    "auth.apple.team_id",
+                    "is required when auth.apple.client_id is set".into(),
+                );
+            }
+            if ap.key_id.is_empty() {
+                return bad(
+                    "auth.apple.key_id",
+                    "is required when auth.apple.client_id is set".into(),
+                );
+            }
+            url("auth.apple.issuer", &ap.issuer)?;
+            url("auth.apple.authorize_url", &ap.authorize_url)?;
+            url("auth.apple.token_url", &ap.token_url)?;
+            url("auth.apple.jwks_url", &ap.jwks_url)?;
+        }
+        let f = &a.facebook;
+        if !f.app_id.is_empty() {
+            if f.app_secret.0.is_empty() {
+                return bad(
+                    "auth.facebook.app_secret",
+                    "is required when auth.facebook.app_id is set".into(),
+                );
+            }
+            url("auth.facebook.authorize_url", &f.authorize_url)?;
+            url("auth.facebook.token_url", &f.token_url)?;
+            url("auth.facebook.graph_url", &f.graph_url)?;
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -276,6 +482,7 @@ impl Config {
                 "must be between 1 minute and 7 days".into(),
             );
         }
+        self.validate_sign_in()?;
         for origin in &self.cors.allowed_origins {
             if origin == "*"
                 || !(origin.starts_with("http://") || origin.starts_with("https://"))
@@ -430,5 +637,42 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("does not exist")));
+    }
+
+    #[test]
+    fn the_shipped_config_toml_is_the_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let c = Config::load(Some(&shipped)).map_err(|e| e.to_string());
+        assert!(c.is_ok(), "{c:?}");
+        let from_file = serde_json::to_value(c.ok()).unwrap_or_default();
+        let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
+        assert_eq!(from_file, defaults);
+    }
+
+    #[test]
+    fn sign_in_providers_are_validated_by_key_and_secrets_never_print() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[auth.google]\nclient_id = \"web\"\n");
+            assert!(e.contains("auth.google.client_secret"), "{e}");
+            let e = load_error(jail, "[auth.facebook]\napp_id = \"1\"\n");
+            assert!(e.contains("auth.facebook.app_secret"), "{e}");
+            let e = load_error(jail, "[auth.apple]\nclient_id = \"svc\"\n");
+            assert!(e.contains("auth.apple.team_id"), "{e}");
+            let e = load_error(jail, "[auth]\napp_redirect_uris = [\"cinegate://x?y=1\"]\n");
+            assert!(e.contains("auth.app_redirect_uris"), "{e}");
+            let e = load_error(jail, "[auth]\nadmins = [\"nobody\"]\n");
+            assert!(e.contains("auth.admins"), "{e}");
+
+            jail.create_file("config.toml", "")?;
+            jail.set_env("CINEGATE_AUTH__GOOGLE__CLIENT_ID", "web");
+            jail.set_env("CINEGATE_AUTH__GOOGLE__CLIENT_SECRET", "s3cret-value");
+            jail.set_env("CINEGATE_AUTH__ADMINS", "[\"boss@example.com\"]");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.auth.admins, ["boss@example.com"]);
+            assert_eq!(c.auth.google.client_secret.0, "s3cret-value");
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("s3cret-value"), "{shown}");
+            Ok(())
+        });
     }
 }

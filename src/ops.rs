@@ -62,7 +62,12 @@ pub fn user_create(store: &Store, email: &str, admin: bool) -> Response {
     let role = if admin { Role::Admin } else { Role::Viewer };
     match store.create_user(email, role, now()) {
         Ok(u) => Response::ok(
-            format!("created {} {} ({})", role_name(role), u.email, u.id),
+            format!(
+                "created {} {} ({})",
+                role_name(role),
+                u.email.as_deref().unwrap_or("-"),
+                u.id
+            ),
             serde_json::to_value(&u).unwrap_or_default(),
         ),
         Err(e) => Response::err(e.to_string()),
@@ -94,7 +99,7 @@ pub fn login_link(config: &Config, store: &Store, email: &str) -> Response {
             Response::ok(
                 format!(
                     "one-time sign-in link for {} (valid {minutes} minutes, works once):\n{url}",
-                    user.email
+                    user.email.as_deref().unwrap_or("-")
                 ),
                 serde_json::json!({ "url": url, "token": token, "user_id": user.id }),
             )

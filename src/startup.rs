@@ -48,6 +48,9 @@ impl Application {
         }
         crate::ingest::remove_stale_staging(&config);
 
+        let providers = Arc::new(
+            crate::auth::providers::Providers::from_config(&config).map_err(anyhow::Error::msg)?,
+        );
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
             jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
@@ -57,6 +60,7 @@ impl Application {
             store,
             metrics: Default::default(),
             auth_limiter: Default::default(),
+            providers,
             segments: crate::stream::segments::SegmentCache::new(
                 config.playback.segment_cache_bytes,
             ),
@@ -77,6 +81,11 @@ impl Application {
                         .error_handler(error::json_error),
                 )
                 .app_data(web::QueryConfig::default().error_handler(error::query_error))
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(app_state.config.limits.json_body_bytes)
+                        .error_handler(error::form_error),
+                )
                 .app_data(web::PathConfig::default().error_handler(error::path_error))
                 .wrap(cors(&app_state.config))
                 .wrap(actix_web::middleware::from_fn(access_log))
@@ -131,6 +140,10 @@ impl Application {
                     if hourly.elapsed() > Duration::from_secs(3600) {
                         hourly = Instant::now();
                         let _ = api::uploads::expire_stale(&state);
+                        if let Err(e) = state.store.sweep_signin(now(), api::signin::FLOW_TTL_SECS)
+                        {
+                            tracing::warn!(error = %e, "sweeping sign-in records failed");
+                        }
                     }
                 }
             })

@@ -152,6 +152,34 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::auth::identity::IdentityError> for ApiError {
+    fn from(e: crate::auth::identity::IdentityError) -> Self {
+        use crate::auth::identity::IdentityError as E;
+        let status = match &e {
+            E::Store(_) => return ApiError::internal(&e),
+            E::UnknownProvider(_) => StatusCode::NOT_FOUND,
+            E::InvalidRequest(_)
+            | E::InvalidRedirectUri
+            | E::InvalidState
+            | E::FlowExpired
+            | E::InvalidCode => StatusCode::BAD_REQUEST,
+            E::Cancelled(_)
+            | E::ProviderRejected(_)
+            | E::InvalidIdToken(_)
+            | E::InvalidProviderToken(_)
+            | E::Unauthenticated => StatusCode::UNAUTHORIZED,
+            E::Disabled => StatusCode::FORBIDDEN,
+            E::AccountExists(_) | E::IdentityInUse(_) | E::LastIdentity => StatusCode::CONFLICT,
+            E::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+        };
+        if status == StatusCode::BAD_GATEWAY {
+            // What went wrong with the provider is for the operator's log.
+            tracing::warn!(error = %e, "sign-in provider failed");
+        }
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
 impl From<transcoder::TranscodeError> for ApiError {
     fn from(e: transcoder::TranscodeError) -> Self {
         if e.is_input_error() {
@@ -215,6 +243,17 @@ pub fn query_error(
     ApiError::bad_request(
         "invalid_query",
         format!("the query string is not valid: {err}"),
+    )
+    .into()
+}
+
+pub fn form_error(
+    err: actix_web::error::UrlencodedError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    ApiError::bad_request(
+        "invalid_request",
+        format!("the form body is not valid: {err}"),
     )
     .into()
 }

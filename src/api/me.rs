@@ -1,23 +1,72 @@
-//! The signed-in viewer: profile and progress across films.
+//! The signed-in viewer: profile, linked providers, progress across films, signing out
+//! everywhere, and deleting the account.
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::Viewer;
 use crate::stream::progress::{self, ProgressView};
 
-pub async fn me(viewer: Viewer) -> ApiResult<HttpResponse> {
+pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let u = viewer.0;
+    let identities: Vec<_> = state
+        .store
+        .identities_of(&u.id)?
+        .into_iter()
+        .map(|i| {
+            serde_json::json!({
+                "provider": i.provider,
+                "email": i.email,
+                "linked_at": i.linked_at,
+            })
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "id": u.id,
         "email": u.email,
+        "email_verified": u.email_verified,
         "name": u.name,
         "role": u.role,
         "created_at": u.created_at,
+        "identities": identities,
     })))
+}
+
+/// Ends every sign-in of the account: access tokens, refresh tokens and browser sessions
+/// carry the epoch they were issued in, and it moves on here.
+pub async fn logout_all(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    let mut user = viewer.0;
+    user.session_epoch = user.session_epoch.wrapping_add(1);
+    state.store.save_user(&user)?;
+    tracing::info!(user = %user.id, "signed out everywhere");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes the account (docs/AUTH.md): grants stay for accounting, everything that
+/// identifies or signs in the person goes.
+pub async fn delete(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    let id = viewer.0.id;
+    state.progress.forget_user(&id);
+    state.store.delete_user(&id)?;
+    state.progress.forget_user(&id);
+    tracing::info!(user = %id, "account deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn unlink(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let provider = crate::auth::identity::ProviderId::parse(&path)
+        .ok_or_else(|| ApiError::not_found("provider"))?;
+    if !crate::auth::accounts::unlink(&state.store, &viewer.0, provider.as_str())? {
+        return Err(ApiError::not_found("linked provider"));
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Serialize)]

@@ -10,6 +10,7 @@ pub mod hls;
 pub mod me;
 pub mod pages;
 pub mod ratelimit;
+pub mod signin;
 pub mod uploads;
 
 use std::sync::Arc;
@@ -34,12 +35,19 @@ pub struct AppState {
     pub segments: crate::stream::segments::SegmentCache,
     pub metrics: health::Metrics,
     pub auth_limiter: ratelimit::RateLimiter,
+    pub providers: Arc<crate::auth::providers::Providers>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/login").route(web::get().to(pages::login)))
+        .service(
+            web::scope("/auth/{provider}")
+                .route("/start", web::get().to(signin::start))
+                .route("/callback", web::get().to(signin::callback_get))
+                .route("/callback", web::post().to(signin::callback_post)),
+        )
         .service(
             web::scope("/hls/{token}")
                 .route("/master.m3u8", web::get().to(hls::master))
@@ -52,7 +60,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/link", web::post().to(auth::link))
                 .route("/auth/refresh", web::post().to(auth::refresh))
                 .route("/auth/logout", web::post().to(auth::logout))
+                .route("/auth/logout-all", web::post().to(me::logout_all))
+                .route("/auth/providers", web::get().to(signin::providers))
+                .route("/auth/exchange", web::post().to(signin::exchange))
+                .route("/auth/session", web::post().to(signin::session_token))
+                .route("/auth/session", web::delete().to(signin::session_end))
+                .route("/auth/{provider}/native", web::post().to(signin::native))
                 .route("/me", web::get().to(me::me))
+                .route("/me", web::delete().to(me::delete))
+                .route("/me/identities/{provider}", web::delete().to(me::unlink))
                 .route("/me/progress", web::get().to(me::progress))
                 .route("/films", web::get().to(films::list))
                 .route("/films/{id}", web::get().to(films::detail))

@@ -27,7 +27,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn signed_in(req: &HttpRequest) -> Result<User, ApiError> {
+pub(crate) fn signed_in(req: &HttpRequest) -> Result<User, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
@@ -50,6 +50,12 @@ fn signed_in(req: &HttpRequest) -> Result<User, ApiError> {
         .store
         .user(&claims.sub)?
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    if claims.sep != user.session_epoch {
+        return Err(ApiError::unauthorized(
+            "invalid_token",
+            "this sign-in was ended (signed out everywhere); sign in again",
+        ));
+    }
     if user.disabled {
         return Err(ApiError::forbidden(
             "account_disabled",

@@ -5,7 +5,7 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::users::Role;
+use crate::store::users::{Role, User};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claims {
@@ -14,6 +14,9 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
+    /// The account's session epoch at issue; "sign out everywhere" moves it on.
+    #[serde(default)]
+    pub sep: u32,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,10 +27,11 @@ pub enum TokenError {
     Invalid,
 }
 
-pub fn issue(key: &[u8; 32], user: Uuid, role: Role, now: i64, ttl_secs: i64) -> String {
+pub fn issue(key: &[u8; 32], user: &User, now: i64, ttl_secs: i64) -> String {
     let claims = Claims {
-        sub: user,
-        role,
+        sub: user.id,
+        role: user.role,
+        sep: user.session_epoch,
         iat: now,
         exp: now + ttl_secs,
         jti: crate::store::new_id().simple().to_string(),
@@ -62,8 +66,21 @@ mod tests {
     fn round_trip_expiry_and_tamper() {
         let key = [9u8; 32];
         let user = Uuid::now_v7();
-        let t = issue(&key, user, Role::Viewer, 1000, 900);
-        assert_eq!(verify(&key, &t, 1001).map(|c| c.sub), Ok(user));
+        let account = User {
+            id: user,
+            email: None,
+            email_verified: false,
+            name: None,
+            role: crate::store::users::Role::Viewer,
+            created_at: 0,
+            disabled: false,
+            session_epoch: 3,
+        };
+        let t = issue(&key, &account, 1000, 900);
+        assert_eq!(
+            verify(&key, &t, 1001).map(|c| (c.sub, c.sep)),
+            Ok((user, 3))
+        );
         assert_eq!(verify(&key, &t, 1900), Err(TokenError::Expired));
         assert_eq!(verify(&[8u8; 32], &t, 1001), Err(TokenError::Invalid));
         let mut parts: Vec<&str> = t.split('.').collect();

@@ -71,11 +71,12 @@ fn issue_pair(
             expires_at: now + cfg.refresh_ttl.as_secs() as i64,
             rotated: false,
             revoked: false,
+            epoch: user.session_epoch,
         },
     )?;
     let ttl = cfg.access_ttl.as_secs() as i64;
     Ok(TokenPair {
-        access_token: super::jwt::issue(key, user.id, user.role, now, ttl),
+        access_token: super::jwt::issue(key, user, now, ttl),
         refresh_token,
         token_type: "Bearer",
         expires_in: ttl,
@@ -92,6 +93,9 @@ pub fn refresh(
     match store.use_refresh_token(token, now)? {
         RefreshOutcome::Rotated(record) => {
             let user = store.user(&record.user_id)?.ok_or(SessionError::Invalid)?;
+            if record.epoch != user.session_epoch {
+                return Err(SessionError::Invalid);
+            }
             issue_pair(store, key, cfg, &user, record.family, now)
         }
         RefreshOutcome::Unknown => Err(SessionError::Invalid),

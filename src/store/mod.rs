@@ -9,8 +9,10 @@
 
 pub mod films;
 pub mod grants;
+pub mod identities;
 pub mod jobs;
 pub mod progress;
+pub mod signin;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
@@ -63,6 +65,11 @@ pub struct Store {
     pub(crate) grants_by_user: sled::Tree,
     pub(crate) progress: sled::Tree,
     pub(crate) uploads: sled::Tree,
+    pub(crate) identities: sled::Tree,
+    pub(crate) identities_by_user: sled::Tree,
+    pub(crate) signin_flows: sled::Tree,
+    pub(crate) exchange_codes: sled::Tree,
+    pub(crate) sessions: sled::Tree,
 }
 
 impl Store {
@@ -100,6 +107,11 @@ impl Store {
             grants_by_user: db.open_tree("grants_by_user")?,
             progress: db.open_tree("progress")?,
             uploads: db.open_tree("uploads")?,
+            identities: db.open_tree("identities")?,
+            identities_by_user: db.open_tree("identities_by_user")?,
+            signin_flows: db.open_tree("signin_flows")?,
+            exchange_codes: db.open_tree("exchange_codes")?,
+            sessions: db.open_tree("sessions")?,
             db,
         };
         store.check_schema()?;

@@ -19,6 +19,9 @@ pub struct RefreshRecord {
     pub rotated: bool,
     #[serde(default)]
     pub revoked: bool,
+    /// The account's session epoch at issue (see `User::session_epoch`).
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,6 +166,7 @@ mod tests {
             expires_at: 100,
             rotated: false,
             revoked: false,
+            epoch: 0,
         }
     }
 

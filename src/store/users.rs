@@ -1,4 +1,6 @@
-//! Users, with a unique index by e-mail (lower-cased).
+//! Users, with a unique index by verified e-mail (lower-cased). Accounts made by the
+//! operator CLI have an operator-asserted e-mail; accounts made by a sign-in provider have
+//! the provider's e-mail, indexed only when the provider says it is verified.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -15,7 +17,11 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {
     pub id: Uuid,
-    pub email: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Whether `email` is known to belong to the user (and so holds the e-mail index).
+    #[serde(default = "yes")]
+    pub email_verified: bool,
     #[serde(default)]
     pub name: Option<String>,
     pub role: Role,
@@ -23,6 +29,14 @@ pub struct User {
     /// A disabled (banned) account opens nothing, whatever tokens it holds.
     #[serde(default)]
     pub disabled: bool,
+    /// Bumped by "sign out everywhere": credentials carry the epoch they were issued in and
+    /// stop working when it moves on.
+    #[serde(default)]
+    pub session_epoch: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 pub fn normalize_email(email: &str) -> Option<String> {
@@ -44,11 +58,13 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict(format!("{email:?} is not an e-mail address")))?;
         let user = User {
             id: super::new_id(),
-            email: email.clone(),
+            email: Some(email.clone()),
+            email_verified: true,
             name: None,
             role,
             created_at: now,
             disabled: false,
+            session_epoch: 0,
         };
         // The index entry is claimed first so two racing creates cannot both win.
         let claimed = self.users_by_email.compare_and_swap(
@@ -99,7 +115,7 @@ mod tests {
     fn emails_are_unique_case_insensitively() -> Result<()> {
         let store = Store::temporary()?;
         let u = store.create_user("Ada@Example.com", Role::Admin, 1)?;
-        assert_eq!(u.email, "ada@example.com");
+        assert_eq!(u.email.as_deref(), Some("ada@example.com"));
         assert!(matches!(
             store.create_user("ada@example.COM", Role::Viewer, 2),
             Err(StoreError::Conflict(_))

@@ -171,6 +171,16 @@ impl ProgressRecorder {
         films
     }
 
+    /// Drops a deleted account's unflushed progress, so a flush does not bring it back.
+    pub fn forget_user(&self, user: &Uuid) {
+        for shard in &self.shards {
+            shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(u, _), _| u != user);
+        }
+    }
+
     /// Merges every dirty delta into the store. sled inserts are in-memory log appends, so
     /// holding a shard lock across them keeps readers consistent without waiting on disk.
     pub fn flush(&self) -> Result<usize> {

@@ -1,0 +1,570 @@
+//! Sign-in with providers (docs/AUTH.md): the browser flow (start → provider → callback →
+//! session cookie or app redirect), the app's code exchange, the browser session's access
+//! tokens, the native SDK endpoint, and the provider list.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
+use crate::auth::providers::{clean_name, NativeToken};
+use crate::auth::{accounts, extract, jwt, session};
+use crate::store::now;
+use crate::store::signin::{BrowserSession, ExchangeCode, Flow, FlowFinish};
+use crate::store::users::User;
+
+/// A flow must come back within this long.
+pub const FLOW_TTL_SECS: i64 = 600;
+/// An app's one-time code must be exchanged within this long.
+const EXCHANGE_CODE_TTL_SECS: i64 = 60;
+pub const SESSION_COOKIE: &str = "cinegate_session";
+/// Browser calls that use the session cookie must carry this header: a cross-site form
+/// cannot set it, and a cross-site script needs a CORS preflight that is refused.
+const CSRF_HEADER: &str = "x-requested-with";
+const CSRF_VALUE: &str = "cinegate";
+
+fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+    state.auth_limiter.check(
+        req.peer_addr().map(|a| a.ip()),
+        state.config.limits.auth_per_minute,
+        now(),
+    )
+}
+
+fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
+    let list: Vec<_> = state
+        .providers
+        .configured()
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.as_str(),
+                "name": p.display_name(),
+                "start_url": format!("/auth/{}/start", p.as_str()),
+                "native": true,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "providers": list }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    mode: Option<String>,
+    return_to: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    intent: Option<String>,
+}
+
+/// A local path to return to: absolute, not scheme-relative, no backslashes (browsers
+/// treat `/\evil.com` like `//evil.com`), no control characters.
+fn local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= 512
+        && !path.chars().any(|c| c.is_control())
+}
+
+fn finish_of(q: &StartQuery, state: &AppState) -> Result<FlowFinish, IdentityError> {
+    let bad = |m: &str| IdentityError::InvalidRequest(m.to_string());
+    match q.mode.as_deref().unwrap_or("web") {
+        "web" => {
+            if q.redirect_uri.is_some() || q.code_challenge.is_some() {
+                return Err(bad("redirect_uri and code_challenge belong to mode=app"));
+            }
+            let return_to = q.return_to.clone().unwrap_or_else(|| "/".into());
+            if !local_path(&return_to) {
+                return Err(bad(
+                    "return_to must be a path on this server, such as /console",
+                ));
+            }
+            Ok(FlowFinish::Web { return_to })
+        }
+        "app" => {
+            let uri = q
+                .redirect_uri
+                .clone()
+                .ok_or_else(|| bad("mode=app needs redirect_uri"))?;
+            if !state.config.auth.app_redirect_uris.contains(&uri) {
+                return Err(IdentityError::InvalidRedirectUri);
+            }
+            if q.intent.is_some() {
+                return Err(bad("apps link a provider through the native endpoint"));
+            }
+            let code_challenge = match (&q.code_challenge, q.code_challenge_method.as_deref()) {
+                (None, None) => None,
+                (Some(c), Some("S256"))
+                    if c.len() == 43
+                        && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    Some(c.clone())
+                }
+                _ => {
+                    return Err(bad(
+                        "code_challenge must be a base64url SHA-256 (43 characters) with code_challenge_method=S256",
+                    ))
+                }
+            };
+            let app_state = q.state.clone();
+            if app_state.as_ref().is_some_and(|s| s.len() > 512) {
+                return Err(bad("state is longer than 512 characters"));
+            }
+            Ok(FlowFinish::App {
+                redirect_uri: uri,
+                app_state,
+                code_challenge,
+            })
+        }
+        _ => Err(bad("mode must be web or app")),
+    }
+}
+
+pub async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<StartQuery>,
+) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
+    let provider = state.providers.parse(&path)?;
+    let finish = finish_of(&query, &state)?;
+    let link_user = match query.intent.as_deref() {
+        None | Some("sign_in") => None,
+        Some("link") => Some(session_user(&state, &req)?.id),
+        Some(_) => {
+            return Err(
+                IdentityError::InvalidRequest("intent must be sign_in or link".into()).into(),
+            )
+        }
+    };
+    let flow_state = session::random_token();
+    let auth = state.providers.authorize(provider, &flow_state)?;
+    state.store.add_flow(
+        &flow_state,
+        &Flow {
+            provider: provider.as_str().into(),
+            pkce_verifier: auth.pkce_verifier,
+            nonce: auth.nonce,
+            finish,
+            link_user,
+            created_at: now(),
+        },
+    )?;
+    Ok(no_store(HttpResponse::Found())
+        .insert_header((header::LOCATION, auth.url))
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+    /// Apple, first sign-in only: `{"name":{"firstName":…,"lastName":…},"email":…}`.
+    user: Option<String>,
+}
+
+pub async fn callback_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    params: web::Query<CallbackParams>,
+) -> ApiResult<HttpResponse> {
+    callback(state, req, &path, params.into_inner()).await
+}
+
+pub async fn callback_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    params: web::Form<CallbackParams>,
+) -> ApiResult<HttpResponse> {
+    callback(state, req, &path, params.into_inner()).await
+}
+
+async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    provider: &str,
+    params: CallbackParams,
+) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
+    let provider = state.providers.parse(provider)?;
+    let flow_state = params
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+        .ok_or(IdentityError::InvalidState)?;
+    // Taken (removed) before anything else: a state works once, whatever happens next.
+    let flow = state
+        .store
+        .take_flow(flow_state)?
+        .ok_or(IdentityError::InvalidState)?;
+    check_flow(&flow, provider, now())?;
+    match complete(&state, provider, &flow, params).await {
+        Ok(finished) => Ok(finished),
+        Err(e) => match &flow.finish {
+            FlowFinish::App {
+                redirect_uri,
+                app_state,
+                ..
+            } => {
+                let api: ApiError = e.into();
+                let mut query = vec![("error", api.code.to_string())];
+                if let Some(s) = app_state {
+                    query.push(("state", s.clone()));
+                }
+                Ok(redirect_to_app(redirect_uri, &query))
+            }
+            FlowFinish::Web { .. } => Err(e.into()),
+        },
+    }
+}
+
+/// A flow comes back to the provider that started it, within `FLOW_TTL_SECS`.
+fn check_flow(flow: &Flow, provider: ProviderId, now: i64) -> Result<(), IdentityError> {
+    if flow.provider != provider.as_str() {
+        return Err(IdentityError::InvalidState);
+    }
+    if flow.created_at + FLOW_TTL_SECS <= now {
+        return Err(IdentityError::FlowExpired);
+    }
+    Ok(())
+}
+
+fn redirect_to_app(uri: &str, query: &[(&str, String)]) -> HttpResponse {
+    let mut url = oauth2::url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query {
+        url.append_pair(k, v);
+    }
+    let location = format!("{uri}?{}", url.finish());
+    no_store(HttpResponse::SeeOther())
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Apple's `user` form field, sent once: the name as "First Last".
+fn apple_name(user: Option<&str>) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(user?).ok()?;
+    let name = v.get("name")?;
+    let part = |k: &str| {
+        name.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
+}
+
+async fn complete(
+    state: &AppState,
+    provider: ProviderId,
+    flow: &Flow,
+    params: CallbackParams,
+) -> Result<HttpResponse, IdentityError> {
+    if let Some(error) = &params.error {
+        let why = params.error_description.as_deref().unwrap_or(error);
+        return Err(IdentityError::Cancelled(why.chars().take(200).collect()));
+    }
+    let code = params
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 4096)
+        .ok_or_else(|| IdentityError::InvalidRequest("the callback has no code".into()))?;
+    let mut identity = state
+        .providers
+        .complete(
+            provider,
+            code,
+            &flow.pkce_verifier,
+            flow.nonce.as_deref(),
+            now(),
+        )
+        .await?;
+    if identity.name.is_none() && provider == ProviderId::Apple {
+        identity.name = apple_name(params.user.as_deref());
+    }
+    let user = match flow.link_user {
+        Some(id) => {
+            let user = state
+                .store
+                .user(&id)?
+                .ok_or(IdentityError::Unauthenticated)?;
+            accounts::link(&state.store, &user, &identity, now())?;
+            user
+        }
+        None => sign_in(state, &identity)?,
+    };
+    match &flow.finish {
+        FlowFinish::Web { return_to } => {
+            let cookie = new_session(state, &user)?;
+            Ok(no_store(HttpResponse::SeeOther())
+                .cookie(cookie)
+                .insert_header((header::LOCATION, return_to.as_str()))
+                .finish())
+        }
+        FlowFinish::App {
+            redirect_uri,
+            app_state,
+            code_challenge,
+        } => {
+            let code = session::random_token();
+            state.store.add_exchange_code(
+                &code,
+                &ExchangeCode {
+                    user_id: user.id,
+                    code_challenge: code_challenge.clone(),
+                    expires_at: now() + EXCHANGE_CODE_TTL_SECS,
+                },
+            )?;
+            let mut query = vec![("code", code)];
+            if let Some(s) = app_state {
+                query.push(("state", s.clone()));
+            }
+            Ok(redirect_to_app(redirect_uri, &query))
+        }
+    }
+}
+
+fn sign_in(state: &AppState, identity: &ProviderIdentity) -> Result<User, IdentityError> {
+    accounts::sign_in(&state.store, &state.config.auth, identity, now())
+}
+
+fn new_session(state: &AppState, user: &User) -> Result<Cookie<'static>, IdentityError> {
+    if user.disabled {
+        return Err(IdentityError::Disabled);
+    }
+    let id = session::random_token();
+    let ttl = state.config.auth.session_ttl.as_secs() as i64;
+    state.store.add_session(
+        &id,
+        &BrowserSession {
+            user_id: user.id,
+            epoch: user.session_epoch,
+            created_at: now(),
+            expires_at: now() + ttl,
+        },
+    )?;
+    Ok(Cookie::build(SESSION_COOKIE, id)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.public_url.starts_with("https://"))
+        .max_age(CookieDuration::seconds(ttl))
+        .finish())
+}
+
+/// The user of the request's session cookie.
+fn session_user(state: &AppState, req: &HttpRequest) -> Result<User, IdentityError> {
+    let cookie = req
+        .cookie(SESSION_COOKIE)
+        .ok_or(IdentityError::Unauthenticated)?;
+    let session = state
+        .store
+        .session(cookie.value())?
+        .filter(|s| s.expires_at > now())
+        .ok_or(IdentityError::Unauthenticated)?;
+    let user = state
+        .store
+        .user(&session.user_id)?
+        .filter(|u| u.session_epoch == session.epoch)
+        .ok_or(IdentityError::Unauthenticated)?;
+    if user.disabled {
+        return Err(IdentityError::Disabled);
+    }
+    Ok(user)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRequest {
+    code: String,
+    #[serde(default)]
+    code_verifier: Option<String>,
+}
+
+pub async fn exchange(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<ExchangeRequest>,
+) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
+    if body.code.is_empty() || body.code.len() > 512 {
+        return Err(IdentityError::InvalidCode.into());
+    }
+    let record = state
+        .store
+        .take_exchange_code(&body.code)?
+        .filter(|c| c.expires_at > now())
+        .ok_or(IdentityError::InvalidCode)?;
+    if let Some(challenge) = &record.code_challenge {
+        let verifier = body
+            .code_verifier
+            .as_deref()
+            .ok_or(IdentityError::InvalidCode)?;
+        let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes()));
+        if &computed != challenge {
+            return Err(IdentityError::InvalidCode.into());
+        }
+    }
+    let user = state
+        .store
+        .user(&record.user_id)?
+        .ok_or(IdentityError::InvalidCode)?;
+    let pair = session::start(
+        &state.store,
+        &state.keys.access,
+        &state.config.auth,
+        &user,
+        now(),
+    )?;
+    Ok(no_store(HttpResponse::Ok()).json(pair))
+}
+
+/// An access token for the browser's session (the console and viewer page call this, then
+/// use the API with `Authorization: Bearer`).
+pub async fn session_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    let csrf_ok = req
+        .headers()
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == CSRF_VALUE);
+    if !csrf_ok {
+        return Err(ApiError::forbidden(
+            "csrf",
+            "send the header `X-Requested-With: cinegate` with session requests",
+        ));
+    }
+    let user = session_user(&state, &req)?;
+    let ttl = state.config.auth.access_ttl.as_secs() as i64;
+    Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
+        "access_token": jwt::issue(&state.keys.access, &user, now(), ttl),
+        "token_type": "Bearer",
+        "expires_in": ttl,
+    })))
+}
+
+pub async fn session_end(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    if let Some(cookie) = req.cookie(SESSION_COOKIE) {
+        state.store.remove_session(cookie.value())?;
+    }
+    let mut gone = Cookie::build(SESSION_COOKIE, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .finish();
+    gone.make_removal();
+    Ok(no_store(HttpResponse::NoContent()).cookie(gone).finish())
+}
+
+pub async fn native(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<NativeToken>,
+) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
+    let provider = state.providers.parse(&path)?;
+    // With a Bearer token this links; a bad Bearer token is an error, not a sign-in.
+    let linking = if req.headers().contains_key(header::AUTHORIZATION) {
+        Some(extract::signed_in(&req)?)
+    } else {
+        None
+    };
+    let identity = state.providers.native(provider, &body).await?;
+    match linking {
+        Some(user) => {
+            accounts::link(&state.store, &user, &identity, now())?;
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "linked": provider.as_str() })))
+        }
+        None => {
+            let user = sign_in(&state, &identity)?;
+            let pair = session::start(
+                &state.store,
+                &state.keys.access,
+                &state.config.auth,
+                &user,
+                now(),
+            )?;
+            Ok(no_store(HttpResponse::Ok()).json(pair))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_must_stay_on_this_server() {
+        assert!(local_path("/"));
+        assert!(local_path("/console?tab=films"));
+        for bad in [
+            "//evil.com",
+            "/\\evil.com",
+            "https://evil.com",
+            "evil",
+            "/a\nb",
+            "",
+        ] {
+            assert!(!local_path(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_flow_expires_after_ten_minutes_and_belongs_to_its_provider() {
+        let flow = Flow {
+            provider: "google".into(),
+            pkce_verifier: "v".into(),
+            nonce: None,
+            finish: FlowFinish::Web {
+                return_to: "/".into(),
+            },
+            link_user: None,
+            created_at: 1_000,
+        };
+        assert!(check_flow(&flow, ProviderId::Google, 1_599).is_ok());
+        assert!(matches!(
+            check_flow(&flow, ProviderId::Google, 1_600),
+            Err(IdentityError::FlowExpired)
+        ));
+        assert!(matches!(
+            check_flow(&flow, ProviderId::Facebook, 1_001),
+            Err(IdentityError::InvalidState)
+        ));
+    }
+
+    #[test]
+    fn apple_name_from_the_user_field() {
+        assert_eq!(
+            apple_name(Some(
+                r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@b.c"}"#
+            ))
+            .as_deref(),
+            Some("Ada Lovelace")
+        );
+        assert_eq!(apple_name(Some("not json")), None);
+        assert_eq!(apple_name(None), None);
+    }
+}

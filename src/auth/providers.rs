@@ -1,0 +1,392 @@
+//! The configured sign-in providers: where to send the browser (authorization-code flow
+//! with PKCE, via the `oauth2` crate), how to turn the returned code into an identity, and
+//! how to check a token a mobile SDK handed to the app.
+
+use std::path::Path;
+use std::time::Duration;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, ExtraTokenFields,
+    HttpClientError, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::apple::ClientSecret as AppleSecret;
+use super::facebook::{self, Graph};
+use super::identity::{IdentityError, ProviderId, ProviderIdentity};
+use super::oidc::{IdTokenVerifier, Nonce};
+use crate::config::Config;
+
+/// OIDC token responses carry an `id_token` next to the OAuth fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+impl ExtraTokenFields for IdTokenField {}
+
+type TokenResp = StandardTokenResponse<IdTokenField, BasicTokenType>;
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    TokenResp,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    oauth2::EndpointSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+struct Endpoints {
+    client_id: String,
+    authorize_url: AuthUrl,
+    token_url: TokenUrl,
+}
+
+enum Kind {
+    Oidc {
+        secret: String,
+        verifier: IdTokenVerifier,
+    },
+    Apple {
+        secret: AppleSecret,
+        verifier: IdTokenVerifier,
+    },
+    Facebook {
+        graph: Graph,
+    },
+}
+
+struct Provider {
+    id: ProviderId,
+    endpoints: Endpoints,
+    kind: Kind,
+}
+
+/// What the browser is sent to, and what must be remembered for the callback.
+pub struct Authorization {
+    pub url: String,
+    pub pkce_verifier: String,
+    pub nonce: Option<String>,
+}
+
+/// What the app sends to the native endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NativeToken {
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// Apple gives the name to the app only at the first sign-in.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+pub struct Providers {
+    list: Vec<Provider>,
+    redirect_base: String,
+    http: reqwest::Client,
+}
+
+fn url_error(key: &str, e: impl std::fmt::Display) -> String {
+    format!("configuration key `{key}`: {e}")
+}
+
+impl Providers {
+    /// Builds the configured providers. Errors name the configuration key.
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let timeout = config.auth.provider_timeout;
+        // Provider endpoints are operator-configured; redirects are never followed, so a
+        // provider cannot bounce a request carrying secrets somewhere else.
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cinegate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let mut list = Vec::new();
+        let auth = &config.auth;
+        let endpoints = |id: &str, authorize: &str, token: &str, p: &str| {
+            Ok::<_, String>(Endpoints {
+                client_id: id.to_string(),
+                authorize_url: AuthUrl::new(authorize.to_string())
+                    .map_err(|e| url_error(&format!("auth.{p}.authorize_url"), e))?,
+                token_url: TokenUrl::new(token.to_string())
+                    .map_err(|e| url_error(&format!("auth.{p}.token_url"), e))?,
+            })
+        };
+        let g = &auth.google;
+        if !g.client_id.is_empty() {
+            let mut audiences = vec![g.client_id.clone()];
+            audiences.extend(g.native_client_ids.iter().cloned());
+            list.push(Provider {
+                id: ProviderId::Google,
+                endpoints: endpoints(&g.client_id, &g.authorize_url, &g.token_url, "google")?,
+                kind: Kind::Oidc {
+                    secret: g.client_secret.0.clone(),
+                    verifier: IdTokenVerifier::new(
+                        ProviderId::Google,
+                        &g.issuer,
+                        audiences,
+                        &g.jwks_url,
+                        http.clone(),
+                    ),
+                },
+            });
+        }
+        let a = &auth.apple;
+        if !a.client_id.is_empty() {
+            let key_path = if a.private_key_file.is_absolute() {
+                a.private_key_file.clone()
+            } else {
+                config.keys_dir.join(&a.private_key_file)
+            };
+            let secret =
+                AppleSecret::load(Path::new(&key_path), &a.team_id, &a.key_id, &a.client_id)
+                    .map_err(|e| url_error("auth.apple.private_key_file", e))?;
+            let mut audiences = vec![a.client_id.clone()];
+            audiences.extend(a.native_client_ids.iter().cloned());
+            list.push(Provider {
+                id: ProviderId::Apple,
+                endpoints: endpoints(&a.client_id, &a.authorize_url, &a.token_url, "apple")?,
+                kind: Kind::Apple {
+                    secret,
+                    verifier: IdTokenVerifier::new(
+                        ProviderId::Apple,
+                        &a.issuer,
+                        audiences,
+                        &a.jwks_url,
+                        http.clone(),
+                    ),
+                },
+            });
+        }
+        let f = &auth.facebook;
+        if !f.app_id.is_empty() {
+            list.push(Provider {
+                id: ProviderId::Facebook,
+                endpoints: endpoints(&f.app_id, &f.authorize_url, &f.token_url, "facebook")?,
+                kind: Kind::Facebook {
+                    graph: Graph::new(&f.app_id, &f.app_secret.0, &f.graph_url, http.clone()),
+                },
+            });
+        }
+        Ok(Self {
+            list,
+            redirect_base: config.public_url.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The configured providers, in a stable order.
+    pub fn configured(&self) -> Vec<ProviderId> {
+        self.list.iter().map(|p| p.id).collect()
+    }
+
+    fn get(&self, id: ProviderId) -> Result<&Provider, IdentityError> {
+        self.list
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| IdentityError::UnknownProvider(id.as_str().into()))
+    }
+
+    /// Parses a provider name from a URL, refusing names that are not configured.
+    pub fn parse(&self, name: &str) -> Result<ProviderId, IdentityError> {
+        let id = ProviderId::parse(name)
+            .ok_or_else(|| IdentityError::UnknownProvider(name.chars().take(32).collect()))?;
+        self.get(id).map(|p| p.id)
+    }
+
+    fn client(&self, p: &Provider, secret: Option<String>) -> Result<OAuthClient, IdentityError> {
+        let redirect = RedirectUrl::new(format!(
+            "{}/auth/{}/callback",
+            self.redirect_base,
+            p.id.as_str()
+        ))
+        .map_err(|e| IdentityError::InvalidRequest(format!("public_url: {e}")))?;
+        let mut client = oauth2::Client::new(ClientId::new(p.endpoints.client_id.clone()))
+            .set_auth_uri(p.endpoints.authorize_url.clone())
+            .set_token_uri(p.endpoints.token_url.clone())
+            .set_redirect_uri(redirect)
+            // Apple takes the secret only in the body; the others accept it there too.
+            .set_auth_type(AuthType::RequestBody);
+        if let Some(secret) = secret {
+            client = client.set_client_secret(ClientSecret::new(secret));
+        }
+        Ok(client)
+    }
+
+    /// The provider URL to send the browser to, with a fresh state (the caller's),
+    /// PKCE challenge and, for OIDC providers, nonce.
+    pub fn authorize(&self, id: ProviderId, state: &str) -> Result<Authorization, IdentityError> {
+        let p = self.get(id)?;
+        let client = self.client(p, None)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = state.to_string();
+        let mut request = client
+            .authorize_url(move || CsrfToken::new(state))
+            .set_pkce_challenge(challenge);
+        let nonce = match &p.kind {
+            Kind::Facebook { .. } => {
+                request = request
+                    .add_scope(Scope::new("email".into()))
+                    .add_scope(Scope::new("public_profile".into()));
+                None
+            }
+            Kind::Oidc { .. } | Kind::Apple { .. } => {
+                let nonce = super::session::random_token();
+                request = request
+                    .add_scope(Scope::new("openid".into()))
+                    .add_scope(Scope::new("email".into()))
+                    .add_extra_param("nonce", nonce.clone());
+                if matches!(p.kind, Kind::Apple { .. }) {
+                    // Apple returns the name only with form_post, and then only once.
+                    request = request
+                        .add_scope(Scope::new("name".into()))
+                        .add_extra_param("response_mode", "form_post");
+                } else {
+                    request = request.add_scope(Scope::new("profile".into()));
+                }
+                Some(nonce)
+            }
+        };
+        let (url, _) = request.url();
+        Ok(Authorization {
+            url: url.to_string(),
+            pkce_verifier: verifier.secret().clone(),
+            nonce,
+        })
+    }
+
+    /// Exchanges the code from the callback for the identity behind it.
+    pub async fn complete(
+        &self,
+        id: ProviderId,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<ProviderIdentity, IdentityError> {
+        let p = self.get(id)?;
+        let secret = match &p.kind {
+            Kind::Oidc { secret, .. } => secret.clone(),
+            Kind::Apple { secret, .. } => secret.get(now).map_err(IdentityError::InvalidRequest)?,
+            Kind::Facebook { graph } => graph.secret().to_string(),
+        };
+        let client = self.client(p, Some(secret))?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(id, e))?;
+        match &p.kind {
+            Kind::Oidc { verifier, .. } | Kind::Apple { verifier, .. } => {
+                let id_token = token.extra_fields().id_token.as_deref().ok_or_else(|| {
+                    IdentityError::ProviderUnavailable(format!(
+                        "{} returned no ID token",
+                        id.display_name()
+                    ))
+                })?;
+                let nonce = nonce.ok_or(IdentityError::InvalidState)?;
+                verifier.verify(id_token, Nonce::Exact(nonce)).await
+            }
+            Kind::Facebook { graph } => graph.me(token.access_token().secret()).await,
+        }
+    }
+
+    /// Checks a token from a mobile SDK.
+    pub async fn native(
+        &self,
+        id: ProviderId,
+        body: &NativeToken,
+    ) -> Result<ProviderIdentity, IdentityError> {
+        let p = self.get(id)?;
+        fn field<'a>(
+            v: &'a Option<String>,
+            id: ProviderId,
+            name: &str,
+        ) -> Result<&'a str, IdentityError> {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty() && t.len() <= 16 * 1024)
+                .ok_or_else(|| {
+                    IdentityError::InvalidRequest(format!(
+                        "send the {} SDK's {name} (at most 16 KiB)",
+                        id.display_name()
+                    ))
+                })
+        }
+        match &p.kind {
+            Kind::Oidc { verifier, .. } | Kind::Apple { verifier, .. } => {
+                let token = field(&body.id_token, id, "id_token")?;
+                let mut identity = verifier
+                    .verify(token, Nonce::Native(body.nonce.as_deref()))
+                    .await?;
+                if identity.name.is_none() {
+                    identity.name = clean_name(body.name.as_deref());
+                }
+                Ok(identity)
+            }
+            Kind::Facebook { graph } => {
+                graph
+                    .native(field(&body.access_token, id, "access_token")?)
+                    .await
+            }
+        }
+    }
+}
+
+/// A display name from a provider or an app: trimmed, without control characters, at most
+/// 200 characters; `None` when nothing is left.
+pub fn clean_name(name: Option<&str>) -> Option<String> {
+    let cleaned: String = name?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
+fn token_error(
+    id: ProviderId,
+    e: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
+) -> IdentityError {
+    let name = id.display_name();
+    match e {
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            BasicErrorResponseType::Extension(code)
+                if code == "server_error" || code == "temporarily_unavailable" =>
+            {
+                IdentityError::ProviderUnavailable(format!("{name}: {code}"))
+            }
+            other => IdentityError::ProviderRejected(format!("{name}: {other}")),
+        },
+        // Facebook answers the token endpoint in Graph's error shape, not OAuth's.
+        RequestTokenError::Parse(_, body) if id == ProviderId::Facebook => {
+            facebook::classify_error(&body)
+        }
+        RequestTokenError::Request(HttpClientError::Reqwest(e)) => {
+            IdentityError::ProviderUnavailable(format!("{name}: {}", e.without_url()))
+        }
+        RequestTokenError::Request(_) => {
+            IdentityError::ProviderUnavailable(format!("{name}: the request failed"))
+        }
+        RequestTokenError::Parse(..) => {
+            IdentityError::ProviderUnavailable(format!("{name} answered something unreadable"))
+        }
+        RequestTokenError::Other(m) => IdentityError::ProviderUnavailable(format!("{name}: {m}")),
+    }
+}

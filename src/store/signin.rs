@@ -1,0 +1,168 @@
+//! Short-lived sign-in records: provider flows in progress (by `state`), one-time app
+//! exchange codes, and browser sessions. Secrets (state, codes, session ids) are stored
+//! only as SHA-256 hashes; flows and codes are taken with a remove, so each works once.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::tokens::hash;
+use super::{decode, get, put, Result, Store};
+
+/// How a flow finishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum FlowFinish {
+    /// A session cookie, then a redirect to `return_to` (a local path).
+    Web { return_to: String },
+    /// A redirect to the app with a one-time code.
+    App {
+        redirect_uri: String,
+        app_state: Option<String>,
+        /// The app's own PKCE challenge (S256), checked at the exchange.
+        code_challenge: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    pub provider: String,
+    pub pkce_verifier: String,
+    pub nonce: Option<String>,
+    pub finish: FlowFinish,
+    /// Set when a signed-in user is linking this provider.
+    pub link_user: Option<Uuid>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangeCode {
+    pub user_id: Uuid,
+    pub code_challenge: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BrowserSession {
+    pub user_id: Uuid,
+    pub epoch: u32,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+fn take<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    secret: &str,
+) -> Result<Option<T>> {
+    tree.remove(hash(secret))?
+        .map(|v| decode(name, &v))
+        .transpose()
+}
+
+impl Store {
+    pub fn add_flow(&self, state: &str, flow: &Flow) -> Result<()> {
+        put(&self.signin_flows, &hash(state), flow)
+    }
+
+    /// Removes and returns the flow for `state`: a second callback with it finds nothing.
+    pub fn take_flow(&self, state: &str) -> Result<Option<Flow>> {
+        take(&self.signin_flows, "signin_flows", state)
+    }
+
+    pub fn add_exchange_code(&self, code: &str, record: &ExchangeCode) -> Result<()> {
+        put(&self.exchange_codes, &hash(code), record)
+    }
+
+    pub fn take_exchange_code(&self, code: &str) -> Result<Option<ExchangeCode>> {
+        take(&self.exchange_codes, "exchange_codes", code)
+    }
+
+    pub fn add_session(&self, id: &str, session: &BrowserSession) -> Result<()> {
+        put(&self.sessions, &hash(id), session)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<BrowserSession>> {
+        get(&self.sessions, "sessions", &hash(id))
+    }
+
+    pub fn remove_session(&self, id: &str) -> Result<()> {
+        self.sessions.remove(hash(id))?;
+        Ok(())
+    }
+
+    /// Deletes flows, codes and sessions past their time; returns how many went.
+    pub fn sweep_signin(&self, now: i64, flow_ttl: i64) -> Result<usize> {
+        let mut n = 0;
+        for kv in self.signin_flows.iter() {
+            let (k, v) = kv?;
+            let stale =
+                decode::<Flow>("signin_flows", &v).map_or(true, |f| f.created_at + flow_ttl <= now);
+            if stale {
+                self.signin_flows.remove(k)?;
+                n += 1;
+            }
+        }
+        for kv in self.exchange_codes.iter() {
+            let (k, v) = kv?;
+            let stale =
+                decode::<ExchangeCode>("exchange_codes", &v).map_or(true, |c| c.expires_at <= now);
+            if stale {
+                self.exchange_codes.remove(k)?;
+                n += 1;
+            }
+        }
+        for kv in self.sessions.iter() {
+            let (k, v) = kv?;
+            let stale =
+                decode::<BrowserSession>("sessions", &v).map_or(true, |s| s.expires_at <= now);
+            if stale {
+                self.sessions.remove(k)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(created_at: i64) -> Flow {
+        Flow {
+            provider: "google".into(),
+            pkce_verifier: "v".into(),
+            nonce: Some("n".into()),
+            finish: FlowFinish::Web {
+                return_to: "/".into(),
+            },
+            link_user: None,
+            created_at,
+        }
+    }
+
+    #[test]
+    fn flows_and_codes_work_once_and_expire() -> Result<()> {
+        let store = Store::temporary()?;
+        store.add_flow("state-1", &flow(100))?;
+        assert_eq!(store.take_flow("state-1")?, Some(flow(100)));
+        assert_eq!(store.take_flow("state-1")?, None, "a state works once");
+
+        // With a 600 s lifetime, at 700 s the flow made at 100 is swept, the one at 1000 kept.
+        store.add_flow("old", &flow(100))?;
+        store.add_flow("new", &flow(1000))?;
+        assert_eq!(store.sweep_signin(700, 600)?, 1);
+        assert!(store.take_flow("old")?.is_none());
+        assert!(store.take_flow("new")?.is_some());
+
+        let code = ExchangeCode {
+            user_id: crate::store::new_id(),
+            code_challenge: None,
+            expires_at: 50,
+        };
+        store.add_exchange_code("c", &code)?;
+        assert_eq!(store.take_exchange_code("c")?, Some(code));
+        assert_eq!(store.take_exchange_code("c")?, None);
+        Ok(())
+    }
+}
