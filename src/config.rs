@@ -101,7 +101,31 @@ pub struct AuthConfig {
 /// A string that never shows in `Debug` output (config dumps, error reports).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(pub String);
+pub struct Secret(#[serde(deserialize_with = "string_or_number")] pub String);
+
+/// Provider ids and secrets are strings, but many are all digits (Facebook app ids), and an
+/// environment variable `CINEGATE_AUTH__FACEBOOK__APP_ID=1234` reaches serde as a number
+/// (figment parses environment values). Numbers are accepted as their decimal text; a value
+/// whose leading zeros matter must be quoted in the variable: `…_SECRET='"0123…"'`.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_string(Text)
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,6 +137,7 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OidcProviderConfig {
+    #[serde(deserialize_with = "string_or_number")]
     pub client_id: String,
     pub client_secret: Secret,
     /// Client ids of the mobile apps, also accepted as an ID token's audience.
@@ -142,9 +167,12 @@ impl Default for OidcProviderConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppleConfig {
+    #[serde(deserialize_with = "string_or_number")]
     pub client_id: String,
     pub native_client_ids: Vec<String>,
+    #[serde(deserialize_with = "string_or_number")]
     pub team_id: String,
+    #[serde(deserialize_with = "string_or_number")]
     pub key_id: String,
     /// Relative to `keys_dir`, or absolute.
     pub private_key_file: PathBuf,
@@ -174,6 +202,7 @@ impl Default for AppleConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FacebookConfig {
+    #[serde(deserialize_with = "string_or_number")]
     pub app_id: String,
     pub app_secret: Secret,
     pub authorize_url: String,
@@ -667,7 +696,12 @@ mod tests {
             jail.set_env("CINEGATE_AUTH__GOOGLE__CLIENT_ID", "web");
             jail.set_env("CINEGATE_AUTH__GOOGLE__CLIENT_SECRET", "s3cret-value");
             jail.set_env("CINEGATE_AUTH__ADMINS", "[\"boss@example.com\"]");
+            // Facebook app ids are all digits; the environment hands figment a number.
+            jail.set_env("CINEGATE_AUTH__FACEBOOK__APP_ID", "1234567890");
+            jail.set_env("CINEGATE_AUTH__FACEBOOK__APP_SECRET", "\"0123\"");
             let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.auth.facebook.app_id, "1234567890");
+            assert_eq!(c.auth.facebook.app_secret.0, "0123");
             assert_eq!(c.auth.admins, ["boss@example.com"]);
             assert_eq!(c.auth.google.client_secret.0, "s3cret-value");
             let shown = format!("{c:?}");

@@ -33,6 +33,7 @@ pub enum Nonce<'a> {
 #[derive(Debug, Deserialize)]
 struct IdClaims {
     sub: String,
+    iat: i64,
     #[serde(default)]
     email: Option<String>,
     /// Google sends a boolean, Apple a string.
@@ -101,7 +102,7 @@ impl IdTokenVerifier {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&self.audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub", "iat"]);
         validation.leeway = LEEWAY_SECS;
         let claims = decode::<IdClaims>(token, &key, &validation)
             .map_err(|e| match e.kind() {
@@ -111,9 +112,15 @@ impl IdTokenVerifier {
                 ErrorKind::InvalidSignature => bad("the signature does not verify"),
                 ErrorKind::InvalidAlgorithm => bad("the algorithm does not match the key"),
                 ErrorKind::MissingRequiredClaim(c) => bad(&format!("claim {c} is missing")),
+                ErrorKind::Json(_) => bad("a claim is missing or of the wrong type"),
                 _ => bad("it is malformed"),
             })?
             .claims;
+        // jsonwebtoken checks `exp` and `nbf` only; a token "issued" in the future is forged
+        // or from a broken clock.
+        if claims.iat > crate::store::now() + LEEWAY_SECS as i64 {
+            return Err(bad("it was issued in the future (iat)"));
+        }
         check_nonce(claims.nonce.as_deref(), nonce)?;
         if claims.sub.is_empty() || claims.sub.len() > 255 {
             return Err(bad("the subject is empty or too long"));

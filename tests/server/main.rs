@@ -7,5 +7,7 @@
 mod auth;
 mod harness;
 mod ingest;
+mod oauth;
+mod peers;
 mod playback;
 mod recovery;
