@@ -342,7 +342,15 @@ fn open_x264(
     opts.set("profile", "high");
     opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
     opts.set("forced-idr", "1");
-    opts.set("x264-params", "scenecut=0:open-gop=0");
+    // Every x264 frame in flight holds the picture, its half-pel planes and its lowres copy
+    // (≈11 MB at 1080p), and all rungs encode at once. The preset's 10-frame rate-control
+    // lookahead and 4-frame threaded-lookahead buffer cost ≈110 MB over the ladder; 3 and
+    // 2 frames keep the lookahead thread busy and the speed (a 1-frame buffer stalls the
+    // feeding thread). SSIM of the 1080p rung: 0.99487 against 0.99490 (docs/BENCHMARKS.md).
+    opts.set(
+        "x264-params",
+        "scenecut=0:open-gop=0:rc-lookahead=3:sync-lookahead=2",
+    );
     opts.set("threads", &settings.threads_per_encoder.to_string());
     enc.open_with(opts).context(what)
 }
