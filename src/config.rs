@@ -29,6 +29,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub cors: CorsConfig,
     pub limits: LimitsConfig,
+    pub payments: PaymentsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +223,119 @@ impl Default for FacebookConfig {
     }
 }
 
+/// Checkout providers. Each is on when its credentials are set (`dev` when `enabled`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// Limit for each call to a payment provider.
+    #[serde(with = "humantime_serde")]
+    pub provider_timeout: Duration,
+    /// An order the payer has not approved within this long is cancelled.
+    #[serde(with = "humantime_serde")]
+    pub order_ttl: Duration,
+    pub dev: DevPaymentsConfig,
+    pub paypal: PaypalConfig,
+    pub kakaopay: KakaoPayConfig,
+    pub naverpay: NaverPayConfig,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            provider_timeout: Duration::from_secs(30),
+            order_ttl: Duration::from_secs(3 * 3600),
+            dev: DevPaymentsConfig::default(),
+            paypal: PaypalConfig::default(),
+            kakaopay: KakaoPayConfig::default(),
+            naverpay: NaverPayConfig::default(),
+        }
+    }
+}
+
+/// A provider that approves at once, for demos and tests. Never in production.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevPaymentsConfig {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaypalConfig {
+    #[serde(deserialize_with = "string_or_number")]
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `https://api-m.sandbox.paypal.com` while testing.
+    pub api_url: String,
+    /// The id PayPal gave the webhook pointing at `{public_url}/api/v1/payments/paypal/webhook`;
+    /// empty: webhooks are refused.
+    pub webhook_id: String,
+    /// Currencies to offer through PayPal (it takes no KRW).
+    pub currencies: Vec<String>,
+}
+
+impl Default for PaypalConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            api_url: "https://api-m.paypal.com".into(),
+            webhook_id: String::new(),
+            currencies: ["USD", "EUR", "GBP", "JPY", "CAD", "AUD"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KakaoPayConfig {
+    pub secret_key: Secret,
+    /// The merchant id (`TC0ONETIME` is Kakao's test id).
+    pub cid: String,
+    pub api_url: String,
+}
+
+impl Default for KakaoPayConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: Secret::default(),
+            cid: String::new(),
+            api_url: "https://open-api.kakaopay.com".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NaverPayConfig {
+    #[serde(deserialize_with = "string_or_number")]
+    pub client_id: String,
+    pub client_secret: Secret,
+    #[serde(deserialize_with = "string_or_number")]
+    pub chain_id: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub partner_id: String,
+    /// API host (`https://dev.apis.naver.com` for the sandbox).
+    pub api_url: String,
+    /// Where the payer is sent: `{payment_url}/{reserveId}`.
+    pub payment_url: String,
+}
+
+impl Default for NaverPayConfig {
+    fn default() -> Self {
+        Self {
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            chain_id: String::new(),
+            partner_id: String::new(),
+            api_url: "https://apis.naver.com".into(),
+            payment_url: "https://m.pay.naver.com/payments".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
@@ -252,6 +366,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             cors: CorsConfig::default(),
             limits: LimitsConfig::default(),
+            payments: PaymentsConfig::default(),
         }
     }
 }
@@ -353,6 +468,75 @@ impl Config {
             .map_err(|e| ConfigError::Load(describe(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn validate_payments(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let p = &self.payments;
+        if p.provider_timeout < Duration::from_secs(1)
+            || p.provider_timeout > Duration::from_secs(120)
+        {
+            return bad(
+                "payments.provider_timeout",
+                "must be between 1s and 2m".into(),
+            );
+        }
+        if p.order_ttl < Duration::from_secs(60) {
+            return bad("payments.order_ttl", "must be at least 1 minute".into());
+        }
+        let url = |key: &'static str, v: &str| {
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(())
+            } else {
+                bad(key, format!("{v:?} must be an http(s) URL"))
+            }
+        };
+        if !p.paypal.client_id.is_empty() {
+            if p.paypal.client_secret.0.is_empty() {
+                return bad(
+                    "payments.paypal.client_secret",
+                    "is required when payments.paypal.client_id is set".into(),
+                );
+            }
+            url("payments.paypal.api_url", &p.paypal.api_url)?;
+            for c in &p.paypal.currencies {
+                if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) || c == "KRW" {
+                    return bad(
+                        "payments.paypal.currencies",
+                        format!("{c:?} is not an ISO code PayPal takes"),
+                    );
+                }
+            }
+        }
+        if !p.kakaopay.cid.is_empty() {
+            if p.kakaopay.secret_key.0.is_empty() {
+                return bad(
+                    "payments.kakaopay.secret_key",
+                    "is required when payments.kakaopay.cid is set".into(),
+                );
+            }
+            url("payments.kakaopay.api_url", &p.kakaopay.api_url)?;
+        }
+        if !p.naverpay.client_id.is_empty() {
+            for (key, v) in [
+                (
+                    "payments.naverpay.client_secret",
+                    &p.naverpay.client_secret.0,
+                ),
+                ("payments.naverpay.chain_id", &p.naverpay.chain_id),
+                ("payments.naverpay.partner_id", &p.naverpay.partner_id),
+            ] {
+                if v.is_empty() {
+                    return bad(
+                        key,
+                        "is required when payments.naverpay.client_id is set".into(),
+                    );
+                }
+            }
+            url("payments.naverpay.api_url", &p.naverpay.api_url)?;
+            url("payments.naverpay.payment_url", &p.naverpay.payment_url)?;
+        }
+        Ok(())
     }
 
     fn validate_sign_in(&self) -> Result<(), ConfigError> {
@@ -512,6 +696,7 @@ impl Config {
             );
         }
         self.validate_sign_in()?;
+        self.validate_payments()?;
         for origin in &self.cors.allowed_origins {
             if origin == "*"
                 || !(origin.starts_with("http://") || origin.starts_with("https://"))

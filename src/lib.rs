@@ -8,6 +8,7 @@ pub mod control;
 pub mod ingest;
 pub mod jobs;
 pub mod ops;
+pub mod payments;
 pub mod secrets;
 pub mod startup;
 pub mod store;

@@ -51,6 +51,21 @@ impl Application {
         let providers = Arc::new(
             crate::auth::providers::Providers::from_config(&config).map_err(anyhow::Error::msg)?,
         );
+        let payments =
+            Arc::new(crate::payments::Payments::from_config(&config).map_err(anyhow::Error::msg)?);
+        if config.payments.dev.enabled {
+            let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| config.public_url.starts_with(p));
+            if local {
+                tracing::warn!("payments.dev is enabled: checkouts approve without payment");
+            } else {
+                tracing::error!(
+                    public_url = %config.public_url,
+                    "payments.dev IS ENABLED ON A PUBLIC SERVER: ANYONE CAN UNLOCK ANY FILM WITHOUT PAYING. Set payments.dev.enabled = false."
+                );
+            }
+        }
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
             jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
@@ -61,6 +76,8 @@ impl Application {
             metrics: Default::default(),
             auth_limiter: Default::default(),
             providers,
+            payments,
+            order_locks: Default::default(),
             segments: crate::stream::segments::SegmentCache::new(
                 config.playback.segment_cache_bytes,
             ),
@@ -124,6 +141,12 @@ impl Application {
                 tracing::warn!(error = %e, "operator socket unavailable; CLI commands need the server stopped")
             }
         }
+        // Orders left open by a crash (captured at the provider, not granted here) are
+        // settled with the provider as soon as the server is up.
+        tokio::spawn({
+            let state = state.clone();
+            async move { reconcile(&state).await }
+        });
         let flusher = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -235,6 +258,23 @@ fn cors(config: &Config) -> actix_cors::Cors {
 /// token. Query strings are left out (login links carry tokens there). The id is a
 /// per-process random prefix and a counter: unique, and cheap on the segment hot path;
 /// the log line itself is only built when `info` is enabled.
+async fn reconcile(state: &AppState) {
+    let service = crate::payments::orders::OrderService {
+        store: &state.store,
+        payments: &state.payments,
+        locks: &state.order_locks,
+        now: now(),
+    };
+    match service
+        .reconcile(state.config.payments.order_ttl.as_secs() as i64)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(changed = n, "orders reconciled with their providers"),
+        Err(e) => tracing::warn!(error = %e, "order reconciliation failed"),
+    }
+}
+
 async fn access_log(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,

@@ -180,6 +180,31 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
     }
 }
 
+impl From<crate::payments::orders::OrderError> for ApiError {
+    fn from(e: crate::payments::orders::OrderError) -> Self {
+        use crate::payments::orders::OrderError as E;
+        use crate::payments::PaymentError as P;
+        let (status, code) = match &e {
+            E::Store(_) => return ApiError::internal(&e),
+            E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
+            E::NotForSale => (StatusCode::CONFLICT, "not_for_sale"),
+            E::CurrencyUnsupported { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "currency_unsupported")
+            }
+            E::AlreadyOwned => (StatusCode::CONFLICT, "already_owned"),
+            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            E::WrongState(_) => (StatusCode::CONFLICT, "order_state"),
+            E::Payment(P::Declined(_)) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+            E::Payment(P::Unavailable(_)) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
+            E::Payment(P::Refused(_)) => (StatusCode::BAD_GATEWAY, "provider_refused"),
+        };
+        if status == StatusCode::BAD_GATEWAY {
+            tracing::warn!(error = %e, "payment provider failed");
+        }
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<transcoder::TranscodeError> for ApiError {
     fn from(e: transcoder::TranscodeError) -> Self {
         if e.is_input_error() {

@@ -9,6 +9,7 @@ pub mod health;
 pub mod hls;
 pub mod me;
 pub mod pages;
+pub mod payments;
 pub mod ratelimit;
 pub mod signin;
 pub mod uploads;
@@ -36,12 +37,20 @@ pub struct AppState {
     pub metrics: health::Metrics,
     pub auth_limiter: ratelimit::RateLimiter,
     pub providers: Arc<crate::auth::providers::Providers>,
+    pub payments: Arc<crate::payments::Payments>,
+    pub order_locks: crate::payments::orders::OrderLocks,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/login").route(web::get().to(pages::login)))
+        .service(
+            web::scope("/pay/{provider}")
+                .route("/return", web::get().to(payments::return_page))
+                .route("/cancel", web::get().to(payments::cancel_page))
+                .route("/fail", web::get().to(payments::fail_page)),
+        )
         .service(
             web::scope("/auth/{provider}")
                 .route("/start", web::get().to(signin::start))
@@ -70,6 +79,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me", web::delete().to(me::delete))
                 .route("/me/identities/{provider}", web::delete().to(me::unlink))
                 .route("/me/progress", web::get().to(me::progress))
+                .route("/me/purchases", web::get().to(payments::my_purchases))
+                .route("/payments/providers", web::get().to(payments::providers))
+                .route(
+                    "/payments/paypal/webhook",
+                    web::post().to(payments::paypal_webhook),
+                )
+                .route("/orders/{id}", web::get().to(payments::order))
+                .route("/films/{id}/checkout", web::post().to(payments::checkout))
                 .route("/films", web::get().to(films::list))
                 .route("/films/{id}", web::get().to(films::detail))
                 .route("/films/{id}/poster.jpg", web::get().to(films::poster))

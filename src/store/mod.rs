@@ -11,6 +11,7 @@ pub mod films;
 pub mod grants;
 pub mod identities;
 pub mod jobs;
+pub mod orders;
 pub mod progress;
 pub mod signin;
 pub mod tokens;
@@ -70,6 +71,11 @@ pub struct Store {
     pub(crate) signin_flows: sled::Tree,
     pub(crate) exchange_codes: sled::Tree,
     pub(crate) sessions: sled::Tree,
+    pub(crate) orders: sled::Tree,
+    pub(crate) orders_by_user: sled::Tree,
+    pub(crate) purchases: sled::Tree,
+    pub(crate) purchases_by_user: sled::Tree,
+    pub(crate) payment_events: sled::Tree,
 }
 
 impl Store {
@@ -112,6 +118,11 @@ impl Store {
             signin_flows: db.open_tree("signin_flows")?,
             exchange_codes: db.open_tree("exchange_codes")?,
             sessions: db.open_tree("sessions")?,
+            orders: db.open_tree("orders")?,
+            orders_by_user: db.open_tree("orders_by_user")?,
+            purchases: db.open_tree("purchases")?,
+            purchases_by_user: db.open_tree("purchases_by_user")?,
+            payment_events: db.open_tree("payment_events")?,
             db,
         };
         store.check_schema()?;

@@ -20,9 +20,10 @@ pub fn preview_segments(total: usize, fraction: f64) -> usize {
     ((fraction * total as f64 - 1e-9).ceil() as usize).clamp(1, total)
 }
 
-/// Deny by default: full access only with a recorded entitlement.
+/// Deny by default: full access only with a recorded entitlement (an admin's grant or a
+/// captured purchase).
 pub fn entitlement(store: &Store, user: &Uuid, film: &Uuid) -> Result<Entitlement, StoreError> {
-    if store.has_grant(film, user)? {
+    if store.has_grant(film, user)? || store.purchase(film, user)?.is_some() {
         return Ok(Entitlement::Full);
     }
     Ok(Entitlement::Preview)

@@ -26,6 +26,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}/cancel", web::post().to(jobs::cancel))
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
         .route("/users", web::get().to(users::list))
+        .route("/orders", web::get().to(super::payments::admin_orders))
+        .route(
+            "/orders/{id}/refund",
+            web::post().to(super::payments::admin_refund),
+        )
+        .route(
+            "/payments/reconcile",
+            web::post().to(super::payments::admin_reconcile),
+        )
         .service(
             web::resource("/uploads")
                 .route(web::post().to(super::uploads::create))

@@ -1,0 +1,386 @@
+//! Buying films: checkout, the payer's return/cancel/fail pages, order polling, purchases,
+//! PayPal webhooks, and the admin's orders, refunds and reconciliation.
+
+use std::collections::HashMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::auth::{Admin, Viewer};
+use crate::payments::orders::{OrderError, OrderService};
+use crate::payments::{Capture, Gateway, Lookup};
+use crate::store::orders::{Order, OrderState};
+use crate::store::{now, parse_id};
+
+fn service(state: &AppState) -> OrderService<'_> {
+    OrderService {
+        store: &state.store,
+        payments: &state.payments,
+        locks: &state.order_locks,
+        now: now(),
+    }
+}
+
+/// What a viewer sees of an order.
+#[derive(Serialize)]
+struct OrderView<'a> {
+    id: Uuid,
+    film_id: Uuid,
+    provider: &'a str,
+    amount: u64,
+    currency: &'a str,
+    state: OrderState,
+    failure: Option<&'a str>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn view(o: &Order) -> OrderView<'_> {
+    OrderView {
+        id: o.id,
+        film_id: o.film_id,
+        provider: &o.provider,
+        amount: o.amount,
+        currency: &o.currency,
+        state: o.state,
+        failure: o.failure.as_deref(),
+        created_at: o.created_at,
+        updated_at: o.updated_at,
+    }
+}
+
+pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "providers": state.payments.ids() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    provider: String,
+}
+
+pub async fn checkout(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+    body: web::Json<CheckoutRequest>,
+) -> ApiResult<HttpResponse> {
+    let film = parse_id(&path)
+        .map(|id| state.store.film(&id))
+        .transpose()?
+        .flatten()
+        .filter(|f| f.is_watchable())
+        .ok_or_else(|| ApiError::not_found("film"))?;
+    let started = service(&state)
+        .checkout(&viewer.0.id, &film, &body.provider)
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "order_id": started.order.id,
+            "redirect_url": started.redirect_url,
+            "app_url": started.app_url,
+            "amount": started.order.amount,
+            "currency": started.order.currency,
+        })))
+}
+
+pub async fn order(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    // Another user's order is as invisible as one that does not exist.
+    let order = parse_id(&path)
+        .map(|id| state.store.order(&id))
+        .transpose()?
+        .flatten()
+        .filter(|o| o.user_id == viewer.0.id)
+        .ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(view(&order)))
+}
+
+pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    let mut out = Vec::new();
+    for (film_id, p) in state.store.purchases_of(&viewer.0.id)? {
+        let order = state.store.order(&p.order_id)?;
+        out.push(serde_json::json!({
+            "film_id": film_id,
+            "title": state.store.film(&film_id)?.map(|f| f.title),
+            "order_id": p.order_id,
+            "purchased_at": p.purchased_at,
+            "amount": order.as_ref().map(|o| o.amount),
+            "currency": order.as_ref().map(|o| o.currency.clone()),
+            "provider": order.as_ref().map(|o| o.provider.clone()),
+        }));
+    }
+    let orders: Vec<_> = state
+        .store
+        .orders_of(&viewer.0.id)?
+        .iter()
+        .map(|o| serde_json::to_value(view(o)).unwrap_or_default())
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "purchases": out, "orders": orders })))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The page a payer lands on after the provider. Apps poll `GET /api/v1/orders/{id}`.
+fn page(status: StatusCode, title: &str, text: &str, order: Option<&Order>) -> HttpResponse {
+    let order_line = order
+        .map(|o| format!("<p>Order <code>{}</code>: {:?}</p>", o.id, o.state))
+        .unwrap_or_default();
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head><body><h1>{t}</h1><p>{x}</p>{order_line}<p>You can close this page and return to the app.</p></body></html>",
+            t = escape(title),
+            x = escape(text)
+        ))
+}
+
+fn order_param(params: &HashMap<String, String>) -> Option<Uuid> {
+    params.get("order").and_then(|o| parse_id(o))
+}
+
+fn error_page(e: OrderError) -> HttpResponse {
+    let api: ApiError = e.into();
+    page(api.status, "Payment not completed", &api.message, None)
+}
+
+pub async fn return_page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(id) = order_param(&query) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unknown order",
+            "the link has no order",
+            None,
+        );
+    };
+    match service(&state).complete(&path, &id, &query).await {
+        Ok(order) => match order.state {
+            OrderState::Captured => page(
+                StatusCode::OK,
+                "Payment complete",
+                "The whole film is yours.",
+                Some(&order),
+            ),
+            _ => page(
+                StatusCode::PAYMENT_REQUIRED,
+                "Payment not completed",
+                order
+                    .failure
+                    .as_deref()
+                    .unwrap_or("the payment did not go through"),
+                Some(&order),
+            ),
+        },
+        Err(e) => error_page(e),
+    }
+}
+
+pub async fn cancel_page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    abandon(&state, &path, &query, "cancelled by the payer").await
+}
+
+pub async fn fail_page(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    abandon(&state, &path, &query, "failed at the provider").await
+}
+
+async fn abandon(
+    state: &AppState,
+    provider: &str,
+    query: &HashMap<String, String>,
+    why: &str,
+) -> HttpResponse {
+    let Some(id) = order_param(query) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Unknown order",
+            "the link has no order",
+            None,
+        );
+    };
+    match service(state).abandon(provider, &id, why).await {
+        Ok(order) => page(StatusCode::OK, "Payment not completed", why, Some(&order)),
+        Err(e) => error_page(e),
+    }
+}
+
+/// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event id.
+pub async fn paypal_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let Some(Gateway::Paypal(paypal)) = state.payments.get("paypal") else {
+        return Err(ApiError::not_found("webhook"));
+    };
+    let event: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "the webhook body is not JSON"))?;
+    let headers: Vec<(&str, Option<String>)> = [
+        "paypal-auth-algo",
+        "paypal-cert-url",
+        "paypal-transmission-id",
+        "paypal-transmission-sig",
+        "paypal-transmission-time",
+    ]
+    .into_iter()
+    .map(|n| {
+        (
+            n,
+            req.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        )
+    })
+    .collect();
+    if !paypal
+        .verify_webhook(&headers, &event)
+        .await
+        .map_err(OrderError::from)?
+    {
+        tracing::warn!("a PayPal webhook failed verification; ignored");
+        return Err(ApiError::unauthorized(
+            "invalid_signature",
+            "the webhook could not be verified with PayPal",
+        ));
+    }
+    let event_id = event["id"].as_str().unwrap_or("").to_string();
+    if event_id.is_empty() || !state.store.first_sighting("paypal", &event_id, now())? {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "duplicate" })));
+    }
+    match handle_paypal_event(&state, &event).await {
+        Ok(outcome) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": outcome }))),
+        Err(e) => {
+            // Not processed: PayPal's retry must be.
+            state.store.forget_sighting("paypal", &event_id)?;
+            Err(e.into())
+        }
+    }
+}
+
+async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static str, OrderError> {
+    let resource = &event["resource"];
+    let svc = service(state);
+    let by_custom_id = || {
+        resource["custom_id"]
+            .as_str()
+            .and_then(parse_id)
+            .map(|id| state.store.order(&id))
+            .transpose()
+            .map(|o| o.flatten().filter(|o| o.provider == "paypal"))
+    };
+    match event["event_type"].as_str().unwrap_or("") {
+        "PAYMENT.CAPTURE.COMPLETED" => {
+            let Some(order) = by_custom_id()? else {
+                return Ok("unknown order");
+            };
+            let currency = resource["amount"]["currency_code"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let capture = Capture {
+                payment_id: resource["id"].as_str().unwrap_or("").to_string(),
+                amount: resource["amount"]["value"]
+                    .as_str()
+                    .and_then(|v| crate::payments::money::from_decimal(v, &currency))
+                    .unwrap_or(0),
+                currency,
+            };
+            let lock = state.order_locks.get(&order.id);
+            let _held = lock.lock().await;
+            let order = state.store.order(&order.id)?.ok_or(OrderError::NotFound)?;
+            svc.apply_lookup(
+                &order,
+                Lookup::Captured(capture),
+                "captured (PayPal webhook)",
+            )
+            .await?;
+            Ok("captured")
+        }
+        "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
+            let Some(order) = by_custom_id()? else {
+                return Ok("unknown order");
+            };
+            svc.abandon("paypal", &order.id, "failed: PayPal denied the capture")
+                .await?;
+            Ok("failed")
+        }
+        "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
+            // The resource is the refund; its `up` link (or custom_id) leads to the capture.
+            let capture_id = resource["links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["rel"] == "up")
+                .and_then(|l| l["href"].as_str())
+                .and_then(|h| h.rsplit('/').next())
+                .map(str::to_string);
+            let order = match by_custom_id()? {
+                Some(o) => Some(o),
+                None => state.store.orders()?.into_iter().find(|o| {
+                    o.provider == "paypal" && o.payment_id.is_some() && o.payment_id == capture_id
+                }),
+            };
+            let Some(order) = order else {
+                return Ok("unknown order");
+            };
+            svc.apply_lookup(&order, Lookup::Refunded, "refunded (PayPal webhook)")
+                .await?;
+            Ok("refunded")
+        }
+        _ => Ok("ignored"),
+    }
+}
+
+pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let mut orders = state.store.orders()?;
+    orders.reverse();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
+}
+
+pub async fn admin_refund(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = parse_id(&path).ok_or_else(|| ApiError::not_found("order"))?;
+    let order = service(&state)
+        .refund(&id, &format!("refunded by admin {}", admin.0.id))
+        .await?;
+    Ok(HttpResponse::Ok().json(order))
+}
+
+pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let changed = service(&state)
+        .reconcile(state.config.payments.order_ttl.as_secs() as i64)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "changed": changed })))
+}

@@ -1,0 +1,204 @@
+//! Checkout providers behind one interface (`PaymentProvider`): PayPal Orders v2, Kakao Pay,
+//! Naver Pay, and `dev` (approves at once; demos and tests). The order state machine and
+//! the rules (amount from the server, captured amount checked, one grant per capture) live
+//! in `orders`; providers only speak their own HTTP API.
+
+pub mod dev;
+pub mod kakaopay;
+pub mod money;
+pub mod naverpay;
+pub mod orders;
+pub mod paypal;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::store::orders::Order;
+
+/// Where the provider sends the payer back, per order.
+#[derive(Debug, Clone)]
+pub struct ReturnUrls {
+    pub approve: String,
+    pub cancel: String,
+    pub fail: String,
+}
+
+/// The provider's side of a new checkout.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub provider_ref: String,
+    /// Where to send a browser (PC or mobile web).
+    pub redirect_url: String,
+    /// Where a mobile app should go instead, when the provider has one.
+    pub app_url: Option<String>,
+}
+
+/// Money the provider says it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub payment_id: String,
+    pub amount: u64,
+    pub currency: String,
+}
+
+/// What the provider says about an order now (reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not paid yet (or still in progress at the provider).
+    Pending,
+    Captured(Capture),
+    /// Paid, then refunded at the provider.
+    Refunded,
+    /// The payer gave up, or the provider's window closed.
+    Abandoned(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    /// The payment itself was refused (card declined, payer not approved, …).
+    #[error("the payment was declined: {0}")]
+    Declined(String),
+    /// The provider could not be reached, timed out, or answered something unusable. The
+    /// outcome is unknown; reconciliation asks again.
+    #[error("the payment provider could not be reached or answered wrongly: {0}")]
+    Unavailable(String),
+    /// The provider refused our request (configuration, currency …).
+    #[error("the payment provider refused the request: {0}")]
+    Refused(String),
+}
+
+/// The query or form parameters of a return to `/pay/{provider}/return`.
+pub type ReturnParams = HashMap<String, String>;
+
+/// One checkout provider's API. Used through `Gateway` (static dispatch) on actix's
+/// single-threaded workers, so the futures need no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait PaymentProvider {
+    fn id(&self) -> &'static str;
+    /// ISO codes this provider takes.
+    fn accepts(&self, currency: &str) -> bool;
+    async fn create(
+        &self,
+        order: &Order,
+        item: &str,
+        urls: &ReturnUrls,
+    ) -> Result<Checkout, PaymentError>;
+    /// Takes the money after the payer approved (`params`: what came back with them).
+    async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError>;
+    async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError>;
+    async fn refund(&self, order: &Order) -> Result<(), PaymentError>;
+}
+
+/// The configured providers.
+pub enum Gateway {
+    Dev(dev::Dev),
+    Paypal(paypal::Paypal),
+    Kakao(kakaopay::KakaoPay),
+    Naver(naverpay::NaverPay),
+}
+
+macro_rules! each {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            Gateway::Dev($p) => $e,
+            Gateway::Paypal($p) => $e,
+            Gateway::Kakao($p) => $e,
+            Gateway::Naver($p) => $e,
+        }
+    };
+}
+
+impl Gateway {
+    pub fn id(&self) -> &'static str {
+        each!(self, p => p.id())
+    }
+    pub fn accepts(&self, currency: &str) -> bool {
+        each!(self, p => p.accepts(currency))
+    }
+    pub async fn create(
+        &self,
+        order: &Order,
+        item: &str,
+        urls: &ReturnUrls,
+    ) -> Result<Checkout, PaymentError> {
+        each!(self, p => p.create(order, item, urls).await)
+    }
+    pub async fn capture(
+        &self,
+        order: &Order,
+        params: &ReturnParams,
+    ) -> Result<Capture, PaymentError> {
+        each!(self, p => p.capture(order, params).await)
+    }
+    pub async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError> {
+        each!(self, p => p.lookup(order).await)
+    }
+    pub async fn refund(&self, order: &Order) -> Result<(), PaymentError> {
+        each!(self, p => p.refund(order).await)
+    }
+}
+
+pub struct Payments {
+    list: Vec<Gateway>,
+    public_url: String,
+}
+
+impl Payments {
+    pub fn from_config(config: &Config) -> Result<Self, String> {
+        let p = &config.payments;
+        let http = reqwest::Client::builder()
+            .timeout(p.provider_timeout)
+            .connect_timeout(p.provider_timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cinegate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let mut list = Vec::new();
+        if p.dev.enabled {
+            list.push(Gateway::Dev(dev::Dev));
+        }
+        if !p.paypal.client_id.is_empty() {
+            list.push(Gateway::Paypal(paypal::Paypal::new(
+                &p.paypal,
+                http.clone(),
+            )));
+        }
+        if !p.kakaopay.cid.is_empty() {
+            list.push(Gateway::Kakao(kakaopay::KakaoPay::new(
+                &p.kakaopay,
+                http.clone(),
+            )));
+        }
+        if !p.naverpay.client_id.is_empty() {
+            list.push(Gateway::Naver(naverpay::NaverPay::new(&p.naverpay, http)));
+        }
+        Ok(Self {
+            list,
+            public_url: config.public_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Gateway> {
+        self.list.iter().find(|g| g.id() == id)
+    }
+
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.list.iter().map(Gateway::id).collect()
+    }
+
+    pub fn return_urls(&self, provider: &str, order: &Order) -> ReturnUrls {
+        let base = format!("{}/pay/{provider}", self.public_url);
+        ReturnUrls {
+            approve: format!("{base}/return?order={}", order.id),
+            cancel: format!("{base}/cancel?order={}", order.id),
+            fail: format!("{base}/fail?order={}", order.id),
+        }
+    }
+}
+
+/// A provider's HTTP failure, classified: 5xx, timeouts and transport errors leave the
+/// outcome unknown.
+pub(crate) fn transport(provider: &str, e: reqwest::Error) -> PaymentError {
+    PaymentError::Unavailable(format!("{provider}: {}", e.without_url()))
+}

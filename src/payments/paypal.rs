@@ -1,0 +1,382 @@
+//! PayPal Orders v2: client-credentials token (cached until shortly before expiry),
+//! create (intent CAPTURE, our order id as `custom_id`), approve link, capture on return,
+//! refund through the capture, order lookup for reconciliation, and webhook verification
+//! through `verify-webhook-signature`. Every write carries a `PayPal-Request-Id` derived
+//! from our order id, so a retry never makes a second order, capture or refund.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::money::{from_decimal, to_decimal};
+use super::{
+    transport, Capture, Checkout, Lookup, PaymentError, PaymentProvider, ReturnParams, ReturnUrls,
+};
+use crate::config::PaypalConfig;
+use crate::store::orders::Order;
+
+pub struct Paypal {
+    client_id: String,
+    client_secret: String,
+    api: String,
+    pub webhook_id: String,
+    currencies: Vec<String>,
+    http: reqwest::Client,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+/// A capture inside an order: `purchase_units[].payments.captures[]`.
+fn captures(order: &Value) -> Vec<&Value> {
+    order["purchase_units"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|u| u["payments"]["captures"].as_array().into_iter().flatten())
+        .collect()
+}
+
+fn capture_of(value: &Value) -> Option<Capture> {
+    let currency = value["amount"]["currency_code"].as_str()?.to_string();
+    Some(Capture {
+        payment_id: value["id"].as_str()?.to_string(),
+        amount: from_decimal(value["amount"]["value"].as_str()?, &currency)?,
+        currency,
+    })
+}
+
+/// The `issue` of a PayPal error body (`details[0].issue`), else its `name`.
+fn issue(body: &Value) -> String {
+    body["details"][0]["issue"]
+        .as_str()
+        .or_else(|| body["name"].as_str())
+        .unwrap_or("UNKNOWN")
+        .to_string()
+}
+
+impl Paypal {
+    pub fn new(cfg: &PaypalConfig, http: reqwest::Client) -> Self {
+        Self {
+            client_id: cfg.client_id.clone(),
+            client_secret: cfg.client_secret.0.clone(),
+            api: cfg.api_url.trim_end_matches('/').to_string(),
+            webhook_id: cfg.webhook_id.clone(),
+            currencies: cfg.currencies.clone(),
+            http,
+            token: Mutex::new(None),
+        }
+    }
+
+    async fn token(&self) -> Result<String, PaymentError> {
+        if let Some((token, until)) = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            if Instant::now() < until {
+                return Ok(token);
+            }
+        }
+        let response = self
+            .http
+            .post(format!("{}/v1/oauth2/token", self.api))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .map_err(|e| transport("PayPal", e))?;
+        if !response.status().is_success() {
+            return Err(if response.status().is_server_error() {
+                PaymentError::Unavailable(format!(
+                    "PayPal token: HTTP {}",
+                    response.status().as_u16()
+                ))
+            } else {
+                PaymentError::Refused(format!(
+                    "PayPal refused the credentials (HTTP {}): check payments.paypal.client_id/client_secret",
+                    response.status().as_u16()
+                ))
+            });
+        }
+        let t: TokenResponse = response.json().await.map_err(|e| transport("PayPal", e))?;
+        // Renewed a minute early so a token never expires in flight.
+        let life = Duration::from_secs(t.expires_in.saturating_sub(60).max(30));
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((t.access_token.clone(), Instant::now() + life));
+        Ok(t.access_token)
+    }
+
+    /// One authenticated call. A 401 drops the cached token and retries once.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        request_id: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), PaymentError> {
+        for attempt in 0..2 {
+            let token = self.token().await?;
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.api))
+                .bearer_auth(&token)
+                .header("Prefer", "return=representation");
+            if let Some(id) = request_id {
+                req = req.header("PayPal-Request-Id", id);
+            }
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let response = req.send().await.map_err(|e| transport("PayPal", e))?;
+            let status = response.status().as_u16();
+            if status == 401 && attempt == 0 {
+                *self.token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                continue;
+            }
+            let text = response.bytes().await.map_err(|e| transport("PayPal", e))?;
+            if status >= 500 {
+                return Err(PaymentError::Unavailable(format!(
+                    "PayPal answered HTTP {status}"
+                )));
+            }
+            let value: Value = if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(&text).map_err(|_| {
+                    PaymentError::Unavailable(format!(
+                        "PayPal answered HTTP {status} with something unreadable"
+                    ))
+                })?
+            };
+            return Ok((status, value));
+        }
+        Err(PaymentError::Refused(
+            "PayPal refused our access token twice".into(),
+        ))
+    }
+
+    /// Asks PayPal whether a webhook delivery is genuine.
+    pub async fn verify_webhook(
+        &self,
+        headers: &[(&str, Option<String>)],
+        event: &Value,
+    ) -> Result<bool, PaymentError> {
+        if self.webhook_id.is_empty() {
+            return Ok(false);
+        }
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.clone())
+        };
+        let mut body = json!({ "webhook_id": self.webhook_id, "webhook_event": event });
+        for (field, name) in [
+            ("auth_algo", "paypal-auth-algo"),
+            ("cert_url", "paypal-cert-url"),
+            ("transmission_id", "paypal-transmission-id"),
+            ("transmission_sig", "paypal-transmission-sig"),
+            ("transmission_time", "paypal-transmission-time"),
+        ] {
+            match header(name) {
+                Some(v) => body[field] = Value::String(v),
+                None => return Ok(false),
+            }
+        }
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/notifications/verify-webhook-signature",
+                None,
+                Some(&body),
+            )
+            .await?;
+        Ok(status == 200 && answer["verification_status"] == "SUCCESS")
+    }
+}
+
+impl PaymentProvider for Paypal {
+    fn id(&self) -> &'static str {
+        "paypal"
+    }
+
+    fn accepts(&self, currency: &str) -> bool {
+        self.currencies.iter().any(|c| c == currency)
+    }
+
+    async fn create(
+        &self,
+        order: &Order,
+        item: &str,
+        urls: &ReturnUrls,
+    ) -> Result<Checkout, PaymentError> {
+        let body = json!({
+            "intent": "CAPTURE",
+            "purchase_units": [{
+                "reference_id": order.film_id.to_string(),
+                "custom_id": order.id.to_string(),
+                "description": item.chars().take(127).collect::<String>(),
+                "amount": {
+                    "currency_code": order.currency,
+                    "value": to_decimal(order.amount, &order.currency),
+                },
+            }],
+            "payment_source": { "paypal": { "experience_context": {
+                "return_url": urls.approve,
+                "cancel_url": urls.cancel,
+                "user_action": "PAY_NOW",
+                "shipping_preference": "NO_SHIPPING",
+            }}},
+        });
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                "/v2/checkout/orders",
+                Some(&format!("create-{}", order.id)),
+                Some(&body),
+            )
+            .await?;
+        if status != 200 && status != 201 {
+            return Err(PaymentError::Refused(format!(
+                "PayPal: {} (HTTP {status})",
+                issue(&answer)
+            )));
+        }
+        let id = answer["id"]
+            .as_str()
+            .ok_or_else(|| PaymentError::Unavailable("PayPal returned no order id".into()))?;
+        // `payer-action` with experience_context, `approve` with the older application_context.
+        let link = answer["links"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["rel"] == "payer-action" || l["rel"] == "approve")
+            .and_then(|l| l["href"].as_str())
+            .ok_or_else(|| PaymentError::Unavailable("PayPal returned no approval link".into()))?;
+        Ok(Checkout {
+            provider_ref: id.to_string(),
+            redirect_url: link.to_string(),
+            app_url: None,
+        })
+    }
+
+    async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError> {
+        let id = order
+            .provider_ref
+            .as_deref()
+            .ok_or_else(|| PaymentError::Declined("the order never reached PayPal".into()))?;
+        // The return carries `token` = PayPal's order id; a mismatch is not this payment.
+        if params.get("token").is_some_and(|t| t != id) {
+            return Err(PaymentError::Declined(
+                "the return does not belong to this order".into(),
+            ));
+        }
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v2/checkout/orders/{id}/capture"),
+                Some(&format!("capture-{}", order.id)),
+                Some(&json!({})),
+            )
+            .await?;
+        if status == 200 || status == 201 {
+            let capture = captures(&answer)
+                .into_iter()
+                .find(|c| c["status"] == "COMPLETED");
+            return match capture.and_then(capture_of) {
+                Some(c) => Ok(c),
+                None => match captures(&answer).first() {
+                    Some(c) if c["status"] == "PENDING" => Err(PaymentError::Unavailable(
+                        "PayPal holds the capture as pending".into(),
+                    )),
+                    Some(c) => Err(PaymentError::Declined(format!(
+                        "PayPal capture {}",
+                        c["status"].as_str().unwrap_or("not completed")
+                    ))),
+                    None => Err(PaymentError::Unavailable(
+                        "PayPal returned no capture".into(),
+                    )),
+                },
+            };
+        }
+        match issue(&answer).as_str() {
+            // Captured before (a retry with another request id, or by a webhook path):
+            // PayPal's order tells what was taken.
+            "ORDER_ALREADY_CAPTURED" => match self.lookup(order).await? {
+                Lookup::Captured(c) => Ok(c),
+                other => Err(PaymentError::Unavailable(format!(
+                    "PayPal says captured, order shows {other:?}"
+                ))),
+            },
+            "ORDER_COMPLETION_IN_PROGRESS" => Err(PaymentError::Unavailable(
+                "PayPal is still completing the order".into(),
+            )),
+            other => Err(PaymentError::Declined(format!("PayPal: {other}"))),
+        }
+    }
+
+    async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError> {
+        let Some(id) = order.provider_ref.as_deref() else {
+            return Ok(Lookup::Abandoned("never reached PayPal".into()));
+        };
+        let (status, answer) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/v2/checkout/orders/{id}"),
+                None,
+                None,
+            )
+            .await?;
+        if status == 404 {
+            return Ok(Lookup::Abandoned(
+                "PayPal does not know the order (expired)".into(),
+            ));
+        }
+        if status != 200 {
+            return Err(PaymentError::Unavailable(format!(
+                "PayPal: {} (HTTP {status})",
+                issue(&answer)
+            )));
+        }
+        let all = captures(&answer);
+        if all.iter().any(|c| c["status"] == "REFUNDED") {
+            return Ok(Lookup::Refunded);
+        }
+        if let Some(c) = all
+            .iter()
+            .find(|c| c["status"] == "COMPLETED" || c["status"] == "PARTIALLY_REFUNDED")
+            .and_then(|c| capture_of(c))
+        {
+            return Ok(Lookup::Captured(c));
+        }
+        Ok(match answer["status"].as_str() {
+            Some("VOIDED") => Lookup::Abandoned("PayPal voided the order".into()),
+            _ => Lookup::Pending,
+        })
+    }
+
+    async fn refund(&self, order: &Order) -> Result<(), PaymentError> {
+        let capture = order
+            .payment_id
+            .as_deref()
+            .ok_or_else(|| PaymentError::Refused("the order has no PayPal capture".into()))?;
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v2/payments/captures/{capture}/refund"),
+                Some(&format!("refund-{}", order.id)),
+                Some(&json!({})),
+            )
+            .await?;
+        match (status, issue(&answer).as_str()) {
+            (200 | 201, _) | (_, "CAPTURE_FULLY_REFUNDED") => Ok(()),
+            (_, other) => Err(PaymentError::Refused(format!(
+                "PayPal: {other} (HTTP {status})"
+            ))),
+        }
+    }
+}

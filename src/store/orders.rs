@@ -1,0 +1,345 @@
+//! Orders (a persisted state machine per checkout) and purchases (the entitlement an order
+//! buys). Capture and refund change the order and the purchase in one sled transaction, so
+//! an entitlement exists exactly when its order is captured; processed provider webhook
+//! events are remembered so a replay changes nothing.
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use uuid::Uuid;
+
+use super::{decode, encode, get, pair, put, scan, Result, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Our record exists and the provider has (or is getting) its side of it.
+    Created,
+    /// The payer approved at the provider; capture is next.
+    Approved,
+    /// The money is taken and the film unlocked.
+    Captured,
+    Refunded,
+    /// The payer gave up (or the order expired) before paying.
+    Cancelled,
+    /// The provider declined, or its answer did not match the order.
+    Failed,
+}
+
+impl OrderState {
+    /// Nothing more happens to an order in these states, except a refund of a capture.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            OrderState::Captured
+                | OrderState::Refunded
+                | OrderState::Cancelled
+                | OrderState::Failed
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub at: i64,
+    pub state: OrderState,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub film_id: Uuid,
+    pub provider: String,
+    /// The film's price when the order was made, in minor units; never from the client.
+    pub amount: u64,
+    pub currency: String,
+    pub state: OrderState,
+    /// The provider's id for the checkout (PayPal order id, Kakao Pay tid, Naver Pay
+    /// reserve id).
+    #[serde(default)]
+    pub provider_ref: Option<String>,
+    /// The provider's id for the money movement (PayPal capture id, Kakao Pay aid, Naver
+    /// Pay paymentId), needed to refund.
+    #[serde(default)]
+    pub payment_id: Option<String>,
+    #[serde(default)]
+    pub failure: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(default)]
+    pub events: Vec<OrderEvent>,
+}
+
+impl Order {
+    pub fn record(&mut self, state: OrderState, note: impl Into<String>, now: i64) {
+        self.state = state;
+        self.updated_at = now;
+        self.events.push(OrderEvent {
+            at: now,
+            state,
+            note: note.into(),
+        });
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Purchase {
+    pub order_id: Uuid,
+    pub purchased_at: i64,
+}
+
+/// What `capture_order` did.
+#[derive(Debug, PartialEq)]
+pub enum Captured {
+    /// Now captured and granted.
+    Now(Order),
+    /// It already was (a duplicate callback, a webhook after the return, a retry).
+    Already(Order),
+    /// It cannot be: the order was refunded.
+    Refused(Order),
+}
+
+impl Store {
+    pub fn create_order(&self, order: &Order) -> Result<()> {
+        (&self.orders, &self.orders_by_user).transaction(|(orders, by_user)| {
+            orders.insert(order.id.as_bytes().as_slice(), encode(order))?;
+            by_user.insert(pair(&order.user_id, &order.id).as_slice(), &[])?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    pub fn order(&self, id: &Uuid) -> Result<Option<Order>> {
+        get(&self.orders, "orders", id.as_bytes())
+    }
+
+    /// Applies `change` atomically (compare-and-swap, retried on a concurrent write).
+    /// `change` returns whether it changed anything; the stored order is returned.
+    pub fn update_order(
+        &self,
+        id: &Uuid,
+        mut change: impl FnMut(&mut Order) -> bool,
+    ) -> Result<Option<Order>> {
+        loop {
+            let Some(current) = self.orders.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut order: Order = decode("orders", &current)?;
+            if !change(&mut order) {
+                return Ok(Some(order));
+            }
+            if self
+                .orders
+                .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&order)))?
+                .is_ok()
+            {
+                return Ok(Some(order));
+            }
+        }
+    }
+
+    /// Marks the order captured and grants the purchase, in one transaction.
+    pub fn capture_order(
+        &self,
+        id: &Uuid,
+        payment_id: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<Captured> {
+        let outcome = (&self.orders, &self.purchases, &self.purchases_by_user).transaction(
+            |(orders, purchases, by_user)| {
+                let Some(bytes) = orders.get(id.as_bytes())? else {
+                    return sled::transaction::abort(StoreError::Conflict(format!(
+                        "order {id} does not exist"
+                    )));
+                };
+                let mut order: Order = decode("orders", &bytes)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                match order.state {
+                    OrderState::Captured => return Ok(Captured::Already(order)),
+                    OrderState::Refunded => return Ok(Captured::Refused(order)),
+                    // Money taken counts even if the payer had been told "cancelled" or an
+                    // earlier attempt "failed": the provider's capture is the truth.
+                    _ => {}
+                }
+                order.payment_id = Some(payment_id.to_string());
+                order.failure = None;
+                order.record(OrderState::Captured, note, now);
+                orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                let purchase = Purchase {
+                    order_id: order.id,
+                    purchased_at: now,
+                };
+                purchases.insert(
+                    pair(&order.film_id, &order.user_id).as_slice(),
+                    encode(&purchase),
+                )?;
+                by_user.insert(pair(&order.user_id, &order.film_id).as_slice(), &[])?;
+                Ok(Captured::Now(order))
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    /// Marks a captured order refunded and revokes the purchase it bought, in one
+    /// transaction. Returns the order, or `None` if it was not captured.
+    pub fn refund_order(&self, id: &Uuid, note: &str, now: i64) -> Result<Option<Order>> {
+        let outcome = (&self.orders, &self.purchases, &self.purchases_by_user).transaction(
+            |(orders, purchases, by_user)| {
+                let Some(bytes) = orders.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut order: Order = decode("orders", &bytes)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                if order.state != OrderState::Captured {
+                    return Ok(None);
+                }
+                order.record(OrderState::Refunded, note, now);
+                orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                let key = pair(&order.film_id, &order.user_id);
+                if let Some(p) = purchases.get(key.as_slice())? {
+                    let p: Purchase = decode("purchases", &p)
+                        .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                    // Only the purchase this order made; a later purchase stays.
+                    if p.order_id == order.id {
+                        purchases.remove(key.as_slice())?;
+                        by_user.remove(pair(&order.user_id, &order.film_id).as_slice())?;
+                    }
+                }
+                Ok(Some(order))
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    pub fn purchase(&self, film: &Uuid, user: &Uuid) -> Result<Option<Purchase>> {
+        get(&self.purchases, "purchases", &pair(film, user))
+    }
+
+    /// A user's purchases: (film, purchase).
+    pub fn purchases_of(&self, user: &Uuid) -> Result<Vec<(Uuid, Purchase)>> {
+        let mut out = Vec::new();
+        for key in self.purchases_by_user.scan_prefix(user.as_bytes()).keys() {
+            let key = key?;
+            let film = Uuid::from_slice(&key[16..]).unwrap_or_default();
+            if let Some(p) = self.purchase(&film, user)? {
+                out.push((film, p));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn orders_of(&self, user: &Uuid) -> Result<Vec<Order>> {
+        let mut out = Vec::new();
+        for key in self.orders_by_user.scan_prefix(user.as_bytes()).keys() {
+            let key = key?;
+            let id = Uuid::from_slice(&key[16..]).unwrap_or_default();
+            if let Some(o) = self.order(&id)? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every order, oldest first (ids are time-ordered).
+    pub fn orders(&self) -> Result<Vec<Order>> {
+        scan(&self.orders, "orders", &[])
+    }
+
+    /// Records a provider's webhook event id; `false` when it was already seen (a replay).
+    pub fn first_sighting(&self, provider: &str, event_id: &str, now: i64) -> Result<bool> {
+        let mut key = provider.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(event_id.as_bytes());
+        Ok(self
+            .payment_events
+            .compare_and_swap(
+                key,
+                None as Option<&[u8]>,
+                Some(now.to_be_bytes().as_slice()),
+            )?
+            .is_ok())
+    }
+
+    /// Forgets that an event was seen (its processing failed, so the provider's retry must
+    /// be processed).
+    pub fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<()> {
+        let mut key = provider.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(event_id.as_bytes());
+        self.payment_events.remove(key)?;
+        Ok(())
+    }
+
+    pub fn save_order(&self, order: &Order) -> Result<()> {
+        put(&self.orders, order.id.as_bytes(), order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(user: Uuid, film: Uuid) -> Order {
+        Order {
+            id: crate::store::new_id(),
+            user_id: user,
+            film_id: film,
+            provider: "dev".into(),
+            amount: 500,
+            currency: "USD".into(),
+            state: OrderState::Created,
+            provider_ref: None,
+            payment_id: None,
+            failure: None,
+            created_at: 1,
+            updated_at: 1,
+            events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn capture_grants_once_and_refund_revokes() -> Result<()> {
+        let store = Store::temporary()?;
+        let (user, film) = (crate::store::new_id(), crate::store::new_id());
+        let o = order(user, film);
+        store.create_order(&o)?;
+        assert!(store.purchase(&film, &user)?.is_none());
+        assert!(matches!(
+            store.capture_order(&o.id, "CAP-1", "x", 2)?,
+            Captured::Now(_)
+        ));
+        assert!(matches!(
+            store.capture_order(&o.id, "CAP-1", "again", 3)?,
+            Captured::Already(_)
+        ));
+        assert_eq!(
+            store.purchase(&film, &user)?.map(|p| p.order_id),
+            Some(o.id)
+        );
+        assert_eq!(store.purchases_of(&user)?.len(), 1);
+
+        let refunded = store.refund_order(&o.id, "admin", 4)?;
+        assert_eq!(refunded.map(|o| o.state), Some(OrderState::Refunded));
+        assert!(store.purchase(&film, &user)?.is_none());
+        assert!(store.refund_order(&o.id, "twice", 5)?.is_none());
+        assert!(matches!(
+            store.capture_order(&o.id, "CAP-1", "late webhook", 6)?,
+            Captured::Refused(_)
+        ));
+        assert!(store.purchase(&film, &user)?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn webhook_events_are_seen_once() -> Result<()> {
+        let store = Store::temporary()?;
+        assert!(store.first_sighting("paypal", "WH-1", 1)?);
+        assert!(!store.first_sighting("paypal", "WH-1", 2)?);
+        assert!(store.first_sighting("kakaopay", "WH-1", 2)?);
+        store.forget_sighting("paypal", "WH-1")?;
+        assert!(store.first_sighting("paypal", "WH-1", 3)?);
+        Ok(())
+    }
+}
