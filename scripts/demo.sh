@@ -9,6 +9,8 @@ listen=${CINEGATE_LISTEN:-127.0.0.1:8080}
 export CINEGATE_LISTEN=$listen
 export CINEGATE_LOG=${CINEGATE_LOG:-warn}
 export CINEGATE_PUBLIC_URL=${CINEGATE_PUBLIC_URL:-http://$listen}
+# The demo buys with the `dev` payment provider (approves without money); never in production.
+export CINEGATE_PAYMENTS__DEV__ENABLED=${CINEGATE_PAYMENTS__DEV__ENABLED:-true}
 base=$CINEGATE_PUBLIC_URL
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -70,9 +72,11 @@ cinegate is running at $base (data in ./media, secrets in ./keys).
   Play the preview (it stops after ~10%):
     ffplay '$url'
   or decode it:  ffmpeg -i '$url' -f null -
-  Give the viewer the whole film, then play the same URL again:
-    curl -X PUT -H 'authorization: Bearer $admin' \\
-      $base/api/v1/admin/films/$film/grants/\$(curl -s -H 'authorization: Bearer $viewer' $base/api/v1/me | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
+  Buy the film as the viewer (the demo's "dev" provider approves at once), then play the
+  same URL again — it now plays to the end:
+    curl -s -X POST -H 'authorization: Bearer $viewer' -H 'content-type: application/json' \\
+      -d '{"provider":"dev"}' $base/api/v1/films/$film/checkout
+    # open the printed redirect_url (or: curl -s "<redirect_url>") to complete the purchase
 
 Ctrl-C stops the server.
 MSG
