@@ -195,6 +195,7 @@ impl From<crate::payments::orders::OrderError> for ApiError {
             E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             E::WrongState(_) => (StatusCode::CONFLICT, "order_state"),
             E::Payment(P::Declined(_)) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
+            E::Payment(P::Cancelled(_)) => (StatusCode::CONFLICT, "payment_cancelled"),
             E::Payment(P::Unavailable(_)) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
             E::Payment(P::Refused(_)) => (StatusCode::BAD_GATEWAY, "provider_refused"),
         };

@@ -59,6 +59,9 @@ pub enum PaymentError {
     /// The payment itself was refused (card declined, payer not approved, …).
     #[error("the payment was declined: {0}")]
     Declined(String),
+    /// The payer gave up at the provider.
+    #[error("{0}")]
+    Cancelled(String),
     /// The provider could not be reached, timed out, or answered something unusable. The
     /// outcome is unknown; reconciliation asks again.
     #[error("the payment provider could not be reached or answered wrongly: {0}")]

@@ -112,15 +112,24 @@ impl NaverPay {
             .into_iter()
             .flatten()
             .collect();
-        let cancelled = rows.iter().any(|r| {
-            r["admissionState"]
-                .as_str()
-                .is_some_and(|s| s.contains("CANCEL"))
-        });
-        if cancelled {
+        // A row's kind is its admissionTypeCode: 01 approval, 03 full cancel, 04 partial
+        // cancel (admissionState stays SUCCESS on cancel rows). cinegate refunds in full.
+        let kind = |r: &Value| r["admissionTypeCode"].as_str().map(str::to_string);
+        if rows
+            .iter()
+            .any(|r| matches!(kind(r).as_deref(), Some("03" | "04")))
+        {
             return Ok(Lookup::Refunded);
         }
-        match rows.iter().find_map(|r| Self::capture_of(r, order)) {
+        let approval = |r: &&&Value| match kind(r).as_deref() {
+            Some(code) => code == "01",
+            None => r["admissionState"] == "SUCCESS",
+        };
+        match rows
+            .iter()
+            .filter(approval)
+            .find_map(|r| Self::capture_of(r, order))
+        {
             Some(c) => Ok(Lookup::Captured(c)),
             None => Ok(Lookup::Pending),
         }
@@ -173,6 +182,12 @@ impl PaymentProvider for NaverPay {
     async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError> {
         match params.get("resultCode").map(String::as_str) {
             Some("Success") => {}
+            // Naver Pay has no cancel URL: a payer who gives up comes back through the return.
+            Some("UserCancel") => {
+                return Err(PaymentError::Cancelled(
+                    "cancelled by the payer at Naver Pay".into(),
+                ))
+            }
             Some(code) => {
                 return Err(PaymentError::Declined(format!(
                     "Naver Pay: {code} {}",

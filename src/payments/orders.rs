@@ -127,6 +127,7 @@ impl OrderService<'_> {
             provider_ref: None,
             payment_id: None,
             failure: None,
+            refund_requested_at: None,
             created_at: self.now,
             updated_at: self.now,
             events: Vec::new(),
@@ -135,6 +136,7 @@ impl OrderService<'_> {
         // Persisted before the provider hears of it: whatever happens next, there is a
         // record to reconcile.
         self.store.create_order(&order)?;
+        self.store.flush_async().await?;
         let urls = self.payments.return_urls(provider, &order);
         match gateway.create(&order, &film.title, &urls).await {
             Ok(checkout) => {
@@ -217,7 +219,15 @@ impl OrderService<'_> {
             })?
             .ok_or(OrderError::NotFound)?;
         match gateway.capture(&order, params).await {
-            Ok(capture) => self.settle(&order, &capture, "captured on return"),
+            Ok(capture) => self.settle(&order, &capture, "captured on return").await,
+            Err(PaymentError::Cancelled(why)) => self
+                .store
+                .update_order(id, |o| {
+                    o.failure = Some(why.clone());
+                    o.record(OrderState::Cancelled, "cancelled by the payer", self.now);
+                    true
+                })?
+                .ok_or(OrderError::NotFound),
             Err(PaymentError::Declined(why)) => Ok(self
                 .store
                 .update_order(id, |o| {
@@ -233,7 +243,24 @@ impl OrderService<'_> {
 
     /// Records a capture the provider reported: grant if it matches the order, fail it
     /// (no grant) if it does not.
-    fn settle(&self, order: &Order, capture: &Capture, note: &str) -> Result<Order, OrderError> {
+    async fn settle(
+        &self,
+        order: &Order,
+        capture: &Capture,
+        note: &str,
+    ) -> Result<Order, OrderError> {
+        let settled = self.settle_in_store(order, capture, note)?;
+        // Acknowledged only once on disk: money moved.
+        self.store.flush_async().await?;
+        Ok(settled)
+    }
+
+    fn settle_in_store(
+        &self,
+        order: &Order,
+        capture: &Capture,
+        note: &str,
+    ) -> Result<Order, OrderError> {
         if let Some(why) = mismatch(order, capture) {
             tracing::error!(order = %order.id, "{why}");
             return self
@@ -292,8 +319,19 @@ impl OrderService<'_> {
             OrderState::Refunded => return Ok(order),
             other => return Err(OrderError::WrongState(other)),
         }
+        // On disk before the provider is asked: if the process dies between the provider's
+        // refund and ours, reconciliation finds the order and asks.
+        let order = self
+            .store
+            .update_order(id, |o| {
+                o.refund_requested_at = Some(self.now);
+                true
+            })?
+            .ok_or(OrderError::NotFound)?;
+        self.store.flush_async().await?;
         self.gateway(&order.provider)?.refund(&order).await?;
         self.store.refund_order(id, note, self.now)?;
+        self.store.flush_async().await?;
         self.store.order(id)?.ok_or(OrderError::NotFound)
     }
 
@@ -305,11 +343,12 @@ impl OrderService<'_> {
         note: &str,
     ) -> Result<Order, OrderError> {
         match lookup {
-            Lookup::Captured(c) => self.settle(order, &c, note),
-            Lookup::Refunded if order.state == OrderState::Captured => Ok(self
-                .store
-                .refund_order(&order.id, note, self.now)?
-                .unwrap_or_else(|| order.clone())),
+            Lookup::Captured(c) => self.settle(order, &c, note).await,
+            Lookup::Refunded if order.state == OrderState::Captured => {
+                let refunded = self.store.refund_order(&order.id, note, self.now)?;
+                self.store.flush_async().await?;
+                Ok(refunded.unwrap_or_else(|| order.clone()))
+            }
             Lookup::Abandoned(why) if !order.state.is_final() => Ok(self
                 .store
                 .update_order(&order.id, |o| {
@@ -329,8 +368,13 @@ impl OrderService<'_> {
     /// seconds that the provider has not settled. Returns how many changed.
     pub async fn reconcile(&self, ttl: i64) -> Result<usize, OrderError> {
         let mut changed = 0;
+        // Open orders, and captured ones whose refund was asked for but not recorded.
+        let unsettled = |o: &Order| {
+            !o.state.is_final()
+                || (o.state == OrderState::Captured && o.refund_requested_at.is_some())
+        };
         for order in self.store.orders()? {
-            if order.state.is_final() {
+            if !unsettled(&order) {
                 continue;
             }
             let Some(gateway) = self.payments.get(&order.provider) else {
@@ -338,7 +382,7 @@ impl OrderService<'_> {
             };
             let lock = self.locks.get(&order.id);
             let _held = lock.lock().await;
-            let Some(order) = self.store.order(&order.id)?.filter(|o| !o.state.is_final()) else {
+            let Some(order) = self.store.order(&order.id)?.filter(unsettled) else {
                 continue;
             };
             let lookup = match gateway.lookup(&order).await {
@@ -383,6 +427,7 @@ mod tests {
             provider_ref: None,
             payment_id: None,
             failure: None,
+            refund_requested_at: None,
             created_at: 0,
             updated_at: 0,
             events: Vec::new(),

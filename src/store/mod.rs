@@ -154,6 +154,13 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+
+    /// Waits until everything written so far is on disk. For records that must survive a
+    /// crash the moment they are acknowledged (money: orders, captures, refunds).
+    pub async fn flush_async(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {

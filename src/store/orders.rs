@@ -65,6 +65,10 @@ pub struct Order {
     pub payment_id: Option<String>,
     #[serde(default)]
     pub failure: Option<String>,
+    /// Set (and on disk) before a refund is asked of the provider, so a crash between the
+    /// provider's refund and ours is found by reconciliation.
+    #[serde(default)]
+    pub refund_requested_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(default)]
@@ -293,6 +297,7 @@ mod tests {
             provider_ref: None,
             payment_id: None,
             failure: None,
+            refund_requested_at: None,
             created_at: 1,
             updated_at: 1,
             events: Vec::new(),

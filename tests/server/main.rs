@@ -8,6 +8,8 @@ mod auth;
 mod harness;
 mod ingest;
 mod oauth;
+mod payment_peers;
+mod payments;
 mod peers;
 mod playback;
 mod recovery;
