@@ -84,6 +84,7 @@ pub async fn checkout(
         .json(serde_json::json!({
             "order_id": started.order.id,
             "redirect_url": started.redirect_url,
+            "mobile_url": started.mobile_url,
             "app_url": started.app_url,
             "amount": started.order.amount,
             "currency": started.order.currency,

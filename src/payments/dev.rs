@@ -25,6 +25,7 @@ impl PaymentProvider for Dev {
         Ok(Checkout {
             provider_ref: format!("DEV-{}", order.id.simple()),
             redirect_url: urls.approve.clone(),
+            mobile_url: None,
             app_url: None,
         })
     }

@@ -118,6 +118,7 @@ impl PaymentProvider for KakaoPay {
         Ok(Checkout {
             provider_ref: tid,
             redirect_url: redirect,
+            mobile_url: field("next_redirect_mobile_url"),
             app_url: field("next_redirect_app_url"),
         })
     }

@@ -30,6 +30,8 @@ pub struct Checkout {
     pub provider_ref: String,
     /// Where to send a browser (PC or mobile web).
     pub redirect_url: String,
+    /// A page made for mobile browsers, when the provider has one (Kakao Pay).
+    pub mobile_url: Option<String>,
     /// Where a mobile app should go instead, when the provider has one.
     pub app_url: Option<String>,
 }

@@ -175,6 +175,7 @@ impl PaymentProvider for NaverPay {
         Ok(Checkout {
             provider_ref: reserve.to_string(),
             redirect_url: format!("{}/{reserve}", self.payment_url),
+            mobile_url: None,
             app_url: None,
         })
     }

@@ -67,6 +67,7 @@ pub struct OrderService<'a> {
 pub struct Started {
     pub order: Order,
     pub redirect_url: String,
+    pub mobile_url: Option<String>,
     pub app_url: Option<String>,
 }
 
@@ -151,6 +152,7 @@ impl OrderService<'_> {
                 Ok(Started {
                     order,
                     redirect_url: checkout.redirect_url,
+                    mobile_url: checkout.mobile_url,
                     app_url: checkout.app_url,
                 })
             }

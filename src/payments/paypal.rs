@@ -260,6 +260,7 @@ impl PaymentProvider for Paypal {
         Ok(Checkout {
             provider_ref: id.to_string(),
             redirect_url: link.to_string(),
+            mobile_url: None,
             app_url: None,
         })
     }

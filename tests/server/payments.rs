@@ -692,6 +692,14 @@ fn kakaopay_purchase_unlocks_the_film() {
     assert_eq!(rec["aid"], order["payment_id"], "aid kept: {rec}");
     assert_eq!(u64_of(&state, "approve_calls"), 1, "{state}");
     assert_eq!(u64_of(&state, "ready_calls"), 1, "{state}");
+    // Kakao Pay's three payer entry points reach the app: PC, mobile web, the Kakao app.
+    for key in ["redirect_url", "mobile_url", "app_url"] {
+        assert!(
+            co.answer[key].as_str().is_some_and(|u| !u.is_empty()),
+            "checkout answer has {key}: {}",
+            co.answer
+        );
+    }
 }
 
 #[test]
