@@ -24,18 +24,17 @@ Errors are HTTP 400 {"error":{"message","type":"OAuthException","code",["error_s
 "fbtrace_id"}}.
 """
 
-import argparse
 import base64
 import hashlib
 import hmac
 import json
 import re
 import secrets
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import fakehttp
 
 TOKEN_LIFETIME = 5183944  # what Facebook answers for a long-lived user token (about 60 days)
 CODE_LIFETIME = 600
@@ -93,29 +92,16 @@ def token_problem(tok, now):
     return None
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakehttp.Handler):
     server_version = "FakeGraph/1.0"
+    json_type = "application/json; charset=UTF-8"
+    json_ascii = True
 
-    def log_message(self, fmt, *args):  # quiet: the test reads nothing from stderr but errors
-        pass
+    def json_headers(self, body):
+        return (("Cache-Control", "no-store"),)
 
-    # -- plumbing -----------------------------------------------------------------------
-
-    def send_json(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+    def route_path(self, path):
+        return re.sub(r"^/v\d+\.\d+(?=/)", "", path).rstrip("/") or "/"
 
     def params(self, query):
         """Query string, plus a form body on POST (the body wins)."""
@@ -126,41 +112,31 @@ class Handler(BaseHTTPRequestHandler):
             if body and "json" in ctype:
                 p.update({k: str(v) for k, v in json.loads(body).items()})
             elif body:
-                p.update(dict(parse_qsl(body.decode(), keep_blank_values=True)))
+                p.update(fakehttp.form_fields(body, errors="strict"))
         return p
 
-    def do_GET(self):
-        self.dispatch()
+    def api(self, path, url):
+        routes = {
+            "/dialog/oauth": self.dialog,
+            "/oauth/access_token": self.access_token,
+            "/me": self.me,
+            "/debug_token": self.debug_token,
+        }
+        handler = routes.get(path)
+        if handler is None:
+            raise GraphError(2500, f"Unknown path components: {path}")
+        if path != "/dialog/oauth" and self.inject_failure():
+            return
+        p = self.params(url.query)
+        handler(p)
 
-    def do_POST(self):
-        self.dispatch()
-
-    def dispatch(self):
-        url = urlsplit(self.path)
-        path = re.sub(r"^/v\d+\.\d+(?=/)", "", url.path).rstrip("/") or "/"
-        # Always drain the body, so an early answer leaves a keep-alive connection usable.
-        self.body = self.read_body()
-        try:
-            if path.startswith("/_control/"):
-                return self.control(path)
-            routes = {
-                "/dialog/oauth": self.dialog,
-                "/oauth/access_token": self.access_token,
-                "/me": self.me,
-                "/debug_token": self.debug_token,
-            }
-            handler = routes.get(path)
-            if handler is None:
-                raise GraphError(2500, f"Unknown path components: {path}")
-            if path != "/dialog/oauth" and self.inject_failure():
-                return
-            p = self.params(url.query)
-            handler(p)
-        except GraphError as e:
-            self.send_json(e.status, {"error": e.body})
-        except (ValueError, KeyError, TypeError) as e:
-            self.send_json(400, {"error": {"message": f"bad request: {e}", "type": "GraphMethodException",
-                                           "code": 100, "fbtrace_id": secrets.token_urlsafe(8)}})
+    def error_answer(self, e):
+        if isinstance(e, GraphError):
+            return e.status, {"error": e.body}
+        if isinstance(e, (ValueError, KeyError, TypeError)):
+            return 400, {"error": {"message": f"bad request: {e}", "type": "GraphMethodException",
+                                   "code": 100, "fbtrace_id": secrets.token_urlsafe(8)}}
+        return None
 
     def inject_failure(self):
         mode = STATE.fail
@@ -171,8 +147,7 @@ class Handler(BaseHTTPRequestHandler):
                 "fbtrace_id": secrets.token_urlsafe(8)}})
             return True
         if mode == "timeout":
-            time.sleep(HOLD_SECONDS)
-            self.close_connection = True
+            self.hold_and_drop(HOLD_SECONDS)
             return True
         return False
 
@@ -316,13 +291,9 @@ class Handler(BaseHTTPRequestHandler):
     def control(self, path):
         if self.command != "POST":
             return self.send_json(405, {"error": "control endpoints take POST"})
-        raw = self.body
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as e:
-            return self.send_json(400, {"error": f"bad JSON: {e}"})
+        body = self.control_json()
+        if body is None:
+            return None
         with STATE.lock:
             if path == "/_control/user":
                 if body.get("deny"):
@@ -357,27 +328,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     global STATE
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--app-id", required=True)
-    ap.add_argument("--app-secret", required=True)
-    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
-    args = ap.parse_args()
+    args = fakehttp.arguments(__doc__, "--app-id", "--app-secret")
     STATE = State(args.app_id, args.app_secret)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    print(json.dumps({"port": server.server_address[1]}), flush=True)
-
-    if args.exit_with_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            server.shutdown()
-
-        threading.Thread(target=watch, daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fakehttp.serve(Handler, STATE, args)
 
 
 if __name__ == "__main__":

@@ -33,19 +33,16 @@ Control (JSON):
   POST /_control/reset      forget everything but the configuration
 """
 
-import argparse
 import copy
 import hmac
-import json
 import re
 import secrets
 import string
-import sys
-import threading
 import time
-import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
+
+import fakehttp
+from fakehttp import add_query, is_int, public
 
 KST = 9 * 3600
 STRING_MAX = 100
@@ -55,31 +52,17 @@ DEFAULT_BEHAVIOUR = {
     "payer_action": "approve",   # /pay/{tid}: "approve" | "cancel" | "fail"
     "decline_capture": False,    # approve -> -780; true = USER_LOCKED, a string = that result code
     "amount_override": None,     # approve reports (and records) this amount.total
-    "fail": "none",              # "none" | "500" | "timeout", every API call
-    "fail_times": None,          # null = until changed; N = only the next N API calls
-    "capture_delay": 0,          # seconds between recording an approval and answering
-    "hold_seconds": 60,          # how long "timeout" holds the request before dropping it
+    **fakehttp.FAILURE_BEHAVIOUR,
     "tid_ttl": 900,              # seconds a tid stays usable after ready (Kakao: 15 min)
 }
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 BEHAVIOUR_CHECKS = {
     "payer_action": lambda v: v in ("approve", "cancel", "fail"),
     "decline_capture": lambda v: isinstance(v, bool) or (isinstance(v, str) and v != ""),
-    "amount_override": lambda v: v is None or (_int(v) and v >= 0),
-    "fail": lambda v: v in ("none", "500", "timeout"),
-    "fail_times": lambda v: v is None or (_int(v) and v >= 0),
-    "capture_delay": _number,
-    "hold_seconds": _number,
-    "tid_ttl": _number,
+    "amount_override": lambda v: v is None or (is_int(v) and v >= 0),
+    **fakehttp.FAILURE_CHECKS,
+    "tid_ttl": fakehttp.number,
 }
 
 DECLINE_MESSAGES = {
@@ -107,22 +90,17 @@ def amounts(total=0, tax_free=0, vat=0, point=0, discount=0, green_deposit=0):
             "green_deposit": green_deposit}
 
 
-def add_query(url, params):
-    parts = urlsplit(url)
-    query = parts.query + ("&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+class State(fakehttp.FakeState):
+    DEFAULTS = DEFAULT_BEHAVIOUR
+    CHECKS = BEHAVIOUR_CHECKS
 
-
-class State:
     def __init__(self, secret_key, cid):
         self.secret_key = secret_key
         self.cid = cid
-        self.base = ""
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__()
 
     def reset(self):
-        self.behaviour = dict(DEFAULT_BEHAVIOUR)
+        super().reset()
         self.tids = {}  # tid -> record (see ready())
         self.counts = {"ready_calls": 0, "approve_calls": 0, "order_calls": 0, "cancel_calls": 0,
                        "injected_failures": 0}
@@ -195,96 +173,36 @@ def card_info():
             "card_item_code": ""}
 
 
-def public(rec):
-    return {k: copy.deepcopy(v) for k, v in rec.items() if not k.startswith("_")}
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakehttp.Handler):
     server_version = "FakeKakaoPay/1.0"
+    html_title = "kakaopay (fake)"
 
-    def log_message(self, fmt, *args):
-        pass
+    def api(self, path, url):
+        m = re.fullmatch(r"/pay/([^/]+)", path)
+        if m and self.command == "GET":
+            return self.payer_page(m.group(1))
+        m = re.fullmatch(r"/online/v1/payment/(ready|approve|order|cancel)", path)
+        if not m:
+            raise KakaoError(404, -404, "not found")
+        if self.command != "POST":
+            raise KakaoError(405, -405, "method not allowed")
+        api = m.group(1)
+        if self.count_call(f"{api}_calls"):
+            return
+        self.check_auth()
+        body = self.json_object(bad_request)
+        getattr(self, api)(body)
 
-    def send_json(self, status, body):
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def error_answer(self, e):
+        if isinstance(e, KakaoError):
+            return e.status, e.body
+        return super().error_answer(e)
 
-    def send_html(self, status, text, location=None):
-        data = f"<!doctype html><title>kakaopay (fake)</title><p>{text}</p>".encode()
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def bug_body(self, e):
+        return {"error_code": -500, "error_message": f"FAKE_BUG {e!r}", "extras": {}}
 
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def do_GET(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
-    def dispatch(self):
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        self.body = self.read_body()
-        try:
-            if path.startswith("/_control/"):
-                return self.control(path)
-            m = re.fullmatch(r"/pay/([^/]+)", path)
-            if m and self.command == "GET":
-                return self.payer_page(m.group(1))
-            m = re.fullmatch(r"/online/v1/payment/(ready|approve|order|cancel)", path)
-            if not m:
-                raise KakaoError(404, -404, "not found")
-            if self.command != "POST":
-                raise KakaoError(405, -405, "method not allowed")
-            api = m.group(1)
-            with STATE.lock:
-                STATE.counts[f"{api}_calls"] += 1
-            if self.inject_failure():
-                return
-            self.check_auth()
-            body = self.json_body()
-            getattr(self, api)(body)
-        except KakaoError as e:
-            self.send_json(e.status, e.body)
-        except Exception as e:  # a bug in the fake: say so instead of dropping the connection
-            traceback.print_exc()
-            self.send_json(500, {"error_code": -500, "error_message": f"FAKE_BUG {e!r}", "extras": {}})
-
-    def inject_failure(self):
-        with STATE.lock:
-            b = STATE.behaviour
-            mode = b["fail"]
-            if mode == "none":
-                return False
-            n = b["fail_times"]
-            if n is not None:
-                if n <= 0:
-                    b["fail"], b["fail_times"] = "none", None
-                    return False
-                b["fail_times"] = n - 1
-                if n - 1 == 0:
-                    b["fail"], b["fail_times"] = "none", None
-            STATE.counts["injected_failures"] += 1
-            hold = b["hold_seconds"]
-        if mode == "500":
-            self.send_json(500, KakaoError(500, -500, "internal server error").body)
-            return True
-        time.sleep(hold)
-        self.close_connection = True
-        return True
+    def failure_body(self):
+        return KakaoError(500, -500, "internal server error").body
 
     def check_auth(self):
         auth = self.headers.get("Authorization")
@@ -293,18 +211,6 @@ class Handler(BaseHTTPRequestHandler):
         scheme, _, key = auth.strip().partition(" ")
         if scheme not in ("SECRET_KEY", "DEV_SECRET_KEY") or not hmac.compare_digest(key.strip(), STATE.secret_key):
             raise KakaoError(401, -401, "invalid secret key")
-
-    def json_body(self):
-        ctype = self.headers.get("Content-Type", "")
-        if "json" not in ctype.lower():
-            raise bad_request("Content-Type must be application/json")
-        try:
-            v = json.loads(self.body or b"{}")
-        except ValueError:
-            raise bad_request("request body is not valid JSON")
-        if not isinstance(v, dict):
-            raise bad_request("request body must be a JSON object")
-        return v
 
     # -- ready ----------------------------------------------------------------------------
 
@@ -316,7 +222,7 @@ class Handler(BaseHTTPRequestHandler):
             if len(v) > STRING_MAX:
                 raise bad_request(f"{k} is longer than {STRING_MAX}")
         for k in ("quantity", "total_amount", "tax_free_amount"):
-            if not _int(b.get(k)):
+            if not is_int(b.get(k)):
                 raise bad_request(f"{k} is required (integer)")
         for k in ("approval_url", "cancel_url", "fail_url"):
             v = b.get(k)
@@ -333,7 +239,7 @@ class Handler(BaseHTTPRequestHandler):
         vat = b.get("vat_amount")
         if vat is None:
             vat = vat_of(total, tax_free)
-        elif not _int(vat) or vat < 0 or vat > total - tax_free:
+        elif not is_int(vat) or vat < 0 or vat > total - tax_free:
             raise KakaoError(400, -722, "invalid vat_amount")
         method = b.get("payment_method_type")
         if method is not None and method not in ("CARD", "MONEY"):
@@ -440,12 +346,7 @@ class Handler(BaseHTTPRequestHandler):
                 out["payload"] = rec["payload"]
             delay = beh["capture_delay"]
             rec["_approving"] = bool(delay)
-        # The approval is on record: a test can kill the caller while we sit on the answer.
-        if delay:
-            time.sleep(delay)
-            with STATE.lock:
-                rec["_approving"] = False
-        self.send_json(200, out)
+        self.send_json_late(200, out, delay, rec, "_approving")
 
     # -- order ----------------------------------------------------------------------------
 
@@ -474,7 +375,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def cancel(self, b):
         for k in ("cancel_amount", "cancel_tax_free_amount"):
-            if not _int(b.get(k)):
+            if not is_int(b.get(k)):
                 raise bad_request(f"{k} is required (integer)")
         with STATE.lock:
             rec = lookup(b)
@@ -492,7 +393,7 @@ class Handler(BaseHTTPRequestHandler):
             vat = b.get("cancel_vat_amount")
             if vat is None:
                 vat = rest["vat"] if amount == rest["total"] else min(rest["vat"], vat_of(amount, tax_free))
-            elif not _int(vat) or vat < 0 or vat > rest["vat"]:
+            elif not is_int(vat) or vat < 0 or vat > rest["vat"]:
                 raise bad_request("invalid cancel_vat_amount")
             now = time.time()
             this = amounts(amount, tax_free, vat)
@@ -521,64 +422,17 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- control --------------------------------------------------------------------------
 
-    def control(self, path):
-        try:
-            body = json.loads(self.body) if self.body.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as e:
-            return self.send_json(400, {"error": f"bad JSON: {e}"})
-        if path == "/_control/behaviour":
-            with STATE.lock:
-                if self.command == "POST":
-                    for k, v in body.items():
-                        check = BEHAVIOUR_CHECKS.get(k)
-                        if check is None:
-                            return self.send_json(400, {"error": f"unknown behaviour key {k!r}",
-                                                        "keys": sorted(BEHAVIOUR_CHECKS)})
-                        if not check(v):
-                            return self.send_json(400, {"error": f"bad value for {k}: {v!r}"})
-                    STATE.behaviour.update(body)
-                return self.send_json(200, dict(STATE.behaviour))
-        if path == "/_control/state" and self.command == "GET":
-            with STATE.lock:
-                for rec in STATE.tids.values():
-                    expire_if_due(rec)
-                out = {"tids": {t: public(r) for t, r in STATE.tids.items()}, "behaviour": dict(STATE.behaviour)}
-                out.update(STATE.counts)
-            return self.send_json(200, out)
-        if path == "/_control/reset" and self.command == "POST":
-            with STATE.lock:
-                STATE.reset()
-            return self.send_json(200, {"reset": True})
-        self.send_json(404, {"error": f"no such control endpoint: {self.command} {path}"})
+    def state_view(self):
+        for rec in STATE.tids.values():
+            expire_if_due(rec)
+        return {"tids": {t: public(r) for t, r in STATE.tids.items()}, "behaviour": dict(STATE.behaviour)}
 
 
 def main():
     global STATE
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--secret-key", required=True)
-    ap.add_argument("--cid", required=True)
-    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
-    args = ap.parse_args()
+    args = fakehttp.arguments(__doc__, "--secret-key", "--cid")
     STATE = State(args.secret_key, args.cid)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port = server.server_address[1]
-    STATE.base = f"http://127.0.0.1:{port}"
-    print(json.dumps({"port": port}), flush=True)
-
-    if args.exit_with_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            server.shutdown()
-
-        threading.Thread(target=watch, daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fakehttp.serve(Handler, STATE, args)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,15 @@ Control (JSON):
   POST /_control/reset      forget everything but the configuration
 """
 
-import argparse
 import copy
 import hmac
-import json
 import re
 import secrets
-import sys
-import threading
 import time
-import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+import fakehttp
+from fakehttp import add_query, is_int, public
 
 KST = 9 * 3600
 LITERAL_PARTNER = "naverpay-partner"
@@ -58,30 +55,16 @@ DEFAULT_BEHAVIOUR = {
     "decline_capture": False,    # apply -> OwnerAuthFail; a string = that code instead
     "amount_override": None,     # apply reports (and records) this totalPayAmount
     "cancel_pending": False,     # cancel -> CancelNotComplete (the cancel still lands in history)
-    "fail": "none",              # "none" | "500" | "timeout", every API call
-    "fail_times": None,          # null = until changed; N = only the next N API calls
-    "capture_delay": 0,          # seconds between recording an apply and answering
-    "hold_seconds": 60,          # how long "timeout" holds the request before dropping it
+    **fakehttp.FAILURE_BEHAVIOUR,
 }
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 BEHAVIOUR_CHECKS = {
     "payer_action": lambda v: v in ("approve", "cancel", "fail"),
     "decline_capture": lambda v: isinstance(v, bool) or (isinstance(v, str) and v != ""),
-    "amount_override": lambda v: v is None or (_int(v) and v >= 0),
+    "amount_override": lambda v: v is None or (is_int(v) and v >= 0),
     "cancel_pending": lambda v: isinstance(v, bool),
-    "fail": lambda v: v in ("none", "500", "timeout"),
-    "fail_times": lambda v: v is None or (_int(v) and v >= 0),
-    "capture_delay": _number,
-    "hold_seconds": _number,
+    **fakehttp.FAILURE_CHECKS,
 }
 
 
@@ -99,33 +82,28 @@ def np_id(t=None):
     return ymdt(t)[:8] + "NP" + "".join(secrets.choice("0123456789") for _ in range(10))
 
 
-def add_query(url, params):
-    parts = urlsplit(url)
-    query = parts.query + ("&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-
-
 def as_int(v):
     """A form/JSON integer field (form values arrive as strings); None when not one."""
-    if _int(v):
+    if is_int(v):
         return v
     if isinstance(v, str) and re.fullmatch(r"-?\d+", v.strip()):
         return int(v)
     return None
 
 
-class State:
+class State(fakehttp.FakeState):
+    DEFAULTS = DEFAULT_BEHAVIOUR
+    CHECKS = BEHAVIOUR_CHECKS
+
     def __init__(self, client_id, client_secret, chain_id, partner_id):
         self.client_id = client_id
         self.client_secret = client_secret
         self.chain_id = chain_id
         self.partner_id = partner_id
-        self.base = ""
-        self.lock = threading.Lock()
-        self.reset()
+        super().__init__()
 
     def reset(self):
-        self.behaviour = dict(DEFAULT_BEHAVIOUR)
+        super().reset()
         self.reserves = {}  # reserveId -> record
         self.payments = {}  # paymentId -> record
         self.idem = {}      # idempotency key -> answer body
@@ -150,105 +128,45 @@ def fail(message, code="Fail"):
     return Answer({"code": code, "message": message})
 
 
-def public(rec):
-    return {k: copy.deepcopy(v) for k, v in rec.items() if not k.startswith("_")}
-
-
 def card_fields():
     return {"cardCorpCode": "C0", "cardNo": "465887******1234", "cardAuthNo": "".join(
         secrets.choice("0123456789") for _ in range(8)), "cardInstCount": 0, "usedCardPoint": False,
         "bankCorpCode": "", "bankAccountNo": ""}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakehttp.Handler):
     server_version = "FakeNaverPay/1.0"
+    html_title = "NAVER Pay (fake)"
 
-    def log_message(self, fmt, *args):
-        pass
+    def api(self, path, url):
+        m = re.fullmatch(r"/payments/([^/]+)", path)
+        if m and self.command == "GET":
+            return self.payer_page(m.group(1))
+        m = re.fullmatch(r"/([^/]+)/naverpay/payments/(v2/reserve|v2\.2/apply/payment|v1/cancel|"
+                         r"v2\.2/list/history)", path)
+        if not m:
+            raise Answer({"code": "NotFound", "message": f"no such API: {path}"}, 404)
+        if self.command != "POST":
+            raise Answer({"code": "MethodNotAllowed", "message": "POST only"}, 405)
+        api = {"v2/reserve": "reserve", "v2.2/apply/payment": "apply", "v1/cancel": "cancel",
+               "v2.2/list/history": "history"}[m.group(2)]
+        if self.count_call(f"{api}_calls"):
+            return
+        self.check_auth()
+        if m.group(1) not in (STATE.partner_id, LITERAL_PARTNER):
+            raise fail(f"unknown partner {m.group(1)}", "InvalidMerchant")
+        getattr(self, api)()
 
-    def send_json(self, status, body):
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def error_answer(self, e):
+        if isinstance(e, Answer):
+            return e.status, e.body
+        return super().error_answer(e)
 
-    def send_html(self, status, text, location=None):
-        data = f"<!doctype html><title>NAVER Pay (fake)</title><p>{text}</p>".encode()
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def bug_body(self, e):
+        return {"code": "FakeBug", "message": repr(e)}
 
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def do_GET(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
-    def dispatch(self):
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        self.body = self.read_body()
-        try:
-            if path.startswith("/_control/"):
-                return self.control(path)
-            m = re.fullmatch(r"/payments/([^/]+)", path)
-            if m and self.command == "GET":
-                return self.payer_page(m.group(1))
-            m = re.fullmatch(r"/([^/]+)/naverpay/payments/(v2/reserve|v2\.2/apply/payment|v1/cancel|"
-                             r"v2\.2/list/history)", path)
-            if not m:
-                raise Answer({"code": "NotFound", "message": f"no such API: {path}"}, 404)
-            if self.command != "POST":
-                raise Answer({"code": "MethodNotAllowed", "message": "POST only"}, 405)
-            api = {"v2/reserve": "reserve", "v2.2/apply/payment": "apply", "v1/cancel": "cancel",
-                   "v2.2/list/history": "history"}[m.group(2)]
-            with STATE.lock:
-                STATE.counts[f"{api}_calls"] += 1
-            if self.inject_failure():
-                return
-            self.check_auth()
-            if m.group(1) not in (STATE.partner_id, LITERAL_PARTNER):
-                raise fail(f"unknown partner {m.group(1)}", "InvalidMerchant")
-            getattr(self, api)()
-        except Answer as a:
-            self.send_json(a.status, a.body)
-        except Exception as e:  # a bug in the fake: say so instead of dropping the connection
-            traceback.print_exc()
-            self.send_json(500, {"code": "FakeBug", "message": repr(e)})
-
-    def inject_failure(self):
-        with STATE.lock:
-            b = STATE.behaviour
-            mode = b["fail"]
-            if mode == "none":
-                return False
-            n = b["fail_times"]
-            if n is not None:
-                if n <= 0:
-                    b["fail"], b["fail_times"] = "none", None
-                    return False
-                b["fail_times"] = n - 1
-                if n - 1 == 0:
-                    b["fail"], b["fail_times"] = "none", None
-            STATE.counts["injected_failures"] += 1
-            hold = b["hold_seconds"]
-        if mode == "500":
-            self.send_json(500, {"code": "InternalServerError", "message": "일시적인 오류가 발생했습니다."})
-            return True
-        time.sleep(hold)
-        self.close_connection = True
-        return True
+    def failure_body(self):
+        return {"code": "InternalServerError", "message": "일시적인 오류가 발생했습니다."}
 
     def check_auth(self):
         h = self.headers
@@ -264,18 +182,10 @@ class Handler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "").lower()
         if "application/x-www-form-urlencoded" not in ctype:
             return {}
-        return dict(parse_qsl(self.body.decode(errors="replace"), keep_blank_values=True))
+        return fakehttp.form_fields(self.body)
 
     def json_obj(self):
-        if "json" not in self.headers.get("Content-Type", "").lower():
-            raise fail("Content-Type must be application/json")
-        try:
-            v = json.loads(self.body or b"{}")
-        except ValueError:
-            raise fail("request body is not valid JSON")
-        if not isinstance(v, dict):
-            raise fail("request body must be a JSON object")
-        return v
+        return self.json_object(fail)
 
     # -- reserve --------------------------------------------------------------------------
 
@@ -289,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
         ints = {}
         for k in ("productCount", "totalPayAmount", "taxScopeAmount", "taxExScopeAmount"):
             v = b.get(k)
-            if not _int(v) or v < 0:
+            if not is_int(v) or v < 0:
                 raise fail(f"{k} is required (non-negative integer)")
             ints[k] = v
         if ints["productCount"] < 1 or ints["totalPayAmount"] < 1:
@@ -348,12 +258,7 @@ class Handler(BaseHTTPRequestHandler):
             answer, delay, p = self.apply_locked(pid)
             if key and answer["code"] != "AlreadyOnGoing":  # a transient answer is not kept
                 STATE.idem[key] = copy.deepcopy(answer)
-        # The approval is on record: a test can kill the caller while we sit on the answer.
-        if delay:
-            time.sleep(delay)
-            with STATE.lock:
-                p["_applying"] = False
-        self.send_json(200, answer)
+        self.send_json_late(200, answer, delay, p, "_applying")
 
     def apply_locked(self, pid):
         if not pid:
@@ -516,67 +421,18 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- control --------------------------------------------------------------------------
 
-    def control(self, path):
-        try:
-            body = json.loads(self.body) if self.body.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as e:
-            return self.send_json(400, {"error": f"bad JSON: {e}"})
-        if path == "/_control/behaviour":
-            with STATE.lock:
-                if self.command == "POST":
-                    for k, v in body.items():
-                        check = BEHAVIOUR_CHECKS.get(k)
-                        if check is None:
-                            return self.send_json(400, {"error": f"unknown behaviour key {k!r}",
-                                                        "keys": sorted(BEHAVIOUR_CHECKS)})
-                        if not check(v):
-                            return self.send_json(400, {"error": f"bad value for {k}: {v!r}"})
-                    STATE.behaviour.update(body)
-                return self.send_json(200, dict(STATE.behaviour))
-        if path == "/_control/state" and self.command == "GET":
-            with STATE.lock:
-                out = {"reserves": {k: public(v) for k, v in STATE.reserves.items()},
-                       "payments": {k: public(v) for k, v in STATE.payments.items()},
-                       "idempotency_keys": list(STATE.idempotency_keys),
-                       "behaviour": dict(STATE.behaviour)}
-                out.update(STATE.counts)
-            return self.send_json(200, out)
-        if path == "/_control/reset" and self.command == "POST":
-            with STATE.lock:
-                STATE.reset()
-            return self.send_json(200, {"reset": True})
-        self.send_json(404, {"error": f"no such control endpoint: {self.command} {path}"})
+    def state_view(self):
+        return {"reserves": {k: public(v) for k, v in STATE.reserves.items()},
+                "payments": {k: public(v) for k, v in STATE.payments.items()},
+                "idempotency_keys": list(STATE.idempotency_keys),
+                "behaviour": dict(STATE.behaviour)}
 
 
 def main():
     global STATE
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--client-id", required=True)
-    ap.add_argument("--client-secret", required=True)
-    ap.add_argument("--chain-id", required=True)
-    ap.add_argument("--partner-id", required=True)
-    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
-    args = ap.parse_args()
+    args = fakehttp.arguments(__doc__, "--client-id", "--client-secret", "--chain-id", "--partner-id")
     STATE = State(args.client_id, args.client_secret, args.chain_id, args.partner_id)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port = server.server_address[1]
-    STATE.base = f"http://127.0.0.1:{port}"
-    print(json.dumps({"port": port}), flush=True)
-
-    if args.exit_with_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            server.shutdown()
-
-        threading.Thread(target=watch, daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fakehttp.serve(Handler, STATE, args)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ Control (JSON):
                             behaviour (issued tokens stay valid)
 """
 
-import argparse
 import base64
 import copy
 import hashlib
@@ -56,17 +55,16 @@ import json
 import re
 import secrets
 import string
-import sys
-import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
 import uuid
 import zlib
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
+
+import fakehttp
+from fakehttp import add_query
 
 TOKEN_LIFETIME = 32400
 REQUEST_ID_MAX = 108
@@ -91,16 +89,8 @@ DEFAULT_BEHAVIOUR = {
     "capture_status": "COMPLETED",  # or "PENDING" (status_details.reason PENDING_REVIEW)
     "amount_override": None,     # capture reports this value instead of the order's
     "currency_override": None,   # capture reports this currency instead of the order's
-    "fail": "none",              # "none" | "500" | "timeout", every API call
-    "fail_times": None,          # null = until changed; N = only the next N API calls
-    "capture_delay": 0,          # seconds between recording a capture and answering
-    "hold_seconds": 60,          # how long "timeout" holds the request before dropping it
+    **fakehttp.FAILURE_BEHAVIOUR,
 }
-
-
-def _number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
 
 BEHAVIOUR_CHECKS = {
     "payer_action": lambda v: v in ("approve", "cancel"),
@@ -108,10 +98,7 @@ BEHAVIOUR_CHECKS = {
     "capture_status": lambda v: v in ("COMPLETED", "PENDING"),
     "amount_override": lambda v: v is None or (isinstance(v, str) and NUMERIC_RE.match(v) is not None),
     "currency_override": lambda v: v is None or (isinstance(v, str) and re.fullmatch(r"[A-Z]{3}", v) is not None),
-    "fail": lambda v: v in ("none", "500", "timeout"),
-    "fail_times": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "capture_delay": _number,
-    "hold_seconds": _number,
+    **fakehttp.FAILURE_CHECKS,
 }
 
 
@@ -141,19 +128,20 @@ def money(currency, value):
     return {"currency_code": currency, "value": value}
 
 
-class State:
+class State(fakehttp.FakeState):
+    DEFAULTS = DEFAULT_BEHAVIOUR
+    CHECKS = BEHAVIOUR_CHECKS
+
     def __init__(self, client_id, client_secret, webhook_id):
         self.client_id = client_id
         self.client_secret = client_secret
         self.webhook_id = webhook_id
-        self.base = ""
-        self.lock = threading.Lock()
         self.tokens = {}  # access_token -> expires_at (unix)
         self.sig_key = secrets.token_bytes(32)
-        self.reset()
+        super().__init__()
 
     def reset(self):
-        self.behaviour = dict(DEFAULT_BEHAVIOUR)
+        super().reset()
         self.orders = {}     # id -> order dict (keys starting "_" are private)
         self.captures = {}   # id -> {"capture": dict (shared with the order), "order_id", "refunds": [ids]}
         self.refunds = {}    # id -> {"refund": dict, "capture_id"}
@@ -304,12 +292,6 @@ def check_url(v, field):
     if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
         raise invalid("INVALID_PARAMETER_SYNTAX", field,
                       "The value of a field does not conform to the expected format.", value=str(v))
-
-
-def add_query(url, params):
-    parts = urlsplit(url)
-    query = parts.query + ("&" if parts.query else "") + urlencode(params)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 # -- rendering (call with the lock held) -----------------------------------------------------
@@ -478,33 +460,14 @@ def new_refund(cap_id, amount_value=None, extra=None):
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(fakehttp.Handler):
     server_version = "FakePayPal/1.0"
+    json_type = "application/json"
+    json_ascii = True
+    html_title = "PayPal (fake)"
 
-    def log_message(self, fmt, *args):
-        pass
-
-    def send_json(self, status, body, headers=()):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Paypal-Debug-Id", body.get("debug_id", debug_id()) if isinstance(body, dict) else debug_id())
-        for k, v in headers:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def send_html(self, status, text, location=None):
-        data = f"<!doctype html><title>PayPal (fake)</title><p>{text}</p>".encode()
-        self.send_response(status)
-        if location:
-            self.send_header("Location", location)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def json_headers(self, body):
+        return (("Paypal-Debug-Id", body.get("debug_id", debug_id()) if isinstance(body, dict) else debug_id()),)
 
     def json_body(self, required=True):
         raw = self.body
@@ -520,48 +483,35 @@ class Handler(BaseHTTPRequestHandler):
             raise invalid("MALFORMED_REQUEST_JSON", "", "The request JSON is not well formed.")
         return v
 
-    def do_GET(self):
-        self.dispatch()
-
-    def do_POST(self):
-        self.dispatch()
-
     def do_PATCH(self):
         self.dispatch()
 
     def do_DELETE(self):
         self.dispatch()
 
-    def dispatch(self):
-        url = urlsplit(self.path)
-        path = url.path.rstrip("/") or "/"
-        self.body = self.read_body()
-        try:
-            if path.startswith("/_control/"):
-                return self.control(path)
-            if path == "/checkoutnow":
-                if self.command != "GET":
-                    raise pp_error(405)
-                return self.checkoutnow(dict(parse_qsl(url.query)))
-            route, args, counter = self.route(path)
-            with STATE.lock:
-                if counter:
-                    STATE.counts[counter] += 1
-                rid = self.headers.get("PayPal-Request-Id")
-                if rid is not None:
-                    STATE.request_ids.append(rid)
-            if self.inject_failure():
-                return
-            route(*args)
-        except ApiError as e:
-            self.send_json(e.status, e.body, e.headers)
-        except Exception as e:  # a bug in the fake: say so instead of dropping the connection
-            traceback.print_exc()
-            self.send_json(500, {"name": "FAKE_BUG", "message": repr(e), "debug_id": debug_id(), "details": []})
+    def api(self, path, url):
+        if path == "/checkoutnow":
+            if self.command != "GET":
+                raise pp_error(405)
+            return self.checkoutnow(dict(parse_qsl(url.query)))
+        route, args, counter = self.route(path)
+        with STATE.lock:
+            if counter:
+                STATE.counts[counter] += 1
+            rid = self.headers.get("PayPal-Request-Id")
+            if rid is not None:
+                STATE.request_ids.append(rid)
+        if self.inject_failure():
+            return
+        route(*args)
 
-    def read_body(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+    def error_answer(self, e):
+        if isinstance(e, ApiError):
+            return e.status, e.body, e.headers
+        return super().error_answer(e)
+
+    def bug_body(self, e):
+        return {"name": "FAKE_BUG", "message": repr(e), "debug_id": debug_id(), "details": []}
 
     def route(self, path):
         m = self.command
@@ -585,29 +535,8 @@ class Handler(BaseHTTPRequestHandler):
             raise pp_error(405)
         raise pp_error(404)
 
-    def inject_failure(self):
-        with STATE.lock:
-            b = STATE.behaviour
-            mode = b["fail"]
-            if mode == "none":
-                return False
-            n = b["fail_times"]
-            if n is not None:
-                if n <= 0:
-                    b["fail"], b["fail_times"] = "none", None
-                    return False
-                b["fail_times"] = n - 1
-                if n - 1 == 0:
-                    b["fail"], b["fail_times"] = "none", None
-            STATE.counts["injected_failures"] += 1
-            hold = b["hold_seconds"]
-        if mode == "500":
-            e = pp_error(500)
-            self.send_json(500, e.body)
-            return True
-        time.sleep(hold)
-        self.close_connection = True
-        return True
+    def failure_body(self):
+        return pp_error(500).body
 
     def require_bearer(self):
         auth = self.headers.get("Authorization", "")
@@ -644,7 +573,7 @@ class Handler(BaseHTTPRequestHandler):
                 ok = False
         if not ok:
             raise ApiError(401, {"error": "invalid_client", "error_description": "Client Authentication failed"})
-        form = dict(parse_qsl(self.body.decode(errors="replace"), keep_blank_values=True))
+        form = fakehttp.form_fields(self.body)
         grant = form.get("grant_type")
         if grant != "client_credentials":
             raise ApiError(400, {"error": "unsupported_grant_type",
@@ -786,10 +715,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.idem[("capture", oid, rid)] = oid
             delay = b["capture_delay"]
             out = render_capture_result(o, rep)
-        # The capture is on record: a test can kill the caller while we sit on the answer.
-        if delay:
-            time.sleep(delay)
-        self.send_json(201, out)
+        self.send_json_late(201, out, delay)
 
     # -- payments -------------------------------------------------------------------------
 
@@ -883,39 +809,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- control --------------------------------------------------------------------------
 
-    def control(self, path):
-        try:
-            body = json.loads(self.body) if self.body.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-        except ValueError as e:
-            return self.send_json(400, {"error": f"bad JSON: {e}"})
-        if path == "/_control/behaviour":
-            with STATE.lock:
-                if self.command == "POST":
-                    for k, v in body.items():
-                        check = BEHAVIOUR_CHECKS.get(k)
-                        if check is None:
-                            return self.send_json(400, {"error": f"unknown behaviour key {k!r}",
-                                                        "keys": sorted(BEHAVIOUR_CHECKS)})
-                        if not check(v):
-                            return self.send_json(400, {"error": f"bad value for {k}: {v!r}"})
-                    STATE.behaviour.update(body)
-                return self.send_json(200, dict(STATE.behaviour))
-        if path == "/_control/state" and self.command == "GET":
-            with STATE.lock:
-                out = {"orders": {oid: render_order(o) for oid, o in STATE.orders.items()},
-                       "request_ids": list(STATE.request_ids),
-                       "behaviour": dict(STATE.behaviour),
-                       "webhooks": copy.deepcopy(STATE.webhooks)}
-                out.update(STATE.counts)
-            return self.send_json(200, out)
+    def state_view(self):
+        return {"orders": {oid: render_order(o) for oid, o in STATE.orders.items()},
+                "request_ids": list(STATE.request_ids),
+                "behaviour": dict(STATE.behaviour),
+                "webhooks": copy.deepcopy(STATE.webhooks)}
+
+    def control_more(self, path, body):
         if self.command != "POST":
             return self.send_json(405, {"error": "control endpoints take POST (GET for state/behaviour)"})
-        if path == "/_control/reset":
-            with STATE.lock:
-                STATE.reset()
-            return self.send_json(200, {"reset": True})
         if path == "/_control/expire_tokens":
             with STATE.lock:
                 n = len(STATE.tokens)
@@ -1064,30 +966,9 @@ def build_event(o, event_type, event_id, apply):
 
 def main():
     global STATE
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--client-id", required=True)
-    ap.add_argument("--client-secret", required=True)
-    ap.add_argument("--webhook-id", required=True)
-    ap.add_argument("--exit-with-stdin", action="store_true", help="exit when stdin closes")
-    args = ap.parse_args()
+    args = fakehttp.arguments(__doc__, "--client-id", "--client-secret", "--webhook-id")
     STATE = State(args.client_id, args.client_secret, args.webhook_id)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port = server.server_address[1]
-    STATE.base = f"http://127.0.0.1:{port}"
-    print(json.dumps({"port": port}), flush=True)
-
-    if args.exit_with_stdin:
-        def watch():
-            sys.stdin.buffer.read()
-            server.shutdown()
-
-        threading.Thread(target=watch, daemon=True).start()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fakehttp.serve(Handler, STATE, args)
 
 
 if __name__ == "__main__":

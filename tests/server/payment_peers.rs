@@ -26,126 +26,14 @@
 
 #![allow(dead_code)] // not every test uses every helper
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::harness::peer;
+use crate::peers::ControlledFake;
 
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// `/_control/webhook` waits for our server's answer to the delivery (the fake allows it 20 s).
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A started peer process: its first stdout line (JSON) and what it writes to stderr.
-struct Proc {
-    child: Child,
-    _stdin: ChildStdin,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn start(mut cmd: Command, what: &str) -> (Proc, u16) {
-        let mut child = cmd
-            .arg("--exit-with-stdin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn the {what} peer: {e}"));
-        let stdin = child.stdin.take().expect("peer stdin");
-
-        // Keep draining stderr (a full pipe would block the peer); keep it for messages.
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("peer stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
-                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                s.push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().expect("peer stdout");
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(out);
-            let mut first = String::new();
-            let _ = lines.read_line(&mut first);
-            let _ = tx.send(first);
-            std::io::copy(&mut lines, &mut std::io::sink()).ok(); // drain the rest
-        });
-
-        let mut proc = Proc {
-            child,
-            _stdin: stdin,
-            stderr,
-        };
-        let (line, why) = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(line) => (line, "its first stdout line is not {\"port\":N}"),
-            Err(_) => (String::new(), "it printed nothing within 20 s"),
-        };
-        let port = serde_json::from_str::<Value>(&line)
-            .ok()
-            .and_then(|v| v["port"].as_u64())
-            .and_then(|p| u16::try_from(p).ok());
-        if let Some(port) = port {
-            return (proc, port);
-        }
-        let _ = proc.child.kill();
-        let status = proc.child.wait().map(|s| s.to_string()).unwrap_or_default();
-        std::thread::sleep(Duration::from_millis(100)); // let the last stderr arrive
-        panic!(
-            "the {what} peer failed to start: {why} ({status}); first line {line:?}\nstderr:\n{}",
-            proc.stderr()
-        );
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// POST `body` to a control endpoint (GET when `body` is None); panics unless 200 + JSON.
-    fn control(&self, base: &str, path: &str, body: Option<Value>, timeout: Duration) -> Value {
-        let url = format!("{base}{path}");
-        let client = Client::builder()
-            .timeout(timeout)
-            .build()
-            .expect("build the control client");
-        let req = match body {
-            Some(b) => client.post(&url).json(&b),
-            None => client.get(&url),
-        };
-        let resp = req
-            .send()
-            .unwrap_or_else(|e| panic!("{url}: {e}\npeer stderr:\n{}", self.stderr()));
-        let status = resp.status();
-        let text = resp.text().unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "{url}: HTTP {status} {text}\npeer stderr:\n{}",
-            self.stderr()
-        );
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------------------
 // PayPal
@@ -155,72 +43,42 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `/v2/payments/captures/{id}[/refund]`, `/v2/payments/refunds/{id}`,
 /// `/v1/notifications/verify-webhook-signature`, and the payer's page
 /// `/checkoutnow?token={order id}` (the approve / payer-action link).
-pub struct PaypalPeer {
-    pub base: String,
-    pub port: u16,
+///
+/// `state()`: `{"orders": {id: order as GET shows it}, "request_ids": [PayPal-Request-Id
+/// seen, in order], "token_calls", "create_calls", "get_calls", "capture_calls",
+/// "refund_calls", "verify_calls", "injected_failures", "behaviour", "webhooks": [{event_id,
+/// event_type, transmission_id, url, status, tampered}]}`. Calls count every request to the
+/// route, injected failures included. `reset()` forgets orders, captures, refunds, webhooks
+/// and counters; issued access tokens stay valid.
+pub type PaypalPeer = ControlledFake<Paypal>;
+
+/// What a [`PaypalPeer`] was started with.
+pub struct Paypal {
     pub client_id: String,
     pub client_secret: String,
     pub webhook_id: String,
-    child: Proc,
 }
 
 impl PaypalPeer {
     pub fn start(client_id: &str, client_secret: &str, webhook_id: &str) -> PaypalPeer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(peer("paypal_fake.py")).args([
+        let args = [
             "--client-id",
             client_id,
             "--client-secret",
             client_secret,
             "--webhook-id",
             webhook_id,
-        ]);
-        let (child, port) = Proc::start(cmd, "PayPal");
-        PaypalPeer {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+        ];
+        ControlledFake::python("paypal_fake.py", "PayPal", &args).with(Paypal {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             webhook_id: webhook_id.to_string(),
-            child,
-        }
-    }
-
-    /// Merges `v` into the behaviour (see the module doc); returns the whole behaviour.
-    pub fn behave(&self, v: Value) -> Value {
-        self.child
-            .control(&self.base, "/_control/behaviour", Some(v), CONTROL_TIMEOUT)
-    }
-
-    /// `{"orders": {id: order as GET shows it}, "request_ids": [PayPal-Request-Id seen, in
-    /// order], "token_calls", "create_calls", "get_calls", "capture_calls", "refund_calls",
-    /// "verify_calls", "injected_failures", "behaviour", "webhooks": [{event_id, event_type,
-    /// transmission_id, url, status, tampered}]}`. Calls count every request to the route,
-    /// injected failures included.
-    pub fn state(&self) -> Value {
-        self.child
-            .control(&self.base, "/_control/state", None, CONTROL_TIMEOUT)
-    }
-
-    /// Forgets orders, captures, refunds, webhooks and counters; default behaviour. Issued
-    /// access tokens stay valid.
-    pub fn reset(&self) {
-        self.child.control(
-            &self.base,
-            "/_control/reset",
-            Some(json!({})),
-            CONTROL_TIMEOUT,
-        );
+        })
     }
 
     /// Every access token issued so far is refused (401 AUTHENTICATION_FAILURE) from now on.
     pub fn expire_tokens(&self) {
-        self.child.control(
-            &self.base,
-            "/_control/expire_tokens",
-            Some(json!({})),
-            CONTROL_TIMEOUT,
-        );
+        self.control("/_control/expire_tokens", Some(json!({})));
     }
 
     /// Delivers a webhook: `{"url", "event_type", "order_id", "event_id"?, "tamper"?,
@@ -233,8 +91,7 @@ impl PaypalPeer {
     /// sent instead when `"tamper": true` (verification then fails)}`. A known `event_id`
     /// re-sends the very same bytes in a new transmission (a redelivery).
     pub fn webhook(&self, v: Value) -> Value {
-        self.child
-            .control(&self.base, "/_control/webhook", Some(v), WEBHOOK_TIMEOUT)
+        self.control_within("/_control/webhook", Some(v), WEBHOOK_TIMEOUT)
     }
 
     /// The payer's page for an order (what the approve / payer-action link points at).
@@ -249,51 +106,25 @@ impl PaypalPeer {
 
 /// Kakao Pay on `base`: `/online/v1/payment/{ready,approve,order,cancel}` and the payer's
 /// page `/pay/{tid}` (next_redirect_pc_url).
-pub struct KakaoPeer {
-    pub base: String,
-    pub port: u16,
+///
+/// `state()`: `{"tids": {tid: {status, partner_order_id, pg_token, approved, canceled, ...}},
+/// "ready_calls", "approve_calls", "order_calls", "cancel_calls", "injected_failures",
+/// "behaviour"}`; `reset()` forgets every tid and counter.
+pub type KakaoPeer = ControlledFake<Kakao>;
+
+/// What a [`KakaoPeer`] was started with.
+pub struct Kakao {
     pub secret_key: String,
     pub cid: String,
-    child: Proc,
 }
 
 impl KakaoPeer {
     pub fn start(secret_key: &str, cid: &str) -> KakaoPeer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(peer("kakaopay_fake.py"))
-            .args(["--secret-key", secret_key, "--cid", cid]);
-        let (child, port) = Proc::start(cmd, "Kakao Pay");
-        KakaoPeer {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+        let args = ["--secret-key", secret_key, "--cid", cid];
+        ControlledFake::python("kakaopay_fake.py", "Kakao Pay", &args).with(Kakao {
             secret_key: secret_key.to_string(),
             cid: cid.to_string(),
-            child,
-        }
-    }
-
-    /// Merges `v` into the behaviour (see the module doc); returns the whole behaviour.
-    pub fn behave(&self, v: Value) -> Value {
-        self.child
-            .control(&self.base, "/_control/behaviour", Some(v), CONTROL_TIMEOUT)
-    }
-
-    /// `{"tids": {tid: {status, partner_order_id, pg_token, approved, canceled, ...}},
-    /// "ready_calls", "approve_calls", "order_calls", "cancel_calls", "injected_failures",
-    /// "behaviour"}`.
-    pub fn state(&self) -> Value {
-        self.child
-            .control(&self.base, "/_control/state", None, CONTROL_TIMEOUT)
-    }
-
-    /// Forgets every tid and counter; default behaviour.
-    pub fn reset(&self) {
-        self.child.control(
-            &self.base,
-            "/_control/reset",
-            Some(json!({})),
-            CONTROL_TIMEOUT,
-        );
+        })
     }
 }
 
@@ -304,14 +135,19 @@ impl KakaoPeer {
 /// Naver Pay on `base`: `/{partner_id}/naverpay/payments/{v2/reserve, v2.2/apply/payment,
 /// v1/cancel, v2.2/list/history}` (the literal `naverpay-partner` works as the partner
 /// segment too) and the payer's page `/payments/{reserveId}`.
-pub struct NaverPeer {
-    pub base: String,
-    pub port: u16,
+///
+/// `state()`: `{"reserves": {reserveId: {...}}, "payments": {paymentId: {state, detail, rows,
+/// rest}}, "idempotency_keys": [...], "reserve_calls", "apply_calls", "cancel_calls",
+/// "history_calls", "injected_failures", "behaviour"}`; `reset()` forgets every reservation,
+/// payment, idempotency key and counter.
+pub type NaverPeer = ControlledFake<Naver>;
+
+/// What a [`NaverPeer`] was started with.
+pub struct Naver {
     pub client_id: String,
     pub client_secret: String,
     pub chain_id: String,
     pub partner_id: String,
-    child: Proc,
 }
 
 impl NaverPeer {
@@ -321,8 +157,7 @@ impl NaverPeer {
         chain_id: &str,
         partner_id: &str,
     ) -> NaverPeer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(peer("naverpay_fake.py")).args([
+        let args = [
             "--client-id",
             client_id,
             "--client-secret",
@@ -331,41 +166,13 @@ impl NaverPeer {
             chain_id,
             "--partner-id",
             partner_id,
-        ]);
-        let (child, port) = Proc::start(cmd, "Naver Pay");
-        NaverPeer {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+        ];
+        ControlledFake::python("naverpay_fake.py", "Naver Pay", &args).with(Naver {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
             chain_id: chain_id.to_string(),
             partner_id: partner_id.to_string(),
-            child,
-        }
-    }
-
-    /// Merges `v` into the behaviour (see the module doc); returns the whole behaviour.
-    pub fn behave(&self, v: Value) -> Value {
-        self.child
-            .control(&self.base, "/_control/behaviour", Some(v), CONTROL_TIMEOUT)
-    }
-
-    /// `{"reserves": {reserveId: {...}}, "payments": {paymentId: {state, detail, rows,
-    /// rest}}, "idempotency_keys": [...], "reserve_calls", "apply_calls", "cancel_calls",
-    /// "history_calls", "injected_failures", "behaviour"}`.
-    pub fn state(&self) -> Value {
-        self.child
-            .control(&self.base, "/_control/state", None, CONTROL_TIMEOUT)
-    }
-
-    /// Forgets every reservation, payment, idempotency key and counter; default behaviour.
-    pub fn reset(&self) {
-        self.child.control(
-            &self.base,
-            "/_control/reset",
-            Some(json!({})),
-            CONTROL_TIMEOUT,
-        );
+        })
     }
 
     /// The API prefix `{base}/{partner_id}/naverpay/payments`.

@@ -2,10 +2,13 @@
 //! an OIDC provider (`tests/peers/oidc/server.mjs`, npm oauth2-mock-server) standing in for
 //! Google and Apple, and a Facebook Login + Graph API fake (`tests/peers/facebook_graph.py`).
 //! Both exit when their stdin closes, so a test run that dies leaves no stray peer.
+//! The process wrapper (`Proc`) and the `ControlledFake` helper here serve the payment
+//! peers (`payment_peers.rs`) too.
 
 #![allow(dead_code)] // not every test uses every helper
 
 use std::io::{BufRead, BufReader, Read};
+use std::ops::Deref;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -17,16 +20,21 @@ use serde_json::{json, Value};
 use crate::harness::peer;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a control call may take (`/_control/webhook` sets its own).
+pub(crate) const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started peer process: its first stdout line (JSON) and what it writes to stderr.
-struct Proc {
+/// Dropping it kills the process.
+pub(crate) struct Proc {
     child: Child,
     _stdin: ChildStdin,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Proc {
-    fn start(mut cmd: Command, what: &str) -> (Proc, Value) {
+    /// Spawns `cmd --exit-with-stdin` and waits for its first stdout line, a JSON object
+    /// with a `port`; returns that object. Panics (with the peer's stderr) when it fails.
+    pub(crate) fn start(mut cmd: Command, what: &str) -> (Proc, Value) {
         let mut child = cmd
             .arg("--exit-with-stdin")
             .stdin(Stdio::piped())
@@ -69,7 +77,7 @@ impl Proc {
         };
         if let Some(v) = serde_json::from_str::<Value>(&line)
             .ok()
-            .filter(|v| v["port"].is_u64())
+            .filter(|v| v["port"].as_u64().is_some_and(|p| u16::try_from(p).is_ok()))
         {
             return (proc, v);
         }
@@ -83,11 +91,41 @@ impl Proc {
         );
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// POST `body` to a control endpoint (GET when `body` is None); panics unless 2xx + JSON.
+    pub(crate) fn control(
+        &self,
+        base: &str,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Value {
+        let url = format!("{base}{path}");
+        let client = Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("build the control client");
+        let req = match body {
+            Some(b) => client.post(&url).json(&b),
+            None => client.get(&url),
+        };
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("{url}: {e}\npeer stderr:\n{}", self.stderr()));
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "{url}: HTTP {status} {text}\npeer stderr:\n{}",
+            self.stderr()
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"))
     }
 }
 
@@ -98,27 +136,90 @@ impl Drop for Proc {
     }
 }
 
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("build the control client")
+/// A peer process serving on `http://127.0.0.1:{port}` (`base`) with JSON control endpoints
+/// under `/_control/`, and what it was started with (`config`, whose fields read as the
+/// fake's own through `Deref`: `paypal.client_id`). The payment fakes are this type
+/// (`payment_peers.rs`) and share the `behave`, `state` and `reset` calls.
+pub struct ControlledFake<C = ()> {
+    pub base: String,
+    pub port: u16,
+    config: C,
+    proc: Proc,
 }
 
-/// POST `body` to a control endpoint (GET when `body` is None); panics unless 200 + JSON.
-fn control(base: &str, path: &str, body: Option<Value>, proc: &Proc) -> Value {
-    let url = format!("{base}{path}");
-    let req = match body {
-        Some(b) => client().post(&url).json(&b),
-        None => client().get(&url),
-    };
-    let resp = req
-        .send()
-        .unwrap_or_else(|e| panic!("{url}: {e}\npeer stderr:\n{}", proc.stderr()));
-    let status = resp.status();
-    let text = resp.text().unwrap_or_default();
-    assert!(status.is_success(), "{url}: HTTP {status} {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON ({e}): {text}"))
+impl ControlledFake {
+    /// Starts `cmd` (see [`Proc::start`]); also returns its first stdout line.
+    pub(crate) fn spawn(cmd: Command, what: &str) -> (ControlledFake, Value) {
+        let (proc, hello) = Proc::start(cmd, what);
+        let port = hello["port"].as_u64().expect("port") as u16;
+        let fake = ControlledFake {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            config: (),
+            proc,
+        };
+        (fake, hello)
+    }
+
+    /// Starts `python3 tests/peers/{script} {args...}`.
+    pub(crate) fn python(script: &str, what: &str, args: &[&str]) -> ControlledFake {
+        let mut cmd = Command::new("python3");
+        cmd.arg(peer(script)).args(args);
+        ControlledFake::spawn(cmd, what).0
+    }
+
+    /// The same fake, with `config` to show as its own fields.
+    pub(crate) fn with<C>(self, config: C) -> ControlledFake<C> {
+        let ControlledFake {
+            base, port, proc, ..
+        } = self;
+        ControlledFake {
+            base,
+            port,
+            config,
+            proc,
+        }
+    }
+}
+
+impl<C> ControlledFake<C> {
+    /// POST `body` to `/_control/...` (GET when `body` is None); panics unless 2xx + JSON.
+    pub(crate) fn control(&self, path: &str, body: Option<Value>) -> Value {
+        self.control_within(path, body, CONTROL_TIMEOUT)
+    }
+
+    /// [`ControlledFake::control`] allowing `timeout` for the answer.
+    pub(crate) fn control_within(
+        &self,
+        path: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Value {
+        self.proc.control(&self.base, path, body, timeout)
+    }
+
+    /// Merges `v` into the behaviour (see payment_peers.rs); returns the whole behaviour.
+    pub fn behave(&self, v: Value) -> Value {
+        self.control("/_control/behaviour", Some(v))
+    }
+
+    /// What the fake holds and has counted (each fake's type says what that is).
+    pub fn state(&self) -> Value {
+        self.control("/_control/state", None)
+    }
+
+    /// Forgets what `state` shows, the behaviour back to the default.
+    pub fn reset(&self) {
+        self.control("/_control/reset", Some(json!({})));
+    }
+}
+
+impl<C> Deref for ControlledFake<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.config
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -130,23 +231,23 @@ fn control(base: &str, path: &str, body: Option<Value>, proc: &Proc) -> Value {
 pub struct OidcPeer {
     pub issuer: String,
     pub port: u16,
-    child: Proc,
+    fake: ControlledFake,
 }
 
 impl OidcPeer {
     pub fn start() -> OidcPeer {
         let mut cmd = Command::new("node");
         cmd.arg(peer("oidc/server.mjs"));
-        let (child, hello) = Proc::start(cmd, "OIDC");
+        let (fake, hello) = ControlledFake::spawn(cmd, "OIDC");
         OidcPeer {
             issuer: hello["issuer"].as_str().expect("issuer").to_string(),
-            port: hello["port"].as_u64().expect("port") as u16,
-            child,
+            port: fake.port,
+            fake,
         }
     }
 
     fn control(&self, path: &str, body: Option<Value>) -> Value {
-        control(&self.issuer, path, body, &self.child)
+        self.fake.control(path, body)
     }
 
     /// Claims merged into every id_token issued from now on (a null value removes one,
@@ -198,27 +299,24 @@ pub struct FacebookPeer {
     pub port: u16,
     pub app_id: String,
     pub app_secret: String,
-    child: Proc,
+    fake: ControlledFake,
 }
 
 impl FacebookPeer {
     pub fn start(app_id: &str, app_secret: &str) -> FacebookPeer {
-        let mut cmd = Command::new("python3");
-        cmd.arg(peer("facebook_graph.py"))
-            .args(["--app-id", app_id, "--app-secret", app_secret]);
-        let (child, hello) = Proc::start(cmd, "Facebook Graph");
-        let port = hello["port"].as_u64().expect("port") as u16;
+        let args = ["--app-id", app_id, "--app-secret", app_secret];
+        let fake = ControlledFake::python("facebook_graph.py", "Facebook Graph", &args);
         FacebookPeer {
-            base: format!("http://127.0.0.1:{port}"),
-            port,
+            base: fake.base.clone(),
+            port: fake.port,
             app_id: app_id.to_string(),
             app_secret: app_secret.to_string(),
-            child,
+            fake,
         }
     }
 
     fn control(&self, path: &str, body: Value) -> Value {
-        control(&self.base, path, Some(body), &self.child)
+        self.fake.control(path, Some(body))
     }
 
     /// `{"id", "name", "email"?}`: who every later /dialog/oauth logs in; `{"deny": true}`
