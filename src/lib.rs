@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod ops;
 pub mod payments;
 pub mod secrets;
+pub mod social;
 pub mod startup;
 pub mod store;
 pub mod stream;

@@ -7,6 +7,7 @@
 //! flushed in the background (every 500 ms), so calls here do not wait on the disk; an
 //! explicit `flush` runs at shutdown.
 
+pub mod comments;
 pub mod films;
 pub mod grants;
 pub mod identities;
@@ -76,6 +77,11 @@ pub struct Store {
     pub(crate) purchases: sled::Tree,
     pub(crate) purchases_by_user: sled::Tree,
     pub(crate) payment_events: sled::Tree,
+    pub(crate) comments: sled::Tree,
+    pub(crate) comments_by_film: sled::Tree,
+    pub(crate) comment_reports: sled::Tree,
+    pub(crate) supports: sled::Tree,
+    pub(crate) events: sled::Tree,
 }
 
 impl Store {
@@ -123,6 +129,11 @@ impl Store {
             purchases: db.open_tree("purchases")?,
             purchases_by_user: db.open_tree("purchases_by_user")?,
             payment_events: db.open_tree("payment_events")?,
+            comments: db.open_tree("comments")?,
+            comments_by_film: db.open_tree("comments_by_film")?,
+            comment_reports: db.open_tree("comment_reports")?,
+            supports: db.open_tree("supports")?,
+            events: db.open_tree("events")?,
             db,
         };
         store.check_schema()?;

@@ -1,0 +1,3 @@
+//! Comments and support: what a viewer may write and when (the 90% bar), moderation rules.
+
+pub mod text;
