@@ -30,6 +30,7 @@ pub struct Config {
     pub cors: CorsConfig,
     pub limits: LimitsConfig,
     pub payments: PaymentsConfig,
+    pub social: SocialConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -223,6 +224,25 @@ impl Default for FacebookConfig {
     }
 }
 
+/// Comments and support.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocialConfig {
+    /// Comments containing one of these words (whole words, any case) are held for review.
+    pub held_words: Vec<String>,
+    /// Comments a user may post per minute.
+    pub comments_per_minute: u32,
+}
+
+impl Default for SocialConfig {
+    fn default() -> Self {
+        Self {
+            held_words: Vec::new(),
+            comments_per_minute: 5,
+        }
+    }
+}
+
 /// Checkout providers. Each is on when its credentials are set (`dev` when `enabled`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -367,6 +387,7 @@ impl Default for Config {
             cors: CorsConfig::default(),
             limits: LimitsConfig::default(),
             payments: PaymentsConfig::default(),
+            social: SocialConfig::default(),
         }
     }
 }
@@ -710,6 +731,9 @@ impl Config {
         }
         if self.limits.json_body_bytes < 1024 {
             return bad("limits.json_body_bytes", "must be at least 1024".into());
+        }
+        if self.social.comments_per_minute == 0 {
+            return bad("social.comments_per_minute", "must be above zero".into());
         }
         if self.limits.auth_per_minute == 0 {
             return bad("limits.auth_per_minute", "must be above zero".into());

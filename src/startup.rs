@@ -78,6 +78,7 @@ impl Application {
             providers,
             payments,
             order_locks: Default::default(),
+            comment_limiter: Default::default(),
             segments: crate::stream::segments::SegmentCache::new(
                 config.playback.segment_cache_bytes,
             ),

@@ -175,7 +175,7 @@ pub async fn progress(
 }
 
 /// The film's playback data and this viewer's progress in it (unflushed events included).
-async fn film_progress(
+pub(crate) async fn film_progress(
     state: &web::Data<AppState>,
     viewer: &Viewer,
     film: &Film,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod comments;
 pub mod error;
 pub mod films;
 pub mod health;
@@ -39,6 +40,7 @@ pub struct AppState {
     pub providers: Arc<crate::auth::providers::Providers>,
     pub payments: Arc<crate::payments::Payments>,
     pub order_locks: crate::payments::orders::OrderLocks,
+    pub comment_limiter: ratelimit::RateLimiter<uuid::Uuid>,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -89,6 +91,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/orders/{id}", web::get().to(payments::order))
             .route("/films/{id}/checkout", web::post().to(payments::checkout))
+            .route("/films/{id}/comments", web::get().to(comments::list))
+            .route("/films/{id}/comments", web::post().to(comments::create))
+            .route("/films/{id}/social", web::get().to(comments::counts))
+            .route("/films/{id}/support", web::post().to(comments::support))
+            .route("/comments/{id}", web::patch().to(comments::edit))
+            .route("/comments/{id}", web::delete().to(comments::delete))
+            .route("/comments/{id}/report", web::post().to(comments::report))
             .route("/films", web::get().to(films::list))
             .route("/films/{id}", web::get().to(films::detail))
             .route("/films/{id}/poster.jpg", web::get().to(films::poster))

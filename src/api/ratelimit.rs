@@ -10,14 +10,22 @@ use actix_web::http::StatusCode;
 
 use super::error::ApiError;
 
-#[derive(Default)]
-pub struct RateLimiter {
-    windows: Mutex<HashMap<IpAddr, (i64, u32)>>,
+/// Keyed by client address (sign-in) or by user (comments).
+pub struct RateLimiter<K = IpAddr> {
+    windows: Mutex<HashMap<K, (i64, u32)>>,
 }
 
-impl RateLimiter {
+impl<K> Default for RateLimiter<K> {
+    fn default() -> Self {
+        Self {
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// Counts a request from `ip` at `now` (seconds); refuses past `per_minute`.
-    pub fn check(&self, ip: Option<IpAddr>, per_minute: u32, now: i64) -> Result<(), ApiError> {
+    pub fn check(&self, ip: Option<K>, per_minute: u32, now: i64) -> Result<(), ApiError> {
         let Some(ip) = ip else { return Ok(()) };
         let window = now.div_euclid(60);
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
@@ -49,7 +57,7 @@ mod tests {
 
     #[test]
     fn refuses_past_the_limit_and_resets_each_minute() {
-        let r = RateLimiter::default();
+        let r = RateLimiter::<IpAddr>::default();
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         for _ in 0..3 {
             assert!(r.check(ip, 3, 120).is_ok());

@@ -168,11 +168,14 @@ impl Store {
         Ok(first)
     }
 
-    /// Every comment with a report, most reported first (the moderation queue).
+    /// The moderation queue: comments with a report or held by the word list, most
+    /// reported first.
     pub fn reported_comments(&self) -> Result<Vec<Comment>> {
         let mut out: Vec<Comment> = super::scan::<Comment>(&self.comments, "comments", &[])?
             .into_iter()
-            .filter(|c| c.reports > 0 && c.state != CommentState::Deleted)
+            .filter(|c| {
+                (c.reports > 0 && c.state != CommentState::Deleted) || c.state == CommentState::Held
+            })
             .collect();
         out.sort_by(|a, b| b.reports.cmp(&a.reports).then(b.id.cmp(&a.id)));
         Ok(out)

@@ -13,3 +13,4 @@ mod payments;
 mod peers;
 mod playback;
 mod recovery;
+mod social;

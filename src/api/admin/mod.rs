@@ -28,6 +28,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users", web::get().to(users::list))
         .route("/orders", web::get().to(super::payments::admin_orders))
         .route(
+            "/comments/queue",
+            web::get().to(super::comments::admin_queue),
+        )
+        .route(
+            "/comments/{id}/hide",
+            web::post().to(super::comments::admin_hide),
+        )
+        .route(
+            "/comments/{id}/restore",
+            web::post().to(super::comments::admin_restore),
+        )
+        .route(
+            "/comments/{id}",
+            web::delete().to(super::comments::admin_delete),
+        )
+        .route(
+            "/films/{id}/supporters",
+            web::get().to(super::comments::admin_supporters),
+        )
+        .route(
             "/orders/{id}/refund",
             web::post().to(super::payments::admin_refund),
         )

@@ -1,0 +1,369 @@
+//! Comments and support, open to a viewer whose coverage of the film (segments the server
+//! delivered to them ÷ all segments) has reached `playback.unlock_fraction`; admins always.
+//! Counts are public. Comment text is plain data: returned verbatim, escaped by any view.
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use super::films::{film_progress, watchable_film};
+use super::AppState;
+use crate::auth::{Admin, Viewer};
+use crate::social::text::{comment_body, matches_word_list};
+use crate::store::comments::{Comment, CommentState, Revision, SocialEvent, Support};
+use crate::store::films::Film;
+use crate::store::now;
+use crate::store::users::Role;
+
+const PAGE_DEFAULT: usize = 20;
+const PAGE_MAX: usize = 100;
+
+/// Refuses a viewer below the bar, telling them where they are.
+async fn require_unlocked(
+    state: &web::Data<AppState>,
+    viewer: &Viewer,
+    film: &Film,
+) -> ApiResult<()> {
+    if viewer.0.role == Role::Admin {
+        return Ok(());
+    }
+    let (_, progress) = film_progress(state, viewer, film).await?;
+    if progress.unlocked {
+        return Ok(());
+    }
+    let required = state.config.playback.unlock_fraction;
+    Err(ApiError::forbidden(
+        "watch_more",
+        format!(
+            "comments and support open after watching {:.0}% of the film; you have watched {:.0}%",
+            required * 100.0,
+            (progress.coverage * 100.0).floor()
+        ),
+    )
+    .with("coverage", progress.coverage)
+    .with("required_coverage", required))
+}
+
+fn event(state: &AppState, kind: &str, user: Uuid, film: Uuid, comment: Option<Uuid>) {
+    let e = SocialEvent {
+        kind: kind.into(),
+        user_id: user,
+        film_id: film,
+        comment_id: comment,
+        at: now(),
+    };
+    if let Err(err) = state.store.record_event(&e) {
+        tracing::warn!(error = %err, kind, "recording a social event failed");
+    }
+}
+
+#[derive(Serialize)]
+struct CommentView<'a> {
+    id: Uuid,
+    film_id: Uuid,
+    user_id: Uuid,
+    /// `null` when the author's account was deleted.
+    author: Option<String>,
+    body: &'a str,
+    state: CommentState,
+    created_at: i64,
+    edited_at: Option<i64>,
+    mine: bool,
+}
+
+fn view<'a>(state: &AppState, c: &'a Comment, me: &Uuid) -> CommentView<'a> {
+    let author = match state.store.user(&c.user_id) {
+        Ok(Some(u)) => Some(u.name.unwrap_or_else(|| "viewer".into())),
+        _ => None,
+    };
+    CommentView {
+        id: c.id,
+        film_id: c.film_id,
+        user_id: c.user_id,
+        author,
+        body: if c.state == CommentState::Deleted {
+            ""
+        } else {
+            &c.body
+        },
+        state: c.state,
+        created_at: c.created_at,
+        edited_at: c.edited_at,
+        mine: &c.user_id == me,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    let film = watchable_film(&state, &path)?;
+    require_unlocked(&state, &viewer, &film).await?;
+    let before = match query.before.as_deref() {
+        Some(b) => Some(crate::store::parse_id(b).ok_or_else(|| {
+            ApiError::bad_request("invalid_cursor", "`before` is not a comment id")
+        })?),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
+    let me = viewer.0.id;
+    let admin = viewer.0.role == Role::Admin;
+    let page = state
+        .store
+        .comments_page(&film.id, before.as_ref(), limit, |c| match c.state {
+            CommentState::Visible | CommentState::Deleted => true,
+            CommentState::Held => admin || c.user_id == me,
+            CommentState::Hidden => admin,
+        })?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|c| c.id))
+        .flatten();
+    let comments: Vec<_> = page.iter().map(|c| view(&state, c, &me)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "comments": comments,
+        "next_cursor": next,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BodyRequest {
+    body: String,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+    body: web::Json<BodyRequest>,
+) -> ApiResult<HttpResponse> {
+    let film = watchable_film(&state, &path)?;
+    require_unlocked(&state, &viewer, &film).await?;
+    let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
+    // Admins (moderators, the film's own people) are not rate limited.
+    if viewer.0.role != Role::Admin {
+        state.comment_limiter.check(
+            Some(viewer.0.id),
+            state.config.social.comments_per_minute,
+            now(),
+        )?;
+    }
+    let held = matches_word_list(&text, &state.config.social.held_words);
+    let c = Comment {
+        id: crate::store::new_id(),
+        film_id: film.id,
+        user_id: viewer.0.id,
+        body: text,
+        state: if held {
+            CommentState::Held
+        } else {
+            CommentState::Visible
+        },
+        created_at: now(),
+        edited_at: None,
+        history: Vec::new(),
+        reports: 0,
+    };
+    state.store.add_comment(&c)?;
+    event(&state, "comment", viewer.0.id, film.id, Some(c.id));
+    Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
+}
+
+fn own_comment(state: &AppState, viewer: &Viewer, id: &str) -> ApiResult<Comment> {
+    let c = crate::store::parse_id(id)
+        .map(|id| state.store.comment(&id))
+        .transpose()?
+        .flatten()
+        .filter(|c| c.state != CommentState::Deleted)
+        .ok_or_else(|| ApiError::not_found("comment"))?;
+    if c.user_id != viewer.0.id && viewer.0.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "not_yours",
+            "only its author can change a comment",
+        ));
+    }
+    Ok(c)
+}
+
+pub async fn edit(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+    body: web::Json<BodyRequest>,
+) -> ApiResult<HttpResponse> {
+    let c = own_comment(&state, &viewer, &path)?;
+    if c.user_id != viewer.0.id {
+        return Err(ApiError::forbidden(
+            "not_yours",
+            "only its author can edit a comment",
+        ));
+    }
+    let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
+    let held = matches_word_list(&text, &state.config.social.held_words);
+    let t = now();
+    let updated = state
+        .store
+        .update_comment(&c.id, |c| {
+            if c.body == text {
+                return false;
+            }
+            let old = std::mem::replace(&mut c.body, text.clone());
+            c.history.push(Revision {
+                body: old,
+                at: c.edited_at.unwrap_or(c.created_at),
+            });
+            c.edited_at = Some(t);
+            if held && c.state == CommentState::Visible {
+                c.state = CommentState::Held;
+            }
+            true
+        })?
+        .ok_or_else(|| ApiError::not_found("comment"))?;
+    Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let c = own_comment(&state, &viewer, &path)?;
+    state.store.update_comment(&c.id, |c| {
+        c.state = CommentState::Deleted;
+        true
+    })?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn report(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let c = crate::store::parse_id(&path)
+        .map(|id| state.store.comment(&id))
+        .transpose()?
+        .flatten()
+        .filter(|c| c.state == CommentState::Visible)
+        .ok_or_else(|| ApiError::not_found("comment"))?;
+    let film = watchable_film(&state, &c.film_id.to_string())?;
+    require_unlocked(&state, &viewer, &film).await?;
+    if state.store.report_comment(&c.id, &viewer.0.id, now())? {
+        event(&state, "report", viewer.0.id, film.id, Some(c.id));
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "reported": true })))
+}
+
+/// Public: how many visible comments and supporters a film has.
+pub async fn counts(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let film = watchable_film(&state, &path)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "comments": state.store.visible_comment_count(&film.id)?,
+        "supporters": state.store.supports_of(&film.id)?.len(),
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SupportRequest {
+    #[serde(default)]
+    message: Option<String>,
+}
+
+/// Once per viewer and film; a repeat answers 200 with the first support.
+pub async fn support(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+    body: Option<web::Json<SupportRequest>>,
+) -> ApiResult<HttpResponse> {
+    let film = watchable_film(&state, &path)?;
+    require_unlocked(&state, &viewer, &film).await?;
+    let message = match body.and_then(|b| b.into_inner().message) {
+        Some(m) if !m.trim().is_empty() => {
+            Some(comment_body(&m).map_err(|e| ApiError::validation(format!("message: {e}")))?)
+        }
+        _ => None,
+    };
+    let support = Support { at: now(), message };
+    if state.store.add_support(&film.id, &viewer.0.id, &support)? {
+        event(&state, "support", viewer.0.id, film.id, None);
+        return Ok(HttpResponse::Created()
+            .json(serde_json::json!({ "supported": true, "support": support })));
+    }
+    let first = state.store.support(&film.id, &viewer.0.id)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "supported": true, "support": first })))
+}
+
+fn moderate(state: &AppState, id: &str, to: CommentState) -> ApiResult<HttpResponse> {
+    let id = crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("comment"))?;
+    let c = state
+        .store
+        .update_comment(&id, |c| {
+            if c.state == CommentState::Deleted || c.state == to {
+                return false;
+            }
+            c.state = to;
+            true
+        })?
+        .ok_or_else(|| ApiError::not_found("comment"))?;
+    Ok(HttpResponse::Ok().json(c))
+}
+
+pub async fn admin_hide(
+    state: web::Data<AppState>,
+    _a: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    moderate(&state, &path, CommentState::Hidden)
+}
+
+pub async fn admin_restore(
+    state: web::Data<AppState>,
+    _a: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    moderate(&state, &path, CommentState::Visible)
+}
+
+pub async fn admin_delete(
+    state: web::Data<AppState>,
+    _a: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    moderate(&state, &path, CommentState::Deleted)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The moderation queue: reported comments (most reported first) and held ones.
+pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queue": state.store.reported_comments()? })))
+}
+
+pub async fn admin_supporters(
+    state: web::Data<AppState>,
+    _a: Admin,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let film = crate::store::parse_id(&path).ok_or_else(|| ApiError::not_found("film"))?;
+    let list: Vec<_> = state
+        .store
+        .supports_of(&film)?
+        .into_iter()
+        .map(|(user, s)| serde_json::json!({ "user_id": user, "at": s.at, "message": s.message }))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "supporters": list })))
+}
