@@ -429,11 +429,16 @@ pub async fn exchange(
         .store
         .user(&record.user_id)?
         .ok_or(IdentityError::InvalidCode)?;
+    token_pair(&state, &user)
+}
+
+/// A new sign-in for `user`: access and refresh tokens, never cached.
+fn token_pair(state: &AppState, user: &User) -> ApiResult<HttpResponse> {
     let pair = session::start(
         &state.store,
         &state.keys.access,
         &state.config.auth,
-        &user,
+        user,
         now(),
     )?;
     Ok(no_store(HttpResponse::Ok()).json(pair))
@@ -500,14 +505,7 @@ pub async fn native(
         }
         None => {
             let user = sign_in(&state, &identity)?;
-            let pair = session::start(
-                &state.store,
-                &state.keys.access,
-                &state.config.auth,
-                &user,
-                now(),
-            )?;
-            Ok(no_store(HttpResponse::Ok()).json(pair))
+            token_pair(&state, &user)
         }
     }
 }

@@ -333,6 +333,18 @@ mod tests {
     }
 
     #[test]
+    fn eighty_nine_percent_is_locked_ninety_is_unlocked() {
+        let mut r = ProgressRecord::new(100);
+        for i in 0..89 {
+            r.mark(i);
+        }
+        let v = view(Some(&r), &[6.0; 100], 0.9);
+        assert!((v.coverage - 0.89).abs() < 1e-9 && !v.unlocked, "{v:?}");
+        r.mark(89);
+        assert!(view(Some(&r), &[6.0; 100], 0.9).unlocked);
+    }
+
+    #[test]
     fn resume_backs_off_from_the_last_segment() {
         let mut r = ProgressRecord::new(20);
         r.last_segment = Some(10);

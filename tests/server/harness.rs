@@ -35,6 +35,19 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
+/// A blocking client that never follows redirects (tests step through them), for talking
+/// to peers and to the server as a browser would.
+pub fn no_redirect_client() -> &'static Client {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("HTTP client")
+    })
+}
+
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd
         .output()

@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder};
@@ -151,14 +150,7 @@ fn cookie_attrs(set_cookie: &str) -> Vec<String> {
 }
 
 fn peer_client() -> &'static Client {
-    static CLIENT: OnceLock<Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("peer client")
-    })
+    crate::harness::no_redirect_client()
 }
 
 fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {

@@ -105,14 +105,7 @@ fn param(url: &str, key: &str) -> Option<String> {
 }
 
 fn browser() -> &'static Client {
-    static CLIENT: OnceLock<Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("browser client")
-    })
+    crate::harness::no_redirect_client()
 }
 
 /// The payer's browser at the provider's page: GET without following; returns the
