@@ -955,7 +955,11 @@ fn build_shared() -> Shared {
     let main_src = src_main();
     let other_src = src_other();
     let max = SHARED_MAX_BYTES.to_string();
-    let server = Server::start_leaked(&[("CINEGATE_UPLOAD__MAX_BYTES", max.as_str())]);
+    let server = Server::start_leaked(&[
+        ("CINEGATE_UPLOAD__MAX_BYTES", max.as_str()),
+        // The comment hold list the social tests exercise.
+        ("CINEGATE_SOCIAL__HELD_WORDS", "[\"spoiler\"]"),
+    ]);
     let admin = server.user("admin", true);
     let (main_id, main_job) = server.ingest(&main_src, "Main film", true);
     let (other_id, other_job) = server.ingest(&other_src, "Other film", true);

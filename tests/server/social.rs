@@ -316,3 +316,48 @@ fn deleting_an_account_anonymises_its_comments() {
     assert_eq!(c["author"], Value::Null, "anonymised: {c}");
     assert_eq!(c["body"], "so long");
 }
+
+#[test]
+fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let author = viewer_with("teller", 0..11);
+    let reader = viewer_with("spared", 0..11);
+    let c = post(s, &author, &f.id, "Big SPOILER: it was a dream")
+        .expect(201, "a held comment is accepted")
+        .json();
+    assert_eq!(c["state"], "held", "{c}");
+    let id = id_of(&c);
+    let has = |u: &User| {
+        comments(s, u, &f.id, "?limit=100").json()["comments"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|c| c["id"] == id.as_str())
+    };
+    assert!(has(&author), "its author sees it");
+    assert!(!has(&reader), "others do not, while it is held");
+    let queue = s
+        .get("/api/v1/admin/comments/queue", Some(&sh.admin.access))
+        .json();
+    assert!(
+        queue["queue"]
+            .as_array()
+            .expect("queue")
+            .iter()
+            .any(|c| c["id"] == id.as_str() && c["state"] == "held"),
+        "{queue}"
+    );
+    s.post(
+        &format!("/api/v1/admin/comments/{id}/restore"),
+        Some(&sh.admin.access),
+        json!({}),
+    )
+    .expect(200, "restore");
+    assert!(has(&reader), "visible to everyone once restored");
+    // Whole words only: "spoilers" is not on the list.
+    let c = post(s, &author, &f.id, "no spoilers here")
+        .expect(201, "post")
+        .json();
+    assert_eq!(c["state"], "visible", "{c}");
+}
