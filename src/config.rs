@@ -232,6 +232,17 @@ pub struct SocialConfig {
     pub held_words: Vec<String>,
     /// Comments a user may post per minute.
     pub comments_per_minute: u32,
+    /// Tips a viewer may add to their support: per currency, the smallest and largest
+    /// amount in minor units. A currency not listed takes no tips.
+    pub tips: Vec<TipBounds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TipBounds {
+    pub currency: String,
+    pub min: u64,
+    pub max: u64,
 }
 
 impl Default for SocialConfig {
@@ -239,6 +250,23 @@ impl Default for SocialConfig {
         Self {
             held_words: Vec::new(),
             comments_per_minute: 5,
+            tips: vec![
+                TipBounds {
+                    currency: "USD".into(),
+                    min: 100,
+                    max: 10_000,
+                },
+                TipBounds {
+                    currency: "EUR".into(),
+                    min: 100,
+                    max: 10_000,
+                },
+                TipBounds {
+                    currency: "KRW".into(),
+                    min: 1_000,
+                    max: 100_000,
+                },
+            ],
         }
     }
 }
@@ -734,6 +762,20 @@ impl Config {
         }
         if self.social.comments_per_minute == 0 {
             return bad("social.comments_per_minute", "must be above zero".into());
+        }
+        for t in &self.social.tips {
+            if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return bad(
+                    "social.tips",
+                    format!("{:?} is not an ISO currency code", t.currency),
+                );
+            }
+            if t.min == 0 || t.min > t.max {
+                return bad(
+                    "social.tips",
+                    format!("{}: need 0 < min <= max", t.currency),
+                );
+            }
         }
         if self.limits.auth_per_minute == 0 {
             return bad("limits.auth_per_minute", "must be above zero".into());

@@ -281,9 +281,22 @@ pub async fn counts(
 pub struct SupportRequest {
     #[serde(default)]
     message: Option<String>,
+    /// An optional tip through a payment provider; it never unlocks anything.
+    #[serde(default)]
+    tip: Option<TipRequest>,
 }
 
-/// Once per viewer and film; a repeat answers 200 with the first support.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TipRequest {
+    provider: String,
+    /// Minor units, within `social.tips` for the currency.
+    amount: u64,
+    currency: String,
+}
+
+/// Once per viewer and film; a repeat answers 200 with the first support. A tip (allowed
+/// with every call, first or not) answers the checkout to send the payer to.
 pub async fn support(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -292,20 +305,79 @@ pub async fn support(
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
-    let message = match body.and_then(|b| b.into_inner().message) {
+    let request = body.map(web::Json::into_inner).unwrap_or_default();
+    let message = match request.message {
         Some(m) if !m.trim().is_empty() => {
             Some(comment_body(&m).map_err(|e| ApiError::validation(format!("message: {e}")))?)
         }
         _ => None,
     };
-    let support = Support { at: now(), message };
-    if state.store.add_support(&film.id, &viewer.0.id, &support)? {
-        event(&state, "support", viewer.0.id, film.id, None);
-        return Ok(HttpResponse::Created()
-            .json(serde_json::json!({ "supported": true, "support": support })));
+    if let Some(tip) = &request.tip {
+        let bounds = state
+            .config
+            .social
+            .tips
+            .iter()
+            .find(|b| b.currency == tip.currency)
+            .ok_or_else(|| {
+                ApiError::validation(format!("tips are not taken in {:?}", tip.currency))
+            })?;
+        // Checked before anything is recorded, so a refused tip leaves no support behind.
+        let gateway = state.payments.get(&tip.provider).ok_or_else(|| {
+            ApiError::from(crate::payments::orders::OrderError::UnknownProvider(
+                tip.provider.chars().take(32).collect(),
+            ))
+        })?;
+        if !gateway.accepts(&tip.currency) {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "currency_unsupported",
+                format!("{} takes no {}", tip.provider, tip.currency),
+            ));
+        }
+        if !(bounds.min..=bounds.max).contains(&tip.amount) {
+            return Err(ApiError::validation(format!(
+                "a tip in {} is between {} and {} (minor units)",
+                bounds.currency, bounds.min, bounds.max
+            ))
+            .with("min", bounds.min)
+            .with("max", bounds.max));
+        }
     }
-    let first = state.store.support(&film.id, &viewer.0.id)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "supported": true, "support": first })))
+    let support = Support { at: now(), message };
+    let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
+    if first {
+        event(&state, "support", viewer.0.id, film.id, None);
+    }
+    let recorded = state.store.support(&film.id, &viewer.0.id)?;
+    let tip = match &request.tip {
+        Some(t) => {
+            let started = crate::payments::orders::OrderService {
+                store: &state.store,
+                payments: &state.payments,
+                locks: &state.order_locks,
+                now: now(),
+            }
+            .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
+            .await?;
+            event(&state, "tip", viewer.0.id, film.id, None);
+            Some(serde_json::json!({
+                "order_id": started.order.id,
+                "redirect_url": started.redirect_url,
+                "mobile_url": started.mobile_url,
+                "app_url": started.app_url,
+                "amount": started.order.amount,
+                "currency": started.order.currency,
+            }))
+        }
+        None => None,
+    };
+    let body = serde_json::json!({ "supported": true, "support": recorded, "tip": tip });
+    Ok(if first {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
 }
 
 fn moderate(state: &AppState, id: &str, to: CommentState) -> ApiResult<HttpResponse> {
@@ -365,5 +437,22 @@ pub async fn admin_supporters(
         .into_iter()
         .map(|(user, s)| serde_json::json!({ "user_id": user, "at": s.at, "message": s.message }))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "supporters": list })))
+    let tips: Vec<_> = state
+        .store
+        .orders()?
+        .into_iter()
+        .filter(|o| o.film_id == film && o.kind == crate::store::orders::OrderKind::Tip)
+        .map(|o| {
+            serde_json::json!({
+                "order_id": o.id,
+                "user_id": o.user_id,
+                "provider": o.provider,
+                "amount": o.amount,
+                "currency": o.currency,
+                "state": o.state,
+                "at": o.created_at,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "supporters": list, "tips": tips })))
 }

@@ -31,6 +31,7 @@ fn service(state: &AppState) -> OrderService<'_> {
 struct OrderView<'a> {
     id: Uuid,
     film_id: Uuid,
+    kind: crate::store::orders::OrderKind,
     provider: &'a str,
     amount: u64,
     currency: &'a str,
@@ -44,6 +45,7 @@ fn view(o: &Order) -> OrderView<'_> {
     OrderView {
         id: o.id,
         film_id: o.film_id,
+        kind: o.kind,
         provider: &o.provider,
         amount: o.amount,
         currency: &o.currency,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{Capture, Gateway, Lookup, PaymentError, Payments, ReturnParams};
 use crate::store::films::Film;
-use crate::store::orders::{Captured, Order, OrderState};
+use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,17 @@ pub struct Started {
     pub app_url: Option<String>,
 }
 
+fn unsupported(provider: &str) -> OrderError {
+    OrderError::CurrencyUnsupported {
+        provider: provider.to_string(),
+        accepts: if matches!(provider, "kakaopay" | "naverpay") {
+            "KRW".into()
+        } else {
+            "the currencies in payments.paypal.currencies".into()
+        },
+    }
+}
+
 fn mismatch(order: &Order, c: &Capture) -> Option<String> {
     (c.amount != order.amount || c.currency != order.currency).then(|| {
         format!(
@@ -109,37 +120,83 @@ impl OrderService<'_> {
             .prices
             .iter()
             .find(|p| gateway.accepts(&p.currency))
-            .ok_or_else(|| OrderError::CurrencyUnsupported {
+            .ok_or_else(|| unsupported(provider))?;
+        self.start(
+            gateway,
+            Order {
+                id: crate::store::new_id(),
+                user_id: *user,
+                film_id: film.id,
+                kind: OrderKind::Purchase,
                 provider: provider.to_string(),
-                accepts: if matches!(provider, "kakaopay" | "naverpay") {
-                    "KRW".into()
-                } else {
-                    "the currencies in payments.paypal.currencies".into()
-                },
-            })?;
-        let mut order = Order {
-            id: crate::store::new_id(),
-            user_id: *user,
-            film_id: film.id,
-            provider: provider.to_string(),
-            amount: price.amount,
-            currency: price.currency.clone(),
-            state: OrderState::Created,
-            provider_ref: None,
-            payment_id: None,
-            failure: None,
-            refund_requested_at: None,
-            created_at: self.now,
-            updated_at: self.now,
-            events: Vec::new(),
-        };
+                amount: price.amount,
+                currency: price.currency.clone(),
+                state: OrderState::Created,
+                provider_ref: None,
+                payment_id: None,
+                failure: None,
+                refund_requested_at: None,
+                created_at: self.now,
+                updated_at: self.now,
+                events: Vec::new(),
+            },
+            &film.title,
+        )
+        .await
+    }
+
+    /// Starts a tip of `amount` (minor units of `currency`, already checked against the
+    /// configured bounds) for `film` through `provider`.
+    pub async fn tip(
+        &self,
+        user: &Uuid,
+        film: &Film,
+        provider: &str,
+        amount: u64,
+        currency: &str,
+    ) -> Result<Started, OrderError> {
+        let gateway = self.gateway(provider)?;
+        if !gateway.accepts(currency) {
+            return Err(unsupported(provider));
+        }
+        self.start(
+            gateway,
+            Order {
+                id: crate::store::new_id(),
+                user_id: *user,
+                film_id: film.id,
+                kind: OrderKind::Tip,
+                provider: provider.to_string(),
+                amount,
+                currency: currency.to_string(),
+                state: OrderState::Created,
+                provider_ref: None,
+                payment_id: None,
+                failure: None,
+                refund_requested_at: None,
+                created_at: self.now,
+                updated_at: self.now,
+                events: Vec::new(),
+            },
+            &format!("Tip: {}", film.title),
+        )
+        .await
+    }
+
+    async fn start(
+        &self,
+        gateway: &Gateway,
+        mut order: Order,
+        item: &str,
+    ) -> Result<Started, OrderError> {
+        let provider = order.provider.clone();
         order.record(OrderState::Created, "checkout started", self.now);
         // Persisted before the provider hears of it: whatever happens next, there is a
         // record to reconcile.
         self.store.create_order(&order)?;
         self.store.flush_async().await?;
-        let urls = self.payments.return_urls(provider, &order);
-        match gateway.create(&order, &film.title, &urls).await {
+        let urls = self.payments.return_urls(&provider, &order);
+        match gateway.create(&order, item, &urls).await {
             Ok(checkout) => {
                 let order = self
                     .store
@@ -190,7 +247,7 @@ impl OrderService<'_> {
             // A duplicate return, or the webhook got there first.
             return Ok(order);
         }
-        if self.owned(&order.film_id, &order.user_id)? {
+        if order.kind == OrderKind::Purchase && self.owned(&order.film_id, &order.user_id)? {
             // Bought meanwhile through another order: do not take the money twice.
             return self
                 .store
@@ -422,6 +479,7 @@ mod tests {
             id: crate::store::new_id(),
             user_id: crate::store::new_id(),
             film_id: crate::store::new_id(),
+            kind: OrderKind::Purchase,
             provider: "paypal".into(),
             amount: 499,
             currency: "USD".into(),

@@ -38,6 +38,18 @@ impl OrderState {
     }
 }
 
+/// What an order pays for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderKind {
+    /// The whole film: capturing it grants a purchase.
+    #[default]
+    Purchase,
+    /// A tip to the film's makers, amount chosen by the viewer within configured bounds;
+    /// it never unlocks anything.
+    Tip,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderEvent {
     pub at: i64,
@@ -50,8 +62,11 @@ pub struct Order {
     pub id: Uuid,
     pub user_id: Uuid,
     pub film_id: Uuid,
+    #[serde(default)]
+    pub kind: OrderKind,
     pub provider: String,
-    /// The film's price when the order was made, in minor units; never from the client.
+    /// In minor units. A purchase: the film's price when the order was made, never from the
+    /// client. A tip: the viewer's choice, checked against `social.tips` bounds.
     pub amount: u64,
     pub currency: String,
     pub state: OrderState,
@@ -171,6 +186,9 @@ impl Store {
                 order.failure = None;
                 order.record(OrderState::Captured, note, now);
                 orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                if order.kind == OrderKind::Tip {
+                    return Ok(Captured::Now(order));
+                }
                 let purchase = Purchase {
                     order_id: order.id,
                     purchased_at: now,
@@ -290,6 +308,7 @@ mod tests {
             id: crate::store::new_id(),
             user_id: user,
             film_id: film,
+            kind: OrderKind::Purchase,
             provider: "dev".into(),
             amount: 500,
             currency: "USD".into(),
@@ -332,6 +351,23 @@ mod tests {
         assert!(matches!(
             store.capture_order(&o.id, "CAP-1", "late webhook", 6)?,
             Captured::Refused(_)
+        ));
+        assert!(store.purchase(&film, &user)?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_captured_tip_grants_nothing() -> Result<()> {
+        let store = Store::temporary()?;
+        let (user, film) = (crate::store::new_id(), crate::store::new_id());
+        let tip = Order {
+            kind: OrderKind::Tip,
+            ..order(user, film)
+        };
+        store.create_order(&tip)?;
+        assert!(matches!(
+            store.capture_order(&tip.id, "T", "x", 2)?,
+            Captured::Now(_)
         ));
         assert!(store.purchase(&film, &user)?.is_none());
         Ok(())

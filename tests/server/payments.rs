@@ -1809,3 +1809,82 @@ fn another_users_order_is_not_found() {
     );
     assert_access(s, &stranger, &e.film, false, "the stranger");
 }
+
+/// Issue 6: a tip with the support button is an order of kind tip through a provider; it is
+/// captured like a purchase but never unlocks anything, and its amount must be within the
+/// configured bounds (USD 1.00–100.00 by default).
+#[test]
+fn a_tip_is_paid_through_a_provider_and_unlocks_nothing() {
+    let e = env();
+    let (s, f) = (&e.server, &e.film);
+    let fan = s.user("tipper", false);
+    s.grant(&e.admin, &f.id, &fan);
+    // Watch it all (keys are enough for coverage), so support opens.
+    let pb = s.playback(&fan, &f.id);
+    for i in 0..f.segments {
+        s.get(&pb.path(&format!("keys/{i}.key")), None)
+            .expect(200, "key");
+    }
+    let support = |body: Value| {
+        s.post(
+            &format!("/api/v1/films/{}/support", f.id),
+            Some(&fan.access),
+            body,
+        )
+    };
+    support(json!({ "tip": { "provider": "dev", "amount": 50, "currency": "USD" } })).expect_error(
+        422,
+        "invalid_input",
+        "below the smallest tip",
+    );
+    support(json!({ "tip": { "provider": "dev", "amount": 10_001, "currency": "USD" } }))
+        .expect_error(422, "invalid_input", "above the largest tip");
+    support(json!({ "tip": { "provider": "kakaopay", "amount": 300, "currency": "USD" } }))
+        .expect_error(422, "currency_unsupported", "Kakao Pay takes no USD");
+    let answer = support(json!({
+        "message": "loved it",
+        "tip": { "provider": "dev", "amount": 300, "currency": "USD" }
+    }))
+    .expect(
+        201,
+        "the first support, with a tip (the refused calls recorded nothing)",
+    )
+    .json();
+    let tip = &answer["tip"];
+    let order_id = str_of(tip, "order_id").to_string();
+    assert_eq!(tip["amount"], 300, "{answer}");
+    let back = local(str_of(tip, "redirect_url"));
+    assert_page(&s.get(&back, None), 200, "complete", "the tip's return");
+    let order = order_of(s, &fan, &order_id);
+    assert_eq!(order["state"], "captured", "{order}");
+    assert_eq!(order["kind"], "tip", "{order}");
+    // Nothing was bought: no purchase, and without the grant the film is a preview again.
+    assert!(
+        purchases_of_film(s, &fan, &f.id).is_empty(),
+        "{}",
+        purchases(s, &fan)
+    );
+    s.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/admin/films/{}/grants/{}", f.id, fan.id),
+        Some(&e.admin.access),
+        None,
+    )
+    .expect(204, "revoke the grant");
+    assert_access(s, &fan, f, false, "a tipper without a grant");
+    let listed = s
+        .get(
+            &format!("/api/v1/admin/films/{}/supporters", f.id),
+            Some(&e.admin.access),
+        )
+        .expect(200, "supporters")
+        .json();
+    assert!(
+        listed["tips"]
+            .as_array()
+            .expect("tips")
+            .iter()
+            .any(|t| t["order_id"] == order_id.as_str() && t["state"] == "captured"),
+        "{listed}"
+    );
+}
