@@ -361,3 +361,41 @@ fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
         .json();
     assert_eq!(c["state"], "visible", "{c}");
 }
+
+/// The bar exactly: a 100-segment film (1 s segments), 89 indexes delivered → refused with
+/// coverage 0.89, the 90th → allowed.
+#[test]
+fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
+    let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1")]);
+    let admin = s.user("admin", true);
+    let src = crate::harness::generated(
+        "hundred-seconds-240p.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=426x240:rate=25:duration=100",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let (film, job) = s.ingest(&src, "A hundred seconds", true);
+    s.wait_job_ready(&admin, &job, std::time::Duration::from_secs(180));
+    let viewer = s.user("exact", false);
+    s.grant(&admin, &film, &viewer);
+    let pb = s.playback(&viewer, &film);
+    assert_eq!(pb.answer["total_segments"], 100, "{}", pb.answer);
+    for i in 0..89 {
+        key(&s, &pb.prefix, i);
+    }
+    let r = comments(&s, &viewer, &film, "");
+    r.expect_error(403, "watch_more", "89 of 100");
+    let cov = r.json()["error"]["coverage"].as_f64().expect("coverage");
+    assert!((cov - 0.89).abs() < 1e-9, "coverage {cov}");
+    key(&s, &pb.prefix, 89);
+    comments(&s, &viewer, &film, "").expect(200, "90 of 100");
+}
