@@ -123,23 +123,15 @@ impl OrderService<'_> {
             .ok_or_else(|| unsupported(provider))?;
         self.start(
             gateway,
-            Order {
-                id: crate::store::new_id(),
-                user_id: *user,
-                film_id: film.id,
-                kind: OrderKind::Purchase,
-                provider: provider.to_string(),
-                amount: price.amount,
-                currency: price.currency.clone(),
-                state: OrderState::Created,
-                provider_ref: None,
-                payment_id: None,
-                failure: None,
-                refund_requested_at: None,
-                created_at: self.now,
-                updated_at: self.now,
-                events: Vec::new(),
-            },
+            Order::new(
+                OrderKind::Purchase,
+                *user,
+                film.id,
+                provider,
+                price.amount,
+                &price.currency,
+                self.now,
+            ),
             &film.title,
         )
         .await
@@ -161,23 +153,15 @@ impl OrderService<'_> {
         }
         self.start(
             gateway,
-            Order {
-                id: crate::store::new_id(),
-                user_id: *user,
-                film_id: film.id,
-                kind: OrderKind::Tip,
-                provider: provider.to_string(),
+            Order::new(
+                OrderKind::Tip,
+                *user,
+                film.id,
+                provider,
                 amount,
-                currency: currency.to_string(),
-                state: OrderState::Created,
-                provider_ref: None,
-                payment_id: None,
-                failure: None,
-                refund_requested_at: None,
-                created_at: self.now,
-                updated_at: self.now,
-                events: Vec::new(),
-            },
+                currency,
+                self.now,
+            ),
             &format!("Tip: {}", film.title),
         )
         .await

@@ -91,6 +91,35 @@ pub struct Order {
 }
 
 impl Order {
+    /// A new order, not yet known to its provider.
+    pub fn new(
+        kind: OrderKind,
+        user: Uuid,
+        film: Uuid,
+        provider: &str,
+        amount: u64,
+        currency: &str,
+        now: i64,
+    ) -> Self {
+        Order {
+            id: super::new_id(),
+            user_id: user,
+            film_id: film,
+            kind,
+            provider: provider.to_string(),
+            amount,
+            currency: currency.to_string(),
+            state: OrderState::Created,
+            provider_ref: None,
+            payment_id: None,
+            failure: None,
+            refund_requested_at: None,
+            created_at: now,
+            updated_at: now,
+            events: Vec::new(),
+        }
+    }
+
     pub fn record(&mut self, state: OrderState, note: impl Into<String>, now: i64) {
         self.state = state;
         self.updated_at = now;
