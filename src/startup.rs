@@ -260,13 +260,7 @@ fn cors(config: &Config) -> actix_cors::Cors {
 /// per-process random prefix and a counter: unique, and cheap on the segment hot path;
 /// the log line itself is only built when `info` is enabled.
 async fn reconcile(state: &AppState) {
-    let service = crate::payments::orders::OrderService {
-        store: &state.store,
-        payments: &state.payments,
-        locks: &state.order_locks,
-        now: now(),
-    };
-    match service
+    match api::payments::service(state)
         .reconcile(state.config.payments.order_ttl.as_secs() as i64)
         .await
     {

@@ -20,7 +20,8 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+/// Counts a sign-in request against `limits.auth_per_minute` for the client address.
+pub(super) fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     state.auth_limiter.check(
         req.peer_addr().map(|a| a.ip()),
         state.config.limits.auth_per_minute,

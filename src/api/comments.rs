@@ -323,18 +323,7 @@ pub async fn support(
                 ApiError::validation(format!("tips are not taken in {:?}", tip.currency))
             })?;
         // Checked before anything is recorded, so a refused tip leaves no support behind.
-        let gateway = state.payments.get(&tip.provider).ok_or_else(|| {
-            ApiError::from(crate::payments::orders::OrderError::UnknownProvider(
-                tip.provider.chars().take(32).collect(),
-            ))
-        })?;
-        if !gateway.accepts(&tip.currency) {
-            return Err(ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "currency_unsupported",
-                format!("{} takes no {}", tip.provider, tip.currency),
-            ));
-        }
+        super::payments::service(&state).tip_gateway(&tip.provider, &tip.currency)?;
         if !(bounds.min..=bounds.max).contains(&tip.amount) {
             return Err(ApiError::validation(format!(
                 "a tip in {} is between {} and {} (minor units)",
@@ -352,14 +341,9 @@ pub async fn support(
     let recorded = state.store.support(&film.id, &viewer.0.id)?;
     let tip = match &request.tip {
         Some(t) => {
-            let started = crate::payments::orders::OrderService {
-                store: &state.store,
-                payments: &state.payments,
-                locks: &state.order_locks,
-                now: now(),
-            }
-            .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
-            .await?;
+            let started = super::payments::service(&state)
+                .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
+                .await?;
             event(&state, "tip", viewer.0.id, film.id, None);
             Some(serde_json::json!({
                 "order_id": started.order.id,

@@ -17,7 +17,8 @@ use crate::payments::{Capture, Gateway, Lookup};
 use crate::store::orders::{Order, OrderState};
 use crate::store::{now, parse_id};
 
-fn service(state: &AppState) -> OrderService<'_> {
+/// The order rules over this server's store, providers and locks, at the current time.
+pub(crate) fn service(state: &AppState) -> OrderService<'_> {
     OrderService {
         store: &state.store,
         payments: &state.payments,

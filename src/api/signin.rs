@@ -9,6 +9,7 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::auth::limit;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
@@ -27,14 +28,6 @@ pub const SESSION_COOKIE: &str = "cinegate_session";
 /// cannot set it, and a cross-site script needs a CORS preflight that is refused.
 const CSRF_HEADER: &str = "x-requested-with";
 const CSRF_VALUE: &str = "cinegate";
-
-fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
-    state.auth_limiter.check(
-        req.peer_addr().map(|a| a.ip()),
-        state.config.limits.auth_per_minute,
-        now(),
-    )
-}
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     builder.insert_header((header::CACHE_CONTROL, "no-store"));

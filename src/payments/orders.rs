@@ -137,6 +137,16 @@ impl OrderService<'_> {
         .await
     }
 
+    /// The provider for a tip in `currency`, or why there is none. Callers check this before
+    /// they record anything that goes with the tip.
+    pub fn tip_gateway(&self, provider: &str, currency: &str) -> Result<&Gateway, OrderError> {
+        let gateway = self.gateway(provider)?;
+        if !gateway.accepts(currency) {
+            return Err(unsupported(provider));
+        }
+        Ok(gateway)
+    }
+
     /// Starts a tip of `amount` (minor units of `currency`, already checked against the
     /// configured bounds) for `film` through `provider`.
     pub async fn tip(
@@ -147,10 +157,7 @@ impl OrderService<'_> {
         amount: u64,
         currency: &str,
     ) -> Result<Started, OrderError> {
-        let gateway = self.gateway(provider)?;
-        if !gateway.accepts(currency) {
-            return Err(unsupported(provider));
-        }
+        let gateway = self.tip_gateway(provider, currency)?;
         self.start(
             gateway,
             Order::new(
