@@ -96,26 +96,93 @@ fn preview_ended(access: &Access, index: usize) -> ApiError {
         .with("preview_segments", access.allowed)
 }
 
-pub async fn master(
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let access = authorize(&state, &path).await?;
+async fn master(state: &web::Data<AppState>, token: &str) -> ApiResult<HttpResponse> {
+    let access = authorize(state, token).await?;
     Ok(playlist_response(access.playback.master.clone()))
 }
 
-pub async fn media(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+async fn media(
+    state: &web::Data<AppState>,
+    token: &str,
+    rendition: &str,
 ) -> ApiResult<HttpResponse> {
-    let (token, rendition) = path.into_inner();
-    let access = authorize(&state, &token).await?;
+    let access = authorize(state, token).await?;
     let full = access.allowed >= access.playback.segment_count();
     let body = access
         .playback
-        .media(&rendition, full)
+        .media(rendition, full)
         .ok_or_else(|| ApiError::not_found("rendition"))?;
     Ok(playlist_response(body))
+}
+
+/// What a path under `/hls/` names. Borrowed from the raw request path: tokens, rendition
+/// names and file names are unreserved characters, so nothing needs percent-decoding, and
+/// anything encoded (`%2e%2e`, `%2f`) simply names nothing.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Master {
+        token: &'a str,
+    },
+    Key {
+        token: &'a str,
+        name: &'a str,
+    },
+    Media {
+        token: &'a str,
+        rendition: &'a str,
+    },
+    Segment {
+        token: &'a str,
+        rendition: &'a str,
+        name: &'a str,
+    },
+}
+
+/// `rest` is the path after `/hls/`.
+fn route(rest: &str) -> Option<Route<'_>> {
+    let mut parts = rest.split('/');
+    let token = parts.next().filter(|t| !t.is_empty())?;
+    let first = parts.next()?;
+    let second = parts.next();
+    if parts.next().is_some() || first.is_empty() {
+        return None;
+    }
+    match (first, second) {
+        ("master.m3u8", None) => Some(Route::Master { token }),
+        ("keys", Some(name)) if !name.is_empty() => Some(Route::Key { token, name }),
+        (rendition, Some("index.m3u8")) => Some(Route::Media { token, rendition }),
+        (rendition, Some(name)) if !name.is_empty() => Some(Route::Segment {
+            token,
+            rendition,
+            name,
+        }),
+        _ => None,
+    }
+}
+
+/// Every `/hls/…` request. GET only: a HEAD or any other method must not count as watching.
+pub async fn dispatch(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let Some(found) = req.path().strip_prefix("/hls/").and_then(route) else {
+        return Err(ApiError::not_found("route"));
+    };
+    if req.method() != actix_web::http::Method::GET {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "playback resources are read with GET",
+        )
+        .header("Allow", "GET"));
+    }
+    match found {
+        Route::Master { token } => master(&state, token).await,
+        Route::Key { token, name } => key(&state, token, name).await,
+        Route::Media { token, rendition } => media(&state, token, rendition).await,
+        Route::Segment {
+            token,
+            rendition,
+            name,
+        } => segment(&state, &req, token, rendition, name).await,
+    }
 }
 
 /// `00012.ts` → 12; anything else is not a segment name.
@@ -132,20 +199,21 @@ fn key_index(name: &str) -> Option<usize> {
         .then(|| digits.parse().ok())?
 }
 
-pub async fn segment(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String, String)>,
+async fn segment(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    token: &str,
+    rendition: &str,
+    name: &str,
 ) -> ApiResult<HttpResponse> {
-    let (token, rendition, name) = path.into_inner();
-    let access = authorize(&state, &token).await?;
+    let access = authorize(state, token).await?;
     let rendition = access
         .playback
         .manifest
-        .rendition(&rendition)
+        .rendition(rendition)
         .map(|r| r.name.clone())
         .ok_or_else(|| ApiError::not_found("rendition"))?;
-    let index = segment_index(&name)
+    let index = segment_index(name)
         .filter(|&i| i < access.playback.segment_count())
         .ok_or_else(|| ApiError::not_found("segment"))?;
     if index >= access.allowed {
@@ -161,8 +229,8 @@ pub async fn segment(
         state.segments.get(&file_path).await.map_err(|e| {
             ApiError::internal(&format!("segment file {}: {e}", file_path.display()))
         })?;
-    let response = ranged(&req, bytes)?;
-    record(&state, &access, index, Signal::Segment);
+    let response = ranged(req, bytes)?;
+    record(state, &access, index, Signal::Segment);
     Metrics::inc(&state.metrics.segments_served);
     Ok(response)
 }
@@ -226,14 +294,10 @@ fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
     Ok(response)
 }
 
-pub async fn key(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> ApiResult<HttpResponse> {
-    let (token, name) = path.into_inner();
+async fn key(state: &web::Data<AppState>, token: &str, name: &str) -> ApiResult<HttpResponse> {
     let no_store = |e: ApiError| e.header("Cache-Control", "no-store");
-    let access = authorize(&state, &token).await.map_err(no_store)?;
-    let index = key_index(&name)
+    let access = authorize(state, token).await.map_err(no_store)?;
+    let index = key_index(name)
         .filter(|&i| i < access.playback.segment_count())
         .ok_or_else(|| no_store(ApiError::not_found("key")))?;
     if index >= access.allowed {
@@ -241,7 +305,7 @@ pub async fn key(
         return Err(no_store(preview_ended(&access, index)));
     }
     let key = transcoder::segment_key(&access.playback.secret, index as u64);
-    record(&state, &access, index, Signal::Key);
+    record(state, &access, index, Signal::Key);
     Metrics::inc(&state.metrics.keys_served);
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
@@ -264,5 +328,53 @@ mod tests {
         assert_eq!(key_index(".key"), None);
         assert_eq!(key_index("1/2.key"), None);
         assert_eq!(key_index("-1.key"), None);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("t/master.m3u8"), Some(Route::Master { token: "t" }));
+        assert_eq!(
+            route("t/keys/3.key"),
+            Some(Route::Key {
+                token: "t",
+                name: "3.key"
+            })
+        );
+        assert_eq!(
+            route("t/720/index.m3u8"),
+            Some(Route::Media {
+                token: "t",
+                rendition: "720"
+            })
+        );
+        assert_eq!(
+            route("t/720/00001.ts"),
+            Some(Route::Segment {
+                token: "t",
+                rendition: "720",
+                name: "00001.ts"
+            })
+        );
+        for nothing in [
+            "",
+            "t",
+            "t/",
+            "/master.m3u8",
+            "t//00001.ts",
+            "t/720/",
+            "t/keys/",
+            "t/720/00001.ts/x",
+            "t/../../etc/passwd",
+        ] {
+            assert_eq!(route(nothing), None, "{nothing:?}");
+        }
+        // Shaped like a segment: the manifest has no rendition of that name, so it is a 404.
+        assert!(matches!(
+            route("t/master.m3u8/x"),
+            Some(Route::Segment {
+                rendition: "master.m3u8",
+                ..
+            })
+        ));
     }
 }

@@ -45,64 +45,61 @@ pub struct AppState {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The playback scope comes first: nearly every request is a segment, key or playlist,
-    // and the router tries entries in order.
-    cfg.service(
-        web::scope("/hls/{token}")
-            .route("/master.m3u8", web::get().to(hls::master))
-            .route("/keys/{key}", web::get().to(hls::key))
-            .route("/{rendition}/index.m3u8", web::get().to(hls::media))
-            .route("/{rendition}/{segment}", web::get().to(hls::segment)),
-    )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-    .service(web::resource("/metrics").route(web::get().to(health::metrics)))
-    .service(web::resource("/login").route(web::get().to(pages::login)))
-    .service(
-        web::scope("/pay/{provider}")
-            .route("/return", web::get().to(payments::return_page))
-            .route("/cancel", web::get().to(payments::cancel_page))
-            .route("/fail", web::get().to(payments::fail_page)),
-    )
-    .service(
-        web::scope("/auth/{provider}")
-            .route("/start", web::get().to(signin::start))
-            .route("/callback", web::get().to(signin::callback_get))
-            .route("/callback", web::post().to(signin::callback_post)),
-    )
-    .service(
-        web::scope("/api/v1")
-            .route("/auth/link", web::post().to(auth::link))
-            .route("/auth/refresh", web::post().to(auth::refresh))
-            .route("/auth/logout", web::post().to(auth::logout))
-            .route("/auth/logout-all", web::post().to(me::logout_all))
-            .route("/auth/providers", web::get().to(signin::providers))
-            .route("/auth/exchange", web::post().to(signin::exchange))
-            .route("/auth/session", web::post().to(signin::session_token))
-            .route("/auth/session", web::delete().to(signin::session_end))
-            .route("/auth/{provider}/native", web::post().to(signin::native))
-            .route("/me", web::get().to(me::me))
-            .route("/me", web::delete().to(me::delete))
-            .route("/me/identities/{provider}", web::delete().to(me::unlink))
-            .route("/me/progress", web::get().to(me::progress))
-            .route("/me/purchases", web::get().to(payments::my_purchases))
-            .route("/payments/providers", web::get().to(payments::providers))
-            .route(
-                "/payments/paypal/webhook",
-                web::post().to(payments::paypal_webhook),
-            )
-            .route("/orders/{id}", web::get().to(payments::order))
-            .route("/films/{id}/checkout", web::post().to(payments::checkout))
-            .route("/films/{id}/comments", web::get().to(comments::list))
-            .route("/films/{id}/comments", web::post().to(comments::create))
-            .route("/films/{id}/social", web::get().to(comments::counts))
-            .route("/films/{id}/support", web::post().to(comments::support))
-            .route("/comments/{id}", web::patch().to(comments::edit))
-            .route("/comments/{id}", web::delete().to(comments::delete))
-            .route("/comments/{id}/report", web::post().to(comments::report))
-            .route("/films", web::get().to(films::list))
-            .route("/films/{id}", web::get().to(films::detail))
-            .route("/films/{id}/poster.jpg", web::get().to(films::poster))
-            .route("/films/{id}/playback", web::post().to(films::playback))
-            .route("/films/{id}/progress", web::get().to(films::progress))
-            .service(web::scope("/admin").configure(admin::configure)),
-    );
+    // and the router tries entries in order. Its prefix is static and the rest of the path
+    // is classified by `hls::route`: actix-router matches dynamic patterns with a regex
+    // (regex-lite, a backtracking-free but slow PikeVM), which cost a quarter of the CPU
+    // of a key request (bench/serve.sh under perf).
+    cfg.service(web::scope("/hls").default_service(web::to(hls::dispatch)))
+        .service(web::resource("/healthz").route(web::get().to(health::healthz)))
+        .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+        .service(web::resource("/login").route(web::get().to(pages::login)))
+        .service(
+            web::scope("/pay/{provider}")
+                .route("/return", web::get().to(payments::return_page))
+                .route("/cancel", web::get().to(payments::cancel_page))
+                .route("/fail", web::get().to(payments::fail_page)),
+        )
+        .service(
+            web::scope("/auth/{provider}")
+                .route("/start", web::get().to(signin::start))
+                .route("/callback", web::get().to(signin::callback_get))
+                .route("/callback", web::post().to(signin::callback_post)),
+        )
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/link", web::post().to(auth::link))
+                .route("/auth/refresh", web::post().to(auth::refresh))
+                .route("/auth/logout", web::post().to(auth::logout))
+                .route("/auth/logout-all", web::post().to(me::logout_all))
+                .route("/auth/providers", web::get().to(signin::providers))
+                .route("/auth/exchange", web::post().to(signin::exchange))
+                .route("/auth/session", web::post().to(signin::session_token))
+                .route("/auth/session", web::delete().to(signin::session_end))
+                .route("/auth/{provider}/native", web::post().to(signin::native))
+                .route("/me", web::get().to(me::me))
+                .route("/me", web::delete().to(me::delete))
+                .route("/me/identities/{provider}", web::delete().to(me::unlink))
+                .route("/me/progress", web::get().to(me::progress))
+                .route("/me/purchases", web::get().to(payments::my_purchases))
+                .route("/payments/providers", web::get().to(payments::providers))
+                .route(
+                    "/payments/paypal/webhook",
+                    web::post().to(payments::paypal_webhook),
+                )
+                .route("/orders/{id}", web::get().to(payments::order))
+                .route("/films/{id}/checkout", web::post().to(payments::checkout))
+                .route("/films/{id}/comments", web::get().to(comments::list))
+                .route("/films/{id}/comments", web::post().to(comments::create))
+                .route("/films/{id}/social", web::get().to(comments::counts))
+                .route("/films/{id}/support", web::post().to(comments::support))
+                .route("/comments/{id}", web::patch().to(comments::edit))
+                .route("/comments/{id}", web::delete().to(comments::delete))
+                .route("/comments/{id}/report", web::post().to(comments::report))
+                .route("/films", web::get().to(films::list))
+                .route("/films/{id}", web::get().to(films::detail))
+                .route("/films/{id}/poster.jpg", web::get().to(films::poster))
+                .route("/films/{id}/playback", web::post().to(films::playback))
+                .route("/films/{id}/progress", web::get().to(films::progress))
+                .service(web::scope("/admin").configure(admin::configure)),
+        );
 }

@@ -5,8 +5,8 @@ use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use serde_json::Value;
 
 use crate::harness::{
-    ffmpeg_decode, preview_of, probe_duration, python_json, shared, src_main, Server, User, FPS,
-    MAIN_SECONDS,
+    ffmpeg_decode, preview_of, probe_duration, python_json, raw_request, shared, src_main, Server,
+    User, FPS, MAIN_SECONDS,
 };
 
 const EPS: f64 = 1e-9;
@@ -506,4 +506,31 @@ fn path_traversal_and_unknown_names_are_404() {
         "paths that were not refused with 400/404:\n{}",
         failures.join("\n")
     );
+}
+
+/// Only GET reads playback resources: HEAD, POST and DELETE on a segment are 405 with
+/// `Allow: GET` and count as nothing watched.
+#[test]
+fn other_methods_are_refused_and_not_counted() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let viewer = s.user("methods", false);
+    s.grant(&sh.admin, &f.id, &viewer);
+    let pb = s.playback(&viewer, &f.id);
+    let t = &pb.token;
+    for method in ["HEAD", "POST", "DELETE", "PUT"] {
+        let r = raw_request(
+            s.port,
+            &format!(
+                "{method} /hls/{t}/360/00001.ts HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.status, 405, "{method}: {}", r.brief());
+        assert_eq!(r.header("allow"), Some("GET"), "{method}");
+    }
+    // One GET of another segment: progress then holds exactly that one.
+    let ok = s.raw_get(&format!("/hls/{t}/360/00002.ts"));
+    assert_eq!(ok.status, 200, "{}", ok.brief());
+    let progress = s.progress(&viewer, &f.id);
+    assert_eq!(progress["covered_segments"], 1, "{progress}");
 }
