@@ -47,8 +47,10 @@ pub struct PlaybackConfig {
     /// How often buffered progress is written to the store.
     #[serde(with = "humantime_serde")]
     pub progress_flush_interval: Duration,
-    /// Memory for hot segments, in bytes (0 = read every request from disk).
-    pub segment_cache_bytes: u64,
+    /// No longer used (segments are sent from the page cache with sendfile); still accepted
+    /// so that configs written for earlier versions load, with a warning at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -427,7 +429,7 @@ impl Default for PlaybackConfig {
             preview_fraction: 0.10,
             unlock_fraction: 0.90,
             progress_flush_interval: Duration::from_secs(1),
-            segment_cache_bytes: 64 * 1024 * 1024,
+            segment_cache_bytes: None,
         }
     }
 }
@@ -927,6 +929,19 @@ mod tests {
         let from_file = serde_json::to_value(c.ok()).unwrap_or_default();
         let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
         assert_eq!(from_file, defaults);
+    }
+
+    #[test]
+    fn a_retired_key_still_loads() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "config.toml",
+                "[playback]\nsegment_cache_bytes = 67108864\n",
+            )?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.playback.segment_cache_bytes, Some(67108864));
+            Ok(())
+        });
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
 
 use crate::api::{self, error, AppState};
@@ -20,6 +21,7 @@ use crate::secrets::SigningKeys;
 use crate::store::{now, Store};
 use crate::stream::playlists::PlaybackCache;
 use crate::stream::progress::ProgressRecorder;
+use crate::stream::sendfile::Conn;
 
 pub struct Application {
     server: actix_web::dev::Server,
@@ -66,6 +68,11 @@ impl Application {
                 );
             }
         }
+        if config.playback.segment_cache_bytes.is_some() {
+            tracing::warn!(
+                "playback.segment_cache_bytes is no longer used (segments are sent from the page cache with sendfile); remove it from the configuration"
+            );
+        }
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
             jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
@@ -79,9 +86,6 @@ impl Application {
             payments,
             order_locks: Default::default(),
             comment_limiter: Default::default(),
-            segments: crate::stream::segments::SegmentCache::new(
-                config.playback.segment_cache_bytes,
-            ),
             config: config.clone(),
         });
         let _ = api::uploads::expire_stale(&state);
@@ -89,36 +93,39 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
+        let addr = listener.local_addr()?;
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(app_state.config.limits.json_body_bytes)
-                        .error_handler(error::json_error),
-                )
-                .app_data(web::QueryConfig::default().error_handler(error::query_error))
-                .app_data(
-                    web::FormConfig::default()
-                        .limit(app_state.config.limits.json_body_bytes)
-                        .error_handler(error::form_error),
-                )
-                .app_data(web::PathConfig::default().error_handler(error::path_error))
-                .wrap(cors(&app_state.config))
-                .wrap(actix_web::middleware::from_fn(access_log))
-                .configure(api::configure)
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
-                }))
-        })
-        .listen(listener)?
-        // HLS players hold their connection between segment requests; 75 s is nginx's
-        // default and outlasts a player's pause between 6 s segments.
-        .keep_alive(Duration::from_secs(75))
-        .disable_signals()
-        .shutdown_timeout(30)
-        .run();
+        // actix-web's `HttpServer`, built by hand for one reason: the connection type is
+        // `stream::sendfile::Conn`, so segment bodies can go out with sendfile(2) (see that
+        // module). The settings are `HttpServer`'s defaults except where noted.
+        let server = actix_server::Server::build()
+            .listen("cinegate-http", listener, move || {
+                let state = app_state.clone();
+                let app = app(state)
+                    .into_factory()
+                    .map_err(|err| err.error_response());
+                let http = actix_http::HttpService::build()
+                    // HLS players hold their connection between segment requests; 75 s is
+                    // nginx's default and outlasts a player's pause between 6 s segments.
+                    .keep_alive(Duration::from_secs(75))
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .local_addr(addr)
+                    .on_connect_ext(|conn: &Conn, ext: &mut actix_http::Extensions| {
+                        ext.insert(conn.handle());
+                    })
+                    .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
+                fn_service(|io: tokio::net::TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    // Like nginx's `tcp_nodelay on`: a response's last packet leaves at once.
+                    let _ = io.set_nodelay(true);
+                    std::future::ready(Ok((Conn::new(io), peer)))
+                })
+                .and_then(http)
+            })?
+            .disable_signals()
+            .shutdown_timeout(30)
+            .run();
         Ok(Self {
             server,
             port,
@@ -306,4 +313,38 @@ async fn access_log(
         );
     }
     Ok(res)
+}
+
+/// The whole application: routes, extractor settings, CORS and the access log.
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state.clone())
+        .app_data(
+            web::JsonConfig::default()
+                .limit(state.config.limits.json_body_bytes)
+                .error_handler(error::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(
+            web::FormConfig::default()
+                .limit(state.config.limits.json_body_bytes)
+                .error_handler(error::form_error),
+        )
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .wrap(cors(&state.config))
+        .wrap(actix_web::middleware::from_fn(access_log))
+        .configure(api::configure)
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
+        }))
 }

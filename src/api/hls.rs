@@ -16,6 +16,7 @@ use crate::store::now;
 use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::{Event, Signal};
+use crate::stream::sendfile::{ConnHandle, FileBody};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -225,54 +226,52 @@ async fn segment(
         .dir
         .join(&rendition)
         .join(format!("{index:05}.ts"));
-    let bytes =
-        state.segments.get(&file_path).await.map_err(|e| {
-            ApiError::internal(&format!("segment file {}: {e}", file_path.display()))
-        })?;
-    let response = ranged(req, bytes)?;
+    let unreadable = |e: std::io::Error| {
+        ApiError::internal(&format!("segment file {}: {e}", file_path.display()))
+    };
+    // A plain open and fstat on the worker: the directory entries are hot, and nginx does
+    // the same per request.
+    let file = std::fs::File::open(&file_path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    let conn = req
+        .conn_data::<ConnHandle>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&"connection cannot send files"))?;
+    let response = ranged(req, size, |start, len| {
+        FileBody::new(conn, file, start, len)
+    })?;
     record(state, &access, index, Signal::Segment);
     Metrics::inc(&state.metrics.segments_served);
     Ok(response)
 }
 
-/// The body as a stream of slices of the same buffer (no copies): actix-http copies each
-/// chunk into its write buffer, and one multi-megabyte chunk made that buffer grow to the
-/// whole segment — a fresh large allocation and page faults on every response.
-fn sliced(
-    bytes: web::Bytes,
-) -> actix_web::body::SizedStream<
-    impl futures_util::Stream<Item = Result<web::Bytes, std::convert::Infallible>>,
-> {
-    const SLICE: usize = 64 * 1024;
-    let size = bytes.len() as u64;
-    let slices = (0..bytes.len())
-        .step_by(SLICE)
-        .map(move |at| Ok(bytes.slice(at..(at + SLICE).min(bytes.len()))));
-    actix_web::body::SizedStream::new(size, futures_util::stream::iter(slices))
-}
-
 /// 200 with the whole segment, or 206 for one satisfiable `Range` (what players send);
-/// 416 for an unsatisfiable one. Encrypted, so a shared cache may keep it.
-fn ranged(req: &HttpRequest, bytes: web::Bytes) -> ApiResult<HttpResponse> {
-    let size = bytes.len() as u64;
+/// 416 for an unsatisfiable one. `body(start, len)` sends that part of the file. Encrypted,
+/// so a shared cache may keep it.
+fn ranged(
+    req: &HttpRequest,
+    size: u64,
+    body: impl FnOnce(u64, u64) -> FileBody,
+) -> ApiResult<HttpResponse> {
     let mut response = match req
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
     {
-        None => HttpResponse::Ok().body(sliced(bytes)),
+        None => HttpResponse::Ok().no_chunking(size).body(body(0, size)),
         Some(range) => match actix_files::HttpRange::parse(range, size)
             .ok()
             .and_then(|r| r.into_iter().next())
         {
             Some(r) => {
                 let (start, end) = (r.start, r.start + r.length);
-                let mut partial = HttpResponse::PartialContent();
-                partial.insert_header((
-                    header::CONTENT_RANGE,
-                    format!("bytes {start}-{}/{size}", end - 1),
-                ));
-                partial.body(sliced(bytes.slice(start as usize..end as usize)))
+                HttpResponse::PartialContent()
+                    .insert_header((
+                        header::CONTENT_RANGE,
+                        format!("bytes {start}-{}/{size}", end - 1),
+                    ))
+                    .no_chunking(r.length)
+                    .body(body(start, r.length))
             }
             None => {
                 return Err(ApiError::new(

@@ -34,7 +34,6 @@ pub struct AppState {
     pub jobs: Arc<JobQueue>,
     pub progress: Arc<ProgressRecorder>,
     pub playback: Arc<PlaybackCache>,
-    pub segments: crate::stream::segments::SegmentCache,
     pub metrics: health::Metrics,
     pub auth_limiter: ratelimit::RateLimiter,
     pub providers: Arc<crate::auth::providers::Providers>,

@@ -4,5 +4,5 @@
 pub mod gate;
 pub mod playlists;
 pub mod progress;
-pub mod segments;
+pub mod sendfile;
 pub mod token;

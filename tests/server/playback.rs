@@ -5,8 +5,8 @@ use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use serde_json::Value;
 
 use crate::harness::{
-    ffmpeg_decode, preview_of, probe_duration, python_json, raw_request, shared, src_main, Server,
-    User, FPS, MAIN_SECONDS,
+    ffmpeg_decode, parse_response, preview_of, probe_duration, python_json, raw_request, shared,
+    src_main, Server, User, FPS, MAIN_SECONDS,
 };
 
 const EPS: f64 = 1e-9;
@@ -533,4 +533,90 @@ fn other_methods_are_refused_and_not_counted() {
     assert_eq!(ok.status, 200, "{}", ok.brief());
     let progress = s.progress(&viewer, &f.id);
     assert_eq!(progress["covered_segments"], 1, "{progress}");
+}
+
+/// Segments go out with sendfile(2) after actix-http's buffered bytes (src/stream/sendfile.rs):
+/// five requests pipelined in one write on one connection — segments, a key, a playlist, a
+/// Range — come back whole, byte-identical to the package's files, and in order. A client
+/// that drops the connection mid-segment leaves the server serving.
+#[test]
+fn pipelined_requests_on_one_connection_arrive_whole_and_in_order() {
+    use std::io::{Read, Write};
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let n = f.segments;
+    let viewer = s.user("pipeline", false);
+    s.grant(&sh.admin, &f.id, &viewer);
+    let pb = s.playback(&viewer, &f.id);
+    let file =
+        |i: usize| std::fs::read(f.package_dir.join("360").join(format!("{i:05}.ts"))).unwrap();
+    let key0 = s
+        .get(&pb.path("keys/0.key"), None)
+        .expect(200, "key")
+        .body
+        .clone();
+    let get = |path: &str, extra: &str| {
+        format!("GET {} HTTP/1.1\r\nHost: x\r\n{extra}\r\n", pb.path(path))
+    };
+    let requests = [
+        get("360/00000.ts", ""),
+        get("keys/0.key", ""),
+        get("360/index.m3u8", ""),
+        get("360/00001.ts", "Range: bytes=100-199\r\n"),
+        get(&format!("360/{:05}.ts", n - 1), "Connection: close\r\n"),
+    ]
+    .concat();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(requests.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).unwrap();
+
+    let mut rest = &raw[..];
+    let mut answers = Vec::new();
+    while !rest.is_empty() {
+        let end = rest
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a header block")
+            + 4;
+        let head = parse_response(&rest[..end]);
+        let len: usize = head
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Content-Length in {:?}", head.headers));
+        assert!(
+            rest.len() >= end + len,
+            "response {} cut short",
+            answers.len()
+        );
+        answers.push((head.status, rest[end..end + len].to_vec()));
+        rest = &rest[end + len..];
+    }
+    assert_eq!(answers.len(), 5, "five responses");
+    assert_eq!(answers[0].0, 200);
+    assert!(
+        answers[0].1 == file(0),
+        "segment 0 differs from the package's file"
+    );
+    assert_eq!(answers[1], (200, key0));
+    assert_eq!(answers[2].0, 200);
+    assert!(answers[2].1.starts_with(b"#EXTM3U"), "playlist");
+    assert_eq!(answers[3].0, 206);
+    assert!(answers[3].1 == file(1)[100..200], "range of segment 1");
+    assert_eq!(answers[4].0, 200);
+    assert!(answers[4].1 == file(n - 1), "last segment differs");
+
+    // Dropped after the first bytes of a segment: the next request is served normally.
+    let mut quitter = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    quitter
+        .write_all(get("360/00000.ts", "").as_bytes())
+        .unwrap();
+    let mut some = [0u8; 1000];
+    quitter.read_exact(&mut some).unwrap();
+    drop(quitter);
+    let again = s.raw_get(&pb.path("360/00000.ts"));
+    assert_eq!(again.status, 200, "{}", again.brief());
+    assert!(again.body == file(0));
 }
