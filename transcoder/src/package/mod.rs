@@ -1,8 +1,8 @@
 //! `package`: one source file in, one encrypted HLS package directory out.
 //!
 //! The whole film is decoded once. Video frames go through one filter graph (rotate, then
-//! split to one scaler per rung) into one libx264 encoder per rung; audio is encoded once
-//! and muxed into every rendition. Segment boundaries are decided on the decoded frames
+//! scalers — the smaller rungs from a larger rung's picture) into one libx264 encoder per
+//! rung, each on its own thread; audio is encoded once and muxed into every rendition. Segment boundaries are decided on the decoded frames
 //! (see `timeline`), so segment *i* spans the same time in every rendition.
 //!
 //! Everything is written into a hidden sibling directory that is renamed into place only
@@ -11,6 +11,7 @@
 
 mod audio;
 mod poster;
+mod rung;
 mod segments;
 mod timeline;
 mod video;
@@ -149,7 +150,6 @@ fn run(
     let settings = video::EncoderSettings {
         preset: &opts.x264_preset,
         segment_seconds: opts.segment_seconds,
-        threads_per_encoder: video::threads_per_encoder(targets.len()),
     };
     let vstream = input
         .stream(video_info.index)
@@ -179,7 +179,7 @@ fn run(
         .map(|t| SegmentWriter::new(dir, &t.name))
         .collect::<Result<Vec<_>, _>>()?;
     let video_spec = StreamSpec {
-        params: video::parameters(&video.rungs[0].encoder),
+        params: video.rungs[0].params.clone(),
         time_base: vtb,
         codec_id: codec::Id::H264,
     };
@@ -194,7 +194,7 @@ fn run(
         .rungs
         .iter()
         .map(|r| StreamSpec {
-            params: video::parameters(&r.encoder),
+            params: r.params.clone(),
             time_base: vtb,
             codec_id: codec::Id::H264,
         })
@@ -207,7 +207,7 @@ fn run(
     let mut first_frame: Option<ffmpeg_next::frame::Video> = None;
     let mut encrypt_seconds = 0.0;
     let mut frames = 0u64;
-    let mut encoded: Vec<video::Encoded> = Vec::new();
+    let mut encoded: Vec<rung::Encoded> = Vec::new();
     let mut audio_packets: Vec<Packet> = Vec::new();
     let mut audio_queue: std::collections::VecDeque<Packet> = Default::default();
     let mut audio_bound = if audio.is_some() { 0 } else { usize::MAX };
