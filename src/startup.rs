@@ -98,13 +98,22 @@ impl Application {
         // actix-web's `HttpServer`, built by hand for one reason: the connection type is
         // `stream::sendfile::Conn`, so segment bodies can go out with sendfile(2) (see that
         // module). The settings are `HttpServer`'s defaults except where noted.
-        let server = actix_server::Server::build()
+        let builder = actix_server::Server::build();
+        let shutdown = builder.graceful_shutdown_signal();
+        let server = builder
             .listen("cinegate-http", listener, move || {
                 let state = app_state.clone();
+                let shutdown = shutdown.clone();
                 let app = app(state)
                     .into_factory()
                     .map_err(|err| err.error_response());
                 let http = actix_http::HttpService::build()
+                    // On stop, idle keep-alive connections close at once instead of holding
+                    // the worker until the shutdown timeout.
+                    .graceful_shutdown_signal(move || {
+                        let shutdown = shutdown.clone();
+                        async move { shutdown.notified().await }
+                    })
                     // HLS players hold their connection between segment requests; 75 s is
                     // nginx's default and outlasts a player's pause between 6 s segments.
                     .keep_alive(Duration::from_secs(75))

@@ -174,3 +174,30 @@ fn sigkill_during_a_job_then_restart_completes_it() {
         "the recovered film does not play whole: {decoded:?}"
     );
 }
+
+/// SIGTERM with a player's idle keep-alive connection open (HLS players keep theirs between
+/// segments): the server closes it and exits at once, instead of holding the worker until
+/// the 30 s shutdown timeout (the harness would SIGKILL it after 20 s).
+#[test]
+fn sigterm_with_idle_keep_alive_connections_stops_promptly() {
+    use std::io::{Read, Write};
+    let mut s = Server::start(&[]);
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).expect("response");
+    assert_eq!(
+        &first, b"HTTP/1.1 200",
+        "healthz on a keep-alive connection"
+    );
+    let started = Instant::now();
+    s.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "shutdown with an idle keep-alive connection took {took:?}"
+    );
+}
