@@ -64,7 +64,7 @@ pub struct TranscodeConfig {
     pub segment_seconds: f64,
     /// AAC bitrate, e.g. `128k`.
     pub audio_bitrate: String,
-    /// Packaging jobs run at once (each already uses every core through x264 threads).
+    /// Packaging jobs run at once (each already uses every core: a thread per rung).
     pub workers: usize,
 }
 
