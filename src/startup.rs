@@ -123,6 +123,9 @@ impl Application {
                     .on_connect_ext(|conn: &Conn, ext: &mut actix_http::Extensions| {
                         ext.insert(conn.handle());
                     })
+                    // `AppConfig::new` is private to actix-web; the default's host and address
+                    // (localhost:8080) only show in `ConnectionInfo` for a request without a
+                    // Host header, and nothing here builds URLs from them.
                     .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
                 fn_service(|io: tokio::net::TcpStream| {
                     let peer = io.peer_addr().ok();

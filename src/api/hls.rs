@@ -262,6 +262,7 @@ fn ranged(
         Some(range) => match actix_files::HttpRange::parse(range, size)
             .ok()
             .and_then(|r| r.into_iter().next())
+            .filter(|r| r.length > 0)
         {
             Some(r) => {
                 let (start, end) = (r.start, r.start + r.length);

@@ -6,7 +6,9 @@
 //! ladder on 2 cores). Before, one thread fed all encoders in lockstep, so a rung waiting in
 //! `send_frame` held up the others.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ffmpeg_next::{codec, encoder, frame, Packet};
@@ -41,6 +43,8 @@ pub(crate) struct RungEncoder {
     frames: Option<SyncSender<Message>>,
     packets: Receiver<Result<Packet, TranscodeError>>,
     thread: Option<JoinHandle<()>>,
+    /// Set when packaging is abandoned: the thread drops what is still queued.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl RungEncoder {
@@ -55,9 +59,11 @@ impl RungEncoder {
         // (that thread may be waiting to queue the next frame).
         let (packets_tx, packets) = channel();
         let name = format!("x264 {}p", target.name);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let stop = abandoned.clone();
         let thread = std::thread::Builder::new()
             .name(name.clone())
-            .spawn(move || encode(encoder, &name, &frames_rx, &packets_tx))
+            .spawn(move || encode(encoder, &name, &frames_rx, &packets_tx, &stop))
             .map_err(|e| TranscodeError::Io {
                 context: "starting an encoder thread".into(),
                 source: e,
@@ -70,6 +76,7 @@ impl RungEncoder {
             frames: Some(frames),
             packets,
             thread: Some(thread),
+            abandoned,
         })
     }
 
@@ -101,17 +108,21 @@ impl RungEncoder {
         Ok(())
     }
 
-    /// Ends the film: the encoder flushes, and every packet it still had is collected.
+    /// Ends the film: the encoder starts flushing.
+    pub(crate) fn end(&mut self) -> Result<(), TranscodeError> {
+        match self.frames.take() {
+            Some(frames) if frames.send(Message::End).is_err() => Err(self.failure()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Ends the film if `end` has not, and collects every packet the encoder still had.
     pub(crate) fn finish(
         &mut self,
         rung: usize,
         out: &mut Vec<Encoded>,
     ) -> Result<(), TranscodeError> {
-        if let Some(frames) = self.frames.take() {
-            if frames.send(Message::End).is_err() {
-                return Err(self.failure());
-            }
-        }
+        self.end()?;
         // Ends when the thread drops its sender, after the last packet.
         for packet in self.packets.iter() {
             out.push(Encoded {
@@ -149,9 +160,10 @@ impl RungEncoder {
 }
 
 impl Drop for RungEncoder {
-    /// On an error or cancellation elsewhere: the thread encodes what is queued, sees the
+    /// On an error or cancellation elsewhere: the thread drops what is queued, sees the
     /// queue closed without an end, and stops without flushing.
     fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
         self.frames = None;
         let _ = self.join();
     }
@@ -162,19 +174,23 @@ fn encode(
     name: &str,
     frames: &Receiver<Message>,
     packets: &Sender<Result<Packet, TranscodeError>>,
+    abandoned: &AtomicBool,
 ) {
     let result = (|| {
         while let Ok(message) = frames.recv() {
+            if abandoned.load(Ordering::Relaxed) {
+                break;
+            }
             match message {
                 Message::Frame(frame) => {
                     encoder
                         .send_frame(&frame)
                         .context(|| format!("encoding {name}"))?;
-                    drain(&mut encoder, packets)?;
+                    drain(&mut encoder, name, packets)?;
                 }
                 Message::End => {
                     encoder.send_eof().context(|| format!("flushing {name}"))?;
-                    return drain(&mut encoder, packets);
+                    return drain(&mut encoder, name, packets);
                 }
             }
         }
@@ -187,16 +203,15 @@ fn encode(
 
 fn drain(
     encoder: &mut encoder::Video,
+    name: &str,
     packets: &Sender<Result<Packet, TranscodeError>>,
 ) -> Result<(), TranscodeError> {
     loop {
         let mut packet = Packet::empty();
         match encoder.receive_packet(&mut packet) {
+            // The receiver outlives the thread (Drop joins first).
             Ok(()) => {
-                // The receiver is gone only when packaging has been abandoned.
-                if packets.send(Ok(packet)).is_err() {
-                    return Ok(());
-                }
+                let _ = packets.send(Ok(packet));
             }
             Err(ffmpeg_next::Error::Eof) => return Ok(()),
             Err(ffmpeg_next::Error::Other { errno })
@@ -204,7 +219,7 @@ fn drain(
             {
                 return Ok(())
             }
-            Err(e) => return Err(e).context(|| "encoding video".into()),
+            Err(e) => return Err(e).context(|| format!("encoding {name}")),
         }
     }
 }

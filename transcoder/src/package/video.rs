@@ -206,6 +206,10 @@ impl VideoPath {
     }
 
     pub(crate) fn flush_encoders(&mut self, out: &mut Vec<Encoded>) -> Result<(), TranscodeError> {
+        // Every encoder flushes at once; then their last packets are collected.
+        for rung in &mut self.rungs {
+            rung.end()?;
+        }
         for (i, rung) in self.rungs.iter_mut().enumerate() {
             rung.finish(i, out)?;
         }
@@ -267,6 +271,8 @@ impl VideoPath {
 /// so most rungs get one; the top rung, about half the work, gets more, or it would be the
 /// one thread everything waits for. 20 s 1080p source, 2 cores: one thread each 23.9 s,
 /// 2/1/1/1 22.1–22.6 s, 3/1/1/1 22.3 s, 2 each 23.3 s.
+const MAX_ENCODER_THREADS: usize = 8;
+
 fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
     let pixels = |&(w, h): &(u32, u32)| u64::from(w) * u64::from(h);
     let total: u64 = sizes.iter().map(pixels).sum::<u64>().max(1);
@@ -274,7 +280,9 @@ fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
         .iter()
         .map(|size| {
             let share = pixels(size) as f64 / total as f64;
-            ((cores as f64 * share).ceil() as usize).max(1)
+            // Capped: an explicit thread count is not limited by x264 the way its automatic
+            // one is, and each frame thread holds frames (≈11 MB at 1080p).
+            ((cores as f64 * share).ceil() as usize).clamp(1, MAX_ENCODER_THREADS)
         })
         .collect()
 }
@@ -425,6 +433,7 @@ mod tests {
         assert_eq!(encoder_threads(&ladder, 2), [2, 1, 1, 1]);
         assert_eq!(encoder_threads(&ladder, 8), [5, 3, 1, 1]);
         assert_eq!(encoder_threads(&ladder, 1), [1, 1, 1, 1]);
+        assert_eq!(encoder_threads(&ladder, 64), [8, 8, 8, 5]);
         assert_eq!(encoder_threads(&[(640, 360)], 2), [2]);
         assert_eq!(encoder_threads(&[(854, 480), (640, 360)], 2), [2, 1]);
     }
