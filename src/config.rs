@@ -551,7 +551,7 @@ impl Config {
             }
             url("payments.paypal.api_url", &p.paypal.api_url)?;
             for c in &p.paypal.currencies {
-                if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) || c == "KRW" {
+                if !crate::payments::money::is_currency_code(c) || c == "KRW" {
                     return bad(
                         "payments.paypal.currencies",
                         format!("{c:?} is not an ISO code PayPal takes"),
@@ -766,7 +766,7 @@ impl Config {
             return bad("social.comments_per_minute", "must be above zero".into());
         }
         for t in &self.social.tips {
-            if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            if !crate::payments::money::is_currency_code(&t.currency) {
                 return bad(
                     "social.tips",
                     format!("{:?} is not an ISO currency code", t.currency),

@@ -122,7 +122,7 @@ pub fn validate_description(text: &str) -> Result<String, String> {
 
 pub fn validate_price(amount: u64, currency: &str) -> Result<Price, String> {
     let currency = currency.trim().to_uppercase();
-    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+    if !crate::payments::money::is_currency_code(&currency) {
         return Err(format!("{currency:?} is not an ISO 4217 currency code"));
     }
     if amount == 0 || amount > 100_000_000_000 {

@@ -92,7 +92,6 @@ impl Application {
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
-        let port = listener.local_addr()?.port();
         let addr = listener.local_addr()?;
         let app_state = state.clone();
         // actix-web's `HttpServer`, built by hand for one reason: the connection type is
@@ -140,7 +139,7 @@ impl Application {
             .run();
         Ok(Self {
             server,
-            port,
+            port: addr.port(),
             state,
         })
     }

@@ -41,7 +41,7 @@ fn non_empty(token: &str) -> ApiResult<&str> {
 }
 
 /// Credentials must never sit in a cache.
-fn tokens(pair: session::TokenPair) -> HttpResponse {
+pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(pair)

@@ -14,7 +14,6 @@ use crate::social::text::{comment_body, matches_word_list};
 use crate::store::comments::{Comment, CommentState, Revision, SocialEvent, Support};
 use crate::store::films::Film;
 use crate::store::now;
-use crate::store::users::Role;
 
 const PAGE_DEFAULT: usize = 20;
 const PAGE_MAX: usize = 100;
@@ -25,7 +24,7 @@ async fn require_unlocked(
     viewer: &Viewer,
     film: &Film,
 ) -> ApiResult<()> {
-    if viewer.0.role == Role::Admin {
+    if viewer.0.is_admin() {
         return Ok(());
     }
     let (_, progress) = film_progress(state, viewer, film).await?;
@@ -117,7 +116,7 @@ pub async fn list(
     };
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     let me = viewer.0.id;
-    let admin = viewer.0.role == Role::Admin;
+    let admin = viewer.0.is_admin();
     let page = state
         .store
         .comments_page(&film.id, before.as_ref(), limit, |c| match c.state {
@@ -151,7 +150,7 @@ pub async fn create(
     require_unlocked(&state, &viewer, &film).await?;
     let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
     // Admins (moderators, the film's own people) are not rate limited.
-    if viewer.0.role != Role::Admin {
+    if !viewer.0.is_admin() {
         state.comment_limiter.check(
             Some(viewer.0.id),
             state.config.social.comments_per_minute,
@@ -186,7 +185,7 @@ fn own_comment(state: &AppState, viewer: &Viewer, id: &str) -> ApiResult<Comment
         .flatten()
         .filter(|c| c.state != CommentState::Deleted)
         .ok_or_else(|| ApiError::not_found("comment"))?;
-    if c.user_id != viewer.0.id && viewer.0.role != Role::Admin {
+    if c.user_id != viewer.0.id && !viewer.0.is_admin() {
         return Err(ApiError::forbidden(
             "not_yours",
             "only its author can change a comment",
@@ -335,24 +334,19 @@ pub async fn support(
     }
     let support = Support { at: now(), message };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
-    if first {
+    let recorded = if first {
         event(&state, "support", viewer.0.id, film.id, None);
-    }
-    let recorded = state.store.support(&film.id, &viewer.0.id)?;
+        Some(support)
+    } else {
+        state.store.support(&film.id, &viewer.0.id)?
+    };
     let tip = match &request.tip {
         Some(t) => {
             let started = super::payments::service(&state)
                 .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
                 .await?;
             event(&state, "tip", viewer.0.id, film.id, None);
-            Some(serde_json::json!({
-                "order_id": started.order.id,
-                "redirect_url": started.redirect_url,
-                "mobile_url": started.mobile_url,
-                "app_url": started.app_url,
-                "amount": started.order.amount,
-                "currency": started.order.currency,
-            }))
+            Some(super::payments::started_view(&started))
         }
         None => None,
     };

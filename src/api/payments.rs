@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::{Admin, Viewer};
-use crate::payments::orders::{OrderError, OrderService};
-use crate::payments::{Capture, Gateway, Lookup};
+use crate::payments::orders::{OrderError, OrderService, Started};
+use crate::payments::{Gateway, Lookup};
 use crate::store::orders::{Order, OrderState};
 use crate::store::{now, parse_id};
 
@@ -73,25 +73,25 @@ pub async fn checkout(
     path: web::Path<String>,
     body: web::Json<CheckoutRequest>,
 ) -> ApiResult<HttpResponse> {
-    let film = parse_id(&path)
-        .map(|id| state.store.film(&id))
-        .transpose()?
-        .flatten()
-        .filter(|f| f.is_watchable())
-        .ok_or_else(|| ApiError::not_found("film"))?;
+    let film = super::films::watchable_film(&state, &path)?;
     let started = service(&state)
         .checkout(&viewer.0.id, &film, &body.provider)
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "order_id": started.order.id,
-            "redirect_url": started.redirect_url,
-            "mobile_url": started.mobile_url,
-            "app_url": started.app_url,
-            "amount": started.order.amount,
-            "currency": started.order.currency,
-        })))
+        .json(started_view(&started)))
+}
+
+/// Where to send the payer: the answer to a checkout, and to a support with a tip.
+pub(super) fn started_view(started: &Started) -> Value {
+    serde_json::json!({
+        "order_id": started.order.id,
+        "redirect_url": started.redirect_url,
+        "mobile_url": started.mobile_url,
+        "app_url": started.app_url,
+        "amount": started.order.amount,
+        "currency": started.order.currency,
+    })
 }
 
 pub async fn order(
@@ -112,9 +112,12 @@ pub async fn order(
 }
 
 pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    // Every purchase's order is among the viewer's orders: read them once.
+    let orders = state.store.orders_of(&viewer.0.id)?;
+    let by_id: HashMap<Uuid, &Order> = orders.iter().map(|o| (o.id, o)).collect();
     let mut out = Vec::new();
     for (film_id, p) in state.store.purchases_of(&viewer.0.id)? {
-        let order = state.store.order(&p.order_id)?;
+        let order = by_id.get(&p.order_id);
         out.push(serde_json::json!({
             "film_id": film_id,
             "title": state.store.film(&film_id)?.map(|f| f.title),
@@ -125,12 +128,7 @@ pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResu
             "provider": order.as_ref().map(|o| o.provider.clone()),
         }));
     }
-    let orders: Vec<_> = state
-        .store
-        .orders_of(&viewer.0.id)?
-        .iter()
-        .map(|o| serde_json::to_value(view(o)).unwrap_or_default())
-        .collect();
+    let orders: Vec<_> = orders.iter().map(view).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "purchases": out, "orders": orders })))
 }
 
@@ -205,7 +203,14 @@ pub async fn cancel_page(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    abandon(&state, &path, &query, "cancelled by the payer").await
+    abandon(
+        &state,
+        &path,
+        &query,
+        OrderState::Cancelled,
+        "cancelled by the payer",
+    )
+    .await
 }
 
 pub async fn fail_page(
@@ -213,13 +218,21 @@ pub async fn fail_page(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    abandon(&state, &path, &query, "failed at the provider").await
+    abandon(
+        &state,
+        &path,
+        &query,
+        OrderState::Failed,
+        "failed at the provider",
+    )
+    .await
 }
 
 async fn abandon(
     state: &AppState,
     provider: &str,
     query: &HashMap<String, String>,
+    outcome: OrderState,
     why: &str,
 ) -> HttpResponse {
     let Some(id) = order_param(query) else {
@@ -230,7 +243,7 @@ async fn abandon(
             None,
         );
     };
-    match service(state).abandon(provider, &id, why).await {
+    match service(state).abandon(provider, &id, outcome, why).await {
         Ok(order) => page(StatusCode::OK, "Payment not completed", why, Some(&order)),
         Err(e) => error_page(e),
     }
@@ -306,17 +319,10 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             let Some(order) = by_custom_id()? else {
                 return Ok("unknown order");
             };
-            let currency = resource["amount"]["currency_code"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            let capture = Capture {
-                payment_id: resource["id"].as_str().unwrap_or("").to_string(),
-                amount: resource["amount"]["value"]
-                    .as_str()
-                    .and_then(|v| crate::payments::money::from_decimal(v, &currency))
-                    .unwrap_or(0),
-                currency,
+            // Without a readable amount there is nothing to compare with the price;
+            // reconciliation asks PayPal for the order itself.
+            let Some(capture) = crate::payments::paypal::capture_of(resource) else {
+                return Ok("unreadable capture");
             };
             let lock = state.order_locks.get(&order.id);
             let _held = lock.lock().await;
@@ -333,8 +339,13 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             let Some(order) = by_custom_id()? else {
                 return Ok("unknown order");
             };
-            svc.abandon("paypal", &order.id, "failed: PayPal denied the capture")
-                .await?;
+            svc.abandon(
+                "paypal",
+                &order.id,
+                OrderState::Failed,
+                "failed: PayPal denied the capture",
+            )
+            .await?;
             Ok("failed")
         }
         "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {

@@ -1,6 +1,7 @@
-//! A fixed-window request counter per client address, for the sign-in endpoints
-//! (`limits.auth_per_minute`). In memory: a restart forgets it, which is acceptable for
-//! slowing down guessing, the only thing it is for.
+//! A fixed-window request counter per key: the client address for the sign-in endpoints
+//! (`limits.auth_per_minute`), the user for comments (`social.comments_per_minute`). In
+//! memory: a restart forgets it, which is acceptable for slowing down guessing and floods,
+//! the only things it is for.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,15 +25,15 @@ impl<K> Default for RateLimiter<K> {
 }
 
 impl<K: std::hash::Hash + Eq> RateLimiter<K> {
-    /// Counts a request from `ip` at `now` (seconds); refuses past `per_minute`.
-    pub fn check(&self, ip: Option<K>, per_minute: u32, now: i64) -> Result<(), ApiError> {
-        let Some(ip) = ip else { return Ok(()) };
+    /// Counts a request from `key` at `now` (seconds); refuses past `per_minute`.
+    pub fn check(&self, key: Option<K>, per_minute: u32, now: i64) -> Result<(), ApiError> {
+        let Some(key) = key else { return Ok(()) };
         let window = now.div_euclid(60);
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() > 100_000 {
             windows.retain(|_, (w, _)| *w == window);
         }
-        let entry = windows.entry(ip).or_insert((window, 0));
+        let entry = windows.entry(key).or_insert((window, 0));
         if entry.0 != window {
             *entry = (window, 0);
         }

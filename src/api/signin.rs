@@ -434,7 +434,7 @@ fn token_pair(state: &AppState, user: &User) -> ApiResult<HttpResponse> {
         user,
         now(),
     )?;
-    Ok(no_store(HttpResponse::Ok()).json(pair))
+    Ok(super::auth::tokens(pair))
 }
 
 /// An access token for the browser's session (the console and viewer page call this, then

@@ -9,7 +9,7 @@ use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use super::jwt::{self, TokenError};
 use crate::api::error::ApiError;
 use crate::api::AppState;
-use crate::store::users::{Role, User};
+use crate::store::users::User;
 
 #[derive(Debug, Clone)]
 pub struct Viewer(pub User);
@@ -81,7 +81,7 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(signed_in(req).and_then(|user| {
             // The role comes from the store, not the token: a demotion takes effect at once.
-            if user.role == Role::Admin {
+            if user.is_admin() {
                 Ok(Admin(user))
             } else {
                 Err(ApiError::forbidden(

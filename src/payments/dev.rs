@@ -16,6 +16,10 @@ impl PaymentProvider for Dev {
         true
     }
 
+    fn accepted(&self) -> String {
+        "any currency".into()
+    }
+
     async fn create(
         &self,
         order: &Order,

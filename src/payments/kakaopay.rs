@@ -85,6 +85,10 @@ impl PaymentProvider for KakaoPay {
         currency == "KRW"
     }
 
+    fn accepted(&self) -> String {
+        "KRW".into()
+    }
+
     async fn create(
         &self,
         order: &Order,

@@ -83,12 +83,19 @@ pub trait PaymentProvider {
     fn id(&self) -> &'static str;
     /// ISO codes this provider takes.
     fn accepts(&self, currency: &str) -> bool;
+    /// The same, for an error message.
+    fn accepted(&self) -> String;
     async fn create(
         &self,
         order: &Order,
         item: &str,
         urls: &ReturnUrls,
     ) -> Result<Checkout, PaymentError>;
+    /// The provider's payment id when it arrives only with the payer's return (kept on the
+    /// order before capture, so a lookup after a failed capture can find the payment).
+    fn payment_id_on_return(&self, _params: &ReturnParams) -> Option<String> {
+        None
+    }
     /// Takes the money after the payer approved (`params`: what came back with them).
     async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError>;
     async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError>;
@@ -121,6 +128,9 @@ impl Gateway {
     pub fn accepts(&self, currency: &str) -> bool {
         each!(self, p => p.accepts(currency))
     }
+    pub fn accepted(&self) -> String {
+        each!(self, p => p.accepted())
+    }
     pub async fn create(
         &self,
         order: &Order,
@@ -128,6 +138,9 @@ impl Gateway {
         urls: &ReturnUrls,
     ) -> Result<Checkout, PaymentError> {
         each!(self, p => p.create(order, item, urls).await)
+    }
+    pub fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
+        each!(self, p => p.payment_id_on_return(params))
     }
     pub async fn capture(
         &self,

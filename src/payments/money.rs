@@ -1,6 +1,11 @@
 //! Minor units ↔ the decimal strings providers speak. Integers only: no float ever touches
 //! an amount.
 
+/// Shaped like an ISO 4217 code: three uppercase ASCII letters.
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 /// Digits after the decimal point for `currency` (ISO 4217; the zero-decimal ones the
 /// providers here use).
 pub fn exponent(currency: &str) -> u32 {

@@ -141,8 +141,16 @@ impl PaymentProvider for NaverPay {
         "naverpay"
     }
 
+    fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
+        params.get("paymentId").filter(|p| p.len() <= 50).cloned()
+    }
+
     fn accepts(&self, currency: &str) -> bool {
         currency == "KRW"
+    }
+
+    fn accepted(&self) -> String {
+        "KRW".into()
     }
 
     async fn create(

@@ -18,6 +18,7 @@ use super::{Capture, Gateway, Lookup, PaymentError, Payments, ReturnParams};
 use crate::store::films::Film;
 use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
+use crate::stream::gate::{self, Entitlement};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -71,14 +72,10 @@ pub struct Started {
     pub app_url: Option<String>,
 }
 
-fn unsupported(provider: &str) -> OrderError {
+fn unsupported(gateway: &Gateway) -> OrderError {
     OrderError::CurrencyUnsupported {
-        provider: provider.to_string(),
-        accepts: if matches!(provider, "kakaopay" | "naverpay") {
-            "KRW".into()
-        } else {
-            "the currencies in payments.paypal.currencies".into()
-        },
+        provider: gateway.id().to_string(),
+        accepts: gateway.accepted(),
     }
 }
 
@@ -99,7 +96,7 @@ impl OrderService<'_> {
     }
 
     fn owned(&self, film: &Uuid, user: &Uuid) -> Result<bool, StoreError> {
-        Ok(self.store.has_grant(film, user)? || self.store.purchase(film, user)?.is_some())
+        Ok(gate::entitlement(self.store, user, film)? == Entitlement::Full)
     }
 
     /// Starts a checkout of `film` for `user` through `provider`.
@@ -120,7 +117,7 @@ impl OrderService<'_> {
             .prices
             .iter()
             .find(|p| gateway.accepts(&p.currency))
-            .ok_or_else(|| unsupported(provider))?;
+            .ok_or_else(|| unsupported(gateway))?;
         self.start(
             gateway,
             Order::new(
@@ -142,7 +139,7 @@ impl OrderService<'_> {
     pub fn tip_gateway(&self, provider: &str, currency: &str) -> Result<&Gateway, OrderError> {
         let gateway = self.gateway(provider)?;
         if !gateway.accepts(currency) {
-            return Err(unsupported(provider));
+            return Err(unsupported(gateway));
         }
         Ok(gateway)
     }
@@ -258,11 +255,8 @@ impl OrderService<'_> {
                 if o.state == OrderState::Approved && o.payment_id.is_some() {
                     return false;
                 }
-                // Naver Pay's paymentId arrives only with the return; keep it for lookups.
-                if provider == "naverpay" {
-                    if let Some(p) = params.get("paymentId").filter(|p| p.len() <= 50) {
-                        o.payment_id = Some(p.clone());
-                    }
+                if let Some(p) = gateway.payment_id_on_return(params) {
+                    o.payment_id = Some(p);
                 }
                 o.record(OrderState::Approved, "the payer returned", self.now);
                 true
@@ -338,14 +332,16 @@ impl OrderService<'_> {
     }
 
     /// The payer cancelled, or the provider reported a failure, on the way back.
-    pub async fn abandon(&self, provider: &str, id: &Uuid, why: &str) -> Result<Order, OrderError> {
+    /// `state` is `Cancelled` (the payer gave up) or `Failed` (the provider refused).
+    pub async fn abandon(
+        &self,
+        provider: &str,
+        id: &Uuid,
+        state: OrderState,
+        why: &str,
+    ) -> Result<Order, OrderError> {
         let lock = self.locks.get(id);
         let _held = lock.lock().await;
-        let state = if why.starts_with("cancel") {
-            OrderState::Cancelled
-        } else {
-            OrderState::Failed
-        };
         self.store
             .update_order(id, |o| {
                 if o.provider != provider || o.state.is_final() {
@@ -380,9 +376,13 @@ impl OrderService<'_> {
             .ok_or(OrderError::NotFound)?;
         self.store.flush_async().await?;
         self.gateway(&order.provider)?.refund(&order).await?;
-        self.store.refund_order(id, note, self.now)?;
+        let refunded = self.store.refund_order(id, note, self.now)?;
         self.store.flush_async().await?;
-        self.store.order(id)?.ok_or(OrderError::NotFound)
+        match refunded {
+            Some(order) => Ok(order),
+            // Refunded meanwhile (a webhook): as it stands now.
+            None => self.store.order(id)?.ok_or(OrderError::NotFound),
+        }
     }
 
     /// Applies what the provider says now about an order (reconciliation, webhooks).

@@ -44,7 +44,8 @@ fn captures(order: &Value) -> Vec<&Value> {
         .collect()
 }
 
-fn capture_of(value: &Value) -> Option<Capture> {
+/// A capture object (`purchase_units[].payments.captures[]`, or a webhook's resource).
+pub(crate) fn capture_of(value: &Value) -> Option<Capture> {
     let currency = value["amount"]["currency_code"].as_str()?.to_string();
     Some(Capture {
         payment_id: value["id"].as_str()?.to_string(),
@@ -208,6 +209,10 @@ impl PaymentProvider for Paypal {
         self.currencies.iter().any(|c| c == currency)
     }
 
+    fn accepted(&self) -> String {
+        self.currencies.join(", ")
+    }
+
     async fn create(
         &self,
         order: &Order,
@@ -285,12 +290,11 @@ impl PaymentProvider for Paypal {
             )
             .await?;
         if status == 200 || status == 201 {
-            let capture = captures(&answer)
-                .into_iter()
-                .find(|c| c["status"] == "COMPLETED");
-            return match capture.and_then(capture_of) {
+            let all = captures(&answer);
+            let capture = all.iter().find(|c| c["status"] == "COMPLETED");
+            return match capture.and_then(|c| capture_of(c)) {
                 Some(c) => Ok(c),
-                None => match captures(&answer).first() {
+                None => match all.first() {
                     Some(c) if c["status"] == "PENDING" => Err(PaymentError::Unavailable(
                         "PayPal holds the capture as pending".into(),
                     )),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use uuid::Uuid;
 
-use super::{decode, encode, get, pair, put, scan, Result, Store, StoreError};
+use super::{decode, encode, get, pair, scan, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -300,13 +300,10 @@ impl Store {
 
     /// Records a provider's webhook event id; `false` when it was already seen (a replay).
     pub fn first_sighting(&self, provider: &str, event_id: &str, now: i64) -> Result<bool> {
-        let mut key = provider.as_bytes().to_vec();
-        key.push(0);
-        key.extend_from_slice(event_id.as_bytes());
         Ok(self
             .payment_events
             .compare_and_swap(
-                key,
+                event_key(provider, event_id),
                 None as Option<&[u8]>,
                 Some(now.to_be_bytes().as_slice()),
             )?
@@ -316,16 +313,17 @@ impl Store {
     /// Forgets that an event was seen (its processing failed, so the provider's retry must
     /// be processed).
     pub fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<()> {
-        let mut key = provider.as_bytes().to_vec();
-        key.push(0);
-        key.extend_from_slice(event_id.as_bytes());
-        self.payment_events.remove(key)?;
+        self.payment_events.remove(event_key(provider, event_id))?;
         Ok(())
     }
+}
 
-    pub fn save_order(&self, order: &Order) -> Result<()> {
-        put(&self.orders, order.id.as_bytes(), order)
-    }
+/// `provider ‖ 0 ‖ event id`: the key of the `payment_events` tree.
+fn event_key(provider: &str, event_id: &str) -> Vec<u8> {
+    let mut key = provider.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(event_id.as_bytes());
+    key
 }
 
 #[cfg(test)]

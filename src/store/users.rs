@@ -35,6 +35,12 @@ pub struct User {
     pub session_epoch: u32,
 }
 
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -178,11 +178,6 @@ fn run(
         .iter()
         .map(|t| SegmentWriter::new(dir, &t.name))
         .collect::<Result<Vec<_>, _>>()?;
-    let video_spec = StreamSpec {
-        params: video.rungs[0].params.clone(),
-        time_base: vtb,
-        codec_id: codec::Id::H264,
-    };
     let audio_spec = audio.as_ref().map(|a| StreamSpec {
         params: audio::parameters(&a.encoder),
         time_base: a.time_base(),
@@ -199,7 +194,6 @@ fn run(
             codec_id: codec::Id::H264,
         })
         .collect();
-    drop(video_spec);
 
     let duration = info.duration.max(0.001);
     let poster_at = ((duration * 0.10) / f64::from(vtb)) as i64;
