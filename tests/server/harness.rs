@@ -35,6 +35,11 @@ fn describe(cmd: &Command) -> String {
     s
 }
 
+/// Joins a scoped thread, re-raising its panic in the caller (so the test fails with it).
+pub fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 /// A blocking client that never follows redirects (tests step through them), for talking
 /// to peers and to the server as a browser would.
 pub fn no_redirect_client() -> &'static Client {
@@ -852,6 +857,12 @@ impl Playback {
 // ---------------------------------------------------------------------------------------
 
 pub fn raw_request(port: u16, request: &str) -> Resp {
+    parse_response(&raw_exchange(port, request))
+}
+
+/// Sends `request` (one or several, pipelined) on a fresh connection and returns every
+/// byte the server sends until it closes the connection.
+pub fn raw_exchange(port: u16, request: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -859,7 +870,7 @@ pub fn raw_request(port: u16, request: &str) -> Resp {
     stream.write_all(request.as_bytes()).expect("send request");
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
-    parse_response(&raw)
+    raw
 }
 
 pub fn parse_response(raw: &[u8]) -> Resp {

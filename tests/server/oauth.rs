@@ -19,12 +19,12 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::RequestBuilder;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{now, run_ok, unique_email, Resp, Server, User};
+use crate::harness::{join, no_redirect_client, now, run_ok, unique_email, Resp, Server, User};
 use crate::peers::{FacebookPeer, OidcPeer};
 
 const GOOGLE_ID: &str = "google-web-client";
@@ -147,14 +147,6 @@ fn cookie_attrs(set_cookie: &str) -> Vec<String> {
         .skip(1)
         .map(|a| a.trim().to_ascii_lowercase())
         .collect()
-}
-
-fn peer_client() -> &'static Client {
-    crate::harness::no_redirect_client()
-}
-
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,7 +388,7 @@ fn start(b: &mut Browser, provider: &str, query: &str) -> Flow {
 /// The provider's half: its authorize endpoint answers at once with a 302 back to
 /// `{public_url}/auth/{provider}/callback?code=…&state=…`; that URL.
 fn authorize(s: &Server, flow: &Flow) -> Url {
-    let r = s.exec(peer_client().get(flow.authorize.as_str()));
+    let r = s.exec(no_redirect_client().get(flow.authorize.as_str()));
     assert_eq!(
         r.status,
         302,

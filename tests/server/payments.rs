@@ -26,8 +26,8 @@ use reqwest::{Method, Url};
 use serde_json::{json, Value};
 
 use crate::harness::{
-    ffmpeg_decode, film_info, generated, preview_of, probe_duration, src_other, FilmInfo, Resp,
-    Server, User,
+    ffmpeg_decode, film_info, generated, join, no_redirect_client, preview_of, probe_duration,
+    src_other, FilmInfo, Resp, Server, User,
 };
 use crate::payment_peers::{KakaoPeer, NaverPeer, PaypalPeer};
 
@@ -104,14 +104,10 @@ fn param(url: &str, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn browser() -> &'static Client {
-    crate::harness::no_redirect_client()
-}
-
 /// The payer's browser at the provider's page: GET without following; returns the
 /// `Location` it is sent to.
 fn at_provider(url: &str) -> String {
-    let resp = browser()
+    let resp = no_redirect_client()
         .get(url)
         .send()
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
@@ -400,10 +396,6 @@ fn env() -> MutexGuard<'static, Env> {
     env.kakao.reset();
     env.naver.reset();
     env
-}
-
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 fn build_env() -> Env {

@@ -5,8 +5,8 @@ use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use serde_json::Value;
 
 use crate::harness::{
-    ffmpeg_decode, parse_response, preview_of, probe_duration, python_json, raw_request, shared,
-    src_main, Server, User, FPS, MAIN_SECONDS,
+    ffmpeg_decode, parse_response, preview_of, probe_duration, python_json, raw_exchange,
+    raw_request, shared, src_main, Server, User, FPS, MAIN_SECONDS,
 };
 
 const EPS: f64 = 1e-9;
@@ -566,12 +566,7 @@ fn pipelined_requests_on_one_connection_arrive_whole_and_in_order() {
         get(&format!("360/{:05}.ts", n - 1), "Connection: close\r\n"),
     ]
     .concat();
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    conn.write_all(requests.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).unwrap();
+    let raw = raw_exchange(s.port, &requests);
 
     let mut rest = &raw[..];
     let mut answers = Vec::new();
