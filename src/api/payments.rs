@@ -324,11 +324,8 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             let Some(capture) = crate::payments::paypal::capture_of(resource) else {
                 return Ok("unreadable capture");
             };
-            let lock = state.order_locks.get(&order.id);
-            let _held = lock.lock().await;
-            let order = state.store.order(&order.id)?.ok_or(OrderError::NotFound)?;
-            svc.apply_lookup(
-                &order,
+            svc.notice(
+                &order.id,
                 Lookup::Captured(capture),
                 "captured (PayPal webhook)",
             )
@@ -367,7 +364,7 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             let Some(order) = order else {
                 return Ok("unknown order");
             };
-            svc.apply_lookup(&order, Lookup::Refunded, "refunded (PayPal webhook)")
+            svc.notice(&order.id, Lookup::Refunded, "refunded (PayPal webhook)")
                 .await?;
             Ok("refunded")
         }

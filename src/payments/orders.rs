@@ -385,8 +385,18 @@ impl OrderService<'_> {
         }
     }
 
-    /// Applies what the provider says now about an order (reconciliation, webhooks).
-    pub async fn apply_lookup(
+    /// A provider's notice about order `id` (a webhook): applied under the order's lock to
+    /// the order as it stands then, like a return or a reconciliation.
+    pub async fn notice(&self, id: &Uuid, lookup: Lookup, note: &str) -> Result<Order, OrderError> {
+        let lock = self.locks.get(id);
+        let _held = lock.lock().await;
+        let order = self.store.order(id)?.ok_or(OrderError::NotFound)?;
+        self.apply_lookup(&order, lookup, note).await
+    }
+
+    /// Applies what the provider says now about an order (reconciliation, notices); the
+    /// caller holds the order's lock.
+    async fn apply_lookup(
         &self,
         order: &Order,
         lookup: Lookup,
