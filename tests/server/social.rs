@@ -45,6 +45,14 @@ fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
+/// The entry with `id` in a JSON list of comments (`None` when it is not listed).
+fn entry<'a>(list: &'a Value, id: &str) -> Option<&'a Value> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .find(|c| c["id"] == id)
+}
+
 #[test]
 fn comments_and_support_open_at_ninety_percent_of_segments_delivered() {
     let sh = shared();
@@ -160,14 +168,7 @@ fn comment_text_ownership_and_moderation() {
         .get("/api/v1/admin/comments/queue", Some(&sh.admin.access))
         .expect(200, "queue")
         .json();
-    assert!(
-        queue["queue"]
-            .as_array()
-            .expect("queue")
-            .iter()
-            .any(|c| c["id"] == id.as_str()),
-        "{queue}"
-    );
+    assert!(entry(&queue["queue"], &id).is_some(), "{queue}");
     s.get("/api/v1/admin/comments/queue", Some(&b.access))
         .expect_error(403, "admin_only", "queue is admin-only");
     s.post(
@@ -177,14 +178,7 @@ fn comment_text_ownership_and_moderation() {
     )
     .expect(200, "hide");
     let seen = comments(s, &b, &f.id, "?limit=100").json();
-    assert!(
-        !seen["comments"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|c| c["id"] == id.as_str()),
-        "hidden: {seen}"
-    );
+    assert!(entry(&seen["comments"], &id).is_none(), "hidden: {seen}");
     s.post(
         &format!("/api/v1/admin/comments/{id}/restore"),
         Some(&sh.admin.access),
@@ -192,14 +186,7 @@ fn comment_text_ownership_and_moderation() {
     )
     .expect(200, "restore");
     let seen = comments(s, &b, &f.id, "?limit=100").json();
-    assert!(
-        seen["comments"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|c| c["id"] == id.as_str()),
-        "restored: {seen}"
-    );
+    assert!(entry(&seen["comments"], &id).is_some(), "restored: {seen}");
 
     s.call(
         Method::DELETE,
@@ -328,24 +315,15 @@ fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
         .json();
     assert_eq!(c["state"], "held", "{c}");
     let id = id_of(&c);
-    let has = |u: &User| {
-        comments(s, u, &f.id, "?limit=100").json()["comments"]
-            .as_array()
-            .expect("list")
-            .iter()
-            .any(|c| c["id"] == id.as_str())
-    };
+    let has =
+        |u: &User| entry(&comments(s, u, &f.id, "?limit=100").json()["comments"], &id).is_some();
     assert!(has(&author), "its author sees it");
     assert!(!has(&reader), "others do not, while it is held");
     let queue = s
         .get("/api/v1/admin/comments/queue", Some(&sh.admin.access))
         .json();
     assert!(
-        queue["queue"]
-            .as_array()
-            .expect("queue")
-            .iter()
-            .any(|c| c["id"] == id.as_str() && c["state"] == "held"),
+        entry(&queue["queue"], &id).is_some_and(|c| c["state"] == "held"),
         "{queue}"
     );
     s.post(
