@@ -1,5 +1,6 @@
 //! Secrets under `keys_dir`: the token-signing keys (generated on first start, mode
 //! 0600, reused after) and one secret per film. Never logged, never under `media_dir`.
+//! Also the owner-only directories the data lives in.
 
 use std::path::{Path, PathBuf};
 
@@ -37,15 +38,66 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 pub fn ensure_keys_dir(dir: &Path) -> Result<(), SecretsError> {
+    ensure_private_dir(dir)
+}
+
+/// Creates `dir` (and missing parents) owner-only, 0700, whatever the umask. An existing
+/// directory with looser bits (made by an older cinegate, by hand, or under another umask)
+/// is tightened to 0700, and the log says so.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretsError> {
     let io = |source| SecretsError::Io {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io)?;
+    #[cfg(unix)]
+    tighten(dir, 0o700).map_err(io)?;
+    Ok(())
+}
+
+/// Tightens every directory (0700) and file (0600) under `dir`, `dir` included, that has
+/// bits for group or others; symbolic links are left alone. For the small private trees
+/// (the store, `keys_dir`) that an older cinegate created with the process umask.
+#[cfg(unix)]
+pub fn make_tree_private(dir: &Path) -> Result<(), SecretsError> {
+    fn walk(path: &Path) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            tighten(path, 0o700)?;
+            for entry in std::fs::read_dir(path)? {
+                walk(&entry?.path())?;
+            }
+        } else if meta.is_file() {
+            tighten(path, 0o600)?;
+        }
+        Ok(())
+    }
+    walk(dir).map_err(|source| SecretsError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Sets `path` to `mode` if it grants anything to group or others, and logs the change.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let old = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if old & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        tracing::warn!(
+            path = %path.display(),
+            from = %format!("{old:04o}"),
+            to = %format!("{mode:04o}"),
+            "tightened permissions: cinegate's data is owner-only"
+        );
     }
     Ok(())
 }

@@ -32,13 +32,7 @@ pub struct Application {
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        for dir in [
-            config.media_dir.clone(),
-            config.films_dir(),
-            config.uploads_dir(),
-        ] {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        prepare_data_root(&config)?;
         let store = Store::open(&config.store_dir())?;
         let keys = SigningKeys::load_or_create(&config.keys_dir)?;
         let requeued = store.requeue_interrupted_jobs(now())?;
@@ -216,6 +210,35 @@ impl Application {
         tracing::info!(progress_records = flushed, "stopped");
         Ok(())
     }
+}
+
+/// Makes the data root owner-only whatever the operator's umask, before anything is
+/// written: e-mails, orders and comments live in the store, and secrets in `keys_dir`.
+/// For `serve`, and for the operator commands that open the store themselves.
+///
+/// The process umask becomes 077, so every file created from here on — sled's files
+/// (including the snapshots it writes later), uploads, packages, the operator socket —
+/// is created without group or other bits, with no window between create and chmod.
+/// Directories an older version created with looser bits are tightened (and logged):
+/// `media_dir` and its top directories, and everything in the store and `keys_dir` (small
+/// trees); the films and uploads below a 0700 `media_dir` are out of others' reach.
+pub fn prepare_data_root(config: &Config) -> anyhow::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::RWXG | rustix::fs::Mode::RWXO);
+    for dir in [
+        config.media_dir.clone(),
+        config.films_dir(),
+        config.uploads_dir(),
+        config.store_dir(),
+        config.keys_dir.clone(),
+        config.keys_dir.join("films"),
+    ] {
+        crate::secrets::ensure_private_dir(&dir)?;
+    }
+    #[cfg(unix)]
+    for tree in [config.store_dir(), config.keys_dir.clone()] {
+        crate::secrets::make_tree_private(&tree)?;
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
