@@ -1,6 +1,6 @@
-//! Secrets under `keys_dir`: the token-signing keys (generated on first start, mode
-//! 0600, reused after) and one secret per film. Never logged, never under `media_dir`.
-//! Also the owner-only directories the data lives in.
+//! Secrets under `keys_dir`: the token-signing keys and the `/metrics` bearer token
+//! (generated on first start, mode 0600, reused after) and one secret per film. Never
+//! logged, never under `media_dir`. Also the owner-only directories the data lives in.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,9 @@ pub enum SecretsError {
     Film(#[from] transcoder::TranscodeError),
 }
 
+/// The file under `keys_dir` that holds the `/metrics` bearer token.
+pub const METRICS_TOKEN_FILE: &str = "metrics.token";
+
 /// Server-wide signing keys.
 #[derive(Clone)]
 pub struct SigningKeys {
@@ -29,6 +32,9 @@ pub struct SigningKeys {
     pub access: [u8; 32],
     /// HMAC key for playback tokens (separate, so neither token can pass as the other).
     pub playback: [u8; 32],
+    /// The bearer token `/metrics` asks for: `keys/metrics.token`, whose text (64 hex
+    /// characters) Prometheus sends as it is (`bearer_token_file`).
+    pub metrics: [u8; 32],
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -108,6 +114,7 @@ impl SigningKeys {
         Ok(Self {
             access: key_file(&dir.join("access-token.key"))?,
             playback: key_file(&dir.join("playback-token.key"))?,
+            metrics: key_file(&dir.join(METRICS_TOKEN_FILE))?,
         })
     }
 
@@ -116,6 +123,7 @@ impl SigningKeys {
         Self {
             access: [1; 32],
             playback: [2; 32],
+            metrics: [3; 32],
         }
     }
 }

@@ -87,12 +87,42 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = config
+            .metrics
+            .listen
+            .map(|a| TcpListener::bind(a).with_context(|| format!("binding metrics.listen {a}")))
+            .transpose()?;
+        if let Some(l) = &metrics_listener {
+            tracing::info!(address = %l.local_addr()?, "/metrics is served on its own listener");
+        }
         let app_state = state.clone();
         // actix-web's `HttpServer`, built by hand for one reason: the connection type is
         // `stream::sendfile::Conn`, so segment bodies can go out with sendfile(2) (see that
         // module). The settings are `HttpServer`'s defaults except where noted.
         let builder = actix_server::Server::build();
         let shutdown = builder.graceful_shutdown_signal();
+        let builder = match metrics_listener {
+            None => builder,
+            Some(listener) => {
+                let state = state.clone();
+                let shutdown = shutdown.clone();
+                builder.listen("cinegate-metrics", listener, move || {
+                    let shutdown = shutdown.clone();
+                    let app = metrics_app(state.clone())
+                        .into_factory()
+                        .map_err(|err| err.error_response());
+                    actix_http::HttpService::build()
+                        .graceful_shutdown_signal(move || {
+                            let shutdown = shutdown.clone();
+                            async move { shutdown.notified().await }
+                        })
+                        .client_request_timeout(Duration::from_secs(5))
+                        .client_disconnect_timeout(Duration::from_secs(1))
+                        .h1(map_config(app, |_| actix_web::dev::AppConfig::default()))
+                        .tcp()
+                })?
+            }
+        };
         let server = builder
             .listen("cinegate-http", listener, move || {
                 let state = app_state.clone();
@@ -347,6 +377,27 @@ async fn access_log(
         );
     }
     Ok(res)
+}
+
+/// The `metrics.listen` listener's application: `/metrics` and nothing else.
+fn metrics_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::from_fn(access_log))
+        .route("/metrics", web::get().to(api::health::metrics_listener))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
+        }))
 }
 
 /// The whole application: routes, extractor settings, CORS and the access log.

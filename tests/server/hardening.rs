@@ -1,5 +1,6 @@
-//! Issue 12, item 7: what the server leaves on disk for other local users (the data root
-//! under the common umask 022), and who may use its operator socket.
+//! Issue 12, items 7 and 8: what the server leaves on disk for other local users (the data
+//! root under the common umask 022), who may use its operator socket, and who may read
+//! `/metrics`.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -201,4 +202,91 @@ fn the_operator_socket_refuses_other_users() {
         "the refusal is not logged: {}",
         s.log_tail(20)
     );
+}
+
+fn metrics_token(s: &Server) -> String {
+    let path = s.root.join("keys/metrics.token");
+    assert_eq!(mode(&path), 0o600, "metrics.token mode");
+    std::fs::read_to_string(&path)
+        .expect("keys/metrics.token")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn metrics_ask_for_the_token_in_keys() {
+    let s = Server::start(&[]);
+    let r = s.get("/metrics", None);
+    r.expect_error(401, "unauthenticated", "/metrics without a token");
+    assert!(r.header("www-authenticate").is_some(), "{:?}", r.headers);
+    let token = metrics_token(&s);
+    assert_eq!(token.len(), 64, "a 32-byte token in hex");
+    s.get("/metrics", Some("not-the-token")).expect_error(
+        401,
+        "invalid_token",
+        "/metrics with a wrong token",
+    );
+    // An access token of an admin is not the metrics token either.
+    let admin = s.user("metrics-admin", true);
+    s.get("/metrics", Some(&admin.access)).expect_error(
+        401,
+        "invalid_token",
+        "/metrics with an admin's access token",
+    );
+
+    let r = s.get("/metrics", Some(&token));
+    r.expect(200, "/metrics with the token");
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{:?}",
+        r.headers
+    );
+    let text = r.text();
+    assert!(
+        text.contains("# TYPE cinegate_http_requests_total counter")
+            && text.contains("cinegate_jobs_queued "),
+        "{text}"
+    );
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(!log.contains(&token), "the metrics token is in the log");
+}
+
+#[test]
+fn metrics_on_a_listener_of_their_own() {
+    // A free port for the metrics listener (the server prints only its main port).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let s = Server::start(&[("CINEGATE_METRICS__LISTEN", addr.as_str())]);
+    let token = metrics_token(&s);
+
+    // The public port does not serve them, token or not.
+    s.get("/metrics", Some(&token))
+        .expect_error(404, "not_found", "/metrics on the main port");
+    s.get("/metrics", None)
+        .expect_error(404, "not_found", "/metrics on the main port");
+
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = http.get(format!("http://{addr}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        s.exec(req)
+    };
+    let r = get("/metrics", Some(&token));
+    r.expect(200, "/metrics on the metrics port");
+    assert!(
+        r.text().contains("cinegate_http_requests_total"),
+        "{}",
+        r.brief()
+    );
+    get("/metrics", None).expect_error(401, "unauthenticated", "metrics port without a token");
+    get("/metrics", Some("wrong")).expect_error(401, "invalid_token", "metrics port, wrong token");
+    // Nothing else lives there.
+    get("/healthz", None).expect_error(404, "not_found", "/healthz on the metrics port");
+    get("/api/v1/films", None).expect_error(404, "not_found", "the API on the metrics port");
 }
