@@ -31,6 +31,19 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub payments: PaymentsConfig,
     pub social: SocialConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus `/metrics`. It always asks for the bearer token in `keys_dir/metrics.token`
+/// (created on first start, 0600).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on this address only (e.g. `127.0.0.1:9100`, or a private
+    /// interface Prometheus reaches); the main listener then answers 404 for it. Unset:
+    /// `/metrics` is on the main listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -418,6 +431,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             payments: PaymentsConfig::default(),
             social: SocialConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -782,6 +796,14 @@ impl Config {
         if self.limits.auth_per_minute == 0 {
             return bad("limits.auth_per_minute", "must be above zero".into());
         }
+        if let Some(addr) = self.metrics.listen {
+            if addr == self.listen && addr.port() != 0 {
+                return bad(
+                    "metrics.listen",
+                    format!("{addr} is the main listener; give /metrics an address of its own or leave metrics.listen unset"),
+                );
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", format!("{:?} is not a valid log filter", self.log));
         }
@@ -972,6 +994,24 @@ mod tests {
             assert_eq!(c.auth.google.client_secret.0, "s3cret-value");
             let shown = format!("{c:?}");
             assert!(!shown.contains("s3cret-value"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn metrics_listen_is_validated_by_key() {
+        Jail::expect_with(|jail| {
+            let e = load_error(
+                jail,
+                "listen = \"127.0.0.1:9000\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n",
+            );
+            assert!(e.contains("metrics.listen"), "{e}");
+            let e = load_error(jail, "[metrics]\nlisten = \"nowhere\"\n");
+            assert!(e.contains("metrics.listen") || e.contains("listen"), "{e}");
+            jail.create_file("config.toml", "")?;
+            jail.set_env("CINEGATE_METRICS__LISTEN", "127.0.0.1:9100");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9100));
             Ok(())
         });
     }

@@ -1,5 +1,6 @@
-//! Secrets under `keys_dir`: the token-signing keys (generated on first start, mode
-//! 0600, reused after) and one secret per film. Never logged, never under `media_dir`.
+//! Secrets under `keys_dir`: the token-signing keys and the `/metrics` bearer token
+//! (generated on first start, mode 0600, reused after) and one secret per film. Never
+//! logged, never under `media_dir`. Also the owner-only directories the data lives in.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ pub enum SecretsError {
     Film(#[from] transcoder::TranscodeError),
 }
 
+/// The file under `keys_dir` that holds the `/metrics` bearer token.
+pub const METRICS_TOKEN_FILE: &str = "metrics.token";
+
 /// Server-wide signing keys.
 #[derive(Clone)]
 pub struct SigningKeys {
@@ -28,6 +32,9 @@ pub struct SigningKeys {
     pub access: [u8; 32],
     /// HMAC key for playback tokens (separate, so neither token can pass as the other).
     pub playback: [u8; 32],
+    /// The bearer token `/metrics` asks for: `keys/metrics.token`, whose text (64 hex
+    /// characters) Prometheus sends as it is (`bearer_token_file`).
+    pub metrics: [u8; 32],
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -37,15 +44,66 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 pub fn ensure_keys_dir(dir: &Path) -> Result<(), SecretsError> {
+    ensure_private_dir(dir)
+}
+
+/// Creates `dir` (and missing parents) owner-only, 0700, whatever the umask. An existing
+/// directory with looser bits (made by an older cinegate, by hand, or under another umask)
+/// is tightened to 0700, and the log says so.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), SecretsError> {
     let io = |source| SecretsError::Io {
         path: dir.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io)?;
+    #[cfg(unix)]
+    tighten(dir, 0o700).map_err(io)?;
+    Ok(())
+}
+
+/// Tightens every directory (0700) and file (0600) under `dir`, `dir` included, that has
+/// bits for group or others; symbolic links are left alone. For the small private trees
+/// (the store, `keys_dir`) that an older cinegate created with the process umask.
+#[cfg(unix)]
+pub fn make_tree_private(dir: &Path) -> Result<(), SecretsError> {
+    fn walk(path: &Path) -> std::io::Result<()> {
+        let meta = std::fs::symlink_metadata(path)?;
+        if meta.is_dir() {
+            tighten(path, 0o700)?;
+            for entry in std::fs::read_dir(path)? {
+                walk(&entry?.path())?;
+            }
+        } else if meta.is_file() {
+            tighten(path, 0o600)?;
+        }
+        Ok(())
+    }
+    walk(dir).map_err(|source| SecretsError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Sets `path` to `mode` if it grants anything to group or others, and logs the change.
+#[cfg(unix)]
+fn tighten(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let old = std::fs::metadata(path)?.permissions().mode() & 0o7777;
+    if old & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        tracing::warn!(
+            path = %path.display(),
+            from = %format!("{old:04o}"),
+            to = %format!("{mode:04o}"),
+            "tightened permissions: cinegate's data is owner-only"
+        );
     }
     Ok(())
 }
@@ -56,6 +114,7 @@ impl SigningKeys {
         Ok(Self {
             access: key_file(&dir.join("access-token.key"))?,
             playback: key_file(&dir.join("playback-token.key"))?,
+            metrics: key_file(&dir.join(METRICS_TOKEN_FILE))?,
         })
     }
 
@@ -64,6 +123,7 @@ impl SigningKeys {
         Self {
             access: [1; 32],
             playback: [2; 32],
+            metrics: [3; 32],
         }
     }
 }

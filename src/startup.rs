@@ -32,13 +32,7 @@ pub struct Application {
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        for dir in [
-            config.media_dir.clone(),
-            config.films_dir(),
-            config.uploads_dir(),
-        ] {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
+        prepare_data_root(&config)?;
         let store = Store::open(&config.store_dir())?;
         let keys = SigningKeys::load_or_create(&config.keys_dir)?;
         let requeued = store.requeue_interrupted_jobs(now())?;
@@ -93,12 +87,42 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = config
+            .metrics
+            .listen
+            .map(|a| TcpListener::bind(a).with_context(|| format!("binding metrics.listen {a}")))
+            .transpose()?;
+        if let Some(l) = &metrics_listener {
+            tracing::info!(address = %l.local_addr()?, "/metrics is served on its own listener");
+        }
         let app_state = state.clone();
         // actix-web's `HttpServer`, built by hand for one reason: the connection type is
         // `stream::sendfile::Conn`, so segment bodies can go out with sendfile(2) (see that
         // module). The settings are `HttpServer`'s defaults except where noted.
         let builder = actix_server::Server::build();
         let shutdown = builder.graceful_shutdown_signal();
+        let builder = match metrics_listener {
+            None => builder,
+            Some(listener) => {
+                let state = state.clone();
+                let shutdown = shutdown.clone();
+                builder.listen("cinegate-metrics", listener, move || {
+                    let shutdown = shutdown.clone();
+                    let app = metrics_app(state.clone())
+                        .into_factory()
+                        .map_err(|err| err.error_response());
+                    actix_http::HttpService::build()
+                        .graceful_shutdown_signal(move || {
+                            let shutdown = shutdown.clone();
+                            async move { shutdown.notified().await }
+                        })
+                        .client_request_timeout(Duration::from_secs(5))
+                        .client_disconnect_timeout(Duration::from_secs(1))
+                        .h1(map_config(app, |_| actix_web::dev::AppConfig::default()))
+                        .tcp()
+                })?
+            }
+        };
         let server = builder
             .listen("cinegate-http", listener, move || {
                 let state = app_state.clone();
@@ -218,6 +242,35 @@ impl Application {
     }
 }
 
+/// Makes the data root owner-only whatever the operator's umask, before anything is
+/// written: e-mails, orders and comments live in the store, and secrets in `keys_dir`.
+/// For `serve`, and for the operator commands that open the store themselves.
+///
+/// The process umask becomes 077, so every file created from here on — sled's files
+/// (including the snapshots it writes later), uploads, packages, the operator socket —
+/// is created without group or other bits, with no window between create and chmod.
+/// Directories an older version created with looser bits are tightened (and logged):
+/// `media_dir` and its top directories, and everything in the store and `keys_dir` (small
+/// trees); the films and uploads below a 0700 `media_dir` are out of others' reach.
+pub fn prepare_data_root(config: &Config) -> anyhow::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::RWXG | rustix::fs::Mode::RWXO);
+    for dir in [
+        config.media_dir.clone(),
+        config.films_dir(),
+        config.uploads_dir(),
+        config.store_dir(),
+        config.keys_dir.clone(),
+        config.keys_dir.join("films"),
+    ] {
+        crate::secrets::ensure_private_dir(&dir)?;
+    }
+    #[cfg(unix)]
+    for tree in [config.store_dir(), config.keys_dir.clone()] {
+        crate::secrets::make_tree_private(&tree)?;
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -324,6 +377,27 @@ async fn access_log(
         );
     }
     Ok(res)
+}
+
+/// The `metrics.listen` listener's application: `/metrics` and nothing else.
+fn metrics_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(actix_web::middleware::from_fn(access_log))
+        .route("/metrics", web::get().to(api::health::metrics_listener))
+        .default_service(web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
+        }))
 }
 
 /// The whole application: routes, extractor settings, CORS and the access log.

@@ -129,6 +129,15 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(message) => ApiError::conflict("conflict", message),
+            // The tree and key are for the operator's log; the record is left untouched.
+            corrupt @ StoreError::Corrupt { .. } => {
+                tracing::error!(error = %corrupt, "stored record unreadable");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "record_unreadable",
+                    "a stored record could not be read; the server log has the details",
+                )
+            }
             other => ApiError::internal(&other),
         }
     }

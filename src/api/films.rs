@@ -65,13 +65,14 @@ pub fn watchable_film(state: &AppState, id: &str) -> ApiResult<Film> {
 
 /// The rendered playlists and secret of a packaged film, from the cache or disk.
 pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<Arc<FilmPlayback>> {
-    if let Some(p) = state.playback.get(&film.id) {
-        return Ok(p);
-    }
     let package = film
         .package
         .as_ref()
         .ok_or_else(|| ApiError::not_found("film"))?;
+    if let Some(p) = state.playback.get(&film.id, &package.dir) {
+        return Ok(p);
+    }
+    let ticket = state.playback.ticket();
     let dir = crate::ingest::film_dir(&state.config, &film.id).join(&package.dir);
     let keys_dir = state.config.keys_dir.clone();
     let fraction = state.config.playback.preview_fraction;
@@ -82,7 +83,9 @@ pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<
     })
     .await??;
     let loaded = Arc::new(loaded);
-    state.playback.insert(film.id, loaded.clone());
+    state
+        .playback
+        .insert(film.id, &package.dir, loaded.clone(), ticket);
     Ok(loaded)
 }
 

@@ -1,10 +1,12 @@
-//! `/healthz` and Prometheus `/metrics`.
+//! `/healthz` and Prometheus `/metrics` (behind a bearer token, optionally on a listener of
+//! its own: `[metrics]`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
 
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::store::jobs::JobState;
 
@@ -29,7 +31,47 @@ pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+/// `GET /metrics` on the main listener: 404 when `metrics.listen` gives it a listener of
+/// its own, so the public port does not even show that it exists.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    if state.config.metrics.listen.is_some() {
+        return Err(ApiError::not_found("route"));
+    }
+    metrics_listener(state, req).await
+}
+
+/// `GET /metrics` on the `metrics.listen` listener (and, through `metrics`, on the main one).
+pub async fn metrics_listener(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    authorize(&state, &req)?;
+    render(&state)
+}
+
+/// The bearer token from `keys/metrics.token`, whichever listener serves `/metrics`:
+/// counters and job gauges are the operator's business (and the job gauges read the store).
+fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
+    let challenge = |e: ApiError| e.header("WWW-Authenticate", "Bearer realm=\"metrics\"");
+    let token = crate::auth::extract::bearer(req).ok_or_else(|| {
+        challenge(ApiError::unauthorized(
+            "unauthenticated",
+            "send the token in keys_dir/metrics.token as `Authorization: Bearer …`",
+        ))
+    })?;
+    // Compared as SHA-256 digests: equal-length values, and how long the comparison takes
+    // says nothing useful about the token itself.
+    let expected = Sha256::digest(hex::encode(state.keys.metrics));
+    if Sha256::digest(token.as_bytes()) != expected {
+        return Err(challenge(ApiError::unauthorized(
+            "invalid_token",
+            "the metrics token is not valid",
+        )));
+    }
+    Ok(())
+}
+
+fn render(state: &AppState) -> ApiResult<HttpResponse> {
     let m = &state.metrics;
     let jobs = state.store.jobs()?;
     let count = |s: JobState| jobs.iter().filter(|j| j.state == s).count();

@@ -17,7 +17,7 @@ pub struct Viewer(pub User);
 #[derive(Debug, Clone)]
 pub struct Admin(pub User);
 
-fn bearer(req: &HttpRequest) -> Option<&str> {
+pub(crate) fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)?

@@ -44,13 +44,7 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
     }
 
     // No server: package here.
-    for dir in [
-        config.media_dir.clone(),
-        config.films_dir(),
-        config.uploads_dir(),
-    ] {
-        std::fs::create_dir_all(&dir)?;
-    }
+    crate::startup::prepare_data_root(&config)?;
     let store = crate::store::Store::open(&config.store_dir())?;
     let (film, job) = ops::ingest(
         &config,

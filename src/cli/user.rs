@@ -33,6 +33,7 @@ pub fn run(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
     let response = match crate::control::send(&config.control_socket(), &request)? {
         Some(r) => r,
         None => {
+            crate::startup::prepare_data_root(&config)?;
             let store = crate::store::Store::open(&config.store_dir())?;
             let r = match request {
                 Request::UserCreate { email, admin } => ops::user_create(&store, &email, admin),

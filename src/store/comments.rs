@@ -83,24 +83,9 @@ impl Store {
     pub fn update_comment(
         &self,
         id: &Uuid,
-        mut change: impl FnMut(&mut Comment) -> bool,
+        change: impl FnMut(&mut Comment) -> bool,
     ) -> Result<Option<Comment>> {
-        loop {
-            let Some(current) = self.comments.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut c: Comment = decode("comments", &current)?;
-            if !change(&mut c) {
-                return Ok(Some(c));
-            }
-            if self
-                .comments
-                .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&c)))?
-                .is_ok()
-            {
-                return Ok(Some(c));
-            }
-        }
+        super::update(&self.comments, "comments", id.as_bytes(), change)
     }
 
     /// Up to `limit` comments of `film`, newest first, strictly older than `before`, that

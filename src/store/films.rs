@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get, put, scan, Result, Store};
+use super::{get, put, scan, update, Result, Store};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Price {
@@ -69,20 +69,16 @@ impl Store {
     }
 
     /// Applies `change` to the stored film atomically (retrying on concurrent writes).
+    /// `Ok(None)`: no such film; an unreadable record is an error and is left as it is.
     pub fn update_film(
         &self,
         id: &Uuid,
         mut change: impl FnMut(&mut Film),
     ) -> Result<Option<Film>> {
-        let mut result = None;
-        self.films.fetch_and_update(id.as_bytes(), |old| {
-            let mut film: Film = super::decode("films", old?).ok()?;
-            change(&mut film);
-            let bytes = super::encode(&film);
-            result = Some(film);
-            Some(bytes)
-        })?;
-        Ok(result)
+        update(&self.films, "films", id.as_bytes(), |film| {
+            change(film);
+            true
+        })
     }
 
     /// Every film, newest first.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get, put, scan, Result, Store};
+use super::{get, put, scan, update, Result, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -52,16 +52,13 @@ impl Store {
         put(&self.jobs, job.id.as_bytes(), job)
     }
 
+    /// Applies `change` to the stored job atomically (retrying on concurrent writes).
+    /// `Ok(None)`: no such job; an unreadable record is an error and is left as it is.
     pub fn update_job(&self, id: &Uuid, mut change: impl FnMut(&mut Job)) -> Result<Option<Job>> {
-        let mut result = None;
-        self.jobs.fetch_and_update(id.as_bytes(), |old| {
-            let mut job: Job = super::decode("jobs", old?).ok()?;
-            change(&mut job);
-            let bytes = super::encode(&job);
-            result = Some(job);
-            Some(bytes)
-        })?;
-        Ok(result)
+        update(&self.jobs, "jobs", id.as_bytes(), |job| {
+            change(job);
+            true
+        })
     }
 
     /// Every job, oldest first (ids are time-ordered).

@@ -199,6 +199,49 @@ pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Res
     Ok(())
 }
 
+/// Applies `change` to the record at `key` atomically: read, decode, change, then a
+/// compare-and-swap, retried when another writer got there first (`change` may run more
+/// than once). `change` returns whether it changed anything; nothing is written when it
+/// did not. `Ok(None)` when there is no record.
+///
+/// Every read-modify-write of a JSON record goes through here rather than sled's
+/// `fetch_and_update`, whose closure deletes the key when it returns `None`: a record
+/// that no longer decodes (a schema change, a bad disk) must surface as `Corrupt` and stay
+/// on disk for the operator, not vanish as "not found".
+pub(crate) fn update<T: Serialize + DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+    key: &[u8],
+    mut change: impl FnMut(&mut T) -> bool,
+) -> Result<Option<T>> {
+    loop {
+        let Some(current) = tree.get(key)? else {
+            return Ok(None);
+        };
+        let mut value: T = decode(name, &current).map_err(|e| match e {
+            StoreError::Corrupt { tree, message } => StoreError::Corrupt {
+                tree,
+                message: format!("key {}: {message}", hex::encode(key)),
+            },
+            other => other,
+        })?;
+        if !change(&mut value) {
+            return Ok(Some(value));
+        }
+        // Unlike `encode`, an encoding failure here is an error, never an empty record.
+        let bytes = serde_json::to_vec(&value).map_err(|e| StoreError::Corrupt {
+            tree: name,
+            message: format!("key {}: cannot encode: {e}", hex::encode(key)),
+        })?;
+        if tree
+            .compare_and_swap(key, Some(current), Some(bytes))?
+            .is_ok()
+        {
+            return Ok(Some(value));
+        }
+    }
+}
+
 pub(crate) fn scan<T: DeserializeOwned>(
     tree: &sled::Tree,
     name: &'static str,
@@ -235,4 +278,98 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::films::Film;
+    use super::jobs::{Job, JobState};
+    use super::*;
+
+    /// What a later schema (or a bad disk) may leave behind: JSON, but neither a film nor
+    /// a job.
+    const UNREADABLE: &[u8] = br#"{"id":"not-a-uuid","title":7,"state":"frozen"}"#;
+
+    fn film(id: Uuid) -> Film {
+        Film {
+            id,
+            title: "A film".into(),
+            description: String::new(),
+            prices: Vec::new(),
+            published: false,
+            publish_when_ready: false,
+            source: None,
+            package: None,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_film_is_reported_and_left_in_place() -> Result<()> {
+        let store = Store::temporary()?;
+        let id = new_id();
+        store.films.insert(id.as_bytes(), UNREADABLE)?;
+        let mut called = false;
+        let outcome = store.update_film(&id, |f| {
+            called = true;
+            f.title = "overwritten".into();
+        });
+        assert!(
+            matches!(outcome, Err(StoreError::Corrupt { tree: "films", .. })),
+            "an update of an unreadable film answered {outcome:?}"
+        );
+        assert!(!called, "the change ran on a record that did not decode");
+        assert_eq!(
+            store.films.get(id.as_bytes())?.as_deref(),
+            Some(UNREADABLE),
+            "the unreadable film record was changed or deleted"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn an_unreadable_job_is_reported_and_left_in_place() -> Result<()> {
+        let store = Store::temporary()?;
+        let id = new_id();
+        store.jobs.insert(id.as_bytes(), UNREADABLE)?;
+        let outcome = store.update_job(&id, |j| j.state = JobState::Queued);
+        assert!(
+            matches!(outcome, Err(StoreError::Corrupt { tree: "jobs", .. })),
+            "an update of an unreadable job answered {outcome:?}"
+        );
+        assert_eq!(
+            store.jobs.get(id.as_bytes())?.as_deref(),
+            Some(UNREADABLE),
+            "the unreadable job record was changed or deleted"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn update_changes_a_readable_record_and_skips_a_missing_one() -> Result<()> {
+        let store = Store::temporary()?;
+        let id = new_id();
+        assert_eq!(store.update_film(&id, |f| f.title = "x".into())?, None);
+        assert!(
+            store.films.get(id.as_bytes())?.is_none(),
+            "created by update"
+        );
+
+        store.save_film(&film(id))?;
+        let updated = store.update_film(&id, |f| f.title = "Renamed".into())?;
+        assert_eq!(updated.map(|f| f.title), Some("Renamed".to_string()));
+        assert_eq!(store.film(&id)?.map(|f| f.title), Some("Renamed".into()));
+
+        // A change that changes nothing writes nothing (the stored bytes stay as they were).
+        let spaced = br#"{ "id": "00000000-0000-7000-8000-000000000001", "film_id": "00000000-0000-7000-8000-000000000002", "source": "s", "state": "queued", "progress": 0.0, "attempts": 0, "created_at": 1, "updated_at": 1 }"#;
+        store.jobs.insert(id.as_bytes(), spaced.as_slice())?;
+        let job: Option<Job> = update(&store.jobs, "jobs", id.as_bytes(), |_: &mut Job| false)?;
+        assert_eq!(job.map(|j| j.state), Some(JobState::Queued));
+        assert_eq!(
+            store.jobs.get(id.as_bytes())?.as_deref(),
+            Some(spaced.as_slice())
+        );
+        Ok(())
+    }
 }

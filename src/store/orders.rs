@@ -167,24 +167,9 @@ impl Store {
     pub fn update_order(
         &self,
         id: &Uuid,
-        mut change: impl FnMut(&mut Order) -> bool,
+        change: impl FnMut(&mut Order) -> bool,
     ) -> Result<Option<Order>> {
-        loop {
-            let Some(current) = self.orders.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut order: Order = decode("orders", &current)?;
-            if !change(&mut order) {
-                return Ok(Some(order));
-            }
-            if self
-                .orders
-                .compare_and_swap(id.as_bytes(), Some(current), Some(encode(&order)))?
-                .is_ok()
-            {
-                return Ok(Some(order));
-            }
-        }
+        super::update(&self.orders, "orders", id.as_bytes(), change)
     }
 
     /// Marks the order captured and grants the purchase, in one transaction.

@@ -1,6 +1,7 @@
 //! Rendered playlists and key material per film, cached in memory: a package never
 //! changes once written, so playlists are rendered once (full and preview) and served
-//! as shared bytes. Entries are dropped when a film is deleted or repackaged.
+//! as shared bytes. Entries are dropped when a film is deleted or repackaged, and an
+//! entry only ever answers for the package it was loaded from.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -61,31 +62,150 @@ impl FilmPlayback {
     }
 }
 
+/// Loaded films by id. A miss loads from disk off the cache's lock, so an invalidation
+/// (re-package, delete) can land between a request's read of the film record and its
+/// insert: that request would cache a package that is already gone. Two rules close it:
+/// an entry answers only for the package directory the caller's film record names, and
+/// an insert is dropped when any invalidation happened since the caller's `ticket`.
 #[derive(Default)]
 pub struct PlaybackCache {
-    films: RwLock<HashMap<Uuid, Arc<FilmPlayback>>>,
+    inner: RwLock<Inner>,
 }
 
+#[derive(Default)]
+struct Inner {
+    films: HashMap<Uuid, Entry>,
+    /// Bumped by every invalidation (one counter for all films: invalidations are rare,
+    /// and a dropped insert only costs the next request a reload).
+    generation: u64,
+}
+
+struct Entry {
+    /// The package directory name (`PackageSummary::dir`) it was loaded from.
+    package: String,
+    playback: Arc<FilmPlayback>,
+}
+
+/// Taken before a load from disk; the load is cached only if no invalidation came since.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
 impl PlaybackCache {
-    pub fn get(&self, film: &Uuid) -> Option<Arc<FilmPlayback>> {
-        self.films
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+    /// The cached playback of `film`, if it was loaded from `package` (the directory the
+    /// caller's film record names).
+    pub fn get(&self, film: &Uuid, package: &str) -> Option<Arc<FilmPlayback>> {
+        self.read()
+            .films
             .get(film)
-            .cloned()
+            .filter(|e| e.package == package)
+            .map(|e| e.playback.clone())
     }
 
-    pub fn insert(&self, film: Uuid, playback: Arc<FilmPlayback>) {
-        self.films
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(film, playback);
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.read().generation)
+    }
+
+    /// Caches a load that began at `ticket`; returns whether it was cached.
+    pub fn insert(
+        &self,
+        film: Uuid,
+        package: &str,
+        playback: Arc<FilmPlayback>,
+        ticket: Ticket,
+    ) -> bool {
+        let mut inner = self.write();
+        if inner.generation != ticket.0 {
+            return false;
+        }
+        inner.films.insert(
+            film,
+            Entry {
+                package: package.to_string(),
+                playback,
+            },
+        );
+        true
     }
 
     pub fn invalidate(&self, film: &Uuid) {
-        self.films
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(film);
+        let mut inner = self.write();
+        inner.films.remove(film);
+        inner.generation += 1;
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use transcoder::MediaInfo;
+
+    fn playback(dir: &str) -> Arc<FilmPlayback> {
+        let manifest = Manifest {
+            version: 1,
+            duration: 6.0,
+            segment_target: 6.0,
+            segments: vec![6.0],
+            has_audio: false,
+            poster: "poster.jpg".into(),
+            renditions: Vec::new(),
+            source: MediaInfo {
+                container: "mp4".into(),
+                duration: 6.0,
+                bit_rate: None,
+                streams: Vec::new(),
+            },
+        };
+        Arc::new(FilmPlayback {
+            manifest,
+            dir: PathBuf::from("films/f").join(dir),
+            secret: FilmSecret::from_bytes([7; 32]),
+            master: Bytes::new(),
+            media: HashMap::new(),
+            preview: 1,
+        })
+    }
+
+    #[test]
+    fn a_load_overtaken_by_an_invalidation_is_not_cached() {
+        let cache = PlaybackCache::default();
+        let film = crate::store::new_id();
+
+        // A request misses and starts loading the package its film record names…
+        let ticket = cache.ticket();
+        let old = playback("pkg-old");
+        // …the job records the new package and invalidates, then deletes the old one…
+        cache.invalidate(&film);
+        // …and the request's insert arrives last: it must not be kept.
+        assert!(!cache.insert(film, "pkg-old", old, ticket));
+        assert!(cache.get(&film, "pkg-old").is_none());
+        assert!(cache.get(&film, "pkg-new").is_none());
+
+        // The next request loads the new package and that one is cached.
+        let ticket = cache.ticket();
+        assert!(cache.insert(film, "pkg-new", playback("pkg-new"), ticket));
+        let hit = cache.get(&film, "pkg-new").map(|p| p.dir.clone());
+        assert_eq!(hit, Some(PathBuf::from("films/f/pkg-new")));
+    }
+
+    #[test]
+    fn an_entry_answers_only_for_the_package_it_was_loaded_from() {
+        let cache = PlaybackCache::default();
+        let film = crate::store::new_id();
+        // A request that read the film record before the re-package was recorded, and
+        // took its ticket after the invalidation: its insert goes through…
+        cache.invalidate(&film);
+        let ticket = cache.ticket();
+        assert!(cache.insert(film, "pkg-old", playback("pkg-old"), ticket));
+        // …but a request holding the new record never gets the old package.
+        assert!(cache.get(&film, "pkg-new").is_none());
+        assert!(cache.get(&film, "pkg-old").is_some());
     }
 }

@@ -201,3 +201,67 @@ fn sigterm_with_idle_keep_alive_connections_stops_promptly() {
         "shutdown with an idle keep-alive connection took {took:?}"
     );
 }
+
+/// A film record that no longer decodes (a schema change, a bad disk), written while the
+/// server is stopped: the server answers 500 `record_unreadable` with a generic message,
+/// says what is wrong in its log, and leaves the record's bytes as they were.
+#[test]
+fn an_unreadable_film_record_is_reported_and_kept() {
+    let mut s = Server::start(&[]);
+    let admin = s.user("corrupt-admin", true);
+    let film = s.create_film(&admin, "Soon unreadable");
+    s.stop();
+
+    let unreadable: &[u8] =
+        br#"{"id":"schema-2","title":{"en":"A film"},"created_at":"yesterday"}"#;
+    let key = uuid::Uuid::parse_str(&film).expect("film id");
+    let store_dir = s.root.join("media/store");
+    {
+        let db = sled::open(&store_dir).expect("open the stopped server's store");
+        let films = db.open_tree("films").expect("films tree");
+        assert!(films.get(key.as_bytes()).unwrap().is_some(), "film stored");
+        films.insert(key.as_bytes(), unreadable).unwrap();
+        db.flush().unwrap();
+    }
+    s.restart();
+
+    let path = format!("/api/v1/admin/films/{film}");
+    for r in [
+        s.get(&path, Some(&admin.access)),
+        s.call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&admin.access),
+            Some(serde_json::json!({ "title": "Renamed" })),
+        ),
+        s.post(
+            &format!("{path}/publish"),
+            Some(&admin.access),
+            serde_json::json!({}),
+        ),
+    ] {
+        r.expect_error(500, "record_unreadable", "a request on an unreadable film");
+        let message = r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            !message.contains("films") && !message.contains("schema-2"),
+            "the client is told internals: {message}"
+        );
+    }
+    assert!(
+        s.log_tail(40).contains("is unreadable"),
+        "the log does not say which record is unreadable: {}",
+        s.log_tail(20)
+    );
+
+    s.stop();
+    let db = sled::open(&store_dir).expect("reopen the store");
+    let films = db.open_tree("films").expect("films tree");
+    assert_eq!(
+        films.get(key.as_bytes()).unwrap().as_deref(),
+        Some(unreadable),
+        "the unreadable record was changed or deleted"
+    );
+}
