@@ -303,3 +303,65 @@ fn playback_and_access_tokens_expire() {
     let path = &url[url.find("/hls/").unwrap()..];
     s.get(path, None).expect(200, "new token works");
 }
+
+/// A new sign-in (a fresh refresh-token family) for an existing CLI user.
+fn sign_in_pair(s: &Server, email: &str) -> (String, String) {
+    let pair = s
+        .post(
+            "/api/v1/auth/link",
+            None,
+            json!({ "token": s.login_link_token(email) }),
+        )
+        .expect(200, "auth/link")
+        .json();
+    (
+        pair["access_token"].as_str().unwrap().to_string(),
+        pair["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// "Sign out everywhere" ends the playback URLs handed out before it: the master playlist,
+/// media playlists, segments and keys under the old token are refused at once, though the
+/// token has hours to live.
+#[test]
+fn logout_all_ends_earlier_playback_urls() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let viewer = s.user("logout-all-playback", false);
+    s.grant(&sh.admin, &f.id, &viewer);
+    let pb = s.playback(&viewer, &f.id);
+    let rendition = &f.renditions[0];
+    let last = f.segments - 1;
+    let paths = [
+        "master.m3u8".to_string(),
+        format!("{rendition}/index.m3u8"),
+        format!("{rendition}/00000.ts"),
+        format!("{rendition}/{last:05}.ts"),
+        "keys/0.key".to_string(),
+        format!("keys/{last}.key"),
+    ];
+    for rest in &paths {
+        s.get(&pb.path(rest), None)
+            .expect(200, &format!("{rest} before logout-all"));
+    }
+    let out = s.post("/api/v1/auth/logout-all", Some(&viewer.access), json!({}));
+    assert_eq!(out.status, 204, "logout-all: {}", out.brief());
+    for rest in &paths {
+        let r = s.get(&pb.path(rest), None);
+        r.expect_error(401, "invalid_token", &format!("{rest} after logout-all"));
+        if rest.ends_with(".key") {
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{rest}");
+        }
+    }
+    // Signing in again gives playback that works.
+    let (access, _) = sign_in_pair(s, &viewer.email);
+    let again = crate::harness::User {
+        access,
+        ..viewer.clone()
+    };
+    let fresh = s.playback(&again, &f.id);
+    for rest in &paths {
+        s.get(&fresh.path(rest), None)
+            .expect(200, &format!("{rest} after signing in again"));
+    }
+}
