@@ -54,8 +54,12 @@ pub fn sign_in(
         if let Some(linked) = store.identity(provider, &identity.subject)? {
             if let Some(mut user) = store.user(&linked.user_id)? {
                 if user.role == Role::Viewer && is_listed_account(cfg, &user) {
-                    user.role = Role::Admin;
-                    store.save_user(&user)?;
+                    // An update, not a save of this copy: a concurrent sign-out everywhere
+                    // must not be undone. Gone meanwhile: look the identity up again.
+                    match store.update_user(&user.id, |u| u.role = Role::Admin)? {
+                        Some(promoted) => user = promoted,
+                        None => continue,
+                    }
                     tracing::info!(user = %user.id, "promoted to admin (auth.admins)");
                 }
                 if user.disabled {
