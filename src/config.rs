@@ -100,7 +100,8 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub login_link_ttl: Duration,
-    /// Verified e-mails made admin when they sign in through a provider.
+    /// Verified e-mails made admin when they sign in through a provider: an account created
+    /// with one, or an account whose own verified e-mail is one (never a linked identity's).
     pub admins: Vec<String>,
     /// Where the app flow may send its one-time code (exact match).
     pub app_redirect_uris: Vec<String>,

@@ -170,6 +170,7 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
             E::InvalidRequest(_)
             | E::InvalidRedirectUri
             | E::InvalidState
+            | E::OtherBrowser
             | E::FlowExpired
             | E::InvalidCode => StatusCode::BAD_REQUEST,
             E::Cancelled(_)

@@ -148,7 +148,7 @@ pub async fn playback(
     let (playback, view) = film_progress(&state, &viewer, &film).await?;
     let entitlement = gate::entitlement(&state.store, &viewer.0.id, &film.id)?;
     let expires_at = now() + state.config.playback.token_ttl.as_secs() as i64;
-    let token = PlaybackToken::new(viewer.0.id, film.id, expires_at);
+    let token = PlaybackToken::new(viewer.0.id, film.id, viewer.0.session_epoch, expires_at);
     let base = state.config.public_url.trim_end_matches('/');
     tracing::info!(user = %viewer.0.id, film = %film.id, token = %token.id_hex(), ?entitlement, "playback started");
     Ok(HttpResponse::Ok()

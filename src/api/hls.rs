@@ -44,6 +44,14 @@ async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access
         .store
         .user(&token.user)?
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    // The user record is read here anyway, so "sign out everywhere" reaches playback
+    // tokens at no extra cost.
+    if user.session_epoch != token.epoch {
+        return Err(ApiError::unauthorized(
+            "invalid_token",
+            "this sign-in was ended (signed out everywhere); start playback again",
+        ));
+    }
     if user.disabled {
         return Err(ApiError::forbidden(
             "account_disabled",

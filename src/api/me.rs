@@ -38,10 +38,13 @@ pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpRes
 /// Ends every sign-in of the account: access tokens, refresh tokens and browser sessions
 /// carry the epoch they were issued in, and it moves on here.
 pub async fn logout_all(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
-    let mut user = viewer.0;
-    user.session_epoch = user.session_epoch.wrapping_add(1);
-    state.store.save_user(&user)?;
-    tracing::info!(user = %user.id, "signed out everywhere");
+    // An update of the stored record, not a save of the copy read for this request: a
+    // concurrent change (a promotion at sign-in) must neither undo nor be undone by it.
+    let id = viewer.0.id;
+    state
+        .store
+        .update_user(&id, |u| u.session_epoch = u.session_epoch.wrapping_add(1))?;
+    tracing::info!(user = %id, "signed out everywhere");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -61,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/auth/{provider}")
                 .route("/start", web::get().to(signin::start))
+                .route("/link", web::post().to(signin::link))
                 .route("/callback", web::get().to(signin::callback_get))
                 .route("/callback", web::post().to(signin::callback_post)),
         )

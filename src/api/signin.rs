@@ -16,7 +16,9 @@ use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::{clean_name, NativeToken};
 use crate::auth::{accounts, extract, jwt, session};
 use crate::store::now;
-use crate::store::signin::{BrowserSession, ExchangeCode, Flow, FlowFinish};
+use crate::store::signin::{
+    browser_binding, BrowserSession, ExchangeCode, Flow, FlowFinish, TakenFlow,
+};
 use crate::store::users::User;
 
 /// A flow must come back within this long.
@@ -24,6 +26,9 @@ pub const FLOW_TTL_SECS: i64 = 600;
 /// An app's one-time code must be exchanged within this long.
 const EXCHANGE_CODE_TTL_SECS: i64 = 60;
 pub const SESSION_COOKIE: &str = "cinegate_session";
+/// Binds a flow to the browser that started it (docs/AUTH.md, "The pre-auth cookie"): the
+/// callback must carry it, so a callback URL handed to someone else finishes nothing.
+pub const PREAUTH_COOKIE: &str = "cinegate_preauth";
 /// Browser calls that use the session cookie must carry this header: a cross-site form
 /// cannot set it, and a cross-site script needs a CORS preflight that is refused.
 const CSRF_HEADER: &str = "x-requested-with";
@@ -73,6 +78,16 @@ fn local_path(path: &str) -> bool {
         && !path.chars().any(|c| c.is_control())
 }
 
+fn web_finish(return_to: Option<String>) -> Result<FlowFinish, IdentityError> {
+    let return_to = return_to.unwrap_or_else(|| "/".into());
+    if !local_path(&return_to) {
+        return Err(IdentityError::InvalidRequest(
+            "return_to must be a path on this server, such as /console".into(),
+        ));
+    }
+    Ok(FlowFinish::Web { return_to })
+}
+
 fn finish_of(q: &StartQuery, state: &AppState) -> Result<FlowFinish, IdentityError> {
     let bad = |m: &str| IdentityError::InvalidRequest(m.to_string());
     match q.mode.as_deref().unwrap_or("web") {
@@ -80,13 +95,7 @@ fn finish_of(q: &StartQuery, state: &AppState) -> Result<FlowFinish, IdentityErr
             if q.redirect_uri.is_some() || q.code_challenge.is_some() {
                 return Err(bad("redirect_uri and code_challenge belong to mode=app"));
             }
-            let return_to = q.return_to.clone().unwrap_or_else(|| "/".into());
-            if !local_path(&return_to) {
-                return Err(bad(
-                    "return_to must be a path on this server, such as /console",
-                ));
-            }
-            Ok(FlowFinish::Web { return_to })
+            web_finish(q.return_to.clone())
         }
         "app" => {
             let uri = q
@@ -136,15 +145,65 @@ pub async fn start(
     limit(&state, &req)?;
     let provider = state.providers.parse(&path)?;
     let finish = finish_of(&query, &state)?;
-    let link_user = match query.intent.as_deref() {
-        None | Some("sign_in") => None,
-        Some("link") => Some(session_user(&state, &req)?.id),
+    match query.intent.as_deref() {
+        None | Some("sign_in") => {}
+        // A GET that links is a link any page can make the browser follow (link CSRF).
+        Some("link") => {
+            return Err(IdentityError::InvalidRequest(format!(
+                "link a provider from a signed-in page with POST /auth/{}/link",
+                provider.as_str()
+            ))
+            .into())
+        }
         Some(_) => {
             return Err(
                 IdentityError::InvalidRequest("intent must be sign_in or link".into()).into(),
             )
         }
-    };
+    }
+    let (url, cookie) = begin_flow(&state, &req, provider, finish, None)?;
+    Ok(no_store(HttpResponse::Found())
+        .cookie(cookie)
+        .insert_header((header::LOCATION, url))
+        .finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkQuery {
+    return_to: Option<String>,
+}
+
+/// `POST /auth/{provider}/link`: the signed-in browser (session cookie and the CSRF
+/// header) starts linking `provider` to its account. Answers `{"authorize_url"}` for the
+/// page to navigate to, rather than a redirect: `fetch` cannot follow one to the provider.
+pub async fn link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<LinkQuery>,
+) -> ApiResult<HttpResponse> {
+    limit(&state, &req)?;
+    require_csrf_header(&req)?;
+    let provider = state.providers.parse(&path)?;
+    let user = session_user(&state, &req)?;
+    let finish = web_finish(query.into_inner().return_to)?;
+    let (url, cookie) = begin_flow(&state, &req, provider, finish, Some(user.id))?;
+    Ok(no_store(HttpResponse::Ok())
+        .cookie(cookie)
+        .json(serde_json::json!({ "authorize_url": url })))
+}
+
+/// Stores a new flow bound to this browser's pre-auth cookie; the provider URL to send
+/// the browser to, and the cookie to set.
+fn begin_flow(
+    state: &AppState,
+    req: &HttpRequest,
+    provider: ProviderId,
+    finish: FlowFinish,
+    link_user: Option<uuid::Uuid>,
+) -> Result<(String, Cookie<'static>), IdentityError> {
+    let browser = preauth_secret(req);
     let flow_state = session::random_token();
     let auth = state.providers.authorize(provider, &flow_state)?;
     state.store.add_flow(
@@ -156,11 +215,60 @@ pub async fn start(
             finish,
             link_user,
             created_at: now(),
+            browser: browser_binding(&browser),
         },
     )?;
-    Ok(no_store(HttpResponse::Found())
-        .insert_header((header::LOCATION, auth.url))
-        .finish())
+    Ok((auth.url, preauth_cookie(&state.config.public_url, browser)))
+}
+
+/// The browser's pre-auth secret: the one it already holds, so flows started in two tabs
+/// both finish, or a new one.
+fn preauth_secret(req: &HttpRequest) -> String {
+    req.cookie(PREAUTH_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_else(session::random_token)
+}
+
+/// Whether browsers keep a `Secure` cookie from `public_url`: https, or plain http on a
+/// loopback host (browsers treat http://localhost and 127.0.0.1 as secure contexts).
+fn secure_context(public_url: &str) -> bool {
+    use oauth2::url::{Host, Url};
+    let Ok(url) = Url::parse(public_url) else {
+        return false;
+    };
+    match (url.scheme(), url.host()) {
+        ("https", _) => true,
+        ("http", Some(Host::Domain(d))) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        ("http", Some(Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(Host::Ipv6(ip))) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+/// The pre-auth cookie. Apple comes back with a cross-site form POST, which carries only
+/// `SameSite=None` cookies, and browsers take those only with `Secure`; on plain http
+/// elsewhere (where Apple cannot be used anyway) it falls back to `SameSite=Lax`, which
+/// the other providers' top-level GET redirects carry.
+fn preauth_cookie(public_url: &str, secret: String) -> Cookie<'static> {
+    let secure = secure_context(public_url);
+    Cookie::build(PREAUTH_COOKIE, secret)
+        .path("/auth")
+        .http_only(true)
+        .same_site(if secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
+        .secure(secure)
+        .max_age(CookieDuration::seconds(FLOW_TTL_SECS))
+        .finish()
 }
 
 #[derive(Deserialize)]
@@ -205,10 +313,22 @@ async fn callback(
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or(IdentityError::InvalidState)?;
     // Taken (removed) before anything else: a state works once, whatever happens next.
-    let flow = state
+    // Only the browser that started the flow may take it (login and link CSRF).
+    let browser = req.cookie(PREAUTH_COOKIE);
+    let flow = match state
         .store
-        .take_flow(flow_state)?
-        .ok_or(IdentityError::InvalidState)?;
+        .take_flow(flow_state, browser.as_ref().map(|c| c.value()))?
+    {
+        TakenFlow::Taken(flow) => flow,
+        TakenFlow::Unknown => return Err(IdentityError::InvalidState.into()),
+        TakenFlow::OtherBrowser => {
+            tracing::warn!(
+                provider = provider.as_str(),
+                "sign-in callback refused: the flow was started in another browser"
+            );
+            return Err(IdentityError::OtherBrowser.into());
+        }
+    };
     check_flow(&flow, provider, now())?;
     match complete(&state, provider, &flow, params).await {
         Ok(finished) => Ok(finished),
@@ -437,12 +557,7 @@ fn token_pair(state: &AppState, user: &User) -> ApiResult<HttpResponse> {
     Ok(super::auth::tokens(pair))
 }
 
-/// An access token for the browser's session (the console and viewer page call this, then
-/// use the API with `Authorization: Bearer`).
-pub async fn session_token(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> ApiResult<HttpResponse> {
+fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
     let csrf_ok = req
         .headers()
         .get(CSRF_HEADER)
@@ -454,6 +569,16 @@ pub async fn session_token(
             "send the header `X-Requested-With: cinegate` with session requests",
         ));
     }
+    Ok(())
+}
+
+/// An access token for the browser's session (the console and viewer page call this, then
+/// use the API with `Authorization: Bearer`).
+pub async fn session_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    require_csrf_header(&req)?;
     let user = session_user(&state, &req)?;
     let ttl = state.config.auth.access_ttl.as_secs() as i64;
     Ok(no_store(HttpResponse::Ok()).json(serde_json::json!({
@@ -534,6 +659,7 @@ mod tests {
             },
             link_user: None,
             created_at: 1_000,
+            browser: String::new(),
         };
         assert!(check_flow(&flow, ProviderId::Google, 1_599).is_ok());
         assert!(matches!(
@@ -544,6 +670,29 @@ mod tests {
             check_flow(&flow, ProviderId::Facebook, 1_001),
             Err(IdentityError::InvalidState)
         ));
+    }
+
+    #[test]
+    fn the_preauth_cookie_is_secure_where_browsers_keep_it() {
+        for url in [
+            "https://films.example.com",
+            "http://127.0.0.1:8080",
+            "http://127.0.0.2",
+            "http://localhost:8080/",
+            "http://app.localhost",
+            "http://[::1]:8080",
+        ] {
+            let c = preauth_cookie(url, "s".into());
+            assert_eq!(c.secure(), Some(true), "{url}");
+            assert_eq!(c.same_site(), Some(SameSite::None), "{url}");
+        }
+        for url in ["http://films.example.com", "http://10.0.0.1", "nonsense"] {
+            let c = preauth_cookie(url, "s".into());
+            assert_eq!(c.secure(), Some(false), "{url}");
+            assert_eq!(c.same_site(), Some(SameSite::Lax), "{url}");
+        }
+        let c = preauth_cookie("https://x.example", "s".into());
+        assert_eq!((c.path(), c.http_only()), (Some("/auth"), Some(true)));
     }
 
     #[test]

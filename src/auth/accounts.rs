@@ -8,16 +8,27 @@ use crate::store::Store;
 
 use super::identity::{IdentityError, ProviderIdentity};
 
-fn is_admin_email(cfg: &AuthConfig, identity: &ProviderIdentity) -> bool {
-    let Some(email) = identity.email.as_deref().and_then(normalize_email) else {
+fn listed_admin(cfg: &AuthConfig, email: Option<&str>) -> bool {
+    let Some(email) = email.and_then(normalize_email) else {
         return false;
     };
-    identity.email_verified
-        && cfg
-            .admins
-            .iter()
-            .filter_map(|a| normalize_email(a))
-            .any(|a| a == email)
+    cfg.admins
+        .iter()
+        .filter_map(|a| normalize_email(a))
+        .any(|a| a == email)
+}
+
+/// A new account is made admin when the identity creating it has a verified e-mail on
+/// `auth.admins` (that e-mail becomes the account's own).
+fn is_admin_email(cfg: &AuthConfig, identity: &ProviderIdentity) -> bool {
+    identity.email_verified && listed_admin(cfg, identity.email.as_deref())
+}
+
+/// An existing account is promoted only for its own verified e-mail, never for the e-mail
+/// of a linked identity: a link made through a forged or tricked flow must not make
+/// whoever owns the account admin.
+fn is_listed_account(cfg: &AuthConfig, user: &User) -> bool {
+    user.email_verified && listed_admin(cfg, user.email.as_deref())
 }
 
 fn record(identity: &ProviderIdentity, user: &User, now: i64) -> Identity {
@@ -42,9 +53,13 @@ pub fn sign_in(
     for _ in 0..2 {
         if let Some(linked) = store.identity(provider, &identity.subject)? {
             if let Some(mut user) = store.user(&linked.user_id)? {
-                if user.role == Role::Viewer && is_admin_email(cfg, identity) {
-                    user.role = Role::Admin;
-                    store.save_user(&user)?;
+                if user.role == Role::Viewer && is_listed_account(cfg, &user) {
+                    // An update, not a save of this copy: a concurrent sign-out everywhere
+                    // must not be undone. Gone meanwhile: look the identity up again.
+                    match store.update_user(&user.id, |u| u.role = Role::Admin)? {
+                        Some(promoted) => user = promoted,
+                        None => continue,
+                    }
                     tracing::info!(user = %user.id, "promoted to admin (auth.admins)");
                 }
                 if user.disabled {
@@ -152,6 +167,28 @@ mod tests {
         // An unverified copy of the admin address makes nobody admin.
         let fake = sign_in(&store, &cfg, &google("3", "boss@example.com", false), 8)?;
         assert_eq!(fake.role, Role::Viewer);
+
+        // A linked identity's e-mail promotes nobody; the account's own verified one does.
+        link(&store, &a, &google("5", "boss@example.com", true), 9)?;
+        assert_eq!(
+            sign_in(&store, &cfg, &google("5", "boss@example.com", true), 10)?.role,
+            Role::Viewer
+        );
+        let listed = store.create_user("Boss2@Example.com", Role::Viewer, 1)?;
+        link(
+            &store,
+            &listed,
+            &google("6", "other@example.com", false),
+            11,
+        )?;
+        let cfg2 = AuthConfig {
+            admins: vec!["boss2@example.com".into()],
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            sign_in(&store, &cfg2, &google("6", "other@example.com", false), 12)?.role,
+            Role::Admin
+        );
 
         // A verified e-mail of an existing account does not open or merge it.
         store.create_user("cli@example.com", Role::Admin, 1)?;

@@ -58,6 +58,8 @@ pub enum IdentityError {
     InvalidRedirectUri,
     #[error("the sign-in state is missing, unknown, already used, or from another provider; start again")]
     InvalidState,
+    #[error("this sign-in was started in another browser, or the browser did not keep its cookies; start again here")]
+    OtherBrowser,
     #[error("the sign-in took longer than 10 minutes; start again")]
     FlowExpired,
     #[error("the sign-in was cancelled at the provider: {0}")]
@@ -93,7 +95,7 @@ impl IdentityError {
             IdentityError::UnknownProvider(_) => "unknown_provider",
             IdentityError::InvalidRequest(_) => "invalid_request",
             IdentityError::InvalidRedirectUri => "invalid_redirect_uri",
-            IdentityError::InvalidState => "invalid_state",
+            IdentityError::InvalidState | IdentityError::OtherBrowser => "invalid_state",
             IdentityError::FlowExpired => "flow_expired",
             IdentityError::Cancelled(_) => "sign_in_cancelled",
             IdentityError::ProviderRejected(_) => "provider_rejected",

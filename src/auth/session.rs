@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::AuthConfig;
-use crate::store::tokens::{LoginLink, RefreshOutcome, RefreshRecord};
+use crate::store::tokens::{LoginLink, RefreshRecord, Rotation};
 use crate::store::users::User;
 use crate::store::{Store, StoreError};
 
@@ -74,15 +74,21 @@ fn issue_pair(
             epoch: user.session_epoch,
         },
     )?;
-    let ttl = cfg.access_ttl.as_secs() as i64;
-    Ok(TokenPair {
-        access_token: super::jwt::issue(key, user, now, ttl),
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: ttl,
-    })
+    Ok(pair(key, cfg, user, refresh_token, now))
 }
 
+fn pair(key: &[u8; 32], cfg: &AuthConfig, user: &User, refresh: String, now: i64) -> TokenPair {
+    let ttl = cfg.access_ttl.as_secs() as i64;
+    TokenPair {
+        access_token: super::jwt::issue(key, user, now, ttl),
+        refresh_token: refresh,
+        token_type: "Bearer",
+        expires_in: ttl,
+    }
+}
+
+/// Rotates `token`: the successor is stored in the same transaction that marks `token`
+/// used (see `Store::rotate_refresh_token`).
 pub fn refresh(
     store: &Store,
     key: &[u8; 32],
@@ -90,17 +96,14 @@ pub fn refresh(
     token: &str,
     now: i64,
 ) -> Result<TokenPair, SessionError> {
-    match store.use_refresh_token(token, now)? {
-        RefreshOutcome::Rotated(record) => {
-            let user = store.user(&record.user_id)?.ok_or(SessionError::Invalid)?;
-            if record.epoch != user.session_epoch {
-                return Err(SessionError::Invalid);
-            }
-            issue_pair(store, key, cfg, &user, record.family, now)
-        }
-        RefreshOutcome::Unknown => Err(SessionError::Invalid),
-        RefreshOutcome::Expired => Err(SessionError::Expired),
-        RefreshOutcome::Reused => Err(SessionError::Reused),
+    let successor = random_token();
+    let expires_at = now + cfg.refresh_ttl.as_secs() as i64;
+    match store.rotate_refresh_token(token, &successor, now, expires_at)? {
+        Rotation::Rotated(user) => Ok(pair(key, cfg, &user, successor, now)),
+        Rotation::Unknown | Rotation::Ended => Err(SessionError::Invalid),
+        Rotation::Expired => Err(SessionError::Expired),
+        Rotation::Reused => Err(SessionError::Reused),
+        Rotation::Disabled => Err(SessionError::Disabled),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Short-lived sign-in records: provider flows in progress (by `state`), one-time app
-//! exchange codes, and browser sessions. Secrets (state, codes, session ids) are stored
-//! only as SHA-256 hashes; flows and codes are taken with a remove, so each works once.
+//! exchange codes, and browser sessions. Secrets (state, codes, session ids, the pre-auth
+//! cookie a flow is bound to) are stored only as SHA-256 hashes; flows and codes are taken
+//! with a remove, so each works once.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -32,6 +33,27 @@ pub struct Flow {
     /// Set when a signed-in user is linking this provider.
     pub link_user: Option<Uuid>,
     pub created_at: i64,
+    /// SHA-256 (hex) of the pre-auth cookie of the browser that started the flow; only
+    /// that browser may finish it. Empty in flows stored before it existed: they match
+    /// no browser.
+    #[serde(default)]
+    pub browser: String,
+}
+
+/// What a callback's `state` and pre-auth cookie found.
+#[derive(Debug, PartialEq)]
+pub enum TakenFlow {
+    /// The flow, now removed.
+    Taken(Flow),
+    Unknown,
+    /// The flow exists but another browser started it; it is left in place, so whoever
+    /// opens a leaked callback URL cannot spend the flow of the browser it belongs to.
+    OtherBrowser,
+}
+
+/// The value a flow stores for the pre-auth cookie `secret`.
+pub fn browser_binding(secret: &str) -> String {
+    hex::encode(hash(secret))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,9 +86,27 @@ impl Store {
         put(&self.signin_flows, &hash(state), flow)
     }
 
-    /// Removes and returns the flow for `state`: a second callback with it finds nothing.
-    pub fn take_flow(&self, state: &str) -> Result<Option<Flow>> {
-        take(&self.signin_flows, "signin_flows", state)
+    /// Removes and returns the flow for `state` when `browser` (the callback's pre-auth
+    /// cookie) is the one the flow was started with: a second callback finds nothing.
+    pub fn take_flow(&self, state: &str, browser: Option<&str>) -> Result<TakenFlow> {
+        let key = hash(state);
+        let binding = browser.map(browser_binding);
+        loop {
+            let Some(current) = self.signin_flows.get(key)? else {
+                return Ok(TakenFlow::Unknown);
+            };
+            let flow: Flow = decode("signin_flows", &current)?;
+            // Hashes of 256-bit secrets: comparing them leaks nothing useful by timing.
+            if flow.browser.is_empty() || binding.as_deref() != Some(flow.browser.as_str()) {
+                return Ok(TakenFlow::OtherBrowser);
+            }
+            let removed =
+                self.signin_flows
+                    .compare_and_swap(key, Some(current), None as Option<&[u8]>)?;
+            if removed.is_ok() {
+                return Ok(TakenFlow::Taken(flow));
+            }
+        }
     }
 
     pub fn add_exchange_code(&self, code: &str, record: &ExchangeCode) -> Result<()> {
@@ -138,6 +178,7 @@ mod tests {
             },
             link_user: None,
             created_at,
+            browser: browser_binding("cookie"),
         }
     }
 
@@ -145,15 +186,29 @@ mod tests {
     fn flows_and_codes_work_once_and_expire() -> Result<()> {
         let store = Store::temporary()?;
         store.add_flow("state-1", &flow(100))?;
-        assert_eq!(store.take_flow("state-1")?, Some(flow(100)));
-        assert_eq!(store.take_flow("state-1")?, None, "a state works once");
+        // Another browser, or none: refused, and the flow stays for its own browser.
+        for other in [Some("other"), None] {
+            assert_eq!(store.take_flow("state-1", other)?, TakenFlow::OtherBrowser);
+        }
+        assert_eq!(
+            store.take_flow("state-1", Some("cookie"))?,
+            TakenFlow::Taken(flow(100))
+        );
+        assert_eq!(
+            store.take_flow("state-1", Some("cookie"))?,
+            TakenFlow::Unknown,
+            "a state works once"
+        );
 
         // With a 600 s lifetime, at 700 s the flow made at 100 is swept, the one at 1000 kept.
         store.add_flow("old", &flow(100))?;
         store.add_flow("new", &flow(1000))?;
         assert_eq!(store.sweep_signin(700, 600)?, 1);
-        assert!(store.take_flow("old")?.is_none());
-        assert!(store.take_flow("new")?.is_some());
+        assert_eq!(store.take_flow("old", Some("cookie"))?, TakenFlow::Unknown);
+        assert!(matches!(
+            store.take_flow("new", Some("cookie"))?,
+            TakenFlow::Taken(_)
+        ));
 
         let code = ExchangeCode {
             user_id: crate::store::new_id(),

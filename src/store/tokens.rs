@@ -2,12 +2,19 @@
 //!
 //! Refresh tokens rotate on every use. Each belongs to a family (one sign-in); presenting a
 //! token that was already rotated means it leaked, so the whole family is revoked.
+//!
+//! Rotation and the successor's insertion are one sled transaction, and a revoked family
+//! leaves a marker that every rotation reads: a concurrent reuse either sees the successor
+//! (and revokes it with the family) or its marker is seen by whoever uses the successor.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
 use uuid::Uuid;
 
-use super::{decode, encode, get, put, Result, Store};
+use super::users::User;
+use super::{decode, encode, get, put, Result, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshRecord {
@@ -30,14 +37,19 @@ pub struct LoginLink {
     pub expires_at: i64,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum RefreshOutcome {
-    /// The token was valid and is now rotated; here is its record.
-    Rotated(RefreshRecord),
+/// What presenting a refresh token came to.
+#[derive(Debug, PartialEq)]
+pub enum Rotation {
+    /// The token was valid: it is now rotated and the successor stored, for this user.
+    Rotated(User),
     Unknown,
     Expired,
-    /// The token had already been used or revoked: its family is now revoked.
+    /// The token had already been used or revoked, or its family was: the family is now
+    /// revoked.
     Reused,
+    /// The account is gone or signed out everywhere since the token was issued.
+    Ended,
+    Disabled,
 }
 
 pub fn hash(token: &str) -> [u8; 32] {
@@ -57,6 +69,20 @@ fn token_key(token_hash: &[u8; 32]) -> Vec<u8> {
     k
 }
 
+/// Present once a family is revoked; read by every rotation in the family.
+fn revoked_key(family: &Uuid) -> Vec<u8> {
+    let mut k = b"revoked:".to_vec();
+    k.extend_from_slice(family.as_bytes());
+    k
+}
+
+fn tx_decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> std::result::Result<T, ConflictableTransactionError<StoreError>> {
+    decode(tree, bytes).map_err(ConflictableTransactionError::Abort)
+}
+
 impl Store {
     pub fn add_refresh_token(&self, token: &str, record: &RefreshRecord) -> Result<()> {
         let h = hash(token);
@@ -66,33 +92,68 @@ impl Store {
         Ok(())
     }
 
-    /// Marks `token` used, atomically: of two concurrent uses, one rotates and the other is
-    /// treated as reuse.
-    pub fn use_refresh_token(&self, token: &str, now: i64) -> Result<RefreshOutcome> {
+    /// Presents `token`: when it is valid, it is marked rotated and `successor` (expiring at
+    /// `successor_expires_at`) joins its family in the same transaction, so there is never
+    /// a rotated token whose successor a concurrent revocation could miss. Of two
+    /// concurrent uses one rotates and the other is reuse.
+    pub fn rotate_refresh_token(
+        &self,
+        token: &str,
+        successor: &str,
+        now: i64,
+        successor_expires_at: i64,
+    ) -> Result<Rotation> {
         let key = token_key(&hash(token));
-        loop {
-            let Some(current) = self.refresh_tokens.get(&key)? else {
-                return Ok(RefreshOutcome::Unknown);
+        let next = hash(successor);
+        let outcome = (&self.refresh_tokens, &self.users).transaction(|(tokens, users)| {
+            let Some(current) = tokens.get(&key)? else {
+                return Ok((Rotation::Unknown, None));
             };
-            let mut record: RefreshRecord = decode("refresh_tokens", &current)?;
-            if record.rotated || record.revoked {
-                self.revoke_family(&record.family)?;
-                return Ok(RefreshOutcome::Reused);
+            let mut record: RefreshRecord = tx_decode("refresh_tokens", &current)?;
+            if record.rotated
+                || record.revoked
+                || tokens.get(revoked_key(&record.family))?.is_some()
+            {
+                return Ok((Rotation::Reused, Some(record.family)));
             }
             if record.expires_at <= now {
-                return Ok(RefreshOutcome::Expired);
+                return Ok((Rotation::Expired, None));
+            }
+            let user: User = match users.get(record.user_id.as_bytes())? {
+                Some(bytes) => tx_decode("users", &bytes)?,
+                None => return Ok((Rotation::Ended, None)),
+            };
+            if user.session_epoch != record.epoch {
+                return Ok((Rotation::Ended, None));
+            }
+            if user.disabled {
+                return Ok((Rotation::Disabled, None));
             }
             record.rotated = true;
-            let swapped =
-                self.refresh_tokens
-                    .compare_and_swap(&key, Some(current), Some(encode(&record)))?;
-            if swapped.is_ok() {
-                return Ok(RefreshOutcome::Rotated(record));
-            }
+            tokens.insert(key.as_slice(), encode(&record))?;
+            let successor = RefreshRecord {
+                user_id: user.id,
+                family: record.family,
+                expires_at: successor_expires_at,
+                rotated: false,
+                revoked: false,
+                epoch: user.session_epoch,
+            };
+            tokens.insert(token_key(&next), encode(&successor))?;
+            tokens.insert(family_key(&record.family, &next), &[])?;
+            Ok((Rotation::Rotated(user), None))
+        })?;
+        let (rotation, reused_family) = outcome;
+        if let Some(family) = reused_family {
+            self.revoke_family(&family)?;
         }
+        Ok(rotation)
     }
 
+    /// Revokes every token of `family`, present and future: the marker goes first, so a
+    /// successor stored after the scan below is refused when it is used.
     pub fn revoke_family(&self, family: &Uuid) -> Result<()> {
+        self.refresh_tokens.insert(revoked_key(family), &[])?;
         let mut prefix = b"family:".to_vec();
         prefix.extend_from_slice(family.as_bytes());
         for entry in self.refresh_tokens.scan_prefix(&prefix) {
@@ -158,6 +219,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users::Role;
 
     fn record(user: Uuid, family: Uuid) -> RefreshRecord {
         RefreshRecord {
@@ -173,26 +235,68 @@ mod tests {
     #[test]
     fn rotation_then_reuse_revokes_the_family() -> Result<()> {
         let store = Store::temporary()?;
-        let (user, family) = (super::super::new_id(), super::super::new_id());
-        store.add_refresh_token("first", &record(user, family))?;
-        assert!(matches!(
-            store.use_refresh_token("first", 10)?,
-            RefreshOutcome::Rotated(_)
-        ));
-        store.add_refresh_token("second", &record(user, family))?;
+        let user = store.create_user("a@example.com", Role::Viewer, 1)?;
+        let family = super::super::new_id();
+        store.add_refresh_token("first", &record(user.id, family))?;
+        assert_eq!(
+            store.rotate_refresh_token("first", "second", 10, 100)?,
+            Rotation::Rotated(user.clone())
+        );
         // The stolen first token comes back: the live successor dies with it.
         assert_eq!(
-            store.use_refresh_token("first", 11)?,
-            RefreshOutcome::Reused
+            store.rotate_refresh_token("first", "x", 11, 100)?,
+            Rotation::Reused
         );
         assert_eq!(
-            store.use_refresh_token("second", 12)?,
-            RefreshOutcome::Reused
+            store.rotate_refresh_token("second", "y", 12, 100)?,
+            Rotation::Reused
         );
         assert_eq!(
-            store.use_refresh_token("never", 12)?,
-            RefreshOutcome::Unknown
+            store.rotate_refresh_token("never", "z", 12, 100)?,
+            Rotation::Unknown
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_revoked_family_refuses_members_stored_after_the_revocation() -> Result<()> {
+        let store = Store::temporary()?;
+        let user = store.create_user("a@example.com", Role::Viewer, 1)?;
+        let family = super::super::new_id();
+        store.add_refresh_token("first", &record(user.id, family))?;
+        store.revoke_family(&family)?;
+        // A member that was not there when the family was scanned.
+        store.add_refresh_token("late", &record(user.id, family))?;
+        assert_eq!(
+            store.rotate_refresh_token("late", "next", 10, 100)?,
+            Rotation::Reused
+        );
+        assert!(store
+            .refresh_tokens
+            .get(token_key(&hash("next")))?
+            .is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn an_ended_or_disabled_account_rotates_nothing() -> Result<()> {
+        let store = Store::temporary()?;
+        let mut user = store.create_user("a@example.com", Role::Viewer, 1)?;
+        store.add_refresh_token("t", &record(user.id, super::super::new_id()))?;
+        user.disabled = true;
+        store.save_user(&user)?;
+        assert_eq!(
+            store.rotate_refresh_token("t", "n", 10, 100)?,
+            Rotation::Disabled
+        );
+        user.disabled = false;
+        user.session_epoch = 1;
+        store.save_user(&user)?;
+        assert_eq!(
+            store.rotate_refresh_token("t", "n", 10, 100)?,
+            Rotation::Ended
+        );
+        assert!(store.refresh_tokens.get(token_key(&hash("n")))?.is_none());
         Ok(())
     }
 
@@ -200,7 +304,10 @@ mod tests {
     fn expiry_and_one_time_links() -> Result<()> {
         let store = Store::temporary()?;
         store.add_refresh_token("t", &record(super::super::new_id(), super::super::new_id()))?;
-        assert_eq!(store.use_refresh_token("t", 100)?, RefreshOutcome::Expired);
+        assert_eq!(
+            store.rotate_refresh_token("t", "n", 100, 200)?,
+            Rotation::Expired
+        );
         let link = LoginLink {
             user_id: super::super::new_id(),
             expires_at: 50,

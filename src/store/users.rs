@@ -108,6 +108,27 @@ impl Store {
         put(&self.users, user.id.as_bytes(), user)
     }
 
+    /// Applies `change` to the stored user with a compare-and-swap, retried on a concurrent
+    /// write, so two changes to different fields (a sign-out everywhere and a promotion)
+    /// both land. `None` when the user is gone.
+    pub fn update_user(&self, id: &Uuid, change: impl Fn(&mut User)) -> Result<Option<User>> {
+        loop {
+            let Some(current) = self.users.get(id.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut user: User = super::decode("users", &current)?;
+            change(&mut user);
+            let swapped = self.users.compare_and_swap(
+                id.as_bytes(),
+                Some(current),
+                Some(super::encode(&user)),
+            )?;
+            if swapped.is_ok() {
+                return Ok(Some(user));
+            }
+        }
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         scan(&self.users, "users", &[])
     }
@@ -130,6 +151,21 @@ mod tests {
             store.user_by_email(" ADA@example.com ")?.map(|u| u.id),
             Some(u.id)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn updates_change_only_what_they_change() -> Result<()> {
+        let store = Store::temporary()?;
+        let u = store.create_user("a@example.com", Role::Viewer, 1)?;
+        // A stale copy saved elsewhere would undo this; an update keeps both changes.
+        store.update_user(&u.id, |u| u.session_epoch += 1)?;
+        let after = store.update_user(&u.id, |u| u.role = Role::Admin)?;
+        assert_eq!(
+            after.map(|u| (u.session_epoch, u.role)),
+            Some((1, Role::Admin))
+        );
+        assert_eq!(store.update_user(&super::super::new_id(), |_| {})?, None);
         Ok(())
     }
 

@@ -1,10 +1,11 @@
 //! Playback tokens, carried in the URL path (`/hls/{token}/…`) so every player resolves
 //! relative playlist URIs under the same token with no headers or cookies.
 //!
-//! Format: base64url(tid[8] ‖ user[16] ‖ film[16] ‖ exp[8, BE]) "." base64url(HMAC-SHA256[..16]).
-//! The token only says who and which film until when; what it may open is decided on every
-//! request from the store (entitlement, account state). `tid` names the token in logs so
-//! the token itself never is.
+//! Format: base64url(tid[8] ‖ user[16] ‖ film[16] ‖ epoch[4, BE] ‖ exp[8, BE]) "."
+//! base64url(HMAC-SHA256[..16]). The token only says who, which film, in which sign-in
+//! epoch and until when; what it may open is decided on every request from the store
+//! (entitlement, account state, and the account's session epoch, so "sign out everywhere"
+//! ends it). `tid` names the token in logs so the token itself never is.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -13,15 +14,18 @@ use rand::RngCore;
 use sha2::Sha256;
 use uuid::Uuid;
 
-const PAYLOAD_LEN: usize = 8 + 16 + 16 + 8;
+const PAYLOAD_LEN: usize = 8 + 16 + 16 + 4 + 8;
 const TAG_LEN: usize = 16;
-const LABEL: &[u8] = b"cinegate-playback-v1";
+// v2 added the epoch; a v1 token has another length and is refused.
+const LABEL: &[u8] = b"cinegate-playback-v2";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaybackToken {
     pub id: [u8; 8],
     pub user: Uuid,
     pub film: Uuid,
+    /// The account's session epoch at issue (`User::session_epoch`).
+    pub epoch: u32,
     pub expires_at: i64,
 }
 
@@ -34,13 +38,14 @@ pub enum PlaybackTokenError {
 }
 
 impl PlaybackToken {
-    pub fn new(user: Uuid, film: Uuid, expires_at: i64) -> Self {
+    pub fn new(user: Uuid, film: Uuid, epoch: u32, expires_at: i64) -> Self {
         let mut id = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut id);
         Self {
             id,
             user,
             film,
+            epoch,
             expires_at,
         }
     }
@@ -55,7 +60,8 @@ impl PlaybackToken {
         payload[..8].copy_from_slice(&self.id);
         payload[8..24].copy_from_slice(self.user.as_bytes());
         payload[24..40].copy_from_slice(self.film.as_bytes());
-        payload[40..].copy_from_slice(&self.expires_at.to_be_bytes());
+        payload[40..44].copy_from_slice(&self.epoch.to_be_bytes());
+        payload[44..].copy_from_slice(&self.expires_at.to_be_bytes());
         let tag = mac(key, &payload).finalize().into_bytes();
         format!(
             "{}.{}",
@@ -86,8 +92,11 @@ impl PlaybackToken {
         id.copy_from_slice(&payload[..8]);
         let user = Uuid::from_slice(&payload[8..24]).map_err(|_| PlaybackTokenError::Invalid)?;
         let film = Uuid::from_slice(&payload[24..40]).map_err(|_| PlaybackTokenError::Invalid)?;
+        let mut epoch = [0u8; 4];
+        epoch.copy_from_slice(&payload[40..44]);
+        let epoch = u32::from_be_bytes(epoch);
         let mut exp = [0u8; 8];
-        exp.copy_from_slice(&payload[40..]);
+        exp.copy_from_slice(&payload[44..]);
         let expires_at = i64::from_be_bytes(exp);
         if expires_at <= now {
             return Err(PlaybackTokenError::Expired);
@@ -96,6 +105,7 @@ impl PlaybackToken {
             id,
             user,
             film,
+            epoch,
             expires_at,
         })
     }
@@ -130,7 +140,7 @@ mod tests {
     #[test]
     fn round_trip_and_refusals() {
         let key = [5u8; 32];
-        let t = PlaybackToken::new(Uuid::now_v7(), Uuid::now_v7(), 1000);
+        let t = PlaybackToken::new(Uuid::now_v7(), Uuid::now_v7(), 7, 1000);
         let s = t.encode(&key);
         assert!(s.len() < 100);
         assert_eq!(PlaybackToken::decode(&key, &s, 999), Ok(t.clone()));
@@ -159,7 +169,7 @@ mod tests {
     #[test]
     fn logs_never_see_the_token() {
         let key = [5u8; 32];
-        let t = PlaybackToken::new(Uuid::now_v7(), Uuid::now_v7(), 1000);
+        let t = PlaybackToken::new(Uuid::now_v7(), Uuid::now_v7(), 0, 1000);
         let s = t.encode(&key);
         let logged = redact_path(&format!("/hls/{s}/720/00001.ts"));
         assert_eq!(logged, format!("/hls/~{}/720/00001.ts", t.id_hex()));

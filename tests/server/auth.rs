@@ -303,3 +303,139 @@ fn playback_and_access_tokens_expire() {
     let path = &url[url.find("/hls/").unwrap()..];
     s.get(path, None).expect(200, "new token works");
 }
+
+/// A new sign-in (a fresh refresh-token family) for an existing CLI user.
+fn sign_in_pair(s: &Server, email: &str) -> (String, String) {
+    let pair = s
+        .post(
+            "/api/v1/auth/link",
+            None,
+            json!({ "token": s.login_link_token(email) }),
+        )
+        .expect(200, "auth/link")
+        .json();
+    (
+        pair["access_token"].as_str().unwrap().to_string(),
+        pair["refresh_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// `n` refreshes of `token` sent at the same instant, each on its own connection.
+fn refresh_race(s: &Server, token: &str, n: usize) -> Vec<crate::harness::Resp> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                sc.spawn(|| {
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .unwrap();
+                    let req = client
+                        .post(s.url("/api/v1/auth/refresh"))
+                        .json(&json!({ "refresh_token": token }));
+                    barrier.wait();
+                    s.exec(req)
+                })
+            })
+            .collect();
+        handles.into_iter().map(crate::harness::join).collect()
+    })
+}
+
+/// Refresh rotation is atomic: of parallel uses of one token at most one gets a successor,
+/// and the reuse that loses the race kills that successor, whichever order the server
+/// handles them in. The 2-way rounds are the owner racing a thief who stole the token.
+#[test]
+fn parallel_refreshes_of_one_token_leave_no_live_successor() {
+    let s = &shared().server;
+    let email = crate::harness::unique_email("race");
+    s.cli(&["user", "create", &email]);
+    // Before rotation and insertion were one transaction, 10-60% of the 2-way rounds
+    // (depending on the machine's load) left a live successor; 60 of them make a pass by
+    // luck unlikely.
+    let rounds: Vec<usize> = std::iter::once(50)
+        .chain(std::iter::repeat_n(2, 60))
+        .collect();
+    let mut survivors = Vec::new();
+    for (round, &n) in rounds.iter().enumerate() {
+        let (_, token) = sign_in_pair(s, &email);
+        let answers = refresh_race(s, &token, n);
+        let winners: Vec<_> = answers.iter().filter(|r| r.status == 200).collect();
+        assert!(
+            winners.len() <= 1,
+            "round {round}: {} of {n} parallel refreshes of one token succeeded",
+            winners.len()
+        );
+        for r in answers.iter().filter(|r| r.status != 200) {
+            r.expect_error(
+                401,
+                "token_reused",
+                &format!("round {round}, a losing refresh"),
+            );
+        }
+        if let Some(w) = winners.first() {
+            let successor = w.json()["refresh_token"].as_str().unwrap().to_string();
+            let r = s.post(
+                "/api/v1/auth/refresh",
+                None,
+                json!({ "refresh_token": successor }),
+            );
+            if r.status != 401 {
+                survivors.push(format!("round {round} ({n}-way): {}", r.status));
+            }
+        }
+    }
+    assert!(
+        survivors.is_empty(),
+        "successors of a reused token still refreshed ({} of {} rounds): {survivors:?}",
+        survivors.len(),
+        rounds.len()
+    );
+}
+
+/// "Sign out everywhere" ends the playback URLs handed out before it: the master playlist,
+/// media playlists, segments and keys under the old token are refused at once, though the
+/// token has hours to live.
+#[test]
+fn logout_all_ends_earlier_playback_urls() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let viewer = s.user("logout-all-playback", false);
+    s.grant(&sh.admin, &f.id, &viewer);
+    let pb = s.playback(&viewer, &f.id);
+    let rendition = &f.renditions[0];
+    let last = f.segments - 1;
+    let paths = [
+        "master.m3u8".to_string(),
+        format!("{rendition}/index.m3u8"),
+        format!("{rendition}/00000.ts"),
+        format!("{rendition}/{last:05}.ts"),
+        "keys/0.key".to_string(),
+        format!("keys/{last}.key"),
+    ];
+    for rest in &paths {
+        s.get(&pb.path(rest), None)
+            .expect(200, &format!("{rest} before logout-all"));
+    }
+    let out = s.post("/api/v1/auth/logout-all", Some(&viewer.access), json!({}));
+    assert_eq!(out.status, 204, "logout-all: {}", out.brief());
+    for rest in &paths {
+        let r = s.get(&pb.path(rest), None);
+        r.expect_error(401, "invalid_token", &format!("{rest} after logout-all"));
+        if rest.ends_with(".key") {
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{rest}");
+        }
+    }
+    // Signing in again gives playback that works.
+    let (access, _) = sign_in_pair(s, &viewer.email);
+    let again = crate::harness::User {
+        access,
+        ..viewer.clone()
+    };
+    let fresh = s.playback(&again, &f.id);
+    for rest in &paths {
+        s.get(&fresh.path(rest), None)
+            .expect(200, &format!("{rest} after signing in again"));
+    }
+}

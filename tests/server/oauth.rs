@@ -2,7 +2,8 @@
 //! the web flow (start → provider → callback → session cookie → access token), Apple's
 //! `form_post`, the app flow (one-time code + PKCE), native SDK tokens, linking, account
 //! conflicts, admins by verified e-mail, sign-out everywhere, account deletion, and provider
-//! failures. The providers are the loopback peers of `peers.rs`: two OIDC providers (one
+//! failures; and the attacks of issue 12 item 1: a callback finished in another browser
+//! (login CSRF) and a link flow handed to an admin (link CSRF). The providers are the loopback peers of `peers.rs`: two OIDC providers (one
 //! configured as Google, one as Apple) and the Facebook Graph fake.
 //!
 //! Each test starts its own server and peers: the peers' claims, next user and failure mode
@@ -42,6 +43,8 @@ const BOSS: &str = "boss@example.com";
 /// `CINEGATE_PUBLIC_URL` of every harness server.
 const PUBLIC: &str = "http://127.0.0.1:1";
 const SESSION_COOKIE: &str = "cinegate_session";
+/// Set by `/start` (and the link POST); the callback needs it (the flow's browser binding).
+const PREAUTH_COOKIE: &str = "cinegate_preauth";
 const XRW: &str = "X-Requested-With";
 
 // ---------------------------------------------------------------------------------------
@@ -425,10 +428,41 @@ fn apple_post(b: &mut Browser, back: &Url, user: Option<&str>) -> Resp {
 fn web_callback(s: &Server, b: &mut Browser, provider: &str, query: &str) -> Resp {
     let flow = start(b, provider, query);
     let back = authorize(s, &flow);
+    callback_in(b, provider, &back)
+}
+
+/// `POST /auth/{provider}/link{query}` from a signed-in page (with the CSRF header).
+fn link_post(b: &mut Browser, provider: &str, query: &str) -> Resp {
+    let s = b.s;
+    b.send(
+        s.req(Method::POST, &format!("/auth/{provider}/link{query}"))
+            .header(XRW, "cinegate"),
+    )
+}
+
+/// The flow a link POST started: 200 `{"authorize_url"}`, never cached.
+fn link_flow(provider: &str, r: &Resp, what: &str) -> Flow {
+    r.expect(200, what);
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+    let v = r.json();
+    let authorize = v["authorize_url"]
+        .as_str()
+        .and_then(|u| Url::parse(u).ok())
+        .unwrap_or_else(|| panic!("{what}: no authorize_url in {v}"));
+    let state = param(&authorize, "state").unwrap_or_else(|| panic!("{what}: {authorize}"));
+    Flow {
+        provider: provider.to_string(),
+        state,
+        authorize,
+    }
+}
+
+/// The provider's redirect back, opened by `b`: Apple's as a form POST, others as a GET.
+fn callback_in(b: &mut Browser, provider: &str, back: &Url) -> Resp {
     if provider == "apple" {
-        apple_post(b, &back, None)
+        apple_post(b, back, None)
     } else {
-        b.get(&local(&back))
+        b.get(&local(back))
     }
 }
 
@@ -1000,6 +1034,24 @@ fn app_mode_hands_the_app_a_one_time_code() {
     );
     let url = app_redirect(&r, "S-app-1", "app flow");
     let code = param(&url, "code").expect("code");
+
+    // The in-app browser keeps the pre-auth cookie from start to callback; the same
+    // callback opened in another browser is refused (no redirect, no code for the app),
+    // and the app's own browser still finishes it.
+    let mut app_browser = Browser::new(s);
+    let app_q = query(&[
+        ("mode", "app"),
+        ("redirect_uri", APP_URI),
+        ("state", "S-elsewhere"),
+    ]);
+    let flow = start(&mut app_browser, "google", &app_q);
+    let back = authorize(s, &flow);
+    let r = Browser::new(s).get(&local(&back));
+    r.expect_error(400, "invalid_state", "app callback in another browser");
+    assert!(r.header("location").is_none(), "{:?}", r.headers);
+    let r = app_browser.get(&local(&back));
+    let url = app_redirect(&r, "S-elsewhere", "app callback in the app's browser");
+    assert!(param(&url, "code").is_some(), "{url}");
     let pair = pair_of(
         &exchange(s, json!({ "code": code, "code_verifier": verifier })),
         "exchange",
@@ -1477,29 +1529,41 @@ fn linking_account_conflicts_and_admins() {
     let (_, boss) = native_ok(s, "google", gtoken(real), "verified boss e-mail");
     assert_eq!(boss["role"], "admin", "{boss}");
 
-    // Web linking: a Facebook session adds Google with intent=link.
+    // Web linking: a POST from the signed-in page (session cookie and X-Requested-With)
+    // answers the provider URL; the GET of old (`intent=link`) no longer links.
     let mut anon = Browser::new(s);
-    let r = anon.get("/auth/google/start?intent=link");
-    if r.status == 302 {
-        // The session may be checked at the callback rather than at the start.
-        let flow = flow_of("google", &r, "intent=link without a session");
-        let back = authorize(s, &flow);
-        anon.get(&local(&back)).expect_error(
-            401,
-            "unauthenticated",
-            "intent=link without a session (callback)",
-        );
-    } else {
-        r.expect_error(401, "unauthenticated", "intent=link without a session");
-    }
+    link_post(&mut anon, "google", "").expect_error(
+        401,
+        "unauthenticated",
+        "link without a session",
+    );
     let fb_user = json!({ "id": uniq("fb-dave"), "name": "Dave" });
     let mut dave = web_sign_in(&env, "facebook", fb_user);
+    let no_header = s.req(Method::POST, "/auth/google/link");
+    dave.browser
+        .send(no_header)
+        .expect_error(403, "csrf", "link without X-Requested-With");
+    dave.browser
+        .get("/auth/google/start?intent=link")
+        .expect_error(400, "invalid_request", "GET intent=link");
+    link_post(&mut dave.browser, "google", "?return_to=//evil.example").expect_error(
+        400,
+        "invalid_request",
+        "link with a foreign return_to",
+    );
     let g_dave = uniq("g-dave");
     env.google.set_claims(json!({ "sub": g_dave }));
-    let flow = start(&mut dave.browser, "google", "intent=link");
+    let r = link_post(&mut dave.browser, "google", "?return_to=/console");
+    assert!(
+        set_cookie(&r, PREAUTH_COOKIE).is_some(),
+        "the link POST sets the pre-auth cookie: {:?}",
+        r.headers
+    );
+    let flow = link_flow("google", &r, "link POST");
     let back = authorize(s, &flow);
     let done = dave.browser.get(&local(&back));
     assert_eq!(done.status, 303, "web link callback: {}", done.brief());
+    assert_goes_to(&done, "/console", "link return_to");
     assert_eq!(providers_of(&me(s, &dave.access)), ["facebook", "google"]);
     let (_, via) = native_ok(
         s,
@@ -1683,6 +1747,161 @@ fn provider_failures_answer_502_and_store_nothing() {
     let (_, fb_me) = native_ok(s, "facebook", fb_body, "Facebook recovered");
     assert_eq!(providers_of(&fb_me), ["facebook"]);
     assert_eq!(env.user_count(), users + 2);
+}
+
+/// Login CSRF (issue 12, item 1): an attacker runs a sign-in as themself up to the
+/// provider's redirect and hands the unused callback URL to a victim. The flow is bound to
+/// the browser that started it, so in any other browser the callback answers 400 and
+/// stores nothing; the flow is not spent by that, and its own browser still finishes it.
+#[test]
+fn a_callback_finishes_only_in_the_browser_that_started_it() {
+    let env = Env::start(&[]);
+    let s = &env.server;
+    let mut users = env.user_count();
+
+    // The pre-auth cookie: HttpOnly, for /auth, as long as a flow lives; SameSite=None and
+    // Secure, so Apple's cross-site form_post carries it (public_url is http on loopback,
+    // where browsers keep Secure cookies).
+    let r = Browser::new(s).get("/auth/apple/start");
+    assert_eq!(r.status, 302, "{}", r.brief());
+    let cookie = set_cookie(&r, PREAUTH_COOKIE)
+        .unwrap_or_else(|| panic!("start sets no {PREAUTH_COOKIE}: {:?}", r.headers));
+    let attrs = cookie_attrs(cookie);
+    for want in [
+        "httponly",
+        "path=/auth",
+        "samesite=none",
+        "secure",
+        "max-age=600",
+    ] {
+        assert!(attrs.iter().any(|a| a == want), "without {want}: {cookie}");
+    }
+
+    for provider in ["google", "facebook", "apple"] {
+        let attacker = match provider {
+            "facebook" => json!({ "id": uniq("fb-mallory"), "name": "Mallory" }),
+            _ => json!({ "sub": uniq("mallory"), "email": unique_email("mallory"),
+                         "email_verified": true }),
+        };
+        env.next(provider, attacker);
+        let mut evil = Browser::new(s);
+        let flow = start(&mut evil, provider, "");
+        let back = authorize(s, &flow);
+
+        // Victims: a browser with no cookie, and one with a flow of its own under way.
+        let mut fresh = Browser::new(s);
+        let mut busy = Browser::new(s);
+        start(&mut busy, provider, "");
+        for (what, victim) in [
+            ("a fresh browser", &mut fresh),
+            ("a busy browser", &mut busy),
+        ] {
+            let r = callback_in(victim, provider, &back);
+            r.expect_error(
+                400,
+                "invalid_state",
+                &format!("{provider}: the attacker's callback in {what}"),
+            );
+            assert!(
+                set_cookie(&r, SESSION_COOKIE).is_none() && victim.session().is_none(),
+                "{provider}, {what}: a session was set: {:?}",
+                r.headers
+            );
+        }
+        assert_eq!(
+            env.user_count(),
+            users,
+            "{provider}: a refused callback stored an account"
+        );
+
+        let done = callback_in(&mut evil, provider, &back);
+        expect_signed_in(&done, &format!("{provider}: the flow's own browser"));
+        users += 1;
+        assert_eq!(env.user_count(), users);
+    }
+}
+
+/// Link CSRF ending in admin (issue 12, item 1): the attacker, signed in, starts linking
+/// Google to their own account and gets the operator (whose Google e-mail is on
+/// `auth.admins`) to open the link flow. Whatever URL the attacker can make, the chain ends
+/// with the operator's Google identity not on the attacker's account and no admin rights
+/// for the attacker; and a linked identity's e-mail never promotes an account.
+#[test]
+fn link_csrf_ends_with_no_admin() {
+    let env = Env::start(&[]);
+    let s = &env.server;
+    let gtoken = |claims: Value| json!({ "id_token": env.google_token(claims) });
+    // The operator's account, made with the CLI for BOSS before they ever used Google.
+    s.cli(&["user", "create", BOSS]);
+    let boss_google = json!({ "sub": uniq("g-boss"), "email": BOSS, "email_verified": true });
+
+    // The attacker, signed in on the web with Facebook, collects link-flow URLs.
+    let fb = json!({ "id": uniq("fb-mallory"), "name": "Mallory" });
+    let mut mallory = web_sign_in(&env, "facebook", fb);
+    let mut flows = Vec::new();
+    let r = mallory.browser.get("/auth/google/start?intent=link");
+    if r.status == 302 {
+        flows.push(flow_of("google", &r, "GET intent=link"));
+    } else {
+        r.expect_error(400, "invalid_request", "GET intent=link");
+    }
+    let r = link_post(&mut mallory.browser, "google", "");
+    if r.status == 200 {
+        flows.push(link_flow("google", &r, "link POST"));
+    }
+    assert!(!flows.is_empty(), "the attacker got no link flow at all");
+
+    // The operator opens each in their own browser, signed in to Google as BOSS, and later
+    // signs in with Google as usual.
+    let mut operator = Browser::new(s);
+    let mut answers = Vec::new();
+    for flow in &flows {
+        env.google.set_claims(boss_google.clone());
+        let back = authorize(s, flow);
+        answers.push(operator.get(&local(&back)));
+    }
+    env.google.set_claims(boss_google.clone());
+    let _ = web_callback(s, &mut operator, "google", "");
+
+    let m = me(s, &mallory.access);
+    assert_eq!(m["role"], "viewer", "the attacker became admin: {m}");
+    assert_eq!(
+        providers_of(&m),
+        ["facebook"],
+        "the operator's identity is on the attacker's account"
+    );
+    for r in &answers {
+        r.expect_error(
+            400,
+            "invalid_state",
+            "the attacker's link flow, operator's browser",
+        );
+    }
+
+    // A linked identity's verified e-mail on the list promotes nobody (here linked through
+    // the native endpoint, which needs the account's own Bearer token).
+    let eve = s.user("eve", false);
+    let listed = json!({ "sub": uniq("g-boss-alias"), "email": BOSS, "email_verified": true });
+    native(s, "google", gtoken(listed.clone()), Some(&eve.access)).expect(200, "eve links");
+    let (_, eve_me) = native_ok(s, "google", gtoken(listed), "eve via Google");
+    assert_eq!(eve_me["id"], eve.id.as_str());
+    assert_eq!(
+        eve_me["role"], "viewer",
+        "a linked e-mail promoted: {eve_me}"
+    );
+
+    // The operator's own account, whose verified e-mail is on the list, is promoted when it
+    // signs in with the provider it linked itself.
+    let link = s.login_link_token(BOSS);
+    let boss = pair_of(
+        &s.post("/api/v1/auth/link", None, json!({ "token": link })),
+        "operator's login link",
+    );
+    native(s, "google", gtoken(boss_google.clone()), Some(&boss.access))
+        .expect(200, "the operator links Google");
+    let (_, boss_me) = native_ok(s, "google", gtoken(boss_google), "operator via Google");
+    assert_eq!(boss_me["email"], BOSS);
+    assert_eq!(boss_me["role"], "admin", "{boss_me}");
 }
 
 #[test]
