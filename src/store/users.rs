@@ -112,21 +112,10 @@ impl Store {
     /// write, so two changes to different fields (a sign-out everywhere and a promotion)
     /// both land. `None` when the user is gone.
     pub fn update_user(&self, id: &Uuid, change: impl Fn(&mut User)) -> Result<Option<User>> {
-        loop {
-            let Some(current) = self.users.get(id.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut user: User = super::decode("users", &current)?;
-            change(&mut user);
-            let swapped = self.users.compare_and_swap(
-                id.as_bytes(),
-                Some(current),
-                Some(super::encode(&user)),
-            )?;
-            if swapped.is_ok() {
-                return Ok(Some(user));
-            }
-        }
+        super::update(&self.users, "users", id.as_bytes(), |user| {
+            change(user);
+            true
+        })
     }
 
     pub fn users(&self) -> Result<Vec<User>> {
