@@ -297,6 +297,12 @@ pub struct PaymentsConfig {
     /// An order the payer has not approved within this long is cancelled.
     #[serde(with = "humantime_serde")]
     pub order_ttl: Duration,
+    /// How often open orders are settled with their providers (also once at start).
+    #[serde(with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+    /// Open orders (not yet paid, cancelled or past `order_ttl`) one user may have; a
+    /// checkout past it is refused with 429 `too_many_open_orders`.
+    pub max_open_orders: u32,
     pub dev: DevPaymentsConfig,
     pub paypal: PaypalConfig,
     pub kakaopay: KakaoPayConfig,
@@ -308,6 +314,8 @@ impl Default for PaymentsConfig {
         Self {
             provider_timeout: Duration::from_secs(30),
             order_ttl: Duration::from_secs(3 * 3600),
+            reconcile_interval: Duration::from_secs(3600),
+            max_open_orders: 5,
             dev: DevPaymentsConfig::default(),
             paypal: PaypalConfig::default(),
             kakaopay: KakaoPayConfig::default(),
@@ -549,6 +557,20 @@ impl Config {
         }
         if p.order_ttl < Duration::from_secs(60) {
             return bad("payments.order_ttl", "must be at least 1 minute".into());
+        }
+        if p.reconcile_interval < Duration::from_secs(1)
+            || p.reconcile_interval > Duration::from_secs(24 * 3600)
+        {
+            return bad(
+                "payments.reconcile_interval",
+                "must be between 1s and 24h".into(),
+            );
+        }
+        if !(1..=1000).contains(&p.max_open_orders) {
+            return bad(
+                "payments.max_open_orders",
+                "must be between 1 and 1000".into(),
+            );
         }
         let url = |key: &'static str, v: &str| {
             if v.starts_with("https://") || v.starts_with("http://") {
@@ -932,6 +954,23 @@ mod tests {
                 .map(|e| e.to_string())
                 .unwrap_or_default();
             assert!(e.contains("nope"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn order_lifecycle_keys_are_validated_by_name() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[payments]\nreconcile_interval = \"0s\"\n");
+            assert!(e.contains("payments.reconcile_interval"), "{e}");
+            let e = load_error(jail, "[payments]\nmax_open_orders = 0\n");
+            assert!(e.contains("payments.max_open_orders"), "{e}");
+            jail.create_file("config.toml", "")?;
+            jail.set_env("CINEGATE_PAYMENTS__RECONCILE_INTERVAL", "15m");
+            jail.set_env("CINEGATE_PAYMENTS__MAX_OPEN_ORDERS", "2");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.payments.reconcile_interval, Duration::from_secs(900));
+            assert_eq!(c.payments.max_open_orders, 2);
             Ok(())
         });
     }

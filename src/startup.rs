@@ -185,11 +185,10 @@ impl Application {
             }
         }
         // Orders left open by a crash (captured at the provider, not granted here) are
-        // settled with the provider as soon as the server is up.
-        tokio::spawn({
-            let state = state.clone();
-            async move { reconcile(&state).await }
-        });
+        // settled with the provider as soon as the server is up, then every
+        // `payments.reconcile_interval`.
+        let (stop_reconciling, stop) = tokio::sync::watch::channel(false);
+        let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
         let flusher = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -223,10 +222,18 @@ impl Application {
             }
             _ = shutdown_signal() => {
                 tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_reconciling.send(true);
                 state.jobs.shutdown();
                 handle.stop(true).await;
                 let _ = server.await;
             }
+        }
+        let _ = stop_reconciling.send(true);
+        if tokio::time::timeout(Duration::from_secs(5), reconciler)
+            .await
+            .is_err()
+        {
+            tracing::warn!("order reconciliation did not stop in time");
         }
         // Jobs were told to stop; give them a moment to record themselves as queued.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -326,21 +333,39 @@ fn cors(config: &Config) -> actix_cors::Cors {
     cors
 }
 
-/// Access log with a request id; `/hls/` paths are logged with the token's id, never the
-/// token. Query strings are left out (login links carry tokens there). The id is a
-/// per-process random prefix and a counter: unique, and cheap on the segment hot path;
-/// the log line itself is only built when `info` is enabled.
+/// Reconciles orders at once, then every `payments.reconcile_interval`, until `stop`.
+/// A pass interrupted by `stop` ends at its next wait for a provider: each order's change
+/// is one store write, and an order it did not reach is still open for the next start.
+async fn reconcile_periodically(
+    state: web::Data<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(state.config.payments.reconcile_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            _ = reconcile(&state) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 async fn reconcile(state: &AppState) {
-    match api::payments::service(state)
-        .reconcile(state.config.payments.order_ttl.as_secs() as i64)
-        .await
-    {
+    match api::payments::service(state).reconcile().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(changed = n, "orders reconciled with their providers"),
         Err(e) => tracing::warn!(error = %e, "order reconciliation failed"),
     }
 }
 
+/// Access log with a request id; `/hls/` paths are logged with the token's id, never the
+/// token. Query strings are left out (login links carry tokens there). The id is a
+/// per-process random prefix and a counter: unique, and cheap on the segment hot path;
+/// the log line itself is only built when `info` is enabled.
 async fn access_log(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,

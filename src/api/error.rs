@@ -190,12 +190,47 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
     }
 }
 
+/// What a viewer reads when a payment provider failed or refused us: the detail (which
+/// may name configuration keys, URLs or the provider's own words) goes to the log.
+const PROVIDER_UNAVAILABLE: &str =
+    "the payment provider is not available right now; try again in a few minutes";
+
+impl ApiError {
+    /// An order error for an admin endpoint: the same status and code as a viewer gets,
+    /// but a provider failure keeps its detail (and a refusal its own code,
+    /// `provider_refused`), since the admin is the one who can act on it.
+    pub fn for_admin(e: crate::payments::orders::OrderError) -> Self {
+        use crate::payments::orders::OrderError as E;
+        use crate::payments::PaymentError as P;
+        let detail = match &e {
+            E::Payment(P::Unavailable(_)) => Some((e.to_string(), "provider_unavailable")),
+            E::Payment(P::Refused(_)) => Some((e.to_string(), "provider_refused")),
+            _ => None,
+        };
+        let mut api = ApiError::from(e);
+        if let Some((message, code)) = detail {
+            api.message = message;
+            api.code = code;
+        }
+        api
+    }
+}
+
 impl From<crate::payments::orders::OrderError> for ApiError {
     fn from(e: crate::payments::orders::OrderError) -> Self {
         use crate::payments::orders::OrderError as E;
         use crate::payments::PaymentError as P;
         let (status, code) = match &e {
             E::Store(_) => return ApiError::internal(&e),
+            E::TooManyOpenOrders { retry_after } => {
+                return ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_open_orders",
+                    e.to_string(),
+                )
+                .header("Retry-After", retry_after.to_string())
+                .with("retry_after", *retry_after)
+            }
             E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
             E::NotForSale => (StatusCode::CONFLICT, "not_for_sale"),
             E::CurrencyUnsupported { .. } => {
@@ -206,12 +241,15 @@ impl From<crate::payments::orders::OrderError> for ApiError {
             E::WrongState(_) => (StatusCode::CONFLICT, "order_state"),
             E::Payment(P::Declined(_)) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
             E::Payment(P::Cancelled(_)) => (StatusCode::CONFLICT, "payment_cancelled"),
-            E::Payment(P::Unavailable(_)) => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
-            E::Payment(P::Refused(_)) => (StatusCode::BAD_GATEWAY, "provider_refused"),
+            E::Payment(P::Unavailable(_) | P::Refused(_)) => {
+                tracing::warn!(error = %e, "payment provider failed");
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_unavailable",
+                    PROVIDER_UNAVAILABLE,
+                );
+            }
         };
-        if status == StatusCode::BAD_GATEWAY {
-            tracing::warn!(error = %e, "payment provider failed");
-        }
         ApiError::new(status, code, e.to_string())
     }
 }

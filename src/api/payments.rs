@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::auth::{Admin, Viewer};
 use crate::payments::orders::{OrderError, OrderService, Started};
 use crate::payments::{Gateway, Lookup};
 use crate::store::orders::{Order, OrderState};
-use crate::store::{now, parse_id};
+use crate::store::{now, parse_id, StoreError};
 
 /// The order rules over this server's store, providers and locks, at the current time.
 pub(crate) fn service(state: &AppState) -> OrderService<'_> {
@@ -163,6 +164,34 @@ fn error_page(e: OrderError) -> HttpResponse {
     page(api.status, "Payment not completed", &api.message, None)
 }
 
+/// The page for an order as it stands after the payer's visit.
+fn state_page(order: &Order) -> HttpResponse {
+    match order.state {
+        OrderState::Captured => page(
+            StatusCode::OK,
+            "Payment complete",
+            "The whole film is yours.",
+            Some(order),
+        ),
+        // The payer came back and the provider has not confirmed the capture yet.
+        OrderState::Approved => page(
+            StatusCode::ACCEPTED,
+            "Payment being confirmed",
+            "The payment provider has not confirmed this payment yet. Reload this page in a moment; if you paid, the film unlocks as soon as the provider confirms it.",
+            Some(order),
+        ),
+        _ => page(
+            StatusCode::PAYMENT_REQUIRED,
+            "Payment not completed",
+            order
+                .failure
+                .as_deref()
+                .unwrap_or("the payment did not go through"),
+            Some(order),
+        ),
+    }
+}
+
 pub async fn return_page(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -177,23 +206,7 @@ pub async fn return_page(
         );
     };
     match service(&state).complete(&path, &id, &query).await {
-        Ok(order) => match order.state {
-            OrderState::Captured => page(
-                StatusCode::OK,
-                "Payment complete",
-                "The whole film is yours.",
-                Some(&order),
-            ),
-            _ => page(
-                StatusCode::PAYMENT_REQUIRED,
-                "Payment not completed",
-                order
-                    .failure
-                    .as_deref()
-                    .unwrap_or("the payment did not go through"),
-                Some(&order),
-            ),
-        },
+        Ok(order) => state_page(&order),
         Err(e) => error_page(e),
     }
 }
@@ -244,9 +257,55 @@ async fn abandon(
         );
     };
     match service(state).abandon(provider, &id, outcome, why).await {
-        Ok(order) => page(StatusCode::OK, "Payment not completed", why, Some(&order)),
+        Ok(order) if order.state == outcome => {
+            page(StatusCode::OK, "Payment not completed", why, Some(&order))
+        }
+        Ok(order) if order.state == OrderState::Approved => page(
+            StatusCode::CONFLICT,
+            "Payment being confirmed",
+            "This payment is being confirmed with the payment provider and cannot be cancelled here. If you paid, the film unlocks as soon as the provider confirms it.",
+            Some(&order),
+        ),
+        Ok(order) => state_page(&order),
         Err(e) => error_page(e),
     }
+}
+
+/// The PayPal order a webhook resource names by `custom_id` (our order id).
+fn paypal_order(state: &AppState, resource: &Value) -> Result<Option<Order>, StoreError> {
+    let Some(id) = resource["custom_id"].as_str().and_then(parse_id) else {
+        return Ok(None);
+    };
+    Ok(state.store.order(&id)?.filter(|o| o.provider == "paypal"))
+}
+
+/// Whether a webhook event is one we would act on: a handled type about an order in a
+/// state the event can change. Asked before PayPal is, so a delivery that would be
+/// ignored anyway costs no call to PayPal.
+fn worth_verifying(state: &AppState, event: &Value) -> Result<bool, StoreError> {
+    let resource = &event["resource"];
+    Ok(match event["event_type"].as_str().unwrap_or("") {
+        // Money taken counts even for an order ended meanwhile, if a capture could have
+        // been asked for (its return was seen).
+        "PAYMENT.CAPTURE.COMPLETED" => paypal_order(state, resource)?.is_some_and(|o| {
+            !o.state.is_final()
+                || (matches!(o.state, OrderState::Cancelled | OrderState::Failed)
+                    && o.return_seen())
+        }),
+        "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
+            paypal_order(state, resource)?.is_some_and(|o| !o.state.is_final())
+        }
+        "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
+            if resource["custom_id"].is_null() {
+                // A refund made in PayPal's dashboard may carry no custom_id; it is found
+                // through its capture once the event is verified.
+                true
+            } else {
+                paypal_order(state, resource)?.is_some_and(|o| o.state == OrderState::Captured)
+            }
+        }
+        _ => false,
+    })
 }
 
 /// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event id.
@@ -258,28 +317,30 @@ pub async fn paypal_webhook(
     let Some(Gateway::Paypal(paypal)) = state.payments.get("paypal") else {
         return Err(ApiError::not_found("webhook"));
     };
-    let event: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("invalid_json", "the webhook body is not JSON"))?;
-    let headers: Vec<(&str, Option<String>)> = [
-        "paypal-auth-algo",
-        "paypal-cert-url",
-        "paypal-transmission-id",
-        "paypal-transmission-sig",
-        "paypal-transmission-time",
-    ]
-    .into_iter()
-    .map(|n| {
-        (
-            n,
-            req.headers()
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-        )
-    })
-    .collect();
+    let not_json = || ApiError::bad_request("invalid_json", "the webhook body is not JSON");
+    // The event as received (what PayPal verifies) and parsed (what we act on).
+    let raw: &RawValue = serde_json::from_slice(&body).map_err(|_| not_json())?;
+    let event: Value = serde_json::from_str(raw.get()).map_err(|_| not_json())?;
+    let answer =
+        |status: &str| Ok(HttpResponse::Ok().json(serde_json::json!({ "status": status })));
+    let event_id = event["id"].as_str().unwrap_or("").to_string();
+    if event_id.is_empty() || event_id.len() > 255 {
+        return answer("ignored");
+    }
+    if state.store.event_seen("paypal", &event_id)? {
+        return answer("duplicate");
+    }
+    if !worth_verifying(&state, &event)? {
+        return answer("ignored");
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     if !paypal
-        .verify_webhook(&headers, &event)
+        .verify_webhook(header, raw)
         .await
         .map_err(OrderError::from)?
     {
@@ -289,12 +350,11 @@ pub async fn paypal_webhook(
             "the webhook could not be verified with PayPal",
         ));
     }
-    let event_id = event["id"].as_str().unwrap_or("").to_string();
-    if event_id.is_empty() || !state.store.first_sighting("paypal", &event_id, now())? {
-        return Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "duplicate" })));
+    if !state.store.first_sighting("paypal", &event_id, now())? {
+        return answer("duplicate");
     }
     match handle_paypal_event(&state, &event).await {
-        Ok(outcome) => Ok(HttpResponse::Ok().json(serde_json::json!({ "status": outcome }))),
+        Ok(outcome) => answer(outcome),
         Err(e) => {
             // Not processed: PayPal's retry must be.
             state.store.forget_sighting("paypal", &event_id)?;
@@ -306,17 +366,9 @@ pub async fn paypal_webhook(
 async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static str, OrderError> {
     let resource = &event["resource"];
     let svc = service(state);
-    let by_custom_id = || {
-        resource["custom_id"]
-            .as_str()
-            .and_then(parse_id)
-            .map(|id| state.store.order(&id))
-            .transpose()
-            .map(|o| o.flatten().filter(|o| o.provider == "paypal"))
-    };
     match event["event_type"].as_str().unwrap_or("") {
         "PAYMENT.CAPTURE.COMPLETED" => {
-            let Some(order) = by_custom_id()? else {
+            let Some(order) = paypal_order(state, resource)? else {
                 return Ok("unknown order");
             };
             // Without a readable amount there is nothing to compare with the price;
@@ -333,14 +385,13 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             Ok("captured")
         }
         "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
-            let Some(order) = by_custom_id()? else {
+            let Some(order) = paypal_order(state, resource)? else {
                 return Ok("unknown order");
             };
-            svc.abandon(
-                "paypal",
+            svc.notice(
                 &order.id,
-                OrderState::Failed,
-                "failed: PayPal denied the capture",
+                Lookup::Declined("PayPal denied the capture".into()),
+                "failed (PayPal webhook)",
             )
             .await?;
             Ok("failed")
@@ -355,7 +406,7 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
                 .and_then(|l| l["href"].as_str())
                 .and_then(|h| h.rsplit('/').next())
                 .map(str::to_string);
-            let order = match by_custom_id()? {
+            let order = match paypal_order(state, resource)? {
                 Some(o) => Some(o),
                 None => state.store.orders()?.into_iter().find(|o| {
                     o.provider == "paypal" && o.payment_id.is_some() && o.payment_id == capture_id
@@ -386,13 +437,15 @@ pub async fn admin_refund(
     let id = parse_id(&path).ok_or_else(|| ApiError::not_found("order"))?;
     let order = service(&state)
         .refund(&id, &format!("refunded by admin {}", admin.0.id))
-        .await?;
+        .await
+        .map_err(ApiError::for_admin)?;
     Ok(HttpResponse::Ok().json(order))
 }
 
 pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let changed = service(&state)
-        .reconcile(state.config.payments.order_ttl.as_secs() as i64)
-        .await?;
+        .reconcile()
+        .await
+        .map_err(ApiError::for_admin)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "changed": changed })))
 }

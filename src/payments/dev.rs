@@ -20,6 +20,11 @@ impl PaymentProvider for Dev {
         "any currency".into()
     }
 
+    fn link_lifetime(&self) -> std::time::Duration {
+        // The link is our own return URL; `payments.order_ttl` bounds it.
+        std::time::Duration::MAX
+    }
+
     async fn create(
         &self,
         order: &Order,

@@ -52,7 +52,10 @@ impl KakaoPay {
             return Ok(Ok(value));
         }
         let code = value["error_code"].as_i64().unwrap_or(0);
-        if status.is_server_error() || matches!(code, -500 | -503 | -429) {
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || matches!(code, -500 | -503 | -429)
+        {
             return Err(PaymentError::Unavailable(format!(
                 "Kakao Pay answered HTTP {}",
                 status.as_u16()
@@ -87,6 +90,20 @@ impl PaymentProvider for KakaoPay {
 
     fn accepted(&self) -> String {
         "KRW".into()
+    }
+
+    fn link_lifetime(&self) -> std::time::Duration {
+        // A tid can be paid for 15 minutes after `ready`.
+        std::time::Duration::from_secs(15 * 60)
+    }
+
+    fn check_return(&self, _order: &Order, params: &ReturnParams) -> Result<(), PaymentError> {
+        match params.get("pg_token") {
+            Some(t) if !t.is_empty() && t.len() <= 256 => Ok(()),
+            _ => Err(PaymentError::Declined(
+                "the approval came back without pg_token".into(),
+            )),
+        }
     }
 
     async fn create(

@@ -54,6 +54,8 @@ pub enum Lookup {
     Refunded,
     /// The payer gave up, or the provider's window closed.
     Abandoned(String),
+    /// The provider refused the payment for good (PayPal's `PAYMENT.CAPTURE.DENIED`).
+    Declined(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,9 @@ pub trait PaymentProvider {
     fn accepts(&self, currency: &str) -> bool;
     /// The same, for an error message.
     fn accepted(&self) -> String;
+    /// How long the payer's link from `create` stays usable at the provider: an open order
+    /// is answered again to the same checkout only while its link works.
+    fn link_lifetime(&self) -> Duration;
     async fn create(
         &self,
         order: &Order,
@@ -95,6 +100,13 @@ pub trait PaymentProvider {
     /// order before capture, so a lookup after a failed capture can find the payment).
     fn payment_id_on_return(&self, _params: &ReturnParams) -> Option<String> {
         None
+    }
+    /// Checks what came back with the payer, before the provider is asked anything:
+    /// `Cancelled` (the payer gave up) or `Declined` (the return is not this order's).
+    /// Anyone can send a return, so its verdict only ends an order that no capture was
+    /// asked for yet (see `OrderService::complete`).
+    fn check_return(&self, _order: &Order, _params: &ReturnParams) -> Result<(), PaymentError> {
+        Ok(())
     }
     /// Takes the money after the payer approved (`params`: what came back with them).
     async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError>;
@@ -131,6 +143,12 @@ impl Gateway {
     pub fn accepted(&self) -> String {
         each!(self, p => p.accepted())
     }
+    pub fn link_lifetime(&self) -> Duration {
+        each!(self, p => p.link_lifetime())
+    }
+    pub fn check_return(&self, order: &Order, params: &ReturnParams) -> Result<(), PaymentError> {
+        each!(self, p => p.check_return(order, params))
+    }
     pub async fn create(
         &self,
         order: &Order,
@@ -160,6 +178,10 @@ impl Gateway {
 pub struct Payments {
     list: Vec<Gateway>,
     public_url: String,
+    /// `payments.order_ttl`: an order open longer is cancelled by reconciliation.
+    pub order_ttl: Duration,
+    /// `payments.max_open_orders`: open orders one user may have.
+    pub max_open_orders: usize,
 }
 
 impl Payments {
@@ -194,6 +216,8 @@ impl Payments {
         Ok(Self {
             list,
             public_url: config.public_url.trim_end_matches('/').to_string(),
+            order_ttl: p.order_ttl,
+            max_open_orders: p.max_open_orders as usize,
         })
     }
 

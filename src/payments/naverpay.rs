@@ -62,7 +62,7 @@ impl NaverPay {
         };
         let response = req.send().await.map_err(|e| transport("Naver Pay", e))?;
         let status = response.status();
-        if status.is_server_error() {
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(PaymentError::Unavailable(format!(
                 "Naver Pay answered HTTP {}",
                 status.as_u16()
@@ -153,6 +153,41 @@ impl PaymentProvider for NaverPay {
         "KRW".into()
     }
 
+    fn link_lifetime(&self) -> std::time::Duration {
+        // Not published for 결제형; Kakao Pay's 15 minutes is the cautious guess.
+        std::time::Duration::from_secs(15 * 60)
+    }
+
+    fn check_return(&self, _order: &Order, params: &ReturnParams) -> Result<(), PaymentError> {
+        match params.get("resultCode").map(String::as_str) {
+            Some("Success") => {}
+            // Naver Pay has no cancel URL: a payer who gives up comes back through the return.
+            Some("UserCancel") => {
+                return Err(PaymentError::Cancelled(
+                    "cancelled by the payer at Naver Pay".into(),
+                ))
+            }
+            Some(code) => {
+                return Err(PaymentError::Declined(format!(
+                    "Naver Pay: {code} {}",
+                    params
+                        .get("resultMessage")
+                        .map(String::as_str)
+                        .unwrap_or("")
+                )))
+            }
+            None => {
+                return Err(PaymentError::Declined(
+                    "the return has no resultCode".into(),
+                ))
+            }
+        }
+        match params.get("paymentId") {
+            Some(p) if !p.is_empty() && p.len() <= 50 => Ok(()),
+            _ => Err(PaymentError::Declined("the return has no paymentId".into())),
+        }
+    }
+
     async fn create(
         &self,
         order: &Order,
@@ -189,29 +224,7 @@ impl PaymentProvider for NaverPay {
     }
 
     async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError> {
-        match params.get("resultCode").map(String::as_str) {
-            Some("Success") => {}
-            // Naver Pay has no cancel URL: a payer who gives up comes back through the return.
-            Some("UserCancel") => {
-                return Err(PaymentError::Cancelled(
-                    "cancelled by the payer at Naver Pay".into(),
-                ))
-            }
-            Some(code) => {
-                return Err(PaymentError::Declined(format!(
-                    "Naver Pay: {code} {}",
-                    params
-                        .get("resultMessage")
-                        .map(String::as_str)
-                        .unwrap_or("")
-                )))
-            }
-            None => {
-                return Err(PaymentError::Declined(
-                    "the return has no resultCode".into(),
-                ))
-            }
-        }
+        self.check_return(order, params)?;
         let payment_id = params
             .get("paymentId")
             .filter(|p| !p.is_empty() && p.len() <= 50)

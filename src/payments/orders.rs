@@ -7,10 +7,14 @@
 //!   idempotency key, and the grant happens in the same store transaction that marks the
 //!   order captured, so duplicates grant once;
 //! - an order whose outcome is unknown (timeout, crash) is settled by asking the provider,
-//!   at start and on demand.
+//!   at start, periodically and on demand; nothing anyone can send without a session (a
+//!   cancel or fail link, a return's query) ends an order once a capture was asked for;
+//! - a checkout asked again answers the same open order, and a user's open orders are
+//!   capped, so checkouts cannot be used to fill the store or flood the providers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -34,6 +38,11 @@ pub enum OrderError {
     NotFound,
     #[error("the order is {0:?}; that cannot be done now")]
     WrongState(OrderState),
+    #[error("too many payments are open; finish or abandon one, or try again later")]
+    TooManyOpenOrders {
+        /// Seconds until the oldest open order stops counting.
+        retry_after: u64,
+    },
     #[error(transparent)]
     Payment(#[from] PaymentError),
     #[error(transparent)]
@@ -41,7 +50,8 @@ pub enum OrderError {
 }
 
 /// One async lock per order in flight, so two returns (a double click, a return racing a
-/// webhook) never capture at the same time in this process.
+/// webhook) never capture at the same time in this process; and one per user making a
+/// checkout, so two checkouts at once cannot both miss the open order or the cap.
 #[derive(Default)]
 pub struct OrderLocks {
     locks: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<()>>>>,
@@ -77,6 +87,24 @@ fn unsupported(gateway: &Gateway) -> OrderError {
         provider: gateway.id().to_string(),
         accepts: gateway.accepted(),
     }
+}
+
+/// A provider error as the payer may read it on the order: what went wrong with the
+/// provider or our configuration is for the log and the admins.
+fn public_failure(e: &PaymentError) -> String {
+    match e {
+        PaymentError::Declined(_) | PaymentError::Cancelled(_) => e.to_string(),
+        PaymentError::Unavailable(_) | PaymentError::Refused(_) => {
+            "the payment provider was not available".into()
+        }
+    }
+}
+
+/// The payer has this long at least to use a link answered again.
+const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn mismatch(order: &Order, c: &Capture) -> Option<String> {
@@ -171,7 +199,71 @@ impl OrderService<'_> {
         .await
     }
 
+    /// Answers the user's open order for the same thing, or makes a new one if the user
+    /// has room for it.
     async fn start(
+        &self,
+        gateway: &Gateway,
+        order: Order,
+        item: &str,
+    ) -> Result<Started, OrderError> {
+        let lock = self.locks.get(&order.user_id);
+        let _held = lock.lock().await;
+        let ttl = secs(self.payments.order_ttl);
+        // Open and not yet past `order_ttl` (reconciliation cancels those on its next pass).
+        let open: Vec<Order> = self
+            .store
+            .orders_of(&order.user_id)?
+            .into_iter()
+            .filter(|o| !o.state.is_final() && o.created_at.saturating_add(ttl) > self.now)
+            .collect();
+        let usable = secs(
+            gateway
+                .link_lifetime()
+                .min(self.payments.order_ttl)
+                .saturating_sub(REUSE_MARGIN),
+        );
+        if let Some(same) = open.iter().find(|o| {
+            o.state == OrderState::Created
+                && (
+                    o.kind,
+                    o.film_id,
+                    o.provider.as_str(),
+                    o.amount,
+                    o.currency.as_str(),
+                ) == (
+                    order.kind,
+                    order.film_id,
+                    order.provider.as_str(),
+                    order.amount,
+                    order.currency.as_str(),
+                )
+                && o.provider_ref.is_some()
+                && o.created_at.saturating_add(usable) > self.now
+        }) {
+            if let Some(redirect_url) = same.redirect_url.clone() {
+                return Ok(Started {
+                    order: same.clone(),
+                    redirect_url,
+                    mobile_url: same.mobile_url.clone(),
+                    app_url: same.app_url.clone(),
+                });
+            }
+        }
+        if open.len() >= self.payments.max_open_orders {
+            let free_at = open
+                .iter()
+                .map(|o| o.created_at.saturating_add(ttl))
+                .min()
+                .unwrap_or(self.now);
+            return Err(OrderError::TooManyOpenOrders {
+                retry_after: u64::try_from(free_at - self.now).unwrap_or(0).max(1),
+            });
+        }
+        self.create(gateway, order, item).await
+    }
+
+    async fn create(
         &self,
         gateway: &Gateway,
         mut order: Order,
@@ -190,6 +282,9 @@ impl OrderService<'_> {
                     .store
                     .update_order(&order.id, |o| {
                         o.provider_ref = Some(checkout.provider_ref.clone());
+                        o.redirect_url = Some(checkout.redirect_url.clone());
+                        o.mobile_url = checkout.mobile_url.clone();
+                        o.app_url = checkout.app_url.clone();
                         o.updated_at = self.now;
                         true
                     })?
@@ -202,11 +297,12 @@ impl OrderService<'_> {
                 })
             }
             Err(e) => {
+                // The payer never got a link, so nobody can approve this order.
                 self.store.update_order(&order.id, |o| {
-                    o.failure = Some(e.to_string());
+                    o.failure = Some(public_failure(&e));
                     o.record(
                         OrderState::Failed,
-                        "the provider refused the checkout",
+                        format!("the checkout failed at the provider: {e}"),
                         self.now,
                     );
                     true
@@ -235,8 +331,25 @@ impl OrderService<'_> {
             // A duplicate return, or the webhook got there first.
             return Ok(order);
         }
+        if let Err(e) = gateway.check_return(&order, params) {
+            if order.state != OrderState::Created {
+                // A capture was asked for and its outcome is not known: a return's query,
+                // which anyone can send, does not end that. The order stays open for a
+                // retried return or reconciliation.
+                tracing::warn!(order = %order.id, error = %e, "a return that does not match an order in doubt; ignored");
+                return Ok(order);
+            }
+            return self.finish_unpaid(&order.id, e);
+        }
         if order.kind == OrderKind::Purchase && self.owned(&order.film_id, &order.user_id)? {
-            // Bought meanwhile through another order: do not take the money twice.
+            // Bought meanwhile through another order: do not take the money twice. An
+            // order whose capture was asked for already may have been paid: the provider
+            // says which.
+            if order.state != OrderState::Created {
+                if let Lookup::Captured(c) = gateway.lookup(&order).await? {
+                    return self.settle(&order, &c, "captured (found on return)").await;
+                }
+            }
             return self
                 .store
                 .update_order(id, |o| {
@@ -264,25 +377,33 @@ impl OrderService<'_> {
             .ok_or(OrderError::NotFound)?;
         match gateway.capture(&order, params).await {
             Ok(capture) => self.settle(&order, &capture, "captured on return").await,
-            Err(PaymentError::Cancelled(why)) => self
-                .store
-                .update_order(id, |o| {
-                    o.failure = Some(why.clone());
-                    o.record(OrderState::Cancelled, "cancelled by the payer", self.now);
-                    true
-                })?
-                .ok_or(OrderError::NotFound),
-            Err(PaymentError::Declined(why)) => Ok(self
-                .store
-                .update_order(id, |o| {
-                    o.failure = Some(why.clone());
-                    o.record(OrderState::Failed, "declined", self.now);
-                    true
-                })?
-                .ok_or(OrderError::NotFound)?),
-            // Unknown outcome: the order stays approved and reconciliation settles it.
+            // The provider's own answer: nothing was taken.
+            Err(e @ (PaymentError::Cancelled(_) | PaymentError::Declined(_))) => {
+                self.finish_unpaid(id, e)
+            }
+            // Unknown outcome (timeout, 5xx, 429): the order stays approved; a retried
+            // return or reconciliation settles it.
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Ends an order that was not paid: `Cancelled` (the payer gave up) or `Failed`.
+    fn finish_unpaid(&self, id: &Uuid, e: PaymentError) -> Result<Order, OrderError> {
+        let (state, note) = match &e {
+            PaymentError::Cancelled(_) => (OrderState::Cancelled, "cancelled by the payer"),
+            _ => (OrderState::Failed, "declined"),
+        };
+        let why = match e {
+            PaymentError::Cancelled(why) | PaymentError::Declined(why) => why,
+            other => return Err(other.into()),
+        };
+        self.store
+            .update_order(id, |o| {
+                o.failure = Some(why.clone());
+                o.record(state, note, self.now);
+                true
+            })?
+            .ok_or(OrderError::NotFound)
     }
 
     /// Records a capture the provider reported: grant if it matches the order, fail it
@@ -306,6 +427,12 @@ impl OrderService<'_> {
         note: &str,
     ) -> Result<Order, OrderError> {
         if let Some(why) = mismatch(order, capture) {
+            if order.state == OrderState::Failed
+                && order.payment_id.as_deref() == Some(capture.payment_id.as_str())
+            {
+                // Recorded and reported when it was first seen.
+                return Ok(order.clone());
+            }
             tracing::error!(order = %order.id, "{why}");
             return self
                 .store
@@ -331,8 +458,11 @@ impl OrderService<'_> {
         )
     }
 
-    /// The payer cancelled, or the provider reported a failure, on the way back.
-    /// `state` is `Cancelled` (the payer gave up) or `Failed` (the provider refused).
+    /// The payer cancelled, or the provider reported a failure, on the way back (the
+    /// cancel and fail links). `state` is `Cancelled` (the payer gave up) or `Failed`.
+    /// Those links need no session, so they end only an order no capture was asked for
+    /// yet (`created`); one the payer came back for stays as it is, and a retried return
+    /// or reconciliation settles it with the provider.
     pub async fn abandon(
         &self,
         provider: &str,
@@ -344,7 +474,7 @@ impl OrderService<'_> {
         let _held = lock.lock().await;
         self.store
             .update_order(id, |o| {
-                if o.provider != provider || o.state.is_final() {
+                if o.provider != provider || o.state != OrderState::Created {
                     return false;
                 }
                 o.failure = Some(why.to_string());
@@ -409,29 +539,48 @@ impl OrderService<'_> {
                 self.store.flush_async().await?;
                 Ok(refunded.unwrap_or_else(|| order.clone()))
             }
-            Lookup::Abandoned(why) if !order.state.is_final() => Ok(self
-                .store
-                .update_order(&order.id, |o| {
-                    if o.state.is_final() {
-                        return false;
-                    }
-                    o.failure = Some(why.clone());
-                    o.record(OrderState::Cancelled, note, self.now);
-                    true
-                })?
-                .unwrap_or_else(|| order.clone())),
+            Lookup::Abandoned(why) => self.end_open(order, OrderState::Cancelled, &why, note),
+            Lookup::Declined(why) => self.end_open(order, OrderState::Failed, &why, note),
             _ => Ok(order.clone()),
         }
     }
 
-    /// Asks the provider about every order still open; cancels the ones past `ttl`
-    /// seconds that the provider has not settled. Returns how many changed.
-    pub async fn reconcile(&self, ttl: i64) -> Result<usize, OrderError> {
+    /// Ends an order that is still open (a final one stays as it is).
+    fn end_open(
+        &self,
+        order: &Order,
+        state: OrderState,
+        why: &str,
+        note: &str,
+    ) -> Result<Order, OrderError> {
+        Ok(self
+            .store
+            .update_order(&order.id, |o| {
+                if o.state.is_final() {
+                    return false;
+                }
+                o.failure = Some(why.to_string());
+                o.record(state, note, self.now);
+                true
+            })?
+            .unwrap_or_else(|| order.clone()))
+    }
+
+    /// Asks the provider about every order whose outcome is not settled here, and
+    /// finishes it: open orders (cancelled once past `payments.order_ttl` unpaid), captured
+    /// ones whose refund was asked for but not recorded, and cancelled or failed ones whose
+    /// return was seen (a capture may have been in doubt when they ended; each is asked
+    /// about once). Returns how many changed.
+    pub async fn reconcile(&self) -> Result<usize, OrderError> {
+        let ttl = secs(self.payments.order_ttl);
         let mut changed = 0;
-        // Open orders, and captured ones whose refund was asked for but not recorded.
-        let unsettled = |o: &Order| {
-            !o.state.is_final()
-                || (o.state == OrderState::Captured && o.refund_requested_at.is_some())
+        let unsettled = |o: &Order| match o.state {
+            OrderState::Created | OrderState::Approved => true,
+            OrderState::Captured => o.refund_requested_at.is_some(),
+            OrderState::Cancelled | OrderState::Failed => {
+                o.return_seen() && o.rechecked_at.is_none()
+            }
+            OrderState::Refunded => false,
         };
         for order in self.store.orders()? {
             if !unsettled(&order) {
@@ -458,9 +607,22 @@ impl OrderService<'_> {
                 }
                 other => other,
             };
-            let after = self
+            let recheck = matches!(order.state, OrderState::Cancelled | OrderState::Failed);
+            let mut after = self
                 .apply_lookup(&order, lookup, "reconciled with the provider")
                 .await?;
+            if recheck && after.rechecked_at.is_none() {
+                // Asked once: nothing here asks a provider to capture a final order, so
+                // what it says now will not change (a late PayPal capture still comes as a
+                // webhook).
+                after = self
+                    .store
+                    .update_order(&order.id, |o| {
+                        o.rechecked_at = Some(self.now);
+                        true
+                    })?
+                    .unwrap_or(after);
+            }
             if after.state != order.state {
                 changed += 1;
                 tracing::info!(order = %order.id, state = ?after.state, "reconciled");
@@ -476,23 +638,15 @@ mod tests {
 
     #[test]
     fn a_capture_must_match_the_order() {
-        let order = Order {
-            id: crate::store::new_id(),
-            user_id: crate::store::new_id(),
-            film_id: crate::store::new_id(),
-            kind: OrderKind::Purchase,
-            provider: "paypal".into(),
-            amount: 499,
-            currency: "USD".into(),
-            state: OrderState::Approved,
-            provider_ref: None,
-            payment_id: None,
-            failure: None,
-            refund_requested_at: None,
-            created_at: 0,
-            updated_at: 0,
-            events: Vec::new(),
-        };
+        let order = Order::new(
+            OrderKind::Purchase,
+            crate::store::new_id(),
+            crate::store::new_id(),
+            "paypal",
+            499,
+            "USD",
+            0,
+        );
         let c = |amount, currency: &str| Capture {
             payment_id: "C".into(),
             amount,

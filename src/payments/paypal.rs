@@ -7,7 +7,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::money::{from_decimal, to_decimal};
@@ -54,6 +55,40 @@ pub(crate) fn capture_of(value: &Value) -> Option<Capture> {
     })
 }
 
+/// Capture answers (422) that settle the payment as refused: nothing was taken and
+/// nothing will be. Any other failure leaves the outcome unknown, so the order stays
+/// approved and a retry or reconciliation settles it.
+const CAPTURE_DECLINES: &[&str] = &[
+    "INSTRUMENT_DECLINED",
+    "TRANSACTION_REFUSED",
+    "ORDER_NOT_APPROVED",
+    "PAYER_ACTION_REQUIRED",
+    "PAYER_CANNOT_PAY",
+    "PAYEE_BLOCKED_TRANSACTION",
+    "MAX_NUMBER_OF_PAYMENT_ATTEMPTS_EXCEEDED",
+    "COMPLIANCE_VIOLATION",
+    "REDIRECT_PAYER_FOR_ALTERNATE_FUNDING",
+];
+
+/// PayPal answers that say "not now" rather than "no": rate limiting and server errors.
+fn retryable(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
+/// What `verify-webhook-signature` takes. `webhook_event` is the delivery's body exactly as
+/// received: PayPal checks the signature over those bytes, so a re-serialised event (keys
+/// re-ordered, numbers re-formatted) would fail verification.
+#[derive(Serialize)]
+struct VerifyRequest<'a> {
+    auth_algo: String,
+    cert_url: String,
+    transmission_id: String,
+    transmission_sig: String,
+    transmission_time: String,
+    webhook_id: &'a str,
+    webhook_event: &'a RawValue,
+}
+
 /// The `issue` of a PayPal error body (`details[0].issue`), else its `name`.
 fn issue(body: &Value) -> String {
     body["details"][0]["issue"]
@@ -91,7 +126,7 @@ impl Paypal {
             .await
             .map_err(|e| transport("PayPal", e))?;
         if !response.status().is_success() {
-            return Err(if response.status().is_server_error() {
+            return Err(if retryable(response.status().as_u16()) {
                 PaymentError::Unavailable(format!(
                     "PayPal token: HTTP {}",
                     response.status().as_u16()
@@ -112,12 +147,12 @@ impl Paypal {
     }
 
     /// One authenticated call. A 401 drops the cached token and retries once.
-    async fn call(
+    async fn call<B: Serialize + ?Sized>(
         &self,
         method: reqwest::Method,
         path: &str,
         request_id: Option<&str>,
-        body: Option<&Value>,
+        body: Option<&B>,
     ) -> Result<(u16, Value), PaymentError> {
         for attempt in 0..2 {
             let token = self.token().await?;
@@ -139,20 +174,24 @@ impl Paypal {
                 continue;
             }
             let text = response.bytes().await.map_err(|e| transport("PayPal", e))?;
-            if status >= 500 {
+            let value: Option<Value> = if text.is_empty() {
+                Some(Value::Null)
+            } else {
+                serde_json::from_slice(&text).ok()
+            };
+            // 429 RATE_LIMIT_REACHED and 5xx: PayPal did not do it, or may have; either way
+            // it is for a retry, never a refusal.
+            if retryable(status) {
                 return Err(PaymentError::Unavailable(format!(
-                    "PayPal answered HTTP {status}"
+                    "PayPal answered HTTP {status} {}",
+                    value.as_ref().map(issue).unwrap_or_default()
                 )));
             }
-            let value: Value = if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&text).map_err(|_| {
-                    PaymentError::Unavailable(format!(
-                        "PayPal answered HTTP {status} with something unreadable"
-                    ))
-                })?
-            };
+            let value = value.ok_or_else(|| {
+                PaymentError::Unavailable(format!(
+                    "PayPal answered HTTP {status} with something unreadable"
+                ))
+            })?;
             return Ok((status, value));
         }
         Err(PaymentError::Refused(
@@ -160,34 +199,41 @@ impl Paypal {
         ))
     }
 
-    /// Asks PayPal whether a webhook delivery is genuine.
+    /// Asks PayPal whether a webhook delivery is genuine. `event` is the body exactly as
+    /// it arrived; `header` reads one of the delivery's `PAYPAL-*` headers.
     pub async fn verify_webhook(
         &self,
-        headers: &[(&str, Option<String>)],
-        event: &Value,
+        header: impl Fn(&str) -> Option<String>,
+        event: &RawValue,
     ) -> Result<bool, PaymentError> {
         if self.webhook_id.is_empty() {
             return Ok(false);
         }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.clone())
+        let (
+            Some(auth_algo),
+            Some(cert_url),
+            Some(transmission_id),
+            Some(transmission_sig),
+            Some(transmission_time),
+        ) = (
+            header("paypal-auth-algo"),
+            header("paypal-cert-url"),
+            header("paypal-transmission-id"),
+            header("paypal-transmission-sig"),
+            header("paypal-transmission-time"),
+        )
+        else {
+            return Ok(false);
         };
-        let mut body = json!({ "webhook_id": self.webhook_id, "webhook_event": event });
-        for (field, name) in [
-            ("auth_algo", "paypal-auth-algo"),
-            ("cert_url", "paypal-cert-url"),
-            ("transmission_id", "paypal-transmission-id"),
-            ("transmission_sig", "paypal-transmission-sig"),
-            ("transmission_time", "paypal-transmission-time"),
-        ] {
-            match header(name) {
-                Some(v) => body[field] = Value::String(v),
-                None => return Ok(false),
-            }
-        }
+        let body = VerifyRequest {
+            auth_algo,
+            cert_url,
+            transmission_id,
+            transmission_sig,
+            transmission_time,
+            webhook_id: &self.webhook_id,
+            webhook_event: event,
+        };
         let (status, answer) = self
             .call(
                 reqwest::Method::POST,
@@ -211,6 +257,22 @@ impl PaymentProvider for Paypal {
 
     fn accepted(&self) -> String {
         self.currencies.join(", ")
+    }
+
+    fn link_lifetime(&self) -> Duration {
+        // PayPal: the payer has 3 hours to act on an order's approval link.
+        Duration::from_secs(3 * 3600)
+    }
+
+    fn check_return(&self, order: &Order, params: &ReturnParams) -> Result<(), PaymentError> {
+        // PayPal adds `token` = its order id to every return; without it, or with another
+        // one, the return is not this order's payer coming back.
+        match (order.provider_ref.as_deref(), params.get("token")) {
+            (Some(id), Some(token)) if token == id => Ok(()),
+            _ => Err(PaymentError::Declined(
+                "the return does not belong to this order".into(),
+            )),
+        }
     }
 
     async fn create(
@@ -270,17 +332,15 @@ impl PaymentProvider for Paypal {
         })
     }
 
-    async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError> {
+    async fn capture(
+        &self,
+        order: &Order,
+        _params: &ReturnParams,
+    ) -> Result<Capture, PaymentError> {
         let id = order
             .provider_ref
             .as_deref()
             .ok_or_else(|| PaymentError::Declined("the order never reached PayPal".into()))?;
-        // The return carries `token` = PayPal's order id; a mismatch is not this payment.
-        if params.get("token").is_some_and(|t| t != id) {
-            return Err(PaymentError::Declined(
-                "the return does not belong to this order".into(),
-            ));
-        }
         let (status, answer) = self
             .call(
                 reqwest::Method::POST,
@@ -308,19 +368,28 @@ impl PaymentProvider for Paypal {
                 },
             };
         }
-        match issue(&answer).as_str() {
+        match (status, issue(&answer).as_str()) {
             // Captured before (a retry with another request id, or by a webhook path):
             // PayPal's order tells what was taken.
-            "ORDER_ALREADY_CAPTURED" => match self.lookup(order).await? {
+            (_, "ORDER_ALREADY_CAPTURED") => match self.lookup(order).await? {
                 Lookup::Captured(c) => Ok(c),
                 other => Err(PaymentError::Unavailable(format!(
                     "PayPal says captured, order shows {other:?}"
                 ))),
             },
-            "ORDER_COMPLETION_IN_PROGRESS" => Err(PaymentError::Unavailable(
-                "PayPal is still completing the order".into(),
-            )),
-            other => Err(PaymentError::Declined(format!("PayPal: {other}"))),
+            (422, decline) if CAPTURE_DECLINES.contains(&decline) => {
+                Err(PaymentError::Declined(format!("PayPal: {decline}")))
+            }
+            // The order is gone at PayPal (its capture window closed): nothing was taken.
+            (404, other) => Err(PaymentError::Declined(format!("PayPal: {other}"))),
+            (400 | 401 | 403, other) => Err(PaymentError::Refused(format!(
+                "PayPal refused the capture: {other} (HTTP {status})"
+            ))),
+            // ORDER_COMPLETION_IN_PROGRESS, a conflict, anything new: the outcome is not
+            // known, so the order stays approved for a retry or reconciliation.
+            (_, other) => Err(PaymentError::Unavailable(format!(
+                "PayPal answered the capture with {other} (HTTP {status})"
+            ))),
         }
     }
 
@@ -333,7 +402,7 @@ impl PaymentProvider for Paypal {
                 reqwest::Method::GET,
                 &format!("/v2/checkout/orders/{id}"),
                 None,
-                None,
+                None::<&Value>,
             )
             .await?;
         if status == 404 {
@@ -379,6 +448,9 @@ impl PaymentProvider for Paypal {
             .await?;
         match (status, issue(&answer).as_str()) {
             (200 | 201, _) | (_, "CAPTURE_FULLY_REFUNDED") => Ok(()),
+            (409, other) => Err(PaymentError::Unavailable(format!(
+                "PayPal: {other} (HTTP {status})"
+            ))),
             (_, other) => Err(PaymentError::Refused(format!(
                 "PayPal: {other} (HTTP {status})"
             ))),

@@ -84,6 +84,19 @@ pub struct Order {
     /// provider's refund and ours is found by reconciliation.
     #[serde(default)]
     pub refund_requested_at: Option<i64>,
+    /// Where the checkout sent the payer (browser, mobile web, app), kept so that the same
+    /// checkout asked again answers this open order instead of making another.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    #[serde(default)]
+    pub mobile_url: Option<String>,
+    #[serde(default)]
+    pub app_url: Option<String>,
+    /// When reconciliation had the provider's word on this order after it was cancelled
+    /// or failed with the payer's return seen: a capture may have been in doubt then, so
+    /// such an order is asked about once.
+    #[serde(default)]
+    pub rechecked_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(default)]
@@ -114,10 +127,20 @@ impl Order {
             payment_id: None,
             failure: None,
             refund_requested_at: None,
+            redirect_url: None,
+            mobile_url: None,
+            app_url: None,
+            rechecked_at: None,
             created_at: now,
             updated_at: now,
             events: Vec::new(),
         }
+    }
+
+    /// The payer came back from the provider at least once (the order was `approved`), so
+    /// a capture may have been asked for.
+    pub fn return_seen(&self) -> bool {
+        self.events.iter().any(|e| e.state == OrderState::Approved)
     }
 
     pub fn record(&mut self, state: OrderState, note: impl Into<String>, now: i64) {
@@ -295,6 +318,13 @@ impl Store {
             .is_ok())
     }
 
+    /// Whether a provider's webhook event id was seen already (nothing is recorded).
+    pub fn event_seen(&self, provider: &str, event_id: &str) -> Result<bool> {
+        Ok(self
+            .payment_events
+            .contains_key(event_key(provider, event_id))?)
+    }
+
     /// Forgets that an event was seen (its processing failed, so the provider's retry must
     /// be processed).
     pub fn forget_sighting(&self, provider: &str, event_id: &str) -> Result<()> {
@@ -329,6 +359,10 @@ mod tests {
             payment_id: None,
             failure: None,
             refund_requested_at: None,
+            redirect_url: None,
+            mobile_url: None,
+            app_url: None,
+            rechecked_at: None,
             created_at: 1,
             updated_at: 1,
             events: Vec::new(),
@@ -390,6 +424,8 @@ mod tests {
         let store = Store::temporary()?;
         assert!(store.first_sighting("paypal", "WH-1", 1)?);
         assert!(!store.first_sighting("paypal", "WH-1", 2)?);
+        assert!(store.event_seen("paypal", "WH-1")?);
+        assert!(!store.event_seen("paypal", "WH-2")?);
         assert!(store.first_sighting("kakaopay", "WH-1", 2)?);
         store.forget_sighting("paypal", "WH-1")?;
         assert!(store.first_sighting("paypal", "WH-1", 3)?);

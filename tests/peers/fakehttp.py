@@ -31,14 +31,17 @@ def is_int(v):
 
 # The failure-injection keys every payment fake's behaviour ends with (besides its own).
 FAILURE_BEHAVIOUR = {
-    "fail": "none",              # "none" | "500" | "timeout", every API call
+    "fail": "none",              # "none" | "500" | "429" | "timeout", every API call
+    "fail_on": None,             # null = every API call; [counter, ...] = only those calls
+                                 # (named by their counter, e.g. "capture_calls")
     "fail_times": None,          # null = until changed; N = only the next N API calls
     "capture_delay": 0,          # seconds between recording a capture / approval and answering
     "hold_seconds": 60,          # how long "timeout" holds the request before dropping it
 }
 
 FAILURE_CHECKS = {
-    "fail": lambda v: v in ("none", "500", "timeout"),
+    "fail": lambda v: v in ("none", "500", "429", "timeout"),
+    "fail_on": lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "fail_times": lambda v: v is None or (is_int(v) and v >= 0),
     "capture_delay": number,
     "hold_seconds": number,
@@ -88,12 +91,15 @@ class FakeState:
         self.behaviour.update(changes)
         return None
 
-    def take_failure(self):
-        """None, or the ("500" | "timeout", hold seconds) this API call is to fail with."""
+    def take_failure(self, counter=None):
+        """None, or the ("500" | "429" | "timeout", hold seconds) this API call (counted by
+        `counter`) is to fail with."""
         with self.lock:
             b = self.behaviour
             mode = b["fail"]
             if mode == "none":
+                return None
+            if b["fail_on"] is not None and counter not in b["fail_on"]:
                 return None
             n = b["fail_times"]
             if n is not None:
@@ -235,21 +241,27 @@ class Handler(BaseHTTPRequestHandler):
         """What an injected "500" answers."""
         raise NotImplementedError
 
+    def rate_limit_body(self):
+        """What an injected "429" answers."""
+        return self.failure_body()
+
     def count_call(self, counter):
         """Counts an API call, then injects the failure the behaviour asks for; True when
         that answered the call."""
         with self.state.lock:
             self.state.counts[counter] += 1
-        return self.inject_failure()
+        return self.inject_failure(counter)
 
-    def inject_failure(self):
+    def inject_failure(self, counter=None):
         """Answers (or holds, then drops) this API call when the behaviour says it fails."""
-        failure = self.state.take_failure()
+        failure = self.state.take_failure(counter)
         if failure is None:
             return False
         mode, hold = failure
         if mode == "500":
             self.send_json(500, self.failure_body())
+        elif mode == "429":
+            self.send_json(429, self.rate_limit_body())
         else:
             self.hold_and_drop(hold)
         return True

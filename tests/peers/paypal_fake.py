@@ -40,7 +40,9 @@ Control (JSON):
                             event_id re-sends the same bytes in a new transmission (a replay).
                             verify-webhook-signature says SUCCESS only for a transmission it
                             sent, our --webhook-id, the same sig/time/cert_url/auth_algo and
-                            webhook_event equal (as parsed JSON) to what it signed.
+                            webhook_event embedding verbatim the bytes it signed (as PayPal
+                            checks them: key order, spacing and escapes kept); state's
+                            "verifications" lists each check.
   POST /_control/expire_tokens  every issued access token is refused from now on
   GET  /_control/state      orders, counters, request ids, behaviour, webhooks sent
   POST /_control/reset      forget orders/captures/refunds/webhooks/counters, default
@@ -147,7 +149,8 @@ class State(fakehttp.FakeState):
         self.refunds = {}    # id -> {"refund": dict, "capture_id"}
         self.idem = {}       # (operation, resource, request id) -> resource id
         self.events = {}     # event id -> the exact body bytes first sent
-        self.transmissions = {}  # transmission id -> {sha256, event, time, sig, cert_url}
+        self.transmissions = {}  # transmission id -> {raw, sha256, event, time, sig, cert_url}
+        self.verifications = []  # [{transmission_id, verbatim, status}] per verify call
         self.webhooks = []   # [{event_id, event_type, transmission_id, url, status}]
         self.request_ids = []
         self.counts = {"token_calls": 0, "create_calls": 0, "get_calls": 0, "capture_calls": 0,
@@ -292,6 +295,42 @@ def check_url(v, field):
     if not isinstance(v, str) or urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).netloc:
         raise invalid("INVALID_PARAMETER_SYNTAX", field,
                       "The value of a field does not conform to the expected format.", value=str(v))
+
+
+# -- webhook verification ----------------------------------------------------------------------
+
+JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def member_text(text, name):
+    """The exact text of member `name` of the JSON object `text` (None when it has none);
+    ValueError when `text` is not a JSON object."""
+    decoder = json.JSONDecoder()
+    i = JSON_SPACE.match(text, 0).end()
+    if text[i:i + 1] != "{":
+        raise ValueError("not a JSON object")
+    i = JSON_SPACE.match(text, i + 1).end()
+    if text[i:i + 1] == "}":
+        return None
+    found = None
+    while True:
+        key, i = decoder.raw_decode(text, i)
+        if not isinstance(key, str):
+            raise ValueError("a member name is not a string")
+        i = JSON_SPACE.match(text, i).end()
+        if text[i:i + 1] != ":":
+            raise ValueError("':' expected")
+        start = JSON_SPACE.match(text, i + 1).end()
+        _, i = decoder.raw_decode(text, start)
+        if key == name:
+            found = text[start:i]
+        i = JSON_SPACE.match(text, i).end()
+        if text[i:i + 1] == ",":
+            i = JSON_SPACE.match(text, i + 1).end()
+            continue
+        if text[i:i + 1] == "}" and not text[i + 1:].strip(" \t\n\r"):
+            return found
+        raise ValueError("',' or '}' expected")
 
 
 # -- rendering (call with the lock held) -----------------------------------------------------
@@ -501,7 +540,7 @@ class Handler(fakehttp.Handler):
             rid = self.headers.get("PayPal-Request-Id")
             if rid is not None:
                 STATE.request_ids.append(rid)
-        if self.inject_failure():
+        if self.inject_failure(counter):
             return
         route(*args)
 
@@ -537,6 +576,12 @@ class Handler(fakehttp.Handler):
 
     def failure_body(self):
         return pp_error(500).body
+
+    def rate_limit_body(self):
+        return {"name": "RATE_LIMIT_REACHED", "message": "Too many requests. Blocked due to rate limiting.",
+                "debug_id": debug_id(), "details": [],
+                "links": [{"href": "https://developer.paypal.com/api/rest/reference/rate-limiting/",
+                           "rel": "information_link"}]}
 
     def require_bearer(self):
         auth = self.headers.get("Authorization", "")
@@ -790,22 +835,26 @@ class Handler(fakehttp.Handler):
         for f in fields:
             if body.get(f) in (None, ""):
                 raise invalid("MISSING_REQUIRED_PARAMETER", f"/{f}", "A required field / parameter is missing.")
-        event = body["webhook_event"]
-        if isinstance(event, str):  # a client that embeds the raw body as a JSON string
-            try:
-                event = json.loads(event)
-            except ValueError:
-                event = None
+        # PayPal checks the signature over the event's bytes as it delivered them, so the
+        # event must be embedded verbatim: same key order, spacing and escapes.
+        try:
+            embedded = member_text(self.body.decode("utf-8"), "webhook_event")
+        except (UnicodeDecodeError, ValueError):
+            embedded = None
         with STATE.lock:
             rec = STATE.transmissions.get(body["transmission_id"])
+            verbatim = rec is not None and embedded is not None and embedded.encode() == rec["raw"]
             ok = (rec is not None
                   and hmac.compare_digest(str(body["webhook_id"]), STATE.webhook_id)
                   and body["auth_algo"] == "SHA256withRSA"
                   and body["cert_url"] == rec["cert_url"]
                   and body["transmission_sig"] == rec["sig"]
                   and body["transmission_time"] == rec["time"]
-                  and event == rec["event"])
-        self.send_json(200, {"verification_status": "SUCCESS" if ok else "FAILURE"})
+                  and verbatim)
+            status = "SUCCESS" if ok else "FAILURE"
+            STATE.verifications.append({"transmission_id": body["transmission_id"], "verbatim": verbatim,
+                                        "status": status})
+        self.send_json(200, {"verification_status": status})
 
     # -- control --------------------------------------------------------------------------
 
@@ -813,7 +862,8 @@ class Handler(fakehttp.Handler):
         return {"orders": {oid: render_order(o) for oid, o in STATE.orders.items()},
                 "request_ids": list(STATE.request_ids),
                 "behaviour": dict(STATE.behaviour),
-                "webhooks": copy.deepcopy(STATE.webhooks)}
+                "webhooks": copy.deepcopy(STATE.webhooks),
+                "verifications": copy.deepcopy(STATE.verifications)}
 
     def control_more(self, path, body):
         if self.command != "POST":
@@ -852,7 +902,7 @@ class Handler(fakehttp.Handler):
             cert_url = f"{STATE.base}/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77"
             signed = f"{tid}|{ttime}|{STATE.webhook_id}|{zlib.crc32(raw)}".encode()
             sig = base64.b64encode(hmac.new(STATE.sig_key, signed, hashlib.sha256).digest() * 8).decode()
-            STATE.transmissions[tid] = {"sha256": hashlib.sha256(raw).hexdigest(), "event": event,
+            STATE.transmissions[tid] = {"raw": raw, "sha256": hashlib.sha256(raw).hexdigest(), "event": event,
                                         "time": ttime, "sig": sig, "cert_url": cert_url}
         delivered = raw
         if req.get("tamper"):

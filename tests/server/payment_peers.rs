@@ -14,8 +14,11 @@
 //!   `amount_override`  the captured amount the provider reports (PayPal: a decimal string;
 //!                   Kakao/Naver: integer won); null = the order's
 //!   `currency_override`  (PayPal) the captured currency the provider reports
-//!   `fail`          "none" | "500" | "timeout" (held `hold_seconds`, default 60, then dropped)
-//!                   for every API call (never the payer pages or /_control)
+//!   `fail`          "none" | "500" | "429" (PayPal: RATE_LIMIT_REACHED) | "timeout" (held
+//!                   `hold_seconds`, default 60, then dropped) for every API call (never the
+//!                   payer pages or /_control)
+//!   `fail_on`       null = `fail` applies to every API call; a list of call counters (e.g.
+//!                   `["capture_calls"]`, `["order_calls"]`) = only to those calls
 //!   `fail_times`    null = fail until changed; N = fail only the next N API calls, then
 //!                   `fail` goes back to "none"
 //!   `capture_delay` seconds: the capture/approve/apply is recorded first, then the answer waits
@@ -47,7 +50,9 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// `state()`: `{"orders": {id: order as GET shows it}, "request_ids": [PayPal-Request-Id
 /// seen, in order], "token_calls", "create_calls", "get_calls", "capture_calls",
 /// "refund_calls", "verify_calls", "injected_failures", "behaviour", "webhooks": [{event_id,
-/// event_type, transmission_id, url, status, tampered}]}`. Calls count every request to the
+/// event_type, transmission_id, url, status, tampered}], "verifications": [{transmission_id,
+/// verbatim, status}]}`. `verify-webhook-signature` succeeds only when the request embeds
+/// the event byte for byte as the fake sent it (`verbatim`), as PayPal checks it. Calls count every request to the
 /// route, injected failures included. `reset()` forgets orders, captures, refunds, webhooks
 /// and counters; issued access tokens stay valid.
 pub type PaypalPeer = ControlledFake<Paypal>;

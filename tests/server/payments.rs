@@ -825,15 +825,16 @@ fn currency_price_and_ownership_are_checked_before_any_provider_call() {
     assert_eq!(u64_of(&e.naver.state(), "reserve_calls"), 0);
 }
 
-/// Two open orders for one film: the first return buys it, the second order is cancelled,
-/// not captured.
+/// Two open orders for one film (through two providers: a second checkout through the
+/// same one answers the first order): the first return buys it, the second order is
+/// cancelled, not captured.
 #[test]
 fn a_second_open_order_for_a_film_bought_meanwhile_is_cancelled_not_captured() {
     let e = env();
     let s = &e.server;
     let viewer = s.user("two-orders", false);
     let a = checkout(s, &viewer, &e.film.id, "paypal");
-    let b = checkout(s, &viewer, &e.film.id, "paypal");
+    let b = checkout(s, &viewer, &e.film.id, "kakaopay");
     let back_a = payer(&a);
     let back_b = payer(&b);
     assert_page(
@@ -850,6 +851,11 @@ fn a_second_open_order_for_a_film_bought_meanwhile_is_cancelled_not_captured() {
         u64_of(&e.paypal.state(), "capture_calls"),
         1,
         "one capture for the two orders"
+    );
+    assert_eq!(
+        u64_of(&e.kakao.state(), "approve_calls"),
+        0,
+        "the second order is not approved at Kakao Pay"
     );
     let bought = purchases_of_film(s, &viewer, &e.film.id);
     assert_eq!(bought.len(), 1, "{bought:?}");
@@ -1878,5 +1884,606 @@ fn a_tip_is_paid_through_a_provider_and_unlocks_nothing() {
             .iter()
             .any(|t| t["order_id"] == order_id.as_str() && t["state"] == "captured"),
         "{listed}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Order lifecycle and provider errors (issue 12, items 3 and 8)
+// ---------------------------------------------------------------------------------------
+
+/// `payments.max_open_orders`' default.
+const MAX_OPEN_ORDERS: usize = 5;
+
+/// What a viewer must never read when a provider fails: configuration keys, URLs, the
+/// provider's own words (its error names and messages, its HTTP status).
+const PROVIDER_DETAILS: &[&str] = &[
+    "payments.",
+    "client_id",
+    "client_secret",
+    "secret_key",
+    "http",
+    "127.0.0.1",
+    "HTTP",
+    "invalid_client",
+    "Client Authentication",
+    "invalid secret key",
+    "Unauthorized",
+    "X-Naver",
+    "RATE_LIMIT",
+    "INTERNAL_SERVER_ERROR",
+    "InternalServerError",
+    "-401",
+    "-500",
+    "PayPal",
+    "Kakao",
+    "Naver",
+];
+
+fn assert_no_provider_details(text: &str, what: &str) {
+    for detail in PROVIDER_DETAILS {
+        assert!(
+            !text.contains(detail),
+            "{what}: the viewer reads {detail:?} in {text}"
+        );
+    }
+}
+
+/// A checkout refused with 502 `provider_unavailable` and a message that says to try
+/// again and names nothing of the provider; the order it left behind (failed: the payer
+/// never got a link) says no more. Returns that order's id.
+fn assert_generic_provider_failure(
+    s: &Server,
+    viewer: &User,
+    film: &str,
+    provider: &str,
+) -> String {
+    let what = format!("{provider} checkout");
+    let before: Vec<Value> = purchases(s, viewer)["orders"]
+        .as_array()
+        .expect("orders")
+        .clone();
+    let r = s.post(
+        &format!("/api/v1/films/{film}/checkout"),
+        Some(&viewer.access),
+        json!({ "provider": provider }),
+    );
+    r.expect_error(502, "provider_unavailable", &what);
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("try again"), "{what}: {message}");
+    assert_no_provider_details(&r.text(), &what);
+    let after = purchases(s, viewer)["orders"]
+        .as_array()
+        .expect("orders")
+        .clone();
+    let order = after
+        .iter()
+        .find(|o| !before.contains(o))
+        .unwrap_or_else(|| panic!("{what}: no order left behind: {after:?}"))
+        .clone();
+    assert_eq!(order["state"], "failed", "{what}: {order}");
+    assert_no_provider_details(
+        order["failure"].as_str().unwrap_or_default(),
+        &format!("{what}: the order's failure"),
+    );
+    str_of(&order, "id").to_string()
+}
+
+/// The notes of an order's events (admin view), one string.
+fn event_notes(order: &Value) -> String {
+    order["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["note"].as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Item 8: a provider that fails (5xx, PayPal's 429) is a generic `provider_unavailable`
+/// to the viewer; what it answered is for the admin and the log.
+#[test]
+fn a_failing_provider_is_reported_to_the_viewer_without_its_details() {
+    let e = env();
+    let s = &e.server;
+    for (provider, behaviour, detail) in [
+        (
+            "paypal",
+            json!({ "fail": "500", "fail_on": ["create_calls"] }),
+            "HTTP 500",
+        ),
+        (
+            "paypal",
+            json!({ "fail": "429", "fail_on": ["create_calls"] }),
+            "RATE_LIMIT_REACHED",
+        ),
+        (
+            "kakaopay",
+            json!({ "fail": "500", "fail_on": ["ready_calls"] }),
+            "HTTP 500",
+        ),
+        (
+            "naverpay",
+            json!({ "fail": "500", "fail_on": ["reserve_calls"] }),
+            "HTTP 500",
+        ),
+    ] {
+        e.behave(provider, behaviour.clone());
+        let viewer = s.user(&format!("failing-{provider}"), false);
+        let id = assert_generic_provider_failure(s, &viewer, &e.film.id, provider);
+        e.behave(provider, json!({ "fail": "none", "fail_on": null }));
+        let notes = event_notes(&admin_order(s, &e.admin, &id));
+        assert!(
+            notes.contains(detail),
+            "{provider} {behaviour}: the admin sees what the provider answered ({detail}): {notes}"
+        );
+    }
+}
+
+/// Item 8: credentials the provider refuses are a configuration error; the viewer reads a
+/// generic `provider_unavailable`, never the keys to fix (the log and the admin do).
+#[test]
+fn a_misconfigured_provider_is_reported_to_the_viewer_without_its_details() {
+    let paypal = PaypalPeer::start(PP_ID, PP_SECRET, PP_WEBHOOK);
+    let kakao = KakaoPeer::start(KAKAO_KEY, KAKAO_CID);
+    let naver = NaverPeer::start(NAVER_ID, NAVER_SECRET, NAVER_CHAIN, NAVER_PARTNER);
+    let mut vars = provider_env(Some(&paypal), Some(&kakao), Some(&naver), false);
+    for (key, value) in &mut vars {
+        if matches!(
+            key.as_str(),
+            "CINEGATE_PAYMENTS__PAYPAL__CLIENT_SECRET"
+                | "CINEGATE_PAYMENTS__KAKAOPAY__SECRET_KEY"
+                | "CINEGATE_PAYMENTS__NAVERPAY__CLIENT_SECRET"
+        ) {
+            *value = "not-the-secret".into();
+        }
+    }
+    let s = Server::start(&borrowed(&vars));
+    let admin = s.user("misconfigured-admin", true);
+    let film = priced_film(&s, &admin, &src_other(), "Misconfigured pay film");
+    let viewer = s.user("misconfigured-viewer", false);
+    for provider in ["paypal", "kakaopay", "naverpay"] {
+        let id = assert_generic_provider_failure(&s, &viewer, &film.id, provider);
+        let notes = event_notes(&admin_order(&s, &admin, &id));
+        assert!(
+            notes.contains("401"),
+            "{provider}: the admin sees the provider's refusal: {notes}"
+        );
+    }
+    let log = s.log_tail(400);
+    assert!(
+        log.contains("payments.paypal.client_id"),
+        "the operator's log names the key to fix:\n{log}"
+    );
+}
+
+/// Item 3: the provider took the money but its answer came too late (and Kakao Pay's and
+/// Naver Pay's on-the-spot lookup failed too), so the order is `approved` with its capture
+/// in doubt. The cancel and fail links and a return's query need no session: none of them
+/// may end that order, or nothing would ever grant what was paid (Kakao Pay and Naver Pay
+/// send no webhooks). Reconciliation settles it with the provider.
+#[test]
+fn a_payment_in_doubt_is_not_abandoned_by_a_link_and_is_reconciled() {
+    let e = env();
+    let s = &e.server;
+    for provider in ["paypal", "kakaopay", "naverpay"] {
+        let viewer = s.user(&format!("doubt-{provider}"), false);
+        let co = checkout(s, &viewer, &e.film.id, provider);
+        let id = co.order_id.clone();
+        let back = payer(&co);
+        // Recorded at once, answered after 3 s; we give up after 2 s.
+        let behaviour = match provider {
+            "kakaopay" => json!({
+                "capture_delay": 3, "fail": "500", "fail_on": ["order_calls"], "fail_times": 1
+            }),
+            "naverpay" => json!({
+                "capture_delay": 3, "fail": "500", "fail_on": ["history_calls"], "fail_times": 1
+            }),
+            _ => json!({ "capture_delay": 3 }),
+        };
+        e.behave(provider, behaviour);
+        let r = s.get(&back, None);
+        e.behave(provider, json!({ "capture_delay": 0 }));
+        assert_page(
+            &r,
+            502,
+            "try again",
+            &format!("{provider}: capture in doubt"),
+        );
+        let order = order_of(s, &viewer, &id);
+        assert_eq!(order["state"], "approved", "{provider}: {order}");
+        let admin_view = admin_order(s, &e.admin, &id);
+        let paid = match provider {
+            "paypal" => {
+                e.paypal.state()["orders"][str_of(&admin_view, "provider_ref")]["status"]
+                    == "COMPLETED"
+            }
+            "kakaopay" => {
+                e.kakao.state()["tids"][str_of(&admin_view, "provider_ref")]["status"]
+                    == "SUCCESS_PAYMENT"
+            }
+            _ => {
+                e.naver.state()["payments"][str_of(&admin_view, "payment_id")]["state"] == "APPLIED"
+            }
+        };
+        assert!(
+            paid,
+            "{provider}: the provider took the money: {admin_view}"
+        );
+
+        let mut links = vec![
+            format!("/pay/{provider}/cancel?order={id}"),
+            format!("/pay/{provider}/fail?order={id}"),
+        ];
+        links.push(match provider {
+            "paypal" => format!("/pay/paypal/return?order={id}&token=NOT-THIS-ORDER&PayerID=X"),
+            "kakaopay" => format!("/pay/kakaopay/return?order={id}"),
+            _ => format!("/pay/naverpay/return?order={id}&resultCode=UserCancel"),
+        });
+        for link in &links {
+            let r = s.get(link, None);
+            assert!(
+                matches!(r.status, 202 | 409) && r.text().contains("being confirmed"),
+                "{provider}: {link} on a payment in doubt: {}",
+                r.brief()
+            );
+            let order = order_of(s, &viewer, &id);
+            assert_eq!(
+                order["state"], "approved",
+                "{provider}: {link} must not end a payment in doubt: {order}"
+            );
+        }
+        assert_access(s, &viewer, &e.film, false, &format!("{provider}: in doubt"));
+
+        let changed = s
+            .post(
+                "/api/v1/admin/payments/reconcile",
+                Some(&e.admin.access),
+                json!({}),
+            )
+            .expect(200, "reconcile")
+            .json();
+        assert!(u64_of(&changed, "changed") >= 1, "{provider}: {changed}");
+        let order = order_of(s, &viewer, &id);
+        assert_eq!(
+            order["state"], "captured",
+            "{provider}: reconciled: {order}"
+        );
+        assert_access(
+            s,
+            &viewer,
+            &e.film,
+            true,
+            &format!("{provider}: reconciled"),
+        );
+        assert_eq!(purchases_of_film(s, &viewer, &e.film.id).len(), 1);
+        assert_eq!(e.capture_calls(provider), 1, "{provider}: one capture");
+    }
+}
+
+/// Item 3: PayPal answering the capture with 429 RATE_LIMIT_REACHED has taken nothing and
+/// refused nothing: the order stays approved, the payer reads "try again" (not
+/// "declined"), and the reloaded return captures.
+#[test]
+fn a_rate_limited_paypal_capture_is_retried_not_declined() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("rate-limited-capture", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal
+        .behave(json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 1 }));
+    let r = s.get(&back, None);
+    assert_page(&r, 502, "try again", "a 429 on capture");
+    assert!(
+        !r.text().to_lowercase().contains("declined"),
+        "a 429 is not a decline: {}",
+        r.brief()
+    );
+    let order = order_of(s, &viewer, &co.order_id);
+    assert_eq!(order["state"], "approved", "{order}");
+    assert!(order["failure"].is_null(), "{order}");
+    assert_eq!(u64_of(&e.paypal.state(), "injected_failures"), 1);
+
+    assert_page(
+        &s.get(&back, None),
+        200,
+        "Payment complete",
+        "the return reloaded",
+    );
+    assert_eq!(order_of(s, &viewer, &co.order_id)["state"], "captured");
+    assert_access(s, &viewer, &e.film, true, "captured after a 429");
+    let st = e.paypal.state();
+    assert_eq!(u64_of(&st, "capture_calls"), 2, "{st}");
+    assert_eq!(
+        request_id_count(&st, &format!("capture-{}", co.order_id)),
+        2,
+        "the retry carries the same PayPal-Request-Id"
+    );
+}
+
+/// Item 3: a checkout asked again answers the open order (its link still works) instead
+/// of persisting another and calling the provider; a user's open orders are capped.
+#[test]
+fn a_repeated_checkout_answers_the_open_order_and_open_orders_are_capped() {
+    let e = env();
+    let s = &e.server;
+    set_prices(s, &e.admin, &e.other.id, both_prices());
+    let viewer = s.user("open-orders", false);
+    let first = checkout(s, &viewer, &e.film.id, "paypal");
+    let again = checkout(s, &viewer, &e.film.id, "paypal");
+    assert_eq!(
+        again.answer, first.answer,
+        "the same open order, the same link"
+    );
+    assert_eq!(u64_of(&e.paypal.state(), "create_calls"), 1);
+    let kakao = checkout(s, &viewer, &e.film.id, "kakaopay");
+    let kakao_again = checkout(s, &viewer, &e.film.id, "kakaopay");
+    assert_eq!(
+        kakao_again.answer, kakao.answer,
+        "PC, mobile and app links kept"
+    );
+    assert_eq!(u64_of(&e.kakao.state(), "ready_calls"), 1);
+    // Another viewer's checkout is theirs.
+    let stranger = s.user("open-orders-stranger", false);
+    let theirs = checkout(s, &stranger, &e.film.id, "paypal");
+    assert_ne!(theirs.order_id, first.order_id);
+
+    // Up to payments.max_open_orders open orders...
+    let opened = [
+        first.order_id.clone(),
+        kakao.order_id.clone(),
+        checkout(s, &viewer, &e.film.id, "naverpay").order_id,
+        checkout(s, &viewer, &e.film.id, "dev").order_id,
+        checkout(s, &viewer, &e.other.id, "paypal").order_id,
+    ];
+    assert_eq!(opened.len(), MAX_OPEN_ORDERS);
+    let ready_calls = u64_of(&e.kakao.state(), "ready_calls");
+    let r = s.post(
+        &format!("/api/v1/films/{}/checkout", e.other.id),
+        Some(&viewer.access),
+        json!({ "provider": "kakaopay" }),
+    );
+    r.expect_error(429, "too_many_open_orders", "one open order too many");
+    let retry_after: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After: {}", r.brief()));
+    assert!((1..=3 * 3600).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        u64_of(&e.kakao.state(), "ready_calls"),
+        ready_calls,
+        "refused before the provider is called"
+    );
+    let orders = purchases(s, &viewer)["orders"]
+        .as_array()
+        .expect("orders")
+        .len();
+    assert_eq!(orders, MAX_OPEN_ORDERS, "nothing was persisted");
+    // ...an open one is still answered...
+    assert_eq!(
+        checkout(s, &viewer, &e.film.id, "paypal").order_id,
+        first.order_id
+    );
+    // ...and once one ends there is room again.
+    let cancelled = s.get(
+        &format!("/pay/paypal/cancel?order={}", first.order_id),
+        None,
+    );
+    assert_page(
+        &cancelled,
+        200,
+        "Payment not completed",
+        "cancel a created order",
+    );
+    let next = checkout(s, &viewer, &e.other.id, "kakaopay");
+    assert!(!opened.contains(&next.order_id));
+}
+
+/// Item 3: PayPal verifies a webhook over the bytes it sent; the event goes back to
+/// `verify-webhook-signature` embedded verbatim (key order, spacing, escapes), never
+/// re-serialised.
+#[test]
+fn a_paypal_webhook_is_verified_with_its_body_byte_for_byte() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("webhook-verbatim", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let pp_order = str_of(&admin_order(s, &e.admin, &co.order_id), "provider_ref").to_string();
+    payer(&co); // approves at PayPal and never comes back
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "PAYMENT.CAPTURE.COMPLETED", "order_id": pp_order,
+    }));
+    let st = e.paypal.state();
+    let check = st["verifications"]
+        .as_array()
+        .and_then(|v| v.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (check["transmission_id"].clone(), check["verbatim"].clone()),
+        (w["transmission_id"].clone(), json!(true)),
+        "the event reached verify-webhook-signature byte for byte: {st}"
+    );
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        serde_json::from_str::<Value>(str_of(&w, "body")).expect("JSON"),
+        json!({ "status": "captured" }),
+        "{w}"
+    );
+    assert_eq!(order_of(s, &viewer, &co.order_id)["state"], "captured");
+    assert_access(s, &viewer, &e.film, true, "after a verified webhook");
+}
+
+/// A delivery with forged PAYPAL-* headers.
+fn post_webhook(s: &Server, event: &Value) -> Resp {
+    s.exec(
+        s.req(Method::POST, "/api/v1/payments/paypal/webhook")
+            .header("PAYPAL-AUTH-ALGO", "SHA256withRSA")
+            .header(
+                "PAYPAL-CERT-URL",
+                "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77",
+            )
+            .header(
+                "PAYPAL-TRANSMISSION-ID",
+                "b2f0a7c0-0000-4000-8000-000000000002",
+            )
+            .header("PAYPAL-TRANSMISSION-SIG", "Zm9yZ2VkIHNpZ25hdHVyZQ==")
+            .header("PAYPAL-TRANSMISSION-TIME", "2030-01-01T00:00:00Z")
+            .json(event),
+    )
+}
+
+/// Item 3: a webhook we would ignore (an unhandled type, a `custom_id` naming no order the
+/// event could change) is answered without asking PayPal, so nobody can spend our calls to
+/// PayPal with it; one we would act on is still verified first.
+#[test]
+fn paypal_webhooks_we_would_ignore_are_not_sent_to_paypal() {
+    let e = env();
+    let s = &e.server;
+    let open_viewer = s.user("webhook-filter-open", false);
+    let open = checkout(s, &open_viewer, &e.film.id, "paypal");
+    let buyer = s.user("webhook-filter-buyer", false);
+    let bought = e.buy(&buyer, "paypal");
+    let verify_calls = || u64_of(&e.paypal.state(), "verify_calls");
+    let before = verify_calls();
+    let event = |event_type: &str, custom_id: Option<&str>, n: u32| {
+        let mut ev = forged_event(custom_id.unwrap_or(""), &format!("WH-FILTER-{n:04}"));
+        ev["event_type"] = json!(event_type);
+        if custom_id.is_none() {
+            ev["resource"]
+                .as_object_mut()
+                .expect("resource")
+                .remove("custom_id");
+        }
+        ev
+    };
+    let unknown = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0001";
+    let mut no_id = event("PAYMENT.CAPTURE.COMPLETED", Some(&open.order_id), 8);
+    no_id.as_object_mut().expect("event").remove("id");
+    let ignored = [
+        (
+            "an unhandled type",
+            event("BILLING.SUBSCRIPTION.CREATED", Some(&open.order_id), 1),
+        ),
+        (
+            "no such order",
+            event("PAYMENT.CAPTURE.COMPLETED", Some(unknown), 2),
+        ),
+        (
+            "not an order id",
+            event("PAYMENT.CAPTURE.COMPLETED", Some("not-an-order"), 3),
+        ),
+        ("no custom_id", event("PAYMENT.CAPTURE.COMPLETED", None, 4)),
+        (
+            "captured already",
+            event("PAYMENT.CAPTURE.COMPLETED", Some(&bought.order_id), 5),
+        ),
+        (
+            "denied after capture",
+            event("PAYMENT.CAPTURE.DENIED", Some(&bought.order_id), 6),
+        ),
+        (
+            "refund of an unpaid order",
+            event("PAYMENT.CAPTURE.REFUNDED", Some(&open.order_id), 7),
+        ),
+        ("no event id", no_id),
+    ];
+    for (what, ev) in &ignored {
+        let r = post_webhook(s, ev);
+        assert_eq!(r.status, 200, "{what}: {}", r.brief());
+        assert_eq!(r.json(), json!({ "status": "ignored" }), "{what}");
+        assert_eq!(verify_calls(), before, "{what}: PayPal was asked");
+    }
+    // A genuine delivery of a type we do not handle: the same.
+    let pp_open = str_of(&admin_order(s, &e.admin, &open.order_id), "provider_ref").to_string();
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "CHECKOUT.ORDER.APPROVED", "order_id": pp_open,
+    }));
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        verify_calls(),
+        before,
+        "CHECKOUT.ORDER.APPROVED: PayPal was asked"
+    );
+    assert_eq!(
+        order_of(s, &open_viewer, &open.order_id)["state"],
+        "created"
+    );
+    assert_eq!(order_of(s, &buyer, &bought.order_id)["state"], "captured");
+
+    // One we would act on is verified with PayPal first (and this one is forged).
+    post_webhook(
+        s,
+        &event("PAYMENT.CAPTURE.COMPLETED", Some(&open.order_id), 9),
+    )
+    .expect_error(
+        401,
+        "invalid_signature",
+        "a forged COMPLETED for an open order",
+    );
+    assert_eq!(verify_calls(), before + 1);
+    assert_eq!(
+        order_of(s, &open_viewer, &open.order_id)["state"],
+        "created"
+    );
+}
+
+/// Item 3: reconciliation runs every `payments.reconcile_interval` (docs/PAYMENTS.md
+/// promises hourly), not only at start, and stops with the server.
+#[test]
+fn open_orders_are_reconciled_periodically_and_the_reconciler_stops_with_the_server() {
+    let paypal = PaypalPeer::start(PP_ID, PP_SECRET, PP_WEBHOOK);
+    let mut vars = provider_env(Some(&paypal), None, None, false);
+    vars.push(("CINEGATE_PAYMENTS__RECONCILE_INTERVAL".into(), "2s".into()));
+    let mut s = Server::start(&borrowed(&vars));
+    let admin = s.user("periodic-admin", true);
+    let film = priced_film(&s, &admin, &src_other(), "Periodic pay film");
+    let viewer = s.user("periodic-buyer", false);
+    let co = checkout(&s, &viewer, &film.id, "paypal");
+    let back = payer(&co);
+    // PayPal takes the money and answers too late: the order is left approved.
+    paypal.behave(json!({ "capture_delay": 3 }));
+    let r = s.get(&back, None);
+    paypal.behave(json!({ "capture_delay": 0 }));
+    assert_page(&r, 502, "try again", "late capture");
+
+    // Nobody asks (no reload, no admin): a later pass settles it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let order = order_of(&s, &viewer, &co.order_id);
+        if order["state"] == "captured" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && order["state"] == "approved",
+            "not reconciled by a periodic pass: {order}\nlog:\n{}",
+            s.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let notes = event_notes(&admin_order(&s, &admin, &co.order_id));
+    assert!(
+        notes.contains("reconciled with the provider"),
+        "captured by reconciliation: {notes}"
+    );
+    assert_access(&s, &viewer, &film, true, "after a periodic reconciliation");
+    assert_eq!(u64_of(&paypal.state(), "capture_calls"), 1);
+
+    // SIGTERM while passes keep coming: the server stops promptly and cleanly.
+    std::thread::sleep(Duration::from_millis(2500));
+    let started = Instant::now();
+    s.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    let log = s.log_tail(20);
+    assert!(
+        log.contains("stopped") && !log.contains("did not stop in time"),
+        "a clean stop:\n{log}"
     );
 }
