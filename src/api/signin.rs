@@ -9,8 +9,9 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::auth::limit;
+use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
+use super::ratelimit::Budget;
 use super::AppState;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::{clean_name, NativeToken};
@@ -133,7 +134,7 @@ pub async fn start(
     path: web::Path<String>,
     query: web::Query<StartQuery>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::SignIn)?;
     let provider = state.providers.parse(&path)?;
     let finish = finish_of(&query, &state)?;
     let link_user = match query.intent.as_deref() {
@@ -197,7 +198,7 @@ async fn callback(
     provider: &str,
     params: CallbackParams,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::SignIn)?;
     let provider = state.providers.parse(provider)?;
     let flow_state = params
         .state
@@ -398,7 +399,11 @@ pub async fn exchange(
     req: HttpRequest,
     body: web::Json<ExchangeRequest>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    // A code is single-use: a valid one limits itself; failures count per address.
+    counting_failures(&state, &req, redeem_code(&state, &body))
+}
+
+fn redeem_code(state: &AppState, body: &ExchangeRequest) -> ApiResult<HttpResponse> {
     if body.code.is_empty() || body.code.len() > 512 {
         return Err(IdentityError::InvalidCode.into());
     }
@@ -422,7 +427,7 @@ pub async fn exchange(
         .store
         .user(&record.user_id)?
         .ok_or(IdentityError::InvalidCode)?;
-    token_pair(&state, &user)
+    token_pair(state, &user)
 }
 
 /// A new sign-in for `user`: access and refresh tokens, never cached.
@@ -482,7 +487,7 @@ pub async fn native(
     path: web::Path<String>,
     body: web::Json<NativeToken>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::Native)?;
     let provider = state.providers.parse(&path)?;
     // With a Bearer token this links; a bad Bearer token is an error, not a sign-in.
     let linking = if req.headers().contains_key(header::AUTHORIZATION) {
