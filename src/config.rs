@@ -23,6 +23,10 @@ pub struct Config {
     pub keys_dir: PathBuf,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `cinegate=debug`.
     pub log: String,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` name the client
+    /// for rate limits. Empty: trust none, every client is its TCP peer.
+    #[serde(deserialize_with = "list_or_string")]
+    pub trusted_proxies: Vec<String>,
     pub playback: PlaybackConfig,
     pub transcode: TranscodeConfig,
     pub upload: UploadConfig,
@@ -143,6 +147,26 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
         }
     }
     d.deserialize_string(Text)
+}
+
+/// A list, or one string of comma-separated items: `CINEGATE_TRUSTED_PROXIES=10.0.0.1,::1`
+/// reads like `["10.0.0.1", "::1"]`.
+fn list_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(v) => v,
+        ListOrString::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 impl std::fmt::Debug for Secret {
@@ -420,8 +444,24 @@ pub struct CorsConfig {
 pub struct LimitsConfig {
     /// Largest JSON request body in bytes.
     pub json_body_bytes: usize,
-    /// Requests per minute per client address on the auth endpoints.
+    /// Browser sign-in (`/auth/{provider}/start` and the callback): requests per minute
+    /// per client address.
     pub auth_per_minute: u32,
+    /// Native sign-in (`POST /api/v1/auth/{provider}/native`): requests per minute per
+    /// client address.
+    pub native_per_minute: u32,
+    /// Failed attempts on the token endpoints (link, refresh, logout, exchange: unknown,
+    /// invalid or expired tokens and codes) per minute per client address. Valid uses do
+    /// not count here.
+    pub token_failures_per_minute: u32,
+    /// Refreshes and logouts per minute of one refresh-token family (one sign-in).
+    pub refresh_family_per_minute: u32,
+    /// PayPal webhook deliveries per minute per client address.
+    pub webhook_per_minute: u32,
+    /// Distinct keys (client addresses, families, users) each budget tracks at once, at
+    /// most `api::ratelimit::BYTES_PER_KEY` (64) bytes each; past it the longest idle are
+    /// forgotten.
+    pub tracked_keys: usize,
 }
 
 impl Default for Config {
@@ -432,6 +472,7 @@ impl Default for Config {
             media_dir: "media".into(),
             keys_dir: "keys".into(),
             log: "info".into(),
+            trusted_proxies: Vec::new(),
             playback: PlaybackConfig::default(),
             transcode: TranscodeConfig::default(),
             upload: UploadConfig::default(),
@@ -500,6 +541,11 @@ impl Default for LimitsConfig {
         Self {
             json_body_bytes: 64 * 1024,
             auth_per_minute: 30,
+            native_per_minute: 30,
+            token_failures_per_minute: 30,
+            refresh_family_per_minute: 10,
+            webhook_per_minute: 120,
+            tracked_keys: 100_000,
         }
     }
 }
@@ -816,8 +862,22 @@ impl Config {
                 );
             }
         }
-        if self.limits.auth_per_minute == 0 {
-            return bad("limits.auth_per_minute", "must be above zero".into());
+        for (key, value) in [
+            ("limits.auth_per_minute", self.limits.auth_per_minute),
+            ("limits.native_per_minute", self.limits.native_per_minute),
+            (
+                "limits.token_failures_per_minute",
+                self.limits.token_failures_per_minute,
+            ),
+            (
+                "limits.refresh_family_per_minute",
+                self.limits.refresh_family_per_minute,
+            ),
+            ("limits.webhook_per_minute", self.limits.webhook_per_minute),
+        ] {
+            if value == 0 {
+                return bad(key, "must be above zero".into());
+            }
         }
         if let Some(addr) = self.metrics.listen {
             if addr == self.listen && addr.port() != 0 {
@@ -827,10 +887,35 @@ impl Config {
                 );
             }
         }
+        if !(1_000..=10_000_000).contains(&self.limits.tracked_keys) {
+            return bad(
+                "limits.tracked_keys",
+                "must be between 1000 and 10000000".into(),
+            );
+        }
+        self.trusted_proxy_nets()?;
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", format!("{:?} is not a valid log filter", self.log));
         }
         Ok(())
+    }
+
+    /// `trusted_proxies` parsed: a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address.
+    pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|p| {
+                let p = p.trim();
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| ConfigError::Invalid {
+                        key: "trusted_proxies",
+                        message: format!(
+                            "{p:?} is not an address or CIDR such as 10.0.0.0/8 or ::1"
+                        ),
+                    })
+            })
+            .collect()
     }
 
     /// The packager's options from `[transcode]`.
@@ -1052,6 +1137,28 @@ mod tests {
             jail.set_env("CINEGATE_METRICS__LISTEN", "127.0.0.1:9100");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9100));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_from_a_list_or_a_comma_separated_variable() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "trusted_proxies = [\"10.0.0.0/33\"]\n");
+            assert!(e.contains("trusted_proxies"), "{e}");
+            let e = load_error(jail, "[limits]\ntoken_failures_per_minute = 0\n");
+            assert!(e.contains("limits.token_failures_per_minute"), "{e}");
+            jail.create_file("config.toml", "trusted_proxies = [\"10.0.0.0/8\"]\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.trusted_proxies, ["10.0.0.0/8"]);
+            jail.set_env("CINEGATE_TRUSTED_PROXIES", "127.0.0.1/32, ::1");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            let nets = c.trusted_proxy_nets().map_err(|e| e.to_string())?;
+            let shown: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            assert_eq!(shown, ["127.0.0.1/32", "::1/128"]);
+            jail.set_env("CINEGATE_TRUSTED_PROXIES", "[\"192.168.0.0/16\"]");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.trusted_proxies, ["192.168.0.0/16"]);
             Ok(())
         });
     }

@@ -75,11 +75,12 @@ impl Application {
             keys,
             store,
             metrics: Default::default(),
-            auth_limiter: Default::default(),
+            limits: api::ratelimit::Limits::new(&config.limits),
+            trusted_proxies: api::client::TrustedProxies::new(config.trusted_proxy_nets()?),
             providers,
             payments,
             order_locks: Default::default(),
-            comment_limiter: Default::default(),
+            comment_limiter: api::ratelimit::RateLimiter::new(config.limits.tracked_keys),
             config: config.clone(),
         });
         let _ = api::uploads::expire_stale(&state);

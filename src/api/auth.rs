@@ -4,6 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
+use super::ratelimit::Budget;
 use super::AppState;
 use crate::auth::session;
 use crate::store::now;
@@ -20,13 +21,44 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Counts a sign-in request against `limits.auth_per_minute` for the client address.
-pub(super) fn limit(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
-    state.auth_limiter.check(
-        req.peer_addr().map(|a| a.ip()),
-        state.config.limits.auth_per_minute,
-        now(),
-    )
+/// Counts a request against the client address's `budget` (`api::client` says who the
+/// client is).
+pub(super) fn limit(state: &AppState, req: &HttpRequest, budget: Budget) -> ApiResult<()> {
+    state
+        .limits
+        .client(budget, state.trusted_proxies.key_of(req), now())
+}
+
+/// A failed attempt on a token endpoint (a token or code that is malformed, unknown,
+/// invalid or expired) counts against the client address; past that budget it is answered
+/// 429 instead. Valid uses never count here, so junk from one address cannot refuse
+/// anyone's good token, even from the same address (a proxy that is not trusted, a NAT).
+pub(super) fn counting_failures<T>(
+    state: &AppState,
+    req: &HttpRequest,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    match result {
+        Err(e)
+            if matches!(
+                e.code,
+                "invalid_input" | "invalid_token" | "token_expired" | "invalid_code"
+            ) =>
+        {
+            limit(state, req, Budget::TokenFailures)?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// A refresh token we know, in any state, is a use of its family (one sign-in) and counts
+/// against that family; an unknown one is a failed attempt by the client address.
+fn charge_refresh_token(state: &AppState, req: &HttpRequest, token: &str) -> ApiResult<()> {
+    match state.store.refresh_family(token)? {
+        Some(family) => state.limits.family(family, now()),
+        None => limit(state, req, Budget::TokenFailures),
+    }
 }
 
 fn non_empty(token: &str) -> ApiResult<&str> {
@@ -52,16 +84,17 @@ pub async fn link(
     req: HttpRequest,
     body: web::Json<LinkRequest>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
-    let token = non_empty(&body.token)?;
-    let pair = session::redeem_login_link(
-        &state.store,
-        &state.keys.access,
-        &state.config.auth,
-        token,
-        now(),
-    )?;
-    Ok(tokens(pair))
+    let redeemed = non_empty(&body.token).and_then(|token| {
+        Ok(session::redeem_login_link(
+            &state.store,
+            &state.keys.access,
+            &state.config.auth,
+            token,
+            now(),
+        )?)
+    });
+    // A login link is single-use: a valid one limits itself.
+    counting_failures(&state, &req, redeemed).map(tokens)
 }
 
 pub async fn refresh(
@@ -69,8 +102,8 @@ pub async fn refresh(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
-    let token = non_empty(&body.refresh_token)?;
+    let token = counting_failures(&state, &req, non_empty(&body.refresh_token))?;
+    charge_refresh_token(&state, &req, token)?;
     let pair = session::refresh(
         &state.store,
         &state.keys.access,
@@ -86,8 +119,8 @@ pub async fn logout(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
-    let token = non_empty(&body.refresh_token)?;
+    let token = counting_failures(&state, &req, non_empty(&body.refresh_token))?;
+    charge_refresh_token(&state, &req, token)?;
     session::logout(&state.store, token)?;
     Ok(HttpResponse::NoContent().finish())
 }

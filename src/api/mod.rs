@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod comments;
 pub mod error;
 pub mod films;
@@ -35,7 +36,10 @@ pub struct AppState {
     pub progress: Arc<ProgressRecorder>,
     pub playback: Arc<PlaybackCache>,
     pub metrics: health::Metrics,
-    pub auth_limiter: ratelimit::RateLimiter,
+    /// The per-minute budgets of the sign-in, token and webhook endpoints.
+    pub limits: ratelimit::Limits,
+    /// Whose forwarding headers name the client those budgets count.
+    pub trusted_proxies: client::TrustedProxies,
     pub providers: Arc<crate::auth::providers::Providers>,
     pub payments: Arc<crate::payments::Payments>,
     pub order_locks: crate::payments::orders::OrderLocks,

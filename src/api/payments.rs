@@ -314,6 +314,8 @@ pub async fn paypal_webhook(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
+    // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
+    super::auth::limit(&state, &req, super::ratelimit::Budget::Webhook)?;
     let Some(Gateway::Paypal(paypal)) = state.payments.get("paypal") else {
         return Err(ApiError::not_found("webhook"));
     };

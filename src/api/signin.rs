@@ -9,8 +9,9 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::auth::limit;
+use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
+use super::ratelimit::Budget;
 use super::AppState;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::{clean_name, NativeToken};
@@ -142,7 +143,7 @@ pub async fn start(
     path: web::Path<String>,
     query: web::Query<StartQuery>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::SignIn)?;
     let provider = state.providers.parse(&path)?;
     let finish = finish_of(&query, &state)?;
     match query.intent.as_deref() {
@@ -183,7 +184,7 @@ pub async fn link(
     path: web::Path<String>,
     query: web::Query<LinkQuery>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::SignIn)?;
     require_csrf_header(&req)?;
     let provider = state.providers.parse(&path)?;
     let user = session_user(&state, &req)?;
@@ -305,7 +306,7 @@ async fn callback(
     provider: &str,
     params: CallbackParams,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::SignIn)?;
     let provider = state.providers.parse(provider)?;
     let flow_state = params
         .state
@@ -518,7 +519,11 @@ pub async fn exchange(
     req: HttpRequest,
     body: web::Json<ExchangeRequest>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    // A code is single-use: a valid one limits itself; failures count per address.
+    counting_failures(&state, &req, redeem_code(&state, &body))
+}
+
+fn redeem_code(state: &AppState, body: &ExchangeRequest) -> ApiResult<HttpResponse> {
     if body.code.is_empty() || body.code.len() > 512 {
         return Err(IdentityError::InvalidCode.into());
     }
@@ -542,7 +547,7 @@ pub async fn exchange(
         .store
         .user(&record.user_id)?
         .ok_or(IdentityError::InvalidCode)?;
-    token_pair(&state, &user)
+    token_pair(state, &user)
 }
 
 /// A new sign-in for `user`: access and refresh tokens, never cached.
@@ -607,7 +612,7 @@ pub async fn native(
     path: web::Path<String>,
     body: web::Json<NativeToken>,
 ) -> ApiResult<HttpResponse> {
-    limit(&state, &req)?;
+    limit(&state, &req, Budget::Native)?;
     let provider = state.providers.parse(&path)?;
     // With a Bearer token this links; a bad Bearer token is an error, not a sign-in.
     let linking = if req.headers().contains_key(header::AUTHORIZATION) {

@@ -216,6 +216,19 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The family of a refresh token this store knows, in any state; read-only (rate
+    /// limits charge a known token's use to its sign-in before the rotation runs).
+    pub fn refresh_family(&self, token: &str) -> Result<Option<Uuid>> {
+        let record = get::<RefreshRecord>(
+            &self.refresh_tokens,
+            "refresh_tokens",
+            &token_key(&hash(token)),
+        )?;
+        Ok(record.map(|r| r.family))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -396,6 +396,10 @@ impl Server {
             s("CINEGATE_TRANSCODE__LADDER", "360:600k,240:300k"),
             s("CINEGATE_PLAYBACK__PROGRESS_FLUSH_INTERVAL", "200ms"),
             s("CINEGATE_LIMITS__AUTH_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__NATIVE_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__TOKEN_FAILURES_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__REFRESH_FAMILY_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__WEBHOOK_PER_MINUTE", "100000"),
             s("CINEGATE_LOG", "info"),
         ];
         for (k, v) in extra {

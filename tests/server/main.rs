@@ -13,5 +13,6 @@ mod payment_peers;
 mod payments;
 mod peers;
 mod playback;
+mod ratelimit;
 mod recovery;
 mod social;
