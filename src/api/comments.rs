@@ -32,16 +32,24 @@ async fn require_unlocked(
         return Ok(());
     }
     let required = state.config.playback.unlock_fraction;
-    Err(ApiError::forbidden(
-        "watch_more",
+    let message = if progress.coverage + 1e-9 >= required {
+        // Enough segments, too fast: only watching longer opens it.
+        format!(
+            "comments and support open after watching {:.0}% of the film at a believable pace; keep watching",
+            required * 100.0
+        )
+    } else {
         format!(
             "comments and support open after watching {:.0}% of the film; you have watched {:.0}%",
             required * 100.0,
             (progress.coverage * 100.0).floor()
-        ),
-    )
-    .with("coverage", progress.coverage)
-    .with("required_coverage", required))
+        )
+    };
+    Err(ApiError::forbidden("watch_more", message)
+        .with("coverage", progress.coverage)
+        .with("required_coverage", required)
+        .with("active_seconds", progress.active_seconds)
+        .with("required_active_seconds", progress.required_active_seconds))
 }
 
 fn event(state: &AppState, kind: &str, user: Uuid, film: Uuid, comment: Option<Uuid>) {

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{shared, Server, User};
+use crate::harness::{shared, Server, User, FAST_PACE};
 
 fn key(s: &Server, pb_prefix: &str, i: usize) {
     let r = s.get(&format!("{pb_prefix}/keys/{i}.key"), None);
@@ -344,7 +344,7 @@ fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
 /// coverage 0.89, the 90th → allowed.
 #[test]
 fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
-    let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1")]);
+    let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1"), FAST_PACE]);
     let admin = s.user("admin", true);
     let src = crate::harness::generated(
         "hundred-seconds-240p.mp4",
