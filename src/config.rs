@@ -240,7 +240,7 @@ impl Default for FacebookConfig {
 pub struct SocialConfig {
     /// Comments containing one of these words (whole words, any case) are held for review.
     pub held_words: Vec<String>,
-    /// Comments a user may post per minute.
+    /// Comments a user may post or edit per minute (together; admins are not limited).
     pub comments_per_minute: u32,
     /// Tips a viewer may add to their support: per currency, the smallest and largest
     /// amount in minor units. A currency not listed takes no tips.
