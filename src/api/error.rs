@@ -215,18 +215,15 @@ impl From<crate::social::comments::CommentError> for ApiError {
             E::NotFound => ApiError::not_found("comment"),
             E::NotYours => ApiError::forbidden("not_yours", e.to_string()),
             E::Deleted(by) => {
-                let (who, message) = match by {
-                    Some(DeletedBy::Author) => (
-                        "author",
-                        "its author deleted this comment; its text is gone and it cannot be restored",
-                    ),
-                    Some(DeletedBy::Moderator) => (
-                        "moderator",
-                        "a moderator deleted this comment; its text is gone and it cannot be restored",
-                    ),
-                    None => ("unknown", "this comment was deleted; its text is gone and it cannot be restored"),
+                let (who, field) = match by {
+                    Some(DeletedBy::Author) => ("its author", "author"),
+                    Some(DeletedBy::Moderator) => ("a moderator", "moderator"),
+                    None => ("someone", "unknown"),
                 };
-                ApiError::conflict("comment_deleted", message).with("deleted_by", who)
+                let message = format!(
+                    "{who} deleted this comment; its text is gone and it cannot be restored"
+                );
+                ApiError::conflict("comment_deleted", message).with("deleted_by", field)
             }
         }
     }
