@@ -455,8 +455,11 @@ mod tests {
                 supporters: 1
             }
         );
-        let tomb = store.comment(&gone.id)?.expect("kept");
-        assert_eq!((tomb.body.as_str(), tomb.history.len()), ("", 0));
+        let tomb = store.comment(&gone.id)?;
+        assert_eq!(
+            tomb.map(|c| (c.body, c.history.len())),
+            Some((String::new(), 0))
+        );
         // Built once: a later open leaves the counters alone (this comment slipped in
         // behind their back, so a second build would count it).
         let sneaked = comment(film, user, "three");

@@ -460,9 +460,9 @@ mod tests {
             .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, t), PACE))
             .count();
         assert_eq!(counted, 20);
-        let r = rec.get(&u, &f)?.expect("recorded");
-        assert_eq!(r.covered_count(), 20);
-        assert_eq!(r.last_segment, Some(99));
+        let r = rec.get(&u, &f)?;
+        assert_eq!(r.as_ref().map(|r| r.covered_count()), Some(20));
+        assert_eq!(r.and_then(|r| r.last_segment), Some(99));
         // Already paid for: the segment of a counted key is free, even with no credit left.
         assert!(rec.record(event(u, f, 3, 100, Signal::Segment, t), PACE));
         // Ten seconds later, 40 media seconds more have been earned: about 7 segments.
@@ -548,20 +548,19 @@ mod tests {
             event(u, f, 1, 10, Signal::Key, t + Duration::from_secs(3600)),
             PACE,
         );
-        let r = rec.get(&u, &f)?.expect("recorded");
-        assert_eq!(r.active_seconds, Some(120.0));
+        assert_eq!(rec.get(&u, &f)?.and_then(|r| r.active_seconds), Some(120.0));
         Ok(())
     }
 
     #[test]
-    fn progress_from_before_pace_was_measured_keeps_its_unlock() {
+    fn progress_from_before_pace_was_measured_keeps_its_unlock() -> serde_json::Result<()> {
         let legacy: ProgressRecord = serde_json::from_str(
             r#"{"covered":[255,3],"total":10,"last_segment":9,"watch_seconds":60.0,"updated_at":1}"#,
-        )
-        .expect("an old record decodes");
+        )?;
         assert_eq!(legacy.active_seconds, None);
         let v = view(Some(&legacy), &[6.0; 10], &rules());
         assert!(v.unlocked, "{v:?}");
+        Ok(())
     }
 
     fn paced(mut r: ProgressRecord) -> ProgressRecord {
