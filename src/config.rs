@@ -64,6 +64,14 @@ pub struct PlaybackConfig {
     /// How often buffered progress is written to the store.
     #[serde(with = "humantime_serde")]
     pub progress_flush_interval: Duration,
+    /// Fastest believable playback, as a multiple of real time: a viewer earns this many
+    /// media seconds of coverage per wall-clock second (plus `buffer_ahead`), and the unlock
+    /// also needs `unlock_fraction × duration ÷ max_pace` seconds of watching.
+    pub max_pace: f64,
+    /// Media a player may fetch ahead of the playhead at once (its buffer): a burst of this
+    /// much still counts. Also the longest silence counted as watching.
+    #[serde(with = "humantime_serde")]
+    pub buffer_ahead: Duration,
     /// No longer used (segments are sent from the page cache with sendfile); still accepted
     /// so that configs written for earlier versions load, with a warning at start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -270,7 +278,7 @@ impl Default for FacebookConfig {
 pub struct SocialConfig {
     /// Comments containing one of these words (whole words, any case) are held for review.
     pub held_words: Vec<String>,
-    /// Comments a user may post per minute.
+    /// Comments a user may post or edit per minute (together; admins are not limited).
     pub comments_per_minute: u32,
     /// Tips a viewer may add to their support: per currency, the smallest and largest
     /// amount in minor units. A currency not listed takes no tips.
@@ -493,6 +501,8 @@ impl Default for PlaybackConfig {
             preview_fraction: 0.10,
             unlock_fraction: 0.90,
             progress_flush_interval: Duration::from_secs(1),
+            max_pace: 4.0,
+            buffer_ahead: Duration::from_secs(120),
             segment_cache_bytes: None,
         }
     }
@@ -793,6 +803,20 @@ impl Config {
                 "must be above zero".into(),
             );
         }
+        if !(self.playback.max_pace.is_finite() && self.playback.max_pace >= 1.0) {
+            return bad(
+                "playback.max_pace",
+                "must be a number of at least 1 (real time)".into(),
+            );
+        }
+        if self.playback.buffer_ahead < Duration::from_secs(10)
+            || self.playback.buffer_ahead > Duration::from_secs(3600)
+        {
+            return bad(
+                "playback.buffer_ahead",
+                "must be between 10 seconds and 1 hour".into(),
+            );
+        }
         if let Err(e) = self.package_options() {
             let key = match &e {
                 PackageOptionError::Ladder(_) => "transcode.ladder",
@@ -1056,6 +1080,23 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.payments.reconcile_interval, Duration::from_secs(900));
             assert_eq!(c.payments.max_open_orders, 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn pace_keys_are_validated_by_name_and_overridable() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[playback]\nmax_pace = 0.5\n");
+            assert!(e.contains("playback.max_pace"), "{e}");
+            let e = load_error(jail, "[playback]\nbuffer_ahead = \"1s\"\n");
+            assert!(e.contains("playback.buffer_ahead"), "{e}");
+            jail.create_file("config.toml", "")?;
+            jail.set_env("CINEGATE_PLAYBACK__MAX_PACE", "20");
+            jail.set_env("CINEGATE_PLAYBACK__BUFFER_AHEAD", "10s");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.playback.max_pace, 20.0);
+            assert_eq!(c.playback.buffer_ahead, Duration::from_secs(10));
             Ok(())
         });
     }

@@ -10,8 +10,9 @@ use super::error::{ApiError, ApiResult};
 use super::films::{film_progress, watchable_film};
 use super::AppState;
 use crate::auth::{Admin, Viewer};
+use crate::social::comments;
 use crate::social::text::{comment_body, matches_word_list};
-use crate::store::comments::{Comment, CommentState, Revision, SocialEvent, Support};
+use crate::store::comments::{Comment, CommentState, SocialEvent, Support};
 use crate::store::films::Film;
 use crate::store::now;
 
@@ -32,16 +33,24 @@ async fn require_unlocked(
         return Ok(());
     }
     let required = state.config.playback.unlock_fraction;
-    Err(ApiError::forbidden(
-        "watch_more",
+    let message = if progress.coverage + 1e-9 >= required {
+        // Enough segments, too fast: only watching longer opens it.
+        format!(
+            "comments and support open after watching {:.0}% of the film at a believable pace; keep watching",
+            required * 100.0
+        )
+    } else {
         format!(
             "comments and support open after watching {:.0}% of the film; you have watched {:.0}%",
             required * 100.0,
             (progress.coverage * 100.0).floor()
-        ),
-    )
-    .with("coverage", progress.coverage)
-    .with("required_coverage", required))
+        )
+    };
+    Err(ApiError::forbidden("watch_more", message)
+        .with("coverage", progress.coverage)
+        .with("required_coverage", required)
+        .with("active_seconds", progress.active_seconds)
+        .with("required_active_seconds", progress.required_active_seconds))
 }
 
 fn event(state: &AppState, kind: &str, user: Uuid, film: Uuid, comment: Option<Uuid>) {
@@ -172,62 +181,36 @@ pub async fn create(
         edited_at: None,
         history: Vec::new(),
         reports: 0,
+        deleted_by: None,
     };
     state.store.add_comment(&c)?;
     event(&state, "comment", viewer.0.id, film.id, Some(c.id));
     Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
 }
 
-fn own_comment(state: &AppState, viewer: &Viewer, id: &str) -> ApiResult<Comment> {
-    let c = crate::store::parse_id(id)
-        .map(|id| state.store.comment(&id))
-        .transpose()?
-        .flatten()
-        .filter(|c| c.state != CommentState::Deleted)
-        .ok_or_else(|| ApiError::not_found("comment"))?;
-    if c.user_id != viewer.0.id && !viewer.0.is_admin() {
-        return Err(ApiError::forbidden(
-            "not_yours",
-            "only its author can change a comment",
-        ));
-    }
-    Ok(c)
+fn comment_id(id: &str) -> ApiResult<Uuid> {
+    crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("comment"))
 }
 
+/// Edits count against the same per-minute limit as posts: each one rewrites the record
+/// every page decodes.
 pub async fn edit(
     state: web::Data<AppState>,
     viewer: Viewer,
     path: web::Path<String>,
     body: web::Json<BodyRequest>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_comment(&state, &viewer, &path)?;
-    if c.user_id != viewer.0.id {
-        return Err(ApiError::forbidden(
-            "not_yours",
-            "only its author can edit a comment",
-        ));
-    }
+    let id = comment_id(&path)?;
     let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
+    if !viewer.0.is_admin() {
+        state.comment_limiter.check(
+            Some(viewer.0.id),
+            state.config.social.comments_per_minute,
+            now(),
+        )?;
+    }
     let held = matches_word_list(&text, &state.config.social.held_words);
-    let t = now();
-    let updated = state
-        .store
-        .update_comment(&c.id, |c| {
-            if c.body == text {
-                return false;
-            }
-            let old = std::mem::replace(&mut c.body, text.clone());
-            c.history.push(Revision {
-                body: old,
-                at: c.edited_at.unwrap_or(c.created_at),
-            });
-            c.edited_at = Some(t);
-            if held && c.state == CommentState::Visible {
-                c.state = CommentState::Held;
-            }
-            true
-        })?
-        .ok_or_else(|| ApiError::not_found("comment"))?;
+    let updated = comments::edit(&state.store, &id, &viewer.0.id, &text, held, now())?;
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
 }
 
@@ -236,11 +219,8 @@ pub async fn delete(
     viewer: Viewer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let c = own_comment(&state, &viewer, &path)?;
-    state.store.update_comment(&c.id, |c| {
-        c.state = CommentState::Deleted;
-        true
-    })?;
+    let id = comment_id(&path)?;
+    comments::delete(&state.store, &id, &viewer.0.id, viewer.0.is_admin())?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -263,16 +243,14 @@ pub async fn report(
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "reported": true })))
 }
 
-/// Public: how many visible comments and supporters a film has.
+/// Public: how many visible comments and supporters a film has (kept as counters, so this
+/// reads one record).
 pub async fn counts(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "comments": state.store.visible_comment_count(&film.id)?,
-        "supporters": state.store.supports_of(&film.id)?.len(),
-    })))
+    Ok(HttpResponse::Ok().json(state.store.social_counts(&film.id)?))
 }
 
 #[derive(Deserialize, Default)]
@@ -358,35 +336,23 @@ pub async fn support(
     })
 }
 
-fn moderate(state: &AppState, id: &str, to: CommentState) -> ApiResult<HttpResponse> {
-    let id = crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("comment"))?;
-    let c = state
-        .store
-        .update_comment(&id, |c| {
-            if c.state == CommentState::Deleted || c.state == to {
-                return false;
-            }
-            c.state = to;
-            true
-        })?
-        .ok_or_else(|| ApiError::not_found("comment"))?;
-    Ok(HttpResponse::Ok().json(c))
-}
-
 pub async fn admin_hide(
     state: web::Data<AppState>,
     _a: Admin,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    moderate(&state, &path, CommentState::Hidden)
+    let c = comments::moderate(&state.store, &comment_id(&path)?, CommentState::Hidden)?;
+    Ok(HttpResponse::Ok().json(c))
 }
 
+/// Shows a hidden or held comment to everyone; a deleted one is refused (`comment_deleted`).
 pub async fn admin_restore(
     state: web::Data<AppState>,
     _a: Admin,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    moderate(&state, &path, CommentState::Visible)
+    let c = comments::moderate(&state.store, &comment_id(&path)?, CommentState::Visible)?;
+    Ok(HttpResponse::Ok().json(c))
 }
 
 pub async fn admin_delete(
@@ -394,7 +360,7 @@ pub async fn admin_delete(
     _a: Admin,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    moderate(&state, &path, CommentState::Deleted)?;
+    comments::remove(&state.store, &comment_id(&path)?)?;
     Ok(HttpResponse::NoContent().finish())
 }
 

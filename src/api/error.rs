@@ -254,6 +254,29 @@ impl From<crate::payments::orders::OrderError> for ApiError {
     }
 }
 
+impl From<crate::social::comments::CommentError> for ApiError {
+    fn from(e: crate::social::comments::CommentError) -> Self {
+        use crate::social::comments::CommentError as E;
+        use crate::store::comments::DeletedBy;
+        match e {
+            E::Store(e) => e.into(),
+            E::NotFound => ApiError::not_found("comment"),
+            E::NotYours => ApiError::forbidden("not_yours", e.to_string()),
+            E::Deleted(by) => {
+                let (who, field) = match by {
+                    Some(DeletedBy::Author) => ("its author", "author"),
+                    Some(DeletedBy::Moderator) => ("a moderator", "moderator"),
+                    None => ("someone", "unknown"),
+                };
+                let message = format!(
+                    "{who} deleted this comment; its text is gone and it cannot be restored"
+                );
+                ApiError::conflict("comment_deleted", message).with("deleted_by", field)
+            }
+        }
+    }
+}
+
 impl From<transcoder::TranscodeError> for ApiError {
     fn from(e: transcoder::TranscodeError) -> Self {
         if e.is_input_error() {

@@ -13,7 +13,7 @@ use crate::store::films::{Film, Price};
 use crate::store::now;
 use crate::stream::gate::{self, Entitlement};
 use crate::stream::playlists::FilmPlayback;
-use crate::stream::progress::{self, ProgressView};
+use crate::stream::progress::ProgressView;
 use crate::stream::token::PlaybackToken;
 
 #[derive(Serialize)]
@@ -184,11 +184,12 @@ pub(crate) async fn film_progress(
     film: &Film,
 ) -> ApiResult<(Arc<FilmPlayback>, ProgressView)> {
     let playback = playback_of(state, film).await?;
-    let record = state.progress.get(&viewer.0.id, &film.id)?;
-    let view = progress::view(
-        record.as_ref(),
+    let view = state.progress.view(
+        &viewer.0.id,
+        &film.id,
         &playback.manifest.segments,
-        state.config.playback.unlock_fraction,
-    );
+        &state.config.playback,
+        std::time::Instant::now(),
+    )?;
     Ok((playback, view))
 }

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::store::now;
 use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
-use crate::stream::progress::{Event, Signal};
+use crate::stream::progress::{Event, Pace, Signal};
 use crate::stream::sendfile::{ConnHandle, FileBody};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
@@ -78,17 +78,22 @@ async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access
     })
 }
 
-/// Feeds the progress recorder (memory only) for a delivered segment or key.
+/// Feeds the progress recorder (memory only) for a delivered segment or key. A delivery
+/// beyond the believable pace is served all the same; it just does not count.
 fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
-    state.progress.record(Event {
-        user: access.user,
-        film: access.film,
-        index: index as u32,
-        total: access.playback.segment_count(),
-        duration: access.playback.manifest.segments[index],
-        signal,
-        now: now(),
-    });
+    state.progress.record(
+        Event {
+            user: access.user,
+            film: access.film,
+            index: index as u32,
+            total: access.playback.segment_count(),
+            duration: access.playback.manifest.segments[index],
+            signal,
+            now: now(),
+            at: std::time::Instant::now(),
+        },
+        Pace::of(&state.config.playback),
+    );
 }
 
 fn playlist_response(body: web::Bytes) -> HttpResponse {

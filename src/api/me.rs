@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::Viewer;
-use crate::stream::progress::{self, ProgressView};
+use crate::stream::progress::ProgressView;
 
 pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let u = viewer.0;
@@ -101,15 +101,16 @@ pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<H
         let Ok(playback) = super::films::playback_of(&state, &film).await else {
             continue;
         };
-        let record = state.progress.get(&user, &film_id)?;
         out.push(FilmProgress {
             film_id,
             title: film.title.clone(),
-            progress: progress::view(
-                record.as_ref(),
+            progress: state.progress.view(
+                &user,
+                &film_id,
                 &playback.manifest.segments,
-                state.config.playback.unlock_fraction,
-            ),
+                &state.config.playback,
+                std::time::Instant::now(),
+            )?,
         });
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "films": out })))

@@ -1,3 +1,4 @@
 //! Comments and support: what a viewer may write and when (the 90% bar), moderation rules.
 
+pub mod comments;
 pub mod text;

@@ -4,12 +4,17 @@
 //! Comment ids are UUIDv7, so `film ‖ comment id` orders a film's comments by time; a page
 //! newest-first is a reverse range scan that starts below the cursor (the last id seen),
 //! which stays stable while new comments arrive above it.
+//!
+//! The public counts live in `social_counts` (film → visible comments, supporters), changed
+//! in the same transaction as the comment or support they count, so they never drift and
+//! reading them decodes one small record instead of every comment.
 
 use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 use uuid::Uuid;
 
-use super::{decode, encode, get, pair, put, Result, Store};
+use super::{decode, encode, get, pair, put, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,8 +25,21 @@ pub enum CommentState {
     Held,
     /// Hidden by an admin.
     Hidden,
-    /// Deleted by its author or an admin: the text is gone, the place in the thread stays.
+    /// Deleted by its author or an admin: a tombstone. The text and its history are erased,
+    /// the place in the thread stays; nothing brings it back.
     Deleted,
+}
+
+/// Earlier texts kept per comment: enough for moderation to see what an edit hid, small
+/// enough that every page and count stays cheap to decode.
+pub const KEEP_REVISIONS: usize = 10;
+
+/// Who turned a comment into a tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedBy {
+    Author,
+    Moderator,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,11 +58,43 @@ pub struct Comment {
     pub created_at: i64,
     #[serde(default)]
     pub edited_at: Option<i64>,
-    /// Earlier texts, oldest first (edit history).
+    /// Earlier texts, oldest first (edit history; the last few only, see `social::comments`).
     #[serde(default)]
     pub history: Vec<Revision>,
     #[serde(default)]
     pub reports: u32,
+    /// Set when the comment became a tombstone (`None` for those deleted before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<DeletedBy>,
+}
+
+/// What `GET /films/{id}/social` shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocialCounts {
+    /// Visible comments (not held, hidden or deleted).
+    pub comments: u64,
+    pub supporters: u64,
+}
+
+/// Marks the meta record saying `social_counts` was built from the comments and supports.
+const COUNTS_BUILT: &str = "social_counts_built";
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+fn visible(c: &Comment) -> u64 {
+    u64::from(c.state == CommentState::Visible)
+}
+
+/// Adds to a film's counts inside a transaction.
+fn bump(counts: &TransactionalTree, film: &Uuid, comments: i64, supporters: i64) -> TxResult<()> {
+    let mut n: SocialCounts = match counts.get(film.as_bytes())? {
+        Some(v) => decode("social_counts", &v).map_err(ConflictableTransactionError::Abort)?,
+        None => SocialCounts::default(),
+    };
+    n.comments = n.comments.saturating_add_signed(comments);
+    n.supporters = n.supporters.saturating_add_signed(supporters);
+    counts.insert(film.as_bytes().as_slice(), encode(&n))?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,13 +115,18 @@ pub struct SocialEvent {
 }
 
 impl Store {
-    /// Stores a new comment and its index entry together.
+    /// Stores a new comment, its index entry and its count together.
     pub fn add_comment(&self, c: &Comment) -> Result<()> {
-        (&self.comments, &self.comments_by_film).transaction(|(comments, by_film)| {
-            comments.insert(c.id.as_bytes().as_slice(), encode(c))?;
-            by_film.insert(pair(&c.film_id, &c.id).as_slice(), &[])?;
-            Ok(())
-        })?;
+        (&self.comments, &self.comments_by_film, &self.social_counts).transaction(
+            |(comments, by_film, counts)| {
+                comments.insert(c.id.as_bytes().as_slice(), encode(c))?;
+                by_film.insert(pair(&c.film_id, &c.id).as_slice(), &[])?;
+                if visible(c) == 1 {
+                    bump(counts, &c.film_id, 1, 0)?;
+                }
+                Ok(())
+            },
+        )?;
         Ok(())
     }
 
@@ -79,13 +134,32 @@ impl Store {
         get(&self.comments, "comments", id.as_bytes())
     }
 
-    /// Applies `change` atomically; returns the stored comment.
+    /// Applies `change` (which returns whether it changed anything) atomically, with the
+    /// film's count; returns the stored comment. `change` may run more than once.
     pub fn update_comment(
         &self,
         id: &Uuid,
-        change: impl FnMut(&mut Comment) -> bool,
+        change: impl Fn(&mut Comment) -> bool,
     ) -> Result<Option<Comment>> {
-        super::update(&self.comments, "comments", id.as_bytes(), change)
+        Ok(
+            (&self.comments, &self.social_counts).transaction(|(comments, counts)| {
+                let Some(current) = comments.get(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let mut c: Comment =
+                    decode("comments", &current).map_err(ConflictableTransactionError::Abort)?;
+                let before = visible(&c);
+                if !change(&mut c) {
+                    return Ok(Some(c));
+                }
+                comments.insert(id.as_bytes().as_slice(), encode(&c))?;
+                let after = visible(&c);
+                if before != after {
+                    bump(counts, &c.film_id, after as i64 - before as i64, 0)?;
+                }
+                Ok(Some(c))
+            })?,
+        )
     }
 
     /// Up to `limit` comments of `film`, newest first, strictly older than `before`, that
@@ -118,20 +192,48 @@ impl Store {
         Ok(out)
     }
 
-    /// Comments counted publicly: visible ones.
-    pub fn visible_comment_count(&self, film: &Uuid) -> Result<usize> {
-        let mut n = 0;
-        for key in self.comments_by_film.scan_prefix(film.as_bytes()).keys() {
-            let key = key?;
-            let id = Uuid::from_slice(&key[16..]).unwrap_or_default();
-            if self
-                .comment(&id)?
-                .is_some_and(|c| c.state == CommentState::Visible)
-            {
-                n += 1;
+    /// The public counts of a film.
+    pub fn social_counts(&self, film: &Uuid) -> Result<SocialCounts> {
+        Ok(get(&self.social_counts, "social_counts", film.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Once per store, at open (so before any request): counts every film's visible
+    /// comments and supporters into `social_counts`, turns comments deleted before
+    /// tombstones existed into tombstones and cuts older histories to `KEEP_REVISIONS`.
+    /// Overwrites rather than adds, so a crash half-way just runs it again.
+    pub(crate) fn build_social_counts_once(&self) -> Result<()> {
+        if self.meta.get(COUNTS_BUILT)?.is_some() {
+            return Ok(());
+        }
+        let mut counts: std::collections::HashMap<Uuid, SocialCounts> = Default::default();
+        for kv in self.comments.iter() {
+            let (k, v) = kv?;
+            let mut c: Comment = decode("comments", &v)?;
+            counts.entry(c.film_id).or_default().comments += visible(&c);
+            let erase =
+                c.state == CommentState::Deleted && !(c.body.is_empty() && c.history.is_empty());
+            let excess = c.history.len().saturating_sub(KEEP_REVISIONS);
+            if erase || excess > 0 {
+                if erase {
+                    c.body.clear();
+                    c.history.clear();
+                } else {
+                    c.history.drain(..excess);
+                }
+                self.comments.insert(k, encode(&c))?;
             }
         }
-        Ok(n)
+        for k in self.supports.iter().keys() {
+            let k = k?;
+            let film = Uuid::from_slice(&k[..16]).unwrap_or_default();
+            counts.entry(film).or_default().supporters += 1;
+        }
+        self.social_counts.clear()?;
+        for (film, n) in counts {
+            put(&self.social_counts, film.as_bytes(), &n)?;
+        }
+        self.meta.insert(COUNTS_BUILT, &[1u8])?;
+        Ok(())
     }
 
     /// Records `user`'s report of a comment once; `false` if they had reported it already.
@@ -166,16 +268,20 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a support once per viewer and film; `false` if it existed (idempotent).
+    /// Records a support once per viewer and film, with its count; `false` if it existed
+    /// (idempotent).
     pub fn add_support(&self, film: &Uuid, user: &Uuid, support: &Support) -> Result<bool> {
-        Ok(self
-            .supports
-            .compare_and_swap(
-                pair(film, user),
-                None as Option<&[u8]>,
-                Some(encode(support)),
-            )?
-            .is_ok())
+        Ok(
+            (&self.supports, &self.social_counts).transaction(|(supports, counts)| {
+                let key = pair(film, user);
+                if supports.get(key)?.is_some() {
+                    return Ok(false);
+                }
+                supports.insert(key.as_slice(), encode(support))?;
+                bump(counts, film, 0, 1)?;
+                Ok(true)
+            })?,
+        )
     }
 
     pub fn support(&self, film: &Uuid, user: &Uuid) -> Result<Option<Support>> {
@@ -216,6 +322,7 @@ mod tests {
             edited_at: None,
             history: Vec::new(),
             reports: 0,
+            deleted_by: None,
         }
     }
 
@@ -251,7 +358,7 @@ mod tests {
             last.iter().map(|c| c.body.as_str()).collect::<Vec<_>>(),
             ["c0"]
         );
-        assert_eq!(store.visible_comment_count(&film)?, 6);
+        assert_eq!(store.social_counts(&film)?.comments, 6);
         Ok(())
     }
 
@@ -277,6 +384,88 @@ mod tests {
         assert!(store.add_support(&film, &b, &s)?);
         assert!(!store.add_support(&film, &b, &s)?);
         assert_eq!(store.supports_of(&film)?.len(), 1);
+        assert_eq!(store.social_counts(&film)?.supporters, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn counts_follow_state_changes_in_the_same_transaction() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, user) = (crate::store::new_id(), crate::store::new_id());
+        let a = comment(film, user, "a");
+        let mut held = comment(film, user, "b");
+        held.state = CommentState::Held;
+        store.add_comment(&a)?;
+        store.add_comment(&held)?;
+        let count = || store.social_counts(&film).map(|n| n.comments);
+        assert_eq!(count()?, 1);
+        let set = |id: &Uuid, to: CommentState| {
+            store.update_comment(id, |c| {
+                let changed = c.state != to;
+                c.state = to;
+                changed
+            })
+        };
+        set(&a.id, CommentState::Hidden)?;
+        assert_eq!(count()?, 0);
+        set(&a.id, CommentState::Visible)?;
+        set(&held.id, CommentState::Visible)?;
+        assert_eq!(count()?, 2);
+        set(&held.id, CommentState::Visible)?;
+        assert_eq!(count()?, 2, "no change, no count");
+        set(&a.id, CommentState::Deleted)?;
+        assert_eq!(count()?, 1);
+        Ok(())
+    }
+
+    /// A store from before the counters: they are built once at open, and comments deleted
+    /// back then lose their text.
+    #[test]
+    fn counts_are_built_once_from_an_older_store() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, user) = (crate::store::new_id(), crate::store::new_id());
+        let mut gone = comment(film, user, "secret");
+        gone.state = CommentState::Deleted;
+        gone.history.push(Revision {
+            body: "older secret".into(),
+            at: 1,
+        });
+        for c in [
+            comment(film, user, "one"),
+            comment(film, user, "two"),
+            gone.clone(),
+        ] {
+            put(&store.comments, c.id.as_bytes(), &c)?;
+        }
+        put(
+            &store.supports,
+            &pair(&film, &user),
+            &Support {
+                at: 1,
+                message: None,
+            },
+        )?;
+        store.social_counts.clear()?;
+        store.meta.remove(COUNTS_BUILT)?;
+        store.build_social_counts_once()?;
+        assert_eq!(
+            store.social_counts(&film)?,
+            SocialCounts {
+                comments: 2,
+                supporters: 1
+            }
+        );
+        let tomb = store.comment(&gone.id)?;
+        assert_eq!(
+            tomb.map(|c| (c.body, c.history.len())),
+            Some((String::new(), 0))
+        );
+        // Built once: a later open leaves the counters alone (this comment slipped in
+        // behind their back, so a second build would count it).
+        let sneaked = comment(film, user, "three");
+        put(&store.comments, sneaked.id.as_bytes(), &sneaked)?;
+        store.build_social_counts_once()?;
+        assert_eq!(store.social_counts(&film)?.comments, 2);
         Ok(())
     }
 }

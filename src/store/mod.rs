@@ -82,6 +82,7 @@ pub struct Store {
     pub(crate) comment_reports: sled::Tree,
     pub(crate) supports: sled::Tree,
     pub(crate) events: sled::Tree,
+    pub(crate) social_counts: sled::Tree,
 }
 
 impl Store {
@@ -134,9 +135,11 @@ impl Store {
             comment_reports: db.open_tree("comment_reports")?,
             supports: db.open_tree("supports")?,
             events: db.open_tree("events")?,
+            social_counts: db.open_tree("social_counts")?,
             db,
         };
         store.check_schema()?;
+        store.build_social_counts_once()?;
         Ok(store)
     }
 

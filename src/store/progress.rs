@@ -1,5 +1,6 @@
 //! Watch progress per user and film: a coverage bitmap of delivered segments, the last
-//! segment, and accumulated watch time. Written in batches by the progress recorder.
+//! segment, and accumulated watch time (media seconds and wall-clock seconds). Written in
+//! batches by the progress recorder.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,7 +13,13 @@ pub struct ProgressRecord {
     pub covered: Vec<u8>,
     pub total: usize,
     pub last_segment: Option<u32>,
+    /// Media seconds of segments received (a repeated index adds nothing).
     pub watch_seconds: f64,
+    /// Wall-clock seconds spent receiving the film at a believable pace (silences longer
+    /// than `playback.buffer_ahead` not counted). `None` in records written before it was
+    /// measured: their coverage was earned under the earlier rules and keeps them.
+    #[serde(default)]
+    pub active_seconds: Option<f64>,
     pub updated_at: i64,
 }
 
@@ -21,6 +28,7 @@ impl ProgressRecord {
         Self {
             covered: vec![0; total.div_ceil(8)],
             total,
+            active_seconds: Some(0.0),
             ..Self::default()
         }
     }

@@ -11,14 +11,30 @@
 //! count), so jumping to the end unlocks nothing. Watch time grows by a segment's duration
 //! when a *segment* request moves to a different index than the viewer's previous one
 //! (key requests and rendition switches repeat indexes and add nothing).
+//!
+//! Pace: a buyer can fetch every key of a film in seconds, so a delivery counts only while
+//! the viewer has *credit*, a bucket of media seconds per viewer and film. It starts at
+//! `playback.buffer_ahead` (a player fills its buffer first), refills at
+//! `playback.max_pace` media seconds per wall-clock second up to `buffer_ahead`, and each
+//! index delivered for the first time spends its duration (an index already paid for —
+//! its key after its segment, another rendition, a seek back — is free). So by wall time
+//! `t` after the first delivery at most `buffer_ahead + t × max_pace` (+ one segment) of
+//! media can have counted. Deliveries past the credit are served all the same (they are
+//! playback); they only do not count. Wall-clock time between deliveries (a silence longer
+//! than `buffer_ahead` counts as `buffer_ahead`: a pause) accumulates as `active_seconds`,
+//! and the unlock needs `unlock_fraction × duration ÷ max_pace` of it, so a short film that
+//! fits in one buffer still takes a believable time. The bucket and the paid indexes live
+//! in memory only: a restart gives each viewer one fresh `buffer_ahead`.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::config::PlaybackConfig;
 use crate::store::progress::ProgressRecord;
 use crate::store::{Result, Store};
 
@@ -41,19 +57,50 @@ pub struct Event {
     /// This segment's duration in seconds.
     pub duration: f64,
     pub signal: Signal,
+    /// Wall clock (seconds since the epoch), stored as `updated_at`.
     pub now: i64,
+    /// Monotonic time of the delivery, for the pace.
+    pub at: Instant,
+}
+
+/// The pace rules (`playback.max_pace`, `playback.buffer_ahead`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Media seconds earned per wall-clock second.
+    pub max_pace: f64,
+    /// Media seconds a burst may take; also the longest silence counted as watching.
+    pub buffer_ahead: f64,
+}
+
+impl Pace {
+    pub fn of(c: &PlaybackConfig) -> Self {
+        Self {
+            max_pace: c.max_pace,
+            buffer_ahead: c.buffer_ahead.as_secs_f64(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Entry {
+    // The unflushed delta.
     bits: Vec<u8>,
     total: usize,
     watch_seconds: f64,
+    active_seconds: f64,
     last_segment: Option<u32>,
-    /// Survives flushes: the index of the previous segment request, for watch time.
-    previous_segment_request: Option<u32>,
     updated_at: i64,
     dirty: bool,
+    // Survive flushes (memory only).
+    /// The index of the previous segment request, for watch time.
+    previous_segment_request: Option<u32>,
+    /// Media seconds this viewer may still have counted now (may dip below zero by one
+    /// segment: a delivery counts while the credit is positive).
+    credit: f64,
+    /// When the previous delivery arrived; `None` before the first.
+    last_at: Option<Instant>,
+    /// Indexes already paid for with credit in this process.
+    paid: Vec<u8>,
 }
 
 pub struct ProgressRecorder {
@@ -69,6 +116,11 @@ pub struct ProgressView {
     pub total_segments: usize,
     pub last_segment: Option<u32>,
     pub watch_seconds: f64,
+    /// Wall-clock seconds of watching at a believable pace (`null` for progress recorded
+    /// before it was measured).
+    pub active_seconds: Option<f64>,
+    /// What the unlock needs of it: `unlock_fraction × duration ÷ max_pace`.
+    pub required_active_seconds: f64,
     pub resume_at_seconds: f64,
     pub unlocked: bool,
 }
@@ -91,8 +143,9 @@ impl ProgressRecorder {
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    /// The hot path: marks a segment delivered. Never waits on the disk.
-    pub fn record(&self, event: Event) {
+    /// The hot path: marks a segment delivered if the pace allows it (see the module
+    /// comment); returns whether it counted. Never waits on the disk.
+    pub fn record(&self, event: Event, pace: Pace) -> bool {
         let Event {
             user,
             film,
@@ -101,9 +154,10 @@ impl ProgressRecorder {
             duration,
             signal,
             now,
+            at,
         } = event;
         if index as usize >= total {
-            return;
+            return false;
         }
         let mut shard = self
             .shard(&user, &film)
@@ -111,19 +165,44 @@ impl ProgressRecorder {
             .unwrap_or_else(|p| p.into_inner());
         let e = shard.entry((user, film)).or_default();
         if e.total != total {
+            // A re-packaged film: indexes paid for may name other media now.
             e.total = total;
             e.bits.resize(total.div_ceil(8), 0);
+            e.paid = vec![0; total.div_ceil(8)];
         }
-        e.bits[index as usize / 8] |= 1 << (index % 8);
-        if signal == Signal::Segment {
-            if e.previous_segment_request != Some(index) {
+        match e.last_at {
+            None => e.credit = pace.buffer_ahead,
+            Some(before) => {
+                let gap = at.saturating_duration_since(before).as_secs_f64();
+                e.credit = (e.credit + gap * pace.max_pace).min(pace.buffer_ahead);
+                e.active_seconds += gap.min(pace.buffer_ahead);
+            }
+        }
+        e.last_at = Some(e.last_at.map_or(at, |before| before.max(at)));
+        let (byte, bit) = (index as usize / 8, 1u8 << (index % 8));
+        let counted = if e.paid[byte] & bit != 0 {
+            true
+        } else if e.credit > 0.0 {
+            e.credit -= duration;
+            e.paid[byte] |= bit;
+            true
+        } else {
+            false
+        };
+        if counted {
+            e.bits[byte] |= bit;
+            if signal == Signal::Segment && e.previous_segment_request != Some(index) {
                 e.watch_seconds += duration;
             }
+        }
+        if signal == Signal::Segment {
             e.previous_segment_request = Some(index);
         }
+        // Where the player is, counted or not: it is where the viewer resumes.
         e.last_segment = Some(index);
         e.updated_at = now;
         e.dirty = true;
+        counted
     }
 
     fn merged(stored: Option<ProgressRecord>, e: Option<&Entry>) -> Option<ProgressRecord> {
@@ -139,6 +218,10 @@ impl ProgressRecorder {
             *dst |= *src;
         }
         r.watch_seconds += e.watch_seconds;
+        // A record from before pace was measured stays `None` (see `ProgressRecord`).
+        if let Some(active) = &mut r.active_seconds {
+            *active += e.active_seconds;
+        }
         if e.last_segment.is_some() {
             r.last_segment = e.last_segment;
         }
@@ -154,6 +237,39 @@ impl ProgressRecorder {
             .unwrap_or_else(|p| p.into_inner());
         let stored = self.store.progress_record(user, film)?;
         Ok(Self::merged(stored, shard.get(&(*user, *film))))
+    }
+
+    /// What the API reports at `at`: stored progress, the unflushed delta, and the silence
+    /// since the last delivery (up to `buffer_ahead`) as watching — the player may still be
+    /// playing what it holds; a short film often fits in one buffer and arrives in a single
+    /// burst. That adds nothing a client could not get by spacing its requests.
+    pub fn view(
+        &self,
+        user: &Uuid,
+        film: &Uuid,
+        segments: &[f64],
+        rules: &PlaybackConfig,
+        at: Instant,
+    ) -> Result<ProgressView> {
+        let shard = self
+            .shard(user, film)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = shard.get(&(*user, *film));
+        let stored = self.store.progress_record(user, film)?;
+        let mut record = Self::merged(stored, entry);
+        let since_last = entry.and_then(|e| e.last_at).map(|last| {
+            at.saturating_duration_since(last)
+                .as_secs_f64()
+                .min(Pace::of(rules).buffer_ahead)
+        });
+        if let (Some(active), Some(extra)) = (
+            record.as_mut().and_then(|r| r.active_seconds.as_mut()),
+            since_last,
+        ) {
+            *active += extra;
+        }
+        Ok(view(record.as_ref(), segments, rules))
     }
 
     /// Films with unflushed progress for `user` (a scan of memory only).
@@ -195,6 +311,7 @@ impl ProgressRecorder {
                 }
                 e.bits.iter_mut().for_each(|b| *b = 0);
                 e.watch_seconds = 0.0;
+                e.active_seconds = 0.0;
                 e.last_segment = None;
                 e.dirty = false;
             }
@@ -206,7 +323,7 @@ impl ProgressRecorder {
 pub fn view(
     record: Option<&ProgressRecord>,
     segments: &[f64],
-    unlock_fraction: f64,
+    rules: &PlaybackConfig,
 ) -> ProgressView {
     let total = segments.len();
     let covered = record.map_or(0, |r| {
@@ -229,54 +346,76 @@ pub fn view(
         // Finished (or never started): start from the beginning.
         _ => 0.0,
     };
+    let tenths = |x: f64| (x * 10.0).round() / 10.0;
+    let duration: f64 = segments.iter().sum();
+    let required = rules.unlock_fraction * duration / rules.max_pace;
+    let active = match record {
+        Some(r) => r.active_seconds,
+        None => Some(0.0),
+    };
+    let watched_long_enough = match active {
+        Some(a) => a + 1e-9 >= required,
+        None => true,
+    };
     ProgressView {
         coverage,
         covered_segments: covered,
         total_segments: total,
         last_segment: last,
-        watch_seconds: record.map_or(0.0, |r| (r.watch_seconds * 10.0).round() / 10.0),
+        watch_seconds: record.map_or(0.0, |r| tenths(r.watch_seconds)),
+        active_seconds: active.map(tenths),
+        // Rounded up, so an app that waits this long is never told "not yet".
+        required_active_seconds: (required * 10.0).ceil() / 10.0,
         resume_at_seconds: resume,
-        unlocked: total > 0 && coverage + 1e-9 >= unlock_fraction,
+        unlocked: total > 0 && coverage + 1e-9 >= rules.unlock_fraction && watched_long_enough,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    /// Pace 4×, a 120 s buffer: the defaults.
+    const PACE: Pace = Pace {
+        max_pace: 4.0,
+        buffer_ahead: 120.0,
+    };
+
+    /// A machine too fast to be a player: every delivery at the same instant.
+    const UNLIMITED: Pace = Pace {
+        max_pace: 1e9,
+        buffer_ahead: 1e9,
+    };
+
+    fn event(u: Uuid, f: Uuid, index: u32, total: usize, signal: Signal, at: Instant) -> Event {
+        Event {
+            user: u,
+            film: f,
+            index,
+            total,
+            duration: 6.0,
+            signal,
+            now: 1,
+            at,
+        }
+    }
+
+    fn rules() -> PlaybackConfig {
+        PlaybackConfig::default()
+    }
 
     #[test]
     fn coverage_counts_distinct_segments_and_survives_flush() -> Result<()> {
         let store = Store::temporary()?;
         let rec = ProgressRecorder::new(store.clone());
         let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
         for i in 0..5 {
-            rec.record(Event {
-                user: u,
-                film: f,
-                index: i,
-                total: 10,
-                duration: 6.0,
-                signal: Signal::Key,
-                now: 1,
-            });
-            rec.record(Event {
-                user: u,
-                film: f,
-                index: i,
-                total: 10,
-                duration: 6.0,
-                signal: Signal::Segment,
-                now: 1,
-            });
-            rec.record(Event {
-                user: u,
-                film: f,
-                index: i,
-                total: 10,
-                duration: 6.0,
-                signal: Signal::Segment,
-                now: 1,
-            }); // a rendition switch repeats it
+            rec.record(event(u, f, i, 10, Signal::Key, t), UNLIMITED);
+            rec.record(event(u, f, i, 10, Signal::Segment, t), UNLIMITED);
+            // A rendition switch repeats it.
+            rec.record(event(u, f, i, 10, Signal::Segment, t), UNLIMITED);
         }
         let before = rec.get(&u, &f)?;
         assert_eq!(before.as_ref().map(|r| r.covered_count()), Some(5));
@@ -298,57 +437,171 @@ mod tests {
             before,
             "a flush changes nothing a reader sees"
         );
-        rec.record(Event {
-            user: u,
-            film: f,
-            index: 9,
-            total: 10,
-            duration: 4.0,
-            signal: Signal::Segment,
-            now: 2,
-        });
+        let mut last = event(u, f, 9, 10, Signal::Segment, t + Duration::from_secs(3));
+        last.duration = 4.0;
+        rec.record(last, UNLIMITED);
         rec.flush()?;
         let after = store.progress_record(&u, &f)?;
         assert_eq!(after.as_ref().map(|r| r.covered_count()), Some(6));
         assert_eq!(after.as_ref().map(|r| r.watch_seconds), Some(34.0));
+        assert_eq!(after.as_ref().and_then(|r| r.active_seconds), Some(3.0));
         assert_eq!(after.and_then(|r| r.last_segment), Some(9));
         Ok(())
     }
 
+    /// Every key of a 100-segment (600 s) film in one instant: the buffer (120 s = 20
+    /// segments) counts, nothing more; the last index is still where the player is.
+    #[test]
+    fn a_burst_counts_only_the_buffer_allowance() -> Result<()> {
+        let rec = ProgressRecorder::new(Store::temporary()?);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        let counted = (0..100)
+            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, t), PACE))
+            .count();
+        assert_eq!(counted, 20);
+        let r = rec.get(&u, &f)?;
+        assert_eq!(r.as_ref().map(|r| r.covered_count()), Some(20));
+        assert_eq!(r.and_then(|r| r.last_segment), Some(99));
+        // Already paid for: the segment of a counted key is free, even with no credit left.
+        assert!(rec.record(event(u, f, 3, 100, Signal::Segment, t), PACE));
+        // Ten seconds later, 40 media seconds more have been earned: about 7 segments.
+        let later = t + Duration::from_secs(10);
+        let counted = (20..100)
+            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, later), PACE))
+            .count();
+        assert_eq!(counted, 7);
+        Ok(())
+    }
+
+    /// A player: fills its buffer, then requests a 6 s segment when there is room for it:
+    /// every 6 s at 1×, every 1.5 s at 4× (the ceiling). Everything counts; the film unlocks
+    /// when the requests also span the floor (0.9 × 600 ÷ 4 = 135 s), which playing at 4× with
+    /// a 120 s buffer does not ((600 − 120) ÷ 4 = 120 s), but at 2× does.
+    #[test]
+    fn a_player_within_the_pace_counts_everything() -> Result<()> {
+        for speed in [1.0, 2.0, 4.0] {
+            let rec = ProgressRecorder::new(Store::temporary()?);
+            let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+            let t = Instant::now();
+            let n = 100u32;
+            for i in 0..n {
+                // Segment i ends at 6 (i + 1) s of media; the player asks for it once that
+                // is within its buffer of the playhead.
+                let wall = ((6.0 * f64::from(i + 1) - PACE.buffer_ahead) / speed).max(0.0);
+                let at = t + Duration::from_secs_f64(wall);
+                assert!(
+                    rec.record(event(u, f, i, n as usize, Signal::Key, at), PACE),
+                    "segment {i} at {speed}×"
+                );
+                rec.record(event(u, f, i, n as usize, Signal::Segment, at), PACE);
+            }
+            let r = rec.get(&u, &f)?;
+            let v = view(r.as_ref(), &[6.0; 100], &rules());
+            assert_eq!(v.covered_segments, 100, "{speed}×");
+            assert_eq!(v.unlocked, speed < 4.0, "{speed}×: {v:?}");
+        }
+        Ok(())
+    }
+
+    /// A 60 s film fits in the buffer, so its coverage comes at once; the unlock still needs
+    /// 0.9 × 60 ÷ 4 = 13.5 s of watching.
+    #[test]
+    fn a_short_film_needs_the_watch_time_floor() -> Result<()> {
+        let rec = ProgressRecorder::new(Store::temporary()?);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        for i in 0..10 {
+            let at = t + Duration::from_millis(300 * u64::from(i));
+            rec.record(event(u, f, i, 10, Signal::Key, at), PACE);
+        }
+        let at = |secs: f64| t + Duration::from_secs_f64(secs);
+        let v = rec.view(&u, &f, &[6.0; 10], &rules(), at(2.7))?;
+        assert_eq!(v.covered_segments, 10);
+        assert_eq!(v.active_seconds, Some(2.7));
+        assert_eq!(v.required_active_seconds, 13.5);
+        assert!(!v.unlocked, "{v:?}");
+        // The player plays what it holds: 13.5 s after the first request the floor is met,
+        // with or without another request (spacing the requests would get there as fast).
+        assert!(!rec.view(&u, &f, &[6.0; 10], &rules(), at(13.4))?.unlocked);
+        assert!(rec.view(&u, &f, &[6.0; 10], &rules(), at(13.5))?.unlocked);
+        rec.flush()?;
+        assert!(rec.view(&u, &f, &[6.0; 10], &rules(), at(13.5))?.unlocked);
+        rec.record(event(u, f, 9, 10, Signal::Segment, at(14.0)), PACE);
+        let v = rec.view(&u, &f, &[6.0; 10], &rules(), at(14.0))?;
+        assert_eq!(
+            v.active_seconds,
+            Some(14.0),
+            "the silence is not counted twice"
+        );
+        Ok(())
+    }
+
+    /// A silence longer than the buffer is a pause: it counts as `buffer_ahead` at most.
+    #[test]
+    fn a_long_silence_counts_as_the_buffer_at_most() -> Result<()> {
+        let rec = ProgressRecorder::new(Store::temporary()?);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        rec.record(event(u, f, 0, 10, Signal::Key, t), PACE);
+        rec.record(
+            event(u, f, 1, 10, Signal::Key, t + Duration::from_secs(3600)),
+            PACE,
+        );
+        assert_eq!(rec.get(&u, &f)?.and_then(|r| r.active_seconds), Some(120.0));
+        Ok(())
+    }
+
+    #[test]
+    fn progress_from_before_pace_was_measured_keeps_its_unlock() -> serde_json::Result<()> {
+        let legacy: ProgressRecord = serde_json::from_str(
+            r#"{"covered":[255,3],"total":10,"last_segment":9,"watch_seconds":60.0,"updated_at":1}"#,
+        )?;
+        assert_eq!(legacy.active_seconds, None);
+        let v = view(Some(&legacy), &[6.0; 10], &rules());
+        assert!(v.unlocked, "{v:?}");
+        Ok(())
+    }
+
+    fn paced(mut r: ProgressRecord) -> ProgressRecord {
+        r.active_seconds = Some(f64::MAX);
+        r
+    }
+
     #[test]
     fn jumping_to_the_end_unlocks_nothing() {
-        let mut r = ProgressRecord::new(20);
+        let mut r = paced(ProgressRecord::new(20));
         for i in 18..20 {
             r.mark(i);
         }
         r.last_segment = Some(19);
-        let v = view(Some(&r), &[6.0; 20], 0.9);
+        let v = view(Some(&r), &[6.0; 20], &rules());
         assert!((v.coverage - 0.1).abs() < 1e-9);
         assert!(!v.unlocked);
         assert_eq!(v.resume_at_seconds, 0.0);
         for i in 0..18 {
             r.mark(i);
         }
-        assert!(view(Some(&r), &[6.0; 20], 0.9).unlocked);
+        assert!(view(Some(&r), &[6.0; 20], &rules()).unlocked);
     }
 
     #[test]
     fn eighty_nine_percent_is_locked_ninety_is_unlocked() {
-        let mut r = ProgressRecord::new(100);
+        let mut r = paced(ProgressRecord::new(100));
         for i in 0..89 {
             r.mark(i);
         }
-        let v = view(Some(&r), &[6.0; 100], 0.9);
+        let v = view(Some(&r), &[6.0; 100], &rules());
         assert!((v.coverage - 0.89).abs() < 1e-9 && !v.unlocked, "{v:?}");
         r.mark(89);
-        assert!(view(Some(&r), &[6.0; 100], 0.9).unlocked);
+        assert!(view(Some(&r), &[6.0; 100], &rules()).unlocked);
     }
 
     #[test]
     fn resume_backs_off_from_the_last_segment() {
         let mut r = ProgressRecord::new(20);
         r.last_segment = Some(10);
-        let v = view(Some(&r), &[6.0; 20], 0.9);
+        let v = view(Some(&r), &[6.0; 20], &rules());
         assert_eq!(v.resume_at_seconds, 30.0);
     }
 }

@@ -16,6 +16,10 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cinegate");
 
+/// A playback pace no test client can exceed (`playback.max_pace`), for servers whose tests
+/// fetch a film's keys at machine speed to reach coverage but are not about pace.
+pub const FAST_PACE: (&str, &str) = ("CINEGATE_PLAYBACK__MAX_PACE", "1000000");
+
 /// Upload limit of the shared server (the oversize test sends more).
 pub const SHARED_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -974,6 +978,7 @@ fn build_shared() -> Shared {
         ("CINEGATE_UPLOAD__MAX_BYTES", max.as_str()),
         // The comment hold list the social tests exercise.
         ("CINEGATE_SOCIAL__HELD_WORDS", "[\"spoiler\"]"),
+        FAST_PACE,
     ]);
     let admin = server.user("admin", true);
     let (main_id, main_job) = server.ingest(&main_src, "Main film", true);

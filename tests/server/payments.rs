@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{
     ffmpeg_decode, film_info, generated, join, no_redirect_client, preview_of, probe_duration,
-    src_other, FilmInfo, Resp, Server, User,
+    src_other, FilmInfo, Resp, Server, User, FAST_PACE,
 };
 use crate::payment_peers::{KakaoPeer, NaverPeer, PaypalPeer};
 
@@ -408,7 +408,8 @@ fn build_env() -> Env {
     let main_src = src_pay();
     let other_src = src_other();
     let vars = provider_env(Some(&paypal), Some(&kakao), Some(&naver), true);
-    let server = Server::start_leaked(&borrowed(&vars));
+    // The tip test watches the film at machine speed to open support.
+    let server = Server::start_leaked(&[borrowed(&vars), vec![FAST_PACE]].concat());
     let admin = server.user("pay-admin", true);
     let (main_id, main_job) = server.ingest(&main_src, "Pay film", true);
     let (other_id, other_job) = server.ingest(&other_src, "Pay other film", true);

@@ -615,3 +615,164 @@ fn pipelined_requests_on_one_connection_arrive_whole_and_in_order() {
     assert_eq!(again.status, 200, "{}", again.brief());
     assert!(again.body == file(0));
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 12, item 4: progress counts only at a believable playback pace
+// ---------------------------------------------------------------------------------------
+
+/// A 60 s source, 320x240 with a tone: 10 segments of 6 s.
+fn src_minute() -> std::path::PathBuf {
+    crate::harness::generated(
+        "minute-240p-tone.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=60",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:sample_rate=48000:duration=60",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ],
+    )
+}
+
+/// A server with `extra` settings and the one-minute film packaged at 240p; returns the
+/// server, its admin and the film id.
+fn minute_server(extra: &[(&str, &str)]) -> (Server, User, String) {
+    let mut vars = vec![("CINEGATE_TRANSCODE__LADDER", "240:300k")];
+    vars.extend_from_slice(extra);
+    let s = Server::start(&vars);
+    let admin = s.user("pace-admin", true);
+    let (film, job) = s.ingest(&src_minute(), "A minute", true);
+    s.wait_job_ready(&admin, &job, std::time::Duration::from_secs(180));
+    (s, admin, film)
+}
+
+fn comments_answer(s: &Server, u: &User, film: &str) -> crate::harness::Resp {
+    s.get(&format!("/api/v1/films/{film}/comments"), Some(&u.access))
+}
+
+/// Every key of a 60 s film within 3 s (after a machine-speed ffmpeg download of the
+/// whole film), at the default pace: everything is served, nothing unlocks — the film fits
+/// in the default buffer allowance, but 90% of 60 s at 4× is 13.5 s of watching.
+#[test]
+fn every_key_of_a_minute_long_film_in_three_seconds_unlocks_nothing() {
+    let (s, admin, film) = minute_server(&[]);
+    let viewer = s.user("hurried", false);
+    s.grant(&admin, &film, &viewer);
+    let started = std::time::Instant::now();
+    let pb = s.playback(&viewer, &film);
+    let n = u64_of(&pb.answer, "total_segments") as usize;
+    assert_eq!(n, 10, "60 s in 6 s segments: {}", pb.answer);
+    // The whole film, as fast as ffmpeg pulls it: still served.
+    let decoded = ffmpeg_decode(&pb.master);
+    assert!(decoded.ok && decoded.seconds > 59.0, "{decoded:?}");
+    for i in 0..n {
+        assert_eq!(fetch_ok(&s, &pb.path(&format!("keys/{i}.key"))).len(), 16);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let pr = s.progress(&viewer, &film);
+    let cm = comments_answer(&s, &viewer, &film);
+    assert!(
+        elapsed < 13.0,
+        "the machine took {elapsed} s; the test needs it to be done well within 13.5 s"
+    );
+    assert_eq!(pr["unlocked"], false, "fetched in {elapsed:.1} s: {pr}");
+    cm.expect_error(403, "watch_more", "comments after a machine-speed fetch");
+    s.post(
+        &format!("/api/v1/films/{film}/support"),
+        Some(&viewer.access),
+        serde_json::json!({}),
+    )
+    .expect_error(403, "watch_more", "support after a machine-speed fetch");
+    assert!(
+        (f64_of(&pr, "required_active_seconds") - 13.5).abs() < EPS,
+        "0.9 × 60 s ÷ 4: {pr}"
+    );
+    let err = cm.json();
+    assert!(
+        err["error"]["required_active_seconds"].is_number(),
+        "the refusal says what is missing: {err}"
+    );
+}
+
+/// `playback.max_pace = 10`, `buffer_ahead = 10s`. A client that takes every key and
+/// segment at once is served all of them but has only about its buffer's worth counted and
+/// unlocks nothing; a client that requests like a player (buffer first, then each segment
+/// as there is room for it, at 7.5× real time) has the whole film counted and unlocks.
+#[test]
+fn a_client_paced_like_a_player_unlocks_and_a_burst_does_not() {
+    let (s, admin, film) = minute_server(&[
+        ("CINEGATE_PLAYBACK__MAX_PACE", "10"),
+        ("CINEGATE_PLAYBACK__BUFFER_AHEAD", "10s"),
+    ]);
+    let (max_pace, buffer) = (10.0, 10.0);
+
+    let burst = s.user("burst", false);
+    s.grant(&admin, &film, &burst);
+    let pb = s.playback(&burst, &film);
+    let n = u64_of(&pb.answer, "total_segments") as usize;
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        assert_eq!(fetch_ok(&s, &pb.path(&format!("keys/{i}.key"))).len(), 16);
+        fetch_ok(&s, &pb.path(&format!("240/{i:05}.ts")));
+    }
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        took < 4.0,
+        "the burst took {took} s; 9 segments need 4.4 s at 10×"
+    );
+    let pr = s.progress(&burst, &film);
+    assert_eq!(pr["unlocked"], false, "a burst of {took:.2} s: {pr}");
+    // Earned: 10 s + took × 10 of media, in 6 s segments, plus the one that dips below.
+    let earned = ((buffer + took * max_pace) / 6.0).ceil() as u64 + 1;
+    let covered = u64_of(&pr, "covered_segments");
+    assert!(
+        covered <= earned && covered < 9,
+        "a burst of {took:.2} s earns at most {earned} segments: {pr}"
+    );
+    assert_eq!(u64_of(&pr, "last_segment"), (n - 1) as u64, "{pr}");
+    comments_answer(&s, &burst, &film).expect_error(403, "watch_more", "after a burst");
+
+    // The player: segment i (media [6i, 6i + 6)) is requested once its end is within the
+    // buffer of the playhead, playing at 7.5× (below the 10× ceiling).
+    let player = s.user("player", false);
+    s.grant(&admin, &film, &player);
+    let pb = s.playback(&player, &film);
+    let media = String::from_utf8(fetch_ok(&s, &pb.path("240/index.m3u8"))).unwrap();
+    let durations: Vec<f64> = media
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().expect("EXTINF duration"))
+        .collect();
+    assert_eq!(durations.len(), n, "{media}");
+    let speed = max_pace * 0.75;
+    let start = std::time::Instant::now();
+    let mut end_of_segment = 0.0;
+    for (i, d) in durations.iter().enumerate() {
+        end_of_segment += d;
+        let due = ((end_of_segment - buffer) / speed).max(0.0);
+        let wait = due - start.elapsed().as_secs_f64();
+        if wait > 0.0 {
+            std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+        }
+        fetch_ok(&s, &pb.path(&format!("240/{i:05}.ts")));
+        assert_eq!(fetch_ok(&s, &pb.path(&format!("keys/{i}.key"))).len(), 16);
+    }
+    let pr = s.progress(&player, &film);
+    assert_eq!(u64_of(&pr, "covered_segments"), n as u64, "paced: {pr}");
+    assert_eq!(pr["unlocked"], true, "paced: {pr}");
+    comments_answer(&s, &player, &film).expect(200, "comments after paced playback");
+}

@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{shared, Server, User};
+use crate::harness::{shared, Server, User, FAST_PACE};
 
 fn key(s: &Server, pb_prefix: &str, i: usize) {
     let r = s.get(&format!("{pb_prefix}/keys/{i}.key"), None);
@@ -344,7 +344,7 @@ fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
 /// coverage 0.89, the 90th → allowed.
 #[test]
 fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
-    let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1")]);
+    let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1"), FAST_PACE]);
     let admin = s.user("admin", true);
     let src = crate::harness::generated(
         "hundred-seconds-240p.mp4",
@@ -376,4 +376,321 @@ fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
     assert!((cov - 0.89).abs() < 1e-9, "coverage {cov}");
     key(&s, &pb.prefix, 89);
     comments(&s, &viewer, &film, "").expect(200, "90 of 100");
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 12, item 6: edit history, edit rate, public counts, tombstones
+// ---------------------------------------------------------------------------------------
+
+/// This module's own server for the comment-abuse tests: 30 comment writes a minute, the
+/// hold list, and two short films — `film` for threads, `counted` whose public counts only
+/// `public_counts_follow_create_delete_hide_restore_and_support` changes.
+struct Comments {
+    server: Server,
+    admin: User,
+    film: String,
+    counted: String,
+}
+
+fn comments_server() -> &'static Comments {
+    static SERVER: std::sync::OnceLock<Comments> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let server = Server::start_leaked(&[
+            ("CINEGATE_SOCIAL__COMMENTS_PER_MINUTE", "30"),
+            ("CINEGATE_SOCIAL__HELD_WORDS", "[\"spoiler\"]"),
+            ("CINEGATE_TRANSCODE__LADDER", "240:300k"),
+            FAST_PACE,
+        ]);
+        let admin = server.user("comments-admin", true);
+        let src = crate::harness::src_other();
+        let (film, job) = server.ingest(&src, "Thread film", true);
+        let (counted, counted_job) = server.ingest(&src, "Counted film", true);
+        for job in [job, counted_job] {
+            server.wait_job_ready(&admin, &job, std::time::Duration::from_secs(120));
+        }
+        Comments {
+            server,
+            admin,
+            film,
+            counted,
+        }
+    })
+}
+
+/// A viewer of `film` on the comments server who has watched all of it.
+fn watcher(cs: &Comments, film: &str, tag: &str) -> User {
+    let s = &cs.server;
+    let u = s.user(tag, false);
+    s.grant(&cs.admin, film, &u);
+    let pb = s.playback(&u, film);
+    let n = pb.answer["total_segments"]
+        .as_u64()
+        .expect("total_segments") as usize;
+    for i in 0..n {
+        key(s, &pb.prefix, i);
+    }
+    u
+}
+
+fn patch(s: &Server, u: &User, id: &str, body: &str) -> crate::harness::Resp {
+    s.call(
+        Method::PATCH,
+        &format!("/api/v1/comments/{id}"),
+        Some(&u.access),
+        Some(json!({ "body": body })),
+    )
+}
+
+/// Fifteen edits: the comment keeps its last ten earlier texts (what the admin queue shows).
+#[test]
+fn edit_history_keeps_only_the_last_ten_revisions() {
+    let cs = comments_server();
+    let s = &cs.server;
+    let author = watcher(cs, &cs.film, "reviser");
+    let reporter = watcher(cs, &cs.film, "history-reporter");
+    let id = id_of(&post(s, &author, &cs.film, "v0").expect(201, "post").json());
+    for i in 1..=15 {
+        patch(s, &author, &id, &format!("v{i}")).expect(200, &format!("edit {i}"));
+    }
+    s.post(
+        &format!("/api/v1/comments/{id}/report"),
+        Some(&reporter.access),
+        json!({}),
+    )
+    .expect(202, "report");
+    let queue = s
+        .get("/api/v1/admin/comments/queue", Some(&cs.admin.access))
+        .expect(200, "queue")
+        .json();
+    let c = entry(&queue["queue"], &id).unwrap_or_else(|| panic!("not queued: {queue}"));
+    assert_eq!(c["body"], "v15", "{c}");
+    let kept: Vec<&str> = c["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no history: {c}"))
+        .iter()
+        .map(|r| r["body"].as_str().unwrap_or(""))
+        .collect();
+    let want: Vec<String> = (5..15).map(|i| format!("v{i}")).collect();
+    assert_eq!(kept, want, "the last ten earlier texts, oldest first");
+}
+
+/// Edits count against `social.comments_per_minute` (30 here) with posts: the post and 29
+/// edits pass, the 31st write — an edit — is refused, and so is a new post.
+#[test]
+fn the_thirty_first_comment_write_in_a_minute_is_refused_edits_included() {
+    let cs = comments_server();
+    let s = &cs.server;
+    let author = watcher(cs, &cs.film, "prolific-editor");
+    // The limit is per minute: start early in one, so all 31 writes fall inside it.
+    let second = crate::harness::now().rem_euclid(60);
+    if second > 40 {
+        std::thread::sleep(std::time::Duration::from_secs((61 - second) as u64));
+    }
+    let id = id_of(
+        &post(s, &author, &cs.film, "draft 0")
+            .expect(201, "post")
+            .json(),
+    );
+    for i in 1..30 {
+        patch(s, &author, &id, &format!("draft {i}")).expect(200, &format!("write {}", i + 1));
+    }
+    let r = patch(s, &author, &id, "draft 30");
+    r.expect_error(429, "rate_limited", "the 31st write in a minute, an edit");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().is_ok()),
+        "Retry-After: {:?}",
+        r.headers
+    );
+    post(s, &author, &cs.film, "one more").expect_error(
+        429,
+        "rate_limited",
+        "a post after 30 writes",
+    );
+    let listed = comments(s, &cs.admin, &cs.film, "?limit=100").json();
+    assert_eq!(
+        entry(&listed["comments"], &id).map(|c| c["body"].clone()),
+        Some(json!("draft 29")),
+        "the refused edit changed nothing: {listed}"
+    );
+}
+
+/// `GET /films/{id}/social` right after each change (counters kept with the change).
+#[test]
+fn public_counts_follow_create_delete_hide_restore_and_support() {
+    let cs = comments_server();
+    let (s, f, admin) = (&cs.server, cs.counted.as_str(), &cs.admin);
+    let counts = || {
+        let v = s
+            .get(&format!("/api/v1/films/{f}/social"), None)
+            .expect(200, "social counts")
+            .json();
+        (
+            v["comments"].as_u64().expect("comments"),
+            v["supporters"].as_u64().expect("supporters"),
+        )
+    };
+    let act = |method: Method, path: String, status: u16| {
+        s.call(method, &path, Some(&admin.access), None)
+            .expect(status, &path);
+    };
+    assert_eq!(counts(), (0, 0));
+    let a = watcher(cs, f, "count-a");
+    let b = watcher(cs, f, "count-b");
+    let a1 = id_of(&post(s, &a, f, "first").expect(201, "post").json());
+    assert_eq!(counts(), (1, 0), "after a post");
+    let b1 = id_of(&post(s, &b, f, "a spoiler").expect(201, "held post").json());
+    assert_eq!(counts(), (1, 0), "a held post is not counted");
+    act(
+        Method::POST,
+        format!("/api/v1/admin/comments/{a1}/hide"),
+        200,
+    );
+    assert_eq!(counts(), (0, 0), "after hide");
+    act(
+        Method::POST,
+        format!("/api/v1/admin/comments/{a1}/hide"),
+        200,
+    );
+    assert_eq!(counts(), (0, 0), "after hiding again");
+    act(
+        Method::POST,
+        format!("/api/v1/admin/comments/{a1}/restore"),
+        200,
+    );
+    assert_eq!(counts(), (1, 0), "after restore");
+    act(
+        Method::POST,
+        format!("/api/v1/admin/comments/{b1}/restore"),
+        200,
+    );
+    assert_eq!(counts(), (2, 0), "after releasing the held one");
+    patch(s, &b, &b1, "still a spoiler").expect(200, "edit into the hold list");
+    assert_eq!(counts(), (1, 0), "an edit that is held again");
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/comments/{a1}"),
+        Some(&a.access),
+        None,
+    )
+    .expect(204, "author deletes");
+    assert_eq!(counts(), (0, 0), "after the author's delete");
+    let a2 = id_of(&post(s, &a, f, "second").expect(201, "post").json());
+    assert_eq!(counts(), (1, 0));
+    act(Method::DELETE, format!("/api/v1/admin/comments/{a2}"), 204);
+    assert_eq!(counts(), (0, 0), "after an admin's delete");
+    act(Method::DELETE, format!("/api/v1/admin/comments/{a2}"), 204);
+    assert_eq!(counts(), (0, 0), "after deleting again");
+    let support = |u: &User, status: u16| {
+        s.post(
+            &format!("/api/v1/films/{f}/support"),
+            Some(&u.access),
+            json!({}),
+        )
+        .expect(status, "support");
+    };
+    support(&a, 201);
+    assert_eq!(counts(), (0, 1), "after a support");
+    support(&a, 200);
+    assert_eq!(counts(), (0, 1), "a repeated support");
+    support(&b, 201);
+    assert_eq!(counts(), (0, 2));
+}
+
+/// Deleting a comment (its author, or an admin) erases its text and history: no API answer
+/// carries them afterwards, admin views included, and restoring it is refused.
+#[test]
+fn a_deleted_comment_keeps_no_text_and_cannot_be_restored() {
+    let cs = comments_server();
+    let (s, f, admin) = (&cs.server, cs.film.as_str(), &cs.admin);
+    let author = watcher(cs, f, "regretful");
+    let reader = watcher(cs, f, "tombstone-reader");
+    let id = id_of(
+        &post(s, &author, f, "Ortolan was the butler")
+            .expect(201, "post")
+            .json(),
+    );
+    patch(s, &author, &id, "Ortolan was the gardener").expect(200, "edit");
+    s.post(
+        &format!("/api/v1/comments/{id}/report"),
+        Some(&reader.access),
+        json!({}),
+    )
+    .expect(202, "report");
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/comments/{id}"),
+        Some(&author.access),
+        None,
+    )
+    .expect(204, "the author deletes it");
+
+    let restore = s.post(
+        &format!("/api/v1/admin/comments/{id}/restore"),
+        Some(&admin.access),
+        json!({}),
+    );
+    restore.expect_error(
+        409,
+        "comment_deleted",
+        "restoring an author-deleted comment",
+    );
+    assert_eq!(restore.json()["error"]["deleted_by"], "author");
+    let hide = s.post(
+        &format!("/api/v1/admin/comments/{id}/hide"),
+        Some(&admin.access),
+        json!({}),
+    );
+    hide.expect_error(409, "comment_deleted", "hiding a deleted comment");
+    patch(s, &author, &id, "Ortolan again").expect_error(404, "not_found", "editing it");
+
+    // A moderator's delete: the same.
+    let other = id_of(
+        &post(s, &author, f, "Ortolan lives in Quimper")
+            .expect(201, "post")
+            .json(),
+    );
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/admin/comments/{other}"),
+        Some(&admin.access),
+        None,
+    )
+    .expect(204, "an admin deletes it");
+    let again = s.post(
+        &format!("/api/v1/admin/comments/{other}/restore"),
+        Some(&admin.access),
+        json!({}),
+    );
+    again.expect_error(
+        409,
+        "comment_deleted",
+        "restoring a moderator-deleted comment",
+    );
+    assert_eq!(again.json()["error"]["deleted_by"], "moderator");
+
+    let answers = [
+        ("restore", restore),
+        ("hide", hide),
+        ("restore of the other", again),
+        ("reader's page", comments(s, &reader, f, "?limit=100")),
+        ("author's page", comments(s, &author, f, "?limit=100")),
+        ("admin's page", comments(s, admin, f, "?limit=100")),
+        (
+            "queue",
+            s.get("/api/v1/admin/comments/queue", Some(&admin.access)),
+        ),
+    ];
+    for (what, r) in &answers {
+        assert!(
+            !r.text().contains("Ortolan"),
+            "{what} still carries the deleted text: {}",
+            r.brief()
+        );
+    }
+    let page = comments(s, admin, f, "?limit=100").json();
+    for gone in [&id, &other] {
+        let c = entry(&page["comments"], gone).unwrap_or_else(|| panic!("no tombstone: {page}"));
+        assert_eq!((&c["state"], &c["body"]), (&json!("deleted"), &json!("")));
+    }
 }
