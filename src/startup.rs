@@ -27,6 +27,9 @@ pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
     state: web::Data<AppState>,
+    /// Bound in `build`, before the caller announces the port, so an operator command
+    /// that starts as soon as the server says it listens finds the socket there.
+    control: Option<tokio::net::UnixListener>,
 }
 
 impl Application {
@@ -162,10 +165,17 @@ impl Application {
             .disable_signals()
             .shutdown_timeout(30)
             .run();
+        let socket = state.config.control_socket();
+        let control = crate::control::bind(&socket)
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "operator socket unavailable; CLI commands need the server stopped")
+            })
+            .ok();
         Ok(Self {
             server,
             port: addr.port(),
             state,
+            control,
         })
     }
 
@@ -177,13 +187,8 @@ impl Application {
         let state = self.state.clone();
         state.jobs.start();
         let socket = state.config.control_socket();
-        match crate::control::bind(&socket) {
-            Ok(listener) => {
-                tokio::spawn(crate::control::serve(listener, state.clone()));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "operator socket unavailable; CLI commands need the server stopped")
-            }
+        if let Some(listener) = self.control {
+            tokio::spawn(crate::control::serve(listener, state.clone()));
         }
         // Orders left open by a crash (captured at the provider, not granted here) are
         // settled with the provider as soon as the server is up, then every

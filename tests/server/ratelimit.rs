@@ -314,10 +314,12 @@ fn the_paypal_webhook_has_a_budget_of_its_own() {
     );
     let a = [("X-Forwarded-For", "203.0.113.40")];
     let b = [("X-Forwarded-For", "198.51.100.40")];
+    // A refund without `custom_id` (as a refund made in PayPal's dashboard comes) is one of
+    // the deliveries that must be verified with PayPal, so it reaches the signature check.
     let forged = |h: &[(&str, &str)]| {
         let event = json!({
             "id": "WH-FORGED",
-            "event_type": "PAYMENT.CAPTURE.COMPLETED",
+            "event_type": "PAYMENT.CAPTURE.REFUNDED",
             "resource": {},
         });
         send(&s, Method::POST, WEBHOOK, Some(event), h)
