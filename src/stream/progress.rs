@@ -277,7 +277,20 @@ impl ProgressRecorder {
         counted
     }
 
-    fn merged(stored: Option<ProgressRecord>, e: Option<&Entry>) -> Option<ProgressRecord> {
+    fn merged(
+        stored: Option<ProgressRecord>,
+        e: Option<&Entry>,
+        unlock_fraction: f64,
+    ) -> Option<ProgressRecord> {
+        // A record from before pace was measured (`None`) skips the watch-time floor only if
+        // it had already unlocked then; one below the unlock starts measuring now, or its
+        // viewer could burst the rest and unlock at machine speed.
+        let stored = stored.map(|mut r| {
+            if r.active_seconds.is_none() && r.coverage() + 1e-9 < unlock_fraction {
+                r.active_seconds = Some(0.0);
+            }
+            r
+        });
         let Some(e) = e.filter(|e| e.dirty) else {
             return stored;
         };
@@ -290,7 +303,7 @@ impl ProgressRecorder {
             *dst |= *src;
         }
         r.watch_seconds += e.watch_seconds;
-        // A record from before pace was measured stays `None` (see `ProgressRecord`).
+        // Still `None` here only for a record that had unlocked (see above).
         if let Some(active) = &mut r.active_seconds {
             *active += e.active_seconds;
         }
@@ -322,7 +335,10 @@ impl ProgressRecorder {
             &*e
         });
         let stored = self.store.progress_record(user, film)?;
-        Ok((Self::merged(stored, entry), last_at))
+        Ok((
+            Self::merged(stored, entry, self.rules.unlock_fraction),
+            last_at,
+        ))
     }
 
     /// Stored progress with the unflushed delta applied, as of `at`.
@@ -397,7 +413,7 @@ impl ProgressRecorder {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for ((user, film), e) in shard.iter_mut().filter(|(_, e)| e.dirty) {
                 let stored = self.store.progress_record(user, film)?;
-                if let Some(record) = Self::merged(stored, Some(e)) {
+                if let Some(record) = Self::merged(stored, Some(e), self.rules.unlock_fraction) {
                     self.store.save_progress(user, film, &record)?;
                     written += 1;
                 }
@@ -479,6 +495,8 @@ mod tests {
         max_pace: 1e9,
         buffer_ahead: 1e9,
     };
+
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
     /// Films of up to 100 segments of 6 s.
     const SIXES: [f64; 100] = [6.0; 100];
@@ -754,6 +772,65 @@ mod tests {
             .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, later)))
             .count();
         assert_eq!(counted, 20, "one buffer (120 s) after an hour of silence");
+        Ok(())
+    }
+
+    /// Progress saved before the pace was measured, below the unlock: the delta merged into
+    /// it starts measuring watch time, so bursting the rest does not skip the floor.
+    #[test]
+    fn legacy_progress_below_the_unlock_must_meet_the_floor() -> TestResult {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let legacy: ProgressRecord = serde_json::from_str(
+            r#"{"covered":[1,0],"total":10,"last_segment":0,"watch_seconds":6.0,"updated_at":1}"#,
+        )?;
+        assert_eq!(legacy.active_seconds, None);
+        store.save_progress(&u, &f, &legacy)?;
+        let v = rec.view(&u, &f, &[6.0; 10], Instant::now())?;
+        assert_eq!(v.active_seconds, Some(0.0), "viewed: measured from now");
+        let t = Instant::now();
+        for i in 1..10 {
+            rec.record(event(u, f, i, 10, Signal::Key, t));
+        }
+        let v = rec.view(&u, &f, &[6.0; 10], t)?;
+        assert_eq!(v.covered_segments, 10);
+        assert_eq!(v.active_seconds, Some(0.0));
+        assert!(!v.unlocked, "the rest in a burst: {v:?}");
+        rec.flush()?;
+        assert_eq!(
+            store
+                .progress_record(&u, &f)?
+                .and_then(|r| r.active_seconds),
+            Some(0.0),
+            "the flusher stores it measured"
+        );
+        let later = t + Duration::from_secs_f64(13.5);
+        assert!(rec.view(&u, &f, &[6.0; 10], later)?.unlocked);
+        Ok(())
+    }
+
+    /// Legacy progress that had unlocked keeps skipping the floor after new deliveries.
+    #[test]
+    fn legacy_progress_that_had_unlocked_keeps_its_unlock() -> TestResult {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let legacy: ProgressRecord = serde_json::from_str(
+            r#"{"covered":[255,1],"total":10,"last_segment":8,"watch_seconds":54.0,"updated_at":1}"#,
+        )?;
+        store.save_progress(&u, &f, &legacy)?;
+        let t = Instant::now();
+        rec.record(event(u, f, 0, 10, Signal::Segment, t));
+        assert!(rec.view(&u, &f, &[6.0; 10], t)?.unlocked);
+        rec.flush()?;
+        assert_eq!(
+            store
+                .progress_record(&u, &f)?
+                .and_then(|r| r.active_seconds),
+            None
+        );
+        assert!(rec.view(&u, &f, &[6.0; 10], t)?.unlocked);
         Ok(())
     }
 
