@@ -6,16 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cinegate::store::Store;
-use cinegate::stream::progress::{Event, Pace, ProgressRecorder, Signal};
+use cinegate::stream::progress::{Event, ProgressRecorder, Signal};
 use uuid::Uuid;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
-    let recorder = Arc::new(ProgressRecorder::new(store));
     // The default pace: the bench's viewers go far faster, so most events are over the pace
-    // and only counted as the last position — the check itself is what is measured.
-    let pace = Pace::of(&cinegate::config::Config::default().playback);
+    // and owed, counted only as the last position — the check itself is what is measured.
+    let recorder = Arc::new(ProgressRecorder::new(
+        store,
+        &cinegate::config::Config::default().playback,
+    ));
+    // A two-hour film in 6 s segments.
+    let segments: Arc<[f64]> = vec![6.0; 1200].into();
     // 2 000 viewers watching 50 films of 1 200 segments (a two-hour film).
     let viewers: Vec<Uuid> = (0..2000).map(|_| Uuid::now_v7()).collect();
     let films: Vec<Uuid> = (0..50).map(|_| Uuid::now_v7()).collect();
@@ -36,26 +40,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let (recorder, viewers, films) = (recorder.clone(), viewers.clone(), films.clone());
+            let segments = segments.clone();
             std::thread::spawn(move || {
                 for i in 0..per_thread {
                     let v = (i * 7 + t * 13) % viewers.len();
-                    recorder.record(
-                        Event {
-                            user: viewers[v],
-                            film: films[v % films.len()],
-                            index: ((i / viewers.len()) % 1200) as u32,
-                            total: 1200,
-                            duration: 6.0,
-                            signal: if i % 2 == 0 {
-                                Signal::Segment
-                            } else {
-                                Signal::Key
-                            },
-                            now: 0,
-                            at: Instant::now(),
+                    recorder.record(Event {
+                        user: viewers[v],
+                        film: films[v % films.len()],
+                        index: ((i / viewers.len()) % 1200) as u32,
+                        segments: &segments,
+                        signal: if i % 2 == 0 {
+                            Signal::Segment
+                        } else {
+                            Signal::Key
                         },
-                        pace,
-                    );
+                        now: 0,
+                        at: Instant::now(),
+                    });
                 }
             })
         })

@@ -73,7 +73,7 @@ impl Application {
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
             jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
-            progress: Arc::new(ProgressRecorder::new(store.clone())),
+            progress: Arc::new(ProgressRecorder::new(store.clone(), &config.playback)),
             playback,
             keys,
             store,

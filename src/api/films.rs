@@ -188,7 +188,6 @@ pub(crate) async fn film_progress(
         &viewer.0.id,
         &film.id,
         &playback.manifest.segments,
-        &state.config.playback,
         std::time::Instant::now(),
     )?;
     Ok((playback, view))

@@ -15,7 +15,7 @@ use super::AppState;
 use crate::store::now;
 use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
-use crate::stream::progress::{Event, Pace, Signal};
+use crate::stream::progress::{Event, Signal};
 use crate::stream::sendfile::{ConnHandle, FileBody};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
@@ -79,21 +79,18 @@ async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access
 }
 
 /// Feeds the progress recorder (memory only) for a delivered segment or key. A delivery
-/// beyond the believable pace is served all the same; it just does not count.
+/// beyond the believable pace is served all the same; it counts once the viewer's credit
+/// has caught up with it.
 fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
-    state.progress.record(
-        Event {
-            user: access.user,
-            film: access.film,
-            index: index as u32,
-            total: access.playback.segment_count(),
-            duration: access.playback.manifest.segments[index],
-            signal,
-            now: now(),
-            at: std::time::Instant::now(),
-        },
-        Pace::of(&state.config.playback),
-    );
+    state.progress.record(Event {
+        user: access.user,
+        film: access.film,
+        index: index as u32,
+        segments: &access.playback.manifest.segments,
+        signal,
+        now: now(),
+        at: std::time::Instant::now(),
+    });
 }
 
 fn playlist_response(body: web::Bytes) -> HttpResponse {

@@ -108,7 +108,6 @@ pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<H
                 &user,
                 &film_id,
                 &playback.manifest.segments,
-                &state.config.playback,
                 std::time::Instant::now(),
             )?,
         });

@@ -17,7 +17,8 @@ pub struct ProgressRecord {
     pub watch_seconds: f64,
     /// Wall-clock seconds spent receiving the film at a believable pace (silences longer
     /// than `playback.buffer_ahead` not counted). `None` in records written before it was
-    /// measured: their coverage was earned under the earlier rules and keeps them.
+    /// measured; one that had reached `unlock_fraction` then keeps its unlock without it,
+    /// any other starts measuring (from 0) at its next merge.
     #[serde(default)]
     pub active_seconds: Option<f64>,
     pub updated_at: i64,

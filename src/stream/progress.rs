@@ -12,19 +12,25 @@
 //! when a *segment* request moves to a different index than the viewer's previous one
 //! (key requests and rendition switches repeat indexes and add nothing).
 //!
-//! Pace: a buyer can fetch every key of a film in seconds, so a delivery counts only while
-//! the viewer has *credit*, a bucket of media seconds per viewer and film. It starts at
-//! `playback.buffer_ahead` (a player fills its buffer first), refills at
-//! `playback.max_pace` media seconds per wall-clock second up to `buffer_ahead`, and each
-//! index delivered for the first time spends its duration (an index already paid for —
-//! its key after its segment, another rendition, a seek back — is free). So by wall time
-//! `t` after the first delivery at most `buffer_ahead + t × max_pace` (+ one segment) of
-//! media can have counted. Deliveries past the credit are served all the same (they are
-//! playback); they only do not count. Wall-clock time between deliveries (a silence longer
-//! than `buffer_ahead` counts as `buffer_ahead`: a pause) accumulates as `active_seconds`,
-//! and the unlock needs `unlock_fraction × duration ÷ max_pace` of it, so a short film that
-//! fits in one buffer still takes a believable time. The bucket and the paid indexes live
-//! in memory only: a restart gives each viewer one fresh `buffer_ahead`.
+//! Pace: a buyer can fetch every key of a film in seconds, so a delivery counts only once
+//! the viewer has paid for it with *credit*, a bucket of media seconds per viewer and film.
+//! It starts at `playback.buffer_ahead` (a player fills its buffer first), refills at
+//! `playback.max_pace` media seconds per wall-clock second, and each index paid for spends
+//! its duration (an index already paid for — its key after its segment, another rendition,
+//! a seek back — is free). A delivery made with no credit left is served all the same (it
+//! is playback) and is *owed*: a player never asks again for a segment it holds (hls.js
+//! buffers up to 600 s ahead), so owed indexes are paid, lowest first, while the credit is
+//! positive whenever it is refilled — at each later delivery and at each read of the
+//! progress. Unspent credit is capped at `buffer_ahead` only once nothing is owed, so a
+//! silence pays what was delivered before it but cannot be saved up for a later burst.
+//! Either way by wall time `t` after the first delivery at most
+//! `buffer_ahead + t × max_pace` (+ one segment) of media can have counted. Wall-clock time
+//! between deliveries (a silence longer than `buffer_ahead` counts as `buffer_ahead`: a
+//! pause) accumulates as `active_seconds`, and the unlock needs
+//! `unlock_fraction × duration ÷ max_pace` of it, so a short film that fits in one buffer
+//! still takes a believable time. The bucket, the paid and the owed indexes live in memory
+//! only (flushes keep them): a restart gives each viewer one fresh `buffer_ahead` and
+//! forgets what was owed.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -48,14 +54,13 @@ pub enum Signal {
 
 /// One delivered segment or key.
 #[derive(Debug, Clone, Copy)]
-pub struct Event {
+pub struct Event<'a> {
     pub user: Uuid,
     pub film: Uuid,
     pub index: u32,
-    /// Segments in the film.
-    pub total: usize,
-    /// This segment's duration in seconds.
-    pub duration: f64,
+    /// The duration of every segment of the film, in seconds: paying an owed index later
+    /// needs its duration, and the film's segment count is the length.
+    pub segments: &'a [f64],
     pub signal: Signal,
     /// Wall clock (seconds since the epoch), stored as `updated_at`.
     pub now: i64,
@@ -95,17 +100,72 @@ struct Entry {
     /// The index of the previous segment request, for watch time.
     previous_segment_request: Option<u32>,
     /// Media seconds this viewer may still have counted now (may dip below zero by one
-    /// segment: a delivery counts while the credit is positive).
+    /// segment: an owed index is paid while the credit is positive).
     credit: f64,
-    /// When the previous delivery arrived; `None` before the first.
+    /// When the previous delivery arrived, for `active_seconds`; `None` before the first.
     last_at: Option<Instant>,
+    /// When the credit was last refilled (a delivery or a read): reads refill the credit
+    /// but are not watching, so they must not move `last_at`.
+    refilled_at: Option<Instant>,
     /// Indexes already paid for with credit in this process.
     paid: Vec<u8>,
+    /// Indexes delivered but not paid for yet.
+    owed: Vec<u8>,
+    owed_count: usize,
+    /// Owed indexes whose delivery was a segment request that adds watch time once paid.
+    owed_watch: Vec<u8>,
+}
+
+impl Entry {
+    /// Refills the credit for the wall time since the last refill, then pays owed indexes
+    /// in ascending order while it is positive: each is covered and, if a segment request
+    /// delivered it, adds its duration to the watch time, as a delivery within the credit
+    /// would have. Leftover credit is capped at `buffer_ahead` only after the payments, so
+    /// a silence pays what the player already holds (as refills spread over it would have)
+    /// but is not saved up for a later burst.
+    fn settle(&mut self, at: Instant, segments: &[f64], pace: Pace) {
+        let Some(before) = self.refilled_at else {
+            return;
+        };
+        let gap = at.saturating_duration_since(before).as_secs_f64();
+        self.refilled_at = Some(before.max(at));
+        let mut credit = self.credit + gap * pace.max_pace;
+        // A read with another package than the deliveries' pays nothing: its indexes may
+        // name other media (the next delivery starts the film's state afresh).
+        if self.owed_count > 0 && credit > 0.0 && segments.len() == self.total {
+            'bytes: for byte in 0..self.owed.len() {
+                while self.owed[byte] != 0 {
+                    if credit <= 0.0 {
+                        break 'bytes;
+                    }
+                    let shift = self.owed[byte].trailing_zeros();
+                    let bit = 1u8 << shift;
+                    let Some(&duration) = segments.get(byte * 8 + shift as usize) else {
+                        break 'bytes;
+                    };
+                    self.owed[byte] &= !bit;
+                    self.owed_count -= 1;
+                    self.paid[byte] |= bit;
+                    self.bits[byte] |= bit;
+                    credit -= duration;
+                    if self.owed_watch[byte] & bit != 0 {
+                        self.owed_watch[byte] &= !bit;
+                        self.watch_seconds += duration;
+                    }
+                    self.dirty = true;
+                }
+            }
+        }
+        self.credit = credit.min(pace.buffer_ahead);
+    }
 }
 
 pub struct ProgressRecorder {
     shards: Vec<Mutex<HashMap<(Uuid, Uuid), Entry>>>,
     store: Store,
+    /// `playback.*` as configured at start: the pace, and `unlock_fraction`, which the
+    /// flusher needs to tell progress from before the pace was measured that had unlocked.
+    rules: PlaybackConfig,
 }
 
 /// What the API reports for one viewer and film.
@@ -116,8 +176,8 @@ pub struct ProgressView {
     pub total_segments: usize,
     pub last_segment: Option<u32>,
     pub watch_seconds: f64,
-    /// Wall-clock seconds of watching at a believable pace (`null` for progress recorded
-    /// before it was measured).
+    /// Wall-clock seconds of watching at a believable pace (`null` for progress that had
+    /// unlocked before it was measured).
     pub active_seconds: Option<f64>,
     /// What the unlock needs of it: `unlock_fraction × duration ÷ max_pace`.
     pub required_active_seconds: f64,
@@ -130,10 +190,11 @@ pub struct ProgressView {
 pub const RESUME_BACKOFF_SECONDS: f64 = 30.0;
 
 impl ProgressRecorder {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, rules: &PlaybackConfig) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             store,
+            rules: rules.clone(),
         }
     }
 
@@ -143,57 +204,68 @@ impl ProgressRecorder {
         &self.shards[(h.finish() as usize) % SHARDS]
     }
 
-    /// The hot path: marks a segment delivered if the pace allows it (see the module
-    /// comment); returns whether it counted. Never waits on the disk.
-    pub fn record(&self, event: Event, pace: Pace) -> bool {
+    /// The hot path: marks a segment delivered, counted now if the credit pays for it and
+    /// owed otherwise (see the module comment); returns whether it counts now. Never waits
+    /// on the disk.
+    pub fn record(&self, event: Event<'_>) -> bool {
         let Event {
             user,
             film,
             index,
-            total,
-            duration,
+            segments,
             signal,
             now,
             at,
         } = event;
-        if index as usize >= total {
+        let total = segments.len();
+        let Some(&duration) = segments.get(index as usize) else {
             return false;
-        }
+        };
+        let pace = Pace::of(&self.rules);
         let mut shard = self
             .shard(&user, &film)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let e = shard.entry((user, film)).or_default();
         if e.total != total {
-            // A re-packaged film: indexes paid for may name other media now.
+            // A re-packaged film: indexes paid for or owed may name other media now.
             e.total = total;
             e.bits.resize(total.div_ceil(8), 0);
             e.paid = vec![0; total.div_ceil(8)];
+            e.owed = vec![0; total.div_ceil(8)];
+            e.owed_watch = vec![0; total.div_ceil(8)];
+            e.owed_count = 0;
         }
         match e.last_at {
-            None => e.credit = pace.buffer_ahead,
+            None => {
+                e.credit = pace.buffer_ahead;
+                e.refilled_at = Some(at);
+            }
             Some(before) => {
                 let gap = at.saturating_duration_since(before).as_secs_f64();
-                e.credit = (e.credit + gap * pace.max_pace).min(pace.buffer_ahead);
                 e.active_seconds += gap.min(pace.buffer_ahead);
             }
         }
         e.last_at = Some(e.last_at.map_or(at, |before| before.max(at)));
         let (byte, bit) = (index as usize / 8, 1u8 << (index % 8));
-        let counted = if e.paid[byte] & bit != 0 {
-            true
-        } else if e.credit > 0.0 {
-            e.credit -= duration;
-            e.paid[byte] |= bit;
-            true
-        } else {
-            false
-        };
-        if counted {
-            e.bits[byte] |= bit;
-            if signal == Signal::Segment && e.previous_segment_request != Some(index) {
+        let adds_watch = signal == Signal::Segment && e.previous_segment_request != Some(index);
+        if e.paid[byte] & bit != 0 {
+            if adds_watch {
                 e.watch_seconds += duration;
             }
+        } else {
+            if e.owed[byte] & bit == 0 {
+                e.owed[byte] |= bit;
+                e.owed_count += 1;
+            }
+            if adds_watch {
+                e.owed_watch[byte] |= bit;
+            }
+        }
+        e.settle(at, segments, pace);
+        let counted = e.paid[byte] & bit != 0;
+        if counted {
+            e.bits[byte] |= bit;
         }
         if signal == Signal::Segment {
             e.previous_segment_request = Some(index);
@@ -205,7 +277,20 @@ impl ProgressRecorder {
         counted
     }
 
-    fn merged(stored: Option<ProgressRecord>, e: Option<&Entry>) -> Option<ProgressRecord> {
+    fn merged(
+        stored: Option<ProgressRecord>,
+        e: Option<&Entry>,
+        unlock_fraction: f64,
+    ) -> Option<ProgressRecord> {
+        // A record from before pace was measured (`None`) skips the watch-time floor only if
+        // it had already unlocked then; one below the unlock starts measuring now, or its
+        // viewer could burst the rest and unlock at machine speed.
+        let stored = stored.map(|mut r| {
+            if r.active_seconds.is_none() && r.coverage() + 1e-9 < unlock_fraction {
+                r.active_seconds = Some(0.0);
+            }
+            r
+        });
         let Some(e) = e.filter(|e| e.dirty) else {
             return stored;
         };
@@ -218,7 +303,7 @@ impl ProgressRecorder {
             *dst |= *src;
         }
         r.watch_seconds += e.watch_seconds;
-        // A record from before pace was measured stays `None` (see `ProgressRecord`).
+        // Still `None` here only for a record that had unlocked (see above).
         if let Some(active) = &mut r.active_seconds {
             *active += e.active_seconds;
         }
@@ -229,14 +314,42 @@ impl ProgressRecorder {
         Some(r)
     }
 
-    /// Stored progress with the unflushed delta applied.
-    pub fn get(&self, user: &Uuid, film: &Uuid) -> Result<Option<ProgressRecord>> {
-        let shard = self
+    /// Stored progress with the unflushed delta applied, after settling the credit at `at`
+    /// (owed indexes it pays for join the delta, which the flusher writes); also the time
+    /// of the last delivery.
+    fn read(
+        &self,
+        user: &Uuid,
+        film: &Uuid,
+        segments: &[f64],
+        at: Instant,
+    ) -> Result<(Option<ProgressRecord>, Option<Instant>)> {
+        let mut shard = self
             .shard(user, film)
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let entry = shard.get_mut(&(*user, *film));
+        let last_at = entry.as_ref().and_then(|e| e.last_at);
+        let entry = entry.map(|e| {
+            e.settle(at, segments, Pace::of(&self.rules));
+            &*e
+        });
         let stored = self.store.progress_record(user, film)?;
-        Ok(Self::merged(stored, shard.get(&(*user, *film))))
+        Ok((
+            Self::merged(stored, entry, self.rules.unlock_fraction),
+            last_at,
+        ))
+    }
+
+    /// Stored progress with the unflushed delta applied, as of `at`.
+    pub fn get(
+        &self,
+        user: &Uuid,
+        film: &Uuid,
+        segments: &[f64],
+        at: Instant,
+    ) -> Result<Option<ProgressRecord>> {
+        Ok(self.read(user, film, segments, at)?.0)
     }
 
     /// What the API reports at `at`: stored progress, the unflushed delta, and the silence
@@ -248,20 +361,13 @@ impl ProgressRecorder {
         user: &Uuid,
         film: &Uuid,
         segments: &[f64],
-        rules: &PlaybackConfig,
         at: Instant,
     ) -> Result<ProgressView> {
-        let shard = self
-            .shard(user, film)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let entry = shard.get(&(*user, *film));
-        let stored = self.store.progress_record(user, film)?;
-        let mut record = Self::merged(stored, entry);
-        let since_last = entry.and_then(|e| e.last_at).map(|last| {
+        let (mut record, last_at) = self.read(user, film, segments, at)?;
+        let since_last = last_at.map(|last| {
             at.saturating_duration_since(last)
                 .as_secs_f64()
-                .min(Pace::of(rules).buffer_ahead)
+                .min(Pace::of(&self.rules).buffer_ahead)
         });
         if let (Some(active), Some(extra)) = (
             record.as_mut().and_then(|r| r.active_seconds.as_mut()),
@@ -269,7 +375,7 @@ impl ProgressRecorder {
         ) {
             *active += extra;
         }
-        Ok(view(record.as_ref(), segments, rules))
+        Ok(view(record.as_ref(), segments, &self.rules))
     }
 
     /// Films with unflushed progress for `user` (a scan of memory only).
@@ -299,13 +405,15 @@ impl ProgressRecorder {
 
     /// Merges every dirty delta into the store. sled inserts are in-memory log appends, so
     /// holding a shard lock across them keeps readers consistent without waiting on disk.
+    /// The pace state (credit, paid and owed indexes) stays: an owed index paid after this
+    /// flush joins the next delta.
     pub fn flush(&self) -> Result<usize> {
         let mut written = 0;
         for shard in &self.shards {
             let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
             for ((user, film), e) in shard.iter_mut().filter(|(_, e)| e.dirty) {
                 let stored = self.store.progress_record(user, film)?;
-                if let Some(record) = Self::merged(stored, Some(e)) {
+                if let Some(record) = Self::merged(stored, Some(e), self.rules.unlock_fraction) {
                     self.store.save_progress(user, film, &record)?;
                     written += 1;
                 }
@@ -388,13 +496,24 @@ mod tests {
         buffer_ahead: 1e9,
     };
 
-    fn event(u: Uuid, f: Uuid, index: u32, total: usize, signal: Signal, at: Instant) -> Event {
+    type TestResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+    /// Films of up to 100 segments of 6 s.
+    const SIXES: [f64; 100] = [6.0; 100];
+
+    fn event(
+        u: Uuid,
+        f: Uuid,
+        index: u32,
+        total: usize,
+        signal: Signal,
+        at: Instant,
+    ) -> Event<'static> {
         Event {
             user: u,
             film: f,
             index,
-            total,
-            duration: 6.0,
+            segments: &SIXES[..total],
             signal,
             now: 1,
             at,
@@ -405,19 +524,28 @@ mod tests {
         PlaybackConfig::default()
     }
 
+    fn recorder(store: Store, pace: Pace) -> ProgressRecorder {
+        let rules = PlaybackConfig {
+            max_pace: pace.max_pace,
+            buffer_ahead: Duration::from_secs_f64(pace.buffer_ahead),
+            ..rules()
+        };
+        ProgressRecorder::new(store, &rules)
+    }
+
     #[test]
     fn coverage_counts_distinct_segments_and_survives_flush() -> Result<()> {
         let store = Store::temporary()?;
-        let rec = ProgressRecorder::new(store.clone());
+        let rec = recorder(store.clone(), UNLIMITED);
         let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
         let t = Instant::now();
         for i in 0..5 {
-            rec.record(event(u, f, i, 10, Signal::Key, t), UNLIMITED);
-            rec.record(event(u, f, i, 10, Signal::Segment, t), UNLIMITED);
+            rec.record(event(u, f, i, 10, Signal::Key, t));
+            rec.record(event(u, f, i, 10, Signal::Segment, t));
             // A rendition switch repeats it.
-            rec.record(event(u, f, i, 10, Signal::Segment, t), UNLIMITED);
+            rec.record(event(u, f, i, 10, Signal::Segment, t));
         }
-        let before = rec.get(&u, &f)?;
+        let before = rec.get(&u, &f, &SIXES[..10], t)?;
         assert_eq!(before.as_ref().map(|r| r.covered_count()), Some(5));
         assert_eq!(before.as_ref().map(|r| r.watch_seconds), Some(30.0));
         assert_eq!(
@@ -433,13 +561,15 @@ mod tests {
             "flushed deltas are no longer pending"
         );
         assert_eq!(
-            rec.get(&u, &f)?,
+            rec.get(&u, &f, &SIXES[..10], t)?,
             before,
             "a flush changes nothing a reader sees"
         );
+        let mut segments = [6.0; 10];
+        segments[9] = 4.0;
         let mut last = event(u, f, 9, 10, Signal::Segment, t + Duration::from_secs(3));
-        last.duration = 4.0;
-        rec.record(last, UNLIMITED);
+        last.segments = &segments;
+        rec.record(last);
         rec.flush()?;
         let after = store.progress_record(&u, &f)?;
         assert_eq!(after.as_ref().map(|r| r.covered_count()), Some(6));
@@ -453,22 +583,22 @@ mod tests {
     /// segments) counts, nothing more; the last index is still where the player is.
     #[test]
     fn a_burst_counts_only_the_buffer_allowance() -> Result<()> {
-        let rec = ProgressRecorder::new(Store::temporary()?);
+        let rec = recorder(Store::temporary()?, PACE);
         let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
         let t = Instant::now();
         let counted = (0..100)
-            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, t), PACE))
+            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, t)))
             .count();
         assert_eq!(counted, 20);
-        let r = rec.get(&u, &f)?;
+        let r = rec.get(&u, &f, &SIXES, t)?;
         assert_eq!(r.as_ref().map(|r| r.covered_count()), Some(20));
         assert_eq!(r.and_then(|r| r.last_segment), Some(99));
         // Already paid for: the segment of a counted key is free, even with no credit left.
-        assert!(rec.record(event(u, f, 3, 100, Signal::Segment, t), PACE));
+        assert!(rec.record(event(u, f, 3, 100, Signal::Segment, t)));
         // Ten seconds later, 40 media seconds more have been earned: about 7 segments.
         let later = t + Duration::from_secs(10);
         let counted = (20..100)
-            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, later), PACE))
+            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, later)))
             .count();
         assert_eq!(counted, 7);
         Ok(())
@@ -481,7 +611,7 @@ mod tests {
     #[test]
     fn a_player_within_the_pace_counts_everything() -> Result<()> {
         for speed in [1.0, 2.0, 4.0] {
-            let rec = ProgressRecorder::new(Store::temporary()?);
+            let rec = recorder(Store::temporary()?, PACE);
             let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
             let t = Instant::now();
             let n = 100u32;
@@ -491,12 +621,12 @@ mod tests {
                 let wall = ((6.0 * f64::from(i + 1) - PACE.buffer_ahead) / speed).max(0.0);
                 let at = t + Duration::from_secs_f64(wall);
                 assert!(
-                    rec.record(event(u, f, i, n as usize, Signal::Key, at), PACE),
+                    rec.record(event(u, f, i, n as usize, Signal::Key, at)),
                     "segment {i} at {speed}×"
                 );
-                rec.record(event(u, f, i, n as usize, Signal::Segment, at), PACE);
+                rec.record(event(u, f, i, n as usize, Signal::Segment, at));
             }
-            let r = rec.get(&u, &f)?;
+            let r = rec.get(&u, &f, &SIXES, t)?;
             let v = view(r.as_ref(), &[6.0; 100], &rules());
             assert_eq!(v.covered_segments, 100, "{speed}×");
             assert_eq!(v.unlocked, speed < 4.0, "{speed}×: {v:?}");
@@ -508,27 +638,27 @@ mod tests {
     /// 0.9 × 60 ÷ 4 = 13.5 s of watching.
     #[test]
     fn a_short_film_needs_the_watch_time_floor() -> Result<()> {
-        let rec = ProgressRecorder::new(Store::temporary()?);
+        let rec = recorder(Store::temporary()?, PACE);
         let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
         let t = Instant::now();
         for i in 0..10 {
             let at = t + Duration::from_millis(300 * u64::from(i));
-            rec.record(event(u, f, i, 10, Signal::Key, at), PACE);
+            rec.record(event(u, f, i, 10, Signal::Key, at));
         }
         let at = |secs: f64| t + Duration::from_secs_f64(secs);
-        let v = rec.view(&u, &f, &[6.0; 10], &rules(), at(2.7))?;
+        let v = rec.view(&u, &f, &[6.0; 10], at(2.7))?;
         assert_eq!(v.covered_segments, 10);
         assert_eq!(v.active_seconds, Some(2.7));
         assert_eq!(v.required_active_seconds, 13.5);
         assert!(!v.unlocked, "{v:?}");
         // The player plays what it holds: 13.5 s after the first request the floor is met,
         // with or without another request (spacing the requests would get there as fast).
-        assert!(!rec.view(&u, &f, &[6.0; 10], &rules(), at(13.4))?.unlocked);
-        assert!(rec.view(&u, &f, &[6.0; 10], &rules(), at(13.5))?.unlocked);
+        assert!(!rec.view(&u, &f, &[6.0; 10], at(13.4))?.unlocked);
+        assert!(rec.view(&u, &f, &[6.0; 10], at(13.5))?.unlocked);
         rec.flush()?;
-        assert!(rec.view(&u, &f, &[6.0; 10], &rules(), at(13.5))?.unlocked);
-        rec.record(event(u, f, 9, 10, Signal::Segment, at(14.0)), PACE);
-        let v = rec.view(&u, &f, &[6.0; 10], &rules(), at(14.0))?;
+        assert!(rec.view(&u, &f, &[6.0; 10], at(13.5))?.unlocked);
+        rec.record(event(u, f, 9, 10, Signal::Segment, at(14.0)));
+        let v = rec.view(&u, &f, &[6.0; 10], at(14.0))?;
         assert_eq!(
             v.active_seconds,
             Some(14.0),
@@ -540,15 +670,23 @@ mod tests {
     /// A silence longer than the buffer is a pause: it counts as `buffer_ahead` at most.
     #[test]
     fn a_long_silence_counts_as_the_buffer_at_most() -> Result<()> {
-        let rec = ProgressRecorder::new(Store::temporary()?);
+        let rec = recorder(Store::temporary()?, PACE);
         let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
         let t = Instant::now();
-        rec.record(event(u, f, 0, 10, Signal::Key, t), PACE);
-        rec.record(
-            event(u, f, 1, 10, Signal::Key, t + Duration::from_secs(3600)),
-            PACE,
+        rec.record(event(u, f, 0, 10, Signal::Key, t));
+        rec.record(event(
+            u,
+            f,
+            1,
+            10,
+            Signal::Key,
+            t + Duration::from_secs(3600),
+        ));
+        assert_eq!(
+            rec.get(&u, &f, &SIXES[..10], t)?
+                .and_then(|r| r.active_seconds),
+            Some(120.0)
         );
-        assert_eq!(rec.get(&u, &f)?.and_then(|r| r.active_seconds), Some(120.0));
         Ok(())
     }
 
@@ -560,6 +698,139 @@ mod tests {
         assert_eq!(legacy.active_seconds, None);
         let v = view(Some(&legacy), &[6.0; 10], &rules());
         assert!(v.unlocked, "{v:?}");
+        Ok(())
+    }
+
+    /// The viewer holds the whole film (far more than the buffer) after one burst and plays
+    /// it without asking again: what was owed is paid, lowest index first, as the credit
+    /// refills — at reads too, and across flushes — never above `buffer_ahead + t ×
+    /// max_pace` (+ one segment).
+    #[test]
+    fn owed_deliveries_are_paid_as_the_credit_refills() -> Result<()> {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        for i in 0..100 {
+            rec.record(event(u, f, i, 100, Signal::Key, t));
+            rec.record(event(u, f, i, 100, Signal::Segment, t));
+        }
+        rec.flush()?;
+        let at = |secs: u64| t + Duration::from_secs(secs);
+        let mut last = 0;
+        for secs in 0..=130 {
+            let covered = rec
+                .get(&u, &f, &SIXES, at(secs))?
+                .map_or(0, |r| r.covered_count());
+            // k paid segments need credit left before the last: 6 (k − 1) < 120 + 4 t.
+            let allowed = ((120.0 + 4.0 * secs as f64) / 6.0).ceil() as usize;
+            assert!(covered <= allowed, "{covered} > {allowed} at {secs} s");
+            assert!(covered >= last, "coverage never shrinks");
+            last = covered;
+            if secs == 10 {
+                assert_eq!(covered, 27, "40 s of credit pay 7 owed segments");
+                rec.flush()?;
+                let stored = store.progress_record(&u, &f)?;
+                assert_eq!(
+                    stored.map(|r| r.covered_count()),
+                    Some(27),
+                    "what a read paid reaches the store through the flusher"
+                );
+            }
+        }
+        let r = rec.get(&u, &f, &SIXES, at(130))?;
+        assert_eq!(r.as_ref().map(|r| r.covered_count()), Some(100));
+        assert_eq!(
+            r.as_ref().map(|r| r.watch_seconds),
+            Some(600.0),
+            "each owed segment request adds its watch time once paid"
+        );
+        // Nothing was delivered after the burst: reads are not watching.
+        assert_eq!(r.and_then(|r| r.active_seconds), Some(0.0));
+        let v = rec.view(&u, &f, &SIXES, at(130))?;
+        assert_eq!(v.covered_segments, 100);
+        assert!(!v.unlocked, "the floor (135 s) still applies: {v:?}");
+        Ok(())
+    }
+
+    /// A silence pays what was owed before it, but what is left over is capped at the
+    /// buffer: it cannot be saved up for a later burst.
+    #[test]
+    fn a_silence_pays_what_is_owed_but_saves_no_more_than_the_buffer() -> Result<()> {
+        let rec = recorder(Store::temporary()?, PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        for i in 0..50 {
+            rec.record(event(u, f, i, 100, Signal::Key, t));
+        }
+        let later = t + Duration::from_secs(3600);
+        assert_eq!(
+            rec.get(&u, &f, &SIXES, later)?.map(|r| r.covered_count()),
+            Some(50)
+        );
+        let counted = (50..100)
+            .filter(|&i| rec.record(event(u, f, i, 100, Signal::Key, later)))
+            .count();
+        assert_eq!(counted, 20, "one buffer (120 s) after an hour of silence");
+        Ok(())
+    }
+
+    /// Progress saved before the pace was measured, below the unlock: the delta merged into
+    /// it starts measuring watch time, so bursting the rest does not skip the floor.
+    #[test]
+    fn legacy_progress_below_the_unlock_must_meet_the_floor() -> TestResult {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let legacy: ProgressRecord = serde_json::from_str(
+            r#"{"covered":[1,0],"total":10,"last_segment":0,"watch_seconds":6.0,"updated_at":1}"#,
+        )?;
+        assert_eq!(legacy.active_seconds, None);
+        store.save_progress(&u, &f, &legacy)?;
+        let v = rec.view(&u, &f, &[6.0; 10], Instant::now())?;
+        assert_eq!(v.active_seconds, Some(0.0), "viewed: measured from now");
+        let t = Instant::now();
+        for i in 1..10 {
+            rec.record(event(u, f, i, 10, Signal::Key, t));
+        }
+        let v = rec.view(&u, &f, &[6.0; 10], t)?;
+        assert_eq!(v.covered_segments, 10);
+        assert_eq!(v.active_seconds, Some(0.0));
+        assert!(!v.unlocked, "the rest in a burst: {v:?}");
+        rec.flush()?;
+        assert_eq!(
+            store
+                .progress_record(&u, &f)?
+                .and_then(|r| r.active_seconds),
+            Some(0.0),
+            "the flusher stores it measured"
+        );
+        let later = t + Duration::from_secs_f64(13.5);
+        assert!(rec.view(&u, &f, &[6.0; 10], later)?.unlocked);
+        Ok(())
+    }
+
+    /// Legacy progress that had unlocked keeps skipping the floor after new deliveries.
+    #[test]
+    fn legacy_progress_that_had_unlocked_keeps_its_unlock() -> TestResult {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let legacy: ProgressRecord = serde_json::from_str(
+            r#"{"covered":[255,1],"total":10,"last_segment":8,"watch_seconds":54.0,"updated_at":1}"#,
+        )?;
+        store.save_progress(&u, &f, &legacy)?;
+        let t = Instant::now();
+        rec.record(event(u, f, 0, 10, Signal::Segment, t));
+        assert!(rec.view(&u, &f, &[6.0; 10], t)?.unlocked);
+        rec.flush()?;
+        assert_eq!(
+            store
+                .progress_record(&u, &f)?
+                .and_then(|r| r.active_seconds),
+            None
+        );
+        assert!(rec.view(&u, &f, &[6.0; 10], t)?.unlocked);
         Ok(())
     }
 

@@ -776,3 +776,78 @@ fn a_client_paced_like_a_player_unlocks_and_a_burst_does_not() {
     assert_eq!(pr["unlocked"], true, "paced: {pr}");
     comments_answer(&s, &player, &film).expect(200, "comments after paced playback");
 }
+
+/// hls.js buffers up to 600 s ahead, far more than `buffer_ahead`, and never asks again for
+/// a segment it holds. Here (`max_pace = 10`, `buffer_ahead = 10s`) two players take the
+/// whole 60 s film at once and then play what they hold without another request. What was
+/// delivered past the credit is paid as the credit refills: one player, reading its
+/// progress every 250 ms, never has more counted than `buffer_ahead + t × max_pace` of media
+/// and unlocks once the watch-time floor (0.9 × 60 ÷ 10 = 5.4 s) has passed; the other,
+/// reading only once at the end, has the whole film counted and is unlocked too.
+#[test]
+fn a_player_that_buffers_the_whole_film_at_once_unlocks_as_it_plays() {
+    let (s, admin, film) = minute_server(&[
+        ("CINEGATE_PLAYBACK__MAX_PACE", "10"),
+        ("CINEGATE_PLAYBACK__BUFFER_AHEAD", "10s"),
+    ]);
+    let (max_pace, buffer, floor) = (10.0, 10.0, 0.9 * 60.0 / 10.0);
+    let (polled, quiet) = (s.user("polled", false), s.user("quiet", false));
+    s.grant(&admin, &film, &polled);
+    s.grant(&admin, &film, &quiet);
+    let (pb_polled, pb_quiet) = (s.playback(&polled, &film), s.playback(&quiet, &film));
+    let media = String::from_utf8(fetch_ok(&s, &pb_polled.path("240/index.m3u8"))).unwrap();
+    let durations: Vec<f64> = media
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().expect("EXTINF duration"))
+        .collect();
+    let n = durations.len();
+    assert_eq!(n, 10, "{media}");
+
+    // Measured from before the first request, so never shorter than the server's time.
+    let started = std::time::Instant::now();
+    for pb in [&pb_polled, &pb_quiet] {
+        for i in 0..n {
+            fetch_ok(&s, &pb.path(&format!("240/{i:05}.ts")));
+            assert_eq!(fetch_ok(&s, &pb.path(&format!("keys/{i}.key"))).len(), 16);
+        }
+    }
+    let pr = s.progress(&polled, &film);
+    assert_eq!(pr["unlocked"], false, "right after the burst: {pr}");
+    comments_answer(&s, &polled, &film).expect_error(403, "watch_more", "right after the burst");
+
+    let unlocked_at = loop {
+        let pr = s.progress(&polled, &film);
+        let t = started.elapsed().as_secs_f64();
+        let covered = u64_of(&pr, "covered_segments") as usize;
+        // Paid lowest index first, each while the credit is positive: the segments before
+        // the last one counted fit in what could have been earned by now.
+        let before_last: f64 = durations[..covered.saturating_sub(1)].iter().sum();
+        assert!(
+            before_last < buffer + t * max_pace + EPS,
+            "{covered} segments counted within {t:.2} s: {pr}"
+        );
+        if pr["unlocked"] == true {
+            assert!(
+                t >= floor,
+                "unlocked after {t:.2} s, before the floor: {pr}"
+            );
+            break t;
+        }
+        assert!(t < 20.0, "still locked after {t:.1} s of playing: {pr}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    comments_answer(&s, &polled, &film).expect(200, "comments once unlocked");
+
+    // The quiet player's first read, well past the floor and the time to earn the film.
+    let wait = (unlocked_at + 2.0).max(8.0) - started.elapsed().as_secs_f64();
+    if wait > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(wait));
+    }
+    for (who, user) in [("polled", &polled), ("quiet", &quiet)] {
+        let pr = s.progress(user, &film);
+        assert_eq!(u64_of(&pr, "covered_segments"), n as u64, "{who}: {pr}");
+        assert_eq!(pr["unlocked"], true, "{who}: {pr}");
+    }
+    comments_answer(&s, &quiet, &film).expect(200, "comments for the quiet player");
+}
