@@ -25,8 +25,8 @@
 //! silence pays what was delivered before it but cannot be saved up for a later burst.
 //! Either way by wall time `t` after the first delivery at most
 //! `buffer_ahead + t × max_pace` (+ one segment) of media can have counted. Wall-clock time
-//! between deliveries (a silence longer than `buffer_ahead` counts as `buffer_ahead`: a
-//! pause) accumulates as `active_seconds`, and the unlock needs
+//! between deliveries (a silence counts up to the larger of `buffer_ahead` and the film's
+//! length, `Pace::silence`; longer is a pause) accumulates as `active_seconds`, and the unlock needs
 //! `unlock_fraction × duration ÷ max_pace` of it, so a short film that fits in one buffer
 //! still takes a believable time. The bucket, the paid and the owed indexes live in memory
 //! only (flushes keep them): a restart gives each viewer one fresh `buffer_ahead` and
@@ -78,6 +78,19 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// How much of a silence between deliveries (or since the last one) counts as watching:
+    /// up to `buffer_ahead`, or up to the film's length when that is longer. A player may
+    /// hold the whole film (hls.js buffers up to 600 s of a low rung at once) and play it
+    /// with no request at all, and a silence adds nothing a client could not get by spacing
+    /// its requests; longer than the film it cannot be playback. The film's length is only
+    /// summed when the silence is longer than the buffer, which is rare on the request path.
+    pub fn silence(&self, gap: f64, segments: &[f64]) -> f64 {
+        if gap <= self.buffer_ahead {
+            return gap;
+        }
+        gap.min(self.buffer_ahead.max(segments.iter().sum()))
+    }
+
     pub fn of(c: &PlaybackConfig) -> Self {
         Self {
             max_pace: c.max_pace,
@@ -243,7 +256,7 @@ impl ProgressRecorder {
             }
             Some(before) => {
                 let gap = at.saturating_duration_since(before).as_secs_f64();
-                e.active_seconds += gap.min(pace.buffer_ahead);
+                e.active_seconds += pace.silence(gap, segments);
             }
         }
         e.last_at = Some(e.last_at.map_or(at, |before| before.max(at)));
@@ -353,7 +366,7 @@ impl ProgressRecorder {
     }
 
     /// What the API reports at `at`: stored progress, the unflushed delta, and the silence
-    /// since the last delivery (up to `buffer_ahead`) as watching — the player may still be
+    /// since the last delivery (`Pace::silence`) as watching — the player may still be
     /// playing what it holds; a short film often fits in one buffer and arrives in a single
     /// burst. That adds nothing a client could not get by spacing its requests.
     pub fn view(
@@ -365,9 +378,8 @@ impl ProgressRecorder {
     ) -> Result<ProgressView> {
         let (mut record, last_at) = self.read(user, film, segments, at)?;
         let since_last = last_at.map(|last| {
-            at.saturating_duration_since(last)
-                .as_secs_f64()
-                .min(Pace::of(&self.rules).buffer_ahead)
+            Pace::of(&self.rules)
+                .silence(at.saturating_duration_since(last).as_secs_f64(), segments)
         });
         if let (Some(active), Some(extra)) = (
             record.as_mut().and_then(|r| r.active_seconds.as_mut()),
@@ -667,7 +679,33 @@ mod tests {
         Ok(())
     }
 
-    /// A silence longer than the buffer is a pause: it counts as `buffer_ahead` at most.
+    /// A player that fetched a whole 9.5-minute film at once (longer than `buffer_ahead`,
+    /// shorter than hls.js's 600 s) plays it with no request: its silence counts up to the
+    /// film's length, so it unlocks once the floor has passed (0.9 × 570 ÷ 4 = 128.25 s).
+    #[test]
+    fn a_film_held_whole_unlocks_after_the_floor_with_no_further_request() -> Result<()> {
+        let rec = recorder(Store::temporary()?, PACE);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        for i in 0..95 {
+            rec.record(event(u, f, i, 95, Signal::Key, t));
+        }
+        let secs = |s: f64| t + Duration::from_secs_f64(s);
+        let early = rec.view(&u, &f, &SIXES[..95], secs(120.0))?;
+        assert!(!early.unlocked, "{early:?}");
+        let v = rec.view(&u, &f, &SIXES[..95], secs(130.0))?;
+        assert_eq!(v.covered_segments, 95, "{v:?}");
+        assert!(v.unlocked, "{v:?}");
+        // A later request does not take back what the silence counted.
+        rec.record(event(u, f, 0, 95, Signal::Key, secs(700.0)));
+        let later = rec.view(&u, &f, &SIXES[..95], secs(700.0))?;
+        assert_eq!(later.active_seconds, Some(570.0), "{later:?}");
+        assert!(later.unlocked);
+        Ok(())
+    }
+
+    /// A silence longer than the buffer and the film is a pause: it counts as the larger of
+    /// the two at most (here the buffer: 120 s against a 60 s film).
     #[test]
     fn a_long_silence_counts_as_the_buffer_at_most() -> Result<()> {
         let rec = recorder(Store::temporary()?, PACE);
