@@ -136,7 +136,8 @@ fn limited(now: i64) -> ApiError {
 /// The budgets keyed by client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
-    /// Browser sign-in: `GET /auth/{provider}/start` and the callback (`limits.auth_per_minute`).
+    /// Browser sign-in: `GET /auth/{provider}/start`, the callback and
+    /// `POST /auth/{provider}/link` (`limits.auth_per_minute`).
     SignIn,
     /// `POST /api/v1/auth/{provider}/native` (`limits.native_per_minute`).
     Native,
