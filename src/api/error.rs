@@ -174,21 +174,46 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
             | E::FlowExpired
             | E::InvalidCode => StatusCode::BAD_REQUEST,
             E::Cancelled(_)
-            | E::ProviderRejected(_)
             | E::InvalidIdToken(_)
             | E::InvalidProviderToken(_)
             | E::Unauthenticated => StatusCode::UNAUTHORIZED,
             E::Disabled => StatusCode::FORBIDDEN,
             E::AccountExists(_) | E::IdentityInUse(_) | E::LastIdentity => StatusCode::CONFLICT,
-            E::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+            // What went wrong with the provider (its words, a URL, a configuration key) is
+            // for the operator's log; the viewer can only try again later.
+            E::ProviderUnavailable(_) => {
+                tracing::warn!(error = %e, "sign-in provider failed");
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_unavailable",
+                    SIGN_IN_PROVIDER_UNAVAILABLE,
+                );
+            }
+            E::Misconfigured(_) => {
+                tracing::error!(error = %e, "sign-in provider refused this server's configuration");
+                return ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "provider_unavailable",
+                    SIGN_IN_PROVIDER_UNAVAILABLE,
+                );
+            }
+            // The provider's own words stay in the log; the viewer learns what to do.
+            E::ProviderRejected(_) => {
+                tracing::info!(error = %e, "sign-in provider refused the code");
+                return ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "provider_rejected",
+                    "the provider refused this sign-in (the code was used, expired or did not match); start again",
+                );
+            }
         };
-        if status == StatusCode::BAD_GATEWAY {
-            // What went wrong with the provider is for the operator's log.
-            tracing::warn!(error = %e, "sign-in provider failed");
-        }
         ApiError::new(status, e.code(), e.to_string())
     }
 }
+
+/// What a viewer reads when a sign-in provider failed or refused this server.
+const SIGN_IN_PROVIDER_UNAVAILABLE: &str =
+    "the sign-in provider is not available right now; try again in a few minutes";
 
 /// What a viewer reads when a payment provider failed or refused us: the detail (which
 /// may name configuration keys, URLs or the provider's own words) goes to the log.

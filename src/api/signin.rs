@@ -314,7 +314,8 @@ async fn callback(
         .filter(|s| !s.is_empty() && s.len() <= 512)
         .ok_or(IdentityError::InvalidState)?;
     // Taken (removed) before anything else: a state works once, whatever happens next.
-    // Only the browser that started the flow may take it (login and link CSRF).
+    // Only the browser that started the flow may finish it (login and link CSRF); a
+    // callback from another browser removes it too.
     let browser = req.cookie(PREAUTH_COOKIE);
     let flow = match state
         .store
@@ -325,7 +326,7 @@ async fn callback(
         TakenFlow::OtherBrowser => {
             tracing::warn!(
                 provider = provider.as_str(),
-                "sign-in callback refused: the flow was started in another browser"
+                "sign-in callback refused and its flow cancelled: the flow was started in another browser"
             );
             return Err(IdentityError::OtherBrowser.into());
         }
@@ -387,6 +388,30 @@ fn apple_name(user: Option<&str>) -> Option<String> {
     clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
 }
 
+/// The provider sent the browser back with `error` (RFC 6749 §4.1.2.1). The viewer
+/// declining is theirs to know; a provider that is down, or that refuses this server's
+/// client or request, is the operator's (the description goes to the log only).
+fn error_return(provider: ProviderId, error: &str, description: Option<&str>) -> IdentityError {
+    let code: String = error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect();
+    let detail = || {
+        let d: String = description.unwrap_or("").chars().take(200).collect();
+        format!("{} returned {code} ({d})", provider.display_name())
+    };
+    match code.as_str() {
+        "server_error" | "temporarily_unavailable" => IdentityError::ProviderUnavailable(detail()),
+        "invalid_request"
+        | "invalid_client"
+        | "unauthorized_client"
+        | "unsupported_response_type"
+        | "invalid_scope" => IdentityError::Misconfigured(detail()),
+        _ => IdentityError::Cancelled(code),
+    }
+}
+
 async fn complete(
     state: &AppState,
     provider: ProviderId,
@@ -394,8 +419,11 @@ async fn complete(
     params: CallbackParams,
 ) -> Result<HttpResponse, IdentityError> {
     if let Some(error) = &params.error {
-        let why = params.error_description.as_deref().unwrap_or(error);
-        return Err(IdentityError::Cancelled(why.chars().take(200).collect()));
+        return Err(error_return(
+            provider,
+            error,
+            params.error_description.as_deref(),
+        ));
     }
     let code = params
         .code

@@ -68,6 +68,10 @@ pub enum IdentityError {
     ProviderRejected(String),
     #[error("the provider could not be reached or answered wrongly: {0}")]
     ProviderUnavailable(String),
+    /// The provider refused cinegate itself (client id or secret, Apple key, redirect URI):
+    /// only the operator can fix it, so viewers see it as `provider_unavailable`.
+    #[error("the sign-in provider refused this server's configuration: {0}")]
+    Misconfigured(String),
     #[error("the ID token is not valid: {0}")]
     InvalidIdToken(String),
     #[error("the provider token is not valid: {0}")]
@@ -99,7 +103,9 @@ impl IdentityError {
             IdentityError::FlowExpired => "flow_expired",
             IdentityError::Cancelled(_) => "sign_in_cancelled",
             IdentityError::ProviderRejected(_) => "provider_rejected",
-            IdentityError::ProviderUnavailable(_) => "provider_unavailable",
+            IdentityError::ProviderUnavailable(_) | IdentityError::Misconfigured(_) => {
+                "provider_unavailable"
+            }
             IdentityError::InvalidIdToken(_) => "invalid_id_token",
             IdentityError::InvalidProviderToken(_) => "invalid_provider_token",
             IdentityError::InvalidCode => "invalid_code",

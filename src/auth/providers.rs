@@ -214,7 +214,7 @@ impl Providers {
             self.redirect_base,
             p.id.as_str()
         ))
-        .map_err(|e| IdentityError::InvalidRequest(format!("public_url: {e}")))?;
+        .map_err(|e| IdentityError::Misconfigured(format!("public_url: {e}")))?;
         let mut client = oauth2::Client::new(ClientId::new(p.endpoints.client_id.clone()))
             .set_auth_uri(p.endpoints.authorize_url.clone())
             .set_token_uri(p.endpoints.token_url.clone())
@@ -281,7 +281,7 @@ impl Providers {
         let p = self.get(id)?;
         let secret = match &p.kind {
             Kind::Oidc { secret, .. } => secret.clone(),
-            Kind::Apple { secret, .. } => secret.get(now).map_err(IdentityError::InvalidRequest)?,
+            Kind::Apple { secret, .. } => secret.get(now).map_err(IdentityError::Misconfigured)?,
             Kind::Facebook { graph } => graph.secret().to_string(),
         };
         let client = self.client(p, Some(secret))?;
@@ -360,6 +360,13 @@ pub fn clean_name(name: Option<&str>) -> Option<String> {
     (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
+/// A provider's `error_description`, for the operator's log only: " (…)", at most 200
+/// characters, or nothing.
+fn description(d: Option<&String>) -> String {
+    d.map(|d| format!(" ({})", d.chars().take(200).collect::<String>()))
+        .unwrap_or_default()
+}
+
 fn token_error(
     id: ProviderId,
     e: RequestTokenError<HttpClientError<reqwest::Error>, BasicErrorResponse>,
@@ -372,7 +379,23 @@ fn token_error(
             {
                 IdentityError::ProviderUnavailable(format!("{name}: {code}"))
             }
-            other => IdentityError::ProviderRejected(format!("{name}: {other}")),
+            // The provider does not accept cinegate itself (a wrong or revoked client id or
+            // secret, or a client not allowed this grant, or a request it cannot take):
+            // nothing the viewer can do, so it is the operator's, not a refused sign-in.
+            code @ (BasicErrorResponseType::InvalidClient
+            | BasicErrorResponseType::UnauthorizedClient
+            | BasicErrorResponseType::UnsupportedGrantType
+            | BasicErrorResponseType::InvalidScope) => IdentityError::Misconfigured(format!(
+                "{name} answered {code}{}: check auth.{}'s client id and secret",
+                description(r.error_description()),
+                id.as_str()
+            )),
+            // invalid_grant (a used, expired or mismatched code or PKCE verifier) and the
+            // rest: this sign-in's code was refused; starting again may work.
+            other => IdentityError::ProviderRejected(format!(
+                "{name}: {other}{}",
+                description(r.error_description())
+            )),
         },
         // Facebook answers the token endpoint in Graph's error shape, not OAuth's.
         RequestTokenError::Parse(_, body) if id == ProviderId::Facebook => {

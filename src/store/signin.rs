@@ -46,8 +46,11 @@ pub enum TakenFlow {
     /// The flow, now removed.
     Taken(Flow),
     Unknown,
-    /// The flow exists but another browser started it; it is left in place, so whoever
-    /// opens a leaked callback URL cannot spend the flow of the browser it belongs to.
+    /// The flow exists but another browser started it; it is removed all the same. The
+    /// code in such a callback is whoever opened it's (an admin who followed an attacker's
+    /// link flow, a victim sent the attacker's sign-in), so a flow left in place would let
+    /// the browser it is bound to finish it with that code should the URL leak: a leaked
+    /// URL can now only cancel its flow.
     OtherBrowser,
 }
 
@@ -86,8 +89,8 @@ impl Store {
         put(&self.signin_flows, &hash(state), flow)
     }
 
-    /// Removes and returns the flow for `state` when `browser` (the callback's pre-auth
-    /// cookie) is the one the flow was started with: a second callback finds nothing.
+    /// Removes the flow for `state` (a second callback finds nothing) and returns it when
+    /// `browser` (the callback's pre-auth cookie) is the one the flow was started with.
     pub fn take_flow(&self, state: &str, browser: Option<&str>) -> Result<TakenFlow> {
         let key = hash(state);
         let binding = browser.map(browser_binding);
@@ -97,14 +100,16 @@ impl Store {
             };
             let flow: Flow = decode("signin_flows", &current)?;
             // Hashes of 256-bit secrets: comparing them leaks nothing useful by timing.
-            if flow.browser.is_empty() || binding.as_deref() != Some(flow.browser.as_str()) {
-                return Ok(TakenFlow::OtherBrowser);
-            }
+            let own = !flow.browser.is_empty() && binding.as_deref() == Some(flow.browser.as_str());
             let removed =
                 self.signin_flows
                     .compare_and_swap(key, Some(current), None as Option<&[u8]>)?;
             if removed.is_ok() {
-                return Ok(TakenFlow::Taken(flow));
+                return Ok(if own {
+                    TakenFlow::Taken(flow)
+                } else {
+                    TakenFlow::OtherBrowser
+                });
             }
         }
     }
@@ -185,11 +190,16 @@ mod tests {
     #[test]
     fn flows_and_codes_work_once_and_expire() -> Result<()> {
         let store = Store::temporary()?;
-        store.add_flow("state-1", &flow(100))?;
-        // Another browser, or none: refused, and the flow stays for its own browser.
+        // Another browser, or none: refused, and the flow is gone, for its own browser too.
         for other in [Some("other"), None] {
-            assert_eq!(store.take_flow("state-1", other)?, TakenFlow::OtherBrowser);
+            store.add_flow("state-0", &flow(100))?;
+            assert_eq!(store.take_flow("state-0", other)?, TakenFlow::OtherBrowser);
+            assert_eq!(
+                store.take_flow("state-0", Some("cookie"))?,
+                TakenFlow::Unknown
+            );
         }
+        store.add_flow("state-1", &flow(100))?;
         assert_eq!(
             store.take_flow("state-1", Some("cookie"))?,
             TakenFlow::Taken(flow(100))

@@ -1036,8 +1036,8 @@ fn app_mode_hands_the_app_a_one_time_code() {
     let code = param(&url, "code").expect("code");
 
     // The in-app browser keeps the pre-auth cookie from start to callback; the same
-    // callback opened in another browser is refused (no redirect, no code for the app),
-    // and the app's own browser still finishes it.
+    // callback opened in another browser is refused (no redirect, no code for the app)
+    // and cancels the flow; the app's browser then starts again and finishes.
     let mut app_browser = Browser::new(s);
     let app_q = query(&[
         ("mode", "app"),
@@ -1049,6 +1049,13 @@ fn app_mode_hands_the_app_a_one_time_code() {
     let r = Browser::new(s).get(&local(&back));
     r.expect_error(400, "invalid_state", "app callback in another browser");
     assert!(r.header("location").is_none(), "{:?}", r.headers);
+    app_browser.get(&local(&back)).expect_error(
+        400,
+        "invalid_state",
+        "the cancelled flow in the app's browser",
+    );
+    let flow = start(&mut app_browser, "google", &app_q);
+    let back = authorize(s, &flow);
     let r = app_browser.get(&local(&back));
     let url = app_redirect(&r, "S-elsewhere", "app callback in the app's browser");
     assert!(param(&url, "code").is_some(), "{url}");
@@ -1749,6 +1756,117 @@ fn provider_failures_answer_502_and_store_nothing() {
     assert_eq!(env.user_count(), users + 2);
 }
 
+/// A provider that refuses cinegate itself (issue 12, item 8) — a wrong Google client
+/// secret, a wrong Apple key, an error return naming the client — is the operator's
+/// problem: the viewer (and the app) get 502 `provider_unavailable` with a generic
+/// message that names no configuration key, provider text or URL; the detail is logged.
+#[test]
+fn provider_configuration_errors_reach_the_log_not_the_viewer() {
+    let env = Env::start(&[]);
+    let s = &env.server;
+    let users = env.user_count();
+    // The Google peer now wants another secret than the one cinegate is configured with.
+    let control = |peer: &OidcPeer, body: Value| {
+        let url = format!("{}/_control/client", peer.issuer);
+        let r = s.exec(no_redirect_client().post(url.as_str()).json(&body));
+        assert_eq!(r.status, 200, "{url}: {}", r.brief());
+    };
+    control(
+        &env.google,
+        json!({ "client_id": GOOGLE_ID, "client_secret": "the-secret-google-really-has" }),
+    );
+    // Apple checks its client secret (an ES256 JWT) against another key.
+    let other_key = env._keys.path().join("other.p8");
+    run_ok(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "EC"])
+            .args(["-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+            .arg(&other_key),
+    );
+    let other_public = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&other_key),
+    );
+    env.apple.apple(json!({
+        "public_key_pem": String::from_utf8_lossy(&other_public.stdout),
+        "team_id": APPLE_TEAM,
+        "client_id": APPLE_ID,
+        "key_id": APPLE_KEY_ID,
+    }));
+    let generic = "the sign-in provider is not available right now; try again in a few minutes";
+    let telltales = [
+        "invalid_client",
+        "unauthorized_client",
+        "client_secret",
+        "client_id",
+        "client",
+        "secret",
+        "auth.",
+        "http",
+        "127.0.0.1",
+        GOOGLE_ID,
+        GOOGLE_SECRET,
+        APPLE_ID,
+        "OAuth",
+    ];
+    let expect_generic = |r: &Resp, what: &str| {
+        r.expect_error(502, "provider_unavailable", what);
+        assert_eq!(r.json()["error"]["message"], generic, "{what}");
+        let body = r.text();
+        for t in telltales {
+            assert!(!body.contains(t), "{what}: the answer names {t:?}: {body}");
+        }
+    };
+
+    let mut b = Browser::new(s);
+    expect_generic(
+        &web_callback(s, &mut b, "google", ""),
+        "Google refuses the client secret",
+    );
+    assert!(b.session().is_none());
+    expect_generic(
+        &web_callback(s, &mut Browser::new(s), "apple", ""),
+        "Apple refuses the client secret",
+    );
+    // A provider's error return that names the client is the operator's too.
+    let mut c = Browser::new(s);
+    let flow = start(&mut c, "google", "");
+    let back = format!(
+        "/auth/google/callback?{}",
+        query(&[
+            ("error", "unauthorized_client"),
+            (
+                "error_description",
+                "Client google-web-client is not allowed: see http://127.0.0.1/x",
+            ),
+            ("state", &flow.state),
+        ])
+    );
+    expect_generic(&c.get(&back), "error return unauthorized_client");
+    // The app flow gets the same code.
+    let r = app_flow(s, "S-conf", None);
+    let url = app_redirect(&r, "S-conf", "app flow, wrong client secret");
+    assert_eq!(
+        param(&url, "error").as_deref(),
+        Some("provider_unavailable"),
+        "{url}"
+    );
+    assert_eq!(env.user_count(), users, "a refused sign-in stored a user");
+    // The operator's log has what to fix.
+    let log = s.log_tail(400);
+    assert!(
+        log.contains("invalid_client") && log.contains("auth.google"),
+        "the log does not say what Google refused:\n{log}"
+    );
+
+    // Fixed: sign-in works again.
+    control(&env.google, json!({}));
+    let sub = uniq("conf-fixed");
+    let web = web_sign_in(&env, "google", json!({ "sub": sub }));
+    assert_eq!(providers_of(&web.me), ["google"]);
+}
+
 /// Login CSRF (issue 12, item 1): an attacker runs a sign-in as themself up to the
 /// provider's redirect and hands the unused callback URL to a victim. The flow is bound to
 /// the browser that started it, so in any other browser the callback answers 400 and
@@ -1813,12 +1931,88 @@ fn a_callback_finishes_only_in_the_browser_that_started_it() {
             users,
             "{provider}: a refused callback stored an account"
         );
+        // The refusal cancelled the flow (see the next test for why), for its own browser too.
+        callback_in(&mut evil, provider, &back).expect_error(
+            400,
+            "invalid_state",
+            &format!("{provider}: the flow after a refused callback"),
+        );
+        assert!(evil.session().is_none());
 
-        let done = callback_in(&mut evil, provider, &back);
+        // A flow finishes in the browser that started it.
+        let done = web_callback(s, &mut evil, provider, "");
         expect_signed_in(&done, &format!("{provider}: the flow's own browser"));
         users += 1;
         assert_eq!(env.user_count(), users);
     }
+}
+
+/// A callback opened in another browser cancels its flow (issue 12, item 1, follow-up).
+/// That callback carries the code of whoever opened it: the operator who followed an
+/// attacker's link flow, a victim sent an attacker's sign-in. Were the flow kept, the
+/// attacker's browser — the one it is bound to — could finish it with that code once the
+/// URL leaked (history, a shared screenshot, a proxy log): linking the operator's Google
+/// identity to the attacker's account, or signing the attacker in as the victim.
+#[test]
+fn a_leaked_callback_refused_in_another_browser_finishes_nothing() {
+    let env = Env::start(&[]);
+    let s = &env.server;
+    let boss_google = json!({ "sub": uniq("g-boss"), "email": BOSS, "email_verified": true });
+
+    // Link CSRF: the attacker's link flow, completed at Google by the operator.
+    let fb = json!({ "id": uniq("fb-mallory"), "name": "Mallory" });
+    let mut mallory = web_sign_in(&env, "facebook", fb);
+    let flow = link_flow(
+        "google",
+        &link_post(&mut mallory.browser, "google", ""),
+        "link POST",
+    );
+    env.google.set_claims(boss_google.clone());
+    let back = authorize(s, &flow);
+    let mut operator = Browser::new(s);
+    operator.get(&local(&back)).expect_error(
+        400,
+        "invalid_state",
+        "the link flow in the operator's browser",
+    );
+    // The URL leaks to the attacker, whose browser the flow is bound to.
+    mallory.browser.get(&local(&back)).expect_error(
+        400,
+        "invalid_state",
+        "the leaked link callback in the attacker's browser",
+    );
+    let m = me(s, &mallory.access);
+    assert_eq!(
+        providers_of(&m),
+        ["facebook"],
+        "the operator's Google identity is on the attacker's account: {m}"
+    );
+
+    // Login the other way round: the attacker's sign-in flow, completed by a victim.
+    let users = env.user_count();
+    let victim = json!({ "sub": uniq("g-victim"), "email": unique_email("victim"),
+                         "email_verified": true });
+    let mut evil = Browser::new(s);
+    let flow = start(&mut evil, "google", "");
+    env.google.set_claims(victim);
+    let back = authorize(s, &flow);
+    Browser::new(s).get(&local(&back)).expect_error(
+        400,
+        "invalid_state",
+        "the sign-in flow in the victim's browser",
+    );
+    let r = evil.get(&local(&back));
+    r.expect_error(
+        400,
+        "invalid_state",
+        "the leaked sign-in callback in the attacker's browser",
+    );
+    assert!(evil.session().is_none(), "the attacker got a session");
+    assert_eq!(
+        env.user_count(),
+        users,
+        "an account was made for the victim"
+    );
 }
 
 /// Link CSRF ending in admin (issue 12, item 1): the attacker, signed in, starts linking

@@ -10,6 +10,9 @@
 //   - POST /_control/fail    {"mode": "none" | "500" | "timeout"} for /token and /jwks
 //   - POST /_control/apple   {public_key_pem, team_id, client_id, key_id} makes /token check
 //                            an Apple-style ES256 client_secret; {} turns the check off
+//   - POST /_control/client  {client_id, client_secret} makes /token check a confidential
+//                            client's credentials (form fields or HTTP Basic) and answer a
+//                            mismatch like Google: 401 invalid_client; {} turns it off
 //   - GET  /_control/requests -> {"token_calls": N, "jwks_calls": M}
 // /jwks is served here too: the signing key "rs1" (RS256) plus "es1" (ES256). "es1" is kept
 // OUT of the library's key store, which hands keys out round-robin: with one key there,
@@ -51,6 +54,7 @@ const inner = service.requestHandler;
 let idTokenClaims = {};
 let failMode = 'none';
 let apple = null; // { key, team_id, client_id, key_id }
+let client = null; // { client_id, client_secret }
 let tokenCalls = 0;
 let jwksCalls = 0;
 
@@ -160,6 +164,16 @@ async function control(req, res, path) {
       failMode = mode;
       return sendJson(res, 200, { mode });
     }
+    case '/_control/client':
+      if (Object.keys(body).length === 0) {
+        client = null;
+      } else {
+        for (const f of ['client_id', 'client_secret']) {
+          if (typeof body[f] !== 'string') throw new Error(`client: ${f} must be a string`);
+        }
+        client = { client_id: body.client_id, client_secret: body.client_secret };
+      }
+      return sendJson(res, 200, { client: client !== null });
     case '/_control/apple':
       if (Object.keys(body).length === 0) {
         apple = null;
@@ -197,6 +211,24 @@ async function appleSecretProblem(form) {
   }
 }
 
+// --- confidential client --------------------------------------------------------------
+
+/** Why a client's credentials (HTTP Basic, else form fields) are refused, or null. */
+function clientProblem(req, form) {
+  let id = form.client_id;
+  let secret = form.client_secret;
+  const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '');
+  if (basic) {
+    const text = Buffer.from(basic[1], 'base64').toString('utf8');
+    const i = text.indexOf(':');
+    id = decodeURIComponent(text.slice(0, i));
+    secret = decodeURIComponent(text.slice(i + 1));
+  }
+  if (id !== client.client_id) return `client_id ${id} is not ${client.client_id}`;
+  if (secret !== client.client_secret) return `client_secret for ${id} does not match`;
+  return null;
+}
+
 // --- front ------------------------------------------------------------------------------
 
 async function handle(req, res) {
@@ -212,14 +244,27 @@ async function handle(req, res) {
   if (path === '/token') {
     tokenCalls += 1;
     if (injectFailure(req, res)) return;
-    if (apple && req.method === 'POST') {
+    if ((apple || client) && req.method === 'POST') {
       // Read the form here; the library's body parser then sees a finished request and
       // keeps req.body as set.
       const form = Object.fromEntries(new URLSearchParams(await readBody(req)));
-      const problem = await appleSecretProblem(form);
-      if (problem) {
-        process.stderr.write(`oidc peer: apple invalid_client: ${problem}\n`);
-        return sendJson(res, 400, { error: 'invalid_client' });
+      if (apple) {
+        const problem = await appleSecretProblem(form);
+        if (problem) {
+          process.stderr.write(`oidc peer: apple invalid_client: ${problem}\n`);
+          return sendJson(res, 400, { error: 'invalid_client' });
+        }
+      }
+      if (client) {
+        const problem = clientProblem(req, form);
+        if (problem) {
+          process.stderr.write(`oidc peer: invalid_client: ${problem}\n`);
+          // Google's words, with the detail a real provider gives (and a viewer must not see).
+          return sendJson(res, 401, {
+            error: 'invalid_client',
+            error_description: `The OAuth client was not found or its secret is wrong: ${problem}`,
+          });
+        }
       }
       req.body = form;
     }
