@@ -452,8 +452,8 @@ pub struct CorsConfig {
 pub struct LimitsConfig {
     /// Largest JSON request body in bytes.
     pub json_body_bytes: usize,
-    /// Browser sign-in (`/auth/{provider}/start` and the callback): requests per minute
-    /// per client address.
+    /// Browser sign-in (`/auth/{provider}/start`, the callback and `POST
+    /// /auth/{provider}/link`): requests per minute per client address.
     pub auth_per_minute: u32,
     /// Native sign-in (`POST /api/v1/auth/{provider}/native`): requests per minute per
     /// client address.
