@@ -215,6 +215,9 @@ impl Application {
                         {
                             tracing::warn!(error = %e, "sweeping sign-in records failed");
                         }
+                        if let Err(e) = state.store.sweep_refresh_tokens(now()) {
+                            tracing::warn!(error = %e, "sweeping refresh tokens failed");
+                        }
                     }
                 }
             })

@@ -171,6 +171,41 @@ impl Store {
         Ok(())
     }
 
+    /// Removes refresh tokens expired at `now`, then the revocation markers of families
+    /// left with no token. A family gains members only by rotating a live one, and an
+    /// expired token rotates nothing, so a marker whose family is empty guards nothing.
+    /// Unreadable records are logged and left in place.
+    pub fn sweep_refresh_tokens(&self, now: i64) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.refresh_tokens.scan_prefix(b"token:") {
+            let (k, v) = entry?;
+            let record: RefreshRecord = match decode("refresh_tokens", &v) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(key = %hex::encode(&k), error = %e, "unreadable refresh token record left in place");
+                    continue;
+                }
+            };
+            if record.expires_at <= now {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(&k[b"token:".len()..]);
+                self.refresh_tokens.remove(&k)?;
+                self.refresh_tokens.remove(family_key(&record.family, &h))?;
+                removed += 1;
+            }
+        }
+        for entry in self.refresh_tokens.scan_prefix(b"revoked:") {
+            let (k, _) = entry?;
+            let mut members = b"family:".to_vec();
+            members.extend_from_slice(&k[b"revoked:".len()..]);
+            if self.refresh_tokens.scan_prefix(&members).next().is_none() {
+                self.refresh_tokens.remove(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Revokes the family of `token` (logout). Unknown tokens are ignored.
     pub fn revoke_refresh_token(&self, token: &str) -> Result<bool> {
         match get::<RefreshRecord>(
@@ -288,6 +323,39 @@ mod tests {
             .refresh_tokens
             .get(token_key(&hash("next")))?
             .is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn the_sweep_drops_expired_tokens_and_markers_of_empty_families() -> Result<()> {
+        let store = Store::temporary()?;
+        let user = store.create_user("a@example.com", Role::Viewer, 1)?;
+        let (gone, live) = (super::super::new_id(), super::super::new_id());
+        store.add_refresh_token("old", &record(user.id, gone))?;
+        store.add_refresh_token(
+            "fresh",
+            &RefreshRecord {
+                expires_at: 500,
+                ..record(user.id, live)
+            },
+        )?;
+        store.revoke_family(&gone)?;
+        store.revoke_family(&live)?;
+        // "old" expires at 100: it and its family's marker go; the live family keeps its
+        // marker while a member could still be presented.
+        assert_eq!(store.sweep_refresh_tokens(100)?, 2);
+        assert!(store.refresh_tokens.get(revoked_key(&gone))?.is_none());
+        assert!(store.refresh_tokens.get(revoked_key(&live))?.is_some());
+        assert_eq!(
+            store.rotate_refresh_token("fresh", "next", 200, 900)?,
+            Rotation::Reused
+        );
+        assert_eq!(
+            store.rotate_refresh_token("old", "x", 200, 900)?,
+            Rotation::Unknown
+        );
+        assert_eq!(store.sweep_refresh_tokens(500)?, 2);
+        assert_eq!(store.refresh_tokens.len(), 0);
         Ok(())
     }
 
