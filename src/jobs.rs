@@ -93,26 +93,41 @@ impl JobQueue {
 
     pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(job) = self
-            .store
-            .jobs()?
-            .into_iter()
-            .find(|j| j.state == JobState::Queued)
-        else {
-            return Ok(None);
-        };
-        let flag = Arc::new(AtomicBool::new(false));
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job.id, flag);
-        self.store.update_job(&job.id, |j| {
-            j.state = JobState::Running;
-            j.progress = 0.0;
-            j.error = None;
-            j.attempts += 1;
-            j.updated_at = now();
-        })
+        // An unreadable record was logged at start-up; it must not stop the whole queue.
+        let jobs = self.store.readable_jobs(|key, e| {
+            tracing::debug!(tree = "jobs", key, error = %e, "queue: skipped an unreadable job record");
+        })?;
+        for job in jobs.into_iter().filter(|j| j.state == JobState::Queued) {
+            let flag = Arc::new(AtomicBool::new(false));
+            self.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(job.id, flag);
+            // Claimed only if still queued when written: a cancel may have come since the
+            // scan, and a cancelled job must not run.
+            let claimed = self.store.change_job(&job.id, |j| {
+                if j.state != JobState::Queued {
+                    return false;
+                }
+                j.state = JobState::Running;
+                j.progress = 0.0;
+                j.error = None;
+                j.attempts += 1;
+                j.updated_at = now();
+                true
+            });
+            match claimed {
+                Ok(Some(j)) if j.state == JobState::Running => return Ok(Some(j)),
+                outcome => {
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&job.id);
+                    outcome?;
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Runs one claimed job to its end (blocking).
@@ -251,39 +266,43 @@ impl JobQueue {
     }
 
     /// Cancels a queued or running job. Returns the job as it now stands.
+    ///
+    /// Decided on the record being written, with no read before it: a job claimed by a
+    /// worker after such a read would be marked cancelled while it runs; and an
+    /// unreadable record meets `store::update` here, which reports it and leaves it.
     pub fn cancel(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
-        let Some(job) = self.store.job(id)? else {
-            return Ok(None);
-        };
-        match job.state {
-            JobState::Queued => self.store.update_job(id, |j| {
-                j.state = JobState::Cancelled;
-                j.updated_at = now();
-            }),
-            JobState::Running => {
-                if let Some(flag) = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(id)
-                {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                Ok(Some(job))
+        let job = self.store.change_job(id, |j| {
+            if j.state != JobState::Queued {
+                return false;
             }
-            _ => Ok(Some(job)),
+            j.state = JobState::Cancelled;
+            j.updated_at = now();
+            true
+        })?;
+        if let Some(job) = job.as_ref().filter(|j| j.state == JobState::Running) {
+            if let Some(flag) = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&job.id)
+            {
+                flag.store(true, Ordering::Relaxed);
+            }
         }
+        Ok(job)
     }
 
     /// Puts a failed or cancelled job back in the queue.
     pub fn retry(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
-        let updated = self.store.update_job(id, |j| {
-            if matches!(j.state, JobState::Failed | JobState::Cancelled) {
-                j.state = JobState::Queued;
-                j.progress = 0.0;
-                j.error = None;
-                j.updated_at = now();
+        let updated = self.store.change_job(id, |j| {
+            if !matches!(j.state, JobState::Failed | JobState::Cancelled) {
+                return false;
             }
+            j.state = JobState::Queued;
+            j.progress = 0.0;
+            j.error = None;
+            j.updated_at = now();
+            true
         })?;
         self.notify();
         Ok(updated)
