@@ -192,6 +192,8 @@ pub async fn delete(
     for job in state.store.jobs_for_film(&film.id)? {
         state.jobs.cancel(&job.id)?;
     }
+    // Record first, then invalidate: a playback load that takes its ticket after the
+    // invalidation re-reads the film and must find it gone (`films::playback_of`).
     state.store.delete_film(&film.id)?;
     state.playback.invalidate(&film.id);
     let config = state.config.clone();
