@@ -242,17 +242,16 @@ mod tests {
     /// operate): the pair is made by a thread of its own running as `nobody` — the
     /// per-thread `setresuid` changes that thread alone, and it ends right after — and
     /// the server is root.
-    fn stranger_pair() -> (UnixStream, UnixStream, u32) {
+    fn stranger_pair() -> std::io::Result<(UnixStream, UnixStream, u32)> {
         let ours = rustix::process::geteuid();
         let (server_uid, pair) = if ours.is_root() {
             let pair = std::thread::spawn(|| {
                 let nobody = rustix::process::Uid::from_raw(65534);
-                rustix::thread::set_thread_res_uid(None, nobody, None)
-                    .expect("act as nobody in this thread");
+                rustix::thread::set_thread_res_uid(None, nobody, None)?;
                 std::os::unix::net::UnixStream::pair()
             })
             .join()
-            .expect("the pair thread");
+            .map_err(|_| std::io::Error::other("the pair thread panicked"))?;
             (0, pair)
         } else {
             (
@@ -260,13 +259,15 @@ mod tests {
                 std::os::unix::net::UnixStream::pair(),
             )
         };
-        let (a, b) = pair.expect("socket pair");
+        let (a, b) = pair?;
         for s in [&a, &b] {
-            s.set_nonblocking(true).expect("non-blocking");
+            s.set_nonblocking(true)?;
         }
-        let a = UnixStream::from_std(a).expect("tokio stream");
-        let b = UnixStream::from_std(b).expect("tokio stream");
-        (a, b, server_uid)
+        Ok((
+            UnixStream::from_std(a)?,
+            UnixStream::from_std(b)?,
+            server_uid,
+        ))
     }
 
     /// Runs `connection` (the real `SO_PEERCRED` check) on `server` while `client_side`
@@ -276,7 +277,7 @@ mod tests {
         server: UnixStream,
         server_uid: u32,
         client_side: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> (bool, Duration) {
+    ) -> std::io::Result<(bool, Duration)> {
         let operated = Arc::new(AtomicBool::new(false));
         let flag = operated.clone();
         let started = Instant::now();
@@ -288,16 +289,17 @@ mod tests {
         .await;
         let took = started.elapsed();
         assert!(outcome.is_ok(), "{outcome:?}");
-        client.await.expect("client side");
-        (operated.load(Ordering::SeqCst), took)
+        client.await.map_err(std::io::Error::other)?;
+        Ok((operated.load(Ordering::SeqCst), took))
     }
 
     /// A peer of another user gets the refusal line at once, and the server buffers
     /// nothing of what it sends: of a 4 MiB request, no more than the socket's buffer is
     /// ever accepted (the old handler read a line of up to 1 MiB before answering).
     #[tokio::test]
-    async fn a_peer_of_another_user_is_refused_without_reading_its_request() {
-        let (server, client, server_uid) = stranger_pair();
+    async fn a_peer_of_another_user_is_refused_without_reading_its_request() -> std::io::Result<()>
+    {
+        let (server, client, server_uid) = stranger_pair()?;
         let (read, mut write) = client.into_split();
         let written = Arc::new(AtomicUsize::new(0));
         let sent = written.clone();
@@ -318,13 +320,13 @@ mod tests {
             *heard.lock().unwrap_or_else(|p| p.into_inner()) = line;
             let _ = writer.await;
         };
-        let (operated, took) = serve_peer(server, server_uid, client_side).await;
+        let (operated, took) = serve_peer(server, server_uid, client_side).await?;
         assert!(
             !operated,
             "another user's connection reached the operations"
         );
         let answer = answer.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let response: Response = serde_json::from_str(&answer).expect("a response line");
+        let response: Response = serde_json::from_str(&answer)?;
         assert!(
             !response.ok && response.message.contains("refused"),
             "{answer}"
@@ -335,15 +337,16 @@ mod tests {
             "a refused peer got {taken} bytes of its request accepted"
         );
         assert!(took < Duration::from_secs(3), "the refusal took {took:?}");
+        Ok(())
     }
 
     /// A refused peer that sends nothing and keeps its end open is let go promptly (the
     /// old handler waited 5 s for its request line).
     #[tokio::test]
-    async fn a_silent_refused_peer_is_let_go_promptly() {
-        let (server, mut client, server_uid) = stranger_pair();
+    async fn a_silent_refused_peer_is_let_go_promptly() -> std::io::Result<()> {
+        let (server, mut client, server_uid) = stranger_pair()?;
         // `client` stays open, silent, until the connection is over.
-        let (operated, took) = serve_peer(server, server_uid, async {}).await;
+        let (operated, took) = serve_peer(server, server_uid, async {}).await?;
         assert!(
             !operated,
             "another user's connection reached the operations"
@@ -353,20 +356,22 @@ mod tests {
             "a silent stranger held the connection {took:?}"
         );
         let mut all = Vec::new();
-        let _ = client.read_to_end(&mut all).await;
-        let response: Response = serde_json::from_slice(&all).expect("a response line");
+        client.read_to_end(&mut all).await?;
+        let response: Response = serde_json::from_slice(&all)?;
         assert!(
             !response.ok && response.message.contains("refused"),
             "{response:?}"
         );
+        Ok(())
     }
 
     /// The server's own user is let through to the operations.
     #[tokio::test]
-    async fn the_servers_own_user_is_let_through() {
-        let (server, _client) = UnixStream::pair().expect("socket pair");
+    async fn the_servers_own_user_is_let_through() -> std::io::Result<()> {
+        let (server, _client) = UnixStream::pair()?;
         let ours = rustix::process::geteuid().as_raw();
-        let (operated, _) = serve_peer(server, ours, async {}).await;
+        let (operated, _) = serve_peer(server, ours, async {}).await?;
         assert!(operated, "the server's own user was refused");
+        Ok(())
     }
 }
