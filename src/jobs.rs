@@ -338,3 +338,60 @@ fn failure(code: &str, message: &str) -> JobFailure {
         message: message.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(film: Uuid) -> Job {
+        Job {
+            id: crate::store::new_id(),
+            film_id: film,
+            source: "f/source".into(),
+            state: JobState::Queued,
+            progress: 0.0,
+            error: None,
+            attempts: 0,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    /// Cancel, claim and retry decide on the record they write: a cancelled job is never
+    /// claimed, a running one is only flagged, and retry re-queues only what ended.
+    #[test]
+    fn cancel_claim_and_retry_follow_the_stored_state() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            Arc::new(Config::default()),
+            Arc::new(PlaybackCache::default()),
+        );
+        let job = queued(crate::store::new_id());
+        store.save_job(&job)?;
+
+        let cancelled = queue.cancel(&job.id)?.map(|j| j.state);
+        assert_eq!(cancelled, Some(JobState::Cancelled));
+        assert!(queue.claim_next()?.is_none(), "a cancelled job was claimed");
+
+        let retried = queue.retry(&job.id)?.map(|j| j.state);
+        assert_eq!(retried, Some(JobState::Queued));
+        let claimed = queue.claim_next()?.map(|j| (j.state, j.attempts));
+        assert_eq!(claimed, Some((JobState::Running, 1)));
+        // Retry leaves a running job alone; cancel only raises its flag.
+        let still = queue.retry(&job.id)?.map(|j| j.state);
+        assert_eq!(still, Some(JobState::Running));
+        let running = queue.cancel(&job.id)?.map(|j| j.state);
+        assert_eq!(running, Some(JobState::Running));
+        let flagged = queue
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job.id)
+            .is_some_and(|f| f.load(Ordering::Relaxed));
+        assert!(flagged, "the running job's cancel flag was not raised");
+
+        assert!(queue.cancel(&crate::store::new_id())?.is_none());
+        Ok(())
+    }
+}
