@@ -93,26 +93,41 @@ impl JobQueue {
 
     pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(job) = self
-            .store
-            .jobs()?
-            .into_iter()
-            .find(|j| j.state == JobState::Queued)
-        else {
-            return Ok(None);
-        };
-        let flag = Arc::new(AtomicBool::new(false));
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job.id, flag);
-        self.store.update_job(&job.id, |j| {
-            j.state = JobState::Running;
-            j.progress = 0.0;
-            j.error = None;
-            j.attempts += 1;
-            j.updated_at = now();
-        })
+        // An unreadable record was logged at start-up; it must not stop the whole queue.
+        let jobs = self.store.readable_jobs(|key, e| {
+            tracing::debug!(tree = "jobs", key, error = %e, "queue: skipped an unreadable job record");
+        })?;
+        for job in jobs.into_iter().filter(|j| j.state == JobState::Queued) {
+            let flag = Arc::new(AtomicBool::new(false));
+            self.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(job.id, flag);
+            // Claimed only if still queued when written: a cancel may have come since the
+            // scan, and a cancelled job must not run.
+            let claimed = self.store.change_job(&job.id, |j| {
+                if j.state != JobState::Queued {
+                    return false;
+                }
+                j.state = JobState::Running;
+                j.progress = 0.0;
+                j.error = None;
+                j.attempts += 1;
+                j.updated_at = now();
+                true
+            });
+            match claimed {
+                Ok(Some(j)) if j.state == JobState::Running => return Ok(Some(j)),
+                outcome => {
+                    self.running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&job.id);
+                    outcome?;
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Runs one claimed job to its end (blocking).
@@ -251,39 +266,43 @@ impl JobQueue {
     }
 
     /// Cancels a queued or running job. Returns the job as it now stands.
+    ///
+    /// Decided on the record being written, with no read before it: a job claimed by a
+    /// worker after such a read would be marked cancelled while it runs; and an
+    /// unreadable record meets `store::update` here, which reports it and leaves it.
     pub fn cancel(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
-        let Some(job) = self.store.job(id)? else {
-            return Ok(None);
-        };
-        match job.state {
-            JobState::Queued => self.store.update_job(id, |j| {
-                j.state = JobState::Cancelled;
-                j.updated_at = now();
-            }),
-            JobState::Running => {
-                if let Some(flag) = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(id)
-                {
-                    flag.store(true, Ordering::Relaxed);
-                }
-                Ok(Some(job))
+        let job = self.store.change_job(id, |j| {
+            if j.state != JobState::Queued {
+                return false;
             }
-            _ => Ok(Some(job)),
+            j.state = JobState::Cancelled;
+            j.updated_at = now();
+            true
+        })?;
+        if let Some(job) = job.as_ref().filter(|j| j.state == JobState::Running) {
+            if let Some(flag) = self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&job.id)
+            {
+                flag.store(true, Ordering::Relaxed);
+            }
         }
+        Ok(job)
     }
 
     /// Puts a failed or cancelled job back in the queue.
     pub fn retry(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
-        let updated = self.store.update_job(id, |j| {
-            if matches!(j.state, JobState::Failed | JobState::Cancelled) {
-                j.state = JobState::Queued;
-                j.progress = 0.0;
-                j.error = None;
-                j.updated_at = now();
+        let updated = self.store.change_job(id, |j| {
+            if !matches!(j.state, JobState::Failed | JobState::Cancelled) {
+                return false;
             }
+            j.state = JobState::Queued;
+            j.progress = 0.0;
+            j.error = None;
+            j.updated_at = now();
+            true
         })?;
         self.notify();
         Ok(updated)
@@ -317,5 +336,62 @@ fn failure(code: &str, message: &str) -> JobFailure {
     JobFailure {
         code: code.to_string(),
         message: message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(film: Uuid) -> Job {
+        Job {
+            id: crate::store::new_id(),
+            film_id: film,
+            source: "f/source".into(),
+            state: JobState::Queued,
+            progress: 0.0,
+            error: None,
+            attempts: 0,
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    /// Cancel, claim and retry decide on the record they write: a cancelled job is never
+    /// claimed, a running one is only flagged, and retry re-queues only what ended.
+    #[test]
+    fn cancel_claim_and_retry_follow_the_stored_state() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            Arc::new(Config::default()),
+            Arc::new(PlaybackCache::default()),
+        );
+        let job = queued(crate::store::new_id());
+        store.save_job(&job)?;
+
+        let cancelled = queue.cancel(&job.id)?.map(|j| j.state);
+        assert_eq!(cancelled, Some(JobState::Cancelled));
+        assert!(queue.claim_next()?.is_none(), "a cancelled job was claimed");
+
+        let retried = queue.retry(&job.id)?.map(|j| j.state);
+        assert_eq!(retried, Some(JobState::Queued));
+        let claimed = queue.claim_next()?.map(|j| (j.state, j.attempts));
+        assert_eq!(claimed, Some((JobState::Running, 1)));
+        // Retry leaves a running job alone; cancel only raises its flag.
+        let still = queue.retry(&job.id)?.map(|j| j.state);
+        assert_eq!(still, Some(JobState::Running));
+        let running = queue.cancel(&job.id)?.map(|j| j.state);
+        assert_eq!(running, Some(JobState::Running));
+        let flagged = queue
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job.id)
+            .is_some_and(|f| f.load(Ordering::Relaxed));
+        assert!(flagged, "the running job's cancel flag was not raised");
+
+        assert!(queue.cancel(&crate::store::new_id())?.is_none());
+        Ok(())
     }
 }

@@ -208,7 +208,20 @@ impl Store {
         let mut counts: std::collections::HashMap<Uuid, SocialCounts> = Default::default();
         for kv in self.comments.iter() {
             let (k, v) = kv?;
-            let mut c: Comment = decode("comments", &v)?;
+            // One record that no longer decodes must not keep the whole store from
+            // opening: it is left as it is for the operator, and counts as nothing.
+            let mut c: Comment = match decode("comments", &v) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(
+                        tree = "comments",
+                        key = %hex::encode(&k),
+                        error = %e,
+                        "building the social counters: skipped an unreadable comment (left in place)"
+                    );
+                    continue;
+                }
+            };
             counts.entry(c.film_id).or_default().comments += visible(&c);
             let erase =
                 c.state == CommentState::Deleted && !(c.body.is_empty() && c.history.is_empty());
@@ -466,6 +479,32 @@ mod tests {
         put(&store.comments, sneaked.id.as_bytes(), &sneaked)?;
         store.build_social_counts_once()?;
         assert_eq!(store.social_counts(&film)?.comments, 2);
+        Ok(())
+    }
+
+    /// One comment that no longer decodes (a schema change, a bad disk) in a store from
+    /// before the counters: the store still opens, the counters still count the rest, and
+    /// the unreadable record is left byte for byte.
+    #[test]
+    fn an_unreadable_comment_is_skipped_when_the_counts_are_built() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, user) = (crate::store::new_id(), crate::store::new_id());
+        let unreadable: &[u8] = br#"{"id":"schema-2","body":{"en":"hello"}}"#;
+        let broken = crate::store::new_id();
+        store.comments.insert(broken.as_bytes(), unreadable)?;
+        for c in [comment(film, user, "one"), comment(film, user, "two")] {
+            put(&store.comments, c.id.as_bytes(), &c)?;
+        }
+        store.social_counts.clear()?;
+        store.meta.remove(COUNTS_BUILT)?;
+        store.build_social_counts_once()?;
+        assert_eq!(store.social_counts(&film)?.comments, 2);
+        assert!(store.meta.get(COUNTS_BUILT)?.is_some(), "not marked built");
+        assert_eq!(
+            store.comments.get(broken.as_bytes())?.as_deref(),
+            Some(unreadable),
+            "the unreadable comment was changed or deleted"
+        );
         Ok(())
     }
 }

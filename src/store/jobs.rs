@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{get, put, scan, update, Result, Store};
+use super::{decode, get, put, scan, update, Result, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,18 +74,62 @@ impl Store {
             .collect())
     }
 
+    /// Like `update_job`, but `change` says whether it changed anything; nothing is
+    /// written when it did not. For changes that depend on the job's state, decided on the
+    /// record being written rather than on an earlier read.
+    pub fn change_job(
+        &self,
+        id: &Uuid,
+        change: impl FnMut(&mut Job) -> bool,
+    ) -> Result<Option<Job>> {
+        update(&self.jobs, "jobs", id.as_bytes(), change)
+    }
+
+    /// Every job that decodes, oldest first; each record that does not is handed to
+    /// `unreadable` (hex key, error) and left as it is. For the queue itself (start-up
+    /// requeue, claiming), which must keep working around one bad record; the admin list
+    /// uses `jobs` and reports it.
+    pub fn readable_jobs(&self, mut unreadable: impl FnMut(&str, &StoreError)) -> Result<Vec<Job>> {
+        let mut out = Vec::new();
+        for kv in self.jobs.iter() {
+            let (key, bytes) = kv?;
+            match decode::<Job>("jobs", &bytes) {
+                Ok(job) => out.push(job),
+                Err(e) => unreadable(&hex::encode(&key), &e),
+            }
+        }
+        Ok(out)
+    }
+
     /// At start-up: a job that was running when the process died goes back to the queue.
+    /// An unreadable job record is logged (tree and key) and left in place: one bad record
+    /// must not keep the server from starting.
     pub fn requeue_interrupted_jobs(&self, now: i64) -> Result<Vec<Job>> {
+        let warn = |key: &str, e: &StoreError| {
+            tracing::warn!(tree = "jobs", key, error = %e, "start-up: skipped an unreadable job record (left in place)");
+        };
         let mut requeued = Vec::new();
-        for job in self.jobs()? {
-            if job.state == JobState::Running {
-                if let Some(j) = self.update_job(&job.id, |j| {
-                    j.state = JobState::Queued;
-                    j.progress = 0.0;
-                    j.updated_at = now;
-                })? {
-                    requeued.push(j);
+        for job in self.readable_jobs(warn)? {
+            if job.state != JobState::Running {
+                continue;
+            }
+            let outcome = self.change_job(&job.id, |j| {
+                if j.state != JobState::Running {
+                    return false;
                 }
+                j.state = JobState::Queued;
+                j.progress = 0.0;
+                j.updated_at = now;
+                true
+            });
+            match outcome {
+                Ok(Some(j)) if j.state == JobState::Queued => requeued.push(j),
+                Ok(_) => {}
+                // `update` already named the key in the error.
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::warn!(tree = "jobs", error = %e, "start-up: could not re-queue an unreadable job (left in place)");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(requeued)

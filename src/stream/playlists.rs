@@ -60,13 +60,44 @@ impl FilmPlayback {
     pub fn segment_count(&self) -> usize {
         self.manifest.segment_count()
     }
+
+    /// A one-segment playback "loaded" from `films/f/{dir}`, for cache tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(dir: &str) -> Arc<Self> {
+        let manifest = Manifest {
+            version: 1,
+            duration: 6.0,
+            segment_target: 6.0,
+            segments: vec![6.0],
+            has_audio: false,
+            poster: "poster.jpg".into(),
+            renditions: Vec::new(),
+            source: transcoder::MediaInfo {
+                container: "mp4".into(),
+                duration: 6.0,
+                bit_rate: None,
+                streams: Vec::new(),
+            },
+        };
+        Arc::new(Self {
+            manifest,
+            dir: PathBuf::from("films/f").join(dir),
+            secret: FilmSecret::from_bytes([7; 32]),
+            master: Bytes::new(),
+            media: HashMap::new(),
+            preview: 1,
+        })
+    }
 }
 
 /// Loaded films by id. A miss loads from disk off the cache's lock, so an invalidation
 /// (re-package, delete) can land between a request's read of the film record and its
-/// insert: that request would cache a package that is already gone. Two rules close it:
-/// an entry answers only for the package directory the caller's film record names, and
-/// an insert is dropped when any invalidation happened since the caller's `ticket`.
+/// insert: that request would cache a package that is already gone. Three rules close it:
+/// an entry answers only for the package directory the caller's film record names, an
+/// insert is dropped when any invalidation happened since the caller's `ticket`, and the
+/// caller re-reads the film after taking the ticket and inserts only if the record still
+/// names that package (`api::films::playback_of`; writers change the record before they
+/// invalidate, so a change the ticket misses is one this read sees).
 #[derive(Default)]
 pub struct PlaybackCache {
     inner: RwLock<Inner>,
@@ -145,32 +176,9 @@ impl PlaybackCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use transcoder::MediaInfo;
 
     fn playback(dir: &str) -> Arc<FilmPlayback> {
-        let manifest = Manifest {
-            version: 1,
-            duration: 6.0,
-            segment_target: 6.0,
-            segments: vec![6.0],
-            has_audio: false,
-            poster: "poster.jpg".into(),
-            renditions: Vec::new(),
-            source: MediaInfo {
-                container: "mp4".into(),
-                duration: 6.0,
-                bit_rate: None,
-                streams: Vec::new(),
-            },
-        };
-        Arc::new(FilmPlayback {
-            manifest,
-            dir: PathBuf::from("films/f").join(dir),
-            secret: FilmSecret::from_bytes([7; 32]),
-            master: Bytes::new(),
-            media: HashMap::new(),
-            preview: 1,
-        })
+        FilmPlayback::for_tests(dir)
     }
 
     #[test]

@@ -204,7 +204,10 @@ fn sigterm_with_idle_keep_alive_connections_stops_promptly() {
 
 /// A film record that no longer decodes (a schema change, a bad disk), written while the
 /// server is stopped: the server answers 500 `record_unreadable` with a generic message,
-/// says what is wrong in its log, and leaves the record's bytes as they were.
+/// says what is wrong in its log, and leaves the record's bytes as they were. GET and
+/// publish meet it in a plain read; PATCH reads nothing before `store::update`, so it is
+/// the update that meets it (sled's `fetch_and_update` deleted such a record, and the
+/// PATCH answered 404).
 #[test]
 fn an_unreadable_film_record_is_reported_and_kept() {
     let mut s = Server::start(&[]);
@@ -263,5 +266,64 @@ fn an_unreadable_film_record_is_reported_and_kept() {
         films.get(key.as_bytes()).unwrap().as_deref(),
         Some(unreadable),
         "the unreadable record was changed or deleted"
+    );
+}
+
+/// A job record that no longer decodes and that was running (for all its state field says)
+/// when the server stopped. Start-up re-queues running jobs: it must log the record (tree
+/// and key), leave it, and start. Cancelling it through the admin API reads nothing
+/// before `store::update`, which answers 500 `record_unreadable` and keeps the bytes (the
+/// old `fetch_and_update` deleted the record and the cancel answered 404).
+#[test]
+fn an_unreadable_job_record_is_reported_and_kept() {
+    let mut s = Server::start(&[]);
+    let admin = s.user("corrupt-job-admin", true);
+    s.stop();
+
+    let unreadable: &[u8] = br#"{"id":"schema-2","state":"running","film_id":{"v":2}}"#;
+    let key = uuid::Uuid::now_v7();
+    let hex_key = key.simple().to_string();
+    let store_dir = s.root.join("media/store");
+    {
+        let db = sled::open(&store_dir).expect("open the stopped server's store");
+        let jobs = db.open_tree("jobs").expect("jobs tree");
+        jobs.insert(key.as_bytes(), unreadable).unwrap();
+        db.flush().unwrap();
+    }
+    // Panics if the server does not come up.
+    s.restart();
+    let log = s.log_tail(60);
+    assert!(
+        log.contains("unreadable job record") && log.contains(&hex_key),
+        "start-up does not name the unreadable job record: {log}"
+    );
+
+    let r = s.post(
+        &format!("/api/v1/admin/jobs/{key}/cancel"),
+        Some(&admin.access),
+        serde_json::json!({}),
+    );
+    r.expect_error(500, "record_unreadable", "cancelling an unreadable job");
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        !message.contains("jobs") && !message.contains("schema-2"),
+        "the client is told internals: {message}"
+    );
+    let log = s.log_tail(40);
+    assert!(
+        log.contains("is unreadable") && log.contains(&hex_key),
+        "the log does not say which record is unreadable: {log}"
+    );
+
+    s.stop();
+    let db = sled::open(&store_dir).expect("reopen the store");
+    let jobs = db.open_tree("jobs").expect("jobs tree");
+    assert_eq!(
+        jobs.get(key.as_bytes()).unwrap().as_deref(),
+        Some(unreadable),
+        "the unreadable job record was changed or deleted"
     );
 }

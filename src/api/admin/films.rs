@@ -148,7 +148,9 @@ pub async fn update(
     path: web::Path<String>,
     body: web::Json<UpdateFilm>,
 ) -> ApiResult<HttpResponse> {
-    let film = film_by_id(&state, &path)?;
+    // No read before the update: `update_film` is the one read, so a film deleted
+    // meanwhile is a 404 and an unreadable record is reported and left in place.
+    let id = crate::store::parse_id(&path).ok_or_else(|| ApiError::not_found("film"))?;
     let body = body.into_inner();
     let title = body
         .title
@@ -165,7 +167,7 @@ pub async fn update(
     let new_prices = body.prices.map(prices).transpose()?;
     let updated = state
         .store
-        .update_film(&film.id, |f| {
+        .update_film(&id, |f| {
             if let Some(t) = &title {
                 f.title = t.clone();
             }
@@ -190,6 +192,8 @@ pub async fn delete(
     for job in state.store.jobs_for_film(&film.id)? {
         state.jobs.cancel(&job.id)?;
     }
+    // Record first, then invalidate: a playback load that takes its ticket after the
+    // invalidation re-reads the film and must find it gone (`films::playback_of`).
     state.store.delete_film(&film.id)?;
     state.playback.invalidate(&film.id);
     let config = state.config.clone();
