@@ -428,6 +428,10 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let mut orders = state.store.orders()?;
     orders.reverse();
+    for o in &mut orders {
+        // Kakao Pay's pg_token: only a retried capture needs it.
+        o.capture_token = None;
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
 }
 

@@ -106,6 +106,21 @@ impl PaymentProvider for KakaoPay {
         }
     }
 
+    fn token_on_return(&self, params: &ReturnParams) -> Option<String> {
+        // approve needs the return's pg_token, and Kakao Pay gives it nowhere else.
+        params
+            .get("pg_token")
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .cloned()
+    }
+
+    fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        // No idempotency header, but a second approve of an approved tid answers -702,
+        // which `capture` settles by looking the tid up: never a second charge.
+        let token = order.capture_token.clone()?;
+        Some(ReturnParams::from([("pg_token".to_string(), token)]))
+    }
+
     async fn create(
         &self,
         order: &Order,
@@ -224,6 +239,8 @@ impl PaymentProvider for KakaoPay {
                     None => Lookup::Pending,
                 }
             }
+            // The payer authenticated at Kakao Pay; the money moves only on approve.
+            "AUTH_PASSWORD" => Lookup::Approved,
             "CANCEL_PAYMENT" => Lookup::Refunded,
             "QUIT_PAYMENT" => Lookup::Abandoned("the payer quit".into()),
             "FAIL_PAYMENT" | "FAIL_AUTH_PASSWORD" => {

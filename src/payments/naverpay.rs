@@ -131,6 +131,9 @@ impl NaverPay {
             .find_map(|r| Self::capture_of(r, order))
         {
             Some(c) => Ok(Lookup::Captured(c)),
+            // The paymentId came with the payer's successful return, so the payer approved;
+            // nothing was applied yet.
+            None if rows.is_empty() => Ok(Lookup::Approved),
             None => Ok(Lookup::Pending),
         }
     }
@@ -143,6 +146,16 @@ impl PaymentProvider for NaverPay {
 
     fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
         params.get("paymentId").filter(|p| p.len() <= 50).cloned()
+    }
+
+    fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        // apply needs only the paymentId (kept from the return) and carries the same
+        // idempotency key (`apply-{id}`) as the payer's return did.
+        let payment_id = order.payment_id.clone()?;
+        Some(ReturnParams::from([
+            ("resultCode".to_string(), "Success".to_string()),
+            ("paymentId".to_string(), payment_id),
+        ]))
     }
 
     fn accepts(&self, currency: &str) -> bool {

@@ -362,16 +362,27 @@ impl OrderService<'_> {
                 })?
                 .ok_or(OrderError::NotFound);
         }
+        let payment_id = gateway.payment_id_on_return(params);
+        let token = gateway.token_on_return(params);
         let order = self
             .store
             .update_order(id, |o| {
-                if o.state == OrderState::Approved && o.payment_id.is_some() {
+                // The provider's payment id is the first return's; a later one may be anyone's.
+                if o.payment_id.is_none() && payment_id.is_some() {
+                    o.payment_id.clone_from(&payment_id);
+                } else if o.state == OrderState::Approved && o.capture_token == token {
+                    // A reload, or anyone with the link: nothing new to record (the link
+                    // must not be a way to grow the order without bound).
                     return false;
                 }
-                if let Some(p) = gateway.payment_id_on_return(params) {
-                    o.payment_id = Some(p);
+                // The latest return's token: the payer reloading fixes what a stray
+                // request may have left; a wrong one only makes a retried capture fail.
+                if token.is_some() {
+                    o.capture_token.clone_from(&token);
                 }
-                o.record(OrderState::Approved, "the payer returned", self.now);
+                if o.state != OrderState::Approved {
+                    o.record(OrderState::Approved, "the payer returned", self.now);
+                }
                 true
             })?
             .ok_or(OrderError::NotFound)?;
@@ -601,16 +612,33 @@ impl OrderService<'_> {
                     continue;
                 }
             };
-            let lookup = match lookup {
-                Lookup::Pending if order.created_at + ttl <= self.now => {
+            let mut note = "reconciled with the provider";
+            // The payer came back and the provider holds their approval, but our capture's
+            // outcome was unclear (429, 5xx, timeout): ask for it again, or the approval
+            // would lapse at `order_ttl` unless the payer happened to reload the return page.
+            let retry = (lookup == Lookup::Approved && order.state == OrderState::Approved)
+                .then(|| gateway.retry_params(&order))
+                .flatten();
+            let lookup = match (lookup, retry) {
+                (Lookup::Approved, Some(params)) => {
+                    note = "captured by reconciliation (capture retried)";
+                    match gateway.capture(&order, &params).await {
+                        Ok(c) => Lookup::Captured(c),
+                        Err(PaymentError::Declined(why)) => Lookup::Declined(why),
+                        Err(PaymentError::Cancelled(why)) => Lookup::Abandoned(why),
+                        Err(e) => {
+                            tracing::warn!(order = %order.id, error = %e, "reconciliation: the retried capture did not go through");
+                            continue;
+                        }
+                    }
+                }
+                (Lookup::Pending | Lookup::Approved, _) if order.created_at + ttl <= self.now => {
                     Lookup::Abandoned("not paid in time".into())
                 }
-                other => other,
+                (other, _) => other,
             };
             let recheck = matches!(order.state, OrderState::Cancelled | OrderState::Failed);
-            let mut after = self
-                .apply_lookup(&order, lookup, "reconciled with the provider")
-                .await?;
+            let mut after = self.apply_lookup(&order, lookup, note).await?;
             if recheck && after.rechecked_at.is_none() {
                 // Asked once: nothing here asks a provider to capture a final order, so
                 // what it says now will not change (a late PayPal capture still comes as a

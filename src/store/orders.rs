@@ -97,6 +97,12 @@ pub struct Order {
     /// such an order is asked about once.
     #[serde(default)]
     pub rechecked_at: Option<i64>,
+    /// What a provider needs from the payer's return to take the money and has no other
+    /// way to give us (Kakao Pay's `pg_token`), kept so that a capture whose outcome was
+    /// unclear can be asked again by reconciliation without the payer. Useless without our
+    /// provider credentials, and never shown to viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_token: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(default)]
@@ -131,6 +137,7 @@ impl Order {
             mobile_url: None,
             app_url: None,
             rechecked_at: None,
+            capture_token: None,
             created_at: now,
             updated_at: now,
             events: Vec::new(),
@@ -363,6 +370,7 @@ mod tests {
             mobile_url: None,
             app_url: None,
             rechecked_at: None,
+            capture_token: None,
             created_at: 1,
             updated_at: 1,
             events: Vec::new(),

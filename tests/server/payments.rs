@@ -2205,6 +2205,79 @@ fn a_rate_limited_paypal_capture_is_retried_not_declined() {
     );
 }
 
+/// Issue 12 item 3 ("treat it as unavailable and retry"): the provider refuses the capture
+/// for now (PayPal 429 RATE_LIMIT_REACHED, a Kakao Pay or Naver Pay 5xx) after the payer
+/// approved, and the payer never reloads the return page. The provider still holds the
+/// approval, so reconciliation asks for the capture again (the same idempotency key, the
+/// pg_token kept from the return) instead of letting the approval lapse at `order_ttl`.
+#[test]
+fn a_capture_refused_for_now_is_retried_by_reconciliation_without_the_payer() {
+    let e = env();
+    let s = &e.server;
+    for provider in ["paypal", "kakaopay", "naverpay"] {
+        let viewer = s.user(&format!("retry-capture-{provider}"), false);
+        let co = checkout(s, &viewer, &e.film.id, provider);
+        let back = payer(&co);
+        let (fail, calls) = match provider {
+            "paypal" => ("429", "capture_calls"),
+            "kakaopay" => ("500", "approve_calls"),
+            _ => ("500", "apply_calls"),
+        };
+        e.behave(
+            provider,
+            json!({ "fail": fail, "fail_on": [calls], "fail_times": 1 }),
+        );
+        assert_page(
+            &s.get(&back, None),
+            502,
+            "try again",
+            &format!("{provider}: capture refused for now"),
+        );
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(order["state"], "approved", "{provider}: {order}");
+        assert_eq!(e.capture_calls(provider), 1, "{provider}");
+
+        // No reload: the admin's (or the periodic) reconciliation retries the capture.
+        let changed = s
+            .post(
+                "/api/v1/admin/payments/reconcile",
+                Some(&e.admin.access),
+                json!({}),
+            )
+            .expect(200, "reconcile")
+            .json();
+        assert!(u64_of(&changed, "changed") >= 1, "{provider}: {changed}");
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(
+            order["state"],
+            "captured",
+            "{provider}: captured by reconciliation: {order}\n{}",
+            s.log_tail(20)
+        );
+        assert_access(
+            s,
+            &viewer,
+            &e.film,
+            true,
+            &format!("{provider}: after the retried capture"),
+        );
+        assert_eq!(e.capture_calls(provider), 2, "{provider}: one retry");
+        assert_eq!(purchases_of_film(s, &viewer, &e.film.id).len(), 1);
+        let admin_view = admin_order(s, &e.admin, &co.order_id);
+        assert!(
+            admin_view.get("capture_token").is_none(),
+            "{provider}: the pg_token is not shown: {admin_view}"
+        );
+        if provider == "paypal" {
+            assert_eq!(
+                request_id_count(&e.paypal.state(), &format!("capture-{}", co.order_id)),
+                2,
+                "the retry carries the same PayPal-Request-Id"
+            );
+        }
+    }
+}
+
 /// Item 3: a checkout asked again answers the open order (its link still works) instead
 /// of persisting another and calling the provider; a user's open orders are capped.
 #[test]
