@@ -2505,6 +2505,109 @@ fn paypal_webhooks_we_would_ignore_are_not_sent_to_paypal() {
     );
 }
 
+/// A refund or reversal without `custom_id` (as one made in PayPal's dashboard may come) is
+/// verified with PayPal only if its capture (the refund's `up` link; a reversal's own id)
+/// is a captured PayPal order's: a stranger's made-up refunds cost no call to PayPal (whose
+/// rate limits are our app's, and would push our captures into 429). A genuine one is still
+/// applied, found through its capture.
+#[test]
+fn a_forged_refund_naming_no_captured_order_is_not_sent_to_paypal() {
+    let e = env();
+    let s = &e.server;
+    let open_viewer = s.user("refund-filter-open", false);
+    let open = checkout(s, &open_viewer, &e.film.id, "paypal");
+    let buyer = s.user("refund-filter-buyer", false);
+    let bought = e.buy(&buyer, "paypal");
+    let capture_id = str_of(&admin_order(s, &e.admin, &bought.order_id), "payment_id").to_string();
+    let verify_calls = || u64_of(&e.paypal.state(), "verify_calls");
+    let before = verify_calls();
+    let refund = |event_type: &str, n: u32, resource: Value| {
+        json!({
+            "id": format!("WH-REFUND-FILTER-{n:04}"),
+            "event_version": "1.0",
+            "create_time": "2030-01-01T00:00:00Z",
+            "resource_type": "refund",
+            "resource_version": "2.0",
+            "event_type": event_type,
+            "summary": "A 4.99 USD capture payment was refunded",
+            "resource": resource,
+        })
+    };
+    let up = |capture: &str| {
+        json!({
+            "id": "REF-FORGED000001",
+            "status": "COMPLETED",
+            "amount": { "currency_code": "USD", "value": "4.99" },
+            "links": [
+                { "href": "https://api.paypal.com/v2/payments/refunds/REF-FORGED000001", "rel": "self", "method": "GET" },
+                { "href": format!("https://api.paypal.com/v2/payments/captures/{capture}"), "rel": "up", "method": "GET" },
+            ],
+        })
+    };
+    let ignored = [
+        (
+            "an empty resource",
+            refund("PAYMENT.CAPTURE.REFUNDED", 1, json!({})),
+        ),
+        (
+            "an unknown capture",
+            refund("PAYMENT.CAPTURE.REFUNDED", 2, up("CAP-NOSUCHCAPTURE")),
+        ),
+        (
+            "a reversal of an unknown capture",
+            refund(
+                "PAYMENT.CAPTURE.REVERSED",
+                3,
+                json!({ "id": "CAP-NOSUCHCAPTURE", "status": "REVERSED" }),
+            ),
+        ),
+        (
+            "a link that is no capture",
+            refund(
+                "PAYMENT.CAPTURE.REFUNDED",
+                4,
+                json!({ "id": "REF-X", "links": [{ "href": format!("https://api.paypal.com/v2/checkout/orders/{capture_id}"), "rel": "up" }] }),
+            ),
+        ),
+    ];
+    for (what, ev) in &ignored {
+        let r = post_webhook(s, ev);
+        assert_eq!(r.status, 200, "{what}: {}", r.brief());
+        assert_eq!(r.json(), json!({ "status": "ignored" }), "{what}");
+        assert_eq!(verify_calls(), before, "{what}: PayPal was asked");
+    }
+    // The capture of an order that is open, not captured: the same.
+    assert_eq!(
+        order_of(s, &open_viewer, &open.order_id)["state"],
+        "created"
+    );
+
+    // A refund of our captured order's capture is verified first (this one is forged).
+    post_webhook(s, &refund("PAYMENT.CAPTURE.REFUNDED", 5, up(&capture_id))).expect_error(
+        401,
+        "invalid_signature",
+        "a forged refund of a real capture",
+    );
+    assert_eq!(verify_calls(), before + 1);
+    assert_eq!(order_of(s, &buyer, &bought.order_id)["state"], "captured");
+
+    // A genuine dashboard refund without custom_id is applied through its capture.
+    let pp_order = str_of(&admin_order(s, &e.admin, &bought.order_id), "provider_ref").to_string();
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "PAYMENT.CAPTURE.REFUNDED", "order_id": pp_order,
+        "without_custom_id": true,
+    }));
+    assert!(w["event"]["resource"].get("custom_id").is_none(), "{w}");
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        serde_json::from_str::<Value>(str_of(&w, "body")).expect("JSON"),
+        json!({ "status": "refunded" }),
+        "{w}"
+    );
+    assert_eq!(order_of(s, &buyer, &bought.order_id)["state"], "refunded");
+    assert_access(s, &buyer, &e.film, false, "after a dashboard refund");
+}
+
 /// Item 3: reconciliation runs every `payments.reconcile_interval` (docs/PAYMENTS.md
 /// promises hourly), not only at start, and stops with the server.
 #[test]
