@@ -194,8 +194,22 @@ impl PaymentProvider for KakaoPay {
                     "Kakao Pay: approved, lookup says {other:?}"
                 ))),
             },
-            Ok(Err((code, message))) => Err(PaymentError::Declined(format!(
+            // Still being approved (a second approve raced the first): the outcome is not
+            // known yet.
+            Ok(Err((-785, message))) => Err(PaymentError::Unavailable(format!(
+                "Kakao Pay: {message} (-785)"
+            ))),
+            // The payment itself refused (-780: the payer's bank or card, extras say why) or
+            // the payer's window closed (-723): nothing was taken and nothing will be.
+            Ok(Err((code @ (-780 | -723), message))) => Err(PaymentError::Declined(format!(
                 "Kakao Pay: {message} ({code})"
+            ))),
+            // Anything else refuses our request, not the payment: a bad SECRET_KEY (-401),
+            // an API not enabled (-403), a bad cid (-731), parameters (-400, -722, -726), a
+            // pg_token Kakao Pay does not take (-701, anyone can send a return). The order
+            // stays approved; the payer reads provider_unavailable, the log has the detail.
+            Ok(Err((code, message))) => Err(PaymentError::Refused(format!(
+                "Kakao Pay approve: {message} ({code})"
             ))),
             // A 4xx can hide a success and a timeout says nothing: ask.
             Err(e) => match self.lookup(order).await {

@@ -272,8 +272,21 @@ impl PaymentProvider for NaverPay {
                     "Naver Pay: payment still in progress".into(),
                 )),
             },
-            code => Err(PaymentError::Declined(format!(
-                "Naver Pay: {code} {}",
+            // The payment itself refused, or the payer's window closed.
+            code @ ("Fail" | "OwnerAuthFail" | "NotEnoughAccountBalance" | "TimeExpired") => {
+                Err(PaymentError::Declined(format!(
+                    "Naver Pay: {code} {}",
+                    answer["message"].as_str().unwrap_or("")
+                )))
+            }
+            // Maintenance at Naver Pay or the bank: not now, rather than no.
+            code @ ("BankMaintenance" | "MaintenanceOngoing" | "FaultCheckOngoing") => {
+                Err(PaymentError::Unavailable(format!("Naver Pay: {code}")))
+            }
+            // Our request refused (InvalidMerchant: the partner or chain id; anything new):
+            // the order stays approved for a retry once it is fixed.
+            code => Err(PaymentError::Refused(format!(
+                "Naver Pay apply: {code} {}",
                 answer["message"].as_str().unwrap_or("")
             ))),
         }

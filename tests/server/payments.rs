@@ -2278,6 +2278,55 @@ fn a_capture_refused_for_now_is_retried_by_reconciliation_without_the_payer() {
     }
 }
 
+/// Kakao Pay refusing our approve (a SECRET_KEY it no longer takes: 401, -401) or Naver
+/// Pay refusing our apply (`InvalidMerchant`) is a configuration problem, not a declined
+/// payment: the order is not failed for good with the provider's words on the payer's page.
+/// It stays approved, the payer reads the generic provider_unavailable, and once the key is
+/// fixed reconciliation approves it with the pg_token kept from the return.
+#[test]
+fn a_provider_refusing_our_capture_request_is_not_a_declined_payment() {
+    let e = env();
+    let s = &e.server;
+    let mut kakao = None;
+    for (provider, refuse) in [
+        ("kakaopay", json!({ "reject_key": true })),
+        ("naverpay", json!({ "decline_capture": "InvalidMerchant" })),
+    ] {
+        let viewer = s.user(&format!("refused-capture-{provider}"), false);
+        let co = checkout(s, &viewer, &e.film.id, provider);
+        let back = payer(&co);
+        e.behave(provider, refuse);
+        let r = s.get(&back, None);
+        assert_page(&r, 502, "try again", &format!("{provider}: refused"));
+        assert_no_provider_details(&r.text(), provider);
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(order["state"], "approved", "{provider}: {order}");
+        assert!(order["failure"].is_null(), "{provider}: {order}");
+        assert_access(s, &viewer, &e.film, false, provider);
+        if provider == "kakaopay" {
+            kakao = Some((viewer, co.order_id));
+        }
+    }
+    // The key fixed: the next reconciliation approves the Kakao Pay order.
+    let (viewer, id) = kakao.expect("the Kakao Pay order");
+    e.kakao.behave(json!({ "reject_key": false }));
+    s.post(
+        "/api/v1/admin/payments/reconcile",
+        Some(&e.admin.access),
+        json!({}),
+    )
+    .expect(200, "reconcile");
+    let order = order_of(s, &viewer, &id);
+    assert_eq!(order["state"], "captured", "{order}");
+    assert_access(
+        s,
+        &viewer,
+        &e.film,
+        true,
+        "kakaopay: after the key was fixed",
+    );
+}
+
 /// Item 3: a checkout asked again answers the open order (its link still works) instead
 /// of persisting another and calling the provider; a user's open orders are capped.
 #[test]
