@@ -192,11 +192,30 @@ fn state_page(order: &Order) -> HttpResponse {
     }
 }
 
+/// The payer's pages need no session and a return may call the provider (a capture): a
+/// per-address budget keeps anyone holding a link from turning it into a flood of writes
+/// and provider calls. Answered as a page, like the rest.
+fn pay_limit(state: &AppState, req: &HttpRequest) -> Result<(), HttpResponse> {
+    super::auth::limit(state, req, super::ratelimit::Budget::Pay).map_err(|e| {
+        let mut page = page(e.status, "Too many requests", &e.message, None);
+        if let Some(retry) = e.extra.get("retry_after") {
+            if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
+                page.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        page
+    })
+}
+
 pub async fn return_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Err(page) = pay_limit(&state, &req) {
+        return page;
+    }
     let Some(id) = order_param(&query) else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -213,9 +232,13 @@ pub async fn return_page(
 
 pub async fn cancel_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Err(page) = pay_limit(&state, &req) {
+        return page;
+    }
     abandon(
         &state,
         &path,
@@ -228,9 +251,13 @@ pub async fn cancel_page(
 
 pub async fn fail_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Err(page) = pay_limit(&state, &req) {
+        return page;
+    }
     abandon(
         &state,
         &path,

@@ -1888,6 +1888,117 @@ fn a_tip_is_paid_through_a_provider_and_unlocks_nothing() {
     );
 }
 
+/// A tip refused by the open-order cap (`payments.max_open_orders`) records no support:
+/// the cap is checked before the support is, like the provider and the amount.
+#[test]
+fn a_tip_refused_by_the_open_order_cap_records_no_support() {
+    let e = env();
+    let (s, f) = (&e.server, &e.film);
+    set_prices(s, &e.admin, &e.other.id, both_prices());
+    let fan = s.user("capped-tipper", false);
+    for (film, provider) in [
+        (&f.id, "paypal"),
+        (&f.id, "kakaopay"),
+        (&f.id, "naverpay"),
+        (&f.id, "dev"),
+        (&e.other.id, "paypal"),
+    ] {
+        checkout(s, &fan, film, provider);
+    }
+    s.grant(&e.admin, &f.id, &fan);
+    let pb = s.playback(&fan, &f.id);
+    for i in 0..f.segments {
+        s.get(&pb.path(&format!("keys/{i}.key")), None)
+            .expect(200, "key");
+    }
+    let support = |body: Value| {
+        s.post(
+            &format!("/api/v1/films/{}/support", f.id),
+            Some(&fan.access),
+            body,
+        )
+    };
+    support(json!({
+        "message": "capped",
+        "tip": { "provider": "dev", "amount": 300, "currency": "USD" }
+    }))
+    .expect_error(429, "too_many_open_orders", "a tip past the cap");
+    let listed = s
+        .get(
+            &format!("/api/v1/admin/films/{}/supporters", f.id),
+            Some(&e.admin.access),
+        )
+        .expect(200, "supporters")
+        .json();
+    assert!(
+        !listed["supporters"]
+            .as_array()
+            .expect("supporters")
+            .iter()
+            .any(|x| x["user_id"] == fan.id.as_str()),
+        "a refused tip recorded a support: {listed}"
+    );
+    support(json!({ "message": "without a tip" })).expect(201, "the first support");
+}
+
+/// Anyone with a return link can load it: reloads of an approved order (its capture
+/// refused for now each time) record the return once, not once per load.
+#[test]
+fn reloading_the_return_of_an_approved_order_records_nothing_new() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("reload-return", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal
+        .behave(json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 3 }));
+    for i in 0..3 {
+        assert_page(&s.get(&back, None), 502, "try again", &format!("load {i}"));
+    }
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "approved", "{order}");
+    assert_eq!(events_in(&order, "approved"), 1, "{order}");
+    assert_page(
+        &s.get(&back, None),
+        200,
+        "Payment complete",
+        "the last reload",
+    );
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(events_in(&order, "approved"), 1, "{order}");
+}
+
+/// The payer's pages (`/pay/{provider}/return|cancel|fail`) need no session and a return
+/// may call the provider: they have a per-address budget (`limits.pay_per_minute`), past
+/// which they answer 429 with Retry-After before any order is read.
+#[test]
+fn the_payers_pages_have_a_budget_per_address() {
+    let s = Server::start(&[("CINEGATE_LIMITS__PAY_PER_MINUTE", "3")]);
+    // Budgets are per clock minute: all of this in one window.
+    let left = 60 - crate::harness::now().rem_euclid(60);
+    if left < 20 {
+        std::thread::sleep(Duration::from_secs(left as u64 + 1));
+    }
+    let order = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0002";
+    let pages = [
+        format!("/pay/dev/return?order={order}"),
+        format!("/pay/dev/cancel?order={order}"),
+        format!("/pay/dev/fail?order={order}"),
+    ];
+    for path in &pages {
+        let r = s.get(path, None);
+        assert_ne!(r.status, 429, "{path}: {}", r.brief());
+    }
+    let r = s.get(&pages[0], None);
+    assert_eq!(r.status, 429, "past the budget: {}", r.brief());
+    assert!(r.text().contains("Too many requests"), "{}", r.brief());
+    let retry: i64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After: {}", r.brief()));
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 12. Order lifecycle and provider errors (issue 12, items 3 and 8)
 // ---------------------------------------------------------------------------------------
