@@ -2768,6 +2768,77 @@ fn a_forged_refund_naming_no_captured_order_is_not_sent_to_paypal() {
     assert_access(s, &buyer, &e.film, false, "after a dashboard refund");
 }
 
+/// A PayPal `PAYMENT.CAPTURE.DENIED` webhook (verified) ends an `approved` order: the
+/// provider's own answer, unlike the links anyone can send.
+#[test]
+fn a_denied_webhook_fails_an_approved_order() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("denied-approved", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal
+        .behave(json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 1 }));
+    assert_page(
+        &s.get(&back, None),
+        502,
+        "try again",
+        "capture refused for now",
+    );
+    assert_eq!(order_of(s, &viewer, &co.order_id)["state"], "approved");
+    let pp_order = str_of(&admin_order(s, &e.admin, &co.order_id), "provider_ref").to_string();
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "PAYMENT.CAPTURE.DENIED", "order_id": pp_order,
+    }));
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        serde_json::from_str::<Value>(str_of(&w, "body")).expect("JSON"),
+        json!({ "status": "failed" }),
+        "{w}"
+    );
+    let order = order_of(s, &viewer, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert_access(s, &viewer, &e.film, false, "after a denied capture");
+}
+
+/// A `failed` (or `cancelled`) order whose return was seen may have had a capture in doubt
+/// when it ended: reconciliation asks the provider about it once, not on every pass.
+#[test]
+fn a_failed_order_whose_return_was_seen_is_rechecked_once() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("recheck-once", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal.behave(json!({ "decline_capture": true }));
+    s.get(&back, None);
+    e.paypal.behave(json!({ "decline_capture": false }));
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert!(order["rechecked_at"].is_null(), "{order}");
+    let reconcile = || {
+        s.post(
+            "/api/v1/admin/payments/reconcile",
+            Some(&e.admin.access),
+            json!({}),
+        )
+        .expect(200, "reconcile");
+    };
+    let get_calls = || u64_of(&e.paypal.state(), "get_calls");
+    let before = get_calls();
+    reconcile();
+    assert!(get_calls() > before, "PayPal was asked");
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert!(order["rechecked_at"].is_i64(), "asked once: {order}");
+    // Orders other tests left behind settle in the first passes; then nothing is asked.
+    reconcile();
+    let settled = get_calls();
+    reconcile();
+    assert_eq!(get_calls(), settled, "asked again");
+    assert_eq!(admin_order(s, &e.admin, &co.order_id)["state"], "failed");
+}
+
 /// Item 3: reconciliation runs every `payments.reconcile_interval` (docs/PAYMENTS.md
 /// promises hourly), not only at start, and stops with the server.
 #[test]
