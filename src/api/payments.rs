@@ -195,16 +195,18 @@ fn state_page(order: &Order) -> HttpResponse {
 /// The payer's pages need no session and a return may call the provider (a capture): a
 /// per-address budget keeps anyone holding a link from turning it into a flood of writes
 /// and provider calls. Answered as a page, like the rest.
-fn pay_limit(state: &AppState, req: &HttpRequest) -> Result<(), HttpResponse> {
-    super::auth::limit(state, req, super::ratelimit::Budget::Pay).map_err(|e| {
-        let mut page = page(e.status, "Too many requests", &e.message, None);
-        if let Some(retry) = e.extra.get("retry_after") {
-            if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
-                page.headers_mut().insert(header::RETRY_AFTER, value);
+fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    super::auth::limit(state, req, super::ratelimit::Budget::Pay)
+        .err()
+        .map(|e| {
+            let mut page = page(e.status, "Too many requests", &e.message, None);
+            if let Some(retry) = e.extra.get("retry_after") {
+                if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
+                    page.headers_mut().insert(header::RETRY_AFTER, value);
+                }
             }
-        }
-        page
-    })
+            page
+        })
 }
 
 pub async fn return_page(
@@ -213,7 +215,7 @@ pub async fn return_page(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Err(page) = pay_limit(&state, &req) {
+    if let Some(page) = pay_limited(&state, &req) {
         return page;
     }
     let Some(id) = order_param(&query) else {
@@ -236,7 +238,7 @@ pub async fn cancel_page(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Err(page) = pay_limit(&state, &req) {
+    if let Some(page) = pay_limited(&state, &req) {
         return page;
     }
     abandon(
@@ -255,7 +257,7 @@ pub async fn fail_page(
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    if let Err(page) = pay_limit(&state, &req) {
+    if let Some(page) = pay_limited(&state, &req) {
         return page;
     }
     abandon(
