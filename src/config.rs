@@ -466,6 +466,9 @@ pub struct LimitsConfig {
     pub refresh_family_per_minute: u32,
     /// PayPal webhook deliveries per minute per client address.
     pub webhook_per_minute: u32,
+    /// Loads of the payer's pages (`/pay/{provider}/return`, `cancel`, `fail`) per minute
+    /// per client address: each may call the provider.
+    pub pay_per_minute: u32,
     /// Distinct keys (client addresses, families, users) each budget tracks at once, at
     /// most `api::ratelimit::BYTES_PER_KEY` (64) bytes each; past it the longest idle are
     /// forgotten.
@@ -555,6 +558,7 @@ impl Default for LimitsConfig {
             token_failures_per_minute: 30,
             refresh_family_per_minute: 10,
             webhook_per_minute: 120,
+            pay_per_minute: 30,
             tracked_keys: 100_000,
         }
     }
@@ -898,6 +902,7 @@ impl Config {
                 self.limits.refresh_family_per_minute,
             ),
             ("limits.webhook_per_minute", self.limits.webhook_per_minute),
+            ("limits.pay_per_minute", self.limits.pay_per_minute),
         ] {
             if value == 0 {
                 return bad(key, "must be above zero".into());

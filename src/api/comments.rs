@@ -299,7 +299,6 @@ pub async fn support(
             .ok_or_else(|| {
                 ApiError::validation(format!("tips are not taken in {:?}", tip.currency))
             })?;
-        // Checked before anything is recorded, so a refused tip leaves no support behind.
         super::payments::service(&state).tip_gateway(&tip.provider, &tip.currency)?;
         if !(bounds.min..=bounds.max).contains(&tip.amount) {
             return Err(ApiError::validation(format!(
@@ -309,6 +308,15 @@ pub async fn support(
             .with("min", bounds.min)
             .with("max", bounds.max));
         }
+        // Checked before anything is recorded (the provider, the open-order cap), so a
+        // refused tip leaves no support behind.
+        super::payments::service(&state).tip_room(
+            &viewer.0.id,
+            &film,
+            &tip.provider,
+            tip.amount,
+            &tip.currency,
+        )?;
     }
     let support = Support { at: now(), message };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
@@ -323,7 +331,10 @@ pub async fn support(
             let started = super::payments::service(&state)
                 .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
                 .await?;
-            event(&state, "tip", viewer.0.id, film.id, None);
+            // A repeat answered with the open tip is not another tip.
+            if !started.reused {
+                event(&state, "tip", viewer.0.id, film.id, None);
+            }
             Some(super::payments::started_view(&started))
         }
         None => None,

@@ -192,11 +192,32 @@ fn state_page(order: &Order) -> HttpResponse {
     }
 }
 
+/// The payer's pages need no session and a return may call the provider (a capture): a
+/// per-address budget keeps anyone holding a link from turning it into a flood of writes
+/// and provider calls. Answered as a page, like the rest.
+fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    super::auth::limit(state, req, super::ratelimit::Budget::Pay)
+        .err()
+        .map(|e| {
+            let mut page = page(e.status, "Too many requests", &e.message, None);
+            if let Some(retry) = e.extra.get("retry_after") {
+                if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
+                    page.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            page
+        })
+}
+
 pub async fn return_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(page) = pay_limited(&state, &req) {
+        return page;
+    }
     let Some(id) = order_param(&query) else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -213,9 +234,13 @@ pub async fn return_page(
 
 pub async fn cancel_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(page) = pay_limited(&state, &req) {
+        return page;
+    }
     abandon(
         &state,
         &path,
@@ -228,9 +253,13 @@ pub async fn cancel_page(
 
 pub async fn fail_page(
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
+    if let Some(page) = pay_limited(&state, &req) {
+        return page;
+    }
     abandon(
         &state,
         &path,
@@ -295,17 +324,46 @@ fn worth_verifying(state: &AppState, event: &Value) -> Result<bool, StoreError> 
         "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
             paypal_order(state, resource)?.is_some_and(|o| !o.state.is_final())
         }
+        // A refund made in PayPal's dashboard may carry no custom_id: its capture names the
+        // order. Either way, only a captured order of ours is worth a call to PayPal.
         "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
-            if resource["custom_id"].is_null() {
-                // A refund made in PayPal's dashboard may carry no custom_id; it is found
-                // through its capture once the event is verified.
-                true
-            } else {
-                paypal_order(state, resource)?.is_some_and(|o| o.state == OrderState::Captured)
-            }
+            refunded_order(state, event)?.is_some_and(|o| o.state == OrderState::Captured)
         }
         _ => false,
     })
+}
+
+/// The capture a refund or reversal event is about: the refund resource's `up` link
+/// (`…/v2/payments/captures/{id}`), else, for a reversal delivered with the capture itself
+/// as its resource, the resource's own id.
+fn refunded_capture(event: &Value) -> Option<&str> {
+    let resource = &event["resource"];
+    let up = resource["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["rel"] == "up")
+        .and_then(|l| l["href"].as_str())
+        .and_then(|h| h.split_once("/v2/payments/captures/"))
+        .map(|(_, id)| id.trim_end_matches('/'));
+    match up {
+        Some(id) => Some(id),
+        None if event["event_type"] == "PAYMENT.CAPTURE.REVERSED" => resource["id"].as_str(),
+        None => None,
+    }
+    .filter(|id| !id.is_empty() && id.len() <= 64 && !id.contains('/'))
+}
+
+/// The PayPal order a refund or reversal event is about: by `custom_id` when it has one,
+/// else through its capture (`orders_by_payment`, no scan of the orders).
+fn refunded_order(state: &AppState, event: &Value) -> Result<Option<Order>, StoreError> {
+    if !event["resource"]["custom_id"].is_null() {
+        return paypal_order(state, &event["resource"]);
+    }
+    match refunded_capture(event) {
+        Some(capture) => state.store.order_by_payment("paypal", capture),
+        None => Ok(None),
+    }
 }
 
 /// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event id.
@@ -399,22 +457,7 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
             Ok("failed")
         }
         "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
-            // The resource is the refund; its `up` link (or custom_id) leads to the capture.
-            let capture_id = resource["links"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|l| l["rel"] == "up")
-                .and_then(|l| l["href"].as_str())
-                .and_then(|h| h.rsplit('/').next())
-                .map(str::to_string);
-            let order = match paypal_order(state, resource)? {
-                Some(o) => Some(o),
-                None => state.store.orders()?.into_iter().find(|o| {
-                    o.provider == "paypal" && o.payment_id.is_some() && o.payment_id == capture_id
-                }),
-            };
-            let Some(order) = order else {
+            let Some(order) = refunded_order(state, event)? else {
                 return Ok("unknown order");
             };
             svc.notice(&order.id, Lookup::Refunded, "refunded (PayPal webhook)")
@@ -428,6 +471,10 @@ async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let mut orders = state.store.orders()?;
     orders.reverse();
+    for o in &mut orders {
+        // Kakao Pay's pg_token: only a retried capture needs it.
+        o.capture_token = None;
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
 }
 

@@ -146,6 +146,8 @@ pub enum Budget {
     TokenFailures,
     /// `POST /api/v1/payments/paypal/webhook` (`limits.webhook_per_minute`).
     Webhook,
+    /// The payer's pages `/pay/{provider}/return|cancel|fail` (`limits.pay_per_minute`).
+    Pay,
 }
 
 /// Every budget of the sign-in, token and webhook endpoints, with its limit.
@@ -154,6 +156,7 @@ pub struct Limits {
     native: (RateLimiter<IpAddr>, u32),
     token_failures: (RateLimiter<IpAddr>, u32),
     webhook: (RateLimiter<IpAddr>, u32),
+    pay: (RateLimiter<IpAddr>, u32),
     /// Uses (refresh, logout) of one refresh-token family, i.e. one sign-in.
     families: (RateLimiter<Uuid>, u32),
 }
@@ -166,6 +169,7 @@ impl Limits {
             native: (RateLimiter::new(cap), cfg.native_per_minute),
             token_failures: (RateLimiter::new(cap), cfg.token_failures_per_minute),
             webhook: (RateLimiter::new(cap), cfg.webhook_per_minute),
+            pay: (RateLimiter::new(cap), cfg.pay_per_minute),
             families: (RateLimiter::new(cap), cfg.refresh_family_per_minute),
         }
     }
@@ -177,6 +181,7 @@ impl Limits {
             Budget::Native => &self.native,
             Budget::TokenFailures => &self.token_failures,
             Budget::Webhook => &self.webhook,
+            Budget::Pay => &self.pay,
         };
         limiter.check(Some(client), *per_minute, now)
     }

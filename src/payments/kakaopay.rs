@@ -106,6 +106,21 @@ impl PaymentProvider for KakaoPay {
         }
     }
 
+    fn token_on_return(&self, params: &ReturnParams) -> Option<String> {
+        // approve needs the return's pg_token, and Kakao Pay gives it nowhere else.
+        params
+            .get("pg_token")
+            .filter(|t| !t.is_empty() && t.len() <= 256)
+            .cloned()
+    }
+
+    fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        // No idempotency header, but a second approve of an approved tid answers -702,
+        // which `capture` settles by looking the tid up: never a second charge.
+        let token = order.capture_token.clone()?;
+        Some(ReturnParams::from([("pg_token".to_string(), token)]))
+    }
+
     async fn create(
         &self,
         order: &Order,
@@ -179,8 +194,22 @@ impl PaymentProvider for KakaoPay {
                     "Kakao Pay: approved, lookup says {other:?}"
                 ))),
             },
-            Ok(Err((code, message))) => Err(PaymentError::Declined(format!(
+            // Still being approved (a second approve raced the first): the outcome is not
+            // known yet.
+            Ok(Err((-785, message))) => Err(PaymentError::Unavailable(format!(
+                "Kakao Pay: {message} (-785)"
+            ))),
+            // The payment itself refused (-780: the payer's bank or card, extras say why) or
+            // the payer's window closed (-723): nothing was taken and nothing will be.
+            Ok(Err((code @ (-780 | -723), message))) => Err(PaymentError::Declined(format!(
                 "Kakao Pay: {message} ({code})"
+            ))),
+            // Anything else refuses our request, not the payment: a bad SECRET_KEY (-401),
+            // an API not enabled (-403), a bad cid (-731), parameters (-400, -722, -726), a
+            // pg_token Kakao Pay does not take (-701, anyone can send a return). The order
+            // stays approved; the payer reads provider_unavailable, the log has the detail.
+            Ok(Err((code, message))) => Err(PaymentError::Refused(format!(
+                "Kakao Pay approve: {message} ({code})"
             ))),
             // A 4xx can hide a success and a timeout says nothing: ask.
             Err(e) => match self.lookup(order).await {
@@ -224,6 +253,8 @@ impl PaymentProvider for KakaoPay {
                     None => Lookup::Pending,
                 }
             }
+            // The payer authenticated at Kakao Pay; the money moves only on approve.
+            "AUTH_PASSWORD" => Lookup::Approved,
             "CANCEL_PAYMENT" => Lookup::Refunded,
             "QUIT_PAYMENT" => Lookup::Abandoned("the payer quit".into()),
             "FAIL_PAYMENT" | "FAIL_AUTH_PASSWORD" => {

@@ -49,6 +49,10 @@ pub struct Capture {
 pub enum Lookup {
     /// Not paid yet (or still in progress at the provider).
     Pending,
+    /// The payer approved at the provider and nothing was taken yet: the money is taken
+    /// only when we ask for the capture (PayPal `APPROVED`, Kakao Pay `AUTH_PASSWORD`, a
+    /// Naver Pay payment the payer came back from that was never applied).
+    Approved,
     Captured(Capture),
     /// Paid, then refunded at the provider.
     Refunded,
@@ -99,6 +103,18 @@ pub trait PaymentProvider {
     /// The provider's payment id when it arrives only with the payer's return (kept on the
     /// order before capture, so a lookup after a failed capture can find the payment).
     fn payment_id_on_return(&self, _params: &ReturnParams) -> Option<String> {
+        None
+    }
+    /// What the provider needs from the payer's return to capture and will not tell us
+    /// again (kept on the order as `capture_token`, so reconciliation can retry a capture).
+    fn token_on_return(&self, _params: &ReturnParams) -> Option<String> {
+        None
+    }
+    /// The `params` with which `capture` can be asked again from the server, without the
+    /// payer (reconciliation retrying a capture whose outcome was unclear), or `None` when
+    /// this order lacks what the provider needs. A retry must be as safe as a reloaded
+    /// return: idempotent at the provider, or settled by its duplicate answer.
+    fn retry_params(&self, _order: &Order) -> Option<ReturnParams> {
         None
     }
     /// Checks what came back with the payer, before the provider is asked anything:
@@ -159,6 +175,12 @@ impl Gateway {
     }
     pub fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
         each!(self, p => p.payment_id_on_return(params))
+    }
+    pub fn token_on_return(&self, params: &ReturnParams) -> Option<String> {
+        each!(self, p => p.token_on_return(params))
+    }
+    pub fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        each!(self, p => p.retry_params(order))
     }
     pub async fn capture(
         &self,

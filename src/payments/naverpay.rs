@@ -131,6 +131,9 @@ impl NaverPay {
             .find_map(|r| Self::capture_of(r, order))
         {
             Some(c) => Ok(Lookup::Captured(c)),
+            // The paymentId came with the payer's successful return, so the payer approved;
+            // nothing was applied yet.
+            None if rows.is_empty() => Ok(Lookup::Approved),
             None => Ok(Lookup::Pending),
         }
     }
@@ -143,6 +146,16 @@ impl PaymentProvider for NaverPay {
 
     fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
         params.get("paymentId").filter(|p| p.len() <= 50).cloned()
+    }
+
+    fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        // apply needs only the paymentId (kept from the return) and carries the same
+        // idempotency key (`apply-{id}`) as the payer's return did.
+        let payment_id = order.payment_id.clone()?;
+        Some(ReturnParams::from([
+            ("resultCode".to_string(), "Success".to_string()),
+            ("paymentId".to_string(), payment_id),
+        ]))
     }
 
     fn accepts(&self, currency: &str) -> bool {
@@ -259,8 +272,21 @@ impl PaymentProvider for NaverPay {
                     "Naver Pay: payment still in progress".into(),
                 )),
             },
-            code => Err(PaymentError::Declined(format!(
-                "Naver Pay: {code} {}",
+            // The payment itself refused, or the payer's window closed.
+            code @ ("Fail" | "OwnerAuthFail" | "NotEnoughAccountBalance" | "TimeExpired") => {
+                Err(PaymentError::Declined(format!(
+                    "Naver Pay: {code} {}",
+                    answer["message"].as_str().unwrap_or("")
+                )))
+            }
+            // Maintenance at Naver Pay or the bank: not now, rather than no.
+            code @ ("BankMaintenance" | "MaintenanceOngoing" | "FaultCheckOngoing") => {
+                Err(PaymentError::Unavailable(format!("Naver Pay: {code}")))
+            }
+            // Our request refused (InvalidMerchant: the partner or chain id; anything new):
+            // the order stays approved for a retry once it is fixed.
+            code => Err(PaymentError::Refused(format!(
+                "Naver Pay apply: {code} {}",
                 answer["message"].as_str().unwrap_or("")
             ))),
         }

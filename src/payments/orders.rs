@@ -77,6 +77,8 @@ pub struct OrderService<'a> {
 /// The result of a checkout.
 pub struct Started {
     pub order: Order,
+    /// The user's open order for the same thing, answered again (nothing new was made).
+    pub reused: bool,
     pub redirect_url: String,
     pub mobile_url: Option<String>,
     pub app_url: Option<String>,
@@ -199,31 +201,76 @@ impl OrderService<'_> {
         .await
     }
 
-    /// Answers the user's open order for the same thing, or makes a new one if the user
-    /// has room for it.
-    async fn start(
+    /// Whether `tip` would be taken now: the provider takes the currency, and the user has
+    /// the same tip open (answered again) or room for another. Callers check this before
+    /// they record anything that goes with the tip; `tip` checks again under the user's lock.
+    pub fn tip_room(
         &self,
-        gateway: &Gateway,
-        order: Order,
-        item: &str,
-    ) -> Result<Started, OrderError> {
-        let lock = self.locks.get(&order.user_id);
-        let _held = lock.lock().await;
+        user: &Uuid,
+        film: &Film,
+        provider: &str,
+        amount: u64,
+        currency: &str,
+    ) -> Result<(), OrderError> {
+        let gateway = self.tip_gateway(provider, currency)?;
+        let order = Order::new(
+            OrderKind::Tip,
+            *user,
+            film.id,
+            provider,
+            amount,
+            currency,
+            self.now,
+        );
+        let open = self.open_orders(user)?;
+        if self.reusable(gateway, &open, &order).is_some() {
+            return Ok(());
+        }
+        self.room(&open)
+    }
+
+    /// The user's orders that are open and not yet past `order_ttl` (reconciliation
+    /// cancels those on its next pass).
+    fn open_orders(&self, user: &Uuid) -> Result<Vec<Order>, OrderError> {
         let ttl = secs(self.payments.order_ttl);
-        // Open and not yet past `order_ttl` (reconciliation cancels those on its next pass).
-        let open: Vec<Order> = self
+        Ok(self
             .store
-            .orders_of(&order.user_id)?
+            .orders_of(user)?
             .into_iter()
             .filter(|o| !o.state.is_final() && o.created_at.saturating_add(ttl) > self.now)
-            .collect();
+            .collect())
+    }
+
+    /// `TooManyOpenOrders` when `open` fills the user's cap.
+    fn room(&self, open: &[Order]) -> Result<(), OrderError> {
+        if open.len() < self.payments.max_open_orders {
+            return Ok(());
+        }
+        let ttl = secs(self.payments.order_ttl);
+        let free_at = open
+            .iter()
+            .map(|o| o.created_at.saturating_add(ttl))
+            .min()
+            .unwrap_or(self.now);
+        Err(OrderError::TooManyOpenOrders {
+            retry_after: u64::try_from(free_at - self.now).unwrap_or(0).max(1),
+        })
+    }
+
+    /// The open order that `order` would repeat, if its payer link still works.
+    fn reusable<'o>(
+        &self,
+        gateway: &Gateway,
+        open: &'o [Order],
+        order: &Order,
+    ) -> Option<&'o Order> {
         let usable = secs(
             gateway
                 .link_lifetime()
                 .min(self.payments.order_ttl)
                 .saturating_sub(REUSE_MARGIN),
         );
-        if let Some(same) = open.iter().find(|o| {
+        open.iter().find(|o| {
             o.state == OrderState::Created
                 && (
                     o.kind,
@@ -239,27 +286,34 @@ impl OrderService<'_> {
                     order.currency.as_str(),
                 )
                 && o.provider_ref.is_some()
+                && o.redirect_url.is_some()
                 && o.created_at.saturating_add(usable) > self.now
-        }) {
+        })
+    }
+
+    /// Answers the user's open order for the same thing, or makes a new one if the user
+    /// has room for it.
+    async fn start(
+        &self,
+        gateway: &Gateway,
+        order: Order,
+        item: &str,
+    ) -> Result<Started, OrderError> {
+        let lock = self.locks.get(&order.user_id);
+        let _held = lock.lock().await;
+        let open = self.open_orders(&order.user_id)?;
+        if let Some(same) = self.reusable(gateway, &open, &order) {
             if let Some(redirect_url) = same.redirect_url.clone() {
                 return Ok(Started {
                     order: same.clone(),
+                    reused: true,
                     redirect_url,
                     mobile_url: same.mobile_url.clone(),
                     app_url: same.app_url.clone(),
                 });
             }
         }
-        if open.len() >= self.payments.max_open_orders {
-            let free_at = open
-                .iter()
-                .map(|o| o.created_at.saturating_add(ttl))
-                .min()
-                .unwrap_or(self.now);
-            return Err(OrderError::TooManyOpenOrders {
-                retry_after: u64::try_from(free_at - self.now).unwrap_or(0).max(1),
-            });
-        }
+        self.room(&open)?;
         self.create(gateway, order, item).await
     }
 
@@ -291,6 +345,7 @@ impl OrderService<'_> {
                     .ok_or(OrderError::NotFound)?;
                 Ok(Started {
                     order,
+                    reused: false,
                     redirect_url: checkout.redirect_url,
                     mobile_url: checkout.mobile_url,
                     app_url: checkout.app_url,
@@ -362,16 +417,27 @@ impl OrderService<'_> {
                 })?
                 .ok_or(OrderError::NotFound);
         }
+        let payment_id = gateway.payment_id_on_return(params);
+        let token = gateway.token_on_return(params);
         let order = self
             .store
             .update_order(id, |o| {
-                if o.state == OrderState::Approved && o.payment_id.is_some() {
+                // The provider's payment id is the first return's; a later one may be anyone's.
+                if o.payment_id.is_none() && payment_id.is_some() {
+                    o.payment_id.clone_from(&payment_id);
+                } else if o.state == OrderState::Approved && o.capture_token == token {
+                    // A reload, or anyone with the link: nothing new to record (the link
+                    // must not be a way to grow the order without bound).
                     return false;
                 }
-                if let Some(p) = gateway.payment_id_on_return(params) {
-                    o.payment_id = Some(p);
+                // The latest return's token: the payer reloading fixes what a stray
+                // request may have left; a wrong one only makes a retried capture fail.
+                if token.is_some() {
+                    o.capture_token.clone_from(&token);
                 }
-                o.record(OrderState::Approved, "the payer returned", self.now);
+                if o.state != OrderState::Approved {
+                    o.record(OrderState::Approved, "the payer returned", self.now);
+                }
                 true
             })?
             .ok_or(OrderError::NotFound)?;
@@ -601,16 +667,33 @@ impl OrderService<'_> {
                     continue;
                 }
             };
-            let lookup = match lookup {
-                Lookup::Pending if order.created_at + ttl <= self.now => {
+            let mut note = "reconciled with the provider";
+            // The payer came back and the provider holds their approval, but our capture's
+            // outcome was unclear (429, 5xx, timeout): ask for it again, or the approval
+            // would lapse at `order_ttl` unless the payer happened to reload the return page.
+            let retry = (lookup == Lookup::Approved && order.state == OrderState::Approved)
+                .then(|| gateway.retry_params(&order))
+                .flatten();
+            let lookup = match (lookup, retry) {
+                (Lookup::Approved, Some(params)) => {
+                    note = "captured by reconciliation (capture retried)";
+                    match gateway.capture(&order, &params).await {
+                        Ok(c) => Lookup::Captured(c),
+                        Err(PaymentError::Declined(why)) => Lookup::Declined(why),
+                        Err(PaymentError::Cancelled(why)) => Lookup::Abandoned(why),
+                        Err(e) => {
+                            tracing::warn!(order = %order.id, error = %e, "reconciliation: the retried capture did not go through");
+                            continue;
+                        }
+                    }
+                }
+                (Lookup::Pending | Lookup::Approved, _) if order.created_at + ttl <= self.now => {
                     Lookup::Abandoned("not paid in time".into())
                 }
-                other => other,
+                (other, _) => other,
             };
             let recheck = matches!(order.state, OrderState::Cancelled | OrderState::Failed);
-            let mut after = self
-                .apply_lookup(&order, lookup, "reconciled with the provider")
-                .await?;
+            let mut after = self.apply_lookup(&order, lookup, note).await?;
             if recheck && after.rechecked_at.is_none() {
                 // Asked once: nothing here asks a provider to capture a final order, so
                 // what it says now will not change (a late PayPal capture still comes as a

@@ -275,6 +275,12 @@ impl PaymentProvider for Paypal {
         }
     }
 
+    fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
+        // Capture needs nothing from the return, and its PayPal-Request-Id (`capture-{id}`)
+        // makes a retry answer the first capture instead of taking the money twice.
+        order.provider_ref.as_ref().map(|_| ReturnParams::new())
+    }
+
     async fn create(
         &self,
         order: &Order,
@@ -429,6 +435,8 @@ impl PaymentProvider for Paypal {
         }
         Ok(match answer["status"].as_str() {
             Some("VOIDED") => Lookup::Abandoned("PayPal voided the order".into()),
+            // The payer approved; the money moves only when we capture.
+            Some("APPROVED") => Lookup::Approved,
             _ => Lookup::Pending,
         })
     }

@@ -77,6 +77,8 @@ pub struct Store {
     pub(crate) purchases: sled::Tree,
     pub(crate) purchases_by_user: sled::Tree,
     pub(crate) payment_events: sled::Tree,
+    /// `provider ‖ 0 ‖ payment id` → order id, for captured orders (`orders::payment_key`).
+    pub(crate) orders_by_payment: sled::Tree,
     pub(crate) comments: sled::Tree,
     pub(crate) comments_by_film: sled::Tree,
     pub(crate) comment_reports: sled::Tree,
@@ -130,6 +132,7 @@ impl Store {
             purchases: db.open_tree("purchases")?,
             purchases_by_user: db.open_tree("purchases_by_user")?,
             payment_events: db.open_tree("payment_events")?,
+            orders_by_payment: db.open_tree("orders_by_payment")?,
             comments: db.open_tree("comments")?,
             comments_by_film: db.open_tree("comments_by_film")?,
             comment_reports: db.open_tree("comment_reports")?,
@@ -140,6 +143,7 @@ impl Store {
         };
         store.check_schema()?;
         store.build_social_counts_once()?;
+        store.index_payments_once()?;
         Ok(store)
     }
 

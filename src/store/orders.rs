@@ -97,6 +97,12 @@ pub struct Order {
     /// such an order is asked about once.
     #[serde(default)]
     pub rechecked_at: Option<i64>,
+    /// What a provider needs from the payer's return to take the money and has no other
+    /// way to give us (Kakao Pay's `pg_token`), kept so that a capture whose outcome was
+    /// unclear can be asked again by reconciliation without the payer. Useless without our
+    /// provider credentials, and never shown to viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_token: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     #[serde(default)]
@@ -131,6 +137,7 @@ impl Order {
             mobile_url: None,
             app_url: None,
             rechecked_at: None,
+            capture_token: None,
             created_at: now,
             updated_at: now,
             events: Vec::new(),
@@ -203,8 +210,13 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Captured> {
-        let outcome = (&self.orders, &self.purchases, &self.purchases_by_user).transaction(
-            |(orders, purchases, by_user)| {
+        let outcome = (
+            &self.orders,
+            &self.purchases,
+            &self.purchases_by_user,
+            &self.orders_by_payment,
+        )
+            .transaction(|(orders, purchases, by_user, by_payment)| {
                 let Some(bytes) = orders.get(id.as_bytes())? else {
                     return sled::transaction::abort(StoreError::Conflict(format!(
                         "order {id} does not exist"
@@ -223,6 +235,10 @@ impl Store {
                 order.failure = None;
                 order.record(OrderState::Captured, note, now);
                 orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                by_payment.insert(
+                    payment_key(&order.provider, payment_id),
+                    order.id.as_bytes().as_slice(),
+                )?;
                 if order.kind == OrderKind::Tip {
                     return Ok(Captured::Now(order));
                 }
@@ -236,9 +252,45 @@ impl Store {
                 )?;
                 by_user.insert(pair(&order.user_id, &order.film_id).as_slice(), &[])?;
                 Ok(Captured::Now(order))
-            },
-        )?;
+            })?;
         Ok(outcome)
+    }
+
+    /// The order whose capture is `payment_id` at `provider` (a PayPal capture id, …).
+    pub fn order_by_payment(&self, provider: &str, payment_id: &str) -> Result<Option<Order>> {
+        let Some(id) = self
+            .orders_by_payment
+            .get(payment_key(provider, payment_id))?
+        else {
+            return Ok(None);
+        };
+        match Uuid::from_slice(&id) {
+            Ok(id) => self.order(&id),
+            Err(_) => Err(StoreError::Corrupt {
+                tree: "orders_by_payment",
+                message: "not an order id".into(),
+            }),
+        }
+    }
+
+    /// Indexes the captures of orders stored before `orders_by_payment` existed; once
+    /// (a marker key records that it ran).
+    pub(crate) fn index_payments_once(&self) -> Result<()> {
+        if self.orders_by_payment.contains_key(INDEXED)? {
+            return Ok(());
+        }
+        for order in self.orders()? {
+            if let (OrderState::Captured | OrderState::Refunded, Some(p)) =
+                (order.state, order.payment_id.as_deref())
+            {
+                self.orders_by_payment.insert(
+                    payment_key(&order.provider, p),
+                    order.id.as_bytes().as_slice(),
+                )?;
+            }
+        }
+        self.orders_by_payment.insert(INDEXED, &[])?;
+        Ok(())
     }
 
     /// Marks a captured order refunded and revokes the purchase it bought, in one
@@ -333,6 +385,15 @@ impl Store {
     }
 }
 
+/// The key in `orders_by_payment` that says the orders stored before it were indexed (no
+/// provider id is empty, so no payment key starts with 0).
+const INDEXED: &[u8] = &[0];
+
+/// `provider ‖ 0 ‖ payment id`: the key of the `orders_by_payment` tree.
+fn payment_key(provider: &str, payment_id: &str) -> Vec<u8> {
+    event_key(provider, payment_id)
+}
+
 /// `provider ‖ 0 ‖ event id`: the key of the `payment_events` tree.
 fn event_key(provider: &str, event_id: &str) -> Vec<u8> {
     let mut key = provider.as_bytes().to_vec();
@@ -363,6 +424,7 @@ mod tests {
             mobile_url: None,
             app_url: None,
             rechecked_at: None,
+            capture_token: None,
             created_at: 1,
             updated_at: 1,
             events: Vec::new(),
@@ -399,6 +461,33 @@ mod tests {
             Captured::Refused(_)
         ));
         assert!(store.purchase(&film, &user)?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn captures_are_indexed_by_payment_id_and_old_ones_once_at_open() -> Result<()> {
+        let store = Store::temporary()?;
+        let (user, film) = (crate::store::new_id(), crate::store::new_id());
+        let o = order(user, film);
+        store.create_order(&o)?;
+        assert!(store.order_by_payment("dev", "CAP-9")?.is_none());
+        store.capture_order(&o.id, "CAP-9", "x", 2)?;
+        let found = store.order_by_payment("dev", "CAP-9")?.map(|o| o.id);
+        assert_eq!(found, Some(o.id));
+        assert!(store.order_by_payment("paypal", "CAP-9")?.is_none());
+        // A store from before the index: built from the orders at open, once.
+        store.orders_by_payment.clear()?;
+        store.index_payments_once()?;
+        let found = store.order_by_payment("dev", "CAP-9")?.map(|o| o.id);
+        assert_eq!(found, Some(o.id));
+        store
+            .orders_by_payment
+            .remove(payment_key("dev", "CAP-9"))?;
+        store.index_payments_once()?;
+        assert!(
+            store.order_by_payment("dev", "CAP-9")?.is_none(),
+            "ran once"
+        );
         Ok(())
     }
 

@@ -52,6 +52,7 @@ DEFAULT_BEHAVIOUR = {
     "payer_action": "approve",   # /pay/{tid}: "approve" | "cancel" | "fail"
     "decline_capture": False,    # approve -> -780; true = USER_LOCKED, a string = that result code
     "amount_override": None,     # approve reports (and records) this amount.total
+    "reject_key": False,         # every API call -> 401 -401, as with a revoked SECRET_KEY
     **fakehttp.FAILURE_BEHAVIOUR,
     "tid_ttl": 900,              # seconds a tid stays usable after ready (Kakao: 15 min)
 }
@@ -61,6 +62,7 @@ BEHAVIOUR_CHECKS = {
     "payer_action": lambda v: v in ("approve", "cancel", "fail"),
     "decline_capture": lambda v: isinstance(v, bool) or (isinstance(v, str) and v != ""),
     "amount_override": lambda v: v is None or (is_int(v) and v >= 0),
+    "reject_key": lambda v: isinstance(v, bool),
     **fakehttp.FAILURE_CHECKS,
     "tid_ttl": fakehttp.number,
 }
@@ -209,7 +211,8 @@ class Handler(fakehttp.Handler):
         if not auth:
             raise KakaoError(400, -400, "Authorization header is required")
         scheme, _, key = auth.strip().partition(" ")
-        if scheme not in ("SECRET_KEY", "DEV_SECRET_KEY") or not hmac.compare_digest(key.strip(), STATE.secret_key):
+        if (scheme not in ("SECRET_KEY", "DEV_SECRET_KEY") or not hmac.compare_digest(key.strip(), STATE.secret_key)
+                or STATE.behaviour["reject_key"]):
             raise KakaoError(401, -401, "invalid secret key")
 
     # -- ready ----------------------------------------------------------------------------

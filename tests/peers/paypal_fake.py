@@ -28,13 +28,15 @@ payer, links; refunds always answer the full refund.
 Control (JSON):
   POST /_control/behaviour  merged into the behaviour (keys in DEFAULT_BEHAVIOUR; an
                             unknown key or a bad value is a 400); GET reads it
-  POST /_control/webhook    {"url","event_type","order_id","event_id"?,"tamper"?,"apply"?}
+  POST /_control/webhook    {"url","event_type","order_id","event_id"?,"tamper"?,"apply"?,
+                            "without_custom_id"?}
                             builds an event (PAYMENT.CAPTURE.COMPLETED|PENDING|DECLINED|DENIED:
                             the capture + supplementary_data.related_ids.order_id;
                             PAYMENT.CAPTURE.REFUNDED|REVERSED: a refund, links up -> capture;
                             CHECKOUT.ORDER.*: the order), moves the fake's state to match
                             unless "apply": false (REFUNDED refunds the remainder, as from the
-                            dashboard), POSTs it with the PAYPAL-* headers and answers
+                            dashboard; "without_custom_id": true leaves custom_id out of the
+                            resource, as such a refund may come), POSTs it with the PAYPAL-* headers and answers
                             {"status","body" (ours),"event_id","transmission_id","event" (as
                             signed),"delivered"? (what went out when "tamper": true)}. A known
                             event_id re-sends the same bytes in a new transmission (a replay).
@@ -894,6 +896,8 @@ class Handler(fakehttp.Handler):
                     event = build_event(o, event_type, event_id, bool(req.get("apply", True)))
                 except ValueError as e:
                     return self.send_json(400, {"error": str(e)})
+                if req.get("without_custom_id"):
+                    event["resource"].pop("custom_id", None)
                 raw = json.dumps(event, separators=(",", ":")).encode()
                 STATE.events[event["id"]] = raw
             event = json.loads(raw)

@@ -404,6 +404,7 @@ impl Server {
             s("CINEGATE_LIMITS__TOKEN_FAILURES_PER_MINUTE", "100000"),
             s("CINEGATE_LIMITS__REFRESH_FAMILY_PER_MINUTE", "100000"),
             s("CINEGATE_LIMITS__WEBHOOK_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__PAY_PER_MINUTE", "100000"),
             s("CINEGATE_LOG", "info"),
         ];
         for (k, v) in extra {

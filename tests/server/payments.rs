@@ -1888,6 +1888,117 @@ fn a_tip_is_paid_through_a_provider_and_unlocks_nothing() {
     );
 }
 
+/// A tip refused by the open-order cap (`payments.max_open_orders`) records no support:
+/// the cap is checked before the support is, like the provider and the amount.
+#[test]
+fn a_tip_refused_by_the_open_order_cap_records_no_support() {
+    let e = env();
+    let (s, f) = (&e.server, &e.film);
+    set_prices(s, &e.admin, &e.other.id, both_prices());
+    let fan = s.user("capped-tipper", false);
+    for (film, provider) in [
+        (&f.id, "paypal"),
+        (&f.id, "kakaopay"),
+        (&f.id, "naverpay"),
+        (&f.id, "dev"),
+        (&e.other.id, "paypal"),
+    ] {
+        checkout(s, &fan, film, provider);
+    }
+    s.grant(&e.admin, &f.id, &fan);
+    let pb = s.playback(&fan, &f.id);
+    for i in 0..f.segments {
+        s.get(&pb.path(&format!("keys/{i}.key")), None)
+            .expect(200, "key");
+    }
+    let support = |body: Value| {
+        s.post(
+            &format!("/api/v1/films/{}/support", f.id),
+            Some(&fan.access),
+            body,
+        )
+    };
+    support(json!({
+        "message": "capped",
+        "tip": { "provider": "dev", "amount": 300, "currency": "USD" }
+    }))
+    .expect_error(429, "too_many_open_orders", "a tip past the cap");
+    let listed = s
+        .get(
+            &format!("/api/v1/admin/films/{}/supporters", f.id),
+            Some(&e.admin.access),
+        )
+        .expect(200, "supporters")
+        .json();
+    assert!(
+        !listed["supporters"]
+            .as_array()
+            .expect("supporters")
+            .iter()
+            .any(|x| x["user_id"] == fan.id.as_str()),
+        "a refused tip recorded a support: {listed}"
+    );
+    support(json!({ "message": "without a tip" })).expect(201, "the first support");
+}
+
+/// Anyone with a return link can load it: reloads of an approved order (its capture
+/// refused for now each time) record the return once, not once per load.
+#[test]
+fn reloading_the_return_of_an_approved_order_records_nothing_new() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("reload-return", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal
+        .behave(json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 3 }));
+    for i in 0..3 {
+        assert_page(&s.get(&back, None), 502, "try again", &format!("load {i}"));
+    }
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "approved", "{order}");
+    assert_eq!(events_in(&order, "approved"), 1, "{order}");
+    assert_page(
+        &s.get(&back, None),
+        200,
+        "Payment complete",
+        "the last reload",
+    );
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(events_in(&order, "approved"), 1, "{order}");
+}
+
+/// The payer's pages (`/pay/{provider}/return|cancel|fail`) need no session and a return
+/// may call the provider: they have a per-address budget (`limits.pay_per_minute`), past
+/// which they answer 429 with Retry-After before any order is read.
+#[test]
+fn the_payers_pages_have_a_budget_per_address() {
+    let s = Server::start(&[("CINEGATE_LIMITS__PAY_PER_MINUTE", "3")]);
+    // Budgets are per clock minute: all of this in one window.
+    let left = 60 - crate::harness::now().rem_euclid(60);
+    if left < 20 {
+        std::thread::sleep(Duration::from_secs(left as u64 + 1));
+    }
+    let order = "0190aaaa-bbbb-7ccc-8ddd-eeeeffff0002";
+    let pages = [
+        format!("/pay/dev/return?order={order}"),
+        format!("/pay/dev/cancel?order={order}"),
+        format!("/pay/dev/fail?order={order}"),
+    ];
+    for path in &pages {
+        let r = s.get(path, None);
+        assert_ne!(r.status, 429, "{path}: {}", r.brief());
+    }
+    let r = s.get(&pages[0], None);
+    assert_eq!(r.status, 429, "past the budget: {}", r.brief());
+    assert!(r.text().contains("Too many requests"), "{}", r.brief());
+    let retry: i64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After: {}", r.brief()));
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
 // ---------------------------------------------------------------------------------------
 // 12. Order lifecycle and provider errors (issue 12, items 3 and 8)
 // ---------------------------------------------------------------------------------------
@@ -2205,6 +2316,128 @@ fn a_rate_limited_paypal_capture_is_retried_not_declined() {
     );
 }
 
+/// Issue 12 item 3 ("treat it as unavailable and retry"): the provider refuses the capture
+/// for now (PayPal 429 RATE_LIMIT_REACHED, a Kakao Pay or Naver Pay 5xx) after the payer
+/// approved, and the payer never reloads the return page. The provider still holds the
+/// approval, so reconciliation asks for the capture again (the same idempotency key, the
+/// pg_token kept from the return) instead of letting the approval lapse at `order_ttl`.
+#[test]
+fn a_capture_refused_for_now_is_retried_by_reconciliation_without_the_payer() {
+    let e = env();
+    let s = &e.server;
+    for provider in ["paypal", "kakaopay", "naverpay"] {
+        let viewer = s.user(&format!("retry-capture-{provider}"), false);
+        let co = checkout(s, &viewer, &e.film.id, provider);
+        let back = payer(&co);
+        let (fail, calls) = match provider {
+            "paypal" => ("429", "capture_calls"),
+            "kakaopay" => ("500", "approve_calls"),
+            _ => ("500", "apply_calls"),
+        };
+        e.behave(
+            provider,
+            json!({ "fail": fail, "fail_on": [calls], "fail_times": 1 }),
+        );
+        assert_page(
+            &s.get(&back, None),
+            502,
+            "try again",
+            &format!("{provider}: capture refused for now"),
+        );
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(order["state"], "approved", "{provider}: {order}");
+        assert_eq!(e.capture_calls(provider), 1, "{provider}");
+
+        // No reload: the admin's (or the periodic) reconciliation retries the capture.
+        let changed = s
+            .post(
+                "/api/v1/admin/payments/reconcile",
+                Some(&e.admin.access),
+                json!({}),
+            )
+            .expect(200, "reconcile")
+            .json();
+        assert!(u64_of(&changed, "changed") >= 1, "{provider}: {changed}");
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(
+            order["state"],
+            "captured",
+            "{provider}: captured by reconciliation: {order}\n{}",
+            s.log_tail(20)
+        );
+        assert_access(
+            s,
+            &viewer,
+            &e.film,
+            true,
+            &format!("{provider}: after the retried capture"),
+        );
+        assert_eq!(e.capture_calls(provider), 2, "{provider}: one retry");
+        assert_eq!(purchases_of_film(s, &viewer, &e.film.id).len(), 1);
+        let admin_view = admin_order(s, &e.admin, &co.order_id);
+        assert!(
+            admin_view.get("capture_token").is_none(),
+            "{provider}: the pg_token is not shown: {admin_view}"
+        );
+        if provider == "paypal" {
+            assert_eq!(
+                request_id_count(&e.paypal.state(), &format!("capture-{}", co.order_id)),
+                2,
+                "the retry carries the same PayPal-Request-Id"
+            );
+        }
+    }
+}
+
+/// Kakao Pay refusing our approve (a SECRET_KEY it no longer takes: 401, -401) or Naver
+/// Pay refusing our apply (`InvalidMerchant`) is a configuration problem, not a declined
+/// payment: the order is not failed for good with the provider's words on the payer's page.
+/// It stays approved, the payer reads the generic provider_unavailable, and once the key is
+/// fixed reconciliation approves it with the pg_token kept from the return.
+#[test]
+fn a_provider_refusing_our_capture_request_is_not_a_declined_payment() {
+    let e = env();
+    let s = &e.server;
+    let mut kakao = None;
+    for (provider, refuse) in [
+        ("kakaopay", json!({ "reject_key": true })),
+        ("naverpay", json!({ "decline_capture": "InvalidMerchant" })),
+    ] {
+        let viewer = s.user(&format!("refused-capture-{provider}"), false);
+        let co = checkout(s, &viewer, &e.film.id, provider);
+        let back = payer(&co);
+        e.behave(provider, refuse);
+        let r = s.get(&back, None);
+        assert_page(&r, 502, "try again", &format!("{provider}: refused"));
+        assert_no_provider_details(&r.text(), provider);
+        let order = order_of(s, &viewer, &co.order_id);
+        assert_eq!(order["state"], "approved", "{provider}: {order}");
+        assert!(order["failure"].is_null(), "{provider}: {order}");
+        assert_access(s, &viewer, &e.film, false, provider);
+        if provider == "kakaopay" {
+            kakao = Some((viewer, co.order_id));
+        }
+    }
+    // The key fixed: the next reconciliation approves the Kakao Pay order.
+    let (viewer, id) = kakao.expect("the Kakao Pay order");
+    e.kakao.behave(json!({ "reject_key": false }));
+    s.post(
+        "/api/v1/admin/payments/reconcile",
+        Some(&e.admin.access),
+        json!({}),
+    )
+    .expect(200, "reconcile");
+    let order = order_of(s, &viewer, &id);
+    assert_eq!(order["state"], "captured", "{order}");
+    assert_access(
+        s,
+        &viewer,
+        &e.film,
+        true,
+        "kakaopay: after the key was fixed",
+    );
+}
+
 /// Item 3: a checkout asked again answers the open order (its link still works) instead
 /// of persisting another and calling the provider; a user's open orders are capped.
 #[test]
@@ -2430,6 +2663,180 @@ fn paypal_webhooks_we_would_ignore_are_not_sent_to_paypal() {
         order_of(s, &open_viewer, &open.order_id)["state"],
         "created"
     );
+}
+
+/// A refund or reversal without `custom_id` (as one made in PayPal's dashboard may come) is
+/// verified with PayPal only if its capture (the refund's `up` link; a reversal's own id)
+/// is a captured PayPal order's: a stranger's made-up refunds cost no call to PayPal (whose
+/// rate limits are our app's, and would push our captures into 429). A genuine one is still
+/// applied, found through its capture.
+#[test]
+fn a_forged_refund_naming_no_captured_order_is_not_sent_to_paypal() {
+    let e = env();
+    let s = &e.server;
+    let open_viewer = s.user("refund-filter-open", false);
+    let open = checkout(s, &open_viewer, &e.film.id, "paypal");
+    let buyer = s.user("refund-filter-buyer", false);
+    let bought = e.buy(&buyer, "paypal");
+    let capture_id = str_of(&admin_order(s, &e.admin, &bought.order_id), "payment_id").to_string();
+    let verify_calls = || u64_of(&e.paypal.state(), "verify_calls");
+    let before = verify_calls();
+    let refund = |event_type: &str, n: u32, resource: Value| {
+        json!({
+            "id": format!("WH-REFUND-FILTER-{n:04}"),
+            "event_version": "1.0",
+            "create_time": "2030-01-01T00:00:00Z",
+            "resource_type": "refund",
+            "resource_version": "2.0",
+            "event_type": event_type,
+            "summary": "A 4.99 USD capture payment was refunded",
+            "resource": resource,
+        })
+    };
+    let up = |capture: &str| {
+        json!({
+            "id": "REF-FORGED000001",
+            "status": "COMPLETED",
+            "amount": { "currency_code": "USD", "value": "4.99" },
+            "links": [
+                { "href": "https://api.paypal.com/v2/payments/refunds/REF-FORGED000001", "rel": "self", "method": "GET" },
+                { "href": format!("https://api.paypal.com/v2/payments/captures/{capture}"), "rel": "up", "method": "GET" },
+            ],
+        })
+    };
+    let ignored = [
+        (
+            "an empty resource",
+            refund("PAYMENT.CAPTURE.REFUNDED", 1, json!({})),
+        ),
+        (
+            "an unknown capture",
+            refund("PAYMENT.CAPTURE.REFUNDED", 2, up("CAP-NOSUCHCAPTURE")),
+        ),
+        (
+            "a reversal of an unknown capture",
+            refund(
+                "PAYMENT.CAPTURE.REVERSED",
+                3,
+                json!({ "id": "CAP-NOSUCHCAPTURE", "status": "REVERSED" }),
+            ),
+        ),
+        (
+            "a link that is no capture",
+            refund(
+                "PAYMENT.CAPTURE.REFUNDED",
+                4,
+                json!({ "id": "REF-X", "links": [{ "href": format!("https://api.paypal.com/v2/checkout/orders/{capture_id}"), "rel": "up" }] }),
+            ),
+        ),
+    ];
+    for (what, ev) in &ignored {
+        let r = post_webhook(s, ev);
+        assert_eq!(r.status, 200, "{what}: {}", r.brief());
+        assert_eq!(r.json(), json!({ "status": "ignored" }), "{what}");
+        assert_eq!(verify_calls(), before, "{what}: PayPal was asked");
+    }
+    // The capture of an order that is open, not captured: the same.
+    assert_eq!(
+        order_of(s, &open_viewer, &open.order_id)["state"],
+        "created"
+    );
+
+    // A refund of our captured order's capture is verified first (this one is forged).
+    post_webhook(s, &refund("PAYMENT.CAPTURE.REFUNDED", 5, up(&capture_id))).expect_error(
+        401,
+        "invalid_signature",
+        "a forged refund of a real capture",
+    );
+    assert_eq!(verify_calls(), before + 1);
+    assert_eq!(order_of(s, &buyer, &bought.order_id)["state"], "captured");
+
+    // A genuine dashboard refund without custom_id is applied through its capture.
+    let pp_order = str_of(&admin_order(s, &e.admin, &bought.order_id), "provider_ref").to_string();
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "PAYMENT.CAPTURE.REFUNDED", "order_id": pp_order,
+        "without_custom_id": true,
+    }));
+    assert!(w["event"]["resource"].get("custom_id").is_none(), "{w}");
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        serde_json::from_str::<Value>(str_of(&w, "body")).expect("JSON"),
+        json!({ "status": "refunded" }),
+        "{w}"
+    );
+    assert_eq!(order_of(s, &buyer, &bought.order_id)["state"], "refunded");
+    assert_access(s, &buyer, &e.film, false, "after a dashboard refund");
+}
+
+/// A PayPal `PAYMENT.CAPTURE.DENIED` webhook (verified) ends an `approved` order: the
+/// provider's own answer, unlike the links anyone can send.
+#[test]
+fn a_denied_webhook_fails_an_approved_order() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("denied-approved", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal
+        .behave(json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 1 }));
+    assert_page(
+        &s.get(&back, None),
+        502,
+        "try again",
+        "capture refused for now",
+    );
+    assert_eq!(order_of(s, &viewer, &co.order_id)["state"], "approved");
+    let pp_order = str_of(&admin_order(s, &e.admin, &co.order_id), "provider_ref").to_string();
+    let w = e.paypal.webhook(json!({
+        "url": e.webhook_url(), "event_type": "PAYMENT.CAPTURE.DENIED", "order_id": pp_order,
+    }));
+    assert_eq!(w["status"], 200, "{w}");
+    assert_eq!(
+        serde_json::from_str::<Value>(str_of(&w, "body")).expect("JSON"),
+        json!({ "status": "failed" }),
+        "{w}"
+    );
+    let order = order_of(s, &viewer, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert_access(s, &viewer, &e.film, false, "after a denied capture");
+}
+
+/// A `failed` (or `cancelled`) order whose return was seen may have had a capture in doubt
+/// when it ended: reconciliation asks the provider about it once, not on every pass.
+#[test]
+fn a_failed_order_whose_return_was_seen_is_rechecked_once() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("recheck-once", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&co);
+    e.paypal.behave(json!({ "decline_capture": true }));
+    s.get(&back, None);
+    e.paypal.behave(json!({ "decline_capture": false }));
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert!(order["rechecked_at"].is_null(), "{order}");
+    let reconcile = || {
+        s.post(
+            "/api/v1/admin/payments/reconcile",
+            Some(&e.admin.access),
+            json!({}),
+        )
+        .expect(200, "reconcile");
+    };
+    let get_calls = || u64_of(&e.paypal.state(), "get_calls");
+    let before = get_calls();
+    reconcile();
+    assert!(get_calls() > before, "PayPal was asked");
+    let order = admin_order(s, &e.admin, &co.order_id);
+    assert_eq!(order["state"], "failed", "{order}");
+    assert!(order["rechecked_at"].is_i64(), "asked once: {order}");
+    // Orders other tests left behind settle in the first passes; then nothing is asked.
+    reconcile();
+    let settled = get_calls();
+    reconcile();
+    assert_eq!(get_calls(), settled, "asked again");
+    assert_eq!(admin_order(s, &e.admin, &co.order_id)["state"], "failed");
 }
 
 /// Item 3: reconciliation runs every `payments.reconcile_interval` (docs/PAYMENTS.md
