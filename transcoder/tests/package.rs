@@ -890,6 +890,12 @@ fn master_playlist_describes_every_variant_as_apple_asks() {
         if v.resolution.is_none() {
             fails.push(format!("{}: no RESOLUTION", v.uri));
         }
+        if v.closed_captions != Some(m3u8_rs::ClosedCaptionGroupId::None) {
+            fails.push(format!(
+                "{}: CLOSED-CAPTIONS {:?}, want NONE (none are carried)",
+                v.uri, v.closed_captions
+            ));
+        }
     }
     assert!(fails.is_empty(), "{}\n{text}", fails.join("\n"));
 }
