@@ -323,19 +323,19 @@ mod tests {
             .concat()
         };
         let mut first = segment();
-        c.carry_on(&mut first).unwrap();
+        assert_eq!(c.carry_on(&mut first), Ok(()));
         assert_eq!(counters(&first), [0, 0, 1, 1, 0]);
         let mut second = segment();
-        c.carry_on(&mut second).unwrap();
+        assert_eq!(c.carry_on(&mut second), Ok(()));
         // PAT 0→1, video 1→2, 3 (then the adaptation-only packet repeats 3), audio 0→1.
         assert_eq!(counters(&second), [1, 2, 3, 3, 1]);
         // Wraps at 16; the rest of the header is kept.
         for _ in 0..14 {
             let mut more = segment();
-            c.carry_on(&mut more).unwrap();
+            assert_eq!(c.carry_on(&mut more), Ok(()));
         }
         let mut wrapped = segment();
-        c.carry_on(&mut wrapped).unwrap();
+        assert_eq!(c.carry_on(&mut wrapped), Ok(()));
         assert_eq!(counters(&wrapped)[0], 0);
         assert_eq!(&wrapped[..4], &[0x47, 0x00, 0x00, 0x10]);
     }
@@ -344,7 +344,7 @@ mod tests {
     fn refuses_what_is_not_ts() {
         let mut c = Continuity::default();
         assert!(c.carry_on(&mut [0x47; 100]).is_err());
-        assert!(c.carry_on(&mut vec![0; TS_PACKET]).is_err());
+        assert!(c.carry_on(&mut [0; TS_PACKET]).is_err());
     }
 
     #[test]
