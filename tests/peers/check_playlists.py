@@ -55,11 +55,18 @@ def main():
                 "average_bandwidth": info.average_bandwidth,
                 "resolution": list(info.resolution) if info.resolution else None,
                 "codecs": info.codecs,
+                "frame_rate": info.frame_rate,
+                "closed_captions": info.closed_captions,
                 "media": media(v.absolute_uri),
             }
         )
     json.dump(
-        {"is_variant": master.is_variant, "version": master.version, "variants": variants},
+        {
+            "is_variant": master.is_variant,
+            "version": master.version,
+            "independent_segments": master.is_independent_segments,
+            "variants": variants,
+        },
         sys.stdout,
     )
 

@@ -227,6 +227,32 @@ fn requesting_only_the_last_tenth_unlocks_nothing() {
     assert_eq!(u64_of(&pr, "last_segment"), (n - 1) as u64, "progress {pr}");
 }
 
+/// The master the server serves, parsed by the PyPI `m3u8` package, carries what Apple's
+/// HLS authoring specification asks of every variant (docs/PACKAGE-CONTRACT.md).
+#[test]
+fn served_master_describes_every_variant() {
+    let sh = shared();
+    let (s, f) = (&sh.server, &sh.main);
+    let buyer = s.user("m3u8-master", false);
+    s.grant(&sh.admin, &f.id, &buyer);
+    let pb = s.playback(&buyer, &f.id);
+    let parsed = python_json("check_playlists.py", &[&pb.master]);
+    assert_eq!(parsed["independent_segments"], true, "{parsed}");
+    for v in parsed["variants"].as_array().expect("variants") {
+        let peak = v["bandwidth"].as_u64().unwrap_or(0);
+        let average = v["average_bandwidth"].as_u64().unwrap_or(0);
+        assert!(average > 0 && average <= peak, "AVERAGE-BANDWIDTH: {v}");
+        let rate = v["frame_rate"].as_f64().unwrap_or(0.0);
+        assert!(rate > 0.0 && rate <= 120.0, "FRAME-RATE: {v}");
+        assert_eq!(v["closed_captions"], "NONE", "CLOSED-CAPTIONS: {v}");
+        assert!(v["resolution"].is_array(), "RESOLUTION: {v}");
+        assert!(
+            v["codecs"].as_str().is_some_and(|c| c.starts_with("avc1.")),
+            "{v}"
+        );
+    }
+}
+
 /// The playlists, parsed by the PyPI `m3u8` package.
 #[test]
 fn playlists_parse_with_an_independent_parser() {

@@ -4,8 +4,8 @@
 //! token, a directory) the master was fetched from.
 
 use m3u8_rs::{
-    Key, KeyMethod, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution,
-    VariantStream,
+    ClosedCaptionGroupId, Key, KeyMethod, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
+    MediaSegment, Resolution, VariantStream,
 };
 
 use crate::manifest::Manifest;
@@ -40,6 +40,9 @@ pub fn master(manifest: &Manifest) -> String {
                     height: u64::from(r.height),
                 }),
                 frame_rate: r.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+                // No CEA-608/708 captions are carried; saying so explicitly (as Apple's
+                // authoring spec asks) stops players from looking for them in the video.
+                closed_captions: Some(ClosedCaptionGroupId::None),
                 ..Default::default()
             }
         })
@@ -163,5 +166,7 @@ mod tests {
         assert!(first.is_some() && second.is_some() && first < second);
         assert!(text.contains("AVERAGE-BANDWIDTH=1500000"));
         assert!(text.contains("RESOLUTION=1280x720"));
+        assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+        assert_eq!(text.matches("CLOSED-CAPTIONS=NONE").count(), 2);
     }
 }

@@ -6,7 +6,9 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -587,4 +589,313 @@ fn bad_options_are_invalid_options() {
             "{what}: leftovers"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance: a rendition read as one stream (issue 13, part 1)
+// ---------------------------------------------------------------------------------------------
+
+/// `(pid, has_payload, continuity_counter)` of every 188-byte TS packet, parsed here from
+/// ISO 13818-1 §2.4.3.2 rather than trusted to the code under test.
+fn ts_packets(plain: &[u8]) -> Vec<(u16, bool, u8)> {
+    assert_eq!(plain.len() % 188, 0, "not a whole number of TS packets");
+    plain
+        .chunks(188)
+        .map(|p| {
+            assert_eq!(p[0], 0x47, "lost TS sync");
+            let pid = (u16::from(p[1] & 0x1f) << 8) | u16::from(p[2]);
+            // adaptation_field_control: 01 payload only, 10 adaptation only, 11 both.
+            let has_payload = p[3] & 0x10 != 0;
+            (pid, has_payload, p[3] & 0x0f)
+        })
+        .collect()
+}
+
+/// Breaks of the continuity counter per PID over `segments` read in order, as one stream:
+/// a packet with payload must carry the previous counter + 1 (mod 16), one without payload
+/// the previous counter unchanged. Also returns the PIDs seen in every segment.
+fn continuity_breaks(segments: &[Vec<u8>]) -> (Vec<String>, Vec<u16>) {
+    let mut last: HashMap<u16, u8> = HashMap::new();
+    let mut breaks = Vec::new();
+    let mut in_every: Option<Vec<u16>> = None;
+    for (i, seg) in segments.iter().enumerate() {
+        let mut seen = Vec::new();
+        for (n, (pid, payload, cc)) in ts_packets(seg).into_iter().enumerate() {
+            if pid == 0x1fff {
+                continue; // null packets carry no meaningful counter
+            }
+            if !seen.contains(&pid) {
+                seen.push(pid);
+            }
+            if let Some(&prev) = last.get(&pid) {
+                let want = if payload { (prev + 1) & 0x0f } else { prev };
+                if cc != want {
+                    breaks.push(format!(
+                        "segment {i} packet {n} pid {pid:#x}: cc {cc}, want {want}"
+                    ));
+                }
+            }
+            last.insert(pid, cc);
+        }
+        in_every = Some(match in_every {
+            None => seen,
+            Some(v) => v.into_iter().filter(|p| seen.contains(p)).collect(),
+        });
+    }
+    (breaks, in_every.unwrap_or_default())
+}
+
+fn plain_segments(r: &RenditionReport) -> Vec<Vec<u8>> {
+    r.segments
+        .iter()
+        .map(|s| std::fs::read(&s.plain).unwrap())
+        .collect()
+}
+
+fn source_frames(src: &Path) -> u64 {
+    let v = ffprobe_json(
+        src,
+        &[
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+        ],
+    );
+    v["streams"][0]["nb_read_frames"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("ffprobe counts the source frames")
+}
+
+/// Reads the decrypted segments of each rendition concatenated, as one stream, with the
+/// ffmpeg CLI (`-v warning`, dropping packets it flags corrupt) and returns failures:
+/// any "corrupt"/"continuity" warning, or fewer decoded frames than the source has.
+fn read_end_to_end(j: &Judged, src: &Path, fails: &mut Vec<String>) {
+    let want = source_frames(src);
+    for r in &j.renditions {
+        let whole = j.work.path().join(format!("{}-whole.ts", r.name));
+        std::fs::write(&whole, plain_segments(r).concat()).unwrap();
+        let o = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "warning"])
+            .args(["-fflags", "+discardcorrupt", "-i"])
+            .arg(&whole)
+            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+            .output()
+            .expect("run ffmpeg");
+        let stderr = String::from_utf8_lossy(&o.stderr).to_lowercase();
+        let decoded = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .count() as u64;
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("corrupt") || l.contains("continuity"))
+            .collect();
+        if !o.status.success() || !warnings.is_empty() {
+            fails.push(format!(
+                "{}: ffmpeg reading the rendition end to end: {} warnings: {warnings:?}",
+                r.name,
+                warnings.len()
+            ));
+        }
+        if decoded != want {
+            fails.push(format!(
+                "{}: decoded {decoded} frames end to end, the source has {want}",
+                r.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn continuity_counters_run_on_across_the_segments_of_each_rendition() {
+    let m = main_pkg();
+    let mut fails = Vec::new();
+    for r in &m.judged.renditions {
+        let (breaks, pids) = continuity_breaks(&plain_segments(r));
+        // PAT, PMT, video and audio (and the SDT ffmpeg writes) in every segment.
+        if !pids.contains(&0) || pids.len() < 4 {
+            fails.push(format!("{}: PIDs in every segment {pids:x?}", r.name));
+        }
+        if !breaks.is_empty() {
+            fails.push(format!(
+                "{}: {} continuity breaks, first {:?}",
+                r.name,
+                breaks.len(),
+                &breaks[..breaks.len().min(4)]
+            ));
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+#[test]
+fn each_rendition_reads_end_to_end_clean_with_every_source_frame() {
+    let m = main_pkg();
+    let mut fails = Vec::new();
+    read_end_to_end(&m.judged, &m.src, &mut fails);
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// `(num_units_in_tick, time_scale, fixed_frame_rate_flag)` of the first SPS's VUI, read by
+/// ffmpeg's `trace_headers` bitstream filter.
+fn vui_timing(plain: &Path) -> Option<(u64, u64, u64)> {
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-v", "debug", "-i"])
+        .arg(plain)
+        .args(["-map", "0:v:0", "-c", "copy", "-bsf:v", "trace_headers"])
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let text = String::from_utf8_lossy(&o.stderr);
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find(|l| l.split_whitespace().nth(4) == Some(name))
+            .and_then(|l| l.rsplit('=').next())
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((
+        field("num_units_in_tick")?,
+        field("time_scale")?,
+        field("fixed_frame_rate_flag")?,
+    ))
+}
+
+/// ffprobe's frame rate of the bare H.264 stream of a segment: with no container timestamps
+/// to go by, it comes from the VUI, as it does for GStreamer's h264parse.
+fn elementary_frame_rate(plain: &Path, work: &Path) -> String {
+    let es = work.join(format!(
+        "{}.h264",
+        plain.file_stem().unwrap().to_string_lossy()
+    ));
+    run_ok(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"])
+            .arg(plain)
+            .args(["-map", "0:v:0", "-c", "copy", "-f", "h264"])
+            .arg(&es),
+    );
+    let v = ffprobe_json(&es, &["-show_entries", "stream=r_frame_rate"]);
+    v["streams"][0]["r_frame_rate"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn the_h264_timing_signals_the_source_frame_rate() {
+    let m = main_pkg();
+    let mut fails = Vec::new();
+    for r in &m.judged.renditions {
+        for (i, s) in r.segments.iter().enumerate() {
+            let at = format!("{}/{i:05}.ts", r.name);
+            match vui_timing(&s.plain) {
+                Some((tick, scale, fixed)) => {
+                    // Frame rate = time_scale / (2 × num_units_in_tick) (H.264 E.2.1).
+                    if tick == 0 || scale != 2 * 25 * tick || fixed != 1 {
+                        fails.push(format!(
+                            "{at}: VUI num_units_in_tick={tick} time_scale={scale} fixed_frame_rate_flag={fixed}, want 25 fps fixed"
+                        ));
+                    }
+                }
+                None => fails.push(format!("{at}: no VUI timing found")),
+            }
+            let rate = elementary_frame_rate(&s.plain, m.judged.work.path());
+            if rate != "25/1" {
+                fails.push(format!("{at}: ffprobe r_frame_rate {rate}, want 25/1"));
+            }
+        }
+        let v = ffprobe_json(
+            &r.segments[0].plain,
+            &[
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=r_frame_rate,avg_frame_rate",
+            ],
+        );
+        for key in ["r_frame_rate", "avg_frame_rate"] {
+            if v["streams"][0][key].as_str() != Some("25/1") {
+                fails.push(format!(
+                    "{}: segment {key} {}",
+                    r.name, v["streams"][0][key]
+                ));
+            }
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+#[test]
+fn variable_frame_rate_package_reads_end_to_end_and_claims_no_fixed_rate() {
+    let src = src_vfr();
+    let (_run, j) = package_and_judge(&src, SMALL_LADDER);
+    let mut fails = Vec::new();
+    read_end_to_end(&j, &src, &mut fails);
+    for r in &j.renditions {
+        let (breaks, _) = continuity_breaks(&plain_segments(r));
+        if !breaks.is_empty() {
+            fails.push(format!("{}: {} continuity breaks", r.name, breaks.len()));
+        }
+        // 30 fps then 10 fps: no single rate is true, so the VUI must not claim one.
+        if let Some((tick, scale, fixed)) = vui_timing(&r.segments[0].plain) {
+            if fixed != 0 {
+                fails.push(format!(
+                    "{}: VUI claims a fixed rate ({scale}/(2×{tick})) for a VFR source",
+                    r.name
+                ));
+            }
+        }
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+#[test]
+fn master_playlist_describes_every_variant_as_apple_asks() {
+    let m = main_pkg();
+    let manifest = &m.run.result.as_ref().unwrap().manifest;
+    let text = transcoder::playlist::master(manifest);
+    let mp = m3u8_rs::parse_master_playlist_res(text.as_bytes()).expect("master parses");
+    let mut fails = Vec::new();
+    if !mp.independent_segments {
+        fails.push("no #EXT-X-INDEPENDENT-SEGMENTS".to_string());
+    }
+    check_bandwidth(&m.run.out, &m.judged, &mut fails);
+    for v in &mp.variants {
+        let r = &m.judged.manifest["renditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| format!("{}/index.m3u8", r["name"].as_str().unwrap()) == v.uri)
+            .cloned()
+            .unwrap_or_default();
+        if v.frame_rate != Some(25.0) {
+            fails.push(format!("{}: FRAME-RATE {:?}", v.uri, v.frame_rate));
+        }
+        if v.average_bandwidth.map(|a| a as f64) != num(&r["average_bandwidth"]) {
+            fails.push(format!(
+                "{}: AVERAGE-BANDWIDTH {:?}",
+                v.uri, v.average_bandwidth
+            ));
+        }
+        if Some(v.bandwidth as f64) != num(&r["bandwidth"]) {
+            fails.push(format!("{}: BANDWIDTH {}", v.uri, v.bandwidth));
+        }
+        let codecs = v.codecs.clone().unwrap_or_default();
+        if !codecs.starts_with("avc1.") || !codecs.ends_with(",mp4a.40.2") {
+            fails.push(format!("{}: CODECS {codecs:?}", v.uri));
+        }
+        if v.resolution.is_none() {
+            fails.push(format!("{}: no RESOLUTION", v.uri));
+        }
+        if v.closed_captions != Some(m3u8_rs::ClosedCaptionGroupId::None) {
+            fails.push(format!(
+                "{}: CLOSED-CAPTIONS {:?}, want NONE (none are carried)",
+                v.uri, v.closed_captions
+            ));
+        }
+    }
+    assert!(fails.is_empty(), "{}\n{text}", fails.join("\n"));
 }

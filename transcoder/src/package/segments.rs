@@ -5,8 +5,18 @@
 //! A segment is complete once the video encoder has emitted a packet of a later segment
 //! (each segment opens with an IDR frame and x264 GOPs are closed, so nothing of an earlier
 //! segment follows in decode order) and the audio has been routed past it.
+//!
+//! Each segment is muxed by a fresh `mpegts` muxer, so each starts with PAT/PMT and stands
+//! alone, but a fresh muxer also restarts every PID's continuity counter at 0. A player's
+//! demuxer reads a rendition as one stream across segments (ffmpeg's HLS demuxer, hls.js,
+//! GStreamer), so the restart looked like packet loss at every boundary: ffmpeg flagged
+//! the packet corrupt and, with `+discardcorrupt`, dropped a frame per segment. The
+//! counters are therefore carried on per rendition and PID (`Continuity`) and rewritten in
+//! the plain TS before encryption. That was chosen over one long-lived muxer writing through
+//! a custom AVIO that cuts at boundaries: it needs no unsafe I/O callbacks, and PAT/PMT at
+//! each segment start and the per-segment muxing stay exactly as they were.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -44,6 +54,8 @@ pub(crate) struct SegmentWriter {
     pub(crate) sizes: Vec<u64>,
     /// The SPS bytes seen in the first keyframe, for the codecs string.
     pub(crate) avc_profile: Option<[u8; 3]>,
+    /// Continuity counters carried from one segment of this rendition to the next.
+    continuity: Continuity,
 }
 
 pub(crate) struct MuxContext<'a> {
@@ -65,6 +77,7 @@ impl SegmentWriter {
             next_to_write: 0,
             sizes: Vec::new(),
             avc_profile: None,
+            continuity: Continuity::default(),
         })
     }
 
@@ -141,8 +154,11 @@ impl SegmentWriter {
             )));
         }
         mux_plain(&self.scratch, packets, mux)?;
-        let plain = std::fs::read(&self.scratch)
+        let mut plain = std::fs::read(&self.scratch)
             .context(|| format!("reading {}", self.scratch.display()))?;
+        self.continuity.carry_on(&mut plain).map_err(|e| {
+            TranscodeError::InvalidOptions(format!("internal: segment {index}: {e}"))
+        })?;
         let started = Instant::now();
         let sealed = encrypt_segment(mux.secret, index as u64, &plain);
         *mux.encrypt_seconds += started.elapsed().as_secs_f64();
@@ -205,6 +221,50 @@ fn mux_plain(
     Ok(())
 }
 
+const TS_PACKET: usize = 188;
+const TS_SYNC: u8 = 0x47;
+const NULL_PID: u16 = 0x1fff;
+
+/// The last continuity counter written on each PID of one rendition.
+#[derive(Debug, Default)]
+struct Continuity {
+    last: HashMap<u16, u8>,
+}
+
+impl Continuity {
+    /// Rewrites the 4-bit continuity_counter of every packet of `ts` (a whole segment, as
+    /// the muxer wrote it) so that each PID's counter continues from the previous segment.
+    /// Per ISO 13818-1 §2.4.3.3 it increments only on packets carrying payload; a packet
+    /// with only an adaptation field (a PCR-only packet) repeats the last value. Null
+    /// packets are left alone. Nothing else in the packet changes, so PAT/PMT CRCs, PES
+    /// data and the segment's length are untouched.
+    fn carry_on(&mut self, ts: &mut [u8]) -> Result<(), String> {
+        if ts.len() % TS_PACKET != 0 {
+            return Err(format!("{} bytes is not whole TS packets", ts.len()));
+        }
+        for packet in ts.chunks_exact_mut(TS_PACKET) {
+            if packet[0] != TS_SYNC {
+                return Err("a TS packet without its sync byte".into());
+            }
+            let pid = (u16::from(packet[1] & 0x1f) << 8) | u16::from(packet[2]);
+            if pid == NULL_PID {
+                continue;
+            }
+            let own = packet[3] & 0x0f;
+            let has_payload = packet[3] & 0x10 != 0;
+            let cc = match self.last.get(&pid) {
+                // The first packet of the rendition on this PID keeps the muxer's value.
+                None => own,
+                Some(&prev) if has_payload => (prev + 1) & 0x0f,
+                Some(&prev) => prev,
+            };
+            packet[3] = (packet[3] & 0xf0) | cc;
+            self.last.insert(pid, cc);
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TranscodeError> {
     let mut file =
         std::fs::File::create(path).context(|| format!("creating {}", path.display()))?;
@@ -232,7 +292,60 @@ fn find_sps_profile(data: &[u8]) -> Option<[u8; 3]> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_sps_profile;
+    use super::{find_sps_profile, Continuity, TS_PACKET};
+
+    /// A TS packet on `pid` with counter `cc`, with payload or adaptation field only.
+    fn packet(pid: u16, cc: u8, payload: bool) -> Vec<u8> {
+        let mut p = vec![0xff; TS_PACKET];
+        p[0] = 0x47;
+        p[1] = (pid >> 8) as u8 & 0x1f;
+        p[2] = pid as u8;
+        p[3] = if payload { 0x10 } else { 0x20 } | cc;
+        p
+    }
+
+    fn counters(ts: &[u8]) -> Vec<u8> {
+        ts.chunks(TS_PACKET).map(|p| p[3] & 0x0f).collect()
+    }
+
+    #[test]
+    fn counters_continue_per_pid_from_one_segment_to_the_next() {
+        let mut c = Continuity::default();
+        // Every segment comes from a fresh muxer: counters start at 0 on every PID.
+        let segment = || {
+            [
+                packet(0, 0, true),
+                packet(0x100, 0, true),
+                packet(0x100, 1, true),
+                packet(0x100, 1, false),
+                packet(0x101, 0, true),
+            ]
+            .concat()
+        };
+        let mut first = segment();
+        assert_eq!(c.carry_on(&mut first), Ok(()));
+        assert_eq!(counters(&first), [0, 0, 1, 1, 0]);
+        let mut second = segment();
+        assert_eq!(c.carry_on(&mut second), Ok(()));
+        // PAT 0→1, video 1→2, 3 (then the adaptation-only packet repeats 3), audio 0→1.
+        assert_eq!(counters(&second), [1, 2, 3, 3, 1]);
+        // Wraps at 16; the rest of the header is kept.
+        for _ in 0..14 {
+            let mut more = segment();
+            assert_eq!(c.carry_on(&mut more), Ok(()));
+        }
+        let mut wrapped = segment();
+        assert_eq!(c.carry_on(&mut wrapped), Ok(()));
+        assert_eq!(counters(&wrapped)[0], 0);
+        assert_eq!(&wrapped[..4], &[0x47, 0x00, 0x00, 0x10]);
+    }
+
+    #[test]
+    fn refuses_what_is_not_ts() {
+        let mut c = Continuity::default();
+        assert!(c.carry_on(&mut [0x47; 100]).is_err());
+        assert!(c.carry_on(&mut [0; TS_PACKET]).is_err());
+    }
 
     #[test]
     fn finds_the_sps_after_an_aud() {

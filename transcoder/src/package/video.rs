@@ -48,6 +48,7 @@ impl VideoPath {
             .into_iter()
             .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
             .unwrap_or(Rational(25, 1));
+        let constant_rate = is_constant_rate(stream.avg_frame_rate(), stream.rate());
         // One frame in time-base units, for the last frame's duration and pts repair.
         let frame_interval =
             ((f64::from(rate.invert()) / f64::from(time_base)).round() as i64).max(1);
@@ -62,7 +63,7 @@ impl VideoPath {
         for (i, target) in targets.iter().enumerate() {
             rungs.push(RungEncoder::start(
                 target.clone(),
-                open_x264(target, time_base, rate, settings, threads[i])?,
+                open_x264(target, time_base, rate, constant_rate, settings, threads[i])?,
                 format!("out{i}"),
             )?);
         }
@@ -343,10 +344,42 @@ fn graph_spec(rotate: &str, sizes: &[(u32, u32)], sinks: &[&str]) -> String {
     spec
 }
 
+/// Whether the source has one frame rate: its average rate (frames over duration) and its
+/// real base rate (the smallest rate on whose grid every timestamp falls) agree within 1%.
+/// A variable-frame-rate source (30 fps then 10 fps: base 30, average ≈ 15) does not.
+fn is_constant_rate(average: Rational, base: Rational) -> bool {
+    let valid = |r: Rational| r.numerator() > 0 && r.denominator() > 0;
+    valid(average)
+        && valid(base)
+        && (f64::from(average) - f64::from(base)).abs() <= 0.01 * f64::from(base)
+}
+
+/// The x264 options beyond the preset. `constant_rate` adds `force-cfr`: x264 then writes
+/// the VUI timing from the frame rate (`num_units_in_tick`/`time_scale` = 1/(2·fps),
+/// `fixed_frame_rate_flag` = 1) instead of from the encoder time base — the source's
+/// 1/12800 made players such as GStreamer read "12800 fps". Timestamps still pass through
+/// unchanged (x264 copies the input pts to the output), so segment timing does not move.
+/// A variable-frame-rate source keeps x264's default: the VUI then carries the time base's
+/// tick with `fixed_frame_rate_flag` = 0, i.e. "no fixed rate; read the timestamps", which
+/// is the truth, and rate control keeps using the real frame durations.
+fn x264_params(constant_rate: bool) -> String {
+    // Every x264 frame in flight holds the picture, its half-pel planes and its lowres copy
+    // (≈11 MB at 1080p), and all rungs encode at once. The preset's 10-frame rate-control
+    // lookahead and 4-frame threaded-lookahead buffer cost ≈110 MB over the ladder; 3 and
+    // 2 frames keep the lookahead thread busy and the speed (a 1-frame buffer stalls the
+    // feeding thread). SSIM of the 1080p rung: 0.99487 against 0.99490 (docs/BENCHMARKS.md).
+    let mut params = "scenecut=0:open-gop=0:rc-lookahead=3:sync-lookahead=2".to_string();
+    if constant_rate {
+        params.push_str(":force-cfr=1");
+    }
+    params
+}
+
 fn open_x264(
     target: &Target,
     time_base: Rational,
     rate: Rational,
+    constant_rate: bool,
     settings: &EncoderSettings<'_>,
     threads: usize,
 ) -> Result<encoder::Video, TranscodeError> {
@@ -377,15 +410,7 @@ fn open_x264(
     opts.set("profile", "high");
     opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
     opts.set("forced-idr", "1");
-    // Every x264 frame in flight holds the picture, its half-pel planes and its lowres copy
-    // (≈11 MB at 1080p), and all rungs encode at once. The preset's 10-frame rate-control
-    // lookahead and 4-frame threaded-lookahead buffer cost ≈110 MB over the ladder; 3 and
-    // 2 frames keep the lookahead thread busy and the speed (a 1-frame buffer stalls the
-    // feeding thread). SSIM of the 1080p rung: 0.99487 against 0.99490 (docs/BENCHMARKS.md).
-    opts.set(
-        "x264-params",
-        "scenecut=0:open-gop=0:rc-lookahead=3:sync-lookahead=2",
-    );
+    opts.set("x264-params", &x264_params(constant_rate));
     opts.set("threads", &threads.to_string());
     enc.open_with(opts).context(what)
 }
@@ -425,6 +450,16 @@ mod tests {
             scale_sources(&[(1080, 1920), (720, 1280), (360, 640)]),
             [None, Some(0), Some(1)]
         );
+    }
+
+    #[test]
+    fn only_a_constant_rate_source_gets_a_fixed_rate_in_the_vui() {
+        assert!(is_constant_rate(Rational(25, 1), Rational(25, 1)));
+        assert!(is_constant_rate(Rational(2997, 100), Rational(30000, 1001)));
+        assert!(!is_constant_rate(Rational(146, 10), Rational(30, 1)));
+        assert!(!is_constant_rate(Rational(0, 0), Rational(25, 1)));
+        assert!(x264_params(true).ends_with(":force-cfr=1"));
+        assert!(!x264_params(false).contains("force-cfr"));
     }
 
     #[test]
