@@ -671,10 +671,21 @@ impl OrderService<'_> {
             // The payer came back and the provider holds their approval, but our capture's
             // outcome was unclear (429, 5xx, timeout): ask for it again, or the approval
             // would lapse at `order_ttl` unless the payer happened to reload the return page.
-            let retry = (lookup == Lookup::Approved && order.state == OrderState::Approved)
+            // Only a purchase still in time and not bought meanwhile: a payer told to "try
+            // again" may have bought the film through a new order (or tipped again), and a
+            // retried capture would charge them twice. A tip in doubt lapses at `order_ttl`
+            // without money moving.
+            let in_time = order.created_at + ttl > self.now;
+            let retry = (lookup == Lookup::Approved
+                && order.state == OrderState::Approved
+                && order.kind == OrderKind::Purchase
+                && in_time)
                 .then(|| gateway.retry_params(&order))
                 .flatten();
             let lookup = match (lookup, retry) {
+                (Lookup::Approved, Some(_)) if self.owned(&order.film_id, &order.user_id)? => {
+                    Lookup::Abandoned("already owned; not captured".into())
+                }
                 (Lookup::Approved, Some(params)) => {
                     note = "captured by reconciliation (capture retried)";
                     match gateway.capture(&order, &params).await {

@@ -2389,6 +2389,55 @@ fn a_capture_refused_for_now_is_retried_by_reconciliation_without_the_payer() {
     }
 }
 
+/// A payer told to "try again" after a capture refused for now (429) who buys the film
+/// through a new order must not be charged a second time when reconciliation later finds
+/// the first approval still open: it is cancelled, not captured.
+#[test]
+fn reconciliation_does_not_capture_an_order_for_a_film_bought_meanwhile() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("bought-meanwhile", false);
+    let first = checkout(s, &viewer, &e.film.id, "paypal");
+    let back = payer(&first);
+    e.behave(
+        "paypal",
+        json!({ "fail": "429", "fail_on": ["capture_calls"], "fail_times": 1 }),
+    );
+    assert_page(
+        &s.get(&back, None),
+        502,
+        "try again",
+        "capture refused for now",
+    );
+    assert_eq!(order_of(s, &viewer, &first.order_id)["state"], "approved");
+
+    let second = checkout(s, &viewer, &e.film.id, "paypal");
+    assert_ne!(
+        second.order_id, first.order_id,
+        "an approved order is not reused"
+    );
+    assert_page(
+        &s.get(&payer(&second), None),
+        200,
+        "Payment complete",
+        "bought again",
+    );
+    assert_access(s, &viewer, &e.film, true, "the second order");
+    let calls = e.capture_calls("paypal");
+
+    s.post(
+        "/api/v1/admin/payments/reconcile",
+        Some(&e.admin.access),
+        json!({}),
+    )
+    .expect(200, "reconcile");
+    let order = order_of(s, &viewer, &first.order_id);
+    assert_eq!(order["state"], "cancelled", "{order}");
+    assert_eq!(e.capture_calls("paypal"), calls, "no second charge");
+    assert_eq!(order_of(s, &viewer, &second.order_id)["state"], "captured");
+    assert_eq!(purchases_of_film(s, &viewer, &e.film.id).len(), 1);
+}
+
 /// Kakao Pay refusing our approve (a SECRET_KEY it no longer takes: 401, -401) or Naver
 /// Pay refusing our apply (`InvalidMerchant`) is a configuration problem, not a declined
 /// payment: the order is not failed for good with the provider's words on the payer's page.
