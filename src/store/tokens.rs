@@ -171,36 +171,50 @@ impl Store {
         Ok(())
     }
 
-    /// Removes refresh tokens expired at `now`, then the revocation markers of families
-    /// left with no token. A family gains members only by rotating a live one, and an
-    /// expired token rotates nothing, so a marker whose family is empty guards nothing.
-    /// Unreadable records are logged and left in place.
+    /// Removes the families whose every token has expired at `now`: their tokens, index
+    /// entries and revocation marker. A family with a live member is kept whole, expired
+    /// rotated members included: presenting one of those is how a stolen token's reuse is
+    /// detected (the real client wakes up with an old token while the thief rotates on). A
+    /// family gains members only by rotating a live one, so an all-expired family can never
+    /// be presented successfully again. Unreadable records are logged and left in place.
     pub fn sweep_refresh_tokens(&self, now: i64) -> Result<usize> {
-        let mut removed = 0;
+        // family → (every member expired, the members' hashes)
+        let mut families: std::collections::HashMap<Uuid, (bool, Vec<[u8; 32]>)> =
+            std::collections::HashMap::new();
         for entry in self.refresh_tokens.scan_prefix(b"token:") {
             let (k, v) = entry?;
-            let record: RefreshRecord = match decode("refresh_tokens", &v) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(key = %hex::encode(&k), error = %e, "unreadable refresh token record left in place");
-                    continue;
-                }
+            let (Ok(h), Ok(record)) = (
+                <[u8; 32]>::try_from(&k[b"token:".len()..]),
+                decode::<RefreshRecord>("refresh_tokens", &v),
+            ) else {
+                tracing::warn!(key = %hex::encode(&k), "unreadable refresh token record left in place");
+                continue;
             };
-            if record.expires_at <= now {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(&k[b"token:".len()..]);
-                self.refresh_tokens.remove(&k)?;
-                self.refresh_tokens.remove(family_key(&record.family, &h))?;
+            let family = families.entry(record.family).or_insert((true, Vec::new()));
+            family.0 &= record.expires_at <= now;
+            family.1.push(h);
+        }
+        let mut removed = 0;
+        for (family, (expired, members)) in &families {
+            if !expired {
+                continue;
+            }
+            for h in members {
+                self.refresh_tokens.remove(token_key(h))?;
+                self.refresh_tokens.remove(family_key(family, h))?;
                 removed += 1;
             }
+            self.refresh_tokens.remove(revoked_key(family))?;
         }
+        // Markers of families that have no token at all (revoked, then swept before this
+        // version kept families whole).
         for entry in self.refresh_tokens.scan_prefix(b"revoked:") {
             let (k, _) = entry?;
-            let mut members = b"family:".to_vec();
-            members.extend_from_slice(&k[b"revoked:".len()..]);
-            if self.refresh_tokens.scan_prefix(&members).next().is_none() {
+            let Ok(family) = Uuid::from_slice(&k[b"revoked:".len()..]) else {
+                continue;
+            };
+            if !families.contains_key(&family) {
                 self.refresh_tokens.remove(&k)?;
-                removed += 1;
             }
         }
         Ok(removed)
@@ -343,7 +357,7 @@ mod tests {
         store.revoke_family(&live)?;
         // "old" expires at 100: it and its family's marker go; the live family keeps its
         // marker while a member could still be presented.
-        assert_eq!(store.sweep_refresh_tokens(100)?, 2);
+        assert_eq!(store.sweep_refresh_tokens(100)?, 1);
         assert!(store.refresh_tokens.get(revoked_key(&gone))?.is_none());
         assert!(store.refresh_tokens.get(revoked_key(&live))?.is_some());
         assert_eq!(
@@ -354,8 +368,33 @@ mod tests {
             store.rotate_refresh_token("old", "x", 200, 900)?,
             Rotation::Unknown
         );
-        assert_eq!(store.sweep_refresh_tokens(500)?, 2);
+        assert_eq!(store.sweep_refresh_tokens(500)?, 1);
         assert_eq!(store.refresh_tokens.len(), 0);
+        Ok(())
+    }
+
+    /// A thief rotates a stolen token on; the real client comes back after its own token
+    /// expired. While the family has a live member, the expired rotated token is kept, so
+    /// presenting it is still a reuse and ends the thief's family.
+    #[test]
+    fn the_sweep_keeps_a_live_familys_rotated_tokens_for_reuse_detection() -> Result<()> {
+        let store = Store::temporary()?;
+        let user = store.create_user("a@example.com", Role::Viewer, 1)?;
+        let family = super::super::new_id();
+        store.add_refresh_token("stolen", &record(user.id, family))?;
+        assert!(matches!(
+            store.rotate_refresh_token("stolen", "thief", 50, 1_000)?,
+            Rotation::Rotated(_)
+        ));
+        assert_eq!(store.sweep_refresh_tokens(200)?, 0);
+        assert_eq!(
+            store.rotate_refresh_token("stolen", "x", 200, 1_000)?,
+            Rotation::Reused
+        );
+        assert_eq!(
+            store.rotate_refresh_token("thief", "y", 201, 1_000)?,
+            Rotation::Reused
+        );
         Ok(())
     }
 
