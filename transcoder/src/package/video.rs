@@ -7,7 +7,7 @@ use ffmpeg_next::{
 
 use super::rung::{Encoded, RungEncoder};
 use crate::error::{Context, TranscodeError};
-use crate::ladder::Target;
+use crate::ladder::{CrfTargets, RateControl, Target};
 
 pub(crate) struct VideoPath {
     pub(crate) stream_index: usize,
@@ -25,6 +25,35 @@ pub(crate) struct VideoPath {
 pub(crate) struct EncoderSettings<'a> {
     pub(crate) preset: &'a str,
     pub(crate) segment_seconds: f64,
+    pub(crate) rate_control: RateControl,
+    pub(crate) crf: &'a CrfTargets,
+}
+
+/// The quality target of `target` under `Crf`; `None` under `Abr`. A rung is found by its
+/// name (its height); the one rendition made for a source smaller than every rung takes
+/// the default.
+pub(crate) fn crf_of(target: &Target, settings: &EncoderSettings<'_>) -> Option<f32> {
+    match settings.rate_control {
+        RateControl::Abr => None,
+        RateControl::Crf => Some(
+            target
+                .name
+                .parse()
+                .map_or(settings.crf.default, |h| settings.crf.for_rung(h)),
+        ),
+    }
+}
+
+/// What `open_x264` asks of libx264's rate control for a rung with ladder bitrate
+/// `bitrate`: `(average bitrate, crf, maxrate, bufsize)`. Both modes share the VBV — the
+/// peak allowed is the same — so `BANDWIDTH` stays bounded by the ladder under `crf` too.
+fn rate_settings(bitrate: u32, crf: Option<f32>) -> (usize, Option<f32>, usize, u64) {
+    let maxrate = (f64::from(bitrate) * 1.1) as usize;
+    let bufsize = u64::from(bitrate) * 2;
+    match crf {
+        None => (bitrate as usize, None, maxrate, bufsize),
+        Some(c) => (0, Some(c), maxrate, bufsize),
+    }
 }
 
 impl VideoPath {
@@ -397,8 +426,9 @@ fn open_x264(
     enc.set_time_base(time_base);
     enc.set_frame_rate(Some(rate));
     enc.set_aspect_ratio(Rational(1, 1));
-    enc.set_bit_rate(target.bitrate as usize);
-    enc.set_max_bit_rate((f64::from(target.bitrate) * 1.1) as usize);
+    let (average, crf, maxrate, bufsize) = rate_settings(target.bitrate, crf_of(target, settings));
+    enc.set_bit_rate(average);
+    enc.set_max_bit_rate(maxrate);
     // Keyframes come from the segment boundaries; the GOP limit only stops x264 from adding
     // its own in between.
     let gop = (f64::from(rate) * settings.segment_seconds * 2.0)
@@ -408,7 +438,10 @@ fn open_x264(
     let mut opts = Dictionary::new();
     opts.set("preset", settings.preset);
     opts.set("profile", "high");
-    opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
+    opts.set("bufsize", &bufsize.to_string());
+    if let Some(crf) = crf {
+        opts.set("crf", &crf.to_string());
+    }
     opts.set("forced-idr", "1");
     opts.set("x264-params", &x264_params(constant_rate));
     opts.set("threads", &threads.to_string());
@@ -460,6 +493,43 @@ mod tests {
         assert!(!is_constant_rate(Rational(0, 0), Rational(25, 1)));
         assert!(x264_params(true).ends_with(":force-cfr=1"));
         assert!(!x264_params(false).contains("force-cfr"));
+    }
+
+    #[test]
+    fn crf_keeps_the_abr_peak_and_drops_the_average() {
+        assert_eq!(
+            rate_settings(5_000_000, None),
+            (5_000_000, None, 5_500_000, 10_000_000)
+        );
+        assert_eq!(
+            rate_settings(5_000_000, Some(21.0)),
+            (0, Some(21.0), 5_500_000, 10_000_000)
+        );
+        let targets = CrfTargets {
+            default: 22.0,
+            per_rung: vec![(360, 20.0)],
+        };
+        let settings = |rate_control| EncoderSettings {
+            preset: "veryfast",
+            segment_seconds: 6.0,
+            rate_control,
+            crf: &targets,
+        };
+        let target = |name: &str| Target {
+            name: name.into(),
+            width: 2,
+            height: 2,
+            bitrate: 100_000,
+        };
+        assert_eq!(
+            crf_of(&target("360"), &settings(RateControl::Crf)),
+            Some(20.0)
+        );
+        assert_eq!(
+            crf_of(&target("720"), &settings(RateControl::Crf)),
+            Some(22.0)
+        );
+        assert_eq!(crf_of(&target("360"), &settings(RateControl::Abr)), None);
     }
 
     #[test]
