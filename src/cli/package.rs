@@ -43,7 +43,7 @@ pub struct PackageArgs {
     pub rate_control: String,
     /// Quality targets under `--rate-control crf`: a CRF for every rung and/or HEIGHT:CRF
     /// overrides, e.g. `21` or `21,360:20`.
-    #[arg(long, default_value_t = transcoder::DEFAULT_CRF.to_string())]
+    #[arg(long, default_value = transcoder::DEFAULT_CRF)]
     pub crf: String,
     /// No progress bar.
     #[arg(long, short)]

@@ -133,31 +133,30 @@ pub struct CrfTargets {
     pub per_rung: Vec<(u32, f32)>,
 }
 
-/// The documented default quality target (docs/BENCHMARKS.md, "Rate control").
-pub const DEFAULT_CRF: f32 = 21.0;
+/// The default quality targets (docs/BENCHMARKS.md, "Rate control"): CRF 21 at 1080p, 19
+/// at 720p and 18 below. The ladder gives the small rungs more bits per pixel (360p at
+/// 800k: 0.12 bit/pixel at 30 fps, 1080p at 5000k: 0.08), so a uniform CRF would take
+/// them well below the picture `abr` gives them.
+pub const DEFAULT_CRF: &str = "18,1080:21,720:19";
 
 impl Default for CrfTargets {
     fn default() -> Self {
         Self {
-            default: DEFAULT_CRF,
-            per_rung: Vec::new(),
+            default: 18.0,
+            per_rung: vec![(1080, 21.0), (720, 19.0)],
         }
     }
 }
 
 impl CrfTargets {
-    /// Parses `"21"`, `"21,1080:22,360:20"` or `"1080:22"` (the default then stays
-    /// `DEFAULT_CRF`): a bare number applies to every rung, `HEIGHT:CRF` to one rung.
+    /// Parses `"21"` (every rung), `"21,360:20"` (every rung but one) or `"1080:22"`
+    /// (the default targets with one rung changed): a bare number replaces the whole
+    /// default table, `HEIGHT:CRF` sets one rung.
     pub fn parse(text: &str) -> Result<Self, TranscodeError> {
         let bad = |why: String| TranscodeError::InvalidOptions(format!("crf {text:?}: {why}"));
-        let mut out = Self {
-            default: DEFAULT_CRF,
-            per_rung: Vec::new(),
-        };
-        let mut saw_default = false;
-        let mut items = 0;
+        let mut every: Option<f32> = None;
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            items += 1;
             let value = |v: &str| -> Result<f32, TranscodeError> {
                 v.trim()
                     .parse::<f32>()
@@ -167,27 +166,39 @@ impl CrfTargets {
             };
             match item.split_once(':') {
                 None => {
-                    if saw_default {
+                    if every.is_some() {
                         return Err(bad("two values for every rung".into()));
                     }
-                    saw_default = true;
-                    out.default = value(item)?;
+                    every = Some(value(item)?);
                 }
                 Some((h, c)) => {
                     let height: u32 = h
                         .trim()
                         .parse()
                         .map_err(|_| bad(format!("{h:?} is not a rung height")))?;
-                    if out.per_rung.iter().any(|&(x, _)| x == height) {
+                    if pairs.iter().any(|&(x, _)| x == height) {
                         return Err(bad(format!("two values for rung {height}")));
                     }
-                    out.per_rung.push((height, value(c)?));
+                    pairs.push((height, value(c)?));
                 }
             }
         }
-        if items == 0 {
-            return Err(bad("give a CRF such as 21, or HEIGHT:CRF pairs".into()));
-        }
+        let out = match every {
+            Some(default) => Self {
+                default,
+                per_rung: pairs,
+            },
+            None if pairs.is_empty() => {
+                return Err(bad("give a CRF such as 21, or HEIGHT:CRF pairs".into()))
+            }
+            None => {
+                let mut out = Self::default();
+                out.per_rung
+                    .retain(|(h, _)| !pairs.iter().any(|(x, _)| x == h));
+                out.per_rung.extend(pairs);
+                out
+            }
+        };
         out.validate().map_err(bad)?;
         Ok(out)
     }
@@ -362,8 +373,13 @@ mod tests {
         assert_eq!(t.as_ref().map(|t| t.for_rung(1080)), Some(22.0));
         assert_eq!(t.as_ref().map(|t| t.for_rung(360)), Some(20.5));
         let t = CrfTargets::parse("1080:24").ok();
-        assert_eq!(t.as_ref().map(|t| t.for_rung(720)), Some(DEFAULT_CRF));
+        assert_eq!(t.as_ref().map(|t| t.for_rung(720)), Some(19.0));
         assert_eq!(t.as_ref().map(|t| t.for_rung(1080)), Some(24.0));
+        assert_eq!(t.as_ref().map(|t| t.for_rung(240)), Some(18.0));
+        let d = CrfTargets::default();
+        assert_eq!(CrfTargets::parse(DEFAULT_CRF).ok().as_ref(), Some(&d));
+        let by_height = [1080, 720, 480, 360, 240].map(|h| d.for_rung(h));
+        assert_eq!(by_height, [21.0, 19.0, 18.0, 18.0, 18.0]);
         for bad in [
             "",
             "52",
