@@ -89,6 +89,13 @@ pub struct TranscodeConfig {
     pub segment_seconds: f64,
     /// AAC bitrate, e.g. `128k`.
     pub audio_bitrate: String,
+    /// `"abr"` (each rung at its ladder bitrate) or `"crf"` (each rung at its quality
+    /// target, capped by its ladder bitrate).
+    pub rate_control: String,
+    /// Quality targets under `crf`: a CRF for every rung and/or `HEIGHT:CRF` overrides
+    /// (`crf = 21` or `crf = "21,360:20"`).
+    #[serde(deserialize_with = "number_or_string")]
+    pub crf: String,
     /// Packaging jobs run at once (each already uses every core: a thread per rung).
     pub workers: usize,
 }
@@ -518,6 +525,8 @@ impl Default for TranscodeConfig {
             preset: "veryfast".into(),
             segment_seconds: 6.0,
             audio_bitrate: "128k".into(),
+            rate_control: "abr".into(),
+            crf: transcoder::DEFAULT_CRF.to_string(),
             workers: 1,
         }
     }
@@ -825,6 +834,8 @@ impl Config {
             let key = match &e {
                 PackageOptionError::Ladder(_) => "transcode.ladder",
                 PackageOptionError::AudioBitrate(_) => "transcode.audio_bitrate",
+                PackageOptionError::RateControl(_) => "transcode.rate_control",
+                PackageOptionError::Crf(_) => "transcode.crf",
                 PackageOptionError::Other(_) => "transcode",
             };
             return bad(key, e.to_string());
@@ -961,6 +972,10 @@ impl Config {
                     t.audio_bitrate
                 ))
             })?,
+            rate_control: transcoder::RateControl::parse(&t.rate_control)
+                .map_err(|e| PackageOptionError::RateControl(e.to_string()))?,
+            crf: transcoder::CrfTargets::parse(&t.crf)
+                .map_err(|e| PackageOptionError::Crf(e.to_string()))?,
         };
         opts.validate()
             .map_err(|e| PackageOptionError::Other(e.to_string()))?;
@@ -991,7 +1006,28 @@ pub enum PackageOptionError {
     #[error("{0}")]
     AudioBitrate(String),
     #[error("{0}")]
+    RateControl(String),
+    #[error("{0}")]
+    Crf(String),
+    #[error("{0}")]
     Other(String),
+}
+
+/// A value written either as a number (`crf = 21`, or `CINEGATE_TRANSCODE__CRF=21`, which
+/// figment reads as a number) or as a string (`crf = "21,360:20"`).
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumberOrString {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    Ok(match NumberOrString::deserialize(d)? {
+        NumberOrString::Int(n) => n.to_string(),
+        NumberOrString::Float(n) => n.to_string(),
+        NumberOrString::Text(t) => t,
+    })
 }
 
 /// Figment's message names the key path and the source (file or env var); keep it whole.
@@ -1043,6 +1079,12 @@ mod tests {
             assert!(e.contains("playback.preview_fraction"), "{e}");
             let e = load_error(jail, "[transcode]\nladder = \"720-1M\"\n");
             assert!(e.contains("transcode.ladder"), "{e}");
+            let e = load_error(jail, "[transcode]\nrate_control = \"vbr\"\n");
+            assert!(e.contains("transcode.rate_control"), "{e}");
+            let e = load_error(jail, "[transcode]\ncrf = \"60\"\n");
+            assert!(e.contains("transcode.crf"), "{e}");
+            let e = load_error(jail, "[transcode]\ncrf = 52\n");
+            assert!(e.contains("transcode.crf"), "{e}");
             let e = load_error(jail, "listen = \"nowhere\"\n");
             assert!(e.contains("listen"), "{e}");
             Ok(())
@@ -1058,7 +1100,18 @@ mod tests {
             )?;
             jail.set_env("CINEGATE_LISTEN", "127.0.0.1:9100");
             jail.set_env("CINEGATE_TRANSCODE__WORKERS", "2");
+            jail.set_env("CINEGATE_TRANSCODE__RATE_CONTROL", "crf");
+            jail.set_env("CINEGATE_TRANSCODE__CRF", "22,360:20");
             let c = Config::load(None).map_err(|e| e.to_string())?;
+            let opts = c.package_options().map_err(|e| e.to_string())?;
+            assert_eq!(opts.rate_control, transcoder::RateControl::Crf);
+            assert_eq!(
+                (opts.crf.for_rung(1080), opts.crf.for_rung(360)),
+                (22.0, 20.0)
+            );
+            jail.set_env("CINEGATE_TRANSCODE__CRF", "23");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.transcode.crf, "23");
             assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(c.transcode.workers, 2);
             assert_eq!(c.playback.token_ttl, Duration::from_secs(3 * 3600 + 1800));

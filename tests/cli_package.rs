@@ -270,3 +270,53 @@ fn non_media_input_is_an_error_and_leaves_no_out_dir() {
         "leftovers"
     );
 }
+
+#[test]
+fn package_with_rate_control_crf_records_it_and_names_bad_values() {
+    let src = src_h264();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = package(
+        &src,
+        &out,
+        &dir.path().join("s"),
+        &[
+            "--ladder",
+            SMALL_LADDER,
+            "--rate-control",
+            "crf",
+            "--crf",
+            "23,144:19",
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rate control: crf"),
+        "{}",
+        show(&o)
+    );
+    let secret = secret_bytes(&std::fs::read_to_string(dir.path().join("s")).unwrap());
+    let j = judge(&out, &secret);
+    assert_package(
+        &j,
+        &Expect::new(&src, 320, 240, &[("240", 320, 240), ("144", 192, 144)]),
+    );
+    let mut fails = Vec::new();
+    check_bandwidth(&out, &j, &mut fails);
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+    assert_eq!(j.manifest["rate_control"], "crf");
+    assert_eq!(num_of(&j.manifest["renditions"][0]["crf"]), Some(23.0));
+    assert_eq!(num_of(&j.manifest["renditions"][1]["crf"]), Some(19.0));
+
+    for (flag, value, named) in [
+        ("--rate-control", "vbr", "rate control"),
+        ("--crf", "60", "crf"),
+    ] {
+        let out = dir.path().join(format!("bad{value}"));
+        let o = package(&src, &out, &dir.path().join("s"), &[flag, value]);
+        assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(stderr.contains(named), "{}", show(&o));
+        assert!(!out.exists());
+    }
+}

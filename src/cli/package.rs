@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use transcoder::{FilmSecret, PackageOptions, Rung};
+use transcoder::{CrfTargets, FilmSecret, PackageOptions, RateControl, Rung};
 
 #[derive(Debug, Args)]
 pub struct PackageArgs {
@@ -37,6 +37,14 @@ pub struct PackageArgs {
     /// AAC bitrate (e.g. 128k).
     #[arg(long, default_value = "128k")]
     pub audio_bitrate: String,
+    /// Rate control: `abr` (each rung at its ladder bitrate) or `crf` (each rung at its
+    /// quality target, capped by its ladder bitrate).
+    #[arg(long, default_value = "abr")]
+    pub rate_control: String,
+    /// Quality targets under `--rate-control crf`: a CRF for every rung and/or HEIGHT:CRF
+    /// overrides, e.g. `21` or `21,360:20`.
+    #[arg(long, default_value = transcoder::DEFAULT_CRF)]
+    pub crf: String,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -48,6 +56,8 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
         segment_seconds: args.segment_seconds,
         x264_preset: args.preset.clone(),
         audio_bitrate: transcoder_bitrate(&args.audio_bitrate)?,
+        rate_control: RateControl::parse(&args.rate_control)?,
+        crf: CrfTargets::parse(&args.crf)?,
     };
     opts.validate()?;
     if args.out.exists() {
@@ -103,9 +113,11 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
         m.segment_count(),
         args.out.display()
     );
+    println!("rate control: {}", m.rate_control.as_str());
     for r in &m.renditions {
+        let crf = r.crf.map(|c| format!("  crf {c}")).unwrap_or_default();
         println!(
-            "  {:>5}: {}x{}  avg {} kb/s  peak {} kb/s  {}",
+            "  {:>5}: {}x{}  avg {} kb/s  peak {} kb/s  {}{crf}",
             r.name,
             r.width,
             r.height,

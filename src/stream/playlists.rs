@@ -68,6 +68,7 @@ impl FilmPlayback {
             version: 1,
             duration: 6.0,
             segment_target: 6.0,
+            rate_control: Default::default(),
             segments: vec![6.0],
             has_audio: false,
             poster: "poster.jpg".into(),

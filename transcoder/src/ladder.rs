@@ -91,6 +91,135 @@ pub fn parse_bitrate(text: &str) -> Option<u32> {
     digits.parse::<u32>().ok()?.checked_mul(scale)
 }
 
+/// How each rung's encoder spends bits (`transcode.rate_control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateControl {
+    /// Average bitrate: every rung aims at its ladder bitrate whatever the picture
+    /// (`maxrate` 1.1×, `bufsize` 2×). The behaviour before rate control was configurable.
+    #[default]
+    Abr,
+    /// Capped quality: x264 CRF at the rung's quality target, with `maxrate` 1.1× and
+    /// `bufsize` 2× the ladder bitrate, which becomes the rung's ceiling. Easy pictures take
+    /// fewer bits; hard ones are held to the same peak as `abr`.
+    Crf,
+}
+
+impl RateControl {
+    pub fn parse(text: &str) -> Result<Self, TranscodeError> {
+        match text.trim() {
+            "abr" => Ok(Self::Abr),
+            "crf" => Ok(Self::Crf),
+            other => Err(TranscodeError::InvalidOptions(format!(
+                "rate control {other:?}: must be \"crf\" or \"abr\""
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Abr => "abr",
+            Self::Crf => "crf",
+        }
+    }
+}
+
+/// The quality targets (x264 CRF, 0–51, lower is better) of the rungs under
+/// `RateControl::Crf`: one value for every rung, and overrides for particular rungs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrfTargets {
+    pub default: f32,
+    /// `(rung height, crf)`.
+    pub per_rung: Vec<(u32, f32)>,
+}
+
+/// The default quality targets (docs/BENCHMARKS.md, "Rate control"): CRF 21 at 1080p, 19
+/// at 720p and 18 below. The ladder gives the small rungs more bits per pixel (360p at
+/// 800k: 0.12 bit/pixel at 30 fps, 1080p at 5000k: 0.08), so a uniform CRF would take
+/// them well below the picture `abr` gives them.
+pub const DEFAULT_CRF: &str = "18,1080:21,720:19";
+
+impl Default for CrfTargets {
+    fn default() -> Self {
+        Self {
+            default: 18.0,
+            per_rung: vec![(1080, 21.0), (720, 19.0)],
+        }
+    }
+}
+
+impl CrfTargets {
+    /// Parses `"21"` (every rung), `"21,360:20"` (every rung but one) or `"1080:22"`
+    /// (the default targets with one rung changed): a bare number replaces the whole
+    /// default table, `HEIGHT:CRF` sets one rung.
+    pub fn parse(text: &str) -> Result<Self, TranscodeError> {
+        let bad = |why: String| TranscodeError::InvalidOptions(format!("crf {text:?}: {why}"));
+        let mut every: Option<f32> = None;
+        let mut pairs: Vec<(u32, f32)> = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let value = |v: &str| -> Result<f32, TranscodeError> {
+                v.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|c| c.is_finite())
+                    .ok_or_else(|| bad(format!("{v:?} is not a number such as 21")))
+            };
+            match item.split_once(':') {
+                None => {
+                    if every.is_some() {
+                        return Err(bad("two values for every rung".into()));
+                    }
+                    every = Some(value(item)?);
+                }
+                Some((h, c)) => {
+                    let height: u32 = h
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("{h:?} is not a rung height")))?;
+                    if pairs.iter().any(|&(x, _)| x == height) {
+                        return Err(bad(format!("two values for rung {height}")));
+                    }
+                    pairs.push((height, value(c)?));
+                }
+            }
+        }
+        let out = match every {
+            Some(default) => Self {
+                default,
+                per_rung: pairs,
+            },
+            None if pairs.is_empty() => {
+                return Err(bad("give a CRF such as 21, or HEIGHT:CRF pairs".into()))
+            }
+            None => {
+                let mut out = Self::default();
+                out.per_rung
+                    .retain(|(h, _)| !pairs.iter().any(|(x, _)| x == h));
+                out.per_rung.extend(pairs);
+                out
+            }
+        };
+        out.validate().map_err(bad)?;
+        Ok(out)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |c: f32| (0.0..=51.0).contains(&c);
+        if !ok(self.default) || self.per_rung.iter().any(|&(_, c)| !ok(c)) {
+            return Err("a CRF must be 0–51".into());
+        }
+        Ok(())
+    }
+
+    /// The target of the rung named by its height.
+    pub fn for_rung(&self, height: u32) -> f32 {
+        self.per_rung
+            .iter()
+            .find(|&&(h, _)| h == height)
+            .map_or(self.default, |&(_, c)| c)
+    }
+}
+
 /// One rendition the packager will produce for a particular source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -228,5 +357,40 @@ mod tests {
         assert!(Rung::parse_ladder("").is_err());
         assert!(Rung::parse_ladder("721:1M").is_err());
         assert!(Rung::parse_ladder("720:1M,720:2M").is_err());
+    }
+
+    #[test]
+    fn parses_rate_control_and_crf_targets_and_names_bad_parts() {
+        assert_eq!(RateControl::parse("crf").ok(), Some(RateControl::Crf));
+        assert_eq!(RateControl::parse("abr").ok(), Some(RateControl::Abr));
+        assert_eq!(RateControl::default(), RateControl::Abr);
+        let e = RateControl::parse("cbr").err().map(|e| e.to_string());
+        assert!(e.is_some_and(|m| m.contains("\"crf\" or \"abr\"")));
+
+        let t = CrfTargets::parse("23").ok();
+        assert_eq!(t.as_ref().map(|t| t.for_rung(720)), Some(23.0));
+        let t = CrfTargets::parse("22, 360:20.5").ok();
+        assert_eq!(t.as_ref().map(|t| t.for_rung(1080)), Some(22.0));
+        assert_eq!(t.as_ref().map(|t| t.for_rung(360)), Some(20.5));
+        let t = CrfTargets::parse("1080:24").ok();
+        assert_eq!(t.as_ref().map(|t| t.for_rung(720)), Some(19.0));
+        assert_eq!(t.as_ref().map(|t| t.for_rung(1080)), Some(24.0));
+        assert_eq!(t.as_ref().map(|t| t.for_rung(240)), Some(18.0));
+        let d = CrfTargets::default();
+        assert_eq!(CrfTargets::parse(DEFAULT_CRF).ok().as_ref(), Some(&d));
+        let by_height = [1080, 720, 480, 360, 240].map(|h| d.for_rung(h));
+        assert_eq!(by_height, [21.0, 19.0, 18.0, 18.0, 18.0]);
+        for bad in [
+            "",
+            "52",
+            "-1",
+            "x",
+            "20,21",
+            "720:20,720:21",
+            "720p:20",
+            "nan",
+        ] {
+            assert!(CrfTargets::parse(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

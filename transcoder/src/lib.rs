@@ -13,7 +13,7 @@ mod secret;
 
 pub use error::TranscodeError;
 pub use export::export_keys;
-pub use ladder::{parse_bitrate, plan, Rung, Target};
+pub use ladder::{parse_bitrate, plan, CrfTargets, RateControl, Rung, Target, DEFAULT_CRF};
 pub use manifest::{Manifest, Rendition, MANIFEST_FILE};
 pub use package::{package, PackageOptions, PackageStats, Packaged, POSTER_FILE, X264_PRESETS};
 pub use probe::{probe, MediaInfo, StreamInfo, StreamKind};

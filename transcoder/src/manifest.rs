@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, TranscodeError};
+use crate::ladder::RateControl;
 use crate::probe::MediaInfo;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -18,6 +19,11 @@ pub struct Manifest {
     pub duration: f64,
     /// The segment length the package was cut to (seconds).
     pub segment_target: f64,
+    /// How the rungs were encoded: `"abr"` (each at its `video_bitrate`) or `"crf"` (each
+    /// at its `crf`, capped by its `video_bitrate`). Packages made before the choice
+    /// existed were `abr`.
+    #[serde(default)]
+    pub rate_control: RateControl,
     /// Duration of every segment in seconds; identical for every rendition.
     pub segments: Vec<f64>,
     pub has_audio: bool,
@@ -33,7 +39,8 @@ pub struct Rendition {
     pub name: String,
     pub width: u32,
     pub height: u32,
-    /// The bitrate the encoder aimed at (bits/s).
+    /// The rung's ladder bitrate (bits/s): the average aimed at under `abr`, the ceiling
+    /// (`maxrate` 1.1×, `bufsize` 2×) under `crf`.
     pub video_bitrate: u32,
     /// Peak segment bitrate of the encrypted files (bits/s): HLS `BANDWIDTH`.
     pub bandwidth: u64,
@@ -42,6 +49,9 @@ pub struct Rendition {
     /// RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
     pub codecs: String,
     pub frame_rate: Option<f64>,
+    /// The x264 quality target (CRF) the rung was encoded at; absent under `abr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crf: Option<f32>,
 }
 
 impl Manifest {

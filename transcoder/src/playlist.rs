@@ -117,11 +117,13 @@ mod tests {
             average_bandwidth: 1_500_000,
             codecs: "avc1.64001f,mp4a.40.2".into(),
             frame_rate: Some(29.97),
+            crf: None,
         };
         Manifest {
             version: 1,
             duration: 15.5,
             segment_target: 6.0,
+            rate_control: Default::default(),
             segments: vec![6.0, 6.0, 3.5],
             has_audio: true,
             poster: "poster.jpg".into(),

@@ -32,6 +32,7 @@ fn opts(ladder: &[(u32, u32)]) -> PackageOptions {
         segment_seconds: SEGMENT,
         x264_preset: "ultrafast".to_string(),
         audio_bitrate: 96_000,
+        ..PackageOptions::default()
     }
 }
 
@@ -898,4 +899,185 @@ fn master_playlist_describes_every_variant_as_apple_asks() {
         }
     }
     assert!(fails.is_empty(), "{}\n{text}", fails.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate control: capped quality (`crf`) against the average bitrate (`abr`)
+// ---------------------------------------------------------------------------------------------
+
+fn crf_opts(ladder: &[(u32, u32)], crf: &str) -> PackageOptions {
+    PackageOptions {
+        rate_control: transcoder::RateControl::Crf,
+        crf: transcoder::CrfTargets::parse(crf).unwrap(),
+        ..opts(ladder)
+    }
+}
+
+fn package_with(src: &Path, opts: &PackageOptions) -> (tempfile::TempDir, PathBuf, Judged) {
+    let parent = tempfile::tempdir().unwrap();
+    let out = parent.path().join("film");
+    let cancel = AtomicBool::new(false);
+    transcoder::package(src, &out, opts, &secret(), &mut |_| {}, &cancel)
+        .unwrap_or_else(|e| panic!("package({}) failed: {e}", src.display()));
+    let judged = judge(&out, &secret_bytes(SECRET_HEX));
+    (parent, out, judged)
+}
+
+/// BANDWIDTH and AVERAGE-BANDWIDTH recomputed from the encrypted files on disk, as the
+/// contract defines them: the largest segment's bits over its duration (a last segment
+/// under 1 s counted as 1 s), and all bits over the whole duration.
+fn bandwidths_from_files(j: &Judged, rendition: usize) -> (f64, f64) {
+    let seg = j.manifest_segments();
+    let r = &j.renditions[rendition];
+    let sizes: Vec<u64> = r
+        .segments
+        .iter()
+        .map(|s| std::fs::metadata(&s.file).unwrap().len())
+        .collect();
+    let peak = sizes
+        .iter()
+        .zip(&seg)
+        .map(|(b, d)| *b as f64 * 8.0 / d.max(1.0))
+        .fold(0.0, f64::max);
+    let average = sizes.iter().sum::<u64>() as f64 * 8.0 / seg.iter().sum::<f64>();
+    (peak, average)
+}
+
+fn total_bytes(j: &Judged) -> u64 {
+    j.renditions
+        .iter()
+        .flat_map(|r| &r.segments)
+        .map(|s| std::fs::metadata(&s.file).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn crf_package_meets_the_contract_and_its_bandwidths_are_the_encrypted_files() {
+    let src = src_h264();
+    let (_dir, out, judged) = package_with(&src, &crf_opts(SMALL_LADDER, "24,144:20"));
+    // Segment alignment, forced IDRs, per-segment keys and IVs, timing: as under abr.
+    assert_package(&judged, &main_expect());
+    let mut fails = Vec::new();
+    check_bandwidth(&out, &judged, &mut fails);
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+    let m = &judged.manifest;
+    assert_eq!(m["rate_control"], "crf", "{m}");
+    for (i, (name, crf)) in [("240", 24.0), ("144", 20.0)].into_iter().enumerate() {
+        let r = &m["renditions"][i];
+        assert_eq!(r["name"], name);
+        assert_eq!(num(&r["crf"]), Some(crf), "{r}");
+        // Exactly what the files give (the manifest truncates to whole bits/s).
+        let (peak, average) = bandwidths_from_files(&judged, i);
+        let bw = num(&r["bandwidth"]).unwrap();
+        let avg = num(&r["average_bandwidth"]).unwrap();
+        assert!(
+            (bw - peak.max(average)).abs() <= 1.0,
+            "{name}: BANDWIDTH {bw} vs {peak}"
+        );
+        assert!(
+            (avg - average).abs() <= 1.0,
+            "{name}: AVERAGE-BANDWIDTH {avg} vs {average}"
+        );
+    }
+}
+
+#[test]
+fn abr_is_still_the_default_and_recorded_as_such() {
+    assert_eq!(
+        PackageOptions::default().rate_control,
+        transcoder::RateControl::Abr
+    );
+    let m = &main_pkg().judged.manifest;
+    assert_eq!(m["rate_control"], "abr", "{m}");
+    for r in m["renditions"].as_array().unwrap() {
+        assert!(r.get("crf").is_none(), "{r}");
+    }
+}
+
+#[test]
+fn a_manifest_without_rate_control_loads_as_abr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = read_manifest(&main_pkg().run.out);
+    m.as_object_mut().unwrap().remove("rate_control");
+    std::fs::write(dir.path().join("manifest.json"), m.to_string()).unwrap();
+    let loaded = transcoder::Manifest::load(dir.path()).unwrap();
+    assert_eq!(loaded.rate_control, transcoder::RateControl::Abr);
+    assert!(loaded.renditions.iter().all(|r| r.crf.is_none()));
+}
+
+/// 12 s of 640x360 at 25 fps, no audio: a simple picture (testsrc: flat colour bars, a
+/// moving gradient and a counter) and a picture that changes everywhere in every frame
+/// (rule-110 cellular automaton under temporal noise).
+fn src_easy() -> PathBuf {
+    generated(
+        "easy360",
+        "mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=640x360:rate=25:duration=12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
+}
+
+fn src_hard() -> PathBuf {
+    generated(
+        "hard360",
+        "mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "cellauto=size=640x360:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7,\
+             noise=alls=40:allf=t+u,format=yuv420p",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
+}
+
+#[test]
+fn under_crf_an_easy_source_takes_far_fewer_bytes_than_a_hard_one() {
+    let ladder: &[(u32, u32)] = &[(360, 800_000)];
+    let crf = crf_opts(ladder, "21");
+    let (_a, _, easy) = package_with(&src_easy(), &crf);
+    let (_b, _, hard) = package_with(&src_hard(), &crf);
+    let (_c, _, easy_abr) = package_with(&src_easy(), &opts(ladder));
+    let (e, h, ea) = (
+        total_bytes(&easy),
+        total_bytes(&hard),
+        total_bytes(&easy_abr),
+    );
+    // Both are 12 s at 640x360: the same ceiling, two segments.
+    assert_eq!(easy.manifest_segments(), hard.manifest_segments());
+    assert!(
+        (e as f64) < 0.5 * h as f64,
+        "easy {e} bytes, hard {h} bytes under crf"
+    );
+    // abr spends the ladder bitrate on the easy source too; crf does not need it.
+    assert!(
+        (e as f64) < 0.7 * ea as f64,
+        "easy: crf {e} bytes, abr {ea} bytes"
+    );
+    // The hard source is held to the ceiling: its peak 6 s segment stays under 1.5×.
+    let (peak, _) = bandwidths_from_files(&hard, 0);
+    assert!(peak <= 1.5 * 800_000.0, "hard peak {peak:.0} b/s");
+    eprintln!("crf: easy {e} B, hard {h} B; abr: easy {ea} B");
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 use ffmpeg_next::{codec, media, Packet, Rescale};
 
 use crate::error::{Context, TranscodeError};
-use crate::ladder::{self, Rung};
+use crate::ladder::{self, CrfTargets, RateControl, Rung};
 use crate::manifest::{Manifest, Rendition, MANIFEST_FILE, MANIFEST_VERSION};
 use crate::probe::{self, MediaInfo};
 use crate::secret::FilmSecret;
@@ -41,6 +41,11 @@ pub struct PackageOptions {
     pub x264_preset: String,
     /// AAC bitrate in bits/s.
     pub audio_bitrate: u32,
+    /// `Abr` (each rung at its ladder bitrate) or `Crf` (each rung at its quality target,
+    /// capped by its ladder bitrate).
+    pub rate_control: RateControl,
+    /// The rungs' quality targets under `Crf` (ignored under `Abr`).
+    pub crf: CrfTargets,
 }
 
 impl Default for PackageOptions {
@@ -50,6 +55,8 @@ impl Default for PackageOptions {
             segment_seconds: 6.0,
             x264_preset: "veryfast".into(),
             audio_bitrate: 128_000,
+            rate_control: RateControl::default(),
+            crf: CrfTargets::default(),
         }
     }
 }
@@ -80,6 +87,7 @@ impl PackageOptions {
         if !(32_000..=512_000).contains(&self.audio_bitrate) {
             return Err(bad("audio bitrate must be 32k–512k".into()));
         }
+        self.crf.validate().map_err(|e| bad(format!("crf: {e}")))?;
         Ok(())
     }
 }
@@ -150,6 +158,8 @@ fn run(
     let settings = video::EncoderSettings {
         preset: &opts.x264_preset,
         segment_seconds: opts.segment_seconds,
+        rate_control: opts.rate_control,
+        crf: &opts.crf,
     };
     let vstream = input
         .stream(video_info.index)
@@ -385,6 +395,7 @@ fn run(
                 average_bandwidth: average,
                 codecs,
                 frame_rate: video_info.frame_rate,
+                crf: video::crf_of(t, &settings),
             }
         })
         .collect();
@@ -393,6 +404,7 @@ fn run(
         version: MANIFEST_VERSION,
         duration: (total * 1000.0).round() / 1000.0,
         segment_target: opts.segment_seconds,
+        rate_control: opts.rate_control,
         segments,
         has_audio: audio.is_some(),
         poster: POSTER_FILE.into(),

@@ -7,7 +7,7 @@ use ffmpeg_next::{
 
 use super::rung::{Encoded, RungEncoder};
 use crate::error::{Context, TranscodeError};
-use crate::ladder::Target;
+use crate::ladder::{CrfTargets, RateControl, Target};
 
 pub(crate) struct VideoPath {
     pub(crate) stream_index: usize,
@@ -25,6 +25,44 @@ pub(crate) struct VideoPath {
 pub(crate) struct EncoderSettings<'a> {
     pub(crate) preset: &'a str,
     pub(crate) segment_seconds: f64,
+    pub(crate) rate_control: RateControl,
+    pub(crate) crf: &'a CrfTargets,
+}
+
+/// The quality target of `target` under `Crf`; `None` under `Abr`. A rung is found by its
+/// name (its height); the one rendition made for a source smaller than every rung takes
+/// the default.
+pub(crate) fn crf_of(target: &Target, settings: &EncoderSettings<'_>) -> Option<f32> {
+    match settings.rate_control {
+        RateControl::Abr => None,
+        RateControl::Crf => Some(
+            target
+                .name
+                .parse()
+                .map_or(settings.crf.default, |h| settings.crf.for_rung(h)),
+        ),
+    }
+}
+
+/// What `open_x264` asks of libx264's rate control for a rung with ladder bitrate
+/// `bitrate`: `(average bitrate, crf, maxrate, bufsize)`.
+///
+/// `abr` averages the ladder bitrate with `maxrate` 1.1× and `bufsize` 2×. Under `crf` the
+/// ladder bitrate is the ceiling: `maxrate` 1.05×, `bufsize` 2×. A picture hard enough to
+/// hit the cap all film long then costs at most ≈1.05× (plus the initial buffer) what `abr`
+/// spends on it, and a 6 s segment at most `maxrate` + `bufsize`/6 ≈ 1.38× the ladder
+/// bitrate, so `BANDWIDTH` stays bounded by the ladder.
+fn rate_settings(bitrate: u32, crf: Option<f32>) -> (usize, Option<f32>, usize, u64) {
+    let bufsize = u64::from(bitrate) * 2;
+    match crf {
+        None => (
+            bitrate as usize,
+            None,
+            (f64::from(bitrate) * 1.1) as usize,
+            bufsize,
+        ),
+        Some(c) => (0, Some(c), (f64::from(bitrate) * 1.05) as usize, bufsize),
+    }
 }
 
 impl VideoPath {
@@ -362,13 +400,20 @@ fn is_constant_rate(average: Rational, base: Rational) -> bool {
 /// A variable-frame-rate source keeps x264's default: the VUI then carries the time base's
 /// tick with `fixed_frame_rate_flag` = 0, i.e. "no fixed rate; read the timestamps", which
 /// is the truth, and rate control keeps using the real frame durations.
-fn x264_params(constant_rate: bool) -> String {
+///
+/// `crf` (capped quality) looks 5 frames ahead instead of 3. With 3, x264's macroblock tree
+/// and VBV planning see too little of the future to hold a capped quality target: on a
+/// picture that changes everywhere (rule-110 `cellauto` scaled to 480p, 12 s, CRF 21
+/// capped at 1470k) SSIM fell to 0.759 against 0.867 for `abr` (on 8% fewer bytes); 5
+/// frames gave 0.899, 10 (the preset's) 0.906. `abr` keeps 3 (docs/BENCHMARKS.md).
+fn x264_params(constant_rate: bool, crf: bool) -> String {
     // Every x264 frame in flight holds the picture, its half-pel planes and its lowres copy
     // (≈11 MB at 1080p), and all rungs encode at once. The preset's 10-frame rate-control
     // lookahead and 4-frame threaded-lookahead buffer cost ≈110 MB over the ladder; 3 and
     // 2 frames keep the lookahead thread busy and the speed (a 1-frame buffer stalls the
     // feeding thread). SSIM of the 1080p rung: 0.99487 against 0.99490 (docs/BENCHMARKS.md).
-    let mut params = "scenecut=0:open-gop=0:rc-lookahead=3:sync-lookahead=2".to_string();
+    let lookahead = if crf { 5 } else { 3 };
+    let mut params = format!("scenecut=0:open-gop=0:rc-lookahead={lookahead}:sync-lookahead=2");
     if constant_rate {
         params.push_str(":force-cfr=1");
     }
@@ -397,8 +442,9 @@ fn open_x264(
     enc.set_time_base(time_base);
     enc.set_frame_rate(Some(rate));
     enc.set_aspect_ratio(Rational(1, 1));
-    enc.set_bit_rate(target.bitrate as usize);
-    enc.set_max_bit_rate((f64::from(target.bitrate) * 1.1) as usize);
+    let (average, crf, maxrate, bufsize) = rate_settings(target.bitrate, crf_of(target, settings));
+    enc.set_bit_rate(average);
+    enc.set_max_bit_rate(maxrate);
     // Keyframes come from the segment boundaries; the GOP limit only stops x264 from adding
     // its own in between.
     let gop = (f64::from(rate) * settings.segment_seconds * 2.0)
@@ -408,9 +454,12 @@ fn open_x264(
     let mut opts = Dictionary::new();
     opts.set("preset", settings.preset);
     opts.set("profile", "high");
-    opts.set("bufsize", &(u64::from(target.bitrate) * 2).to_string());
+    opts.set("bufsize", &bufsize.to_string());
+    if let Some(crf) = crf {
+        opts.set("crf", &crf.to_string());
+    }
     opts.set("forced-idr", "1");
-    opts.set("x264-params", &x264_params(constant_rate));
+    opts.set("x264-params", &x264_params(constant_rate, crf.is_some()));
     opts.set("threads", &threads.to_string());
     enc.open_with(opts).context(what)
 }
@@ -458,8 +507,47 @@ mod tests {
         assert!(is_constant_rate(Rational(2997, 100), Rational(30000, 1001)));
         assert!(!is_constant_rate(Rational(146, 10), Rational(30, 1)));
         assert!(!is_constant_rate(Rational(0, 0), Rational(25, 1)));
-        assert!(x264_params(true).ends_with(":force-cfr=1"));
-        assert!(!x264_params(false).contains("force-cfr"));
+        assert!(x264_params(true, false).ends_with(":force-cfr=1"));
+        assert!(!x264_params(false, false).contains("force-cfr"));
+        assert!(x264_params(false, false).contains("rc-lookahead=3:"));
+        assert!(x264_params(true, true).contains("rc-lookahead=5:"));
+    }
+
+    #[test]
+    fn crf_keeps_the_abr_peak_and_drops_the_average() {
+        assert_eq!(
+            rate_settings(5_000_000, None),
+            (5_000_000, None, 5_500_000, 10_000_000)
+        );
+        assert_eq!(
+            rate_settings(5_000_000, Some(21.0)),
+            (0, Some(21.0), 5_250_000, 10_000_000)
+        );
+        let targets = CrfTargets {
+            default: 22.0,
+            per_rung: vec![(360, 20.0)],
+        };
+        let settings = |rate_control| EncoderSettings {
+            preset: "veryfast",
+            segment_seconds: 6.0,
+            rate_control,
+            crf: &targets,
+        };
+        let target = |name: &str| Target {
+            name: name.into(),
+            width: 2,
+            height: 2,
+            bitrate: 100_000,
+        };
+        assert_eq!(
+            crf_of(&target("360"), &settings(RateControl::Crf)),
+            Some(20.0)
+        );
+        assert_eq!(
+            crf_of(&target("720"), &settings(RateControl::Crf)),
+            Some(22.0)
+        );
+        assert_eq!(crf_of(&target("360"), &settings(RateControl::Abr)), None);
     }
 
     #[test]
