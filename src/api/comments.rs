@@ -158,14 +158,7 @@ pub async fn create(
     let film = watchable_film(&state, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
     let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
-    // Admins (moderators, the film's own people) are not rate limited.
-    if !viewer.0.is_admin() {
-        state.comment_limiter.check(
-            Some(viewer.0.id),
-            state.config.social.comments_per_minute,
-            now(),
-        )?;
-    }
+    limit_writes(&state, &viewer)?;
     let held = matches_word_list(&text, &state.config.social.held_words);
     let c = Comment {
         id: crate::store::new_id(),
@@ -188,6 +181,19 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
 }
 
+/// Posts and edits share `social.comments_per_minute` per user; admins (moderators, the
+/// film's own people) are not rate limited.
+fn limit_writes(state: &AppState, viewer: &Viewer) -> ApiResult<()> {
+    if viewer.0.is_admin() {
+        return Ok(());
+    }
+    state.comment_limiter.check(
+        Some(viewer.0.id),
+        state.config.social.comments_per_minute,
+        now(),
+    )
+}
+
 fn comment_id(id: &str) -> ApiResult<Uuid> {
     crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("comment"))
 }
@@ -202,13 +208,7 @@ pub async fn edit(
 ) -> ApiResult<HttpResponse> {
     let id = comment_id(&path)?;
     let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
-    if !viewer.0.is_admin() {
-        state.comment_limiter.check(
-            Some(viewer.0.id),
-            state.config.social.comments_per_minute,
-            now(),
-        )?;
-    }
+    limit_writes(&state, &viewer)?;
     let held = matches_word_list(&text, &state.config.social.held_words);
     let updated = comments::edit(&state.store, &id, &viewer.0.id, &text, held, now())?;
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))

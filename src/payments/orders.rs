@@ -187,15 +187,7 @@ impl OrderService<'_> {
         let gateway = self.tip_gateway(provider, currency)?;
         self.start(
             gateway,
-            Order::new(
-                OrderKind::Tip,
-                *user,
-                film.id,
-                provider,
-                amount,
-                currency,
-                self.now,
-            ),
+            tip_order(user, film, provider, amount, currency, self.now),
             &format!("Tip: {}", film.title),
         )
         .await
@@ -213,15 +205,7 @@ impl OrderService<'_> {
         currency: &str,
     ) -> Result<(), OrderError> {
         let gateway = self.tip_gateway(provider, currency)?;
-        let order = Order::new(
-            OrderKind::Tip,
-            *user,
-            film.id,
-            provider,
-            amount,
-            currency,
-            self.now,
-        );
+        let order = tip_order(user, film, provider, amount, currency, self.now);
         let open = self.open_orders(user)?;
         if self.reusable(gateway, &open, &order).is_some() {
             return Ok(());
@@ -724,6 +708,27 @@ impl OrderService<'_> {
         }
         Ok(changed)
     }
+}
+
+/// The order a tip of `amount` `currency` on `film` would be: the same for starting it and
+/// for asking whether it would be taken.
+fn tip_order(
+    user: &Uuid,
+    film: &Film,
+    provider: &str,
+    amount: u64,
+    currency: &str,
+    now: i64,
+) -> Order {
+    Order::new(
+        OrderKind::Tip,
+        *user,
+        film.id,
+        provider,
+        amount,
+        currency,
+        now,
+    )
 }
 
 #[cfg(test)]
