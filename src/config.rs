@@ -89,10 +89,11 @@ pub struct TranscodeConfig {
     pub segment_seconds: f64,
     /// AAC bitrate, e.g. `128k`.
     pub audio_bitrate: String,
-    /// `"abr"` (each rung at its ladder bitrate) or `"crf"` (each rung at its quality
-    /// target, capped by its ladder bitrate).
+    /// `"abr"` (each rung at its ladder bitrate), `"crf"` (each rung at its quality
+    /// target, capped by its ladder bitrate) or `"per-title"` (`crf` with each rung's
+    /// target chosen per film to give `abr`'s picture).
     pub rate_control: String,
-    /// Quality targets under `crf`: a CRF for every rung and/or `HEIGHT:CRF` overrides
+    /// Quality targets under `crf` (where `per-title` starts): a CRF for every rung and/or `HEIGHT:CRF` overrides
     /// (`crf = 21` or `crf = "21,360:20"`).
     #[serde(deserialize_with = "number_or_string")]
     pub crf: String,

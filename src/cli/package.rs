@@ -37,11 +37,12 @@ pub struct PackageArgs {
     /// AAC bitrate (e.g. 128k).
     #[arg(long, default_value = "128k")]
     pub audio_bitrate: String,
-    /// Rate control: `abr` (each rung at its ladder bitrate) or `crf` (each rung at its
-    /// quality target, capped by its ladder bitrate).
+    /// Rate control: `abr` (each rung at its ladder bitrate), `crf` (each rung at its
+    /// quality target, capped by its ladder bitrate) or `per-title` (`crf` with each rung's
+    /// target chosen for the film: the picture `abr` gives, for fewer bytes).
     #[arg(long, default_value = "abr")]
     pub rate_control: String,
-    /// Quality targets under `--rate-control crf`: a CRF for every rung and/or HEIGHT:CRF
+    /// Quality targets under `--rate-control crf` (where `per-title` starts): a CRF for every rung and/or HEIGHT:CRF
     /// overrides, e.g. `21` or `21,360:20`.
     #[arg(long, default_value = transcoder::DEFAULT_CRF)]
     pub crf: String,

@@ -93,7 +93,7 @@ pub fn parse_bitrate(text: &str) -> Option<u32> {
 
 /// How each rung's encoder spends bits (`transcode.rate_control`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum RateControl {
     /// Average bitrate: every rung aims at its ladder bitrate whatever the picture
     /// (`maxrate` 1.1×, `bufsize` 2×). The behaviour before rate control was configurable.
@@ -103,6 +103,11 @@ pub enum RateControl {
     /// `bufsize` 2× the ladder bitrate, which becomes the rung's ceiling. Easy pictures take
     /// fewer bits; hard ones are held to the same peak as `abr`.
     Crf,
+    /// Capped quality with each rung's CRF chosen for the film (`package::tune`): a few
+    /// sampled seconds are encoded at the ladder bitrate and at two quality targets, and
+    /// the rung gets the CRF whose picture matches the ladder bitrate's (SSIM) — the fewest
+    /// bytes for today's picture. The ceiling is `crf`'s.
+    PerTitle,
 }
 
 impl RateControl {
@@ -110,8 +115,9 @@ impl RateControl {
         match text.trim() {
             "abr" => Ok(Self::Abr),
             "crf" => Ok(Self::Crf),
+            "per-title" => Ok(Self::PerTitle),
             other => Err(TranscodeError::InvalidOptions(format!(
-                "rate control {other:?}: must be \"crf\" or \"abr\""
+                "rate control {other:?}: must be \"per-title\", \"crf\" or \"abr\""
             ))),
         }
     }
@@ -120,6 +126,7 @@ impl RateControl {
         match self {
             Self::Abr => "abr",
             Self::Crf => "crf",
+            Self::PerTitle => "per-title",
         }
     }
 }
@@ -363,6 +370,16 @@ mod tests {
     fn parses_rate_control_and_crf_targets_and_names_bad_parts() {
         assert_eq!(RateControl::parse("crf").ok(), Some(RateControl::Crf));
         assert_eq!(RateControl::parse("abr").ok(), Some(RateControl::Abr));
+        assert_eq!(
+            RateControl::parse("per-title").ok(),
+            Some(RateControl::PerTitle)
+        );
+        assert_eq!(
+            serde_json::to_string(&RateControl::PerTitle)
+                .ok()
+                .as_deref(),
+            Some("\"per-title\"")
+        );
         assert_eq!(RateControl::default(), RateControl::Abr);
         let e = RateControl::parse("cbr").err().map(|e| e.to_string());
         assert!(e.is_some_and(|m| m.contains("\"crf\" or \"abr\"")));

@@ -52,6 +52,34 @@ pub struct Rendition {
     /// The x264 quality target (CRF) the rung was encoded at; absent under `abr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crf: Option<f32>,
+    /// Under `per-title`: what the tuning measured on the film's sampled seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<RungQuality>,
+}
+
+/// Picture quality measured by per-title tuning (`package::tune`) on a rung's sampled
+/// seconds: SSIM of the decoded encode against the rung's own scaled picture (ffmpeg's
+/// `ssim` filter, 1.0 = identical), and the bitrate the encode took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RungQuality {
+    /// Seconds of the film sampled.
+    pub sample_seconds: f64,
+    /// At the ladder bitrate (`abr`): the picture the tuning matched.
+    pub abr: QualityPoint,
+    /// At the probed quality targets the choice was interpolated from.
+    pub probes: Vec<QualityPoint>,
+    /// At the chosen CRF (`Rendition::crf`), measured, not predicted.
+    pub chosen: QualityPoint,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityPoint {
+    /// The CRF encoded at; absent for the `abr` point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crf: Option<f32>,
+    pub ssim: f64,
+    /// Video bitrate of the sampled encode (kbit/s).
+    pub kbps: f64,
 }
 
 impl Manifest {

@@ -118,6 +118,7 @@ mod tests {
             codecs: "avc1.64001f,mp4a.40.2".into(),
             frame_rate: Some(29.97),
             crf: None,
+            quality: None,
         };
         Manifest {
             version: 1,

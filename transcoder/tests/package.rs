@@ -1081,3 +1081,95 @@ fn under_crf_an_easy_source_takes_far_fewer_bytes_than_a_hard_one() {
     assert!(peak <= 1.5 * 800_000.0, "hard peak {peak:.0} b/s");
     eprintln!("crf: easy {e} B, hard {h} B; abr: easy {ea} B");
 }
+
+/// SSIM (ffmpeg's `ssim` filter, "All") of a rendition's decrypted segments read end to end
+/// against the source scaled to the rendition's size with Lanczos: the judge
+/// `bench/quality.sh` uses, independent of the packager's own measurement.
+fn rendition_ssim(j: &Judged, rendition: usize, src: &Path) -> f64 {
+    let r = &j.renditions[rendition];
+    let m = &j.manifest["renditions"][rendition];
+    let (w, h) = (num(&m["width"]).unwrap(), num(&m["height"]).unwrap());
+    let whole = j.work.path().join(format!("{}-ssim.ts", r.name));
+    std::fs::write(&whole, plain_segments(r).concat()).unwrap();
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-nostats", "-i"])
+        .arg(&whole)
+        .arg("-i")
+        .arg(src)
+        .arg("-lavfi")
+        .arg(format!(
+            "[0:v]setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS,\
+             scale={w}:{h}:flags=lanczos,setsar=1,format=yuv420p[r];[d][r]ssim"
+        ))
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    stderr
+        .lines()
+        .filter_map(|l| l.split("All:").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no SSIM from ffmpeg: {stderr}"))
+}
+
+#[test]
+fn per_title_gives_the_abr_picture_for_fewer_bytes_and_records_what_it_measured() {
+    let ladder: &[(u32, u32)] = &[(360, 800_000), (240, 400_000)];
+    let per_title = PackageOptions {
+        rate_control: transcoder::RateControl::PerTitle,
+        ..opts(ladder)
+    };
+    let src = src_easy();
+    let (_a, out, tuned) = package_with(&src, &per_title);
+    let (_b, _, abr) = package_with(&src, &opts(ladder));
+    let mut fails = Vec::new();
+    check_bandwidth(&out, &tuned, &mut fails);
+    let m = &tuned.manifest;
+    assert_eq!(m["rate_control"], "per-title", "{m}");
+    // The default table's CRF for both rungs (18 below 720p) is where tuning starts.
+    for (i, name) in ["360", "240"].into_iter().enumerate() {
+        let r = &m["renditions"][i];
+        let q = &r["quality"];
+        assert_eq!(r["name"], name);
+        // 1% of 12 s is under the 2 s minimum.
+        assert_eq!(num(&q["sample_seconds"]), Some(2.0), "{q}");
+        let probes: Vec<f64> = q["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| num(&p["crf"]).unwrap())
+            .collect();
+        assert_eq!(probes, [18.0, 24.0], "{q}");
+        assert!(q["abr"].get("crf").is_none(), "{q}");
+        let crf = num(&r["crf"]).expect("the chosen CRF");
+        assert_eq!(num(&q["chosen"]["crf"]), Some(crf), "{q}");
+        // An easy picture: abr's picture is matched above the table's CRF.
+        assert!(crf > 18.0, "{name}: chose {crf}: {q}");
+        let (sample_abr, sample_chosen) = (
+            num(&q["abr"]["ssim"]).unwrap(),
+            num(&q["chosen"]["ssim"]).unwrap(),
+        );
+        if sample_chosen < sample_abr - 0.003 {
+            fails.push(format!(
+                "{name}: sample SSIM {sample_chosen} vs abr {sample_abr}"
+            ));
+        }
+        // The whole film, judged independently.
+        let (s_tuned, s_abr) = (
+            rendition_ssim(&tuned, i, &src),
+            rendition_ssim(&abr, i, &src),
+        );
+        if s_tuned < s_abr - 0.003 {
+            fails.push(format!(
+                "{name}: film SSIM {s_tuned} per-title vs {s_abr} abr"
+            ));
+        }
+        eprintln!("{name}: crf {crf}, film SSIM {s_tuned} (abr {s_abr}); sample {q}");
+    }
+    let (t, a) = (total_bytes(&tuned), total_bytes(&abr));
+    if t as f64 > 0.8 * a as f64 {
+        fails.push(format!("per-title {t} bytes, abr {a} bytes"));
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}

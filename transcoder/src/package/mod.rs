@@ -14,6 +14,7 @@ mod poster;
 mod rung;
 mod segments;
 mod timeline;
+mod tune;
 mod video;
 
 use std::path::{Path, PathBuf};
@@ -155,15 +156,45 @@ fn run(
         video_info.display_height.unwrap_or(2),
     );
     let targets = ladder::plan(dw, dh, &opts.ladder);
-    let settings = video::EncoderSettings {
-        preset: &opts.x264_preset,
-        segment_seconds: opts.segment_seconds,
-        rate_control: opts.rate_control,
-        crf: &opts.crf,
-    };
     let vstream = input
         .stream(video_info.index)
         .ok_or(TranscodeError::NoVideo)?;
+    let table: Vec<Option<f32>> = targets
+        .iter()
+        .map(|t| video::table_crf(t, opts.rate_control, &opts.crf))
+        .collect();
+    // Per-title tuning takes the first part of the progress bar, by its share of the work
+    // (four encodes of the sample against one of the film).
+    let (crf, quality) = match opts.rate_control {
+        ladder::RateControl::PerTitle => {
+            let setup = video::X264Setup::of(&vstream, &opts.x264_preset, opts.segment_seconds);
+            let share = tune::share(info.duration);
+            let tuned = tune::tune(
+                source,
+                info,
+                &targets,
+                &setup,
+                &table.iter().map(|c| c.unwrap_or(0.0)).collect::<Vec<_>>(),
+                &mut |f| progress(f * share),
+                cancel,
+            )?;
+            (
+                tuned.crf.into_iter().map(Some).collect(),
+                tuned.quality.into_iter().map(Some).collect(),
+            )
+        }
+        _ => (table, vec![None; targets.len()]),
+    };
+    let progress_from = match opts.rate_control {
+        ladder::RateControl::PerTitle => tune::share(info.duration),
+        _ => 0.0,
+    };
+    let mut progress = |f: f64| progress(progress_from + f * (1.0 - progress_from));
+    let settings = video::EncoderSettings {
+        preset: &opts.x264_preset,
+        segment_seconds: opts.segment_seconds,
+        crf: crf.clone(),
+    };
     let mut video = video::VideoPath::new(
         &vstream,
         video_info.rotation.unwrap_or(0),
@@ -366,7 +397,8 @@ fn run(
     let renditions = targets
         .iter()
         .zip(&writers)
-        .map(|(t, w)| {
+        .zip(crf.iter().zip(quality))
+        .map(|((t, w), (&crf, quality))| {
             bytes += w.sizes.iter().sum::<u64>();
             let peak = w
                 .sizes
@@ -395,7 +427,8 @@ fn run(
                 average_bandwidth: average,
                 codecs,
                 frame_rate: video_info.frame_rate,
-                crf: video::crf_of(t, &settings),
+                crf,
+                quality,
             }
         })
         .collect();

@@ -25,21 +25,27 @@ pub(crate) struct VideoPath {
 pub(crate) struct EncoderSettings<'a> {
     pub(crate) preset: &'a str,
     pub(crate) segment_seconds: f64,
-    pub(crate) rate_control: RateControl,
-    pub(crate) crf: &'a CrfTargets,
+    /// Each target's quality target (x264 CRF) in ladder order; `None` encodes that rung at
+    /// its ladder bitrate (`abr`).
+    pub(crate) crf: Vec<Option<f32>>,
 }
 
-/// The quality target of `target` under `Crf`; `None` under `Abr`. A rung is found by its
-/// name (its height); the one rendition made for a source smaller than every rung takes
-/// the default.
-pub(crate) fn crf_of(target: &Target, settings: &EncoderSettings<'_>) -> Option<f32> {
-    match settings.rate_control {
+/// The quality target of `target` under `rate_control` from the configured table; `None`
+/// under `Abr`. A rung is found by its name (its height); the one rendition made for a
+/// source smaller than every rung takes the default. Under `PerTitle` this is where the
+/// tuning starts (`tune`).
+pub(crate) fn table_crf(
+    target: &Target,
+    rate_control: RateControl,
+    table: &CrfTargets,
+) -> Option<f32> {
+    match rate_control {
         RateControl::Abr => None,
-        RateControl::Crf => Some(
+        RateControl::Crf | RateControl::PerTitle => Some(
             target
                 .name
                 .parse()
-                .map_or(settings.crf.default, |h| settings.crf.for_rung(h)),
+                .map_or(table.default, |h| table.for_rung(h)),
         ),
     }
 }
@@ -65,6 +71,50 @@ fn rate_settings(bitrate: u32, crf: Option<f32>) -> (usize, Option<f32>, usize, 
     }
 }
 
+/// A decoder for a source's video stream, frame-threaded.
+pub(crate) fn open_decoder(
+    stream: &format::stream::Stream,
+) -> Result<decoder::Video, TranscodeError> {
+    let what = || "opening the video decoder".to_string();
+    let mut context =
+        codec::context::Context::from_parameters(stream.parameters()).context(what)?;
+    context.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: 0,
+        ..Default::default()
+    });
+    context.decoder().video().context(what)
+}
+
+/// How every x264 encoder of one source is opened, whatever its rung and rate.
+pub(crate) struct X264Setup<'a> {
+    pub(crate) time_base: Rational,
+    pub(crate) rate: Rational,
+    pub(crate) constant_rate: bool,
+    pub(crate) preset: &'a str,
+    pub(crate) segment_seconds: f64,
+}
+
+impl<'a> X264Setup<'a> {
+    pub(crate) fn of(
+        stream: &format::stream::Stream,
+        preset: &'a str,
+        segment_seconds: f64,
+    ) -> Self {
+        let rate = [stream.avg_frame_rate(), stream.rate()]
+            .into_iter()
+            .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
+            .unwrap_or(Rational(25, 1));
+        Self {
+            time_base: stream.time_base(),
+            rate,
+            constant_rate: is_constant_rate(stream.avg_frame_rate(), stream.rate()),
+            preset,
+            segment_seconds,
+        }
+    }
+}
+
 impl VideoPath {
     pub(crate) fn new(
         stream: &format::stream::Stream,
@@ -72,21 +122,9 @@ impl VideoPath {
         targets: &[Target],
         settings: &EncoderSettings<'_>,
     ) -> Result<Self, TranscodeError> {
-        let what = || "opening the video decoder".to_string();
-        let mut context =
-            codec::context::Context::from_parameters(stream.parameters()).context(what)?;
-        context.set_threading(codec::threading::Config {
-            kind: codec::threading::Type::Frame,
-            count: 0,
-            ..Default::default()
-        });
-        let decoder = context.decoder().video().context(what)?;
-        let time_base = stream.time_base();
-        let rate = [stream.avg_frame_rate(), stream.rate()]
-            .into_iter()
-            .find(|r| r.numerator() > 0 && r.denominator() > 0 && f64::from(*r) < 1000.0)
-            .unwrap_or(Rational(25, 1));
-        let constant_rate = is_constant_rate(stream.avg_frame_rate(), stream.rate());
+        let decoder = open_decoder(stream)?;
+        let setup = X264Setup::of(stream, settings.preset, settings.segment_seconds);
+        let (time_base, rate) = (setup.time_base, setup.rate);
         // One frame in time-base units, for the last frame's duration and pts repair.
         let frame_interval =
             ((f64::from(rate.invert()) / f64::from(time_base)).round() as i64).max(1);
@@ -101,7 +139,12 @@ impl VideoPath {
         for (i, target) in targets.iter().enumerate() {
             rungs.push(RungEncoder::start(
                 target.clone(),
-                open_x264(target, time_base, rate, constant_rate, settings, threads[i])?,
+                open_x264(
+                    target,
+                    &setup,
+                    settings.crf.get(i).copied().flatten(),
+                    threads[i],
+                )?,
                 format!("out{i}"),
             )?);
         }
@@ -163,7 +206,19 @@ impl VideoPath {
             frame.set_kind(picture::Type::None);
             on_frame(pts);
             if self.graph.is_none() {
-                self.graph = Some(self.build_graph(&frame)?);
+                let sizes: Vec<(u32, u32)> = self
+                    .rungs
+                    .iter()
+                    .map(|r| (r.target.width, r.target.height))
+                    .collect();
+                let sinks: Vec<&str> = self.rungs.iter().map(|r| r.sink.as_str()).collect();
+                self.graph = Some(build_graph(
+                    &frame,
+                    self.time_base,
+                    self.rotation,
+                    &sizes,
+                    &sinks,
+                )?);
             }
             if let Some(graph) = self.graph.as_mut() {
                 graph
@@ -254,54 +309,56 @@ impl VideoPath {
         }
         Ok(())
     }
+}
 
-    fn build_graph(&self, frame: &frame::Video) -> Result<filter::Graph, TranscodeError> {
-        let what = || "building the video filter graph".to_string();
-        let mut graph = filter::Graph::new();
-        let sar = frame.aspect_ratio();
-        let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
-            sar
-        } else {
-            Rational(1, 1)
-        };
-        let args = format!(
-            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
-            frame.width(),
-            frame.height(),
-            ffmpeg_next::ffi::AVPixelFormat::from(frame.format()) as i32,
-            self.time_base.numerator(),
-            self.time_base.denominator(),
-            sar.numerator(),
-            sar.denominator()
-        );
-        let buffer = filter::find("buffer").ok_or_else(|| graph_error("no buffer filter"))?;
-        let sink = filter::find("buffersink").ok_or_else(|| graph_error("no buffersink filter"))?;
-        graph.add(&buffer, "in", &args).context(what)?;
-        for rung in &self.rungs {
-            let mut ctx = graph.add(&sink, &rung.sink, "").context(what)?;
-            ctx.set_pixel_format(format::Pixel::YUV420P);
-        }
-        let rotate = match self.rotation {
-            90 => "transpose=clock,",
-            180 => "hflip,vflip,",
-            270 => "transpose=cclock,",
-            _ => "",
-        };
-        let sizes: Vec<(u32, u32)> = self
-            .rungs
-            .iter()
-            .map(|r| (r.target.width, r.target.height))
-            .collect();
-        let sinks: Vec<&str> = self.rungs.iter().map(|r| r.sink.as_str()).collect();
-        let spec = graph_spec(rotate, &sizes, &sinks);
-        let mut parser = graph.output("in", 0).context(what)?;
-        for rung in &self.rungs {
-            parser = parser.input(&rung.sink, 0).context(what)?;
-        }
-        parser.parse(&spec).context(what)?;
-        graph.validate().context(what)?;
-        Ok(graph)
+/// The video filter graph for a source's decoded frames: source `in`, rotated by
+/// `rotation`, scaled to each of `sizes`, the picture of size `i` ending in sink `sinks[i]`.
+pub(crate) fn build_graph(
+    frame: &frame::Video,
+    time_base: Rational,
+    rotation: u32,
+    sizes: &[(u32, u32)],
+    sinks: &[&str],
+) -> Result<filter::Graph, TranscodeError> {
+    let what = || "building the video filter graph".to_string();
+    let mut graph = filter::Graph::new();
+    let sar = frame.aspect_ratio();
+    let sar = if sar.numerator() > 0 && sar.denominator() > 0 {
+        sar
+    } else {
+        Rational(1, 1)
+    };
+    let args = format!(
+        "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+        frame.width(),
+        frame.height(),
+        ffmpeg_next::ffi::AVPixelFormat::from(frame.format()) as i32,
+        time_base.numerator(),
+        time_base.denominator(),
+        sar.numerator(),
+        sar.denominator()
+    );
+    let buffer = filter::find("buffer").ok_or_else(|| graph_error("no buffer filter"))?;
+    let sink = filter::find("buffersink").ok_or_else(|| graph_error("no buffersink filter"))?;
+    graph.add(&buffer, "in", &args).context(what)?;
+    for name in sinks {
+        let mut ctx = graph.add(&sink, name, "").context(what)?;
+        ctx.set_pixel_format(format::Pixel::YUV420P);
     }
+    let rotate = match rotation {
+        90 => "transpose=clock,",
+        180 => "hflip,vflip,",
+        270 => "transpose=cclock,",
+        _ => "",
+    };
+    let spec = graph_spec(rotate, sizes, sinks);
+    let mut parser = graph.output("in", 0).context(what)?;
+    for name in sinks {
+        parser = parser.input(name, 0).context(what)?;
+    }
+    parser.parse(&spec).context(what)?;
+    graph.validate().context(what)?;
+    Ok(graph)
 }
 
 /// x264 threads per rung: the cores shared out by each rung's share of the ladder's pixels,
@@ -312,7 +369,7 @@ impl VideoPath {
 /// 2/1/1/1 22.1–22.6 s, 3/1/1/1 22.3 s, 2 each 23.3 s.
 const MAX_ENCODER_THREADS: usize = 8;
 
-fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
+pub(crate) fn encoder_threads(sizes: &[(u32, u32)], cores: usize) -> Vec<usize> {
     let pixels = |&(w, h): &(u32, u32)| u64::from(w) * u64::from(h);
     let total: u64 = sizes.iter().map(pixels).sum::<u64>().max(1);
     sizes
@@ -420,12 +477,10 @@ fn x264_params(constant_rate: bool, crf: bool) -> String {
     params
 }
 
-fn open_x264(
+pub(crate) fn open_x264(
     target: &Target,
-    time_base: Rational,
-    rate: Rational,
-    constant_rate: bool,
-    settings: &EncoderSettings<'_>,
+    setup: &X264Setup<'_>,
+    crf: Option<f32>,
     threads: usize,
 ) -> Result<encoder::Video, TranscodeError> {
     let what = || format!("opening the H.264 encoder for {}p", target.name);
@@ -439,27 +494,30 @@ fn open_x264(
     enc.set_width(target.width);
     enc.set_height(target.height);
     enc.set_format(format::Pixel::YUV420P);
-    enc.set_time_base(time_base);
-    enc.set_frame_rate(Some(rate));
+    enc.set_time_base(setup.time_base);
+    enc.set_frame_rate(Some(setup.rate));
     enc.set_aspect_ratio(Rational(1, 1));
-    let (average, crf, maxrate, bufsize) = rate_settings(target.bitrate, crf_of(target, settings));
+    let (average, crf, maxrate, bufsize) = rate_settings(target.bitrate, crf);
     enc.set_bit_rate(average);
     enc.set_max_bit_rate(maxrate);
     // Keyframes come from the segment boundaries; the GOP limit only stops x264 from adding
     // its own in between.
-    let gop = (f64::from(rate) * settings.segment_seconds * 2.0)
+    let gop = (f64::from(setup.rate) * setup.segment_seconds * 2.0)
         .ceil()
         .max(2.0) as u32;
     enc.set_gop(gop);
     let mut opts = Dictionary::new();
-    opts.set("preset", settings.preset);
+    opts.set("preset", setup.preset);
     opts.set("profile", "high");
     opts.set("bufsize", &bufsize.to_string());
     if let Some(crf) = crf {
         opts.set("crf", &crf.to_string());
     }
     opts.set("forced-idr", "1");
-    opts.set("x264-params", &x264_params(constant_rate, crf.is_some()));
+    opts.set(
+        "x264-params",
+        &x264_params(setup.constant_rate, crf.is_some()),
+    );
     opts.set("threads", &threads.to_string());
     enc.open_with(opts).context(what)
 }
@@ -523,15 +581,9 @@ mod tests {
             rate_settings(5_000_000, Some(21.0)),
             (0, Some(21.0), 5_250_000, 10_000_000)
         );
-        let targets = CrfTargets {
+        let table = CrfTargets {
             default: 22.0,
             per_rung: vec![(360, 20.0)],
-        };
-        let settings = |rate_control| EncoderSettings {
-            preset: "veryfast",
-            segment_seconds: 6.0,
-            rate_control,
-            crf: &targets,
         };
         let target = |name: &str| Target {
             name: name.into(),
@@ -540,14 +592,18 @@ mod tests {
             bitrate: 100_000,
         };
         assert_eq!(
-            crf_of(&target("360"), &settings(RateControl::Crf)),
+            table_crf(&target("360"), RateControl::Crf, &table),
             Some(20.0)
         );
         assert_eq!(
-            crf_of(&target("720"), &settings(RateControl::Crf)),
+            table_crf(&target("720"), RateControl::Crf, &table),
             Some(22.0)
         );
-        assert_eq!(crf_of(&target("360"), &settings(RateControl::Abr)), None);
+        assert_eq!(
+            table_crf(&target("360"), RateControl::PerTitle, &table),
+            Some(20.0)
+        );
+        assert_eq!(table_crf(&target("360"), RateControl::Abr, &table), None);
     }
 
     #[test]
