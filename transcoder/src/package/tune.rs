@@ -16,8 +16,8 @@
 //! which is close to linear in the CRF over a few steps. Where the probes hardly differ
 //! (the ceiling binds: the picture is hard at this bitrate) the table's CRF stays.
 //!
-//! Cost: four encodes of the sample per rung; the sample is 1% of the film, at least
-//! `MIN_SAMPLE` and at most `MAX_SAMPLE` seconds (docs/BENCHMARKS.md, "Rate control").
+//! Cost: four encodes and eight decodes of the sample; the sample is 0.5% of the film, at
+//! least `MIN_SAMPLE` and at most `MAX_SAMPLE` seconds (docs/BENCHMARKS.md, "Rate control").
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -32,11 +32,15 @@ use crate::ladder::Target;
 use crate::manifest::{QualityPoint, RungQuality};
 use crate::probe::{self, MediaInfo};
 
-const SAMPLE_SHARE: f64 = 0.01;
-const MIN_SAMPLE: f64 = 2.0;
-const MAX_SAMPLE: f64 = 12.0;
+/// The sample: 0.5% of the film, 1–8 s. Tuning encodes it four times and walks it eight
+/// times, which costs about 1.1× its length in packaging time (20 s 1080p source, default
+/// ladder: 2.2 s a pass for a 2 s sample, against 13.7 s for the film), so it adds ≈5–6%
+/// to any film of 3 min or more and ≈11% to a 1 min clip (docs/BENCHMARKS.md).
+const SAMPLE_SHARE: f64 = 0.005;
+const MIN_SAMPLE: f64 = 1.0;
+const MAX_SAMPLE: f64 = 8.0;
 /// Longest sampled window; several windows spread over the film see more of it.
-const MAX_WINDOW: f64 = 3.0;
+const MAX_WINDOW: f64 = 2.0;
 /// The second probe's CRF above the table's.
 const PROBE_STEP: f32 = 6.0;
 /// The chosen CRF aims this far below the `abr` SSIM; `bench/quality.sh` holds each rung to
@@ -261,8 +265,8 @@ impl Sampler<'_> {
         Ok(())
     }
 
-    /// Decodes the window `[start, start + length)` of the source, scales it as the package
-    /// does, and hands rung `i`'s pictures to `on_frame(i, picture)` in order.
+    /// Decodes `length` seconds of the source from the keyframe at or before `start`, scales
+    /// them as the package does, and hands rung `i`'s pictures to `on_frame(i, picture)` in order.
     fn walk(
         &self,
         start: f64,
@@ -281,13 +285,13 @@ impl Sampler<'_> {
             s => s,
         };
         let tb = self.setup.time_base;
-        let from = origin + (start / f64::from(tb)) as i64;
-        let until = origin + ((start + length) / f64::from(tb)) as i64;
-        // To the keyframe at or before the window (AV_TIME_BASE units); the frames before
-        // the window are decoded and skipped. A source that cannot seek is read from its
-        // start.
-        let seek_to = from.rescale(tb, Rational(1, 1_000_000));
+        // The window starts at the keyframe at or before `start` (a source that cannot seek
+        // is read from its start): no picture before it has to be decoded, which with a
+        // 10 s GOP cost more than the encodes. Every walk lands on the same keyframe.
+        let seek_to = (origin + (start / f64::from(tb)) as i64).rescale(tb, Rational(1, 1_000_000));
         let _ = input.seek(seek_to, ..seek_to);
+        let span = (length / f64::from(tb)) as i64;
+        let mut until: Option<i64> = None;
 
         let sizes: Vec<(u32, u32)> = self.targets.iter().map(|t| (t.width, t.height)).collect();
         let sinks: Vec<String> = (0..self.targets.len()).map(|i| format!("out{i}")).collect();
@@ -325,10 +329,8 @@ impl Sampler<'_> {
                 let Some(pts) = decoded.timestamp() else {
                     continue;
                 };
-                if pts < from {
-                    continue;
-                }
-                if pts >= until {
+                let end = *until.get_or_insert(pts + span);
+                if pts >= end {
                     done = true;
                     break;
                 }
@@ -568,12 +570,12 @@ mod tests {
     #[test]
     fn the_sample_is_a_percent_of_the_film_within_bounds() {
         let total = |d: f64| windows(d).iter().map(|w| w.1).sum::<f64>();
-        assert_eq!(windows(60.0), vec![(29.0, 2.0)]);
-        assert!((total(600.0) - 6.0).abs() < 1e-9);
+        assert_eq!(windows(60.0), vec![(29.5, 1.0)]);
+        assert!((total(600.0) - 3.0).abs() < 1e-9);
         assert_eq!(windows(600.0).len(), 2);
-        assert!((total(7200.0) - 12.0).abs() < 1e-9);
+        assert!((total(7200.0) - 8.0).abs() < 1e-9);
         assert_eq!(windows(7200.0).len(), 4);
-        assert_eq!(windows(1.5), vec![(0.0, 1.5)]);
+        assert_eq!(windows(0.5), vec![(0.0, 0.5)]);
         for (start, length) in windows(7200.0) {
             assert!(start >= 0.0 && start + length <= 7200.0);
         }

@@ -50,24 +50,50 @@ pub(crate) fn table_crf(
     }
 }
 
+/// The most a 6 s segment of a capped-quality rung may carry, video and MPEG-TS overhead
+/// together, as a multiple of the ladder bitrate (bench/quality.sh holds it to 1.5).
+const CRF_PEAK: f64 = 1.40;
+/// MPEG-TS/PES bytes each video frame adds: its PES header, TS headers, and on average half
+/// a TS packet of padding after its last payload byte. At 144p and 128k (533-byte frames
+/// at 30 fps) that is ≈23% of the ladder bitrate; at 1080p it is noise.
+const TS_OVERHEAD_PER_FRAME: f64 = 125.0;
+
 /// What `open_x264` asks of libx264's rate control for a rung with ladder bitrate
 /// `bitrate`: `(average bitrate, crf, maxrate, bufsize)`.
 ///
 /// `abr` averages the ladder bitrate with `maxrate` 1.1× and `bufsize` 2×. Under `crf` the
-/// ladder bitrate is the ceiling: `maxrate` 1.05×, `bufsize` 2×. A picture hard enough to
-/// hit the cap all film long then costs at most ≈1.05× (plus the initial buffer) what `abr`
-/// spends on it, and a 6 s segment at most `maxrate` + `bufsize`/6 ≈ 1.38× the ladder
-/// bitrate, so `BANDWIDTH` stays bounded by the ladder.
-fn rate_settings(bitrate: u32, crf: Option<f32>) -> (usize, Option<f32>, usize, u64) {
-    let bufsize = u64::from(bitrate) * 2;
+/// ladder bitrate is the ceiling: `maxrate` 1.05×, and `bufsize` what keeps a segment of
+/// `segment_seconds` (`maxrate` × the segment + `bufsize`, plus the TS overhead of `fps`
+/// frames a second) within `CRF_PEAK` × the ceiling: 2× the ladder bitrate for every rung
+/// of the default ladder but the smallest (1.875× at 360p), 0.69× for a 144p rung at
+/// 128k, whose overhead alone is ≈23%, and never under 0.5×. A picture hard enough to hit the cap all film
+/// long then costs at most ≈1.05× (plus the initial buffer) what `abr` spends on it, and
+/// `BANDWIDTH` stays bounded by the ladder.
+fn rate_settings(
+    bitrate: u32,
+    crf: Option<f32>,
+    segment_seconds: f64,
+    fps: f64,
+) -> (usize, Option<f32>, usize, u64) {
+    let ceiling = f64::from(bitrate);
     match crf {
         None => (
             bitrate as usize,
             None,
-            (f64::from(bitrate) * 1.1) as usize,
-            bufsize,
+            (ceiling * 1.1) as usize,
+            u64::from(bitrate) * 2,
         ),
-        Some(c) => (0, Some(c), (f64::from(bitrate) * 1.05) as usize, bufsize),
+        Some(c) => {
+            let overhead = fps * TS_OVERHEAD_PER_FRAME * 8.0;
+            let room = ((CRF_PEAK - 1.05) * ceiling - overhead) * segment_seconds;
+            let bufsize = room.clamp(0.5 * ceiling, 2.0 * ceiling);
+            (
+                0,
+                Some(c),
+                (ceiling * 1.05) as usize,
+                bufsize.round() as u64,
+            )
+        }
     }
 }
 
@@ -497,7 +523,12 @@ pub(crate) fn open_x264(
     enc.set_time_base(setup.time_base);
     enc.set_frame_rate(Some(setup.rate));
     enc.set_aspect_ratio(Rational(1, 1));
-    let (average, crf, maxrate, bufsize) = rate_settings(target.bitrate, crf);
+    let (average, crf, maxrate, bufsize) = rate_settings(
+        target.bitrate,
+        crf,
+        setup.segment_seconds,
+        f64::from(setup.rate),
+    );
     enc.set_bit_rate(average);
     enc.set_max_bit_rate(maxrate);
     // Keyframes come from the segment boundaries; the GOP limit only stops x264 from adding
@@ -574,12 +605,27 @@ mod tests {
     #[test]
     fn crf_keeps_the_abr_peak_and_drops_the_average() {
         assert_eq!(
-            rate_settings(5_000_000, None),
+            rate_settings(5_000_000, None, 6.0, 30.0),
             (5_000_000, None, 5_500_000, 10_000_000)
         );
         assert_eq!(
-            rate_settings(5_000_000, Some(21.0)),
+            rate_settings(5_000_000, Some(21.0), 6.0, 30.0),
             (0, Some(21.0), 5_250_000, 10_000_000)
+        );
+        // 360p at 800k: (0.35 × 800k − 30k) × 6 s = 1.5M, under 2×.
+        assert_eq!(
+            rate_settings(800_000, Some(18.0), 6.0, 30.0),
+            (0, Some(18.0), 840_000, 1_500_000)
+        );
+        // 144p at 128k: the TS overhead (30k) leaves (44.8k − 30k) × 6 s, 0.69×.
+        assert_eq!(
+            rate_settings(128_000, Some(18.0), 6.0, 30.0),
+            (0, Some(18.0), 134_400, 88_800)
+        );
+        // Ten-second segments at 60 fps on a 96k rung: the floor of half a second.
+        assert_eq!(
+            rate_settings(96_000, Some(18.0), 10.0, 60.0),
+            (0, Some(18.0), 100_800, 48_000)
         );
         let table = CrfTargets {
             default: 22.0,
