@@ -3,8 +3,11 @@
 //!
 //! "The same picture for fewer bytes" is measured, not assumed. A few seconds sampled
 //! across the film are encoded per rung four times, each exactly as the package would
-//! encode them (same preset, ceiling, lookahead; a fresh encoder per window, so each
-//! window starts with an IDR frame as a segment does):
+//! encode them (same preset, ceiling, lookahead; each window starts with an IDR frame as a
+//! segment does):
+//!
+//! The windows are encoded one after another as one short film, so `abr` shares its
+//! bitrate out over them as it would over the whole film.
 //!
 //! 1. at the ladder bitrate (`abr`): the picture today's ladder gives this film;
 //! 2. at the table's CRF and at that CRF + `PROBE_STEP`;
@@ -16,7 +19,7 @@
 //! which is close to linear in the CRF over a few steps. Where the probes hardly differ
 //! (the ceiling binds: the picture is hard at this bitrate) the table's CRF stays.
 //!
-//! Cost: four encodes and eight decodes of the sample; the sample is 0.5% of the film, at
+//! Cost: four encodes and eight decodes of the sample; the sample is 2% of the film, at
 //! least `MIN_SAMPLE` and at most `MAX_SAMPLE` seconds (docs/BENCHMARKS.md, "Rate control").
 
 use std::collections::VecDeque;
@@ -32,15 +35,17 @@ use crate::ladder::Target;
 use crate::manifest::{QualityPoint, RungQuality};
 use crate::probe::{self, MediaInfo};
 
-/// The sample: 0.5% of the film, 1–8 s. Tuning encodes it four times and walks it eight
-/// times, which costs about 1.1× its length in packaging time (20 s 1080p source, default
-/// ladder: 2.2 s a pass for a 2 s sample, against 13.7 s for the film), so it adds ≈5–6%
-/// to any film of 3 min or more and ≈11% to a 1 min clip (docs/BENCHMARKS.md).
-const SAMPLE_SHARE: f64 = 0.005;
-const MIN_SAMPLE: f64 = 1.0;
-const MAX_SAMPLE: f64 = 8.0;
-/// Longest sampled window; several windows spread over the film see more of it.
-const MAX_WINDOW: f64 = 2.0;
+/// The sample: 2% of the film, 2–10 s, in windows of half a second spread evenly over it.
+/// One window (1–2 s in the middle of the film) misjudged whole films: its difficulty is
+/// not the film's, and SSIM fell up to 0.03 below `abr` (docs/BENCHMARKS.md). Tuning
+/// encodes the sample four times and walks it eight times, about 1.1× its length in
+/// packaging time each pass (20 s 1080p source, default ladder), so it adds ≈9% to a film
+/// of 8 min or more… and ≈20% to a 1 min clip.
+const SAMPLE_SHARE: f64 = 0.02;
+const MIN_SAMPLE: f64 = 2.0;
+const MAX_SAMPLE: f64 = 10.0;
+/// Longest sampled window: many short windows see more of the film than a few long ones.
+const MAX_WINDOW: f64 = 0.5;
 /// The second probe's CRF above the table's.
 const PROBE_STEP: f32 = 6.0;
 /// The chosen CRF aims this far below the `abr` SSIM; `bench/quality.sh` holds each rung to
@@ -48,7 +53,7 @@ const PROBE_STEP: f32 = 6.0;
 const MATCH_MARGIN: f64 = 0.001;
 /// How far the chosen CRF may move from the table's, down and up.
 const MAX_DOWN: f32 = 4.0;
-const MAX_UP: f32 = 10.0;
+const MAX_UP: f32 = 6.0;
 /// Probes closer than this (in dB of 1 − SSIM) say the ceiling binds.
 const FLAT_DB: f64 = 0.05;
 
@@ -127,11 +132,19 @@ pub(crate) fn tune(
     progress(0.25);
     let lo = sampler.measure(&table.iter().map(|&c| Some(c)).collect::<Vec<_>>())?;
     progress(0.5);
+    let probe_lo: Vec<QualityPoint> = (0..targets.len())
+        .map(|i| lo[i].point(Some(table[i])))
+        .collect();
     let hi_crf: Vec<f32> = table.iter().map(|c| (c + PROBE_STEP).min(51.0)).collect();
     let hi = sampler.measure(&hi_crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?;
     progress(0.75);
     let crf: Vec<f32> = (0..targets.len())
         .map(|i| {
+            // A sample that gave no pictures (a source that will not seek and is shorter
+            // than it claims) tells nothing: the table stands.
+            if [&abr[i], &lo[i], &hi[i]].iter().any(|m| m.frames == 0) {
+                return table[i];
+            }
             choose(
                 abr[i].ssim(),
                 (table[i], lo[i].ssim()),
@@ -139,13 +152,19 @@ pub(crate) fn tune(
             )
         })
         .collect();
-    let chosen = sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?;
+    // Where every rung stayed at the table (the ceiling binds), the first probe was the
+    // chosen encode already.
+    let chosen = if crf == table {
+        lo
+    } else {
+        sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?
+    };
     progress(1.0);
     let quality = (0..targets.len())
         .map(|i| RungQuality {
             sample_seconds: (sample_seconds * 1000.0).round() / 1000.0,
             abr: abr[i].point(None),
-            probes: vec![lo[i].point(Some(table[i])), hi[i].point(Some(hi_crf[i]))],
+            probes: vec![probe_lo[i].clone(), hi[i].point(Some(hi_crf[i]))],
             chosen: chosen[i].point(Some(crf[i])),
         })
         .collect();
@@ -199,20 +218,15 @@ impl Sampler<'_> {
     /// and measures each rung.
     fn measure(&self, crf: &[Option<f32>]) -> Result<Vec<Measured>, TranscodeError> {
         let mut out: Vec<Measured> = self.targets.iter().map(|_| Measured::default()).collect();
-        for &(start, length) in self.windows {
-            let packets = self.encode(start, length, crf)?;
-            self.judge(start, length, packets, &mut out)?;
-        }
+        let packets = self.encode(crf)?;
+        self.judge(packets, &mut out)?;
         Ok(out)
     }
 
-    /// Encodes one window per rung, as the package would; the packets, per rung.
-    fn encode(
-        &self,
-        start: f64,
-        length: f64,
-        crf: &[Option<f32>],
-    ) -> Result<Vec<Vec<Packet>>, TranscodeError> {
+    /// Encodes the windows one after another as one short film per rung (an IDR frame at
+    /// each window, as at a segment), so `abr` shares its bitrate out over the windows as it
+    /// would over the film; the packets, per rung.
+    fn encode(&self, crf: &[Option<f32>]) -> Result<Vec<Vec<Packet>>, TranscodeError> {
         let sizes: Vec<(u32, u32)> = self.targets.iter().map(|t| (t.width, t.height)).collect();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = video::encoder_threads(&sizes, cores);
@@ -226,7 +240,7 @@ impl Sampler<'_> {
             )?);
         }
         let mut encoded: Vec<Encoded> = Vec::new();
-        self.walk(start, length, &mut |i, frame| {
+        self.walk_all(&mut |i, frame| {
             rungs[i].send(frame)?;
             rungs[i].collect(i, &mut encoded)
         })?;
@@ -240,27 +254,43 @@ impl Sampler<'_> {
         Ok(packets)
     }
 
-    /// Walks the window again and compares each rung's decoded encode with the picture the
-    /// encoder was given. A second walk costs a decode of the window; holding every picture
+    /// Walks the windows again and compares each rung's decoded encode with the picture the
+    /// encoder was given. A second walk costs a decode of the sample; holding every picture
     /// until the encoder (≈16 frames behind at 1080p) gave it back cost ≈130 MB.
-    fn judge(
-        &self,
-        start: f64,
-        length: f64,
-        packets: Vec<Vec<Packet>>,
-        out: &mut [Measured],
-    ) -> Result<(), TranscodeError> {
+    fn judge(&self, packets: Vec<Vec<Packet>>, out: &mut [Measured]) -> Result<(), TranscodeError> {
         let mut judges = self
             .targets
             .iter()
             .zip(packets)
             .map(|(t, p)| Judge::new(t, self.setup, p))
             .collect::<Result<Vec<_>, _>>()?;
-        self.walk(start, length, &mut |i, frame| {
-            judges[i].reference(frame, &mut out[i])
-        })?;
+        self.walk_all(&mut |i, frame| judges[i].reference(frame, &mut out[i]))?;
         for (judge, out) in judges.iter_mut().zip(out.iter_mut()) {
             judge.finish(out)?;
+        }
+        Ok(())
+    }
+
+    /// Every window in turn, its pictures restamped one frame apart from the last window's
+    /// and the first of each marked as a keyframe.
+    fn walk_all(
+        &self,
+        on_frame: &mut dyn FnMut(usize, frame::Video) -> Result<(), TranscodeError>,
+    ) -> Result<(), TranscodeError> {
+        let step = ((f64::from(self.setup.rate.invert()) / f64::from(self.setup.time_base)).round()
+            as i64)
+            .max(1);
+        let mut next_pts = vec![0i64; self.targets.len()];
+        for &(start, length) in self.windows {
+            let mut first = vec![true; self.targets.len()];
+            self.walk(start, length, &mut |i, mut frame| {
+                frame.set_pts(Some(next_pts[i]));
+                next_pts[i] += step;
+                if std::mem::take(&mut first[i]) {
+                    frame.set_kind(picture::Type::I);
+                }
+                on_frame(i, frame)
+            })?;
         }
         Ok(())
     }
@@ -570,11 +600,13 @@ mod tests {
     #[test]
     fn the_sample_is_a_percent_of_the_film_within_bounds() {
         let total = |d: f64| windows(d).iter().map(|w| w.1).sum::<f64>();
-        assert_eq!(windows(60.0), vec![(29.5, 1.0)]);
-        assert!((total(600.0) - 3.0).abs() < 1e-9);
-        assert_eq!(windows(600.0).len(), 2);
-        assert!((total(7200.0) - 8.0).abs() < 1e-9);
-        assert_eq!(windows(7200.0).len(), 4);
+        assert_eq!(windows(60.0).len(), 4);
+        assert_eq!(windows(60.0)[0], (7.25, 0.5));
+        assert!((total(60.0) - 2.0).abs() < 1e-9);
+        assert!((total(300.0) - 6.0).abs() < 1e-9);
+        assert_eq!(windows(300.0).len(), 12);
+        assert!((total(7200.0) - 10.0).abs() < 1e-9);
+        assert_eq!(windows(7200.0).len(), 20);
         assert_eq!(windows(0.5), vec![(0.0, 0.5)]);
         for (start, length) in windows(7200.0) {
             assert!(start >= 0.0 && start + length <= 7200.0);
@@ -590,7 +622,7 @@ mod tests {
         // abr better than the table's CRF: go down, but at most MAX_DOWN.
         assert_eq!(choose(0.9999, (21.0, 0.99), (27.0, 0.96)), 17.0);
         // abr far worse: go up, at most MAX_UP.
-        assert_eq!(choose(0.5, (21.0, 0.99), (27.0, 0.96)), 31.0);
+        assert_eq!(choose(0.5, (21.0, 0.99), (27.0, 0.96)), 27.0);
         // The ceiling binds (the probes look the same): the table stays.
         assert_eq!(choose(0.95, (21.0, 0.9001), (27.0, 0.9)), 21.0);
     }
