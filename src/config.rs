@@ -1111,8 +1111,13 @@ mod tests {
                 (22.0, 20.0)
             );
             jail.set_env("CINEGATE_TRANSCODE__CRF", "23");
+            jail.set_env("CINEGATE_TRANSCODE__RATE_CONTROL", "per-title");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.transcode.crf, "23");
+            assert_eq!(
+                c.package_options().map_err(|e| e.to_string())?.rate_control,
+                transcoder::RateControl::PerTitle
+            );
             assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(c.transcode.workers, 2);
             assert_eq!(c.playback.token_ttl, Duration::from_secs(3 * 3600 + 1800));

@@ -1132,8 +1132,8 @@ fn per_title_gives_the_abr_picture_for_fewer_bytes_and_records_what_it_measured(
         let r = &m["renditions"][i];
         let q = &r["quality"];
         assert_eq!(r["name"], name);
-        // 0.5% of 12 s is under the 1 s minimum.
-        assert_eq!(num(&q["sample_seconds"]), Some(1.0), "{q}");
+        // 2% of 12 s is under the 2 s minimum.
+        assert_eq!(num(&q["sample_seconds"]), Some(2.0), "{q}");
         let probes: Vec<f64> = q["probes"]
             .as_array()
             .unwrap()

@@ -152,12 +152,20 @@ pub(crate) fn tune(
             )
         })
         .collect();
-    // Where every rung stayed at the table (the ceiling binds), the first probe was the
-    // chosen encode already.
-    let chosen = if crf == table {
-        lo
-    } else {
-        sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?
+    // Where every rung's choice is one of the probes (the table where the ceiling binds,
+    // the upper probe at the limit), that probe was the chosen encode already.
+    let probed = |i: usize| {
+        if crf[i] == table[i] {
+            Some(&lo[i])
+        } else if crf[i] == hi_crf[i] {
+            Some(&hi[i])
+        } else {
+            None
+        }
+    };
+    let chosen: Vec<Measured> = match (0..targets.len()).map(probed).collect::<Option<Vec<_>>>() {
+        Some(points) => points.into_iter().cloned().collect(),
+        None => sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?,
     };
     progress(1.0);
     let quality = (0..targets.len())
@@ -175,7 +183,7 @@ pub(crate) fn tune(
 }
 
 /// SSIM and bytes of one rung's sampled encode.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Measured {
     ssim_sum: f64,
     frames: u64,
