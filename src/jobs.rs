@@ -176,7 +176,8 @@ impl JobQueue {
         let opts = self
             .config
             .package_options()
-            .map_err(|e| transcoder::TranscodeError::InvalidOptions(e.to_string()))?;
+            // Validated at start: failing here is the server's fault, not the film's.
+            .map_err(|e| transcoder::TranscodeError::Internal(e.to_string()))?;
         let secret =
             crate::secrets::film_secret(&self.config.keys_dir, &job.film_id).map_err(|e| {
                 transcoder::TranscodeError::Io {

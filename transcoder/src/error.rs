@@ -21,8 +21,16 @@ pub enum TranscodeError {
     Cancelled,
     #[error("the output directory {0} already exists")]
     OutputExists(PathBuf),
+    /// The caller's options (ladder, preset, segment length, secret, …) are wrong.
     #[error("invalid packaging options: {0}")]
     InvalidOptions(String),
+    /// This FFmpeg build lacks something packaging needs (an encoder): the server's fault,
+    /// not the film's.
+    #[error("this FFmpeg cannot package: {0}")]
+    Unsupported(String),
+    /// A broken invariant inside the packager (a bug): never the input's fault.
+    #[error("internal packaging error: {0}")]
+    Internal(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -48,6 +56,8 @@ impl TranscodeError {
             Self::Cancelled => "cancelled",
             Self::OutputExists(_) => "output_exists",
             Self::InvalidOptions(_) => "invalid_options",
+            Self::Unsupported(_) => "ffmpeg_unsupported",
+            Self::Internal(_) => "internal",
             Self::Io { .. } => "io",
             Self::Ffmpeg { .. } => "ffmpeg",
         }
@@ -87,5 +97,25 @@ impl<T> Context<T> for Result<T, ffmpeg_next::Error> {
             context: what(),
             source,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_input_is_the_users_fault() {
+        assert!(TranscodeError::InvalidOptions("ladder".into()).is_input_error());
+        assert!(TranscodeError::NoVideo.is_input_error());
+        // A missing encoder or a broken invariant is the server's: a 500 and a log line,
+        // never a 422 telling an admin to fix their file.
+        assert!(!TranscodeError::Unsupported("no libx264 encoder".into()).is_input_error());
+        assert!(!TranscodeError::Internal("segment 3 has no video".into()).is_input_error());
+        assert_eq!(TranscodeError::Internal(String::new()).code(), "internal");
+        assert_eq!(
+            TranscodeError::Unsupported(String::new()).code(),
+            "ffmpeg_unsupported"
+        );
     }
 }

@@ -35,9 +35,8 @@ impl AudioPath {
         let in_tb = stream.time_base();
 
         let what = || "opening the AAC encoder".to_string();
-        let codec = encoder::find(codec::Id::AAC).ok_or_else(|| {
-            TranscodeError::InvalidOptions("this FFmpeg has no AAC encoder".into())
-        })?;
+        let codec = encoder::find(codec::Id::AAC)
+            .ok_or_else(|| TranscodeError::Unsupported("no AAC encoder".into()))?;
         let mut enc = codec::context::Context::new_with_codec(codec)
             .encoder()
             .audio()

@@ -378,8 +378,8 @@ fn run(
     let bounds = timeline.boundaries();
     let segment_count = writers.first().map_or(0, |w| w.sizes.len());
     if bounds.len() != segment_count || writers.iter().any(|w| w.sizes.len() != segment_count) {
-        return Err(TranscodeError::InvalidOptions(format!(
-            "internal: {} boundaries but segment counts {:?}",
+        return Err(TranscodeError::Internal(format!(
+            "{} boundaries but segment counts {:?}",
             bounds.len(),
             writers.iter().map(|w| w.sizes.len()).collect::<Vec<_>>()
         )));

@@ -23,7 +23,7 @@ pub(crate) fn encode_jpeg(frame: &frame::Video) -> Result<Vec<u8>, TranscodeErro
     full_range.set_pts(Some(0));
 
     let codec = encoder::find(codec::Id::MJPEG)
-        .ok_or_else(|| TranscodeError::InvalidOptions("this FFmpeg has no JPEG encoder".into()))?;
+        .ok_or_else(|| TranscodeError::Unsupported("no JPEG encoder".into()))?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()

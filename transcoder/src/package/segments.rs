@@ -90,8 +90,8 @@ impl SegmentWriter {
         if segment < self.next_to_write {
             // Would mean the encoder emitted a frame of a segment already closed: a broken
             // invariant, not bad input. Refuse rather than write a misaligned package.
-            return Err(TranscodeError::InvalidOptions(format!(
-                "internal: a packet for segment {segment} arrived after it was written"
+            return Err(TranscodeError::Internal(format!(
+                "a packet for segment {segment} arrived after it was written"
             )));
         }
         if kind == Kind::Video {
@@ -149,16 +149,16 @@ impl SegmentWriter {
         let index = self.next_to_write;
         let packets = self.pending.remove(&index).unwrap_or_default();
         if !packets.iter().any(|(k, _)| *k == Kind::Video) {
-            return Err(TranscodeError::InvalidOptions(format!(
-                "internal: segment {index} has no video"
+            return Err(TranscodeError::Internal(format!(
+                "segment {index} has no video"
             )));
         }
         mux_plain(&self.scratch, packets, mux)?;
         let mut plain = std::fs::read(&self.scratch)
             .context(|| format!("reading {}", self.scratch.display()))?;
-        self.continuity.carry_on(&mut plain).map_err(|e| {
-            TranscodeError::InvalidOptions(format!("internal: segment {index}: {e}"))
-        })?;
+        self.continuity
+            .carry_on(&mut plain)
+            .map_err(|e| TranscodeError::Internal(format!("segment {index}: {e}")))?;
         let started = Instant::now();
         let sealed = encrypt_segment(mux.secret, index as u64, &plain);
         *mux.encrypt_seconds += started.elapsed().as_secs_f64();

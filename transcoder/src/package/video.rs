@@ -510,9 +510,8 @@ pub(crate) fn open_x264(
     threads: usize,
 ) -> Result<encoder::Video, TranscodeError> {
     let what = || format!("opening the H.264 encoder for {}p", target.name);
-    let codec = encoder::find_by_name("libx264").ok_or_else(|| {
-        TranscodeError::InvalidOptions("this FFmpeg has no libx264 encoder".into())
-    })?;
+    let codec = encoder::find_by_name("libx264")
+        .ok_or_else(|| TranscodeError::Unsupported("no libx264 encoder".into()))?;
     let mut enc = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
