@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::{Admin, Viewer};
 use crate::payments::orders::{OrderError, OrderService, Started};
-use crate::payments::{Gateway, Lookup};
+use crate::payments::Lookup;
 use crate::store::orders::{Order, OrderState};
 use crate::store::{now, parse_id, StoreError};
 
@@ -374,7 +374,7 @@ pub async fn paypal_webhook(
 ) -> ApiResult<HttpResponse> {
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
     super::auth::limit(&state, &req, super::ratelimit::Budget::Webhook)?;
-    let Some(Gateway::Paypal(paypal)) = state.payments.get("paypal") else {
+    let Some(paypal) = state.payments.paypal() else {
         return Err(ApiError::not_found("webhook"));
     };
     let not_json = || ApiError::bad_request("invalid_json", "the webhook body is not JSON");

@@ -4,6 +4,7 @@
 
 use super::{Capture, Checkout, Lookup, PaymentError, PaymentProvider, ReturnParams, ReturnUrls};
 use crate::store::orders::Order;
+use futures_util::future::BoxFuture;
 
 pub struct Dev;
 
@@ -25,37 +26,41 @@ impl PaymentProvider for Dev {
         std::time::Duration::MAX
     }
 
-    async fn create(
-        &self,
-        order: &Order,
-        _item: &str,
-        urls: &ReturnUrls,
-    ) -> Result<Checkout, PaymentError> {
-        Ok(Checkout {
-            provider_ref: format!("DEV-{}", order.id.simple()),
-            redirect_url: urls.approve.clone(),
-            mobile_url: None,
-            app_url: None,
+    fn create<'a>(
+        &'a self,
+        order: &'a Order,
+        _item: &'a str,
+        urls: &'a ReturnUrls,
+    ) -> BoxFuture<'a, Result<Checkout, PaymentError>> {
+        Box::pin(async move {
+            Ok(Checkout {
+                provider_ref: format!("DEV-{}", order.id.simple()),
+                redirect_url: urls.approve.clone(),
+                mobile_url: None,
+                app_url: None,
+            })
         })
     }
 
-    async fn capture(
-        &self,
-        order: &Order,
-        _params: &ReturnParams,
-    ) -> Result<Capture, PaymentError> {
-        Ok(Capture {
-            payment_id: format!("DEVPAY-{}", order.id.simple()),
-            amount: order.amount,
-            currency: order.currency.clone(),
+    fn capture<'a>(
+        &'a self,
+        order: &'a Order,
+        _params: &'a ReturnParams,
+    ) -> BoxFuture<'a, Result<Capture, PaymentError>> {
+        Box::pin(async move {
+            Ok(Capture {
+                payment_id: format!("DEVPAY-{}", order.id.simple()),
+                amount: order.amount,
+                currency: order.currency.clone(),
+            })
         })
     }
 
-    async fn lookup(&self, _order: &Order) -> Result<Lookup, PaymentError> {
-        Ok(Lookup::Pending)
+    fn lookup<'a>(&'a self, _order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>> {
+        Box::pin(async move { Ok(Lookup::Pending) })
     }
 
-    async fn refund(&self, _order: &Order) -> Result<(), PaymentError> {
-        Ok(())
+    fn refund<'a>(&'a self, _order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>> {
+        Box::pin(async move { Ok(()) })
     }
 }

@@ -11,7 +11,10 @@ pub mod orders;
 pub mod paypal;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 use crate::config::Config;
 use crate::store::orders::Order;
@@ -82,10 +85,10 @@ pub enum PaymentError {
 /// The query or form parameters of a return to `/pay/{provider}/return`.
 pub type ReturnParams = HashMap<String, String>;
 
-/// One checkout provider's API. Used through `Gateway` (static dispatch) on actix's
-/// single-threaded workers, so the futures need no `Send` bound.
-#[allow(async_fn_in_trait)]
-pub trait PaymentProvider {
+/// One checkout provider's API, held as a trait object (`Payments`), so a test can put an
+/// in-process fake in a real provider's place. Its futures are `Send`: reconciliation runs
+/// them on a spawned task.
+pub trait PaymentProvider: Send + Sync {
     fn id(&self) -> &'static str;
     /// ISO codes this provider takes.
     fn accepts(&self, currency: &str) -> bool;
@@ -94,12 +97,12 @@ pub trait PaymentProvider {
     /// How long the payer's link from `create` stays usable at the provider: an open order
     /// is answered again to the same checkout only while its link works.
     fn link_lifetime(&self) -> Duration;
-    async fn create(
-        &self,
-        order: &Order,
-        item: &str,
-        urls: &ReturnUrls,
-    ) -> Result<Checkout, PaymentError>;
+    fn create<'a>(
+        &'a self,
+        order: &'a Order,
+        item: &'a str,
+        urls: &'a ReturnUrls,
+    ) -> BoxFuture<'a, Result<Checkout, PaymentError>>;
     /// The provider's payment id when it arrives only with the payer's return (kept on the
     /// order before capture, so a lookup after a failed capture can find the payment).
     fn payment_id_on_return(&self, _params: &ReturnParams) -> Option<String> {
@@ -125,80 +128,19 @@ pub trait PaymentProvider {
         Ok(())
     }
     /// Takes the money after the payer approved (`params`: what came back with them).
-    async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError>;
-    async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError>;
-    async fn refund(&self, order: &Order) -> Result<(), PaymentError>;
-}
-
-/// The configured providers.
-pub enum Gateway {
-    Dev(dev::Dev),
-    Paypal(paypal::Paypal),
-    Kakao(kakaopay::KakaoPay),
-    Naver(naverpay::NaverPay),
-}
-
-macro_rules! each {
-    ($self:ident, $p:ident => $e:expr) => {
-        match $self {
-            Gateway::Dev($p) => $e,
-            Gateway::Paypal($p) => $e,
-            Gateway::Kakao($p) => $e,
-            Gateway::Naver($p) => $e,
-        }
-    };
-}
-
-impl Gateway {
-    pub fn id(&self) -> &'static str {
-        each!(self, p => p.id())
-    }
-    pub fn accepts(&self, currency: &str) -> bool {
-        each!(self, p => p.accepts(currency))
-    }
-    pub fn accepted(&self) -> String {
-        each!(self, p => p.accepted())
-    }
-    pub fn link_lifetime(&self) -> Duration {
-        each!(self, p => p.link_lifetime())
-    }
-    pub fn check_return(&self, order: &Order, params: &ReturnParams) -> Result<(), PaymentError> {
-        each!(self, p => p.check_return(order, params))
-    }
-    pub async fn create(
-        &self,
-        order: &Order,
-        item: &str,
-        urls: &ReturnUrls,
-    ) -> Result<Checkout, PaymentError> {
-        each!(self, p => p.create(order, item, urls).await)
-    }
-    pub fn payment_id_on_return(&self, params: &ReturnParams) -> Option<String> {
-        each!(self, p => p.payment_id_on_return(params))
-    }
-    pub fn token_on_return(&self, params: &ReturnParams) -> Option<String> {
-        each!(self, p => p.token_on_return(params))
-    }
-    pub fn retry_params(&self, order: &Order) -> Option<ReturnParams> {
-        each!(self, p => p.retry_params(order))
-    }
-    pub async fn capture(
-        &self,
-        order: &Order,
-        params: &ReturnParams,
-    ) -> Result<Capture, PaymentError> {
-        each!(self, p => p.capture(order, params).await)
-    }
-    pub async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError> {
-        each!(self, p => p.lookup(order).await)
-    }
-    pub async fn refund(&self, order: &Order) -> Result<(), PaymentError> {
-        each!(self, p => p.refund(order).await)
-    }
+    fn capture<'a>(
+        &'a self,
+        order: &'a Order,
+        params: &'a ReturnParams,
+    ) -> BoxFuture<'a, Result<Capture, PaymentError>>;
+    fn lookup<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>>;
+    fn refund<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>>;
 }
 
 pub struct Payments {
-    list: Vec<Gateway>,
+    list: Vec<Arc<dyn PaymentProvider>>,
+    /// PayPal again, as itself: its webhook verification is PayPal's own API.
+    paypal: Option<Arc<paypal::Paypal>>,
     public_url: String,
     /// `payments.order_ttl`: an order open longer is cancelled by reconciliation.
     pub order_ttl: Duration,
@@ -216,39 +158,54 @@ impl Payments {
             .user_agent(concat!("cinegate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        let mut list = Vec::new();
+        let mut list: Vec<Arc<dyn PaymentProvider>> = Vec::new();
         if p.dev.enabled {
-            list.push(Gateway::Dev(dev::Dev));
+            list.push(Arc::new(dev::Dev));
         }
-        if !p.paypal.client_id.is_empty() {
-            list.push(Gateway::Paypal(paypal::Paypal::new(
-                &p.paypal,
-                http.clone(),
-            )));
+        let paypal = (!p.paypal.client_id.is_empty())
+            .then(|| Arc::new(paypal::Paypal::new(&p.paypal, http.clone())));
+        if let Some(paypal) = &paypal {
+            list.push(paypal.clone());
         }
         if !p.kakaopay.cid.is_empty() {
-            list.push(Gateway::Kakao(kakaopay::KakaoPay::new(
-                &p.kakaopay,
-                http.clone(),
-            )));
+            list.push(Arc::new(kakaopay::KakaoPay::new(&p.kakaopay, http.clone())));
         }
         if !p.naverpay.client_id.is_empty() {
-            list.push(Gateway::Naver(naverpay::NaverPay::new(&p.naverpay, http)));
+            list.push(Arc::new(naverpay::NaverPay::new(&p.naverpay, http)));
         }
-        Ok(Self {
-            list,
-            public_url: config.public_url.trim_end_matches('/').to_string(),
-            order_ttl: p.order_ttl,
-            max_open_orders: p.max_open_orders as usize,
-        })
+        let mut payments = Self::with_providers(list, &config.public_url, p.order_ttl);
+        payments.paypal = paypal;
+        payments.max_open_orders = p.max_open_orders as usize;
+        Ok(payments)
     }
 
-    pub fn get(&self, id: &str) -> Option<&Gateway> {
-        self.list.iter().find(|g| g.id() == id)
+    /// The given providers (a test's fakes, or the configured ones), with the default
+    /// limit of open orders.
+    pub fn with_providers(
+        list: Vec<Arc<dyn PaymentProvider>>,
+        public_url: &str,
+        order_ttl: Duration,
+    ) -> Self {
+        Self {
+            list,
+            paypal: None,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            order_ttl,
+            max_open_orders: 5,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&dyn PaymentProvider> {
+        self.list.iter().find(|g| g.id() == id).map(|g| &**g)
+    }
+
+    /// PayPal, for its webhook (verified with PayPal's own API).
+    pub fn paypal(&self) -> Option<&paypal::Paypal> {
+        self.paypal.as_deref()
     }
 
     pub fn ids(&self) -> Vec<&'static str> {
-        self.list.iter().map(Gateway::id).collect()
+        self.list.iter().map(|g| g.id()).collect()
     }
 
     pub fn return_urls(&self, provider: &str, order: &Order) -> ReturnUrls {

@@ -3,6 +3,7 @@
 //! refunds; history by `paymentId` settles anything unclear. Outcomes are judged by the
 //! body's `code`, not the HTTP status.
 
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use super::{
@@ -201,132 +202,145 @@ impl PaymentProvider for NaverPay {
         }
     }
 
-    async fn create(
-        &self,
-        order: &Order,
-        item: &str,
-        urls: &ReturnUrls,
-    ) -> Result<Checkout, PaymentError> {
-        let body = json!({
-            "merchantPayKey": order.id.to_string(),
-            "merchantUserKey": order.user_id.to_string(),
-            "productName": item.chars().take(128).collect::<String>(),
-            "productCount": 1,
-            "totalPayAmount": order.amount,
-            "taxScopeAmount": order.amount,
-            "taxExScopeAmount": 0,
-            "returnUrl": urls.approve,
-        });
-        let answer = self.call("/v2/reserve", Body::Json(&body), None).await?;
-        if answer["code"] != "Success" {
-            return Err(PaymentError::Refused(format!(
-                "Naver Pay reserve: {} {}",
-                answer["code"].as_str().unwrap_or("?"),
-                answer["message"].as_str().unwrap_or("")
-            )));
-        }
-        let reserve = answer["body"]["reserveId"]
-            .as_str()
-            .ok_or_else(|| PaymentError::Unavailable("Naver Pay returned no reserveId".into()))?;
-        Ok(Checkout {
-            provider_ref: reserve.to_string(),
-            redirect_url: format!("{}/{reserve}", self.payment_url),
-            mobile_url: None,
-            app_url: None,
+    fn create<'a>(
+        &'a self,
+        order: &'a Order,
+        item: &'a str,
+        urls: &'a ReturnUrls,
+    ) -> BoxFuture<'a, Result<Checkout, PaymentError>> {
+        Box::pin(async move {
+            let body = json!({
+                "merchantPayKey": order.id.to_string(),
+                "merchantUserKey": order.user_id.to_string(),
+                "productName": item.chars().take(128).collect::<String>(),
+                "productCount": 1,
+                "totalPayAmount": order.amount,
+                "taxScopeAmount": order.amount,
+                "taxExScopeAmount": 0,
+                "returnUrl": urls.approve,
+            });
+            let answer = self.call("/v2/reserve", Body::Json(&body), None).await?;
+            if answer["code"] != "Success" {
+                return Err(PaymentError::Refused(format!(
+                    "Naver Pay reserve: {} {}",
+                    answer["code"].as_str().unwrap_or("?"),
+                    answer["message"].as_str().unwrap_or("")
+                )));
+            }
+            let reserve = answer["body"]["reserveId"].as_str().ok_or_else(|| {
+                PaymentError::Unavailable("Naver Pay returned no reserveId".into())
+            })?;
+            Ok(Checkout {
+                provider_ref: reserve.to_string(),
+                redirect_url: format!("{}/{reserve}", self.payment_url),
+                mobile_url: None,
+                app_url: None,
+            })
         })
     }
 
-    async fn capture(&self, order: &Order, params: &ReturnParams) -> Result<Capture, PaymentError> {
-        self.check_return(order, params)?;
-        let payment_id = params
-            .get("paymentId")
-            .filter(|p| !p.is_empty() && p.len() <= 50)
-            .ok_or_else(|| PaymentError::Declined("the return has no paymentId".into()))?;
-        let form = [("paymentId", payment_id.clone())];
-        let answer = match self
-            .call(
-                "/v2.2/apply/payment",
-                Body::Form(&form),
-                Some(&format!("apply-{}", order.id)),
-            )
-            .await
-        {
-            Ok(v) => v,
-            // Unknown outcome: history says whether it went through.
-            Err(e) => {
-                return match self.history(order, payment_id).await {
-                    Ok(Lookup::Captured(c)) => Ok(c),
-                    _ => Err(e),
-                }
-            }
-        };
-        match answer["code"].as_str().unwrap_or("") {
-            "Success" => Self::capture_of(&answer["body"]["detail"], order).ok_or_else(|| {
-                PaymentError::Declined(
-                    "Naver Pay approved a payment that is not this order's".into(),
+    fn capture<'a>(
+        &'a self,
+        order: &'a Order,
+        params: &'a ReturnParams,
+    ) -> BoxFuture<'a, Result<Capture, PaymentError>> {
+        Box::pin(async move {
+            self.check_return(order, params)?;
+            let payment_id = params
+                .get("paymentId")
+                .filter(|p| !p.is_empty() && p.len() <= 50)
+                .ok_or_else(|| PaymentError::Declined("the return has no paymentId".into()))?;
+            let form = [("paymentId", payment_id.clone())];
+            let answer = match self
+                .call(
+                    "/v2.2/apply/payment",
+                    Body::Form(&form),
+                    Some(&format!("apply-{}", order.id)),
                 )
-            }),
-            "AlreadyComplete" | "AlreadyOnGoing" => match self.history(order, payment_id).await? {
-                Lookup::Captured(c) => Ok(c),
-                _ => Err(PaymentError::Unavailable(
-                    "Naver Pay: payment still in progress".into(),
-                )),
-            },
-            // The payment itself refused, or the payer's window closed.
-            code @ ("Fail" | "OwnerAuthFail" | "NotEnoughAccountBalance" | "TimeExpired") => {
-                Err(PaymentError::Declined(format!(
-                    "Naver Pay: {code} {}",
+                .await
+            {
+                Ok(v) => v,
+                // Unknown outcome: history says whether it went through.
+                Err(e) => {
+                    return match self.history(order, payment_id).await {
+                        Ok(Lookup::Captured(c)) => Ok(c),
+                        _ => Err(e),
+                    }
+                }
+            };
+            match answer["code"].as_str().unwrap_or("") {
+                "Success" => Self::capture_of(&answer["body"]["detail"], order).ok_or_else(|| {
+                    PaymentError::Declined(
+                        "Naver Pay approved a payment that is not this order's".into(),
+                    )
+                }),
+                "AlreadyComplete" | "AlreadyOnGoing" => {
+                    match self.history(order, payment_id).await? {
+                        Lookup::Captured(c) => Ok(c),
+                        _ => Err(PaymentError::Unavailable(
+                            "Naver Pay: payment still in progress".into(),
+                        )),
+                    }
+                }
+                // The payment itself refused, or the payer's window closed.
+                code @ ("Fail" | "OwnerAuthFail" | "NotEnoughAccountBalance" | "TimeExpired") => {
+                    Err(PaymentError::Declined(format!(
+                        "Naver Pay: {code} {}",
+                        answer["message"].as_str().unwrap_or("")
+                    )))
+                }
+                // Maintenance at Naver Pay or the bank: not now, rather than no.
+                code @ ("BankMaintenance" | "MaintenanceOngoing" | "FaultCheckOngoing") => {
+                    Err(PaymentError::Unavailable(format!("Naver Pay: {code}")))
+                }
+                // Our request refused (InvalidMerchant: the partner or chain id; anything new):
+                // the order stays approved for a retry once it is fixed.
+                code => Err(PaymentError::Refused(format!(
+                    "Naver Pay apply: {code} {}",
                     answer["message"].as_str().unwrap_or("")
-                )))
+                ))),
             }
-            // Maintenance at Naver Pay or the bank: not now, rather than no.
-            code @ ("BankMaintenance" | "MaintenanceOngoing" | "FaultCheckOngoing") => {
-                Err(PaymentError::Unavailable(format!("Naver Pay: {code}")))
-            }
-            // Our request refused (InvalidMerchant: the partner or chain id; anything new):
-            // the order stays approved for a retry once it is fixed.
-            code => Err(PaymentError::Refused(format!(
-                "Naver Pay apply: {code} {}",
-                answer["message"].as_str().unwrap_or("")
-            ))),
-        }
+        })
     }
 
-    async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError> {
-        match order.payment_id.as_deref() {
-            Some(payment_id) => self.history(order, payment_id).await,
-            // Without a paymentId the payer never came back from Naver Pay.
-            None => Ok(Lookup::Pending),
-        }
+    fn lookup<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>> {
+        Box::pin(async move {
+            match order.payment_id.as_deref() {
+                Some(payment_id) => self.history(order, payment_id).await,
+                // Without a paymentId the payer never came back from Naver Pay.
+                None => Ok(Lookup::Pending),
+            }
+        })
     }
 
-    async fn refund(&self, order: &Order) -> Result<(), PaymentError> {
-        let payment_id = order
-            .payment_id
-            .clone()
-            .ok_or_else(|| PaymentError::Refused("the order has no Naver Pay paymentId".into()))?;
-        let form = [
-            ("paymentId", payment_id.clone()),
-            ("cancelAmount", order.amount.to_string()),
-            ("cancelReason", "refund".to_string()),
-            ("cancelRequester", "2".to_string()),
-            ("taxScopeAmount", order.amount.to_string()),
-            ("taxExScopeAmount", "0".to_string()),
-        ];
-        let answer = self.call("/v1/cancel", Body::Form(&form), None).await?;
-        match answer["code"].as_str().unwrap_or("") {
-            "Success" => Ok(()),
-            // Accepted but not finished; history confirms it.
-            "CancelNotComplete" => match self.history(order, &payment_id).await? {
-                Lookup::Refunded => Ok(()),
-                _ => Err(PaymentError::Unavailable(
-                    "Naver Pay has not finished the cancel yet".into(),
-                )),
-            },
-            code => Err(PaymentError::Refused(format!(
-                "Naver Pay cancel: {code} {}",
-                answer["message"].as_str().unwrap_or("")
-            ))),
-        }
+    fn refund<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>> {
+        Box::pin(async move {
+            let payment_id = order.payment_id.clone().ok_or_else(|| {
+                PaymentError::Refused("the order has no Naver Pay paymentId".into())
+            })?;
+            let form = [
+                ("paymentId", payment_id.clone()),
+                ("cancelAmount", order.amount.to_string()),
+                ("cancelReason", "refund".to_string()),
+                ("cancelRequester", "2".to_string()),
+                ("taxScopeAmount", order.amount.to_string()),
+                ("taxExScopeAmount", "0".to_string()),
+            ];
+            let answer = self.call("/v1/cancel", Body::Form(&form), None).await?;
+            match answer["code"].as_str().unwrap_or("") {
+                "Success" => Ok(()),
+                // Accepted but not finished; history confirms it.
+                "CancelNotComplete" => match self.history(order, &payment_id).await? {
+                    Lookup::Refunded => Ok(()),
+                    _ => Err(PaymentError::Unavailable(
+                        "Naver Pay has not finished the cancel yet".into(),
+                    )),
+                },
+                code => Err(PaymentError::Refused(format!(
+                    "Naver Pay cancel: {code} {}",
+                    answer["message"].as_str().unwrap_or("")
+                ))),
+            }
+        })
     }
 }

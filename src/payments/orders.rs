@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Capture, Gateway, Lookup, PaymentError, Payments, ReturnParams};
+use super::{Capture, Lookup, PaymentError, PaymentProvider, Payments, ReturnParams};
 use crate::store::films::Film;
 use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
@@ -84,7 +84,7 @@ pub struct Started {
     pub app_url: Option<String>,
 }
 
-fn unsupported(gateway: &Gateway) -> OrderError {
+fn unsupported(gateway: &dyn PaymentProvider) -> OrderError {
     OrderError::CurrencyUnsupported {
         provider: gateway.id().to_string(),
         accepts: gateway.accepted(),
@@ -119,7 +119,7 @@ fn mismatch(order: &Order, c: &Capture) -> Option<String> {
 }
 
 impl OrderService<'_> {
-    fn gateway(&self, provider: &str) -> Result<&Gateway, OrderError> {
+    fn gateway(&self, provider: &str) -> Result<&dyn PaymentProvider, OrderError> {
         self.payments
             .get(provider)
             .ok_or_else(|| OrderError::UnknownProvider(provider.chars().take(32).collect()))
@@ -166,7 +166,11 @@ impl OrderService<'_> {
 
     /// The provider for a tip in `currency`, or why there is none. Callers check this before
     /// they record anything that goes with the tip.
-    pub fn tip_gateway(&self, provider: &str, currency: &str) -> Result<&Gateway, OrderError> {
+    pub fn tip_gateway(
+        &self,
+        provider: &str,
+        currency: &str,
+    ) -> Result<&dyn PaymentProvider, OrderError> {
         let gateway = self.gateway(provider)?;
         if !gateway.accepts(currency) {
             return Err(unsupported(gateway));
@@ -244,7 +248,7 @@ impl OrderService<'_> {
     /// The open order that `order` would repeat, if its payer link still works.
     fn reusable<'o>(
         &self,
-        gateway: &Gateway,
+        gateway: &dyn PaymentProvider,
         open: &'o [Order],
         order: &Order,
     ) -> Option<&'o Order> {
@@ -279,7 +283,7 @@ impl OrderService<'_> {
     /// has room for it.
     async fn start(
         &self,
-        gateway: &Gateway,
+        gateway: &dyn PaymentProvider,
         order: Order,
         item: &str,
     ) -> Result<Started, OrderError> {
@@ -303,7 +307,7 @@ impl OrderService<'_> {
 
     async fn create(
         &self,
-        gateway: &Gateway,
+        gateway: &dyn PaymentProvider,
         mut order: Order,
         item: &str,
     ) -> Result<Started, OrderError> {
@@ -754,5 +758,260 @@ mod tests {
         assert!(mismatch(&order, &c(499, "USD")).is_none());
         assert!(mismatch(&order, &c(1, "USD")).is_some());
         assert!(mismatch(&order, &c(499, "EUR")).is_some());
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The order state machine against an in-process fake provider and the test clock
+    // (`OrderService::now`), without HTTP: the end-to-end tests keep one path per provider
+    // against the contract fakes in tests/peers.
+    // -----------------------------------------------------------------------------------
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::future::BoxFuture;
+
+    use crate::payments::{Checkout, ReturnUrls};
+    use crate::store::films::{Film, Price};
+
+    /// Takes USD only; captures what `pays` says (the order's own amount by default);
+    /// answers lookups with `lookup`.
+    struct Fake {
+        creates: AtomicUsize,
+        captures: AtomicUsize,
+        pays: Mutex<Option<u64>>,
+        lookup: Mutex<Lookup>,
+    }
+
+    impl Fake {
+        fn new() -> Arc<Self> {
+            Arc::new(Self {
+                creates: AtomicUsize::new(0),
+                captures: AtomicUsize::new(0),
+                pays: Mutex::new(None),
+                lookup: Mutex::new(Lookup::Pending),
+            })
+        }
+    }
+
+    impl PaymentProvider for Fake {
+        fn id(&self) -> &'static str {
+            "fake"
+        }
+        fn accepts(&self, currency: &str) -> bool {
+            currency == "USD"
+        }
+        fn accepted(&self) -> String {
+            "USD".into()
+        }
+        fn link_lifetime(&self) -> Duration {
+            Duration::from_secs(3600)
+        }
+        fn create<'a>(
+            &'a self,
+            order: &'a Order,
+            _item: &'a str,
+            urls: &'a ReturnUrls,
+        ) -> BoxFuture<'a, Result<Checkout, PaymentError>> {
+            self.creates.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                Ok(Checkout {
+                    provider_ref: format!("FAKE-{}", order.id.simple()),
+                    redirect_url: urls.approve.clone(),
+                    mobile_url: None,
+                    app_url: None,
+                })
+            })
+        }
+        fn capture<'a>(
+            &'a self,
+            order: &'a Order,
+            _params: &'a ReturnParams,
+        ) -> BoxFuture<'a, Result<Capture, PaymentError>> {
+            self.captures.fetch_add(1, Ordering::SeqCst);
+            let amount = self
+                .pays
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or(order.amount);
+            Box::pin(async move {
+                Ok(Capture {
+                    payment_id: format!("PAY-{}", order.id.simple()),
+                    amount,
+                    currency: order.currency.clone(),
+                })
+            })
+        }
+        fn lookup<'a>(&'a self, _order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>> {
+            let answer = self
+                .lookup
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            Box::pin(async move { Ok(answer) })
+        }
+        fn refund<'a>(&'a self, _order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    struct World {
+        store: Store,
+        payments: Payments,
+        locks: OrderLocks,
+        fake: Arc<Fake>,
+        film: Film,
+        user: Uuid,
+    }
+
+    const TTL: Duration = Duration::from_secs(3600);
+    const T0: i64 = 1_800_000_000;
+
+    type R = Result<(), Box<dyn std::error::Error>>;
+
+    fn world() -> Result<World, StoreError> {
+        let store = Store::temporary()?;
+        let fake = Fake::new();
+        let payments = Payments::with_providers(vec![fake.clone()], "http://127.0.0.1:1", TTL);
+        let film = Film {
+            id: crate::store::new_id(),
+            title: "A film".into(),
+            description: String::new(),
+            prices: vec![
+                Price {
+                    amount: 1000,
+                    currency: "KRW".into(),
+                },
+                Price {
+                    amount: 499,
+                    currency: "USD".into(),
+                },
+            ],
+            published: true,
+            publish_when_ready: false,
+            source: None,
+            package: None,
+            created_at: T0,
+            updated_at: T0,
+        };
+        store.save_film(&film)?;
+        Ok(World {
+            store,
+            payments,
+            locks: OrderLocks::default(),
+            fake,
+            film,
+            user: crate::store::new_id(),
+        })
+    }
+
+    impl World {
+        /// What the playback gate says: a captured purchase entitles.
+        fn owns(&self) -> Result<bool, StoreError> {
+            Ok(gate::entitlement(&self.store, &self.user, &self.film.id)? == Entitlement::Full)
+        }
+
+        fn state(&self, id: &Uuid) -> Result<OrderState, Box<dyn std::error::Error>> {
+            Ok(self.store.order(id)?.ok_or("no such order")?.state)
+        }
+
+        fn at(&self, now: i64) -> OrderService<'_> {
+            OrderService {
+                store: &self.store,
+                payments: &self.payments,
+                locks: &self.locks,
+                now,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn checkout_charges_the_films_price_and_a_reloaded_return_captures_once() -> R {
+        let w = world()?;
+        let started = w.at(T0).checkout(&w.user, &w.film, "fake").await?;
+        // The price is the film's, in a currency the provider takes; nothing from a client.
+        assert_eq!(
+            (started.order.amount, started.order.currency.as_str()),
+            (499, "USD")
+        );
+        assert_eq!(started.order.state, OrderState::Created);
+        // The same checkout again answers the open order, with no second order made.
+        let again = w.at(T0 + 5).checkout(&w.user, &w.film, "fake").await?;
+        assert!(again.reused);
+        assert_eq!(again.order.id, started.order.id);
+        assert_eq!(w.fake.creates.load(Ordering::SeqCst), 1);
+
+        let params = ReturnParams::new();
+        let done = w
+            .at(T0 + 10)
+            .complete("fake", &started.order.id, &params)
+            .await?;
+        assert_eq!(done.state, OrderState::Captured);
+        assert!(w.owns()?);
+        // A reloaded return page: the answer stands, the provider is not asked again.
+        let reloaded = w
+            .at(T0 + 11)
+            .complete("fake", &started.order.id, &params)
+            .await?;
+        assert_eq!(reloaded.state, OrderState::Captured);
+        assert_eq!(w.fake.captures.load(Ordering::SeqCst), 1);
+        // Owned now: no second purchase.
+        let owned = w.at(T0 + 12).checkout(&w.user, &w.film, "fake").await;
+        assert!(
+            matches!(owned, Err(OrderError::AlreadyOwned)),
+            "{:?}",
+            owned.err()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_capture_of_another_amount_fails_the_order_and_grants_nothing() -> R {
+        let w = world()?;
+        *w.fake.pays.lock().unwrap_or_else(|p| p.into_inner()) = Some(1);
+        let started = w.at(T0).checkout(&w.user, &w.film, "fake").await?;
+        let done = w
+            .at(T0 + 10)
+            .complete("fake", &started.order.id, &ReturnParams::new())
+            .await?;
+        assert_eq!(done.state, OrderState::Failed, "{done:?}");
+        assert!(!w.owns()?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn reconciliation_ends_an_unpaid_order_only_after_its_time_to_live() -> R {
+        let w = world()?;
+        let started = w.at(T0).checkout(&w.user, &w.film, "fake").await?;
+        let id = started.order.id;
+        let ttl = secs(TTL);
+        // Within its time the provider's "not paid yet" leaves it open…
+        w.at(T0 + ttl - 60).reconcile().await?;
+        assert_eq!(w.state(&id)?, OrderState::Created);
+        // …after it, the order is cancelled, by the clock the service was given.
+        w.at(T0 + ttl + 60).reconcile().await?;
+        assert_eq!(w.state(&id)?, OrderState::Cancelled);
+        assert!(!w.owns()?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_reports_the_payment_later_is_believed_by_reconciliation() -> R {
+        let w = world()?;
+        let started = w.at(T0).checkout(&w.user, &w.film, "fake").await?;
+        let id = started.order.id;
+        *w.fake.lookup.lock().unwrap_or_else(|p| p.into_inner()) = Lookup::Captured(Capture {
+            payment_id: "PAY-LATE".into(),
+            amount: 499,
+            currency: "USD".into(),
+        });
+        w.at(T0 + 120).reconcile().await?;
+        let order = w.store.order(&id)?.ok_or("no such order")?;
+        assert_eq!(order.state, OrderState::Captured);
+        assert_eq!(order.payment_id.as_deref(), Some("PAY-LATE"));
+        assert!(w.owns()?);
+        // An unknown provider is refused by name, before anything is recorded.
+        let unknown = w.at(T0 + 130).checkout(&w.user, &w.film, "paypal").await;
+        assert!(matches!(unknown, Err(OrderError::UnknownProvider(_))));
+        Ok(())
     }
 }

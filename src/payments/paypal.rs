@@ -4,6 +4,7 @@
 //! through `verify-webhook-signature`. Every write carries a `PayPal-Request-Id` derived
 //! from our order id, so a retry never makes a second order, capture or refund.
 
+use futures_util::future::BoxFuture;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -281,187 +282,197 @@ impl PaymentProvider for Paypal {
         order.provider_ref.as_ref().map(|_| ReturnParams::new())
     }
 
-    async fn create(
-        &self,
-        order: &Order,
-        item: &str,
-        urls: &ReturnUrls,
-    ) -> Result<Checkout, PaymentError> {
-        let body = json!({
-            "intent": "CAPTURE",
-            "purchase_units": [{
-                "reference_id": order.film_id.to_string(),
-                "custom_id": order.id.to_string(),
-                "description": item.chars().take(127).collect::<String>(),
-                "amount": {
-                    "currency_code": order.currency,
-                    "value": to_decimal(order.amount, &order.currency),
-                },
-            }],
-            "payment_source": { "paypal": { "experience_context": {
-                "return_url": urls.approve,
-                "cancel_url": urls.cancel,
-                "user_action": "PAY_NOW",
-                "shipping_preference": "NO_SHIPPING",
-            }}},
-        });
-        let (status, answer) = self
-            .call(
-                reqwest::Method::POST,
-                "/v2/checkout/orders",
-                Some(&format!("create-{}", order.id)),
-                Some(&body),
-            )
-            .await?;
-        if status != 200 && status != 201 {
-            return Err(PaymentError::Refused(format!(
-                "PayPal: {} (HTTP {status})",
-                issue(&answer)
-            )));
-        }
-        let id = answer["id"]
-            .as_str()
-            .ok_or_else(|| PaymentError::Unavailable("PayPal returned no order id".into()))?;
-        // `payer-action` with experience_context, `approve` with the older application_context.
-        let link = answer["links"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["rel"] == "payer-action" || l["rel"] == "approve")
-            .and_then(|l| l["href"].as_str())
-            .ok_or_else(|| PaymentError::Unavailable("PayPal returned no approval link".into()))?;
-        Ok(Checkout {
-            provider_ref: id.to_string(),
-            redirect_url: link.to_string(),
-            mobile_url: None,
-            app_url: None,
-        })
-    }
-
-    async fn capture(
-        &self,
-        order: &Order,
-        _params: &ReturnParams,
-    ) -> Result<Capture, PaymentError> {
-        let id = order
-            .provider_ref
-            .as_deref()
-            .ok_or_else(|| PaymentError::Declined("the order never reached PayPal".into()))?;
-        let (status, answer) = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/v2/checkout/orders/{id}/capture"),
-                Some(&format!("capture-{}", order.id)),
-                Some(&json!({})),
-            )
-            .await?;
-        if status == 200 || status == 201 {
-            let all = captures(&answer);
-            let capture = all.iter().find(|c| c["status"] == "COMPLETED");
-            return match capture.and_then(|c| capture_of(c)) {
-                Some(c) => Ok(c),
-                None => match all.first() {
-                    Some(c) if c["status"] == "PENDING" => Err(PaymentError::Unavailable(
-                        "PayPal holds the capture as pending".into(),
-                    )),
-                    Some(c) => Err(PaymentError::Declined(format!(
-                        "PayPal capture {}",
-                        c["status"].as_str().unwrap_or("not completed")
-                    ))),
-                    None => Err(PaymentError::Unavailable(
-                        "PayPal returned no capture".into(),
-                    )),
-                },
-            };
-        }
-        match (status, issue(&answer).as_str()) {
-            // Captured before (a retry with another request id, or by a webhook path):
-            // PayPal's order tells what was taken.
-            (_, "ORDER_ALREADY_CAPTURED") => match self.lookup(order).await? {
-                Lookup::Captured(c) => Ok(c),
-                other => Err(PaymentError::Unavailable(format!(
-                    "PayPal says captured, order shows {other:?}"
-                ))),
-            },
-            (422, decline) if CAPTURE_DECLINES.contains(&decline) => {
-                Err(PaymentError::Declined(format!("PayPal: {decline}")))
+    fn create<'a>(
+        &'a self,
+        order: &'a Order,
+        item: &'a str,
+        urls: &'a ReturnUrls,
+    ) -> BoxFuture<'a, Result<Checkout, PaymentError>> {
+        Box::pin(async move {
+            let body = json!({
+                "intent": "CAPTURE",
+                "purchase_units": [{
+                    "reference_id": order.film_id.to_string(),
+                    "custom_id": order.id.to_string(),
+                    "description": item.chars().take(127).collect::<String>(),
+                    "amount": {
+                        "currency_code": order.currency,
+                        "value": to_decimal(order.amount, &order.currency),
+                    },
+                }],
+                "payment_source": { "paypal": { "experience_context": {
+                    "return_url": urls.approve,
+                    "cancel_url": urls.cancel,
+                    "user_action": "PAY_NOW",
+                    "shipping_preference": "NO_SHIPPING",
+                }}},
+            });
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::POST,
+                    "/v2/checkout/orders",
+                    Some(&format!("create-{}", order.id)),
+                    Some(&body),
+                )
+                .await?;
+            if status != 200 && status != 201 {
+                return Err(PaymentError::Refused(format!(
+                    "PayPal: {} (HTTP {status})",
+                    issue(&answer)
+                )));
             }
-            // The order is gone at PayPal (its capture window closed): nothing was taken.
-            (404, other) => Err(PaymentError::Declined(format!("PayPal: {other}"))),
-            (400 | 401 | 403, other) => Err(PaymentError::Refused(format!(
-                "PayPal refused the capture: {other} (HTTP {status})"
-            ))),
-            // ORDER_COMPLETION_IN_PROGRESS, a conflict, anything new: the outcome is not
-            // known, so the order stays approved for a retry or reconciliation.
-            (_, other) => Err(PaymentError::Unavailable(format!(
-                "PayPal answered the capture with {other} (HTTP {status})"
-            ))),
-        }
-    }
-
-    async fn lookup(&self, order: &Order) -> Result<Lookup, PaymentError> {
-        let Some(id) = order.provider_ref.as_deref() else {
-            return Ok(Lookup::Abandoned("never reached PayPal".into()));
-        };
-        let (status, answer) = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/v2/checkout/orders/{id}"),
-                None,
-                None::<&Value>,
-            )
-            .await?;
-        if status == 404 {
-            return Ok(Lookup::Abandoned(
-                "PayPal does not know the order (expired)".into(),
-            ));
-        }
-        if status != 200 {
-            return Err(PaymentError::Unavailable(format!(
-                "PayPal: {} (HTTP {status})",
-                issue(&answer)
-            )));
-        }
-        let all = captures(&answer);
-        if all.iter().any(|c| c["status"] == "REFUNDED") {
-            return Ok(Lookup::Refunded);
-        }
-        if let Some(c) = all
-            .iter()
-            .find(|c| c["status"] == "COMPLETED" || c["status"] == "PARTIALLY_REFUNDED")
-            .and_then(|c| capture_of(c))
-        {
-            return Ok(Lookup::Captured(c));
-        }
-        Ok(match answer["status"].as_str() {
-            Some("VOIDED") => Lookup::Abandoned("PayPal voided the order".into()),
-            // The payer approved; the money moves only when we capture.
-            Some("APPROVED") => Lookup::Approved,
-            _ => Lookup::Pending,
+            let id = answer["id"]
+                .as_str()
+                .ok_or_else(|| PaymentError::Unavailable("PayPal returned no order id".into()))?;
+            // `payer-action` with experience_context, `approve` with the older application_context.
+            let link = answer["links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["rel"] == "payer-action" || l["rel"] == "approve")
+                .and_then(|l| l["href"].as_str())
+                .ok_or_else(|| {
+                    PaymentError::Unavailable("PayPal returned no approval link".into())
+                })?;
+            Ok(Checkout {
+                provider_ref: id.to_string(),
+                redirect_url: link.to_string(),
+                mobile_url: None,
+                app_url: None,
+            })
         })
     }
 
-    async fn refund(&self, order: &Order) -> Result<(), PaymentError> {
-        let capture = order
-            .payment_id
-            .as_deref()
-            .ok_or_else(|| PaymentError::Refused("the order has no PayPal capture".into()))?;
-        let (status, answer) = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/v2/payments/captures/{capture}/refund"),
-                Some(&format!("refund-{}", order.id)),
-                Some(&json!({})),
-            )
-            .await?;
-        match (status, issue(&answer).as_str()) {
-            (200 | 201, _) | (_, "CAPTURE_FULLY_REFUNDED") => Ok(()),
-            (409, other) => Err(PaymentError::Unavailable(format!(
-                "PayPal: {other} (HTTP {status})"
-            ))),
-            (_, other) => Err(PaymentError::Refused(format!(
-                "PayPal: {other} (HTTP {status})"
-            ))),
-        }
+    fn capture<'a>(
+        &'a self,
+        order: &'a Order,
+        _params: &'a ReturnParams,
+    ) -> BoxFuture<'a, Result<Capture, PaymentError>> {
+        Box::pin(async move {
+            let id = order
+                .provider_ref
+                .as_deref()
+                .ok_or_else(|| PaymentError::Declined("the order never reached PayPal".into()))?;
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v2/checkout/orders/{id}/capture"),
+                    Some(&format!("capture-{}", order.id)),
+                    Some(&json!({})),
+                )
+                .await?;
+            if status == 200 || status == 201 {
+                let all = captures(&answer);
+                let capture = all.iter().find(|c| c["status"] == "COMPLETED");
+                return match capture.and_then(|c| capture_of(c)) {
+                    Some(c) => Ok(c),
+                    None => match all.first() {
+                        Some(c) if c["status"] == "PENDING" => Err(PaymentError::Unavailable(
+                            "PayPal holds the capture as pending".into(),
+                        )),
+                        Some(c) => Err(PaymentError::Declined(format!(
+                            "PayPal capture {}",
+                            c["status"].as_str().unwrap_or("not completed")
+                        ))),
+                        None => Err(PaymentError::Unavailable(
+                            "PayPal returned no capture".into(),
+                        )),
+                    },
+                };
+            }
+            match (status, issue(&answer).as_str()) {
+                // Captured before (a retry with another request id, or by a webhook path):
+                // PayPal's order tells what was taken.
+                (_, "ORDER_ALREADY_CAPTURED") => match self.lookup(order).await? {
+                    Lookup::Captured(c) => Ok(c),
+                    other => Err(PaymentError::Unavailable(format!(
+                        "PayPal says captured, order shows {other:?}"
+                    ))),
+                },
+                (422, decline) if CAPTURE_DECLINES.contains(&decline) => {
+                    Err(PaymentError::Declined(format!("PayPal: {decline}")))
+                }
+                // The order is gone at PayPal (its capture window closed): nothing was taken.
+                (404, other) => Err(PaymentError::Declined(format!("PayPal: {other}"))),
+                (400 | 401 | 403, other) => Err(PaymentError::Refused(format!(
+                    "PayPal refused the capture: {other} (HTTP {status})"
+                ))),
+                // ORDER_COMPLETION_IN_PROGRESS, a conflict, anything new: the outcome is not
+                // known, so the order stays approved for a retry or reconciliation.
+                (_, other) => Err(PaymentError::Unavailable(format!(
+                    "PayPal answered the capture with {other} (HTTP {status})"
+                ))),
+            }
+        })
+    }
+
+    fn lookup<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>> {
+        Box::pin(async move {
+            let Some(id) = order.provider_ref.as_deref() else {
+                return Ok(Lookup::Abandoned("never reached PayPal".into()));
+            };
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v2/checkout/orders/{id}"),
+                    None,
+                    None::<&Value>,
+                )
+                .await?;
+            if status == 404 {
+                return Ok(Lookup::Abandoned(
+                    "PayPal does not know the order (expired)".into(),
+                ));
+            }
+            if status != 200 {
+                return Err(PaymentError::Unavailable(format!(
+                    "PayPal: {} (HTTP {status})",
+                    issue(&answer)
+                )));
+            }
+            let all = captures(&answer);
+            if all.iter().any(|c| c["status"] == "REFUNDED") {
+                return Ok(Lookup::Refunded);
+            }
+            if let Some(c) = all
+                .iter()
+                .find(|c| c["status"] == "COMPLETED" || c["status"] == "PARTIALLY_REFUNDED")
+                .and_then(|c| capture_of(c))
+            {
+                return Ok(Lookup::Captured(c));
+            }
+            Ok(match answer["status"].as_str() {
+                Some("VOIDED") => Lookup::Abandoned("PayPal voided the order".into()),
+                // The payer approved; the money moves only when we capture.
+                Some("APPROVED") => Lookup::Approved,
+                _ => Lookup::Pending,
+            })
+        })
+    }
+
+    fn refund<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>> {
+        Box::pin(async move {
+            let capture = order
+                .payment_id
+                .as_deref()
+                .ok_or_else(|| PaymentError::Refused("the order has no PayPal capture".into()))?;
+            let (status, answer) = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v2/payments/captures/{capture}/refund"),
+                    Some(&format!("refund-{}", order.id)),
+                    Some(&json!({})),
+                )
+                .await?;
+            match (status, issue(&answer).as_str()) {
+                (200 | 201, _) | (_, "CAPTURE_FULLY_REFUNDED") => Ok(()),
+                (409, other) => Err(PaymentError::Unavailable(format!(
+                    "PayPal: {other} (HTTP {status})"
+                ))),
+                (_, other) => Err(PaymentError::Refused(format!(
+                    "PayPal: {other} (HTTP {status})"
+                ))),
+            }
+        })
     }
 }
