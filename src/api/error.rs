@@ -257,6 +257,7 @@ impl From<crate::payments::orders::OrderError> for ApiError {
                 .with("retry_after", *retry_after)
             }
             E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
+            E::WebhookUnverified(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             E::NotForSale => (StatusCode::CONFLICT, "not_for_sale"),
             E::CurrencyUnsupported { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "currency_unsupported")

@@ -14,9 +14,9 @@ use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::{Admin, Viewer};
 use crate::payments::orders::{OrderError, OrderService, Started};
-use crate::payments::Lookup;
+use crate::payments::WebhookHeaders;
 use crate::store::orders::{Order, OrderState};
-use crate::store::{now, parse_id, StoreError};
+use crate::store::{now, parse_id};
 
 /// The order rules over this server's store, providers and locks, at the current time.
 pub(crate) fn service(state: &AppState) -> OrderService<'_> {
@@ -300,73 +300,8 @@ async fn abandon(
     }
 }
 
-/// The PayPal order a webhook resource names by `custom_id` (our order id).
-fn paypal_order(state: &AppState, resource: &Value) -> Result<Option<Order>, StoreError> {
-    let Some(id) = resource["custom_id"].as_str().and_then(parse_id) else {
-        return Ok(None);
-    };
-    Ok(state.store.order(&id)?.filter(|o| o.provider == "paypal"))
-}
-
-/// Whether a webhook event is one we would act on: a handled type about an order in a
-/// state the event can change. Asked before PayPal is, so a delivery that would be
-/// ignored anyway costs no call to PayPal.
-fn worth_verifying(state: &AppState, event: &Value) -> Result<bool, StoreError> {
-    let resource = &event["resource"];
-    Ok(match event["event_type"].as_str().unwrap_or("") {
-        // Money taken counts even for an order ended meanwhile, if a capture could have
-        // been asked for (its return was seen).
-        "PAYMENT.CAPTURE.COMPLETED" => paypal_order(state, resource)?.is_some_and(|o| {
-            !o.state.is_final()
-                || (matches!(o.state, OrderState::Cancelled | OrderState::Failed)
-                    && o.return_seen())
-        }),
-        "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
-            paypal_order(state, resource)?.is_some_and(|o| !o.state.is_final())
-        }
-        // A refund made in PayPal's dashboard may carry no custom_id: its capture names the
-        // order. Either way, only a captured order of ours is worth a call to PayPal.
-        "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
-            refunded_order(state, event)?.is_some_and(|o| o.state == OrderState::Captured)
-        }
-        _ => false,
-    })
-}
-
-/// The capture a refund or reversal event is about: the refund resource's `up` link
-/// (`…/v2/payments/captures/{id}`), else, for a reversal delivered with the capture itself
-/// as its resource, the resource's own id.
-fn refunded_capture(event: &Value) -> Option<&str> {
-    let resource = &event["resource"];
-    let up = resource["links"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|l| l["rel"] == "up")
-        .and_then(|l| l["href"].as_str())
-        .and_then(|h| h.split_once("/v2/payments/captures/"))
-        .map(|(_, id)| id.trim_end_matches('/'));
-    match up {
-        Some(id) => Some(id),
-        None if event["event_type"] == "PAYMENT.CAPTURE.REVERSED" => resource["id"].as_str(),
-        None => None,
-    }
-    .filter(|id| !id.is_empty() && id.len() <= 64 && !id.contains('/'))
-}
-
-/// The PayPal order a refund or reversal event is about: by `custom_id` when it has one,
-/// else through its capture (`orders_by_payment`, no scan of the orders).
-fn refunded_order(state: &AppState, event: &Value) -> Result<Option<Order>, StoreError> {
-    if !event["resource"]["custom_id"].is_null() {
-        return paypal_order(state, &event["resource"]);
-    }
-    match refunded_capture(event) {
-        Some(capture) => state.store.order_by_payment("paypal", capture),
-        None => Ok(None),
-    }
-}
-
-/// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event id.
+/// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event
+/// id (`OrderService::webhook`).
 pub async fn paypal_webhook(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -374,98 +309,21 @@ pub async fn paypal_webhook(
 ) -> ApiResult<HttpResponse> {
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
     super::auth::limit(&state, &req, super::ratelimit::Budget::Webhook)?;
-    let Some(paypal) = state.payments.paypal() else {
+    if state.payments.get("paypal").is_none() {
         return Err(ApiError::not_found("webhook"));
-    };
-    let not_json = || ApiError::bad_request("invalid_json", "the webhook body is not JSON");
-    // The event as received (what PayPal verifies) and parsed (what we act on).
-    let raw: &RawValue = serde_json::from_slice(&body).map_err(|_| not_json())?;
-    let event: Value = serde_json::from_str(raw.get()).map_err(|_| not_json())?;
-    let answer =
-        |status: &str| Ok(HttpResponse::Ok().json(serde_json::json!({ "status": status })));
-    let event_id = event["id"].as_str().unwrap_or("").to_string();
-    if event_id.is_empty() || event_id.len() > 255 {
-        return answer("ignored");
     }
-    if state.store.event_seen("paypal", &event_id)? {
-        return answer("duplicate");
-    }
-    if !worth_verifying(&state, &event)? {
-        return answer("ignored");
-    }
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    if !paypal
-        .verify_webhook(header, raw)
-        .await
-        .map_err(OrderError::from)?
-    {
-        tracing::warn!("a PayPal webhook failed verification; ignored");
-        return Err(ApiError::unauthorized(
-            "invalid_signature",
-            "the webhook could not be verified with PayPal",
-        ));
-    }
-    if !state.store.first_sighting("paypal", &event_id, now())? {
-        return answer("duplicate");
-    }
-    match handle_paypal_event(&state, &event).await {
-        Ok(outcome) => answer(outcome),
-        Err(e) => {
-            // Not processed: PayPal's retry must be.
-            state.store.forget_sighting("paypal", &event_id)?;
-            Err(e.into())
-        }
-    }
-}
-
-async fn handle_paypal_event(state: &AppState, event: &Value) -> Result<&'static str, OrderError> {
-    let resource = &event["resource"];
-    let svc = service(state);
-    match event["event_type"].as_str().unwrap_or("") {
-        "PAYMENT.CAPTURE.COMPLETED" => {
-            let Some(order) = paypal_order(state, resource)? else {
-                return Ok("unknown order");
-            };
-            // Without a readable amount there is nothing to compare with the price;
-            // reconciliation asks PayPal for the order itself.
-            let Some(capture) = crate::payments::paypal::capture_of(resource) else {
-                return Ok("unreadable capture");
-            };
-            svc.notice(
-                &order.id,
-                Lookup::Captured(capture),
-                "captured (PayPal webhook)",
-            )
-            .await?;
-            Ok("captured")
-        }
-        "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => {
-            let Some(order) = paypal_order(state, resource)? else {
-                return Ok("unknown order");
-            };
-            svc.notice(
-                &order.id,
-                Lookup::Declined("PayPal denied the capture".into()),
-                "failed (PayPal webhook)",
-            )
-            .await?;
-            Ok("failed")
-        }
-        "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
-            let Some(order) = refunded_order(state, event)? else {
-                return Ok("unknown order");
-            };
-            svc.notice(&order.id, Lookup::Refunded, "refunded (PayPal webhook)")
-                .await?;
-            Ok("refunded")
-        }
-        _ => Ok("ignored"),
-    }
+    // The event as received: what PayPal verifies.
+    let raw: &RawValue = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("invalid_json", "the webhook body is not JSON"))?;
+    let headers: WebhookHeaders = req
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    let status = service(&state).webhook("paypal", &headers, raw).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": status })))
 }
 
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {

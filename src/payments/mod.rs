@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::store::orders::Order;
@@ -82,6 +83,37 @@ pub enum PaymentError {
     Refused(String),
 }
 
+/// A webhook delivery's headers, names in lower case.
+pub type WebhookHeaders = HashMap<String, String>;
+
+/// What a provider's webhook event says, as the provider reads it (before it is verified).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// The provider's event id: deliveries are de-duplicated by it.
+    pub id: String,
+    pub about: OrderRef,
+    pub news: WebhookNews,
+}
+
+/// How an event names our order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderRef {
+    /// By our order id (PayPal's `custom_id`).
+    Order(Uuid),
+    /// By the provider's payment id (a refund made in PayPal's dashboard names the capture).
+    Payment(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookNews {
+    /// The money was taken; `None` when the event's amount cannot be read (then
+    /// reconciliation asks the provider for the order itself).
+    Captured(Option<Capture>),
+    /// The provider refused the capture for good.
+    Declined(String),
+    Refunded,
+}
+
 /// The query or form parameters of a return to `/pay/{provider}/return`.
 pub type ReturnParams = HashMap<String, String>;
 
@@ -135,12 +167,24 @@ pub trait PaymentProvider: Send + Sync {
     ) -> BoxFuture<'a, Result<Capture, PaymentError>>;
     fn lookup<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<Lookup, PaymentError>>;
     fn refund<'a>(&'a self, order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>>;
+    /// Reads a webhook delivery: `None` for an event this server does not act on (or a
+    /// provider without webhooks).
+    fn webhook_event(&self, _event: &serde_json::Value) -> Option<WebhookEvent> {
+        None
+    }
+    /// Asks the provider whether a delivery (`raw`: the body exactly as it arrived) is
+    /// genuine. Nothing a webhook says is believed before this answers `true`.
+    fn verify_webhook<'a>(
+        &'a self,
+        _headers: &'a WebhookHeaders,
+        _raw: &'a serde_json::value::RawValue,
+    ) -> BoxFuture<'a, Result<bool, PaymentError>> {
+        Box::pin(async { Ok(false) })
+    }
 }
 
 pub struct Payments {
     list: Vec<Arc<dyn PaymentProvider>>,
-    /// PayPal again, as itself: its webhook verification is PayPal's own API.
-    paypal: Option<Arc<paypal::Paypal>>,
     public_url: String,
     /// `payments.order_ttl`: an order open longer is cancelled by reconciliation.
     pub order_ttl: Duration,
@@ -162,10 +206,8 @@ impl Payments {
         if p.dev.enabled {
             list.push(Arc::new(dev::Dev));
         }
-        let paypal = (!p.paypal.client_id.is_empty())
-            .then(|| Arc::new(paypal::Paypal::new(&p.paypal, http.clone())));
-        if let Some(paypal) = &paypal {
-            list.push(paypal.clone());
+        if !p.paypal.client_id.is_empty() {
+            list.push(Arc::new(paypal::Paypal::new(&p.paypal, http.clone())));
         }
         if !p.kakaopay.cid.is_empty() {
             list.push(Arc::new(kakaopay::KakaoPay::new(&p.kakaopay, http.clone())));
@@ -174,7 +216,6 @@ impl Payments {
             list.push(Arc::new(naverpay::NaverPay::new(&p.naverpay, http)));
         }
         let mut payments = Self::with_providers(list, &config.public_url, p.order_ttl);
-        payments.paypal = paypal;
         payments.max_open_orders = p.max_open_orders as usize;
         Ok(payments)
     }
@@ -188,7 +229,6 @@ impl Payments {
     ) -> Self {
         Self {
             list,
-            paypal: None,
             public_url: public_url.trim_end_matches('/').to_string(),
             order_ttl,
             max_open_orders: 5,
@@ -197,11 +237,6 @@ impl Payments {
 
     pub fn get(&self, id: &str) -> Option<&dyn PaymentProvider> {
         self.list.iter().find(|g| g.id() == id).map(|g| &**g)
-    }
-
-    /// PayPal, for its webhook (verified with PayPal's own API).
-    pub fn paypal(&self) -> Option<&paypal::Paypal> {
-        self.paypal.as_deref()
     }
 
     pub fn ids(&self) -> Vec<&'static str> {

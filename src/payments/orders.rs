@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{Capture, Lookup, PaymentError, PaymentProvider, Payments, ReturnParams};
+use super::{
+    Capture, Lookup, OrderRef, PaymentError, PaymentProvider, Payments, ReturnParams,
+    WebhookHeaders, WebhookNews,
+};
 use crate::store::films::Film;
 use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
@@ -43,6 +46,9 @@ pub enum OrderError {
         /// Seconds until the oldest open order stops counting.
         retry_after: u64,
     },
+    /// A webhook delivery the provider did not vouch for.
+    #[error("the webhook could not be verified with {0}")]
+    WebhookUnverified(String),
     #[error(transparent)]
     Payment(#[from] PaymentError),
     #[error(transparent)]
@@ -569,6 +575,90 @@ impl OrderService<'_> {
         }
     }
 
+    /// A webhook delivery from `provider` (`raw`: the body exactly as it arrived), answered
+    /// with what was done: `ignored`, `duplicate`, `unknown order`, `unreadable capture`,
+    /// `captured`, `failed` or `refunded`. Only an event about an order of ours in a state
+    /// it can change is verified with the provider — so a flood of deliveries that would be
+    /// ignored anyway costs no calls to it — and nothing changes before it is verified. A
+    /// delivery is recorded as seen only once applied: if applying fails, the provider's
+    /// retry is processed.
+    pub async fn webhook(
+        &self,
+        provider: &str,
+        headers: &WebhookHeaders,
+        raw: &serde_json::value::RawValue,
+    ) -> Result<&'static str, OrderError> {
+        let gateway = self.gateway(provider)?;
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+            return Ok("ignored");
+        };
+        let Some(event) = gateway.webhook_event(&event) else {
+            return Ok("ignored");
+        };
+        if self.store.event_seen(provider, &event.id)? {
+            return Ok("duplicate");
+        }
+        let order = match &event.about {
+            OrderRef::Order(id) => self.store.order(id)?.filter(|o| o.provider == provider),
+            OrderRef::Payment(payment) => self.store.order_by_payment(provider, payment)?,
+        };
+        let worth = order.as_ref().is_some_and(|o| match event.news {
+            // Money taken counts even for an order ended meanwhile, if a capture could have
+            // been asked for (its return was seen).
+            WebhookNews::Captured(_) => {
+                !o.state.is_final()
+                    || (matches!(o.state, OrderState::Cancelled | OrderState::Failed)
+                        && o.return_seen())
+            }
+            WebhookNews::Declined(_) => !o.state.is_final(),
+            WebhookNews::Refunded => o.state == OrderState::Captured,
+        });
+        let Some(order) = order.filter(|_| worth) else {
+            return Ok("ignored");
+        };
+        if !gateway.verify_webhook(headers, raw).await? {
+            tracing::warn!(provider, "a webhook failed verification; ignored");
+            return Err(OrderError::WebhookUnverified(provider.to_string()));
+        }
+        if !self.store.first_sighting(provider, &event.id, self.now)? {
+            return Ok("duplicate");
+        }
+        let applied = match event.news {
+            // Without a readable amount there is nothing to compare with the price;
+            // reconciliation asks the provider for the order itself.
+            WebhookNews::Captured(None) => Ok("unreadable capture"),
+            WebhookNews::Captured(Some(capture)) => self
+                .notice(
+                    &order.id,
+                    Lookup::Captured(capture),
+                    &format!("captured ({provider} webhook)"),
+                )
+                .await
+                .map(|_| "captured"),
+            WebhookNews::Declined(why) => self
+                .notice(
+                    &order.id,
+                    Lookup::Declined(why),
+                    &format!("failed ({provider} webhook)"),
+                )
+                .await
+                .map(|_| "failed"),
+            WebhookNews::Refunded => self
+                .notice(
+                    &order.id,
+                    Lookup::Refunded,
+                    &format!("refunded ({provider} webhook)"),
+                )
+                .await
+                .map(|_| "refunded"),
+        };
+        if applied.is_err() {
+            // Not processed: the provider's retry must be.
+            self.store.forget_sighting(provider, &event.id)?;
+        }
+        applied
+    }
+
     /// A provider's notice about order `id` (a webhook): applied under the order's lock to
     /// the order as it stands then, like a return or a reconciliation.
     pub async fn notice(&self, id: &Uuid, lookup: Lookup, note: &str) -> Result<Order, OrderError> {
@@ -770,7 +860,7 @@ mod tests {
 
     use futures_util::future::BoxFuture;
 
-    use crate::payments::{Checkout, ReturnUrls};
+    use crate::payments::{Checkout, ReturnUrls, WebhookEvent};
     use crate::store::films::{Film, Price};
 
     /// Takes USD only; captures what `pays` says (the order's own amount by default);
@@ -851,6 +941,27 @@ mod tests {
         }
         fn refund<'a>(&'a self, _order: &'a Order) -> BoxFuture<'a, Result<(), PaymentError>> {
             Box::pin(async { Ok(()) })
+        }
+        /// `{"id": …, "order": …, "paid": minor units}`: a capture of our order.
+        fn webhook_event(&self, event: &serde_json::Value) -> Option<WebhookEvent> {
+            Some(WebhookEvent {
+                id: event["id"].as_str()?.to_string(),
+                about: OrderRef::Order(event["order"].as_str()?.parse().ok()?),
+                news: WebhookNews::Captured(Some(Capture {
+                    payment_id: "PAY-HOOK".into(),
+                    amount: event["paid"].as_u64()?,
+                    currency: "USD".into(),
+                })),
+            })
+        }
+        /// Genuine when the delivery carries `x-fake-signature: ok`.
+        fn verify_webhook<'a>(
+            &'a self,
+            headers: &'a WebhookHeaders,
+            _raw: &'a serde_json::value::RawValue,
+        ) -> BoxFuture<'a, Result<bool, PaymentError>> {
+            let genuine = headers.get("x-fake-signature").is_some_and(|v| v == "ok");
+            Box::pin(async move { Ok(genuine) })
         }
     }
 
@@ -1012,6 +1123,40 @@ mod tests {
         // An unknown provider is refused by name, before anything is recorded.
         let unknown = w.at(T0 + 130).checkout(&w.user, &w.film, "paypal").await;
         assert!(matches!(unknown, Err(OrderError::UnknownProvider(_))));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_webhook_changes_nothing_until_the_provider_vouches_for_it_and_counts_once() -> R {
+        let w = world()?;
+        let started = w.at(T0).checkout(&w.user, &w.film, "fake").await?;
+        let id = started.order.id;
+        let body = serde_json::json!({"id": "EV-1", "order": id.to_string(), "paid": 499});
+        let raw = serde_json::value::RawValue::from_string(body.to_string())?;
+        let forged = WebhookHeaders::new();
+        let refused = w.at(T0 + 10).webhook("fake", &forged, &raw).await;
+        assert!(matches!(refused, Err(OrderError::WebhookUnverified(_))));
+        assert_eq!(w.state(&id)?, OrderState::Created);
+        assert!(!w.owns()?);
+        let signed: WebhookHeaders = [("x-fake-signature".to_string(), "ok".to_string())].into();
+        assert_eq!(
+            w.at(T0 + 20).webhook("fake", &signed, &raw).await?,
+            "captured"
+        );
+        assert_eq!(w.state(&id)?, OrderState::Captured);
+        assert!(w.owns()?);
+        // The provider's retry of the same event is recognised, not applied again.
+        assert_eq!(
+            w.at(T0 + 30).webhook("fake", &signed, &raw).await?,
+            "duplicate"
+        );
+        // An event about an order that is not ours is not even verified.
+        let other = serde_json::json!({"id": "EV-2", "order": crate::store::new_id().to_string(), "paid": 1});
+        let raw = serde_json::value::RawValue::from_string(other.to_string())?;
+        assert_eq!(
+            w.at(T0 + 40).webhook("fake", &forged, &raw).await?,
+            "ignored"
+        );
         Ok(())
     }
 }

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 
 use super::money::{from_decimal, to_decimal};
 use super::{
-    transport, Capture, Checkout, Lookup, PaymentError, PaymentProvider, ReturnParams, ReturnUrls,
+    transport, Capture, Checkout, Lookup, OrderRef, PaymentError, PaymentProvider, ReturnParams,
+    ReturnUrls, WebhookEvent, WebhookHeaders, WebhookNews,
 };
 use crate::config::PaypalConfig;
 use crate::store::orders::Order;
@@ -201,12 +202,13 @@ impl Paypal {
     }
 
     /// Asks PayPal whether a webhook delivery is genuine. `event` is the body exactly as
-    /// it arrived; `header` reads one of the delivery's `PAYPAL-*` headers.
-    pub async fn verify_webhook(
+    /// it arrived; `headers` the delivery's (`paypal-*` are read).
+    async fn verify(
         &self,
-        header: impl Fn(&str) -> Option<String>,
+        headers: &WebhookHeaders,
         event: &RawValue,
     ) -> Result<bool, PaymentError> {
+        let header = |name: &str| headers.get(name).cloned();
         if self.webhook_id.is_empty() {
             return Ok(false);
         }
@@ -475,4 +477,71 @@ impl PaymentProvider for Paypal {
             }
         })
     }
+
+    fn webhook_event(&self, event: &Value) -> Option<WebhookEvent> {
+        let id = event["id"]
+            .as_str()
+            .filter(|id| !id.is_empty() && id.len() <= 255)?;
+        let resource = &event["resource"];
+        let by_custom_id = || {
+            resource["custom_id"]
+                .as_str()
+                .and_then(crate::store::parse_id)
+                .map(OrderRef::Order)
+        };
+        let (about, news) = match event["event_type"].as_str().unwrap_or("") {
+            "PAYMENT.CAPTURE.COMPLETED" => {
+                (by_custom_id()?, WebhookNews::Captured(capture_of(resource)))
+            }
+            "PAYMENT.CAPTURE.DENIED" | "PAYMENT.CAPTURE.DECLINED" => (
+                by_custom_id()?,
+                WebhookNews::Declined("PayPal denied the capture".into()),
+            ),
+            // A refund made in PayPal's dashboard may carry no custom_id: its capture names
+            // the order.
+            "PAYMENT.CAPTURE.REFUNDED" | "PAYMENT.CAPTURE.REVERSED" => {
+                let about = if resource["custom_id"].is_null() {
+                    OrderRef::Payment(refunded_capture(event)?.to_string())
+                } else {
+                    by_custom_id()?
+                };
+                (about, WebhookNews::Refunded)
+            }
+            _ => return None,
+        };
+        Some(WebhookEvent {
+            id: id.to_string(),
+            about,
+            news,
+        })
+    }
+
+    fn verify_webhook<'a>(
+        &'a self,
+        headers: &'a WebhookHeaders,
+        raw: &'a RawValue,
+    ) -> BoxFuture<'a, Result<bool, PaymentError>> {
+        Box::pin(self.verify(headers, raw))
+    }
+}
+
+/// The capture a refund or reversal event is about: the refund resource's `up` link
+/// (`…/v2/payments/captures/{id}`), else, for a reversal delivered with the capture itself
+/// as its resource, the resource's own id.
+fn refunded_capture(event: &Value) -> Option<&str> {
+    let resource = &event["resource"];
+    let up = resource["links"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["rel"] == "up")
+        .and_then(|l| l["href"].as_str())
+        .and_then(|h| h.split_once("/v2/payments/captures/"))
+        .map(|(_, id)| id.trim_end_matches('/'));
+    match up {
+        Some(id) => Some(id),
+        None if event["event_type"] == "PAYMENT.CAPTURE.REVERSED" => resource["id"].as_str(),
+        None => None,
+    }
+    .filter(|id| !id.is_empty() && id.len() <= 64 && !id.contains('/'))
 }
