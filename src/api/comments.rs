@@ -11,8 +11,7 @@ use super::films::{film_progress, watchable_film};
 use super::AppState;
 use crate::auth::{Admin, Viewer};
 use crate::social::comments;
-use crate::social::text::{comment_body, matches_word_list};
-use crate::store::comments::{Comment, CommentState, SocialEvent, Support};
+use crate::store::comments::{Comment, CommentState, Support};
 use crate::store::films::Film;
 use crate::store::now;
 
@@ -51,19 +50,6 @@ async fn require_unlocked(
         .with("required_coverage", required)
         .with("active_seconds", progress.active_seconds)
         .with("required_active_seconds", progress.required_active_seconds))
-}
-
-fn event(state: &AppState, kind: &str, user: Uuid, film: Uuid, comment: Option<Uuid>) {
-    let e = SocialEvent {
-        kind: kind.into(),
-        user_id: user,
-        film_id: film,
-        comment_id: comment,
-        at: now(),
-    };
-    if let Err(err) = state.store.record_event(&e) {
-        tracing::warn!(error = %err, kind, "recording a social event failed");
-    }
 }
 
 #[derive(Serialize)]
@@ -125,13 +111,11 @@ pub async fn list(
     };
     let limit = query.limit.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
     let me = viewer.0.id;
-    let admin = viewer.0.is_admin();
+    let reader = actor(&viewer);
     let page = state
         .store
-        .comments_page(&film.id, before.as_ref(), limit, |c| match c.state {
-            CommentState::Visible | CommentState::Deleted => true,
-            CommentState::Held => admin || c.user_id == me,
-            CommentState::Hidden => admin,
+        .comments_page(&film.id, before.as_ref(), limit, |c| {
+            comments::visible_to(c, &reader)
         })?;
     let next = (page.len() == limit)
         .then(|| page.last().map(|c| c.id))
@@ -157,28 +141,24 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
-    let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
+    let text = comments::checked_text(&body.body, "")?;
     limit_writes(&state, &viewer)?;
-    let held = matches_word_list(&text, &state.config.social.held_words);
-    let c = Comment {
-        id: crate::store::new_id(),
-        film_id: film.id,
-        user_id: viewer.0.id,
-        body: text,
-        state: if held {
-            CommentState::Held
-        } else {
-            CommentState::Visible
-        },
-        created_at: now(),
-        edited_at: None,
-        history: Vec::new(),
-        reports: 0,
-        deleted_by: None,
-    };
-    state.store.add_comment(&c)?;
-    event(&state, "comment", viewer.0.id, film.id, Some(c.id));
+    let c = comments::post(
+        &state.store,
+        &film.id,
+        &viewer.0.id,
+        text,
+        &state.config.social.held_words,
+        now(),
+    )?;
     Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
+}
+
+fn actor(viewer: &Viewer) -> comments::Actor {
+    comments::Actor {
+        id: viewer.0.id,
+        admin: viewer.0.is_admin(),
+    }
 }
 
 /// Posts and edits share `social.comments_per_minute` per user; admins (moderators, the
@@ -207,10 +187,16 @@ pub async fn edit(
     body: web::Json<BodyRequest>,
 ) -> ApiResult<HttpResponse> {
     let id = comment_id(&path)?;
-    let text = comment_body(&body.body).map_err(|e| ApiError::validation(e.to_string()))?;
+    let text = comments::checked_text(&body.body, "")?;
     limit_writes(&state, &viewer)?;
-    let held = matches_word_list(&text, &state.config.social.held_words);
-    let updated = comments::edit(&state.store, &id, &viewer.0.id, &text, held, now())?;
+    let updated = comments::edit(
+        &state.store,
+        &id,
+        &viewer.0.id,
+        &text,
+        &state.config.social.held_words,
+        now(),
+    )?;
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
 }
 
@@ -229,17 +215,10 @@ pub async fn report(
     viewer: Viewer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let c = crate::store::parse_id(&path)
-        .map(|id| state.store.comment(&id))
-        .transpose()?
-        .flatten()
-        .filter(|c| c.state == CommentState::Visible)
-        .ok_or_else(|| ApiError::not_found("comment"))?;
+    let c = comments::reportable(&state.store, &comment_id(&path)?)?;
     let film = watchable_film(&state, &c.film_id.to_string())?;
     require_unlocked(&state, &viewer, &film).await?;
-    if state.store.report_comment(&c.id, &viewer.0.id, now())? {
-        event(&state, "report", viewer.0.id, film.id, Some(c.id));
-    }
+    comments::report(&state.store, &c, &viewer.0.id, now())?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "reported": true })))
 }
 
@@ -284,30 +263,13 @@ pub async fn support(
     require_unlocked(&state, &viewer, &film).await?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
     let message = match request.message {
-        Some(m) if !m.trim().is_empty() => {
-            Some(comment_body(&m).map_err(|e| ApiError::validation(format!("message: {e}")))?)
-        }
+        Some(m) if !m.trim().is_empty() => Some(comments::checked_text(&m, "message: ")?),
         _ => None,
     };
     if let Some(tip) = &request.tip {
-        let bounds = state
-            .config
-            .social
-            .tips
-            .iter()
-            .find(|b| b.currency == tip.currency)
-            .ok_or_else(|| {
-                ApiError::validation(format!("tips are not taken in {:?}", tip.currency))
-            })?;
+        let bounds = comments::tip_bounds(&state.config.social.tips, &tip.currency)?;
         super::payments::service(&state).tip_gateway(&tip.provider, &tip.currency)?;
-        if !(bounds.min..=bounds.max).contains(&tip.amount) {
-            return Err(ApiError::validation(format!(
-                "a tip in {} is between {} and {} (minor units)",
-                bounds.currency, bounds.min, bounds.max
-            ))
-            .with("min", bounds.min)
-            .with("max", bounds.max));
-        }
+        comments::check_tip_amount(bounds, tip.amount)?;
         // Checked before anything is recorded (the provider, the open-order cap), so a
         // refused tip leaves no support behind.
         super::payments::service(&state).tip_room(
@@ -321,7 +283,7 @@ pub async fn support(
     let support = Support { at: now(), message };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
     let recorded = if first {
-        event(&state, "support", viewer.0.id, film.id, None);
+        comments::record_event(&state.store, "support", viewer.0.id, film.id, None, now());
         Some(support)
     } else {
         state.store.support(&film.id, &viewer.0.id)?
@@ -333,7 +295,7 @@ pub async fn support(
                 .await?;
             // A repeat answered with the open tip is not another tip.
             if !started.reused {
-                event(&state, "tip", viewer.0.id, film.id, None);
+                comments::record_event(&state.store, "tip", viewer.0.id, film.id, None, now());
             }
             Some(super::payments::started_view(&started))
         }

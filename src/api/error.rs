@@ -286,6 +286,10 @@ impl From<crate::social::comments::CommentError> for ApiError {
         use crate::store::comments::DeletedBy;
         match e {
             E::Store(e) => e.into(),
+            E::Invalid(..) | E::TipCurrency(_) => ApiError::validation(e.to_string()),
+            E::TipAmount(ref b) => ApiError::validation(e.to_string())
+                .with("min", b.min)
+                .with("max", b.max),
             E::NotFound => ApiError::not_found("comment"),
             E::NotYours => ApiError::forbidden("not_yours", e.to_string()),
             E::Deleted(by) => {

@@ -6,7 +6,11 @@
 
 use uuid::Uuid;
 
-use crate::store::comments::{Comment, CommentState, DeletedBy, Revision, KEEP_REVISIONS};
+use super::text::{comment_body, matches_word_list, TextError};
+use crate::config::TipBounds;
+use crate::store::comments::{
+    Comment, CommentState, DeletedBy, Revision, SocialEvent, KEEP_REVISIONS,
+};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,23 +22,142 @@ pub enum CommentError {
     /// A tombstone cannot be hidden or restored: there is nothing left to show.
     #[error("the comment was deleted; its text is gone and it cannot be restored")]
     Deleted(Option<DeletedBy>),
+    /// The text is not one a comment may have (`what` names the field).
+    #[error("{what}{0}", what = .1)]
+    Invalid(TextError, &'static str),
+    #[error("tips are not taken in {0:?}")]
+    TipCurrency(String),
+    #[error("a tip in {} is between {} and {} (minor units)", .0.currency, .0.min, .0.max)]
+    TipAmount(TipBounds),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 type Result<T> = std::result::Result<T, CommentError>;
 
-/// Replaces the text of `author`'s comment with `text` (already checked), keeping the old
-/// one in the history; `held` (the new text matches the hold list) holds a visible comment
-/// back. The same text again changes nothing.
+/// Who reads or writes: an admin is also a moderator.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor {
+    pub id: Uuid,
+    pub admin: bool,
+}
+
+/// Whether `reader` sees comment `c` in its film's thread: a tombstone keeps its place,
+/// a held comment shows to its author and moderators, a hidden one to moderators.
+pub fn visible_to(c: &Comment, reader: &Actor) -> bool {
+    match c.state {
+        CommentState::Visible | CommentState::Deleted => true,
+        CommentState::Held => reader.admin || c.user_id == reader.id,
+        CommentState::Hidden => reader.admin,
+    }
+}
+
+/// A comment's (or a support message's, `what` = `"message: "`) text as stored:
+/// normalised and within the limits, or why not.
+pub fn checked_text(raw: &str, what: &'static str) -> Result<String> {
+    comment_body(raw).map_err(|e| CommentError::Invalid(e, what))
+}
+
+/// Records a social event for analytics; a failure is logged, never the caller's.
+pub fn record_event(
+    store: &Store,
+    kind: &str,
+    user: Uuid,
+    film: Uuid,
+    comment: Option<Uuid>,
+    at: i64,
+) {
+    let e = SocialEvent {
+        kind: kind.into(),
+        user_id: user,
+        film_id: film,
+        comment_id: comment,
+        at,
+    };
+    if let Err(err) = store.record_event(&e) {
+        tracing::warn!(error = %err, kind, "recording a social event failed");
+    }
+}
+
+/// Posts `text` (from `checked_text`) as `author`'s comment on `film`, held back for a
+/// moderator when it matches `held_words`.
+pub fn post(
+    store: &Store,
+    film: &Uuid,
+    author: &Uuid,
+    text: String,
+    held_words: &[String],
+    at: i64,
+) -> Result<Comment> {
+    let held = matches_word_list(&text, held_words);
+    let c = Comment {
+        id: crate::store::new_id(),
+        film_id: *film,
+        user_id: *author,
+        body: text,
+        state: if held {
+            CommentState::Held
+        } else {
+            CommentState::Visible
+        },
+        created_at: at,
+        edited_at: None,
+        history: Vec::new(),
+        reports: 0,
+        deleted_by: None,
+    };
+    store.add_comment(&c)?;
+    record_event(store, "comment", *author, *film, Some(c.id), at);
+    Ok(c)
+}
+
+/// A comment anyone may report: a visible one (`NotFound` otherwise).
+pub fn reportable(store: &Store, id: &Uuid) -> Result<Comment> {
+    store
+        .comment(id)?
+        .filter(|c| c.state == CommentState::Visible)
+        .ok_or(CommentError::NotFound)
+}
+
+/// `reporter` reports `c` (from `reportable`); a second report by the same viewer counts
+/// once.
+pub fn report(store: &Store, c: &Comment, reporter: &Uuid, at: i64) -> Result<()> {
+    if store.report_comment(&c.id, reporter, at)? {
+        record_event(store, "report", *reporter, c.film_id, Some(c.id), at);
+    }
+    Ok(())
+}
+
+/// The configured bounds of a tip in `currency`, or `TipCurrency` when tips are not taken
+/// in it.
+pub fn tip_bounds<'a>(bounds: &'a [TipBounds], currency: &str) -> Result<&'a TipBounds> {
+    bounds
+        .iter()
+        .find(|b| b.currency == currency)
+        .ok_or_else(|| CommentError::TipCurrency(currency.to_string()))
+}
+
+/// Whether a tip of `amount` minor units is within `bounds`.
+pub fn check_tip_amount(bounds: &TipBounds, amount: u64) -> Result<()> {
+    if (bounds.min..=bounds.max).contains(&amount) {
+        Ok(())
+    } else {
+        Err(CommentError::TipAmount(bounds.clone()))
+    }
+}
+
+/// Replaces the text of `author`'s comment with `text` (from `checked_text`), keeping the
+/// old one in the history; a new text matching `held_words` holds a visible comment back.
+/// The same text again changes nothing.
 pub fn edit(
     store: &Store,
     id: &Uuid,
     author: &Uuid,
     text: &str,
-    held: bool,
+    held_words: &[String],
     at: i64,
 ) -> Result<Comment> {
+    let held = matches_word_list(text, held_words);
     let c = store
         .update_comment(id, |c| {
             if c.user_id != *author || c.state == CommentState::Deleted || c.body == text {
@@ -145,7 +268,7 @@ mod tests {
         let author = crate::store::new_id();
         let c = posted(&store, author)?;
         for i in 0..25 {
-            edit(&store, &c.id, &author, &format!("edit {i}"), false, 10 + i)?;
+            edit(&store, &c.id, &author, &format!("edit {i}"), &[], 10 + i)?;
         }
         let stored = store.comment(&c.id)?.ok_or(CommentError::NotFound)?;
         assert_eq!(stored.body, "edit 24");
@@ -160,7 +283,7 @@ mod tests {
         let store = Store::temporary()?;
         let (author, other) = (crate::store::new_id(), crate::store::new_id());
         let c = posted(&store, author)?;
-        edit(&store, &c.id, &author, "second", false, 2)?;
+        edit(&store, &c.id, &author, "second", &[], 2)?;
         assert!(matches!(
             delete(&store, &c.id, &other, false),
             Err(CommentError::NotYours)
@@ -180,7 +303,7 @@ mod tests {
             Err(CommentError::Deleted(_))
         ));
         assert!(matches!(
-            edit(&store, &c.id, &author, "back", false, 3),
+            edit(&store, &c.id, &author, "back", &[], 3),
             Err(CommentError::NotFound)
         ));
         remove(&store, &c.id)?;
@@ -190,5 +313,89 @@ mod tests {
             "deleting a tombstone again changes nothing"
         );
         Ok(())
+    }
+
+    #[test]
+    fn the_thread_shows_each_reader_what_is_theirs_to_see() {
+        let author = crate::store::new_id();
+        let c = |state| Comment {
+            id: crate::store::new_id(),
+            film_id: crate::store::new_id(),
+            user_id: author,
+            body: "b".into(),
+            state,
+            created_at: 1,
+            edited_at: None,
+            history: Vec::new(),
+            reports: 0,
+            deleted_by: None,
+        };
+        let viewer = Actor {
+            id: crate::store::new_id(),
+            admin: false,
+        };
+        let me = Actor {
+            id: author,
+            admin: false,
+        };
+        let moderator = Actor {
+            id: crate::store::new_id(),
+            admin: true,
+        };
+        let sees = |state, who: &Actor| visible_to(&c(state), who);
+        assert!(sees(CommentState::Visible, &viewer) && sees(CommentState::Deleted, &viewer));
+        assert!(!sees(CommentState::Held, &viewer) && sees(CommentState::Held, &me));
+        assert!(sees(CommentState::Held, &moderator));
+        assert!(!sees(CommentState::Hidden, &me) && sees(CommentState::Hidden, &moderator));
+    }
+
+    #[test]
+    fn a_post_matching_the_hold_list_waits_for_a_moderator() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, author) = (crate::store::new_id(), crate::store::new_id());
+        let words = ["spam".to_string()];
+        let held = post(
+            &store,
+            &film,
+            &author,
+            checked_text("buy SPAM now", "")?,
+            &words,
+            5,
+        )?;
+        assert_eq!(held.state, CommentState::Held);
+        let fine = post(
+            &store,
+            &film,
+            &author,
+            checked_text("lovely", "")?,
+            &words,
+            6,
+        )?;
+        assert_eq!(fine.state, CommentState::Visible);
+        assert!(matches!(
+            checked_text("   ", "message: "),
+            Err(CommentError::Invalid(TextError::Empty, "message: "))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn tips_are_taken_within_their_currencys_bounds() {
+        let bounds = [TipBounds {
+            currency: "USD".into(),
+            min: 100,
+            max: 10_000,
+        }];
+        assert!(matches!(
+            tip_bounds(&bounds, "EUR"),
+            Err(CommentError::TipCurrency(_))
+        ));
+        let usd = tip_bounds(&bounds, "USD").ok();
+        assert!(usd.is_some_and(|b| check_tip_amount(b, 100).is_ok()));
+        assert!(usd.is_some_and(|b| check_tip_amount(b, 10_000).is_ok()));
+        assert!(
+            usd.is_some_and(|b| matches!(check_tip_amount(b, 99), Err(CommentError::TipAmount(_))))
+        );
+        assert!(usd.is_some_and(|b| check_tip_amount(b, 10_001).is_err()));
     }
 }
