@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::ratelimit::Budget;
 use super::AppState;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
-use crate::auth::providers::{clean_name, NativeToken};
+use crate::auth::providers::NativeToken;
 use crate::auth::{accounts, extract, jwt, session};
 use crate::store::now;
 use crate::store::signin::{
@@ -374,20 +374,6 @@ fn redirect_to_app(uri: &str, query: &[(&str, String)]) -> HttpResponse {
         .finish()
 }
 
-/// Apple's `user` form field, sent once: the name as "First Last".
-fn apple_name(user: Option<&str>) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(user?).ok()?;
-    let name = v.get("name")?;
-    let part = |k: &str| {
-        name.get(k)
-            .and_then(|x| x.as_str())
-            .unwrap_or("")
-            .trim()
-            .to_string()
-    };
-    clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
-}
-
 /// The provider sent the browser back with `error` (RFC 6749 §4.1.2.1). The viewer
 /// declining is theirs to know; a provider that is down, or that refuses this server's
 /// client or request, is the operator's (the description goes to the log only).
@@ -430,19 +416,17 @@ async fn complete(
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 4096)
         .ok_or_else(|| IdentityError::InvalidRequest("the callback has no code".into()))?;
-    let mut identity = state
+    let identity = state
         .providers
         .complete(
             provider,
             code,
             &flow.pkce_verifier,
             flow.nonce.as_deref(),
+            params.user.as_deref(),
             now(),
         )
         .await?;
-    if identity.name.is_none() && provider == ProviderId::Apple {
-        identity.name = apple_name(params.user.as_deref());
-    }
     let user = match flow.link_user {
         Some(id) => {
             let user = state
@@ -726,18 +710,5 @@ mod tests {
         }
         let c = preauth_cookie("https://x.example", "s".into());
         assert_eq!((c.path(), c.http_only()), (Some("/auth"), Some(true)));
-    }
-
-    #[test]
-    fn apple_name_from_the_user_field() {
-        assert_eq!(
-            apple_name(Some(
-                r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@b.c"}"#
-            ))
-            .as_deref(),
-            Some("Ada Lovelace")
-        );
-        assert_eq!(apple_name(Some("not json")), None);
-        assert_eq!(apple_name(None), None);
     }
 }

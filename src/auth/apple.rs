@@ -75,3 +75,35 @@ impl ClientSecret {
         encode(&header, &claims, &self.key).map_err(|e| format!("signing the client secret: {e}"))
     }
 }
+
+/// Apple's `user` form field, sent once: the name as "First Last".
+pub fn name_from_user_field(user: Option<&str>) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(user?).ok()?;
+    let name = v.get("name")?;
+    let part = |k: &str| {
+        name.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    super::providers::clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_comes_from_the_user_field() {
+        assert_eq!(
+            name_from_user_field(Some(
+                r#"{"name":{"firstName":"Ada","lastName":"Lovelace"},"email":"a@b.c"}"#
+            ))
+            .as_deref(),
+            Some("Ada Lovelace")
+        );
+        assert_eq!(name_from_user_field(Some("not json")), None);
+        assert_eq!(name_from_user_field(None), None);
+    }
+}

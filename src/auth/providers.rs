@@ -269,13 +269,16 @@ impl Providers {
         })
     }
 
-    /// Exchanges the code from the callback for the identity behind it.
+    /// Exchanges the code from the callback for the identity behind it. `user` is what
+    /// else the callback carried about the user (Apple's `user` form field, its only
+    /// source of the name).
     pub async fn complete(
         &self,
         id: ProviderId,
         code: &str,
         pkce_verifier: &str,
         nonce: Option<&str>,
+        user: Option<&str>,
         now: i64,
     ) -> Result<ProviderIdentity, IdentityError> {
         let p = self.get(id)?;
@@ -300,7 +303,11 @@ impl Providers {
                     ))
                 })?;
                 let nonce = nonce.ok_or(IdentityError::InvalidState)?;
-                verifier.verify(id_token, Nonce::Exact(nonce)).await
+                let mut identity = verifier.verify(id_token, Nonce::Exact(nonce)).await?;
+                if identity.name.is_none() && matches!(p.kind, Kind::Apple { .. }) {
+                    identity.name = super::apple::name_from_user_field(user);
+                }
+                Ok(identity)
             }
             Kind::Facebook { graph } => graph.me(token.access_token().secret()).await,
         }
