@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
     BasicTokenIntrospectionResponse, BasicTokenType,
@@ -50,24 +51,198 @@ struct Endpoints {
     token_url: TokenUrl,
 }
 
-enum Kind {
-    Oidc {
-        secret: String,
-        verifier: IdTokenVerifier,
-    },
-    Apple {
-        secret: AppleSecret,
-        verifier: IdTokenVerifier,
-    },
-    Facebook {
-        graph: Graph,
-    },
+/// One sign-in provider's side of the flows, held as a trait object so that each
+/// provider's rules live in its own implementation: what the authorization request asks
+/// for, the client secret (Apple's is a JWT signed now), and how tokens become an identity
+/// (an ID token for OIDC and Apple, with Apple's name from the callback's `user` field; the
+/// Graph API for Facebook).
+trait IdentityProvider: Send + Sync {
+    fn request(&self) -> RequestShape;
+    fn client_secret(&self, now: i64) -> Result<String, IdentityError>;
+    /// The identity behind a code exchange's tokens. `nonce`: the one sent with the
+    /// authorization request; `user`: what else the callback carried about the user.
+    fn identity<'a>(
+        &'a self,
+        tokens: &'a TokenResp,
+        nonce: Option<&'a str>,
+        user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
+    /// The identity behind a token a mobile SDK handed to the app.
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
+}
+
+/// What an authorization request asks for.
+struct RequestShape {
+    scopes: &'static [&'static str],
+    extra: &'static [(&'static str, &'static str)],
+    /// OIDC: a nonce the ID token must carry back.
+    nonce: bool,
+}
+
+/// A field a native sign-in must carry: trimmed, non-empty, at most 16 KiB.
+fn native_field<'a>(
+    v: &'a Option<String>,
+    id: ProviderId,
+    name: &str,
+) -> Result<&'a str, IdentityError> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 16 * 1024)
+        .ok_or_else(|| {
+            IdentityError::InvalidRequest(format!(
+                "send the {} SDK's {name} (at most 16 KiB)",
+                id.display_name()
+            ))
+        })
+}
+
+/// The ID token of a code exchange, verified against `nonce`.
+async fn verified_id_token(
+    id: ProviderId,
+    verifier: &IdTokenVerifier,
+    tokens: &TokenResp,
+    nonce: Option<&str>,
+) -> Result<ProviderIdentity, IdentityError> {
+    let id_token = tokens.extra_fields().id_token.as_deref().ok_or_else(|| {
+        IdentityError::ProviderUnavailable(format!("{} returned no ID token", id.display_name()))
+    })?;
+    let nonce = nonce.ok_or(IdentityError::InvalidState)?;
+    verifier.verify(id_token, Nonce::Exact(nonce)).await
+}
+
+/// An app's ID token, verified; the name the app sent when the token has none.
+async fn verified_native(
+    id: ProviderId,
+    verifier: &IdTokenVerifier,
+    body: &NativeToken,
+) -> Result<ProviderIdentity, IdentityError> {
+    let token = native_field(&body.id_token, id, "id_token")?;
+    let mut identity = verifier
+        .verify(token, Nonce::Native(body.nonce.as_deref()))
+        .await?;
+    if identity.name.is_none() {
+        identity.name = clean_name(body.name.as_deref());
+    }
+    Ok(identity)
+}
+
+/// Google and other OpenID Connect providers.
+struct Oidc {
+    id: ProviderId,
+    secret: String,
+    verifier: IdTokenVerifier,
+}
+
+impl IdentityProvider for Oidc {
+    fn request(&self) -> RequestShape {
+        RequestShape {
+            scopes: &["openid", "email", "profile"],
+            extra: &[],
+            nonce: true,
+        }
+    }
+    fn client_secret(&self, _now: i64) -> Result<String, IdentityError> {
+        Ok(self.secret.clone())
+    }
+    fn identity<'a>(
+        &'a self,
+        tokens: &'a TokenResp,
+        nonce: Option<&'a str>,
+        _user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(verified_id_token(self.id, &self.verifier, tokens, nonce))
+    }
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(verified_native(self.id, &self.verifier, body))
+    }
+}
+
+/// Sign in with Apple: OIDC with a client secret that is a JWT signed with the team's key,
+/// the name only with `form_post` and only at the first sign-in (in the `user` field).
+struct Apple {
+    secret: AppleSecret,
+    verifier: IdTokenVerifier,
+}
+
+impl IdentityProvider for Apple {
+    fn request(&self) -> RequestShape {
+        RequestShape {
+            scopes: &["openid", "email", "name"],
+            extra: &[("response_mode", "form_post")],
+            nonce: true,
+        }
+    }
+    fn client_secret(&self, now: i64) -> Result<String, IdentityError> {
+        self.secret.get(now).map_err(IdentityError::Misconfigured)
+    }
+    fn identity<'a>(
+        &'a self,
+        tokens: &'a TokenResp,
+        nonce: Option<&'a str>,
+        user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(async move {
+            let mut identity =
+                verified_id_token(ProviderId::Apple, &self.verifier, tokens, nonce).await?;
+            if identity.name.is_none() {
+                identity.name = super::apple::name_from_user_field(user);
+            }
+            Ok(identity)
+        })
+    }
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(verified_native(ProviderId::Apple, &self.verifier, body))
+    }
+}
+
+/// Facebook Login: no ID token; the Graph API says who the access token belongs to.
+struct Facebook {
+    graph: Graph,
+}
+
+impl IdentityProvider for Facebook {
+    fn request(&self) -> RequestShape {
+        RequestShape {
+            scopes: &["email", "public_profile"],
+            extra: &[],
+            nonce: false,
+        }
+    }
+    fn client_secret(&self, _now: i64) -> Result<String, IdentityError> {
+        Ok(self.graph.secret().to_string())
+    }
+    fn identity<'a>(
+        &'a self,
+        tokens: &'a TokenResp,
+        _nonce: Option<&'a str>,
+        _user: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(self.graph.me(tokens.access_token().secret()))
+    }
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(async move {
+            let token = native_field(&body.access_token, ProviderId::Facebook, "access_token")?;
+            self.graph.native(token).await
+        })
+    }
 }
 
 struct Provider {
     id: ProviderId,
     endpoints: Endpoints,
-    kind: Kind,
+    imp: Box<dyn IdentityProvider>,
 }
 
 /// What the browser is sent to, and what must be remembered for the callback.
@@ -133,7 +308,8 @@ impl Providers {
             list.push(Provider {
                 id: ProviderId::Google,
                 endpoints: endpoints(&g.client_id, &g.authorize_url, &g.token_url, "google")?,
-                kind: Kind::Oidc {
+                imp: Box::new(Oidc {
+                    id: ProviderId::Google,
                     secret: g.client_secret.0.clone(),
                     verifier: IdTokenVerifier::new(
                         ProviderId::Google,
@@ -142,7 +318,7 @@ impl Providers {
                         &g.jwks_url,
                         http.clone(),
                     ),
-                },
+                }),
             });
         }
         let a = &auth.apple;
@@ -160,7 +336,7 @@ impl Providers {
             list.push(Provider {
                 id: ProviderId::Apple,
                 endpoints: endpoints(&a.client_id, &a.authorize_url, &a.token_url, "apple")?,
-                kind: Kind::Apple {
+                imp: Box::new(Apple {
                     secret,
                     verifier: IdTokenVerifier::new(
                         ProviderId::Apple,
@@ -169,7 +345,7 @@ impl Providers {
                         &a.jwks_url,
                         http.clone(),
                     ),
-                },
+                }),
             });
         }
         let f = &auth.facebook;
@@ -177,9 +353,9 @@ impl Providers {
             list.push(Provider {
                 id: ProviderId::Facebook,
                 endpoints: endpoints(&f.app_id, &f.authorize_url, &f.token_url, "facebook")?,
-                kind: Kind::Facebook {
+                imp: Box::new(Facebook {
                     graph: Graph::new(&f.app_id, &f.app_secret.0, &f.graph_url, http.clone()),
-                },
+                }),
             });
         }
         Ok(Self {
@@ -237,30 +413,17 @@ impl Providers {
         let mut request = client
             .authorize_url(move || CsrfToken::new(state))
             .set_pkce_challenge(challenge);
-        let nonce = match &p.kind {
-            Kind::Facebook { .. } => {
-                request = request
-                    .add_scope(Scope::new("email".into()))
-                    .add_scope(Scope::new("public_profile".into()));
-                None
-            }
-            Kind::Oidc { .. } | Kind::Apple { .. } => {
-                let nonce = super::session::random_token();
-                request = request
-                    .add_scope(Scope::new("openid".into()))
-                    .add_scope(Scope::new("email".into()))
-                    .add_extra_param("nonce", nonce.clone());
-                if matches!(p.kind, Kind::Apple { .. }) {
-                    // Apple returns the name only with form_post, and then only once.
-                    request = request
-                        .add_scope(Scope::new("name".into()))
-                        .add_extra_param("response_mode", "form_post");
-                } else {
-                    request = request.add_scope(Scope::new("profile".into()));
-                }
-                Some(nonce)
-            }
-        };
+        let shape = p.imp.request();
+        for scope in shape.scopes {
+            request = request.add_scope(Scope::new((*scope).into()));
+        }
+        for (name, value) in shape.extra {
+            request = request.add_extra_param(*name, *value);
+        }
+        let nonce = shape.nonce.then(super::session::random_token);
+        if let Some(nonce) = &nonce {
+            request = request.add_extra_param("nonce", nonce.clone());
+        }
         let (url, _) = request.url();
         Ok(Authorization {
             url: url.to_string(),
@@ -282,11 +445,7 @@ impl Providers {
         now: i64,
     ) -> Result<ProviderIdentity, IdentityError> {
         let p = self.get(id)?;
-        let secret = match &p.kind {
-            Kind::Oidc { secret, .. } => secret.clone(),
-            Kind::Apple { secret, .. } => secret.get(now).map_err(IdentityError::Misconfigured)?,
-            Kind::Facebook { graph } => graph.secret().to_string(),
-        };
+        let secret = p.imp.client_secret(now)?;
         let client = self.client(p, Some(secret))?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -294,23 +453,7 @@ impl Providers {
             .request_async(&self.http)
             .await
             .map_err(|e| token_error(id, e))?;
-        match &p.kind {
-            Kind::Oidc { verifier, .. } | Kind::Apple { verifier, .. } => {
-                let id_token = token.extra_fields().id_token.as_deref().ok_or_else(|| {
-                    IdentityError::ProviderUnavailable(format!(
-                        "{} returned no ID token",
-                        id.display_name()
-                    ))
-                })?;
-                let nonce = nonce.ok_or(IdentityError::InvalidState)?;
-                let mut identity = verifier.verify(id_token, Nonce::Exact(nonce)).await?;
-                if identity.name.is_none() && matches!(p.kind, Kind::Apple { .. }) {
-                    identity.name = super::apple::name_from_user_field(user);
-                }
-                Ok(identity)
-            }
-            Kind::Facebook { graph } => graph.me(token.access_token().secret()).await,
-        }
+        p.imp.identity(&token, nonce, user).await
     }
 
     /// Checks a token from a mobile SDK.
@@ -319,39 +462,7 @@ impl Providers {
         id: ProviderId,
         body: &NativeToken,
     ) -> Result<ProviderIdentity, IdentityError> {
-        let p = self.get(id)?;
-        fn field<'a>(
-            v: &'a Option<String>,
-            id: ProviderId,
-            name: &str,
-        ) -> Result<&'a str, IdentityError> {
-            v.as_deref()
-                .map(str::trim)
-                .filter(|t| !t.is_empty() && t.len() <= 16 * 1024)
-                .ok_or_else(|| {
-                    IdentityError::InvalidRequest(format!(
-                        "send the {} SDK's {name} (at most 16 KiB)",
-                        id.display_name()
-                    ))
-                })
-        }
-        match &p.kind {
-            Kind::Oidc { verifier, .. } | Kind::Apple { verifier, .. } => {
-                let token = field(&body.id_token, id, "id_token")?;
-                let mut identity = verifier
-                    .verify(token, Nonce::Native(body.nonce.as_deref()))
-                    .await?;
-                if identity.name.is_none() {
-                    identity.name = clean_name(body.name.as_deref());
-                }
-                Ok(identity)
-            }
-            Kind::Facebook { graph } => {
-                graph
-                    .native(field(&body.access_token, id, "access_token")?)
-                    .await
-            }
-        }
+        self.get(id)?.imp.native(body).await
     }
 }
 
