@@ -197,10 +197,7 @@ impl AudioPath {
 }
 
 fn graph_error(what: &str) -> TranscodeError {
-    TranscodeError::Ffmpeg {
-        context: format!("audio filter graph: {what}"),
-        source: ffmpeg_next::Error::Bug,
-    }
+    TranscodeError::Internal(format!("audio filter graph: {what}"))
 }
 
 pub(crate) fn parameters(encoder: &encoder::Audio) -> codec::Parameters {

@@ -141,19 +141,18 @@ impl RungEncoder {
         }
         match self.join() {
             Err(e) => e,
-            Ok(()) => TranscodeError::Ffmpeg {
-                context: format!("the {}p encoder stopped early", self.target.name),
-                source: ffmpeg_next::Error::Bug,
-            },
+            Ok(()) => {
+                TranscodeError::Internal(format!("the {}p encoder stopped early", self.target.name))
+            }
         }
     }
 
     fn join(&mut self) -> Result<(), TranscodeError> {
         match self.thread.take().map(JoinHandle::join) {
-            Some(Err(_)) => Err(TranscodeError::Ffmpeg {
-                context: format!("the {}p encoder thread panicked", self.target.name),
-                source: ffmpeg_next::Error::Bug,
-            }),
+            Some(Err(_)) => Err(TranscodeError::Internal(format!(
+                "the {}p encoder thread panicked",
+                self.target.name
+            ))),
             _ => Ok(()),
         }
     }

@@ -595,10 +595,7 @@ fn ignore_invalid(e: ffmpeg_next::Error) -> Result<(), ffmpeg_next::Error> {
 }
 
 fn sample_error(what: &str) -> TranscodeError {
-    TranscodeError::Ffmpeg {
-        context: format!("per-title tuning: {what}"),
-        source: ffmpeg_next::Error::Bug,
-    }
+    TranscodeError::Internal(format!("per-title tuning: {what}"))
 }
 
 #[cfg(test)]

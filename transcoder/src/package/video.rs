@@ -553,10 +553,7 @@ pub(crate) fn open_x264(
 }
 
 fn graph_error(what: &str) -> TranscodeError {
-    TranscodeError::Ffmpeg {
-        context: format!("video filter graph: {what}"),
-        source: ffmpeg_next::Error::Bug,
-    }
+    TranscodeError::Internal(format!("video filter graph: {what}"))
 }
 
 #[cfg(test)]
