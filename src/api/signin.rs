@@ -5,9 +5,7 @@
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::Engine;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
@@ -15,17 +13,14 @@ use super::ratelimit::Budget;
 use super::AppState;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::NativeToken;
-use crate::auth::{accounts, extract, jwt, session};
+use crate::auth::{accounts, extract, flows, jwt, session};
 use crate::store::now;
-use crate::store::signin::{
-    browser_binding, BrowserSession, ExchangeCode, Flow, FlowFinish, TakenFlow,
-};
+use crate::store::signin::{BrowserSession, Flow, FlowFinish};
 use crate::store::users::User;
 
 /// A flow must come back within this long.
-pub const FLOW_TTL_SECS: i64 = 600;
+pub use crate::auth::flows::FLOW_TTL_SECS;
 /// An app's one-time code must be exchanged within this long.
-const EXCHANGE_CODE_TTL_SECS: i64 = 60;
 pub const SESSION_COOKIE: &str = "cinegate_session";
 /// Binds a flow to the browser that started it (docs/AUTH.md, "The pre-auth cookie"): the
 /// callback must carry it, so a callback URL handed to someone else finishes nothing.
@@ -205,21 +200,16 @@ fn begin_flow(
     link_user: Option<uuid::Uuid>,
 ) -> Result<(String, Cookie<'static>), IdentityError> {
     let browser = preauth_secret(req);
-    let flow_state = session::random_token();
-    let auth = state.providers.authorize(provider, &flow_state)?;
-    state.store.add_flow(
-        &flow_state,
-        &Flow {
-            provider: provider.as_str().into(),
-            pkce_verifier: auth.pkce_verifier,
-            nonce: auth.nonce,
-            finish,
-            link_user,
-            created_at: now(),
-            browser: browser_binding(&browser),
-        },
+    let url = flows::begin(
+        &state.store,
+        &state.providers,
+        provider,
+        finish,
+        link_user,
+        &browser,
+        now(),
     )?;
-    Ok((auth.url, preauth_cookie(&state.config.public_url, browser)))
+    Ok((url, preauth_cookie(&state.config.public_url, browser)))
 }
 
 /// The browser's pre-auth secret: the one it already holds, so flows started in two tabs
@@ -308,30 +298,14 @@ async fn callback(
 ) -> ApiResult<HttpResponse> {
     limit(&state, &req, Budget::SignIn)?;
     let provider = state.providers.parse(provider)?;
-    let flow_state = params
-        .state
-        .as_deref()
-        .filter(|s| !s.is_empty() && s.len() <= 512)
-        .ok_or(IdentityError::InvalidState)?;
-    // Taken (removed) before anything else: a state works once, whatever happens next.
-    // Only the browser that started the flow may finish it (login and link CSRF); a
-    // callback from another browser removes it too.
     let browser = req.cookie(PREAUTH_COOKIE);
-    let flow = match state
-        .store
-        .take_flow(flow_state, browser.as_ref().map(|c| c.value()))?
-    {
-        TakenFlow::Taken(flow) => flow,
-        TakenFlow::Unknown => return Err(IdentityError::InvalidState.into()),
-        TakenFlow::OtherBrowser => {
-            tracing::warn!(
-                provider = provider.as_str(),
-                "sign-in callback refused and its flow cancelled: the flow was started in another browser"
-            );
-            return Err(IdentityError::OtherBrowser.into());
-        }
-    };
-    check_flow(&flow, provider, now())?;
+    let flow = flows::take(
+        &state.store,
+        provider,
+        params.state.as_deref(),
+        browser.as_ref().map(|c| c.value()),
+        now(),
+    )?;
     match complete(&state, provider, &flow, params).await {
         Ok(finished) => Ok(finished),
         Err(e) => match &flow.finish {
@@ -350,17 +324,6 @@ async fn callback(
             FlowFinish::Web { .. } => Err(e.into()),
         },
     }
-}
-
-/// A flow comes back to the provider that started it, within `FLOW_TTL_SECS`.
-fn check_flow(flow: &Flow, provider: ProviderId, now: i64) -> Result<(), IdentityError> {
-    if flow.provider != provider.as_str() {
-        return Err(IdentityError::InvalidState);
-    }
-    if flow.created_at + FLOW_TTL_SECS <= now {
-        return Err(IdentityError::FlowExpired);
-    }
-    Ok(())
 }
 
 fn redirect_to_app(uri: &str, query: &[(&str, String)]) -> HttpResponse {
@@ -451,15 +414,8 @@ async fn complete(
             app_state,
             code_challenge,
         } => {
-            let code = session::random_token();
-            state.store.add_exchange_code(
-                &code,
-                &ExchangeCode {
-                    user_id: user.id,
-                    code_challenge: code_challenge.clone(),
-                    expires_at: now() + EXCHANGE_CODE_TTL_SECS,
-                },
-            )?;
+            let code =
+                flows::issue_exchange_code(&state.store, &user.id, code_challenge.clone(), now())?;
             let mut query = vec![("code", code)];
             if let Some(s) = app_state {
                 query.push(("state", s.clone()));
@@ -536,29 +492,12 @@ pub async fn exchange(
 }
 
 fn redeem_code(state: &AppState, body: &ExchangeRequest) -> ApiResult<HttpResponse> {
-    if body.code.is_empty() || body.code.len() > 512 {
-        return Err(IdentityError::InvalidCode.into());
-    }
-    let record = state
-        .store
-        .take_exchange_code(&body.code)?
-        .filter(|c| c.expires_at > now())
-        .ok_or(IdentityError::InvalidCode)?;
-    if let Some(challenge) = &record.code_challenge {
-        let verifier = body
-            .code_verifier
-            .as_deref()
-            .ok_or(IdentityError::InvalidCode)?;
-        let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.as_bytes()));
-        if &computed != challenge {
-            return Err(IdentityError::InvalidCode.into());
-        }
-    }
-    let user = state
-        .store
-        .user(&record.user_id)?
-        .ok_or(IdentityError::InvalidCode)?;
+    let user = flows::redeem_exchange_code(
+        &state.store,
+        &body.code,
+        body.code_verifier.as_deref(),
+        now(),
+    )?;
     token_pair(state, &user)
 }
 
@@ -663,30 +602,6 @@ mod tests {
         ] {
             assert!(!local_path(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_flow_expires_after_ten_minutes_and_belongs_to_its_provider() {
-        let flow = Flow {
-            provider: "google".into(),
-            pkce_verifier: "v".into(),
-            nonce: None,
-            finish: FlowFinish::Web {
-                return_to: "/".into(),
-            },
-            link_user: None,
-            created_at: 1_000,
-            browser: String::new(),
-        };
-        assert!(check_flow(&flow, ProviderId::Google, 1_599).is_ok());
-        assert!(matches!(
-            check_flow(&flow, ProviderId::Google, 1_600),
-            Err(IdentityError::FlowExpired)
-        ));
-        assert!(matches!(
-            check_flow(&flow, ProviderId::Facebook, 1_001),
-            Err(IdentityError::InvalidState)
-        ));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod apple;
 pub mod extract;
 pub mod facebook;
+pub mod flows;
 pub mod identity;
 pub mod jwt;
 pub mod oidc;
