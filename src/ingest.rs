@@ -33,6 +33,15 @@ pub fn source_path(config: &Config, film: &Uuid) -> PathBuf {
 }
 
 /// `films/{film}`: holds the film's package directories.
+/// A fresh path in the uploads' scratch directory (`incoming/`) for a source on its way in:
+/// on the same filesystem as the films, so accepting it is a rename.
+pub fn scratch_path(config: &Config) -> PathBuf {
+    config
+        .uploads_dir()
+        .join("incoming")
+        .join(crate::store::new_id().to_string())
+}
+
 pub fn film_dir(config: &Config, film: &Uuid) -> PathBuf {
     config.films_dir().join(film.to_string())
 }

@@ -131,10 +131,7 @@ pub fn ingest(
     let mut film = ingest::new_film(title, String::new(), prices, now());
     film.publish_when_ready = publish;
     store.save_film(&film).map_err(|e| e.to_string())?;
-    let scratch = config
-        .uploads_dir()
-        .join("incoming")
-        .join(crate::store::new_id().to_string());
+    let scratch = ingest::scratch_path(config);
     let copied = scratch
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)

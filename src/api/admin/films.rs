@@ -267,14 +267,6 @@ pub async fn accept(
     Ok(job)
 }
 
-pub fn scratch_file(state: &AppState) -> std::path::PathBuf {
-    state
-        .config
-        .uploads_dir()
-        .join("incoming")
-        .join(crate::store::new_id().to_string())
-}
-
 /// `PUT /admin/films/{id}/source`: the body is the file, streamed to disk with constant
 /// memory; refused with 413 past `upload.max_bytes`.
 pub async fn put_source(
@@ -294,7 +286,7 @@ pub async fn put_source(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max).close_connection());
     }
-    let path = scratch_file(&state);
+    let path = ingest::scratch_path(&state.config);
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
