@@ -110,32 +110,48 @@ pub fn accept_source(
     Ok(job)
 }
 
+/// Why a film field was refused (the admin API answers 422 `invalid_input` with the
+/// message; the operator's CLI prints it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("title must be 1–200 characters")]
+    TitleLength,
+    #[error("title must not contain control characters")]
+    TitleControl,
+    #[error("description must be at most 10000 characters")]
+    DescriptionLength,
+    #[error("{0:?} is not an ISO 4217 currency code")]
+    Currency(String),
+    #[error("price amount must be a positive integer in minor units")]
+    Amount,
+}
+
 /// Validated film fields shared by the admin API and the CLI.
-pub fn validate_title(title: &str) -> Result<String, String> {
+pub fn validate_title(title: &str) -> Result<String, FieldError> {
     let t = title.trim();
     if t.is_empty() || t.chars().count() > 200 {
-        return Err("title must be 1–200 characters".into());
+        return Err(FieldError::TitleLength);
     }
     if t.chars().any(char::is_control) {
-        return Err("title must not contain control characters".into());
+        return Err(FieldError::TitleControl);
     }
     Ok(t.to_string())
 }
 
-pub fn validate_description(text: &str) -> Result<String, String> {
+pub fn validate_description(text: &str) -> Result<String, FieldError> {
     if text.chars().count() > 10_000 {
-        return Err("description must be at most 10000 characters".into());
+        return Err(FieldError::DescriptionLength);
     }
     Ok(text.trim().to_string())
 }
 
-pub fn validate_price(amount: u64, currency: &str) -> Result<Price, String> {
+pub fn validate_price(amount: u64, currency: &str) -> Result<Price, FieldError> {
     let currency = currency.trim().to_uppercase();
     if !crate::payments::money::is_currency_code(&currency) {
-        return Err(format!("{currency:?} is not an ISO 4217 currency code"));
+        return Err(FieldError::Currency(currency));
     }
     if amount == 0 || amount > 100_000_000_000 {
-        return Err("price amount must be a positive integer in minor units".into());
+        return Err(FieldError::Amount);
     }
     Ok(Price { amount, currency })
 }

@@ -119,9 +119,9 @@ pub fn ingest(
     currency: Option<&str>,
     publish: bool,
 ) -> Result<(Film, Job), String> {
-    let title = ingest::validate_title(title)?;
+    let title = ingest::validate_title(title).map_err(|e| e.to_string())?;
     let prices = match (price, currency) {
-        (Some(a), Some(c)) => vec![ingest::validate_price(a, c)?],
+        (Some(a), Some(c)) => vec![ingest::validate_price(a, c).map_err(|e| e.to_string())?],
         (None, None) => vec![],
         _ => return Err("--price and --currency go together".into()),
     };

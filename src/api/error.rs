@@ -307,6 +307,12 @@ impl From<crate::social::comments::CommentError> for ApiError {
     }
 }
 
+impl From<crate::ingest::FieldError> for ApiError {
+    fn from(e: crate::ingest::FieldError) -> Self {
+        ApiError::validation(e.to_string())
+    }
+}
+
 impl From<transcoder::TranscodeError> for ApiError {
     fn from(e: transcoder::TranscodeError) -> Self {
         if e.is_input_error() {

@@ -81,7 +81,7 @@ pub fn admin_view(state: &AppState, film: Film) -> ApiResult<AdminFilm> {
 fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
     let mut out: Vec<Price> = Vec::new();
     for p in input {
-        let price = ingest::validate_price(p.amount, &p.currency).map_err(ApiError::validation)?;
+        let price = ingest::validate_price(p.amount, &p.currency)?;
         if out.iter().any(|q| q.currency == price.currency) {
             return Err(ApiError::validation(format!(
                 "two prices in {}",
@@ -126,9 +126,8 @@ pub async fn create(
     body: web::Json<CreateFilm>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let title = ingest::validate_title(&body.title).map_err(ApiError::validation)?;
-    let description =
-        ingest::validate_description(&body.description).map_err(ApiError::validation)?;
+    let title = ingest::validate_title(&body.title)?;
+    let description = ingest::validate_description(&body.description)?;
     let mut input = body.prices;
     match (body.price, body.currency) {
         (Some(amount), Some(currency)) => input.push(PriceInput { amount, currency }),
@@ -156,14 +155,12 @@ pub async fn update(
         .title
         .as_deref()
         .map(ingest::validate_title)
-        .transpose()
-        .map_err(ApiError::validation)?;
+        .transpose()?;
     let description = body
         .description
         .as_deref()
         .map(ingest::validate_description)
-        .transpose()
-        .map_err(ApiError::validation)?;
+        .transpose()?;
     let new_prices = body.prices.map(prices).transpose()?;
     let updated = state
         .store
