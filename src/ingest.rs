@@ -196,3 +196,32 @@ pub fn remove_stale_staging(config: &Config) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn film_fields_are_refused_with_a_typed_reason() {
+        assert_eq!(validate_title("  "), Err(FieldError::TitleLength));
+        assert_eq!(validate_title("a\u{7}b"), Err(FieldError::TitleControl));
+        assert_eq!(validate_title("  Night  ").as_deref(), Ok("Night"));
+        assert_eq!(
+            validate_description(&"x".repeat(10_001)),
+            Err(FieldError::DescriptionLength)
+        );
+        assert_eq!(validate_price(0, "USD"), Err(FieldError::Amount));
+        assert_eq!(
+            validate_price(500, "dollars"),
+            Err(FieldError::Currency("DOLLARS".into()))
+        );
+        assert_eq!(
+            validate_price(500, " usd ").map(|p| p.currency),
+            Ok("USD".to_string())
+        );
+        assert_eq!(
+            FieldError::Currency("XYZ1".into()).to_string(),
+            "\"XYZ1\" is not an ISO 4217 currency code"
+        );
+    }
+}
