@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use super::films::{film_progress, watchable_film};
-use super::AppState;
-use crate::auth::{Admin, Viewer};
+use crate::api::extract::{Admin, Viewer};
 use crate::social::comments;
 use crate::social::text::{comment_body, matches_word_list};
+use crate::state::AppState;
 use crate::store::comments::{Comment, CommentState, SocialEvent, Support};
 use crate::store::films::Film;
 use crate::store::now;
@@ -187,11 +187,14 @@ fn limit_writes(state: &AppState, viewer: &Viewer) -> ApiResult<()> {
     if viewer.0.is_admin() {
         return Ok(());
     }
-    state.comment_limiter.check(
-        Some(viewer.0.id),
-        state.config.social.comments_per_minute,
-        now(),
-    )
+    state
+        .comment_limiter
+        .check(
+            Some(viewer.0.id),
+            state.config.social.comments_per_minute,
+            now(),
+        )
+        .map_err(ApiError::from)
 }
 
 fn comment_id(id: &str) -> ApiResult<Uuid> {
@@ -299,7 +302,7 @@ pub async fn support(
             .ok_or_else(|| {
                 ApiError::validation(format!("tips are not taken in {:?}", tip.currency))
             })?;
-        super::payments::service(&state).tip_gateway(&tip.provider, &tip.currency)?;
+        state.orders().tip_gateway(&tip.provider, &tip.currency)?;
         if !(bounds.min..=bounds.max).contains(&tip.amount) {
             return Err(ApiError::validation(format!(
                 "a tip in {} is between {} and {} (minor units)",
@@ -310,7 +313,7 @@ pub async fn support(
         }
         // Checked before anything is recorded (the provider, the open-order cap), so a
         // refused tip leaves no support behind.
-        super::payments::service(&state).tip_room(
+        state.orders().tip_room(
             &viewer.0.id,
             &film,
             &tip.provider,
@@ -328,7 +331,8 @@ pub async fn support(
     };
     let tip = match &request.tip {
         Some(t) => {
-            let started = super::payments::service(&state)
+            let started = state
+                .orders()
                 .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
                 .await?;
             // A repeat answered with the open tip is not another tip.

@@ -11,19 +11,19 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
-use super::ratelimit::Budget;
-use super::AppState;
+use super::extract;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::{clean_name, NativeToken};
-use crate::auth::{accounts, extract, jwt, session};
+use crate::auth::session::FLOW_TTL_SECS;
+use crate::auth::{accounts, jwt, session};
+use crate::ratelimit::Budget;
+use crate::state::AppState;
 use crate::store::now;
 use crate::store::signin::{
     browser_binding, BrowserSession, ExchangeCode, Flow, FlowFinish, TakenFlow,
 };
 use crate::store::users::User;
 
-/// A flow must come back within this long.
-pub const FLOW_TTL_SECS: i64 = 600;
 /// An app's one-time code must be exchanged within this long.
 const EXCHANGE_CODE_TTL_SECS: i64 = 60;
 pub const SESSION_COOKIE: &str = "cinegate_session";
@@ -518,20 +518,7 @@ fn session_user(state: &AppState, req: &HttpRequest) -> Result<User, IdentityErr
     let cookie = req
         .cookie(SESSION_COOKIE)
         .ok_or(IdentityError::Unauthenticated)?;
-    let session = state
-        .store
-        .session(cookie.value())?
-        .filter(|s| s.expires_at > now())
-        .ok_or(IdentityError::Unauthenticated)?;
-    let user = state
-        .store
-        .user(&session.user_id)?
-        .filter(|u| u.session_epoch == session.epoch)
-        .ok_or(IdentityError::Unauthenticated)?;
-    if user.disabled {
-        return Err(IdentityError::Disabled);
-    }
-    Ok(user)
+    session::session_user(&state.store, cookie.value(), now())
 }
 
 #[derive(Deserialize)]
