@@ -15,7 +15,7 @@ use crate::server::sendfile::{ConnHandle, FileBody};
 use crate::state::AppState;
 use crate::store::now;
 use crate::stream::gate;
-use crate::stream::playlists::FilmPlayback;
+use crate::stream::playlists::{FilmPlayback, Playlist};
 use crate::stream::progress::{Event, Signal};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
@@ -93,7 +93,7 @@ fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
     });
 }
 
-fn playlist_response(body: Arc<[u8]>) -> HttpResponse {
+fn playlist_response(body: Playlist) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(PLAYLIST_TYPE)
         // Per viewer and entitlement: a purchase must show on the next request.

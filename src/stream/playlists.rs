@@ -1,7 +1,7 @@
 //! Rendered playlists and key material per film, cached in memory: a package never
 //! changes once written, so playlists are rendered once (full and preview) and served
-//! as shared bytes (`Arc<[u8]>`: the HTTP surface wraps them without a copy). Entries are dropped when a film is deleted or repackaged, and an
-//! entry only ever answers for the package it was loaded from.
+//! as shared bytes ([`Playlist`]). Entries are dropped when a film is deleted or
+//! repackaged, and an entry only ever answers for the package it was loaded from.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,13 +12,16 @@ use uuid::Uuid;
 
 use crate::stream::gate::preview_segments;
 
+/// A rendered playlist, shared: the HTTP surface wraps it without a copy.
+pub type Playlist = Arc<[u8]>;
+
 pub struct FilmPlayback {
     pub manifest: Manifest,
     pub dir: PathBuf,
     pub secret: FilmSecret,
-    pub master: Arc<[u8]>,
+    pub master: Playlist,
     /// Rendition name → (full playlist, preview playlist).
-    media: HashMap<String, (Arc<[u8]>, Arc<[u8]>)>,
+    media: HashMap<String, (Playlist, Playlist)>,
     pub preview: usize,
 }
 
@@ -50,7 +53,7 @@ impl FilmPlayback {
     }
 
     /// The playlist for `allowed` segments: the full one or the preview cut.
-    pub fn media(&self, rendition: &str, full: bool) -> Option<Arc<[u8]>> {
+    pub fn media(&self, rendition: &str, full: bool) -> Option<Playlist> {
         self.media
             .get(rendition)
             .map(|(f, p)| if full { f.clone() } else { p.clone() })
@@ -90,7 +93,7 @@ impl FilmPlayback {
     }
 }
 
-fn bytes(text: String) -> Arc<[u8]> {
+fn bytes(text: String) -> Playlist {
     Arc::from(text.into_bytes())
 }
 
