@@ -478,7 +478,7 @@ pub struct LimitsConfig {
     /// per client address: each may call the provider.
     pub pay_per_minute: u32,
     /// Distinct keys (client addresses, families, users) each budget tracks at once, at
-    /// most `api::ratelimit::BYTES_PER_KEY` (64) bytes each; past it the longest idle are
+    /// most `ratelimit::BYTES_PER_KEY` (64) bytes each; past it the longest idle are
     /// forgotten.
     pub tracked_keys: usize,
 }

@@ -13,13 +13,14 @@
 //! Protocol: one JSON `ops::Request` line in, one JSON `ops::Response` line out.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::api::AppState;
 use crate::ops::{self, Request, Response};
+use crate::state::AppState;
 
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     // A socket file left by a crash would make bind fail; nobody can be listening on it
@@ -39,17 +40,13 @@ fn may_operate(peer_uid: u32, server_uid: u32) -> bool {
     peer_uid == server_uid || peer_uid == 0
 }
 
-pub async fn serve(listener: UnixListener, state: actix_web::web::Data<AppState>) {
+pub async fn serve(listener: UnixListener, state: Arc<AppState>) {
     serve_with_uid(listener, state, rustix::process::geteuid().as_raw()).await
 }
 
 /// `serve`, with the uid whose processes may operate given: tests use one that is not
 /// theirs to reach the refusal without root.
-pub async fn serve_with_uid(
-    listener: UnixListener,
-    state: actix_web::web::Data<AppState>,
-    server_uid: u32,
-) {
+pub async fn serve_with_uid(listener: UnixListener, state: Arc<AppState>, server_uid: u32) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -127,7 +124,7 @@ async fn refuse(mut stream: UnixStream, refusal: String) -> std::io::Result<()> 
     Ok(())
 }
 
-async fn handle(stream: UnixStream, state: actix_web::web::Data<AppState>) -> std::io::Result<()> {
+async fn handle(stream: UnixStream, state: Arc<AppState>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(1 << 20);

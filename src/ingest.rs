@@ -32,6 +32,33 @@ pub fn source_path(config: &Config, film: &Uuid) -> PathBuf {
     config.uploads_dir().join(film.to_string()).join("source")
 }
 
+/// `uploads/partial/{upload}`: the bytes of a tus upload so far.
+pub fn partial_upload_path(config: &Config, upload: &Uuid) -> PathBuf {
+    config
+        .uploads_dir()
+        .join("partial")
+        .join(upload.to_string())
+}
+
+/// Removes tus uploads idle for longer than `upload.expire_after` at `now`, record and
+/// bytes (run at start and hourly). Blocking: it scans the uploads and removes files.
+pub fn expire_stale_uploads(
+    config: &Config,
+    store: &Store,
+    now: i64,
+) -> crate::store::Result<usize> {
+    let cutoff = now - config.upload.expire_after.as_secs() as i64;
+    let mut removed = 0;
+    for u in store.uploads()? {
+        if u.updated_at < cutoff {
+            store.delete_upload(&u.id)?;
+            let _ = std::fs::remove_file(partial_upload_path(config, &u.id));
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// `films/{film}`: holds the film's package directories.
 /// A fresh path in the uploads' scratch directory (`incoming/`) for a source on its way in:
 /// on the same filesystem as the films, so accepting it is a rename.

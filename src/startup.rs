@@ -8,20 +8,19 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{web, App};
 use anyhow::Context;
 
-use crate::api::{self, error, AppState};
+use crate::api::{self, error};
 use crate::config::Config;
 use crate::jobs::JobQueue;
 use crate::secrets::SigningKeys;
+use crate::state::AppState;
 use crate::store::{now, Store};
 use crate::stream::playlists::PlaybackCache;
 use crate::stream::progress::ProgressRecorder;
-use crate::stream::sendfile::Conn;
 
 pub struct Application {
     server: actix_web::dev::Server,
@@ -78,15 +77,17 @@ impl Application {
             keys,
             store,
             metrics: Default::default(),
-            limits: api::ratelimit::Limits::new(&config.limits),
-            trusted_proxies: api::client::TrustedProxies::new(config.trusted_proxy_nets()?),
+            limits: crate::ratelimit::Limits::new(&config.limits),
+            trusted_proxies: crate::server::client::TrustedProxies::new(
+                config.trusted_proxy_nets()?,
+            ),
             providers,
             payments,
             order_locks: Default::default(),
-            comment_limiter: api::ratelimit::RateLimiter::new(config.limits.tracked_keys),
+            comment_limiter: crate::ratelimit::RateLimiter::new(config.limits.tracked_keys),
             config: config.clone(),
         });
-        let _ = api::uploads::expire_stale(&state);
+        let _ = crate::ingest::expire_stale_uploads(&state.config, &state.store, now());
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
@@ -99,71 +100,18 @@ impl Application {
         if let Some(l) = &metrics_listener {
             tracing::info!(address = %l.local_addr()?, "/metrics is served on its own listener");
         }
+        // The server plumbing (`server`: sendfile connections, graceful shutdown) around
+        // the applications assembled here.
+        let mut server = crate::server::Builder::new();
+        if let Some(listener) = metrics_listener {
+            let state = state.clone();
+            server = server.plain("cinegate-metrics", listener, move || {
+                metrics_app(state.clone())
+            })?;
+        }
         let app_state = state.clone();
-        // actix-web's `HttpServer`, built by hand for one reason: the connection type is
-        // `stream::sendfile::Conn`, so segment bodies can go out with sendfile(2) (see that
-        // module). The settings are `HttpServer`'s defaults except where noted.
-        let builder = actix_server::Server::build();
-        let shutdown = builder.graceful_shutdown_signal();
-        let builder = match metrics_listener {
-            None => builder,
-            Some(listener) => {
-                let state = state.clone();
-                let shutdown = shutdown.clone();
-                builder.listen("cinegate-metrics", listener, move || {
-                    let shutdown = shutdown.clone();
-                    let app = metrics_app(state.clone())
-                        .into_factory()
-                        .map_err(|err| err.error_response());
-                    actix_http::HttpService::build()
-                        .graceful_shutdown_signal(move || {
-                            let shutdown = shutdown.clone();
-                            async move { shutdown.notified().await }
-                        })
-                        .client_request_timeout(Duration::from_secs(5))
-                        .client_disconnect_timeout(Duration::from_secs(1))
-                        .h1(map_config(app, |_| actix_web::dev::AppConfig::default()))
-                        .tcp()
-                })?
-            }
-        };
-        let server = builder
-            .listen("cinegate-http", listener, move || {
-                let state = app_state.clone();
-                let shutdown = shutdown.clone();
-                let app = app(state)
-                    .into_factory()
-                    .map_err(|err| err.error_response());
-                let http = actix_http::HttpService::build()
-                    // On stop, idle keep-alive connections close at once instead of holding
-                    // the worker until the shutdown timeout.
-                    .graceful_shutdown_signal(move || {
-                        let shutdown = shutdown.clone();
-                        async move { shutdown.notified().await }
-                    })
-                    // HLS players hold their connection between segment requests; 75 s is
-                    // nginx's default and outlasts a player's pause between 6 s segments.
-                    .keep_alive(Duration::from_secs(75))
-                    .client_request_timeout(Duration::from_secs(5))
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .local_addr(addr)
-                    .on_connect_ext(|conn: &Conn, ext: &mut actix_http::Extensions| {
-                        ext.insert(conn.handle());
-                    })
-                    // `AppConfig::new` is private to actix-web; the default's host and address
-                    // (localhost:8080) only show in `ConnectionInfo` for a request without a
-                    // Host header, and nothing here builds URLs from them.
-                    .h1(map_config(app, |_| actix_web::dev::AppConfig::default()));
-                fn_service(|io: tokio::net::TcpStream| {
-                    let peer = io.peer_addr().ok();
-                    // Like nginx's `tcp_nodelay on`: a response's last packet leaves at once.
-                    let _ = io.set_nodelay(true);
-                    std::future::ready(Ok((Conn::new(io), peer)))
-                })
-                .and_then(http)
-            })?
-            .disable_signals()
-            .shutdown_timeout(30)
+        let server = server
+            .app("cinegate-http", listener, move || app(app_state.clone()))?
             .run();
         let socket = state.config.control_socket();
         let control = crate::control::bind(&socket)
@@ -188,7 +136,7 @@ impl Application {
         state.jobs.start();
         let socket = state.config.control_socket();
         if let Some(listener) = self.control {
-            tokio::spawn(crate::control::serve(listener, state.clone()));
+            tokio::spawn(crate::control::serve(listener, state.clone().into_inner()));
         }
         // Orders left open by a crash (captured at the provider, not granted here) are
         // settled with the provider as soon as the server is up, then every
@@ -210,8 +158,11 @@ impl Application {
                     }
                     if hourly.elapsed() > Duration::from_secs(3600) {
                         hourly = Instant::now();
-                        let _ = api::uploads::expire_stale(&state);
-                        if let Err(e) = state.store.sweep_signin(now(), api::signin::FLOW_TTL_SECS)
+                        let _ =
+                            crate::ingest::expire_stale_uploads(&state.config, &state.store, now());
+                        if let Err(e) = state
+                            .store
+                            .sweep_signin(now(), crate::auth::flows::FLOW_TTL_SECS)
                         {
                             tracing::warn!(error = %e, "sweeping sign-in records failed");
                         }
@@ -364,7 +315,7 @@ async fn reconcile_periodically(
 }
 
 async fn reconcile(state: &AppState) {
-    match api::payments::service(state).reconcile().await {
+    match state.orders().reconcile().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(changed = n, "orders reconciled with their providers"),
         Err(e) => tracing::warn!(error = %e, "order reconciliation failed"),
@@ -391,7 +342,7 @@ async fn access_log(
         )
     });
     if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        api::health::Metrics::inc(&state.metrics.requests);
+        crate::metrics::Metrics::inc(&state.metrics.requests);
     }
     let mut res = next.call(req).await?;
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
@@ -428,7 +379,7 @@ fn metrics_app(
     App::new()
         .app_data(state)
         .wrap(actix_web::middleware::from_fn(access_log))
-        .route("/metrics", web::get().to(api::health::metrics_listener))
+        .configure(api::configure_metrics)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
         }))

@@ -1,6 +1,6 @@
 //! The rate limiters' memory bound, measured (issue 12, item 2: "100k distinct addresses
 //! stay within a stated memory bound"): a counting global allocator sees every byte the
-//! real limiter (`cinegate::api::ratelimit::Limits`, as the server builds it) allocates
+//! real limiter (`cinegate::ratelimit::Limits`, as the server builds it) allocates
 //! while 100 000 and then 1 000 000 distinct client addresses hit one budget, and the live
 //! heap growth must stay within `tracked_keys × BYTES_PER_KEY` plus a small constant, at the
 //! end and at its peak. A key that keeps sending through the flood stays limited.
@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use cap::Cap;
-use cinegate::api::ratelimit::{Budget, Limits, BYTES_PER_KEY};
 use cinegate::config::LimitsConfig;
+use cinegate::ratelimit::{Budget, Limits, BYTES_PER_KEY};
 
 #[global_allocator]
 static HEAP: Cap<System> = Cap::new(System, usize::MAX);

@@ -4,9 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::{ApiError, ApiResult};
-use super::ratelimit::Budget;
-use super::AppState;
 use crate::auth::session;
+use crate::ratelimit::Budget;
+use crate::state::AppState;
 use crate::store::now;
 
 #[derive(Deserialize)]
@@ -21,12 +21,13 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-/// Counts a request against the client address's `budget` (`api::client` says who the
-/// client is).
+/// Counts a request against the client address's `budget` (`server::client` says who
+/// the client is).
 pub(super) fn limit(state: &AppState, req: &HttpRequest, budget: Budget) -> ApiResult<()> {
     state
         .limits
         .client(budget, state.trusted_proxies.key_of(req), now())
+        .map_err(ApiError::from)
 }
 
 /// A failed attempt on a token endpoint (a token or code that is malformed, unknown,
@@ -56,7 +57,7 @@ pub(super) fn counting_failures<T>(
 /// against that family; an unknown one is a failed attempt by the client address.
 fn charge_refresh_token(state: &AppState, req: &HttpRequest, token: &str) -> ApiResult<()> {
     match state.store.refresh_family(token)? {
-        Some(family) => state.limits.family(family, now()),
+        Some(family) => state.limits.family(family, now()).map_err(ApiError::from),
         None => limit(state, req, Budget::TokenFailures),
     }
 }

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use super::films::{film_progress, watchable_film};
-use super::AppState;
-use crate::auth::{Admin, Viewer};
+use crate::api::extract::{Admin, Viewer};
 use crate::social::comments;
+use crate::state::AppState;
 use crate::store::comments::{Comment, CommentState, Support};
 use crate::store::films::Film;
 use crate::store::now;
@@ -167,11 +167,14 @@ fn limit_writes(state: &AppState, viewer: &Viewer) -> ApiResult<()> {
     if viewer.0.is_admin() {
         return Ok(());
     }
-    state.comment_limiter.check(
-        Some(viewer.0.id),
-        state.config.social.comments_per_minute,
-        now(),
-    )
+    state
+        .comment_limiter
+        .check(
+            Some(viewer.0.id),
+            state.config.social.comments_per_minute,
+            now(),
+        )
+        .map_err(ApiError::from)
 }
 
 fn comment_id(id: &str) -> ApiResult<Uuid> {
@@ -268,11 +271,11 @@ pub async fn support(
     };
     if let Some(tip) = &request.tip {
         let bounds = comments::tip_bounds(&state.config.social.tips, &tip.currency)?;
-        super::payments::service(&state).tip_gateway(&tip.provider, &tip.currency)?;
+        state.orders().tip_gateway(&tip.provider, &tip.currency)?;
         comments::check_tip_amount(bounds, tip.amount)?;
         // Checked before anything is recorded (the provider, the open-order cap), so a
         // refused tip leaves no support behind.
-        super::payments::service(&state).tip_room(
+        state.orders().tip_room(
             &viewer.0.id,
             &film,
             &tip.provider,
@@ -290,7 +293,8 @@ pub async fn support(
     };
     let tip = match &request.tip {
         Some(t) => {
-            let started = super::payments::service(&state)
+            let started = state
+                .orders()
                 .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
                 .await?;
             // A repeat answered with the open tip is not another tip.

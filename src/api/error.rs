@@ -161,6 +161,31 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::auth::access::AccessError> for ApiError {
+    fn from(e: crate::auth::access::AccessError) -> Self {
+        use crate::auth::access::AccessError as E;
+        let message = e.to_string();
+        match e {
+            E::Store(e) => e.into(),
+            E::Missing => ApiError::unauthorized("unauthenticated", message),
+            E::Expired => ApiError::unauthorized("token_expired", message),
+            E::Invalid | E::NoAccount | E::Ended => {
+                ApiError::unauthorized("invalid_token", message)
+            }
+            E::Disabled => ApiError::forbidden("account_disabled", message),
+            E::NotAdmin => ApiError::forbidden("admin_only", message),
+        }
+    }
+}
+
+impl From<crate::ratelimit::Limited> for ApiError {
+    fn from(e: crate::ratelimit::Limited) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
+            .with("retry_after", e.retry_after)
+            .header("Retry-After", e.retry_after.to_string())
+    }
+}
+
 impl From<crate::auth::identity::IdentityError> for ApiError {
     fn from(e: crate::auth::identity::IdentityError) -> Self {
         use crate::auth::identity::IdentityError as E;
@@ -399,3 +424,37 @@ pub fn path_error(
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused budget (`ratelimit::Limited`) is answered 429 `rate_limited`, with the
+    /// seconds to wait in the body and in `Retry-After`.
+    #[test]
+    fn a_refused_budget_is_429_with_retry_after() {
+        let e = ApiError::from(crate::ratelimit::Limited { retry_after: 59 });
+        assert_eq!((e.status.as_u16(), e.code), (429, "rate_limited"));
+        assert_eq!(e.extra.get("retry_after"), Some(&59.into()));
+        assert_eq!(e.headers, vec![("Retry-After", "59".to_string())]);
+    }
+
+    /// The extractors' refusals keep their codes and statuses.
+    #[test]
+    fn access_errors_keep_their_codes() {
+        use crate::auth::access::AccessError as E;
+        let cases = [
+            (E::Missing, 401, "unauthenticated"),
+            (E::Expired, 401, "token_expired"),
+            (E::Invalid, 401, "invalid_token"),
+            (E::NoAccount, 401, "invalid_token"),
+            (E::Ended, 401, "invalid_token"),
+            (E::Disabled, 403, "account_disabled"),
+            (E::NotAdmin, 403, "admin_only"),
+        ];
+        for (e, status, code) in cases {
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (status, code), "{api}");
+        }
+    }
+}

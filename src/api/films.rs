@@ -7,8 +7,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
-use super::AppState;
-use crate::auth::Viewer;
+use crate::api::extract::Viewer;
+use crate::state::AppState;
 use crate::store::films::{Film, Price};
 use crate::store::now;
 use crate::stream::gate::{self, Entitlement};

@@ -1,29 +1,14 @@
 //! `/healthz` and Prometheus `/metrics` (behind a bearer token, optionally on a listener of
 //! its own: `[metrics]`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ApiResult};
-use super::AppState;
+use crate::state::AppState;
 use crate::store::jobs::JobState;
-
-/// Counters updated on the request path (atomics only).
-#[derive(Default)]
-pub struct Metrics {
-    pub requests: AtomicU64,
-    pub segments_served: AtomicU64,
-    pub keys_served: AtomicU64,
-    pub gate_refusals: AtomicU64,
-}
-
-impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // A store read proves the database answers.
@@ -53,7 +38,7 @@ pub async fn metrics_listener(
 /// counters and job gauges are the operator's business (and the job gauges read the store).
 fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     let challenge = |e: ApiError| e.header("WWW-Authenticate", "Bearer realm=\"metrics\"");
-    let token = crate::auth::extract::bearer(req).ok_or_else(|| {
+    let token = super::extract::bearer(req).ok_or_else(|| {
         challenge(ApiError::unauthorized(
             "unauthenticated",
             "send the token in keys_dir/metrics.token as `Authorization: Bearer …`",

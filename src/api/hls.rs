@@ -10,13 +10,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
-use super::health::Metrics;
-use super::AppState;
+use crate::metrics::Metrics;
+use crate::server::sendfile::{ConnHandle, FileBody};
+use crate::state::AppState;
 use crate::store::now;
 use crate::stream::gate;
-use crate::stream::playlists::FilmPlayback;
+use crate::stream::playlists::{FilmPlayback, Playlist};
 use crate::stream::progress::{Event, Signal};
-use crate::stream::sendfile::{ConnHandle, FileBody};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
@@ -93,12 +93,12 @@ fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
     });
 }
 
-fn playlist_response(body: web::Bytes) -> HttpResponse {
+fn playlist_response(body: Playlist) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(PLAYLIST_TYPE)
         // Per viewer and entitlement: a purchase must show on the next request.
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body)
+        .body(web::Bytes::from_owner(body))
 }
 
 fn preview_ended(access: &Access, index: usize) -> ApiError {

@@ -6,8 +6,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
-use super::AppState;
-use crate::auth::Viewer;
+use crate::api::extract::Viewer;
+use crate::state::AppState;
 use crate::stream::progress::ProgressView;
 
 pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {

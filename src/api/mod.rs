@@ -1,49 +1,27 @@
 //! The HTTP surface: one route table (`configure`), shared by the server and its tests,
-//! thin handlers (one file per noun) over the store and domain functions.
+//! thin handlers (one file per noun) over the store and domain functions, the `Viewer` and
+//! `Admin` extractors (`extract`), and the one map from errors to HTTP (`error`). The
+//! state they share is `crate::state::AppState`.
 
 pub mod admin;
 pub mod auth;
-pub mod client;
 pub mod comments;
 pub mod error;
+pub mod extract;
 pub mod films;
 pub mod health;
 pub mod hls;
 pub mod me;
 pub mod pages;
 pub mod payments;
-pub mod ratelimit;
 pub mod signin;
 pub mod uploads;
 
-use std::sync::Arc;
-
 use actix_web::web;
 
-use crate::config::Config;
-use crate::jobs::JobQueue;
-use crate::secrets::SigningKeys;
-use crate::store::Store;
-use crate::stream::playlists::PlaybackCache;
-use crate::stream::progress::ProgressRecorder;
-
-/// Everything a handler may need, shared across workers.
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub keys: SigningKeys,
-    pub jobs: Arc<JobQueue>,
-    pub progress: Arc<ProgressRecorder>,
-    pub playback: Arc<PlaybackCache>,
-    pub metrics: health::Metrics,
-    /// The per-minute budgets of the sign-in, token and webhook endpoints.
-    pub limits: ratelimit::Limits,
-    /// Whose forwarding headers name the client those budgets count.
-    pub trusted_proxies: client::TrustedProxies,
-    pub providers: Arc<crate::auth::providers::Providers>,
-    pub payments: Arc<crate::payments::Payments>,
-    pub order_locks: crate::payments::orders::OrderLocks,
-    pub comment_limiter: ratelimit::RateLimiter<uuid::Uuid>,
+/// The `metrics.listen` listener's one route.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").route(web::get().to(health::metrics_listener)));
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -11,22 +11,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
-use super::AppState;
-use crate::auth::{Admin, Viewer};
-use crate::payments::orders::{OrderError, OrderService, Started};
+use crate::api::extract::{Admin, Viewer};
+use crate::payments::orders::{OrderError, Started};
 use crate::payments::WebhookHeaders;
+use crate::state::AppState;
 use crate::store::orders::{Order, OrderState};
-use crate::store::{now, parse_id};
-
-/// The order rules over this server's store, providers and locks, at the current time.
-pub(crate) fn service(state: &AppState) -> OrderService<'_> {
-    OrderService {
-        store: &state.store,
-        payments: &state.payments,
-        locks: &state.order_locks,
-        now: now(),
-    }
-}
+use crate::store::parse_id;
 
 /// What a viewer sees of an order.
 #[derive(Serialize)]
@@ -75,7 +65,8 @@ pub async fn checkout(
     body: web::Json<CheckoutRequest>,
 ) -> ApiResult<HttpResponse> {
     let film = super::films::watchable_film(&state, &path)?;
-    let started = service(&state)
+    let started = state
+        .orders()
         .checkout(&viewer.0.id, &film, &body.provider)
         .await?;
     Ok(HttpResponse::Created()
@@ -196,7 +187,7 @@ fn state_page(order: &Order) -> HttpResponse {
 /// per-address budget keeps anyone holding a link from turning it into a flood of writes
 /// and provider calls. Answered as a page, like the rest.
 fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
-    super::auth::limit(state, req, super::ratelimit::Budget::Pay)
+    super::auth::limit(state, req, crate::ratelimit::Budget::Pay)
         .err()
         .map(|e| {
             let mut page = page(e.status, "Too many requests", &e.message, None);
@@ -226,7 +217,7 @@ pub async fn return_page(
             None,
         );
     };
-    match service(&state).complete(&path, &id, &query).await {
+    match state.orders().complete(&path, &id, &query).await {
         Ok(order) => state_page(&order),
         Err(e) => error_page(e),
     }
@@ -285,7 +276,7 @@ async fn abandon(
             None,
         );
     };
-    match service(state).abandon(provider, &id, outcome, why).await {
+    match state.orders().abandon(provider, &id, outcome, why).await {
         Ok(order) if order.state == outcome => {
             page(StatusCode::OK, "Payment not completed", why, Some(&order))
         }
@@ -308,7 +299,7 @@ pub async fn paypal_webhook(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
-    super::auth::limit(&state, &req, super::ratelimit::Budget::Webhook)?;
+    super::auth::limit(&state, &req, crate::ratelimit::Budget::Webhook)?;
     if state.payments.get("paypal").is_none() {
         return Err(ApiError::not_found("webhook"));
     }
@@ -322,7 +313,7 @@ pub async fn paypal_webhook(
             Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
         })
         .collect();
-    let status = service(&state).webhook("paypal", &headers, raw).await?;
+    let status = state.orders().webhook("paypal", &headers, raw).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": status })))
 }
 
@@ -342,7 +333,8 @@ pub async fn admin_refund(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = parse_id(&path).ok_or_else(|| ApiError::not_found("order"))?;
-    let order = service(&state)
+    let order = state
+        .orders()
         .refund(&id, &format!("refunded by admin {}", admin.0.id))
         .await
         .map_err(ApiError::for_admin)?;
@@ -350,7 +342,8 @@ pub async fn admin_refund(
 }
 
 pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
-    let changed = service(&state)
+    let changed = state
+        .orders()
         .reconcile()
         .await
         .map_err(ApiError::for_admin)?;

@@ -9,18 +9,16 @@ use serde::Deserialize;
 
 use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
-use super::ratelimit::Budget;
-use super::AppState;
+use super::extract;
 use crate::auth::identity::{IdentityError, ProviderId, ProviderIdentity};
 use crate::auth::providers::NativeToken;
-use crate::auth::{accounts, extract, flows, jwt, session};
+use crate::auth::{accounts, flows, jwt, session};
+use crate::ratelimit::Budget;
+use crate::state::AppState;
 use crate::store::now;
 use crate::store::signin::{BrowserSession, Flow, FlowFinish};
 use crate::store::users::User;
 
-/// A flow must come back within this long.
-pub use crate::auth::flows::FLOW_TTL_SECS;
-/// An app's one-time code must be exchanged within this long.
 pub const SESSION_COOKIE: &str = "cinegate_session";
 /// Binds a flow to the browser that started it (docs/AUTH.md, "The pre-auth cookie"): the
 /// callback must carry it, so a callback URL handed to someone else finishes nothing.
@@ -258,7 +256,7 @@ fn preauth_cookie(public_url: &str, secret: String) -> Cookie<'static> {
             SameSite::Lax
         })
         .secure(secure)
-        .max_age(CookieDuration::seconds(FLOW_TTL_SECS))
+        .max_age(CookieDuration::seconds(flows::FLOW_TTL_SECS))
         .finish()
 }
 
@@ -458,20 +456,7 @@ fn session_user(state: &AppState, req: &HttpRequest) -> Result<User, IdentityErr
     let cookie = req
         .cookie(SESSION_COOKIE)
         .ok_or(IdentityError::Unauthenticated)?;
-    let session = state
-        .store
-        .session(cookie.value())?
-        .filter(|s| s.expires_at > now())
-        .ok_or(IdentityError::Unauthenticated)?;
-    let user = state
-        .store
-        .user(&session.user_id)?
-        .filter(|u| u.session_epoch == session.epoch)
-        .ok_or(IdentityError::Unauthenticated)?;
-    if user.disabled {
-        return Err(IdentityError::Disabled);
-    }
-    Ok(user)
+    session::session_user(&state.store, cookie.value(), now())
 }
 
 #[derive(Deserialize)]

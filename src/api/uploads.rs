@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::admin::films::{accept, film_by_id, too_large};
 use super::error::{ApiError, ApiResult};
-use super::AppState;
-use crate::auth::Admin;
+use crate::api::extract::Admin;
+use crate::state::AppState;
 use crate::store::now;
 use crate::store::uploads::Upload;
 
@@ -47,11 +47,7 @@ fn require_tus(req: &HttpRequest) -> ApiResult<()> {
 }
 
 fn partial_path(state: &AppState, id: &Uuid) -> std::path::PathBuf {
-    state
-        .config
-        .uploads_dir()
-        .join("partial")
-        .join(id.to_string())
+    crate::ingest::partial_upload_path(&state.config, id)
 }
 
 /// `key base64,key base64` → map. An empty header is an empty map (some clients send one).
@@ -259,20 +255,6 @@ pub async fn terminate(
     state.store.delete_upload(&upload.id)?;
     let _ = tokio::fs::remove_file(partial_path(&state, &upload.id)).await;
     Ok(tus_headers(&mut HttpResponse::NoContent()).finish())
-}
-
-/// Removes uploads idle for longer than `upload.expire_after` (run at start and hourly).
-pub fn expire_stale(state: &AppState) -> crate::store::Result<usize> {
-    let cutoff = now() - state.config.upload.expire_after.as_secs() as i64;
-    let mut removed = 0;
-    for u in state.store.uploads()? {
-        if u.updated_at < cutoff {
-            state.store.delete_upload(&u.id)?;
-            let _ = std::fs::remove_file(partial_path(state, &u.id));
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
-//! cinegate's own credentials: short-lived access JWTs, rotating refresh tokens, one-time
-//! login links, and the request extractors that put "signed in" and "admin" in handler
-//! signatures; and sign-in through Google, Apple and Facebook (providers → identity →
-//! account).
+//! cinegate's own credentials: short-lived access JWTs and who they belong to (`access`,
+//! which the `api` extractors call), rotating refresh tokens, one-time login links and
+//! browser sessions; and sign-in through Google, Apple and Facebook (providers → identity →
+//! account). No HTTP types: the surfaces map `auth`'s errors.
 
+pub mod access;
 pub mod accounts;
 pub mod apple;
-pub mod extract;
 pub mod facebook;
 pub mod flows;
 pub mod identity;
@@ -13,5 +13,3 @@ pub mod jwt;
 pub mod oidc;
 pub mod providers;
 pub mod session;
-
-pub use extract::{Admin, Viewer};

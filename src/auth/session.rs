@@ -6,6 +6,7 @@ use rand::RngCore;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::identity::IdentityError;
 use crate::config::AuthConfig;
 use crate::store::tokens::{LoginLink, RefreshRecord, Rotation};
 use crate::store::users::User;
@@ -32,6 +33,24 @@ pub enum SessionError {
     Disabled,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The user of the browser session whose cookie value is `cookie`, at `now`: the session
+/// must be live, the account's session epoch unchanged since it began, and the account
+/// enabled.
+pub fn session_user(store: &Store, cookie: &str, now: i64) -> Result<User, IdentityError> {
+    let session = store
+        .session(cookie)?
+        .filter(|s| s.expires_at > now)
+        .ok_or(IdentityError::Unauthenticated)?;
+    let user = store
+        .user(&session.user_id)?
+        .filter(|u| u.session_epoch == session.epoch)
+        .ok_or(IdentityError::Unauthenticated)?;
+    if user.disabled {
+        return Err(IdentityError::Disabled);
+    }
+    Ok(user)
 }
 
 /// 32 random bytes, URL-safe base64: unguessable opaque tokens.

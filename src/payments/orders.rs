@@ -80,6 +80,19 @@ pub struct OrderService<'a> {
     pub now: i64,
 }
 
+impl<'a> OrderService<'a> {
+    /// The order rules over `store`, `payments` and `locks`, deciding at `now`: one
+    /// constructor for the handlers, the reconciler and the tests.
+    pub fn new(store: &'a Store, payments: &'a Payments, locks: &'a OrderLocks, now: i64) -> Self {
+        Self {
+            store,
+            payments,
+            locks,
+            now,
+        }
+    }
+}
+
 /// The result of a checkout.
 pub struct Started {
     pub order: Order,

@@ -28,14 +28,4 @@ impl Store {
     pub fn has_grant(&self, film: &Uuid, user: &Uuid) -> Result<bool> {
         Ok(get::<Grant>(&self.grants, "grants", &pair(film, user))?.is_some())
     }
-
-    pub fn granted_films(&self, user: &Uuid) -> Result<Vec<Uuid>> {
-        self.grants_by_user
-            .scan_prefix(user.as_bytes())
-            .map(|kv| {
-                let (k, _) = kv?;
-                Ok(Uuid::from_slice(&k[16..]).unwrap_or_default())
-            })
-            .collect()
-    }
 }

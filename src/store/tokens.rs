@@ -235,22 +235,6 @@ impl Store {
         }
     }
 
-    /// Revokes every refresh token of a user (ban, deletion).
-    pub fn revoke_user_tokens(&self, user: &Uuid) -> Result<()> {
-        let mut families = Vec::new();
-        for entry in self.refresh_tokens.scan_prefix(b"token:") {
-            let (_, v) = entry?;
-            let record: RefreshRecord = decode("refresh_tokens", &v)?;
-            if record.user_id == *user && !record.revoked {
-                families.push(record.family);
-            }
-        }
-        for f in families {
-            self.revoke_family(&f)?;
-        }
-        Ok(())
-    }
-
     pub fn add_login_link(&self, token: &str, link: &LoginLink) -> Result<()> {
         put(&self.login_links, &hash(token), link)
     }

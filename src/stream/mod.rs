@@ -4,5 +4,4 @@
 pub mod gate;
 pub mod playlists;
 pub mod progress;
-pub mod sendfile;
 pub mod token;

@@ -1,25 +1,27 @@
 //! Rendered playlists and key material per film, cached in memory: a package never
 //! changes once written, so playlists are rendered once (full and preview) and served
-//! as shared bytes. Entries are dropped when a film is deleted or repackaged, and an
-//! entry only ever answers for the package it was loaded from.
+//! as shared bytes ([`Playlist`]). Entries are dropped when a film is deleted or
+//! repackaged, and an entry only ever answers for the package it was loaded from.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use actix_web::web::Bytes;
 use transcoder::{playlist, FilmSecret, Manifest};
 use uuid::Uuid;
 
 use crate::stream::gate::preview_segments;
 
+/// A rendered playlist, shared: the HTTP surface wraps it without a copy.
+pub type Playlist = Arc<[u8]>;
+
 pub struct FilmPlayback {
     pub manifest: Manifest,
     pub dir: PathBuf,
     pub secret: FilmSecret,
-    pub master: Bytes,
+    pub master: Playlist,
     /// Rendition name → (full playlist, preview playlist).
-    media: HashMap<String, (Bytes, Bytes)>,
+    media: HashMap<String, (Playlist, Playlist)>,
     pub preview: usize,
 }
 
@@ -37,11 +39,11 @@ impl FilmPlayback {
             .map(|r| {
                 let full = playlist::media(&manifest, &r.name, None).unwrap_or_default();
                 let short = playlist::media(&manifest, &r.name, Some(preview)).unwrap_or_default();
-                (r.name.clone(), (Bytes::from(full), Bytes::from(short)))
+                (r.name.clone(), (bytes(full), bytes(short)))
             })
             .collect();
         Ok(Self {
-            master: Bytes::from(playlist::master(&manifest)),
+            master: bytes(playlist::master(&manifest)),
             manifest,
             dir: dir.to_path_buf(),
             secret,
@@ -51,7 +53,7 @@ impl FilmPlayback {
     }
 
     /// The playlist for `allowed` segments: the full one or the preview cut.
-    pub fn media(&self, rendition: &str, full: bool) -> Option<Bytes> {
+    pub fn media(&self, rendition: &str, full: bool) -> Option<Playlist> {
         self.media
             .get(rendition)
             .map(|(f, p)| if full { f.clone() } else { p.clone() })
@@ -84,11 +86,15 @@ impl FilmPlayback {
             manifest,
             dir: PathBuf::from("films/f").join(dir),
             secret: FilmSecret::from_bytes([7; 32]),
-            master: Bytes::new(),
+            master: Arc::from(Vec::new()),
             media: HashMap::new(),
             preview: 1,
         })
     }
+}
+
+fn bytes(text: String) -> Playlist {
+    Arc::from(text.into_bytes())
 }
 
 /// Loaded films by id. A miss loads from disk off the cache's lock, so an invalidation

@@ -561,7 +561,7 @@ fn other_methods_are_refused_and_not_counted() {
     assert_eq!(progress["covered_segments"], 1, "{progress}");
 }
 
-/// Segments go out with sendfile(2) after actix-http's buffered bytes (src/stream/sendfile.rs):
+/// Segments go out with sendfile(2) after actix-http's buffered bytes (src/server/sendfile.rs):
 /// five requests pipelined in one write on one connection — segments, a key, a playlist, a
 /// Range — come back whole, byte-identical to the package's files, and in order. A client
 /// that drops the connection mid-segment leaves the server serving.

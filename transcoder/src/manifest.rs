@@ -91,11 +91,6 @@ impl Manifest {
         self.renditions.iter().find(|r| r.name == name)
     }
 
-    /// Start time of segment `index` in seconds.
-    pub fn segment_start(&self, index: usize) -> f64 {
-        self.segments.iter().take(index).sum()
-    }
-
     pub fn load(dir: &Path) -> Result<Self, TranscodeError> {
         let path = dir.join(MANIFEST_FILE);
         let text =

@@ -7,9 +7,9 @@ use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::AppState;
-use crate::auth::Admin;
+use crate::api::extract::Admin;
 use crate::ingest::{self, IngestError};
+use crate::state::AppState;
 use crate::store::films::{Film, Price};
 use crate::store::jobs::{Job, JobState};
 use crate::store::now;

@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::AppState;
-use crate::auth::Admin;
+use crate::api::extract::Admin;
+use crate::state::AppState;
 use crate::store::grants::Grant;
 use crate::store::now;
 

@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::AppState;
-use crate::auth::Admin;
+use crate::api::extract::Admin;
+use crate::state::AppState;
 
 fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
     crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("job"))

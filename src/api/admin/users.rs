@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 
 use crate::api::error::ApiResult;
-use crate::api::AppState;
-use crate::auth::Admin;
+use crate::api::extract::Admin;
+use crate::state::AppState;
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let users = state.store.users()?;

@@ -1,5 +1,5 @@
 //! Fixed-window request budgets (per minute), each keyed by what it protects: the client
-//! address (`api::client`, IPv6 by its /64) for sign-in, native sign-in, failed token
+//! address (`server::client`, IPv6 by its /64) for sign-in, native sign-in, failed token
 //! attempts and the PayPal webhook; the refresh-token family for valid refreshes; the user
 //! for comments. Every budget is its own limiter, so a flood against one never spends
 //! another. In memory: a restart forgets them, which is acceptable for slowing down floods
@@ -21,13 +21,19 @@ use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use actix_web::http::StatusCode;
 use uuid::Uuid;
 
-use super::error::ApiError;
 use crate::config::LimitsConfig;
 
 const SHARDS: usize = 16;
+
+/// A request past its budget; `api::error` answers it 429 with `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many requests; try again shortly")]
+pub struct Limited {
+    /// Seconds until the next window.
+    pub retry_after: i64,
+}
 
 /// Upper bound on the heap bytes a limiter uses per key of its capacity. An entry is the
 /// key and a `u32` count plus one control byte: 25 bytes for an `IpAddr`, 21 for a `Uuid`.
@@ -71,12 +77,14 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         }
     }
 
-    /// Counts a request from `key` at `now` (seconds); refuses past `per_minute` with 429
-    /// and the seconds until the next window. No key (no peer address) is not limited.
-    pub fn check(&self, key: Option<K>, per_minute: u32, now: i64) -> Result<(), ApiError> {
+    /// Counts a request from `key` at `now` (seconds); refuses past `per_minute` with the
+    /// seconds until the next window. No key (no peer address) is not limited.
+    pub fn check(&self, key: Option<K>, per_minute: u32, now: i64) -> Result<(), Limited> {
         let Some(key) = key else { return Ok(()) };
         if self.count(key, now) > per_minute {
-            return Err(limited(now));
+            return Err(Limited {
+                retry_after: 60 - now.rem_euclid(60),
+            });
         }
         Ok(())
     }
@@ -122,17 +130,6 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
     }
 }
 
-fn limited(now: i64) -> ApiError {
-    let retry = 60 - now.rem_euclid(60);
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        "too many requests; try again shortly",
-    )
-    .with("retry_after", retry)
-    .header("Retry-After", retry.to_string())
-}
-
 /// The budgets keyed by client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
@@ -174,8 +171,8 @@ impl Limits {
         }
     }
 
-    /// Counts one request of `budget` from the client key `client` (`api::client::key`).
-    pub fn client(&self, budget: Budget, client: IpAddr, now: i64) -> Result<(), ApiError> {
+    /// Counts one request of `budget` from the client key `client` (`server::client::key`).
+    pub fn client(&self, budget: Budget, client: IpAddr, now: i64) -> Result<(), Limited> {
         let (limiter, per_minute) = match budget {
             Budget::SignIn => &self.sign_in,
             Budget::Native => &self.native,
@@ -187,7 +184,7 @@ impl Limits {
     }
 
     /// Counts one use of a refresh-token family.
-    pub fn family(&self, family: Uuid, now: i64) -> Result<(), ApiError> {
+    pub fn family(&self, family: Uuid, now: i64) -> Result<(), Limited> {
         let (limiter, per_minute) = &self.families;
         limiter.check(Some(family), *per_minute, now)
     }
@@ -204,13 +201,9 @@ mod tests {
         for _ in 0..3 {
             assert!(r.check(ip, 3, 120).is_ok());
         }
-        let e = r
-            .check(ip, 3, 121)
-            .err()
-            .map(|e| (e.status, e.code, e.extra));
-        let (status, code, extra) = e.unwrap_or_default();
-        assert_eq!((status.as_u16(), code), (429, "rate_limited"));
-        assert_eq!(extra.get("retry_after"), Some(&59.into()));
+        // How a refusal is answered (429, `rate_limited`, `Retry-After`) is
+        // `api::error`'s test `a_refused_budget_is_429_with_retry_after`.
+        assert_eq!(r.check(ip, 3, 121), Err(Limited { retry_after: 59 }));
         assert!(r.check(Some(IpAddr::from([10, 0, 0, 1])), 3, 121).is_ok());
         assert!(r.check(ip, 3, 180).is_ok());
     }

@@ -1,0 +1,142 @@
+//! Server plumbing: how HTTP reaches the surfaces, knowing nothing of their routes.
+//! actix-web's `HttpServer`, built by hand for one reason: the connection type is
+//! [`sendfile::Conn`], so segment bodies can go out with sendfile(2) (see that module).
+//! The settings are `HttpServer`'s defaults except where noted. `client` says who a
+//! request's client is. `startup` assembles the application and hands it to [`Builder`].
+
+pub mod client;
+pub mod sendfile;
+
+use std::fmt;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_http::{Request, Response};
+use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
+use actix_service::ServiceFactoryExt;
+use actix_service::{fn_service, map_config, IntoServiceFactory, Service, ServiceFactory};
+use actix_web::body::MessageBody;
+use actix_web::dev::AppConfig;
+
+use sendfile::Conn;
+
+/// The listeners of one server, stopped together by one graceful-shutdown signal.
+pub struct Builder {
+    builder: ServerBuilder,
+    shutdown: GracefulShutdownSignal,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        let builder = Server::build();
+        let shutdown = builder.graceful_shutdown_signal();
+        Self { builder, shutdown }
+    }
+
+    /// The main listener: every connection is a [`Conn`], whose handle a handler finds in
+    /// `HttpRequest::conn_data` to send files on.
+    pub fn app<F, I, S, B>(
+        self,
+        name: &str,
+        listener: TcpListener,
+        factory: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        let addr = listener.local_addr()?;
+        let shutdown = self.shutdown.clone();
+        let builder = self.builder.listen(name, listener, move || {
+            let shutdown = shutdown.clone();
+            let app = factory()
+                .into_factory()
+                .map_err(|err| err.into().error_response());
+            let http = actix_http::HttpService::build()
+                // On stop, idle keep-alive connections close at once instead of holding
+                // the worker until the shutdown timeout.
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                // HLS players hold their connection between segment requests; 75 s is
+                // nginx's default and outlasts a player's pause between 6 s segments.
+                .keep_alive(Duration::from_secs(75))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .on_connect_ext(|conn: &Conn, ext: &mut actix_http::Extensions| {
+                    ext.insert(conn.handle());
+                })
+                // `AppConfig::new` is private to actix-web; the default's host and address
+                // (localhost:8080) only show in `ConnectionInfo` for a request without a
+                // Host header, and nothing here builds URLs from them.
+                .h1(map_config(app, |_| AppConfig::default()));
+            fn_service(|io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                // Like nginx's `tcp_nodelay on`: a response's last packet leaves at once.
+                let _ = io.set_nodelay(true);
+                std::future::ready(Ok((Conn::new(io), peer)))
+            })
+            .and_then(http)
+        })?;
+        Ok(Self { builder, ..self })
+    }
+
+    /// A listener of plain TCP connections with `HttpServer`'s settings (the
+    /// `metrics.listen` one: no segments go out there).
+    pub fn plain<F, I, S, B>(
+        self,
+        name: &str,
+        listener: TcpListener,
+        factory: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        let shutdown = self.shutdown.clone();
+        let builder = self.builder.listen(name, listener, move || {
+            let shutdown = shutdown.clone();
+            let app = factory()
+                .into_factory()
+                .map_err(|err| err.into().error_response());
+            actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .h1(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+        Ok(Self { builder, ..self })
+    }
+
+    /// Runs the listeners. Signals are the caller's (`startup` stops the server itself,
+    /// after its own shutdown steps); in-flight requests get 30 s to finish.
+    pub fn run(self) -> Server {
+        self.builder.disable_signals().shutdown_timeout(30).run()
+    }
+}

@@ -1,0 +1,48 @@
+//! What every surface (the JSON API, the operator socket, later the HTML pages) shares:
+//! the configuration, the store, the keys and the domain services, built once by
+//! `startup`. Above the domain modules and below the surfaces: nothing under `auth`,
+//! `store`, `stream`, `payments`, `social`, `jobs` or `ingest` names it (`tests/layers.rs`).
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::jobs::JobQueue;
+use crate::metrics::Metrics;
+use crate::payments::orders::{OrderLocks, OrderService};
+use crate::ratelimit::{Limits, RateLimiter};
+use crate::secrets::SigningKeys;
+use crate::server::client::TrustedProxies;
+use crate::store::Store;
+use crate::stream::playlists::PlaybackCache;
+use crate::stream::progress::ProgressRecorder;
+
+/// Everything a handler may need, shared across workers.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub keys: SigningKeys,
+    pub jobs: Arc<JobQueue>,
+    pub progress: Arc<ProgressRecorder>,
+    pub playback: Arc<PlaybackCache>,
+    pub metrics: Metrics,
+    /// The per-minute budgets of the sign-in, token and webhook endpoints.
+    pub limits: Limits,
+    /// Whose forwarding headers name the client those budgets count.
+    pub trusted_proxies: TrustedProxies,
+    pub providers: Arc<crate::auth::providers::Providers>,
+    pub payments: Arc<crate::payments::Payments>,
+    pub order_locks: OrderLocks,
+    pub comment_limiter: RateLimiter<uuid::Uuid>,
+}
+
+impl AppState {
+    /// The order rules over this server's store, providers and locks, at the current time.
+    pub fn orders(&self) -> OrderService<'_> {
+        OrderService::new(
+            &self.store,
+            &self.payments,
+            &self.order_locks,
+            crate::store::now(),
+        )
+    }
+}
