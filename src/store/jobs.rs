@@ -122,7 +122,9 @@ impl Store {
     /// Like `update_job`, but `change` says whether it changed anything; nothing is
     /// written when it did not. For changes that depend on the job's state, decided on the
     /// record being written rather than on an earlier read. The record and its index
-    /// entries change in one transaction; `change` may run more than once.
+    /// entries change in one transaction; `change` may run more than once, and runs
+    /// inside the transaction, while sled holds every other store operation: it must be
+    /// quick and must not call the store.
     pub fn change_job(
         &self,
         id: &Uuid,

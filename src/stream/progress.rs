@@ -700,6 +700,64 @@ mod tests {
         Ok(())
     }
 
+    /// While a flush waits on the store, deliveries to its shard go on: no shard lock is
+    /// held across store I/O. The store is made to wait by a transaction whose body
+    /// blocks (sled holds a process-wide lock for the whole body). A flush that has not
+    /// reached the store yet when the delivery comes lets this pass, never fail.
+    #[test]
+    fn deliveries_do_not_wait_for_a_flush_blocked_on_the_store() -> TestResult {
+        use std::sync::{mpsc, Arc};
+        let store = Store::temporary()?;
+        let rec = Arc::new(recorder(store.clone(), UNLIMITED));
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        rec.record(event(u, f, 0, 10, Signal::Segment, t));
+
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let blocker = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.meta.transaction(|_| {
+                    let _ = held_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+            })
+        };
+        held_rx.recv()?;
+        let flusher = {
+            let rec = rec.clone();
+            std::thread::spawn(move || rec.flush().map_err(|e| e.to_string()))
+        };
+        // Time for the flush to take the delta out and block on its store read.
+        std::thread::sleep(Duration::from_millis(200));
+        let (done_tx, done_rx) = mpsc::channel();
+        let delivery = {
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                rec.record(event(u, f, 1, 10, Signal::Segment, t));
+                let _ = done_tx.send(());
+            })
+        };
+        let delivered = done_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        let _ = release_tx.send(());
+        let held = blocker
+            .join()
+            .map_err(|_| "the blocking transaction panicked")?;
+        assert!(held.is_ok(), "{held:?}");
+        assert!(
+            delivered,
+            "a delivery waited for a flush blocked on the store"
+        );
+        assert_eq!(flusher.join().map_err(|_| "the flush panicked")??, 1);
+        delivery.join().map_err(|_| "the delivery panicked")?;
+        assert_eq!(rec.flush()?, 1);
+        let stored = store.progress_record(&u, &f)?;
+        assert_eq!(stored.map(|r| r.covered_count()), Some(2));
+        Ok(())
+    }
+
     /// Every key of a 100-segment (600 s) film in one instant: the buffer (120 s = 20
     /// segments) counts, nothing more; the last index is still where the player is.
     #[test]
