@@ -91,21 +91,19 @@ impl JobQueue {
         }
     }
 
+    /// Claims the oldest queued job, from the head of the store's queued index (no scan of
+    /// the other jobs).
     pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
         let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
-        // An unreadable record was logged at start-up; it must not stop the whole queue.
-        let jobs = self.store.readable_jobs(|key, e| {
-            tracing::debug!(tree = "jobs", key, error = %e, "queue: skipped an unreadable job record");
-        })?;
-        for job in jobs.into_iter().filter(|j| j.state == JobState::Queued) {
+        for id in self.store.job_ids_in(JobState::Queued)? {
             let flag = Arc::new(AtomicBool::new(false));
             self.running
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(job.id, flag);
+                .insert(id, flag);
             // Claimed only if still queued when written: a cancel may have come since the
-            // scan, and a cancelled job must not run.
-            let claimed = self.store.change_job(&job.id, |j| {
+            // index was read, and a cancelled job must not run.
+            let claimed = self.store.change_job(&id, |j| {
                 if j.state != JobState::Queued {
                     return false;
                 }
@@ -122,8 +120,17 @@ impl JobQueue {
                     self.running
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .remove(&job.id);
-                    outcome?;
+                        .remove(&id);
+                    match outcome {
+                        // One unreadable record (logged at start-up) must not stop the
+                        // whole queue.
+                        Err(e @ StoreError::Corrupt { .. }) => {
+                            tracing::debug!(error = %e, "queue: skipped an unreadable job record");
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
                 }
             }
         }
@@ -393,6 +400,33 @@ mod tests {
         assert!(flagged, "the running job's cancel flag was not raised");
 
         assert!(queue.cancel(&crate::store::new_id())?.is_none());
+        Ok(())
+    }
+
+    /// The queue claims from the queued index, oldest first, and a queued job whose
+    /// record no longer decodes is skipped rather than stopping the queue.
+    #[test]
+    fn claim_takes_the_oldest_queued_and_skips_an_unreadable_one() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            Arc::new(Config::default()),
+            Arc::new(PlaybackCache::default()),
+        );
+        let film = crate::store::new_id();
+        let (broken, first, second) = (queued(film), queued(film), queued(film));
+        for j in [&broken, &first, &second] {
+            store.save_job(j)?;
+        }
+        let unreadable: &[u8] = br#"{"id":"schema-2","state":"queued"}"#;
+        store.jobs.insert(broken.id.as_bytes(), unreadable)?;
+        assert_eq!(queue.claim_next()?.map(|j| j.id), Some(first.id));
+        assert_eq!(queue.claim_next()?.map(|j| j.id), Some(second.id));
+        assert!(queue.claim_next()?.is_none());
+        assert_eq!(
+            store.jobs.get(broken.id.as_bytes())?.as_deref(),
+            Some(unreadable)
+        );
         Ok(())
     }
 }

@@ -158,16 +158,27 @@ impl Application {
                     }
                     if hourly.elapsed() > Duration::from_secs(3600) {
                         hourly = Instant::now();
-                        let _ =
-                            crate::ingest::expire_stale_uploads(&state.config, &state.store, now());
-                        if let Err(e) = state
-                            .store
-                            .sweep_signin(now(), crate::auth::flows::FLOW_TTL_SECS)
-                        {
-                            tracing::warn!(error = %e, "sweeping sign-in records failed");
-                        }
-                        if let Err(e) = state.store.sweep_refresh_tokens(now()) {
-                            tracing::warn!(error = %e, "sweeping refresh tokens failed");
+                        // Scans of whole trees and file removals: off the runtime's threads.
+                        let state = state.clone();
+                        let swept = tokio::task::spawn_blocking(move || {
+                            let _ = crate::ingest::expire_stale_uploads(
+                                &state.config,
+                                &state.store,
+                                now(),
+                            );
+                            if let Err(e) = state
+                                .store
+                                .sweep_signin(now(), crate::auth::flows::FLOW_TTL_SECS)
+                            {
+                                tracing::warn!(error = %e, "sweeping sign-in records failed");
+                            }
+                            if let Err(e) = state.store.sweep_refresh_tokens(now()) {
+                                tracing::warn!(error = %e, "sweeping refresh tokens failed");
+                            }
+                        })
+                        .await;
+                        if let Err(e) = swept {
+                            tracing::error!(error = %e, "the hourly sweep panicked");
                         }
                     }
                 }

@@ -343,7 +343,10 @@ pub async fn admin_delete(
 
 /// The moderation queue: reported comments (most reported first) and held ones.
 pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "queue": state.store.reported_comments()? })))
+    // Reads every comment: off the runtime's threads.
+    let store = state.store.clone();
+    let queue = web::block(move || store.reported_comments()).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "queue": queue })))
 }
 
 pub async fn admin_supporters(
@@ -360,9 +363,8 @@ pub async fn admin_supporters(
         .collect();
     let tips: Vec<_> = state
         .store
-        .orders()?
+        .tips_for_film(&film)?
         .into_iter()
-        .filter(|o| o.film_id == film && o.kind == crate::store::orders::OrderKind::Tip)
         .map(|o| {
             serde_json::json!({
                 "order_id": o.id,

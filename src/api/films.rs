@@ -124,9 +124,10 @@ fn cache_if_current(
 }
 
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let films: Vec<FilmView> = state
-        .store
-        .films()?
+    // Reads every film: off the runtime's threads.
+    let store = state.store.clone();
+    let films: Vec<FilmView> = web::block(move || store.films())
+        .await??
         .iter()
         .filter(|f| f.is_watchable())
         .map(|f| film_view(&state, f))

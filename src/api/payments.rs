@@ -318,7 +318,9 @@ pub async fn paypal_webhook(
 }
 
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
-    let mut orders = state.store.orders()?;
+    // Reads every order: off the runtime's threads.
+    let store = state.store.clone();
+    let mut orders = web::block(move || store.orders()).await??;
     orders.reverse();
     for o in &mut orders {
         // Kakao Pay's pg_token: only a retried capture needs it.

@@ -739,7 +739,13 @@ impl OrderService<'_> {
             }
             OrderState::Refunded => false,
         };
-        for order in self.store.orders()? {
+        // Reads every order: off the runtime's threads.
+        let store = self.store.clone();
+        let orders = match tokio::task::spawn_blocking(move || store.orders()).await {
+            Ok(orders) => orders?,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        for order in orders {
             if !unsettled(&order) {
                 continue;
             }

@@ -98,19 +98,8 @@ impl Store {
             rev.extend_from_slice(&k[..16]);
             self.grants_by_user.remove(rev)?;
         }
-        let mut doomed = Vec::new();
-        for entry in self.progress.iter() {
-            let (k, _) = entry?;
-            if k.len() == 32 && &k[16..] == id.as_bytes() {
-                doomed.push(k);
-            }
-        }
-        for k in doomed {
-            self.progress.remove(k)?;
-        }
-        for job in self.jobs_for_film(id)? {
-            self.jobs.remove(job.id.as_bytes())?;
-        }
+        self.delete_progress_of_film(id)?;
+        self.delete_jobs_of_film(id)?;
         Ok(())
     }
 }

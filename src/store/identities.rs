@@ -181,9 +181,7 @@ impl Store {
                 Ok(true)
             })?;
         if deleted {
-            for key in self.progress.scan_prefix(user.as_bytes()).keys() {
-                self.progress.remove(key?)?;
-            }
+            self.delete_progress_of_user(user)?;
         }
         Ok(deleted)
     }

@@ -63,9 +63,17 @@ pub struct Store {
     pub(crate) login_links: sled::Tree,
     pub(crate) films: sled::Tree,
     pub(crate) jobs: sled::Tree,
+    /// `film ‖ job` → nothing: a film's jobs, oldest first (`jobs::write_job`).
+    pub(crate) jobs_by_film: sled::Tree,
+    /// `state tag ‖ job` → nothing: the jobs in each state, oldest first; the queue reads
+    /// its head here and `/metrics` counts here (`jobs::write_job`).
+    pub(crate) jobs_by_state: sled::Tree,
     pub(crate) grants: sled::Tree,
     pub(crate) grants_by_user: sled::Tree,
     pub(crate) progress: sled::Tree,
+    /// `film ‖ user` → nothing: who has progress on a film, so deleting a film does not
+    /// walk everyone's progress (`progress::save_progress`).
+    pub(crate) progress_by_film: sled::Tree,
     pub(crate) uploads: sled::Tree,
     pub(crate) identities: sled::Tree,
     pub(crate) identities_by_user: sled::Tree,
@@ -79,6 +87,8 @@ pub struct Store {
     pub(crate) payment_events: sled::Tree,
     /// `provider ‖ 0 ‖ payment id` → order id, for captured orders (`orders::payment_key`).
     pub(crate) orders_by_payment: sled::Tree,
+    /// `film ‖ order` → nothing, for tip orders: a film's tips without reading every order.
+    pub(crate) tips_by_film: sled::Tree,
     pub(crate) comments: sled::Tree,
     pub(crate) comments_by_film: sled::Tree,
     pub(crate) comment_reports: sled::Tree,
@@ -118,9 +128,12 @@ impl Store {
             login_links: db.open_tree("login_links")?,
             films: db.open_tree("films")?,
             jobs: db.open_tree("jobs")?,
+            jobs_by_film: db.open_tree("jobs_by_film")?,
+            jobs_by_state: db.open_tree("jobs_by_state")?,
             grants: db.open_tree("grants")?,
             grants_by_user: db.open_tree("grants_by_user")?,
             progress: db.open_tree("progress")?,
+            progress_by_film: db.open_tree("progress_by_film")?,
             uploads: db.open_tree("uploads")?,
             identities: db.open_tree("identities")?,
             identities_by_user: db.open_tree("identities_by_user")?,
@@ -133,6 +146,7 @@ impl Store {
             purchases_by_user: db.open_tree("purchases_by_user")?,
             payment_events: db.open_tree("payment_events")?,
             orders_by_payment: db.open_tree("orders_by_payment")?,
+            tips_by_film: db.open_tree("tips_by_film")?,
             comments: db.open_tree("comments")?,
             comments_by_film: db.open_tree("comments_by_film")?,
             comment_reports: db.open_tree("comment_reports")?,
@@ -144,6 +158,9 @@ impl Store {
         store.check_schema()?;
         store.build_social_counts_once()?;
         store.index_payments_once()?;
+        store.index_jobs_once()?;
+        store.index_tips_once()?;
+        store.index_progress_once()?;
         Ok(store)
     }
 
@@ -166,6 +183,20 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Whether the database answers: one read of one small record (the schema version),
+    /// however many records the store holds. For `/healthz`, which a load balancer may ask
+    /// every second; the answer must neither grow with the catalogue nor fail because one
+    /// film record does not decode.
+    pub fn health(&self) -> Result<()> {
+        match self.meta.get("schema_version")? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Corrupt {
+                tree: "meta",
+                message: "schema_version is missing".into(),
+            }),
+        }
     }
 
     pub fn flush(&self) -> Result<()> {
@@ -225,13 +256,7 @@ pub(crate) fn update<T: Serialize + DeserializeOwned>(
         let Some(current) = tree.get(key)? else {
             return Ok(None);
         };
-        let mut value: T = decode(name, &current).map_err(|e| match e {
-            StoreError::Corrupt { tree, message } => StoreError::Corrupt {
-                tree,
-                message: format!("key {}: {message}", hex::encode(key)),
-            },
-            other => other,
-        })?;
+        let mut value: T = decode(name, &current).map_err(|e| keyed(e, key))?;
         if !change(&mut value) {
             return Ok(Some(value));
         }
@@ -246,6 +271,17 @@ pub(crate) fn update<T: Serialize + DeserializeOwned>(
         {
             return Ok(Some(value));
         }
+    }
+}
+
+/// Names the record's key in a `Corrupt` error, so the operator can find it.
+pub(crate) fn keyed(e: StoreError, key: &[u8]) -> StoreError {
+    match e {
+        StoreError::Corrupt { tree, message } => StoreError::Corrupt {
+            tree,
+            message: format!("key {}: {message}", hex::encode(key)),
+        },
+        other => other,
     }
 }
 
@@ -376,6 +412,31 @@ mod tests {
         assert_eq!(
             store.jobs.get(id.as_bytes())?.as_deref(),
             Some(spaced.as_slice())
+        );
+        Ok(())
+    }
+
+    /// `/healthz`'s check reads no film: it answers the same over a thousand films none of
+    /// which decodes, where reading the catalogue fails at the first.
+    #[test]
+    fn health_reads_no_record_however_many_there_are() -> Result<()> {
+        let store = Store::temporary()?;
+        store.health()?;
+        for _ in 0..1000 {
+            store.films.insert(new_id().as_bytes(), UNREADABLE)?;
+        }
+        assert!(
+            store.films().is_err(),
+            "the catalogue read the unreadable films"
+        );
+        store.health()?;
+        store.meta.remove("schema_version")?;
+        assert!(
+            matches!(
+                store.health(),
+                Err(StoreError::Corrupt { tree: "meta", .. })
+            ),
+            "a store with no schema version answered healthy"
         );
         Ok(())
     }

@@ -180,11 +180,59 @@ pub enum Captured {
 
 impl Store {
     pub fn create_order(&self, order: &Order) -> Result<()> {
-        (&self.orders, &self.orders_by_user).transaction(|(orders, by_user)| {
-            orders.insert(order.id.as_bytes().as_slice(), encode(order))?;
-            by_user.insert(pair(&order.user_id, &order.id).as_slice(), &[])?;
-            Ok(())
-        })?;
+        (&self.orders, &self.orders_by_user, &self.tips_by_film).transaction(
+            |(orders, by_user, tips)| {
+                orders.insert(order.id.as_bytes().as_slice(), encode(order))?;
+                by_user.insert(pair(&order.user_id, &order.id).as_slice(), &[])?;
+                // An order's kind and film never change, so this entry never moves.
+                if order.kind == OrderKind::Tip {
+                    tips.insert(pair(&order.film_id, &order.id).as_slice(), &[])?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// A film's tip orders, oldest first, through `tips_by_film` (no scan of the orders).
+    pub fn tips_for_film(&self, film: &Uuid) -> Result<Vec<Order>> {
+        let mut out = Vec::new();
+        for key in self.tips_by_film.scan_prefix(film.as_bytes()).keys() {
+            let key = key?;
+            if let Some(o) = get(&self.orders, "orders", &key[16..])? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds `tips_by_film` from the orders of a store written before it existed; once
+    /// (a meta record says it ran). Clears and rebuilds, so a crash half-way just runs it
+    /// again. An unreadable record is logged and left unindexed.
+    pub(crate) fn index_tips_once(&self) -> Result<()> {
+        if self.meta.get(TIPS_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        self.tips_by_film.clear()?;
+        let mut indexed = 0usize;
+        for kv in self.orders.iter() {
+            let (k, v) = kv?;
+            match decode::<Order>("orders", &v) {
+                Ok(o) if o.kind == OrderKind::Tip => {
+                    self.tips_by_film
+                        .insert(pair(&o.film_id, &o.id).as_slice(), &[])?;
+                    indexed += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(tree = "orders", key = %hex::encode(&k), error = %e, "indexing tips: skipped an unreadable order record (left in place)");
+                }
+            }
+        }
+        self.meta.insert(TIPS_INDEXED, &[1u8])?;
+        if indexed > 0 {
+            tracing::info!(tips = indexed, "indexed the stored tips by film (once)");
+        }
         Ok(())
     }
 
@@ -385,6 +433,9 @@ impl Store {
     }
 }
 
+/// Marks the meta record saying `tips_by_film` was built.
+const TIPS_INDEXED: &str = "tips_indexed";
+
 /// The key in `orders_by_payment` that says the orders stored before it were indexed (no
 /// provider id is empty, so no payment key starts with 0).
 const INDEXED: &[u8] = &[0];
@@ -518,6 +569,47 @@ mod tests {
         assert!(store.first_sighting("kakaopay", "WH-1", 2)?);
         store.forget_sighting("paypal", "WH-1")?;
         assert!(store.first_sighting("paypal", "WH-1", 3)?);
+        Ok(())
+    }
+
+    #[test]
+    fn tips_are_indexed_by_film_and_old_ones_once_at_open() -> Result<()> {
+        let store = Store::temporary()?;
+        let (user, film, other) = (
+            crate::store::new_id(),
+            crate::store::new_id(),
+            crate::store::new_id(),
+        );
+        let tip = |film| Order {
+            kind: OrderKind::Tip,
+            ..order(user, film)
+        };
+        let (t1, bought, t2, elsewhere) = (tip(film), order(user, film), tip(film), tip(other));
+        for o in [&t1, &bought, &t2, &elsewhere] {
+            store.create_order(o)?;
+        }
+        let tips = |film| -> Result<Vec<Uuid>> {
+            Ok(store.tips_for_film(&film)?.iter().map(|o| o.id).collect())
+        };
+        assert_eq!(tips(film)?, [t1.id, t2.id], "a film's tips, oldest first");
+        assert_eq!(tips(other)?, [elsewhere.id]);
+        // State changes keep the entry (a tip stays a tip of its film).
+        store.capture_order(&t1.id, "T1", "x", 2)?;
+        assert_eq!(store.tips_for_film(&film)?[0].state, OrderState::Captured);
+
+        // A store from before the index: built from the orders at open, once.
+        store.tips_by_film.clear()?;
+        store.meta.remove(TIPS_INDEXED)?;
+        let bytes: &[u8] = br#"{"id":"schema-2","kind":"tip"}"#;
+        store
+            .orders
+            .insert(crate::store::new_id().as_bytes(), bytes)?;
+        store.index_tips_once()?;
+        assert_eq!(tips(film)?, [t1.id, t2.id]);
+        assert_eq!(tips(other)?, [elsewhere.id]);
+        store.tips_by_film.remove(pair(&other, &elsewhere.id))?;
+        store.index_tips_once()?;
+        assert!(tips(other)?.is_empty(), "ran once");
         Ok(())
     }
 }

@@ -129,7 +129,55 @@ struct Entry {
     owed_watch: Vec<u8>,
 }
 
+/// The unflushed part of an entry: what a flush merges into the stored record.
+#[derive(Debug, Clone)]
+struct Delta {
+    bits: Vec<u8>,
+    total: usize,
+    watch_seconds: f64,
+    active_seconds: f64,
+    last_segment: Option<u32>,
+    updated_at: i64,
+}
+
 impl Entry {
+    /// A copy of the unflushed delta, `None` when there is none.
+    fn delta(&self) -> Option<Delta> {
+        self.dirty.then(|| Delta {
+            bits: self.bits.clone(),
+            total: self.total,
+            watch_seconds: self.watch_seconds,
+            active_seconds: self.active_seconds,
+            last_segment: self.last_segment,
+            updated_at: self.updated_at,
+        })
+    }
+
+    /// Takes the unflushed delta out, leaving the entry clean (the pace state stays).
+    fn take_delta(&mut self) -> Option<Delta> {
+        let delta = self.delta()?;
+        self.bits.iter_mut().for_each(|b| *b = 0);
+        self.watch_seconds = 0.0;
+        self.active_seconds = 0.0;
+        self.last_segment = None;
+        self.dirty = false;
+        Some(delta)
+    }
+
+    /// Puts back a delta a flush could not write, under what arrived since it was taken.
+    fn restore(&mut self, d: Delta) {
+        if d.total == self.total {
+            for (dst, src) in self.bits.iter_mut().zip(&d.bits) {
+                *dst |= *src;
+            }
+        }
+        self.watch_seconds += d.watch_seconds;
+        self.active_seconds += d.active_seconds;
+        self.last_segment = self.last_segment.or(d.last_segment);
+        self.updated_at = self.updated_at.max(d.updated_at);
+        self.dirty = true;
+    }
+
     /// Refills the credit for the wall time since the last refill, then pays owed indexes
     /// in ascending order while it is positive: each is covered and, if a segment request
     /// delivered it, adds its duration to the watch time, as a delivery within the credit
@@ -175,6 +223,11 @@ impl Entry {
 
 pub struct ProgressRecorder {
     shards: Vec<Mutex<HashMap<(Uuid, Uuid), Entry>>>,
+    /// One per shard: held by a flush of that shard from the moment it takes the shard's
+    /// deltas out until they are in the store, and by whoever reads the store's side of a
+    /// record of that shard, so no reader sees a delta in neither place (or in both). The
+    /// hot path (`record`) never takes it, so it never waits on the store.
+    flushing: Vec<Mutex<()>>,
     store: Store,
     /// `playback.*` as configured at start: the pace, and `unlock_fraction`, which the
     /// flusher needs to tell progress from before the pace was measured that had unlocked.
@@ -206,15 +259,20 @@ impl ProgressRecorder {
     pub fn new(store: Store, rules: &PlaybackConfig) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            flushing: (0..SHARDS).map(|_| Mutex::new(())).collect(),
             store,
             rules: rules.clone(),
         }
     }
 
-    fn shard(&self, user: &Uuid, film: &Uuid) -> &Mutex<HashMap<(Uuid, Uuid), Entry>> {
+    fn shard_index(user: &Uuid, film: &Uuid) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (user, film).hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        (h.finish() as usize) % SHARDS
+    }
+
+    fn shard(&self, user: &Uuid, film: &Uuid) -> &Mutex<HashMap<(Uuid, Uuid), Entry>> {
+        &self.shards[Self::shard_index(user, film)]
     }
 
     /// The hot path: marks a segment delivered, counted now if the credit pays for it and
@@ -292,7 +350,7 @@ impl ProgressRecorder {
 
     fn merged(
         stored: Option<ProgressRecord>,
-        e: Option<&Entry>,
+        e: Option<&Delta>,
         unlock_fraction: f64,
     ) -> Option<ProgressRecord> {
         // A record from before pace was measured (`None`) skips the watch-time floor only if
@@ -304,7 +362,7 @@ impl ProgressRecorder {
             }
             r
         });
-        let Some(e) = e.filter(|e| e.dirty) else {
+        let Some(e) = e else {
             return stored;
         };
         let mut r = stored.unwrap_or_else(|| ProgressRecord::new(e.total));
@@ -337,19 +395,24 @@ impl ProgressRecorder {
         segments: &[f64],
         at: Instant,
     ) -> Result<(Option<ProgressRecord>, Option<Instant>)> {
-        let mut shard = self
-            .shard(user, film)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let entry = shard.get_mut(&(*user, *film));
-        let last_at = entry.as_ref().and_then(|e| e.last_at);
-        let entry = entry.map(|e| {
-            e.settle(at, segments, Pace::of(&self.rules));
-            &*e
-        });
+        let i = Self::shard_index(user, film);
+        // Held across the store read: a flush of this shard has either not taken the delta
+        // yet (it is in memory) or written it (it is in the store).
+        let _flushing = self.flushing[i].lock().unwrap_or_else(|p| p.into_inner());
+        let (delta, last_at) = {
+            let mut shard = self.shards[i].lock().unwrap_or_else(|p| p.into_inner());
+            match shard.get_mut(&(*user, *film)) {
+                Some(e) => {
+                    e.settle(at, segments, Pace::of(&self.rules));
+                    (e.delta(), e.last_at)
+                }
+                None => (None, None),
+            }
+        };
+        // Outside the shard lock: deliveries arriving meanwhile are not kept waiting.
         let stored = self.store.progress_record(user, film)?;
         Ok((
-            Self::merged(stored, entry, self.rules.unlock_fraction),
+            Self::merged(stored, delta.as_ref(), self.rules.unlock_fraction),
             last_at,
         ))
     }
@@ -406,8 +469,10 @@ impl ProgressRecorder {
     }
 
     /// Drops a deleted account's unflushed progress, so a flush does not bring it back.
+    /// Waits for a flush under way in each shard, which may be writing the user's delta.
     pub fn forget_user(&self, user: &Uuid) {
-        for shard in &self.shards {
+        for (shard, flushing) in self.shards.iter().zip(&self.flushing) {
+            let _flushing = flushing.lock().unwrap_or_else(|p| p.into_inner());
             shard
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -415,28 +480,46 @@ impl ProgressRecorder {
         }
     }
 
-    /// Merges every dirty delta into the store. sled inserts are in-memory log appends, so
-    /// holding a shard lock across them keeps readers consistent without waiting on disk.
-    /// The pace state (credit, paid and owed indexes) stays: an owed index paid after this
-    /// flush joins the next delta.
+    /// Merges every dirty delta into the store, shard by shard: the deltas are swapped
+    /// out under the shard lock and written outside it, so deliveries to the shard go on
+    /// while the store is read and written. The pace state (credit, paid and owed
+    /// indexes) stays: an owed index paid after this flush joins the next delta. A delta
+    /// that could not be written goes back into memory for the next flush.
     pub fn flush(&self) -> Result<usize> {
         let mut written = 0;
-        for shard in &self.shards {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            for ((user, film), e) in shard.iter_mut().filter(|(_, e)| e.dirty) {
-                let stored = self.store.progress_record(user, film)?;
-                if let Some(record) = Self::merged(stored, Some(e), self.rules.unlock_fraction) {
-                    self.store.save_progress(user, film, &record)?;
-                    written += 1;
+        for (shard, flushing) in self.shards.iter().zip(&self.flushing) {
+            let _flushing = flushing.lock().unwrap_or_else(|p| p.into_inner());
+            let deltas: Vec<((Uuid, Uuid), Delta)> = shard
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter_mut()
+                .filter_map(|(key, e)| Some((*key, e.take_delta()?)))
+                .collect();
+            let mut deltas = deltas.into_iter();
+            while let Some(((user, film), delta)) = deltas.next() {
+                if let Err(e) = self.write(&user, &film, &delta) {
+                    let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+                    for (key, delta) in std::iter::once(((user, film), delta)).chain(deltas) {
+                        // Always there: entries leave only through `forget_user`, which
+                        // waits for the gate held here.
+                        if let Some(entry) = shard.get_mut(&key) {
+                            entry.restore(delta);
+                        }
+                    }
+                    return Err(e);
                 }
-                e.bits.iter_mut().for_each(|b| *b = 0);
-                e.watch_seconds = 0.0;
-                e.active_seconds = 0.0;
-                e.last_segment = None;
-                e.dirty = false;
+                written += 1;
             }
         }
         Ok(written)
+    }
+
+    fn write(&self, user: &Uuid, film: &Uuid, delta: &Delta) -> Result<()> {
+        let stored = self.store.progress_record(user, film)?;
+        if let Some(record) = Self::merged(stored, Some(delta), self.rules.unlock_fraction) {
+            self.store.save_progress(user, film, &record)?;
+        }
+        Ok(())
     }
 }
 
@@ -588,6 +671,90 @@ mod tests {
         assert_eq!(after.as_ref().map(|r| r.watch_seconds), Some(34.0));
         assert_eq!(after.as_ref().and_then(|r| r.active_seconds), Some(3.0));
         assert_eq!(after.and_then(|r| r.last_segment), Some(9));
+        Ok(())
+    }
+
+    /// A delta the flush could not write (here: the stored record does not decode) goes
+    /// back into memory, under what arrived since, and the next flush writes it all.
+    #[test]
+    fn a_delta_that_could_not_be_written_is_kept_for_the_next_flush() -> TestResult {
+        let store = Store::temporary()?;
+        let rec = recorder(store.clone(), UNLIMITED);
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        let key = crate::store::pair(&u, &f);
+        store.progress.insert(key, b"not a record".as_slice())?;
+        for i in 0..3 {
+            rec.record(event(u, f, i, 10, Signal::Segment, t));
+        }
+        assert!(rec.flush().is_err(), "an unreadable record was overwritten");
+        assert_eq!(rec.pending_films(&u), vec![f], "the delta was dropped");
+        rec.record(event(u, f, 3, 10, Signal::Segment, t));
+        store.progress.remove(key)?;
+        assert_eq!(rec.flush()?, 1);
+        let stored = store.progress_record(&u, &f)?;
+        assert_eq!(stored.as_ref().map(|r| r.covered_count()), Some(4));
+        assert_eq!(stored.as_ref().map(|r| r.watch_seconds), Some(24.0));
+        assert_eq!(stored.and_then(|r| r.last_segment), Some(3));
+        assert!(rec.pending_films(&u).is_empty());
+        Ok(())
+    }
+
+    /// While a flush waits on the store, deliveries to its shard go on: no shard lock is
+    /// held across store I/O. The store is made to wait by a transaction whose body
+    /// blocks (sled holds a process-wide lock for the whole body). A flush that has not
+    /// reached the store yet when the delivery comes lets this pass, never fail.
+    #[test]
+    fn deliveries_do_not_wait_for_a_flush_blocked_on_the_store() -> TestResult {
+        use std::sync::{mpsc, Arc};
+        let store = Store::temporary()?;
+        let rec = Arc::new(recorder(store.clone(), UNLIMITED));
+        let (u, f) = (Uuid::now_v7(), Uuid::now_v7());
+        let t = Instant::now();
+        rec.record(event(u, f, 0, 10, Signal::Segment, t));
+
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let blocker = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.meta.transaction(|_| {
+                    let _ = held_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+            })
+        };
+        held_rx.recv()?;
+        let flusher = {
+            let rec = rec.clone();
+            std::thread::spawn(move || rec.flush().map_err(|e| e.to_string()))
+        };
+        // Time for the flush to take the delta out and block on its store read.
+        std::thread::sleep(Duration::from_millis(200));
+        let (done_tx, done_rx) = mpsc::channel();
+        let delivery = {
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                rec.record(event(u, f, 1, 10, Signal::Segment, t));
+                let _ = done_tx.send(());
+            })
+        };
+        let delivered = done_rx.recv_timeout(Duration::from_secs(5)).is_ok();
+        let _ = release_tx.send(());
+        let held = blocker
+            .join()
+            .map_err(|_| "the blocking transaction panicked")?;
+        assert!(held.is_ok(), "{held:?}");
+        assert!(
+            delivered,
+            "a delivery waited for a flush blocked on the store"
+        );
+        assert_eq!(flusher.join().map_err(|_| "the flush panicked")??, 1);
+        delivery.join().map_err(|_| "the delivery panicked")?;
+        assert_eq!(rec.flush()?, 1);
+        let stored = store.progress_record(&u, &f)?;
+        assert_eq!(stored.map(|r| r.covered_count()), Some(2));
         Ok(())
     }
 

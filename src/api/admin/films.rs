@@ -102,12 +102,16 @@ pub fn film_by_id(state: &AppState, id: &str) -> ApiResult<Film> {
 }
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
-    let films = state
-        .store
-        .films()?
-        .into_iter()
-        .map(|f| admin_view(&state, f))
-        .collect::<ApiResult<Vec<_>>>()?;
+    // Reads every film and their jobs: off the runtime's threads.
+    let st = state.clone();
+    let films = web::block(move || {
+        st.store
+            .films()?
+            .into_iter()
+            .map(|f| admin_view(&st, f))
+            .collect::<ApiResult<Vec<_>>>()
+    })
+    .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "films": films })))
 }
 
@@ -190,8 +194,10 @@ pub async fn delete(
         state.jobs.cancel(&job.id)?;
     }
     // Record first, then invalidate: a playback load that takes its ticket after the
-    // invalidation re-reads the film and must find it gone (`films::playback_of`).
-    state.store.delete_film(&film.id)?;
+    // invalidation re-reads the film and must find it gone (`films::playback_of`). The
+    // deletion walks the film's grants, progress and jobs: off the runtime's threads.
+    let (store, id) = (state.store.clone(), film.id);
+    web::block(move || store.delete_film(&id)).await??;
     state.playback.invalidate(&film.id);
     let config = state.config.clone();
     web::block(move || ingest::remove_film_files(&config, &film.id)).await?;

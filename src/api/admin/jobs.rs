@@ -11,7 +11,9 @@ fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
 }
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
-    let mut jobs = state.store.jobs()?;
+    // Reads every job: off the runtime's threads.
+    let store = state.store.clone();
+    let mut jobs = web::block(move || store.jobs()).await??;
     jobs.reverse();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "jobs": jobs })))
 }

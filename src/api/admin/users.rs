@@ -7,6 +7,8 @@ use crate::api::extract::Admin;
 use crate::state::AppState;
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
-    let users = state.store.users()?;
+    // Reads every user: off the runtime's threads.
+    let store = state.store.clone();
+    let users = web::block(move || store.users()).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
 }
