@@ -332,6 +332,34 @@ impl From<crate::social::comments::CommentError> for ApiError {
     }
 }
 
+impl From<crate::stream::token::PlaybackTokenError> for ApiError {
+    fn from(e: crate::stream::token::PlaybackTokenError) -> Self {
+        use crate::stream::token::PlaybackTokenError as E;
+        let message = e.to_string();
+        match e {
+            E::Expired => ApiError::unauthorized("playback_expired", message),
+            E::Invalid | E::NoAccount | E::Ended => {
+                ApiError::unauthorized("invalid_token", message)
+            }
+            E::Disabled => ApiError::forbidden("account_disabled", message),
+        }
+    }
+}
+
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError as E;
+        match e {
+            E::NoFilm => ApiError::not_found("film"),
+            E::Rejected(t) => t.into(),
+            E::Busy => ApiError::conflict("job_active", e.to_string()),
+            E::Io(e) => ApiError::internal(&e),
+            E::Store(e) => e.into(),
+            E::Fault(e) => ApiError::internal(&e),
+        }
+    }
+}
+
 impl From<crate::ingest::FieldError> for ApiError {
     fn from(e: crate::ingest::FieldError) -> Self {
         ApiError::validation(e.to_string())

@@ -31,32 +31,18 @@ struct Access {
 }
 
 async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access> {
-    let token = PlaybackToken::decode(&state.keys.playback, token, now()).map_err(|e| match e {
-        PlaybackTokenError::Expired => ApiError::unauthorized(
-            "playback_expired",
-            "the playback token has expired; start playback again",
-        ),
-        PlaybackTokenError::Invalid => {
-            ApiError::unauthorized("invalid_token", "the playback token is not valid")
-        }
-    })?;
+    let token = PlaybackToken::decode(&state.keys.playback, token, now())?;
     let user = state
         .store
         .user(&token.user)?
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+        .ok_or(PlaybackTokenError::NoAccount)?;
     // The user record is read here anyway, so "sign out everywhere" reaches playback
     // tokens at no extra cost.
     if user.session_epoch != token.epoch {
-        return Err(ApiError::unauthorized(
-            "invalid_token",
-            "this sign-in was ended (signed out everywhere); start playback again",
-        ));
+        return Err(PlaybackTokenError::Ended.into());
     }
     if user.disabled {
-        return Err(ApiError::forbidden(
-            "account_disabled",
-            "the account is disabled",
-        ));
+        return Err(PlaybackTokenError::Disabled.into());
     }
     let film = state
         .store

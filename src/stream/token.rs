@@ -29,12 +29,20 @@ pub struct PlaybackToken {
     pub expires_at: i64,
 }
 
+/// Why a playback request was refused before its film was looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PlaybackTokenError {
     #[error("the playback token is not valid")]
     Invalid,
-    #[error("the playback token has expired")]
+    #[error("the playback token has expired; start playback again")]
     Expired,
+    #[error("the account no longer exists")]
+    NoAccount,
+    /// The account's session epoch moved on ("sign out everywhere").
+    #[error("this sign-in was ended (signed out everywhere); start playback again")]
+    Ended,
+    #[error("the account is disabled")]
+    Disabled,
 }
 
 impl PlaybackToken {

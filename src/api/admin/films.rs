@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::Admin;
-use crate::ingest::{self, IngestError};
+use crate::ingest;
 use crate::state::AppState;
 use crate::store::films::{Film, Price};
 use crate::store::jobs::{Job, JobState};
@@ -242,17 +242,6 @@ async fn set_published(
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
 }
 
-pub fn ingest_error(e: IngestError) -> ApiError {
-    match e {
-        IngestError::NoFilm => ApiError::not_found("film"),
-        IngestError::Rejected(t) => t.into(),
-        IngestError::Busy => ApiError::conflict("job_active", e.to_string()),
-        IngestError::Io(e) => ApiError::internal(&e),
-        IngestError::Store(e) => e.into(),
-        IngestError::Fault(e) => ApiError::internal(&e),
-    }
-}
-
 /// Probes the completed file and queues its job (blocking work off the runtime).
 pub async fn accept(
     state: &web::Data<AppState>,
@@ -264,8 +253,7 @@ pub async fn accept(
     let store = state.store.clone();
     let job =
         web::block(move || ingest::accept_source(&config, &store, &film, &file, &name, now()))
-            .await?
-            .map_err(ingest_error)?;
+            .await??;
     state.jobs.notify();
     Ok(job)
 }
