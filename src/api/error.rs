@@ -360,6 +360,18 @@ impl From<crate::ingest::IngestError> for ApiError {
     }
 }
 
+impl From<crate::stream::playlists::PlaybackError> for ApiError {
+    fn from(e: crate::stream::playlists::PlaybackError) -> Self {
+        use crate::stream::playlists::PlaybackError as E;
+        match e {
+            E::NoPackage => ApiError::not_found("film"),
+            E::Secret(e) => e.into(),
+            E::Load(e) => e.into(),
+            E::Interrupted(_) => ApiError::internal(&e),
+        }
+    }
+}
+
 impl From<crate::ingest::FieldError> for ApiError {
     fn from(e: crate::ingest::FieldError) -> Self {
         ApiError::validation(e.to_string())

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use crate::store::films::{Film, Price};
 use crate::store::now;
 use crate::stream::gate::{self, Entitlement};
-use crate::stream::playlists::{FilmPlayback, PlaybackCache, Ticket};
+use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
 use crate::stream::token::PlaybackToken;
 
@@ -65,62 +65,16 @@ pub fn watchable_film(state: &AppState, id: &str) -> ApiResult<Film> {
 
 /// The rendered playlists and secret of a packaged film, from the cache or disk.
 pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<Arc<FilmPlayback>> {
-    let package = film
-        .package
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("film"))?;
-    if let Some(p) = state.playback.get(&film.id, &package.dir) {
-        return Ok(p);
-    }
-    let ticket = state.playback.ticket();
-    let dir = crate::ingest::film_dir(&state.config, &film.id).join(&package.dir);
-    let keys_dir = state.config.keys_dir.clone();
-    let fraction = state.config.playback.preview_fraction;
-    let film_id = film.id;
-    let loaded = web::block(move || -> ApiResult<FilmPlayback> {
-        let secret = crate::secrets::film_secret(&keys_dir, &film_id)?;
-        Ok(FilmPlayback::load(&dir, secret, fraction)?)
-    })
-    .await??;
-    let loaded = Arc::new(loaded);
-    cache_if_current(
-        &state.store,
-        &state.playback,
-        &film.id,
-        &package.dir,
-        loaded.clone(),
-        ticket,
-    );
-    Ok(loaded)
-}
-
-/// Caches a load that began at `ticket` only if the film's record, read now, still names
-/// the package it was loaded from. The ticket alone misses a delete or re-package that
-/// landed after the caller read `film` but before it took the ticket: that load would be
-/// cached — with the film's secret — for a film that is gone. The record is read after the
-/// ticket, so whatever the ticket misses this read sees. Only on a miss, which reads the
-/// disk anyway; a hit never reads the store here.
-fn cache_if_current(
-    store: &crate::store::Store,
-    cache: &PlaybackCache,
-    film: &Uuid,
-    package: &str,
-    loaded: Arc<FilmPlayback>,
-    ticket: Ticket,
-) -> bool {
-    let current = match store.film(film) {
-        Ok(current) => current,
-        // Not cached; the request itself was already authorised on the earlier read.
-        Err(e) => {
-            tracing::warn!(film = %film, error = %e, "playback cache: could not re-read the film; not cached");
-            return false;
-        }
-    };
-    let same = current
-        .as_ref()
-        .and_then(|f| f.package.as_ref())
-        .is_some_and(|p| p.dir == package);
-    same && cache.insert(*film, package, loaded, ticket)
+    Ok(state
+        .playback
+        .load_current(
+            &state.store,
+            &state.config.keys_dir,
+            &crate::ingest::film_dir(&state.config, &film.id),
+            state.config.playback.preview_fraction,
+            film,
+        )
+        .await?)
 }
 
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -226,72 +180,4 @@ pub(crate) async fn film_progress(
         std::time::Instant::now(),
     )?;
     Ok((playback, view))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::films::PackageSummary;
-    use crate::store::Store;
-
-    fn packaged(id: Uuid, dir: &str) -> Film {
-        let mut film = crate::ingest::new_film("A film".into(), String::new(), Vec::new(), 1);
-        film.id = id;
-        film.package = Some(PackageSummary {
-            dir: dir.into(),
-            duration: 6.0,
-            segments: 1,
-            renditions: Vec::new(),
-            packaged_at: 1,
-        });
-        film
-    }
-
-    /// A request read the film, then the film was deleted and the cache invalidated, and
-    /// only then did the request take its ticket and load: the ticket has seen no
-    /// invalidation, but the load must not be cached (it holds the deleted film's secret).
-    #[test]
-    fn a_load_for_a_film_deleted_before_its_ticket_is_not_cached() -> crate::store::Result<()> {
-        let store = Store::temporary()?;
-        let cache = PlaybackCache::default();
-        let id = crate::store::new_id();
-        store.save_film(&packaged(id, "pkg-a"))?;
-        let _read_by_the_request = store.film(&id)?;
-
-        store.delete_film(&id)?;
-        cache.invalidate(&id);
-
-        let ticket = cache.ticket();
-        let loaded = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(
-            &store, &cache, &id, "pkg-a", loaded, ticket
-        ));
-        assert!(
-            cache.get(&id, "pkg-a").is_none(),
-            "a deleted film stayed cached"
-        );
-        Ok(())
-    }
-
-    /// The same race with a re-package instead of a delete, and the ordinary miss.
-    #[test]
-    fn only_a_load_of_the_package_the_film_names_now_is_cached() -> crate::store::Result<()> {
-        let store = Store::temporary()?;
-        let cache = PlaybackCache::default();
-        let id = crate::store::new_id();
-        store.save_film(&packaged(id, "pkg-a"))?;
-
-        store.save_film(&packaged(id, "pkg-b"))?;
-        cache.invalidate(&id);
-        let ticket = cache.ticket();
-        let old = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", old, ticket));
-        assert!(cache.get(&id, "pkg-a").is_none());
-
-        let ticket = cache.ticket();
-        let new = FilmPlayback::for_tests("pkg-b");
-        assert!(cache_if_current(&store, &cache, &id, "pkg-b", new, ticket));
-        assert!(cache.get(&id, "pkg-b").is_some());
-        Ok(())
-    }
 }

@@ -10,6 +10,8 @@ use std::sync::{Arc, RwLock};
 use transcoder::{playlist, FilmSecret, Manifest};
 use uuid::Uuid;
 
+use crate::store::films::Film;
+use crate::store::Store;
 use crate::stream::gate::preview_segments;
 
 /// A rendered playlist, shared: the HTTP surface wraps it without a copy.
@@ -103,7 +105,7 @@ fn bytes(text: String) -> Playlist {
 /// an entry answers only for the package directory the caller's film record names, an
 /// insert is dropped when any invalidation happened since the caller's `ticket`, and the
 /// caller re-reads the film after taking the ticket and inserts only if the record still
-/// names that package (`api::films::playback_of`; writers change the record before they
+/// names that package (`PlaybackCache::load_current`; writers change the record before they
 /// invalidate, so a change the ticket misses is one this read sees).
 #[derive(Default)]
 pub struct PlaybackCache {
@@ -222,5 +224,145 @@ mod tests {
         // …but a request holding the new record never gets the old package.
         assert!(cache.get(&film, "pkg-new").is_none());
         assert!(cache.get(&film, "pkg-old").is_some());
+    }
+}
+
+/// Why a film's playback could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybackError {
+    #[error("the film has no package")]
+    NoPackage,
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretsError),
+    #[error(transparent)]
+    Load(#[from] transcoder::TranscodeError),
+    #[error("loading the package did not finish: {0}")]
+    Interrupted(String),
+}
+
+impl PlaybackCache {
+    /// `film`'s rendered playlists and secret: from the cache, or loaded from
+    /// `film_dir/{package}` (off the runtime's threads) and cached if the film still names
+    /// that package (`cache_if_current`).
+    pub async fn load_current(
+        &self,
+        store: &Store,
+        keys_dir: &Path,
+        film_dir: &Path,
+        preview_fraction: f64,
+        film: &Film,
+    ) -> Result<Arc<FilmPlayback>, PlaybackError> {
+        let package = film.package.as_ref().ok_or(PlaybackError::NoPackage)?;
+        if let Some(p) = self.get(&film.id, &package.dir) {
+            return Ok(p);
+        }
+        let ticket = self.ticket();
+        let dir = film_dir.join(&package.dir);
+        let keys_dir = keys_dir.to_path_buf();
+        let film_id = film.id;
+        let loaded = tokio::task::spawn_blocking(move || -> Result<FilmPlayback, PlaybackError> {
+            let secret = crate::secrets::film_secret(&keys_dir, &film_id)?;
+            Ok(FilmPlayback::load(&dir, secret, preview_fraction)?)
+        })
+        .await
+        .map_err(|e| PlaybackError::Interrupted(e.to_string()))??;
+        let loaded = Arc::new(loaded);
+        cache_if_current(store, self, &film.id, &package.dir, loaded.clone(), ticket);
+        Ok(loaded)
+    }
+}
+
+/// Caches a load that began at `ticket` only if the film's record, read now, still names
+/// the package it was loaded from. The ticket alone misses a delete or re-package that
+/// landed after the caller read `film` but before it took the ticket: that load would be
+/// cached — with the film's secret — for a film that is gone. The record is read after the
+/// ticket, so whatever the ticket misses this read sees. Only on a miss, which reads the
+/// disk anyway; a hit never reads the store here.
+fn cache_if_current(
+    store: &Store,
+    cache: &PlaybackCache,
+    film: &Uuid,
+    package: &str,
+    loaded: Arc<FilmPlayback>,
+    ticket: Ticket,
+) -> bool {
+    let current = match store.film(film) {
+        Ok(current) => current,
+        // Not cached; the request itself was already authorised on the earlier read.
+        Err(e) => {
+            tracing::warn!(film = %film, error = %e, "playback cache: could not re-read the film; not cached");
+            return false;
+        }
+    };
+    let same = current
+        .as_ref()
+        .and_then(|f| f.package.as_ref())
+        .is_some_and(|p| p.dir == package);
+    same && cache.insert(*film, package, loaded, ticket)
+}
+
+#[cfg(test)]
+mod load_tests {
+    use super::*;
+
+    fn packaged(id: Uuid, dir: &str) -> Film {
+        let mut film = crate::ingest::new_film("A film".into(), String::new(), Vec::new(), 1);
+        film.id = id;
+        film.package = Some(crate::store::films::PackageSummary {
+            dir: dir.into(),
+            duration: 6.0,
+            segments: 1,
+            renditions: Vec::new(),
+            packaged_at: 1,
+        });
+        film
+    }
+
+    /// A request read the film, then the film was deleted and the cache invalidated, and
+    /// only then did the request take its ticket and load: the ticket has seen no
+    /// invalidation, but the load must not be cached (it holds the deleted film's secret).
+    #[test]
+    fn a_load_for_a_film_deleted_before_its_ticket_is_not_cached() -> crate::store::Result<()> {
+        let store = Store::temporary()?;
+        let cache = PlaybackCache::default();
+        let id = crate::store::new_id();
+        store.save_film(&packaged(id, "pkg-a"))?;
+        let _read_by_the_request = store.film(&id)?;
+
+        store.delete_film(&id)?;
+        cache.invalidate(&id);
+
+        let ticket = cache.ticket();
+        let loaded = FilmPlayback::for_tests("pkg-a");
+        assert!(!cache_if_current(
+            &store, &cache, &id, "pkg-a", loaded, ticket
+        ));
+        assert!(
+            cache.get(&id, "pkg-a").is_none(),
+            "a deleted film stayed cached"
+        );
+        Ok(())
+    }
+
+    /// The same race with a re-package instead of a delete, and the ordinary miss.
+    #[test]
+    fn only_a_load_of_the_package_the_film_names_now_is_cached() -> crate::store::Result<()> {
+        let store = Store::temporary()?;
+        let cache = PlaybackCache::default();
+        let id = crate::store::new_id();
+        store.save_film(&packaged(id, "pkg-a"))?;
+
+        store.save_film(&packaged(id, "pkg-b"))?;
+        cache.invalidate(&id);
+        let ticket = cache.ticket();
+        let old = FilmPlayback::for_tests("pkg-a");
+        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", old, ticket));
+        assert!(cache.get(&id, "pkg-a").is_none());
+
+        let ticket = cache.ticket();
+        let new = FilmPlayback::for_tests("pkg-b");
+        assert!(cache_if_current(&store, &cache, &id, "pkg-b", new, ticket));
+        assert!(cache.get(&id, "pkg-b").is_some());
+        Ok(())
     }
 }

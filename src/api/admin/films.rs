@@ -194,7 +194,7 @@ pub async fn delete(
         state.jobs.cancel(&job.id)?;
     }
     // Record first, then invalidate: a playback load that takes its ticket after the
-    // invalidation re-reads the film and must find it gone (`films::playback_of`). The
+    // invalidation re-reads the film and must find it gone (`PlaybackCache::load_current`). The
     // deletion walks the film's grants, progress and jobs: off the runtime's threads.
     let (store, id) = (state.store.clone(), film.id);
     web::block(move || store.delete_film(&id)).await??;
