@@ -17,6 +17,34 @@ use crate::store::jobs::{Job, JobFailure, JobState};
 use crate::store::{now, Store, StoreError};
 use crate::stream::playlists::PlaybackCache;
 
+/// Why a packaging job failed: the packager's own error, or the server's around it (the
+/// film's secret, recording the finished package), kept typed for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Package(#[from] transcoder::TranscodeError),
+    #[error("loading the film secret: {0}")]
+    Secret(#[from] crate::secrets::SecretsError),
+    #[error("recording the package: {0}")]
+    Record(StoreError),
+}
+
+impl JobError {
+    /// The stable code a failed job records (`io` for the server's own faults, as before
+    /// they had a type).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Package(e) => e.code(),
+            Self::Secret(_) | Self::Record(_) => "io",
+        }
+    }
+
+    /// Whether the source film is at fault (the admin is told why), not the server.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Self::Package(e) if e.is_input_error())
+    }
+}
+
 pub struct JobQueue {
     store: Store,
     config: Arc<Config>,
@@ -155,13 +183,13 @@ impl JobQueue {
                 tracing::info!("packaging finished");
                 self.finish(&job.id, JobState::Ready, None)
             }
-            Err(transcoder::TranscodeError::Cancelled)
+            Err(JobError::Package(transcoder::TranscodeError::Cancelled))
                 if self.shutting_down.load(Ordering::Relaxed) =>
             {
                 tracing::info!("packaging interrupted by shutdown; the job stays queued");
                 self.finish(&job.id, JobState::Queued, None)
             }
-            Err(transcoder::TranscodeError::Cancelled) => {
+            Err(JobError::Package(transcoder::TranscodeError::Cancelled)) => {
                 self.finish(&job.id, JobState::Cancelled, None)
             }
             Err(e) => {
@@ -179,19 +207,13 @@ impl JobQueue {
         }
     }
 
-    fn package(&self, job: &Job, cancel: &AtomicBool) -> Result<(), transcoder::TranscodeError> {
+    fn package(&self, job: &Job, cancel: &AtomicBool) -> Result<(), JobError> {
         let opts = self
             .config
             .package_options()
             // Validated at start: failing here is the server's fault, not the film's.
             .map_err(|e| transcoder::TranscodeError::Internal(e.to_string()))?;
-        let secret =
-            crate::secrets::film_secret(&self.config.keys_dir, &job.film_id).map_err(|e| {
-                transcoder::TranscodeError::Io {
-                    context: "loading the film secret".into(),
-                    source: std::io::Error::other(e.to_string()),
-                }
-            })?;
+        let secret = crate::secrets::film_secret(&self.config.keys_dir, &job.film_id)?;
         let source = self.config.uploads_dir().join(&job.source);
         let out = ingest::package_dir(&self.config, &job.film_id, &job.id);
         if out.exists() {
@@ -237,14 +259,11 @@ impl JobQueue {
                 }
                 f.updated_at = now();
             })
-            .map_err(|e| transcoder::TranscodeError::Io {
-                context: "recording the package".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+            .map_err(JobError::Record)?;
         if updated.is_none() {
             // The film was deleted while packaging: drop the orphan package.
             let _ = std::fs::remove_dir_all(&out);
-            return Err(transcoder::TranscodeError::Cancelled);
+            return Err(JobError::Package(transcoder::TranscodeError::Cancelled));
         }
         self.cache.invalidate(&job.film_id);
         if let Some(old) = previous.filter(|d| *d != dir) {
@@ -428,5 +447,21 @@ mod tests {
             Some(unreadable)
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_job_failure_is_the_films_only_when_the_packager_says_so() {
+        let input = JobError::Package(transcoder::TranscodeError::NoVideo);
+        assert!(input.is_input_error());
+        assert_eq!(input.code(), "no_video");
+        let store = JobError::Record(StoreError::Corrupt {
+            tree: "films",
+            message: "bad".into(),
+        });
+        assert!(!store.is_input_error());
+        assert_eq!(store.code(), "io");
+        assert!(store.to_string().starts_with("recording the package: "));
+        let internal = JobError::Package(transcoder::TranscodeError::Internal("x".into()));
+        assert!(!internal.is_input_error());
     }
 }
