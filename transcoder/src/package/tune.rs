@@ -289,9 +289,11 @@ impl Sampler<'_> {
             as i64)
             .max(1);
         let mut next_pts = vec![0i64; self.targets.len()];
+        // One open of the source per walk, not one per window: the windows seek in it.
+        let mut input = probe::open(self.source)?;
         for &(start, length) in self.windows {
             let mut first = vec![true; self.targets.len()];
-            self.walk(start, length, &mut |i, mut frame| {
+            self.walk(&mut input, start, length, &mut |i, mut frame| {
                 frame.set_pts(Some(next_pts[i]));
                 next_pts[i] += step;
                 if std::mem::take(&mut first[i]) {
@@ -307,12 +309,12 @@ impl Sampler<'_> {
     /// them as the package does, and hands rung `i`'s pictures to `on_frame(i, picture)` in order.
     fn walk(
         &self,
+        input: &mut format::context::Input,
         start: f64,
         length: f64,
         on_frame: &mut dyn FnMut(usize, frame::Video) -> Result<(), TranscodeError>,
     ) -> Result<(), TranscodeError> {
         let video_info = self.info.video().ok_or(TranscodeError::NoVideo)?;
-        let mut input = probe::open(self.source)?;
         let stream = input
             .stream(video_info.index)
             .ok_or(TranscodeError::NoVideo)?;
@@ -324,7 +326,7 @@ impl Sampler<'_> {
         };
         let tb = self.setup.time_base;
         // The window starts at the keyframe at or before `start` (a source that cannot seek
-        // is read from its start): no picture before it has to be decoded, which with a
+        // is read on from where the last window ended): no picture before it has to be decoded, which with a
         // 10 s GOP cost more than the encodes. Every walk lands on the same keyframe.
         let seek_to = (origin + (start / f64::from(tb)) as i64).rescale(tb, Rational(1, 1_000_000));
         let _ = input.seek(seek_to, ..seek_to);
@@ -342,7 +344,7 @@ impl Sampler<'_> {
                 return Err(TranscodeError::Cancelled);
             }
             let mut packet = Packet::empty();
-            let eof = match packet.read(&mut input) {
+            let eof = match packet.read(input) {
                 Ok(()) if packet.stream() == stream_index => {
                     decoder
                         .send_packet(&packet)
