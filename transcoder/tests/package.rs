@@ -1173,3 +1173,60 @@ fn per_title_gives_the_abr_picture_for_fewer_bytes_and_records_what_it_measured(
     }
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
+
+/// 12 s of 320x180 with one keyframe: 0.6 s of flat grey, then a picture that changes
+/// everywhere in every frame. Every sampled window's keyframe is the grey opening.
+fn src_grey_then_hard_one_gop() -> PathBuf {
+    generated(
+        "greyhard180",
+        "mkv",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=320x180:r=25:d=0.6,format=yuv420p",
+            "-f",
+            "lavfi",
+            "-i",
+            "cellauto=size=320x180:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7,\
+             noise=alls=40:allf=t+u,format=yuv420p",
+            "-filter_complex",
+            "[0:v][1:v]concat=n=2:v=1:a=0",
+            "-t",
+            "12",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "0",
+            "-g",
+            "1000",
+            "-keyint_min",
+            "1000",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
+}
+
+#[test]
+fn per_title_samples_each_window_at_its_place_not_at_its_keyframe() {
+    let ladder: &[(u32, u32)] = &[(180, 300_000)];
+    let per_title = PackageOptions {
+        rate_control: transcoder::RateControl::PerTitle,
+        ..opts(ladder)
+    };
+    let (_a, _, tuned) = package_with(&src_grey_then_hard_one_gop(), &per_title);
+    let q = &tuned.manifest["renditions"][0]["quality"];
+    assert_eq!(num(&q["sample_seconds"]), Some(2.0), "{q}");
+    eprintln!("{q}");
+    // The windows (0.5 s at 1.25, 4.25, 7.25 and 10.25 s) are all in the hard part; from
+    // the keyframe at 0 they would all be the grey opening, which any encode gets right.
+    for point in [&q["abr"], &q["probes"][0], &q["probes"][1], &q["chosen"]] {
+        let ssim = num(&point["ssim"]).unwrap();
+        assert!(ssim < 0.95, "{point} in {q}");
+    }
+}

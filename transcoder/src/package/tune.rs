@@ -25,8 +25,16 @@
 //! which is close to linear in the CRF over a few steps. Where the probes hardly differ
 //! (the ceiling binds: the picture is hard at this bitrate) the table's CRF stays.
 //!
-//! Cost: four encodes and eight decodes of the sample; the sample is 2% of the film, at
-//! least `MIN_SAMPLE` and at most `MAX_SAMPLE` seconds (docs/BENCHMARKS.md, "Rate control").
+//! Each window is the pictures from its place on, not from the keyframe before it, so each
+//! walk of the sample decodes up to a GOP of pictures it does not use. Walks are therefore
+//! shared: walk 1 encodes both probes of every rung (two encoders per rung, fed copies of
+//! the same picture), walk 2 `abr` (it needs the first probe's IDR cost), walk 3 judges
+//! all three; only rungs whose choice is not a probe are encoded (walk 4) and judged (walk
+//! 5) again. Three to five walks, where one per encode and one per judge made eight.
+//!
+//! Cost: three or four encodes of the sample and three to five decodes of it from each
+//! window's keyframe; the sample is 2% of the film, at least `MIN_SAMPLE` and at most
+//! `MAX_SAMPLE` seconds (docs/BENCHMARKS.md, "Rate control").
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -43,10 +51,11 @@ use crate::probe::{self, MediaInfo};
 
 /// The sample: 2% of the film, 2–10 s, in windows of half a second spread evenly over it.
 /// One window (1–2 s in the middle of the film) misjudged whole films: its difficulty is
-/// not the film's, and SSIM fell up to 0.03 below `abr` (docs/BENCHMARKS.md). Tuning
-/// encodes the sample four times and walks it eight times, about 1.1× its length in
-/// packaging time each pass (20 s 1080p source, default ladder), so it adds ≈9% to a film
-/// of 8 min or more… and ≈20% to a 1 min clip.
+/// not the film's, and SSIM fell up to 0.03 below `abr` (docs/BENCHMARKS.md). When tuning
+/// encoded the sample four times in eight walks, each window from its keyframe, it took
+/// about 1.1× the sample's length in packaging time a pass (20 s 1080p source, default
+/// ladder) and added ≈9% to a film of 8 min or more, ≈20% to a 1 min clip; the walks now
+/// also decode each window's pre-roll, up to a GOP, but are three to five.
 const SAMPLE_SHARE: f64 = 0.02;
 const MIN_SAMPLE: f64 = 2.0;
 const MAX_SAMPLE: f64 = 10.0;
@@ -134,63 +143,113 @@ pub(crate) fn tune(
         windows: &windows,
         cancel,
     };
-    let lo = sampler.measure(&table.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?;
-    progress(0.25);
-    let frames_per_segment = f64::from(setup.rate) * setup.segment_seconds;
-    let idr_share: Vec<f64> = lo
-        .iter()
-        .map(|m| m.idr_overhead(frames_per_segment))
-        .collect();
-    let abr = sampler.measure(&vec![None; targets.len()], &idr_share)?;
-    progress(0.5);
-    let probe_lo: Vec<QualityPoint> = (0..targets.len())
-        .map(|i| lo[i].point(Some(table[i])))
-        .collect();
+    let n = targets.len();
     let hi_crf: Vec<f32> = table.iter().map(|c| (c + PROBE_STEP).min(51.0)).collect();
-    let hi = sampler.measure(&hi_crf.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?;
+    // Walk 1: both probes of every rung. Rung i's probes are encodes 2i and 2i + 1.
+    let probes: Vec<Variant> = (0..n)
+        .flat_map(|i| [Variant::crf(i, table[i]), Variant::crf(i, hi_crf[i])])
+        .collect();
+    let mut encodes = sampler.encode(&probes)?;
+    progress(0.3);
+    // Walk 2: `abr`, paid for as the film pays for it, by the table probe's IDR frames.
+    let frames_per_segment = f64::from(setup.rate) * setup.segment_seconds;
+    let abr: Vec<Variant> = (0..n)
+        .map(|i| Variant {
+            rung: i,
+            crf: None,
+            abr_scale: encodes[2 * i].measured.idr_overhead(frames_per_segment),
+        })
+        .collect();
+    encodes.extend(sampler.encode(&abr)?);
+    progress(0.5);
+    // Walk 3: all three judged at once. Rung i's `abr` is encode 2n + i.
+    let measured = sampler.judge(encodes)?;
     progress(0.75);
-    let crf: Vec<f32> = (0..targets.len())
+    let (lo, hi, abr) = (
+        |i: usize| &measured[2 * i],
+        |i: usize| &measured[2 * i + 1],
+        |i: usize| &measured[2 * n + i],
+    );
+    let crf: Vec<f32> = (0..n)
         .map(|i| {
             // A sample that gave no pictures (a source that will not seek and is shorter
             // than it claims) tells nothing: the table stands.
-            if [&abr[i], &lo[i], &hi[i]].iter().any(|m| m.frames == 0) {
+            if [abr(i), lo(i), hi(i)].iter().any(|m| m.frames == 0) {
                 return table[i];
             }
             choose(
-                abr[i].ssim(),
-                (table[i], lo[i].ssim()),
-                (hi_crf[i], hi[i].ssim()),
+                abr(i).ssim(),
+                (table[i], lo(i).ssim()),
+                (hi_crf[i], hi(i).ssim()),
             )
         })
         .collect();
-    // Where every rung's choice is one of the probes (the table where the ceiling binds,
-    // the upper probe at the limit), that probe was the chosen encode already.
+    // A choice that is one of the probes (the table where the ceiling binds, the upper
+    // probe at the limit) was measured already; walks 4 and 5 encode and judge the others.
     let probed = |i: usize| {
         if crf[i] == table[i] {
-            Some(&lo[i])
+            Some(lo(i).clone())
         } else if crf[i] == hi_crf[i] {
-            Some(&hi[i])
+            Some(hi(i).clone())
         } else {
             None
         }
     };
-    let chosen: Vec<Measured> = match (0..targets.len()).map(probed).collect::<Option<Vec<_>>>() {
-        Some(points) => points.into_iter().cloned().collect(),
-        None => sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?,
-    };
-    progress(1.0);
-    let quality = (0..targets.len())
-        .map(|i| RungQuality {
-            sample_seconds: (sample_seconds * 1000.0).round() / 1000.0,
-            abr: abr[i].point(None),
-            probes: vec![probe_lo[i].clone(), hi[i].point(Some(hi_crf[i]))],
-            chosen: chosen[i].point(Some(crf[i])),
-        })
+    let rest: Vec<Variant> = (0..n)
+        .filter(|&i| probed(i).is_none())
+        .map(|i| Variant::crf(i, crf[i]))
         .collect();
+    let mut remeasured = if rest.is_empty() {
+        Vec::new()
+    } else {
+        sampler.judge(sampler.encode(&rest)?)?
+    }
+    .into_iter();
+    progress(1.0);
+    let mut quality = Vec::with_capacity(n);
+    for i in 0..n {
+        let chosen = match probed(i) {
+            Some(m) => m,
+            None => remeasured
+                .next()
+                .ok_or_else(|| sample_error("a chosen encode is missing"))?,
+        };
+        quality.push(RungQuality {
+            sample_seconds: (sample_seconds * 1000.0).round() / 1000.0,
+            abr: abr(i).point(None),
+            probes: vec![lo(i).point(Some(table[i])), hi(i).point(Some(hi_crf[i]))],
+            chosen: chosen.point(Some(crf[i])),
+        });
+    }
     for (t, c) in targets.iter().zip(&crf) {
         tracing::debug!(rung = %t.name, crf = c, "per-title tuning");
     }
     Ok(Tuned { crf, quality })
+}
+
+/// One sampled encode: rung `rung` at `crf`, or (`None`) at the ladder bitrate × `abr_scale`.
+#[derive(Clone, Copy)]
+struct Variant {
+    rung: usize,
+    crf: Option<f32>,
+    abr_scale: f64,
+}
+
+impl Variant {
+    fn crf(rung: usize, crf: f32) -> Self {
+        Self {
+            rung,
+            crf: Some(crf),
+            abr_scale: 1.0,
+        }
+    }
+}
+
+/// A variant's packets, with their sizes already counted.
+struct Sampled {
+    rung: usize,
+    packets: Vec<Packet>,
+    measured: Measured,
 }
 
 /// SSIM and bytes of one rung's sampled encode.
@@ -206,6 +265,23 @@ struct Measured {
 }
 
 impl Measured {
+    /// The bytes of an encode, keyframes and the rest apart; SSIM is for the judge.
+    fn of_packets(packets: &[Packet]) -> Self {
+        let mut m = Self::default();
+        for p in packets {
+            let size = p.size() as u64;
+            m.bytes += size;
+            let count = if p.is_key() {
+                &mut m.keys
+            } else {
+                &mut m.others
+            };
+            count.0 += 1;
+            count.1 += size;
+        }
+        m
+    }
+
     /// What this encode's pictures cost over what they would with one IDR frame every
     /// `frames_per_segment` pictures, as in the film, from its own average IDR and other
     /// frame sizes: ≥ 1, and 1 where the encode cannot tell.
@@ -254,74 +330,73 @@ struct Sampler<'a> {
 }
 
 impl Sampler<'_> {
-    /// Encodes the sampled windows with `crf[i]` for rung `i` (`None`: the ladder bitrate ×
-    /// `abr_scale[i]`, 1 where not given) and measures each rung.
-    fn measure(
-        &self,
-        crf: &[Option<f32>],
-        abr_scale: &[f64],
-    ) -> Result<Vec<Measured>, TranscodeError> {
-        let mut out: Vec<Measured> = self.targets.iter().map(|_| Measured::default()).collect();
-        let packets = self.encode(crf, abr_scale)?;
-        self.judge(packets, &mut out)?;
-        Ok(out)
-    }
-
-    /// Encodes the windows one after another as one short film per rung (an IDR frame at
+    /// Encodes the windows one after another as one short film per variant (an IDR frame at
     /// each window, as at a segment), so `abr` shares its bitrate out over the windows as it
-    /// would over the film; the packets, per rung.
-    fn encode(
-        &self,
-        crf: &[Option<f32>],
-        abr_scale: &[f64],
-    ) -> Result<Vec<Vec<Packet>>, TranscodeError> {
-        let sizes: Vec<(u32, u32)> = self.targets.iter().map(|t| (t.width, t.height)).collect();
+    /// would over the film. All variants are encoded in one walk, each rung's picture
+    /// copied to each of its variants: a walk decodes every window from its keyframe.
+    fn encode(&self, variants: &[Variant]) -> Result<Vec<Sampled>, TranscodeError> {
+        let sizes: Vec<(u32, u32)> = variants
+            .iter()
+            .map(|v| (self.targets[v.rung].width, self.targets[v.rung].height))
+            .collect();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = video::encoder_threads(&sizes, cores);
-        let mut rungs = Vec::with_capacity(self.targets.len());
-        for (i, target) in self.targets.iter().enumerate() {
-            let mut target = target.clone();
-            if crf[i].is_none() {
-                let scale = abr_scale.get(i).copied().unwrap_or(1.0);
-                target.bitrate = (f64::from(target.bitrate) * scale).round() as u32;
+        let mut encoders = Vec::with_capacity(variants.len());
+        for (k, v) in variants.iter().enumerate() {
+            let mut target = self.targets[v.rung].clone();
+            if v.crf.is_none() {
+                target.bitrate = (f64::from(target.bitrate) * v.abr_scale).round() as u32;
             }
-            let encoder = video::open_x264(&target, self.setup, crf[i], threads[i])?;
-            rungs.push(RungEncoder::start(
-                target,
-                encoder,
-                format!("out{i}"),
-            )?);
+            let encoder = video::open_x264(&target, self.setup, v.crf, threads[k])?;
+            encoders.push(RungEncoder::start(target, encoder, format!("out{k}"))?);
         }
+        let fed = by_rung(variants.iter().map(|v| v.rung), self.targets.len());
         let mut encoded: Vec<Encoded> = Vec::new();
         self.walk_all(&mut |i, frame| {
-            rungs[i].send(frame)?;
-            rungs[i].collect(i, &mut encoded)
+            share_out(&fed[i], frame, &mut |k, frame| {
+                encoders[k].send(frame)?;
+                encoders[k].collect(k, &mut encoded)
+            })
         })?;
-        for (i, rung) in rungs.iter_mut().enumerate() {
-            rung.finish(i, &mut encoded)?;
+        for (k, encoder) in encoders.iter_mut().enumerate() {
+            encoder.finish(k, &mut encoded)?;
         }
-        let mut packets: Vec<Vec<Packet>> = self.targets.iter().map(|_| Vec::new()).collect();
+        let mut packets: Vec<Vec<Packet>> = variants.iter().map(|_| Vec::new()).collect();
         for e in encoded {
             packets[e.rung].push(e.packet);
         }
-        Ok(packets)
-    }
-
-    /// Walks the windows again and compares each rung's decoded encode with the picture the
-    /// encoder was given. A second walk costs a decode of the sample; holding every picture
-    /// until the encoder (≈16 frames behind at 1080p) gave it back cost ≈130 MB.
-    fn judge(&self, packets: Vec<Vec<Packet>>, out: &mut [Measured]) -> Result<(), TranscodeError> {
-        let mut judges = self
-            .targets
+        Ok(variants
             .iter()
             .zip(packets)
-            .map(|(t, p)| Judge::new(t, self.setup, p))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.walk_all(&mut |i, frame| judges[i].reference(frame, &mut out[i]))?;
+            .map(|(v, packets)| Sampled {
+                rung: v.rung,
+                measured: Measured::of_packets(&packets),
+                packets,
+            })
+            .collect())
+    }
+
+    /// Walks the windows again and compares each decoded encode with the picture its
+    /// encoder was given; every encode in one walk. A walk of its own costs a decode of the
+    /// sample; holding every picture until the encoder (≈16 frames behind at 1080p) gave it
+    /// back cost ≈130 MB.
+    fn judge(&self, encodes: Vec<Sampled>) -> Result<Vec<Measured>, TranscodeError> {
+        let fed = by_rung(encodes.iter().map(|e| e.rung), self.targets.len());
+        let mut out = Vec::with_capacity(encodes.len());
+        let mut judges = Vec::with_capacity(encodes.len());
+        for e in encodes {
+            judges.push(Judge::new(&self.targets[e.rung], self.setup, e.packets)?);
+            out.push(e.measured);
+        }
+        self.walk_all(&mut |i, frame| {
+            share_out(&fed[i], frame, &mut |k, frame| {
+                judges[k].reference(frame, &mut out[k])
+            })
+        })?;
         for (judge, out) in judges.iter_mut().zip(out.iter_mut()) {
             judge.finish(out)?;
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Every window in turn, its pictures restamped one frame apart from the last window's
@@ -350,8 +425,9 @@ impl Sampler<'_> {
         Ok(())
     }
 
-    /// Decodes `length` seconds of the source from the keyframe at or before `start`, scales
-    /// them as the package does, and hands rung `i`'s pictures to `on_frame(i, picture)` in order.
+    /// Decodes `length` seconds of the source from `start` (from the keyframe at or before it,
+    /// the pictures before `start` unused), scales them as the package does, and hands rung
+    /// `i`'s pictures to `on_frame(i, picture)` in order.
     fn walk(
         &self,
         input: &mut format::context::Input,
@@ -370,10 +446,12 @@ impl Sampler<'_> {
             s => s,
         };
         let tb = self.setup.time_base;
-        // The window starts at the keyframe at or before `start` (a source that cannot seek
-        // is read on from where the last window ended): no picture before it has to be decoded, which with a
-        // 10 s GOP cost more than the encodes. Every walk lands on the same keyframe.
-        let seek_to = (origin + (start / f64::from(tb)) as i64).rescale(tb, Rational(1, 1_000_000));
+        // Decoding starts at the keyframe at or before `start` (a source that cannot seek is
+        // read on from where the last window ended); the window, at the first picture at or
+        // after `start`. Starting the window at the keyframe made every window of a looped
+        // clip (a keyframe at each loop) its easy opening (docs/BENCHMARKS.md).
+        let start_pts = origin + (start / f64::from(tb)) as i64;
+        let seek_to = start_pts.rescale(tb, Rational(1, 1_000_000));
         let _ = input.seek(seek_to, ..seek_to);
         let span = (length / f64::from(tb)) as i64;
         let mut until: Option<i64> = None;
@@ -414,6 +492,10 @@ impl Sampler<'_> {
                 let Some(pts) = decoded.timestamp() else {
                     continue;
                 };
+                // Decoded only for the pictures after it that refer to it.
+                if pts < start_pts {
+                    continue;
+                }
                 let end = *until.get_or_insert(pts + span);
                 if pts >= end {
                     done = true;
@@ -453,6 +535,33 @@ impl Sampler<'_> {
     }
 }
 
+/// For each of `rungs` rungs, the indices of the encodes (each of rung `of[k]`) made of
+/// its pictures.
+fn by_rung(of: impl Iterator<Item = usize>, rungs: usize) -> Vec<Vec<usize>> {
+    let mut fed = vec![Vec::new(); rungs];
+    for (k, rung) in of.enumerate() {
+        if let Some(f) = fed.get_mut(rung) {
+            f.push(k);
+        }
+    }
+    fed
+}
+
+/// Hands a picture to each of `to`: a copy to all but the last, which takes it.
+fn share_out(
+    to: &[usize],
+    frame: frame::Video,
+    give: &mut dyn FnMut(usize, frame::Video) -> Result<(), TranscodeError>,
+) -> Result<(), TranscodeError> {
+    let Some((&last, rest)) = to.split_last() else {
+        return Ok(());
+    };
+    for &k in rest {
+        give(k, frame.clone())?;
+    }
+    give(last, frame)
+}
+
 fn drain_sinks(
     graph: &mut filter::Graph,
     sinks: &[&str],
@@ -482,9 +591,6 @@ struct Judge {
     size: (u32, u32),
     frame_seconds: f64,
     next_pts: i64,
-    bytes: u64,
-    keys: (u64, u64),
-    others: (u64, u64),
 }
 
 impl Judge {
@@ -505,13 +611,6 @@ impl Judge {
         } else {
             1.0 / 25.0
         };
-        let bytes = packets.iter().map(|p| p.size() as u64).sum();
-        let (mut keys, mut others) = ((0, 0), (0, 0));
-        for p in &packets {
-            let count = if p.is_key() { &mut keys } else { &mut others };
-            count.0 += 1;
-            count.1 += p.size() as u64;
-        }
         Ok(Self {
             decoder,
             packets: packets.into_iter(),
@@ -520,9 +619,6 @@ impl Judge {
             size: (target.width, target.height),
             frame_seconds,
             next_pts: 0,
-            bytes,
-            keys,
-            others,
         })
     }
 
@@ -543,9 +639,6 @@ impl Judge {
     }
 
     fn finish(&mut self, out: &mut Measured) -> Result<(), TranscodeError> {
-        out.bytes += self.bytes;
-        out.keys = self.keys;
-        out.others = self.others;
         for packet in self.packets.by_ref() {
             self.decoder
                 .send_packet(&packet)
@@ -688,7 +781,10 @@ mod tests {
             ..Measured::default()
         };
         let r = m.idr_overhead(180.0);
-        assert!((r - 440.0 / (40.0 / 3.0 + (60.0 - 1.0 / 3.0) * 5.0)).abs() < 1e-9, "{r}");
+        assert!(
+            (r - 440.0 / (40.0 / 3.0 + (60.0 - 1.0 / 3.0) * 5.0)).abs() < 1e-9,
+            "{r}"
+        );
         // Segments no longer than the windows: no overhead, and never below 1.
         assert_eq!(m.idr_overhead(15.0), 1.0);
         assert_eq!(m.idr_overhead(5.0), 1.0);
@@ -708,5 +804,29 @@ mod tests {
         assert_eq!(choose(0.5, (21.0, 0.99), (27.0, 0.96)), 27.0);
         // The ceiling binds (the probes look the same): the table stays.
         assert_eq!(choose(0.95, (21.0, 0.9001), (27.0, 0.9)), 21.0);
+    }
+
+    #[test]
+    fn each_rungs_pictures_go_to_each_of_its_encodes() -> Result<(), TranscodeError> {
+        // Probes of rungs 0 and 1 (encodes 0–3), then their abr (4, 5); rung 2 has none.
+        let fed = by_rung([0, 0, 1, 1, 0, 1].into_iter(), 3);
+        assert_eq!(fed, vec![vec![0, 1, 4], vec![2, 3, 5], vec![]]);
+        let mut picture = frame::Video::new(format::Pixel::YUV420P, 4, 4);
+        picture.set_pts(Some(7));
+        picture.set_kind(picture::Type::I);
+        let mut given = Vec::new();
+        share_out(&fed[0], picture, &mut |k, f| {
+            given.push((k, f.pts(), f.kind()));
+            Ok(())
+        })?;
+        // Each copy keeps the timestamp and the forced IDR of the window's first picture.
+        let i = picture::Type::I;
+        assert_eq!(
+            given,
+            vec![(0, Some(7), i), (1, Some(7), i), (4, Some(7), i)]
+        );
+        share_out(&fed[2], frame::Video::empty(), &mut |_, _| {
+            Err(sample_error("a rung without encodes was given a picture"))
+        })
     }
 }
