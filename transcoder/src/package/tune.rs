@@ -40,7 +40,9 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ffmpeg_next::{codec, decoder, filter, format, frame, picture, Packet, Rational, Rescale};
+use ffmpeg_next::{
+    codec, decoder, filter, format, frame, picture, Discard, Packet, Rational, Rescale,
+};
 
 use super::rung::{Encoded, RungEncoder};
 use super::video::{self, X264Setup};
@@ -469,6 +471,12 @@ impl Sampler<'_> {
             let mut packet = Packet::empty();
             let eof = match packet.read(input) {
                 Ok(()) if packet.stream() == stream_index => {
+                    // Before the window, a picture no other picture refers to is not even
+                    // decoded (each window's pre-roll is decoded in every walk).
+                    decoder.skip_frame(match packet.pts() {
+                        Some(pts) if pts < start_pts => Discard::NonReference,
+                        _ => Discard::Default,
+                    });
                     decoder
                         .send_packet(&packet)
                         .or_else(ignore_invalid)
