@@ -366,6 +366,7 @@ impl Sampler<'_> {
         for (k, encoder) in encoders.iter_mut().enumerate() {
             encoder.finish(k, &mut encoded)?;
         }
+        // Each encoder was started with its variant's index as its `rung`.
         let mut packets: Vec<Vec<Packet>> = variants.iter().map(|_| Vec::new()).collect();
         for e in encoded {
             packets[e.rung].push(e.packet);
