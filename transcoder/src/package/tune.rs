@@ -59,8 +59,11 @@ use crate::probe::{self, MediaInfo};
 /// not the film's, and SSIM fell up to 0.03 below `abr` (docs/BENCHMARKS.md). When tuning
 /// encoded the sample four times in eight walks, each window from its keyframe, it took
 /// about 1.1× the sample's length in packaging time a pass (20 s 1080p source, default
-/// ladder) and added ≈9% to a film of 8 min or more, ≈20% to a 1 min clip; the walks now
-/// also decode each window's pre-roll, up to a GOP, but are three to five.
+/// ladder) and added ≈9% to a film of 8 min or more, ≈20% to a 1 min clip. The walks now
+/// also decode each window's pre-roll, up to a GOP, but are three to five: on a 20 s 1080p
+/// source with 10 s GOPs (the pre-roll ≈10× the sample) tuning took 12–13 s where it took
+/// 8–9.5 s (debug build, veryfast, five walks), 17–18.5 s against 11.5–13 s on a busy
+/// machine.
 const SAMPLE_SHARE: f64 = 0.02;
 const MIN_SAMPLE: f64 = 2.0;
 const MAX_SAMPLE: f64 = 10.0;
