@@ -1230,3 +1230,34 @@ fn per_title_samples_each_window_at_its_place_not_at_its_keyframe() {
         assert!(ssim < 0.95, "{point} in {q}");
     }
 }
+
+/// Where the ceiling binds (noise at 300k for 320x180), a CRF can only spend the same bits
+/// worse than ABR does: per-title encodes that rung at `abr`, records so, and the film
+/// costs what `abr` costs.
+#[test]
+fn per_title_keeps_abr_where_a_crf_saves_nothing() {
+    let ladder: &[(u32, u32)] = &[(180, 300_000)];
+    let per_title = PackageOptions {
+        rate_control: transcoder::RateControl::PerTitle,
+        ..opts(ladder)
+    };
+    let src = src_grey_then_hard_one_gop();
+    let (_a, out, tuned) = package_with(&src, &per_title);
+    let (_b, _, abr) = package_with(&src, &opts(ladder));
+    let mut fails = Vec::new();
+    check_bandwidth(&out, &tuned, &mut fails);
+    let r = &tuned.manifest["renditions"][0];
+    let q = &r["quality"];
+    assert!(r.get("crf").is_none(), "encoded at abr, no CRF: {r}");
+    assert!(q["chosen"].get("crf").is_none(), "{q}");
+    assert_eq!(q["chosen"], q["abr"], "the chosen point is abr's: {q}");
+    assert!(
+        q["probes"].as_array().is_some_and(|p| p.len() == 2),
+        "the probes are still recorded: {q}"
+    );
+    let (t, a) = (total_bytes(&tuned) as f64, total_bytes(&abr) as f64);
+    if !(0.95..=1.05).contains(&(t / a)) {
+        fails.push(format!("per-title {t} bytes against abr {a}"));
+    }
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}

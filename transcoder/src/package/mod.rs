@@ -178,10 +178,7 @@ fn run(
                 &mut |f| progress(f * share),
                 cancel,
             )?;
-            (
-                tuned.crf.into_iter().map(Some).collect(),
-                tuned.quality.into_iter().map(Some).collect(),
-            )
+            (tuned.crf, tuned.quality.into_iter().map(Some).collect())
         }
         _ => (table, vec![None; targets.len()]),
     };

@@ -20,6 +20,14 @@
 //! 3. at the CRF interpolated from (1) to give (2)'s SSIM less `MATCH_MARGIN` — measured
 //!    again, so the manifest records what the chosen target really gave.
 //!
+//! A rung keeps the chosen CRF only where the sample shows it pays: at least `MIN_SAVING`
+//! fewer bytes than `abr` (both counted with one IDR a segment, as the film pays) for an
+//! SSIM no more than `KEEP_MARGIN` below it. Elsewhere the rung is encoded at `abr`, as
+//! under `rate_control = "abr"`: where the ceiling binds (noise, fast motion) a capped CRF
+//! spends the same bits worse than ABR does (cellauto 720p lost 0.022 SSIM under `crf`),
+//! and a film the sample finds no cheaper gains nothing from a CRF but the risk of a
+//! misjudged sample. So per-title is never meant to cost bytes or picture against `abr`.
+//!
 //! SSIM is ffmpeg's `ssim` filter between the decoded encode and the rung's own scaled
 //! picture, the judge `bench/quality.sh` uses. Interpolation is on −10·log10(1 − SSIM),
 //! which is close to linear in the CRF over a few steps. Where the probes hardly differ
@@ -79,10 +87,16 @@ const MAX_DOWN: f32 = 4.0;
 const MAX_UP: f32 = 6.0;
 /// Probes closer than this (in dB of 1 − SSIM) say the ceiling binds.
 const FLAT_DB: f64 = 0.05;
+/// The least share of `abr`'s bytes a chosen CRF must save on the sample to be kept.
+const MIN_SAVING: f64 = 0.03;
+/// How far below `abr`'s SSIM a chosen CRF's sample may be and still be kept: the picture
+/// loss issue 13 accepts on easy films.
+const KEEP_MARGIN: f64 = 0.002;
 
 /// What tuning chose: each target's CRF and what was measured for it.
 pub(crate) struct Tuned {
-    pub(crate) crf: Vec<f32>,
+    /// `None`: the rung is encoded at `abr`.
+    pub(crate) crf: Vec<Option<f32>>,
     pub(crate) quality: Vec<RungQuality>,
 }
 
@@ -130,6 +144,14 @@ fn choose(abr: f64, lo: (f32, f64), hi: (f32, f64)) -> f32 {
     let crf = f64::from(lo.0) + (y_lo - target) / slope;
     let crf = crf.clamp(f64::from(lo.0 - MAX_DOWN), f64::from(lo.0 + MAX_UP));
     ((crf * 4.0).round() / 4.0).clamp(0.0, 51.0) as f32
+}
+
+/// Whether the `chosen` CRF's sample beats `abr`'s: `MIN_SAVING` fewer bytes, each counted
+/// with one IDR frame a segment as in the film, for at most `KEEP_MARGIN` less SSIM.
+fn pays(abr: &Measured, chosen: &Measured, frames_per_segment: f64) -> bool {
+    let film_bytes = |m: &Measured| m.bytes as f64 / m.idr_overhead(frames_per_segment);
+    film_bytes(chosen) <= film_bytes(abr) * (1.0 - MIN_SAVING)
+        && chosen.ssim() >= abr.ssim() - KEEP_MARGIN
 }
 
 pub(crate) fn tune(
@@ -215,6 +237,7 @@ pub(crate) fn tune(
     .into_iter();
     progress(1.0);
     let mut quality = Vec::with_capacity(n);
+    let mut kept = Vec::with_capacity(n);
     for i in 0..n {
         let chosen = match probed(i) {
             Some(m) => m,
@@ -222,17 +245,24 @@ pub(crate) fn tune(
                 .next()
                 .ok_or_else(|| sample_error("a chosen encode is missing"))?,
         };
+        // A sample that gave no pictures tells nothing either way: the table stands.
+        let keep = [abr(i), &chosen].iter().any(|m| m.frames == 0)
+            || pays(abr(i), &chosen, frames_per_segment);
+        let (crf, chosen) = if keep {
+            (Some(crf[i]), chosen.point(Some(crf[i])))
+        } else {
+            (None, abr(i).point(None))
+        };
+        tracing::debug!(rung = %targets[i].name, ?crf, "per-title tuning");
+        kept.push(crf);
         quality.push(RungQuality {
             sample_seconds: (sample_seconds * 1000.0).round() / 1000.0,
             abr: abr(i).point(None),
             probes: vec![lo(i).point(Some(table[i])), hi(i).point(Some(hi_crf[i]))],
-            chosen: chosen.point(Some(crf[i])),
+            chosen,
         });
     }
-    for (t, c) in targets.iter().zip(&crf) {
-        tracing::debug!(rung = %t.name, crf = c, "per-title tuning");
-    }
-    Ok(Tuned { crf, quality })
+    Ok(Tuned { crf: kept, quality })
 }
 
 /// One sampled encode: rung `rung` at `crf`, or (`None`) at the ladder bitrate × `abr_scale`.
@@ -819,6 +849,47 @@ mod tests {
         assert_eq!(choose(0.5, (21.0, 0.99), (27.0, 0.96)), 27.0);
         // The ceiling binds (the probes look the same): the table stays.
         assert_eq!(choose(0.95, (21.0, 0.9001), (27.0, 0.9)), 21.0);
+    }
+
+    #[test]
+    fn a_crf_is_kept_only_where_it_saves_bytes_without_losing_the_picture() {
+        // No IDR overhead to correct for: one keyframe, segments of one window.
+        let m = |bytes: u64, ssim: f64| Measured {
+            ssim_sum: ssim * 100.0,
+            frames: 100,
+            bytes,
+            keys: (1, 0),
+            others: (99, bytes),
+            ..Measured::default()
+        };
+        let abr = m(100_000, 0.980);
+        // 10% fewer bytes within the margin: kept.
+        assert!(pays(&abr, &m(90_000, 0.979), 15.0));
+        // Fewer bytes, but the picture falls more than KEEP_MARGIN: abr.
+        assert!(!pays(&abr, &m(60_000, 0.977), 15.0));
+        // The same picture for about the same bytes (the ceiling binds): abr.
+        assert!(!pays(&abr, &m(99_000, 0.980), 15.0));
+        assert!(!pays(&abr, &m(105_000, 0.985), 15.0));
+        // Both are counted with one IDR a segment: the abr sample's 440 kB (4 keyframes of
+        // 40 kB in 60 pictures) weigh ≈312 kB, the CRF sample's 330 kB (one keyframe)
+        // ≈307 kB: under 3% saved, so abr, though the raw bytes say 25%.
+        let starved = Measured {
+            ssim_sum: 60.0 * 0.98,
+            frames: 60,
+            bytes: 440_000,
+            keys: (4, 160_000),
+            others: (56, 280_000),
+            ..Measured::default()
+        };
+        let crf = Measured {
+            ssim_sum: 60.0 * 0.98,
+            frames: 60,
+            bytes: 330_000,
+            keys: (1, 40_000),
+            others: (59, 290_000),
+            ..Measured::default()
+        };
+        assert!(!pays(&starved, &crf, 180.0));
     }
 
     #[test]
