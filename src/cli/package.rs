@@ -116,7 +116,12 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
     );
     println!("rate control: {}", m.rate_control.as_str());
     for r in &m.renditions {
-        let crf = r.crf.map(|c| format!("  crf {c}")).unwrap_or_default();
+        // Under per-title a rung without a CRF was kept at abr: say so rather than nothing.
+        let crf = match (r.crf, r.quality.is_some()) {
+            (Some(c), _) => format!("  crf {c}"),
+            (None, true) => "  abr (no CRF paid)".to_string(),
+            (None, false) => String::new(),
+        };
         println!(
             "  {:>5}: {}x{}  avg {} kb/s  peak {} kb/s  {}{crf}",
             r.name,
