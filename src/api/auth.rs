@@ -3,7 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
+use crate::api::views::account::TokenResponse;
 use crate::auth::session;
 use crate::ratelimit::Budget;
 use crate::state::AppState;
@@ -43,7 +44,7 @@ pub(super) fn counting_failures<T>(
         Err(e)
             if matches!(
                 e.code,
-                "invalid_input" | "invalid_token" | "token_expired" | "invalid_code"
+                Code::InvalidInput | Code::InvalidToken | Code::TokenExpired | Code::InvalidCode
             ) =>
         {
             limit(state, req, Budget::TokenFailures)?;
@@ -66,7 +67,7 @@ fn non_empty(token: &str) -> ApiResult<&str> {
     let t = token.trim();
     if t.is_empty() || t.len() > 512 {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            Code::InvalidInput,
             "the token is missing or too long",
         ));
     }
@@ -77,7 +78,7 @@ fn non_empty(token: &str) -> ApiResult<&str> {
 pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(pair)
+        .json(TokenResponse::from(pair))
 }
 
 pub async fn link(
