@@ -88,9 +88,12 @@ fn playlist_response(body: Playlist) -> HttpResponse {
 }
 
 fn preview_ended(access: &Access, index: usize) -> ApiError {
-    ApiError::forbidden("preview_ended", "this part of the film needs a purchase")
-        .with("segment", index)
-        .with("preview_segments", access.allowed)
+    ApiError::forbidden(
+        super::error::Code::PreviewEnded,
+        "this part of the film needs a purchase",
+    )
+    .with("segment", index)
+    .with("preview_segments", access.allowed)
 }
 
 async fn master(state: &web::Data<AppState>, token: &str) -> ApiResult<HttpResponse> {
@@ -165,7 +168,7 @@ pub async fn dispatch(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
     if req.method() != actix_web::http::Method::GET {
         return Err(ApiError::new(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            super::error::Code::MethodNotAllowed,
             "playback resources are read with GET",
         )
         .header("Allow", "GET"));
@@ -273,7 +276,7 @@ fn ranged(
             None => {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    super::error::Code::RangeNotSatisfiable,
                     "the requested range is outside the segment",
                 )
                 .header("Content-Range", format!("bytes */{size}")));

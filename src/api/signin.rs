@@ -506,7 +506,7 @@ fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
         .is_some_and(|v| v == CSRF_VALUE);
     if !csrf_ok {
         return Err(ApiError::forbidden(
-            "csrf",
+            super::error::Code::Csrf,
             "send the header `X-Requested-With: cinegate` with session requests",
         ));
     }
