@@ -63,20 +63,6 @@ pub fn watchable_film(state: &AppState, id: &str) -> ApiResult<Film> {
         .ok_or_else(|| ApiError::not_found("film"))
 }
 
-/// The rendered playlists and secret of a packaged film, from the cache or disk.
-pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<Arc<FilmPlayback>> {
-    Ok(state
-        .playback
-        .load_current(
-            &state.store,
-            &state.config.keys_dir,
-            &crate::ingest::film_dir(&state.config, &film.id),
-            state.config.playback.preview_fraction,
-            film,
-        )
-        .await?)
-}
-
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // Reads every film: off the runtime's threads.
     let store = state.store.clone();
@@ -103,7 +89,7 @@ pub async fn poster(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = watchable_film(&state, &path)?;
-    let playback = playback_of(&state, &film).await?;
+    let playback = state.playback_access().playback_of(&film).await?;
     let file = actix_files::NamedFile::open_async(playback.dir.join(transcoder::POSTER_FILE))
         .await
         .map_err(|_| ApiError::not_found("poster"))?
@@ -172,7 +158,7 @@ pub(crate) async fn film_progress(
     viewer: &Viewer,
     film: &Film,
 ) -> ApiResult<(Arc<FilmPlayback>, ProgressView)> {
-    let playback = playback_of(state, film).await?;
+    let playback = state.playback_access().playback_of(film).await?;
     let view = state.progress.view(
         &viewer.0.id,
         &film.id,
