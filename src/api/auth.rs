@@ -8,7 +8,6 @@ use crate::api::views::account::TokenResponse;
 use crate::auth::session;
 use crate::ratelimit::Budget;
 use crate::state::AppState;
-use crate::store::now;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +26,7 @@ pub struct RefreshRequest {
 pub(super) fn limit(state: &AppState, req: &HttpRequest, budget: Budget) -> ApiResult<()> {
     state
         .limits
-        .client(budget, state.trusted_proxies.key_of(req), now())
+        .client(budget, state.trusted_proxies.key_of(req), state.clock.now())
         .map_err(ApiError::from)
 }
 
@@ -58,7 +57,10 @@ pub(super) fn counting_failures<T>(
 /// against that family; an unknown one is a failed attempt by the client address.
 fn charge_refresh_token(state: &AppState, req: &HttpRequest, token: &str) -> ApiResult<()> {
     match state.store.refresh_family(token)? {
-        Some(family) => state.limits.family(family, now()).map_err(ApiError::from),
+        Some(family) => state
+            .limits
+            .family(family, state.clock.now())
+            .map_err(ApiError::from),
         None => limit(state, req, Budget::TokenFailures),
     }
 }
@@ -92,7 +94,7 @@ pub async fn link(
             &state.keys.access,
             &state.config.auth,
             token,
-            now(),
+            state.clock.now(),
         )?)
     });
     // A login link is single-use: a valid one limits itself.
@@ -111,7 +113,7 @@ pub async fn refresh(
         &state.keys.access,
         &state.config.auth,
         token,
-        now(),
+        state.clock.now(),
     )?;
     Ok(tokens(pair))
 }

@@ -33,16 +33,7 @@ async fn require_unlocked(
         return Ok(());
     }
     // The film's segment durations (from its cached playlists) weigh the coverage.
-    let playback = state
-        .playback
-        .load_current(
-            &state.store,
-            &state.config.keys_dir,
-            &crate::ingest::film_dir(&state.config, &film.id),
-            state.config.playback.preview_fraction,
-            film,
-        )
-        .await?;
+    let playback = state.playback_access().playback_of(film).await?;
     let progress = state.progress.view(
         &viewer.0.id,
         &film.id,

@@ -528,6 +528,30 @@ pub fn path_error(
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+// The playback and sign-in services' errors (issue 14): together at the end of the file.
+
+impl From<crate::stream::access::AuthorizeError> for ApiError {
+    fn from(e: crate::stream::access::AuthorizeError) -> Self {
+        use crate::stream::access::AuthorizeError as E;
+        match e {
+            E::Token(e) => e.into(),
+            E::NoFilm => ApiError::not_found("film"),
+            E::Playback(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::auth::signin::SignInError> for ApiError {
+    fn from(e: crate::auth::signin::SignInError) -> Self {
+        use crate::auth::signin::SignInError as E;
+        match e {
+            E::Identity(e) => e.into(),
+            E::Session(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

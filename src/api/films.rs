@@ -16,20 +16,6 @@ use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
 use crate::stream::token::PlaybackToken;
 
-/// The rendered playlists and secret of a packaged film, from the cache or disk.
-pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<Arc<FilmPlayback>> {
-    Ok(state
-        .playback
-        .load_current(
-            &state.store,
-            &state.config.keys_dir,
-            &crate::ingest::film_dir(&state.config, &film.id),
-            state.config.playback.preview_fraction,
-            film,
-        )
-        .await?)
-}
-
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // Reads every film: off the runtime's threads.
     let store = state.store.clone();
@@ -57,7 +43,7 @@ pub async fn poster(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = catalogue::watchable(&state.store, &path)?;
-    let playback = playback_of(&state, &film).await?;
+    let playback = state.playback_access().playback_of(&film).await?;
     let file = actix_files::NamedFile::open_async(playback.dir.join(transcoder::POSTER_FILE))
         .await
         .map_err(|_| ApiError::not_found("poster"))?
@@ -114,7 +100,7 @@ async fn film_progress(
     viewer: &Viewer,
     film: &Film,
 ) -> ApiResult<(Arc<FilmPlayback>, ProgressView)> {
-    let playback = playback_of(state, film).await?;
+    let playback = state.playback_access().playback_of(film).await?;
     let view = state.progress.view(
         &viewer.0.id,
         &film.id,

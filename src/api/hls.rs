@@ -3,65 +3,24 @@
 //! (playlist, segment, key) — and segment and key requests feed the progress recorder.
 //! Paths on disk come from the manifest, never from the request.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::server::sendfile::{ConnHandle, FileBody};
 use crate::state::AppState;
-use crate::store::now;
-use crate::stream::gate;
-use crate::stream::playlists::{FilmPlayback, Playlist};
+use crate::stream::access::Access;
+use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
-use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
-/// What one request may open.
-struct Access {
-    user: Uuid,
-    film: Uuid,
-    playback: Arc<FilmPlayback>,
-    /// Segments this viewer may receive: all, or the preview.
-    allowed: usize,
-}
-
-async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access> {
-    let token = PlaybackToken::decode(&state.keys.playback, token, now())?;
-    let user = state
-        .store
-        .user(&token.user)?
-        .ok_or(PlaybackTokenError::NoAccount)?;
-    // The user record is read here anyway, so "sign out everywhere" reaches playback
-    // tokens at no extra cost.
-    if user.session_epoch != token.epoch {
-        return Err(PlaybackTokenError::Ended.into());
-    }
-    if user.disabled {
-        return Err(PlaybackTokenError::Disabled.into());
-    }
-    let film = state
-        .store
-        .film(&token.film)?
-        .filter(|f| f.is_watchable())
-        .ok_or_else(|| ApiError::not_found("film"))?;
-    let playback = super::films::playback_of(state, &film).await?;
-    let entitlement = gate::entitlement(&state.store, &user.id, &film.id)?;
-    let allowed = gate::allowed_segments(
-        entitlement,
-        playback.segment_count(),
-        state.config.playback.preview_fraction,
-    );
-    Ok(Access {
-        user: user.id,
-        film: film.id,
-        playback,
-        allowed,
-    })
+async fn authorize(state: &AppState, token: &str) -> ApiResult<Access> {
+    Ok(state
+        .playback_access()
+        .authorize(token, state.clock.now())
+        .await?)
 }
 
 /// Feeds the progress recorder (memory only) for a delivered segment or key. A delivery
@@ -74,7 +33,7 @@ fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
         index: index as u32,
         segments: &access.playback.manifest.segments,
         signal,
-        now: now(),
+        now: state.clock.now(),
         at: std::time::Instant::now(),
     });
 }
@@ -107,10 +66,9 @@ async fn media(
     rendition: &str,
 ) -> ApiResult<HttpResponse> {
     let access = authorize(state, token).await?;
-    let full = access.allowed >= access.playback.segment_count();
     let body = access
         .playback
-        .media(rendition, full)
+        .media(rendition, access.full())
         .ok_or_else(|| ApiError::not_found("rendition"))?;
     Ok(playlist_response(body))
 }

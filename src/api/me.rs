@@ -70,7 +70,7 @@ pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<H
         let Some(film) = state.store.film(&film_id)?.filter(|f| f.is_watchable()) else {
             continue;
         };
-        let Ok(playback) = super::films::playback_of(&state, &film).await else {
+        let Ok(playback) = state.playback_access().playback_of(&film).await else {
             continue;
         };
         out.push(FilmProgress {

@@ -315,12 +315,11 @@ pub(crate) fn pair(a: &Uuid, b: &Uuid) -> [u8; 32] {
     key
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, from the system clock. For the callers that are not yet
+/// handed a `Clock` (`AppState::clock`); everything else reads that.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now()
 }
 
 #[cfg(test)]
