@@ -27,8 +27,6 @@
 //!   900); Naver only: `cancel_pending` (cancel answers CancelNotComplete).
 //! An unknown key or a bad value makes the fake answer 400, and `behave` panics.
 
-#![allow(dead_code)] // not every test uses every helper
-
 use std::time::Duration;
 
 use serde_json::{json, Value};

@@ -25,10 +25,16 @@ use reqwest::blocking::Client;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
 
-use crate::harness::{
-    ffmpeg_decode, film_info, generated, join, no_redirect_client, preview_of, probe_duration,
-    src_other, FilmInfo, Resp, Server, User, FAST_PACE,
-};
+use testkit::decode::ffmpeg_decode;
+use testkit::probe::format_duration;
+
+use crate::harness::films::{film_info, FilmInfo};
+use crate::harness::http::{no_redirect_client, Resp};
+use crate::harness::media::{sources, src_other};
+use crate::harness::playback::preview_of;
+use crate::harness::server::{Server, FAST_PACE};
+use crate::harness::threads::join;
+use crate::harness::users::User;
 use crate::payment_peers::{KakaoPeer, NaverPeer, PaypalPeer};
 
 /// `CINEGATE_PUBLIC_URL` of every harness server.
@@ -50,8 +56,9 @@ const KRW_PRICE: u64 = 6500;
 
 /// The group's film: 24 s, 640x360, 25 fps, 2 s GOP → 6 s segments, N = 4, P = 1.
 fn src_pay() -> std::path::PathBuf {
-    generated(
-        "pay-24s-640x360.mp4",
+    sources().generated(
+        "pay-24s-640x360",
+        "mp4",
         &[
             "-f",
             "lavfi",
@@ -606,7 +613,7 @@ fn paypal_purchase_plays_the_whole_film_with_ffmpeg() {
     let s = &e.server;
     // Before: ffmpeg gets the preview only.
     let probe_viewer = s.user("pp-preview", false);
-    let source_seconds = probe_duration(&src_pay().to_string_lossy());
+    let source_seconds = format_duration(src_pay());
     let (n, p) = (e.film.segments, e.film.preview);
     let preview_seconds = source_seconds * p as f64 / n as f64;
     let pb = s.playback(&probe_viewer, &e.film.id);
@@ -1975,7 +1982,7 @@ fn reloading_the_return_of_an_approved_order_records_nothing_new() {
 fn the_payers_pages_have_a_budget_per_address() {
     let s = Server::start(&[("CINEGATE_LIMITS__PAY_PER_MINUTE", "3")]);
     // Budgets are per clock minute: all of this in one window.
-    let left = 60 - crate::harness::now().rem_euclid(60);
+    let left = 60 - crate::harness::clock::now().rem_euclid(60);
     if left < 20 {
         std::thread::sleep(Duration::from_secs(left as u64 + 1));
     }

@@ -5,8 +5,6 @@
 //! The process wrapper (`Proc`) and the `ControlledFake` helper here serve the payment
 //! peers (`payment_peers.rs`) too.
 
-#![allow(dead_code)] // not every test uses every helper
-
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Deref;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,7 +15,7 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::harness::peer;
+use crate::harness::peer_scripts::peer;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a control call may take (`/_control/webhook` sets its own).
