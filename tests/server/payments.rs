@@ -875,6 +875,35 @@ fn a_second_open_order_for_a_film_bought_meanwhile_is_cancelled_not_captured() {
 // 3. Declined, cancelled, failed
 // ---------------------------------------------------------------------------------------
 
+/// PayPal revokes our cached access token between the checkout and the capture: the
+/// capture's 401 drops the token, one new token is fetched, the capture is retried once and
+/// the order is paid exactly once.
+#[test]
+fn a_revoked_paypal_token_is_renewed_once_and_the_capture_goes_through() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("revoked-token", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let tokens_before = u64_of(&e.paypal.state(), "token_calls");
+    e.paypal.expire_tokens();
+    assert_page(
+        &s.get(&payer(&co), None),
+        200,
+        "Payment complete",
+        "paypal return after the token was revoked",
+    );
+    let order = order_of(s, &viewer, &co.order_id);
+    assert_eq!(order["state"], "captured", "{order}");
+    let state = e.paypal.state();
+    assert_eq!(
+        u64_of(&state, "token_calls"),
+        tokens_before + 1,
+        "one new token after the 401: {state}"
+    );
+    assert_eq!(e.capture_calls("paypal"), 1, "captured once: {state}");
+    assert_access(s, &viewer, &e.film, true, "bought after the renewal");
+}
+
 #[test]
 fn a_declined_payment_fails_the_order_and_grants_nothing() {
     let e = env();

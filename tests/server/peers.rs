@@ -228,7 +228,6 @@ impl<C> Deref for ControlledFake<C> {
 /// `/jwks` (kid "rs1" RS256 signs every issued token; kid "es1" ES256 is published too).
 pub struct OidcPeer {
     pub issuer: String,
-    pub port: u16,
     fake: ControlledFake,
 }
 
@@ -239,7 +238,6 @@ impl OidcPeer {
         let (fake, hello) = ControlledFake::spawn(cmd, "OIDC");
         OidcPeer {
             issuer: hello["issuer"].as_str().expect("issuer").to_string(),
-            port: fake.port,
             fake,
         }
     }
@@ -294,9 +292,6 @@ impl OidcPeer {
 /// without a `/v19.0` prefix) for one app id/secret.
 pub struct FacebookPeer {
     pub base: String,
-    pub port: u16,
-    pub app_id: String,
-    pub app_secret: String,
     fake: ControlledFake,
 }
 
@@ -306,9 +301,6 @@ impl FacebookPeer {
         let fake = ControlledFake::python("facebook_graph.py", "Facebook Graph", &args);
         FacebookPeer {
             base: fake.base.clone(),
-            port: fake.port,
-            app_id: app_id.to_string(),
-            app_secret: app_secret.to_string(),
             fake,
         }
     }

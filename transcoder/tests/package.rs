@@ -17,7 +17,7 @@ use testkit::package::checks::{assert_package, check_bandwidth, Expect};
 use testkit::package::exported::check_exported;
 use testkit::package::{judge, read_manifest, Judged, RenditionReport, SEGMENT};
 use testkit::probe::{
-    display_rotation, ffprobe_json, first_stream_of, format_duration, num, streams, video_packets,
+    display_rotation, ffprobe_json, first_stream_of, format_duration, num, video_packets,
 };
 use testkit::process::run_ok;
 use testkit::sources::{src_text, Sources};
