@@ -18,7 +18,6 @@ use crate::social::comments;
 use crate::state::AppState;
 use crate::store::comments::{Comment, CommentState, Support};
 use crate::store::films::Film;
-use crate::store::now;
 
 const PAGE_DEFAULT: usize = 20;
 const PAGE_MAX: usize = 100;
@@ -134,7 +133,7 @@ pub async fn create(
         &viewer.0.id,
         text,
         &state.config.social.held_words,
-        now(),
+        state.clock.now(),
     )?;
     Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
 }
@@ -157,7 +156,7 @@ fn limit_writes(state: &AppState, viewer: &Viewer) -> ApiResult<()> {
         .check(
             Some(viewer.0.id),
             state.config.social.comments_per_minute,
-            now(),
+            state.clock.now(),
         )
         .map_err(ApiError::from)
 }
@@ -183,7 +182,7 @@ pub async fn edit(
         &viewer.0.id,
         &text,
         &state.config.social.held_words,
-        now(),
+        state.clock.now(),
     )?;
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
 }
@@ -206,7 +205,7 @@ pub async fn report(
     let c = comments::reportable(&state.store, &comment_id(&path)?)?;
     let film = catalogue::watchable_by_id(&state.store, &c.film_id)?;
     require_unlocked(&state, &viewer, &film).await?;
-    comments::report(&state.store, &c, &viewer.0.id, now())?;
+    comments::report(&state.store, &c, &viewer.0.id, state.clock.now())?;
     Ok(HttpResponse::Accepted().json(Reported { reported: true }))
 }
 
@@ -268,10 +267,10 @@ pub async fn support(
             &tip.currency,
         )?;
     }
-    let support = Support { at: now(), message };
+    let support = Support { at: state.clock.now(), message };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
     let recorded = if first {
-        comments::record_event(&state.store, "support", viewer.0.id, film.id, None, now());
+        comments::record_event(&state.store, "support", viewer.0.id, film.id, None, state.clock.now());
         Some(support)
     } else {
         state.store.support(&film.id, &viewer.0.id)?
@@ -284,7 +283,7 @@ pub async fn support(
                 .await?;
             // A repeat answered with the open tip is not another tip.
             if !started.reused {
-                comments::record_event(&state.store, "tip", viewer.0.id, film.id, None, now());
+                comments::record_event(&state.store, "tip", viewer.0.id, film.id, None, state.clock.now());
             }
             Some(started)
         }

@@ -10,7 +10,6 @@ use crate::api::views::catalogue::{FilmList, FilmView, PlaybackResponse, Progres
 use crate::catalogue;
 use crate::state::AppState;
 use crate::store::films::Film;
-use crate::store::now;
 use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
@@ -64,7 +63,7 @@ pub async fn playback(
     let film = catalogue::watchable(&state.store, &path)?;
     let (playback, view) = film_progress(&state, &viewer, &film).await?;
     let entitlement = gate::entitlement(&state.store, &viewer.0.id, &film.id)?;
-    let expires_at = now() + state.config.playback.token_ttl.as_secs() as i64;
+    let expires_at = state.clock.now() + state.config.playback.token_ttl.as_secs() as i64;
     let token = PlaybackToken::new(viewer.0.id, film.id, viewer.0.session_epoch, expires_at);
     let base = state.config.public_url.trim_end_matches('/');
     tracing::info!(user = %viewer.0.id, film = %film.id, token = %token.id_hex(), ?entitlement, "playback started");

@@ -21,7 +21,7 @@ use crate::payments::WebhookHeaders;
 use crate::ratelimit::Budget;
 use crate::state::AppState;
 use crate::store::orders::{Order, OrderState};
-use crate::store::{now, parse_id};
+use crate::store::parse_id;
 
 pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ProviderList {
@@ -154,7 +154,7 @@ fn state_page(order: &Order) -> HttpResponse {
 fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     let limited = state
         .limits
-        .client(Budget::Pay, state.trusted_proxies.key_of(req), now())
+        .client(Budget::Pay, state.trusted_proxies.key_of(req), state.clock.now())
         .err()?;
     let e = ApiError::from(limited);
     let mut page = page(e.status, "Too many requests", &e.message, None);
@@ -267,7 +267,7 @@ pub async fn paypal_webhook(
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
     state
         .limits
-        .client(Budget::Webhook, state.trusted_proxies.key_of(&req), now())?;
+        .client(Budget::Webhook, state.trusted_proxies.key_of(&req), state.clock.now())?;
     if state.payments.get("paypal").is_none() {
         return Err(ApiError::not_found("webhook"));
     }

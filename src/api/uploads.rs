@@ -18,7 +18,6 @@ use crate::api::extract::Admin;
 use crate::catalogue;
 use crate::ingest;
 use crate::state::AppState;
-use crate::store::now;
 use crate::store::uploads::Upload;
 
 const TUS_VERSION: &str = "1.0.0";
@@ -119,8 +118,8 @@ pub async fn create(
         offset: 0,
         metadata,
         created_by: admin.0.id,
-        created_at: now(),
-        updated_at: now(),
+        created_at: state.clock.now(),
+        updated_at: state.clock.now(),
     };
     let path = partial_path(&state, &upload.id);
     if let Some(parent) = path.parent() {
@@ -219,7 +218,7 @@ pub async fn patch(
     file.sync_data().await?;
     drop(file);
     upload.offset = received;
-    upload.updated_at = now();
+    upload.updated_at = state.clock.now();
     state.store.save_upload(&upload)?;
     if let Some(e) = failure {
         // The rest of the body is still on the wire.
@@ -238,7 +237,7 @@ pub async fn patch(
             upload.film_id,
             file_path,
             name,
-            now(),
+            state.clock.now(),
         )
         .await
         .map_err(|e| ApiError::from(e).header("Tus-Resumable", TUS_VERSION))?;

@@ -315,13 +315,6 @@ pub(crate) fn pair(a: &Uuid, b: &Uuid) -> [u8; 32] {
     key
 }
 
-/// Seconds since the Unix epoch, from the system clock. For the callers that are not yet
-/// handed a `Clock` (`AppState::clock`); everything else reads that.
-pub fn now() -> i64 {
-    use crate::clock::Clock;
-    crate::clock::SystemClock.now()
-}
-
 #[cfg(test)]
 mod tests {
     use super::films::Film;

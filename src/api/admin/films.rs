@@ -12,7 +12,6 @@ use crate::catalogue;
 use crate::ingest::{self, IngestError};
 use crate::state::AppState;
 use crate::store::films::{Film, Price};
-use crate::store::now;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +100,7 @@ pub async fn create(
         (None, None) => {}
         _ => return Err(ApiError::validation("`price` and `currency` go together")),
     }
-    let film = ingest::new_film(title, description, prices(input)?, now());
+    let film = ingest::new_film(title, description, prices(input)?, state.clock.now());
     state.store.save_film(&film)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/admin/films/{}", film.id)))
@@ -141,7 +140,7 @@ pub async fn update(
             if let Some(p) = &new_prices {
                 f.prices = p.clone();
             }
-            f.updated_at = now();
+            f.updated_at = state.clock.now();
         })?
         .ok_or_else(|| ApiError::not_found("film"))?;
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
@@ -199,7 +198,7 @@ async fn set_published(
         .store
         .update_film(&film.id, |f| {
             f.published = published;
-            f.updated_at = now();
+            f.updated_at = state.clock.now();
         })?
         .ok_or_else(|| ApiError::not_found("film"))?;
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
@@ -278,7 +277,7 @@ pub async fn put_source(
         film.id,
         path,
         name,
-        now(),
+        state.clock.now(),
     )
     .await?;
     state.jobs.notify();

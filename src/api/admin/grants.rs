@@ -8,7 +8,6 @@ use crate::api::views::admin::GrantView;
 use crate::catalogue;
 use crate::state::AppState;
 use crate::store::grants::Grant;
-use crate::store::now;
 use crate::stream::gate::Entitlement;
 
 fn ids(state: &AppState, film: &str, user: &str) -> ApiResult<(uuid::Uuid, uuid::Uuid)> {
@@ -30,7 +29,7 @@ pub async fn grant(
         &user,
         &Grant {
             granted_by: admin.0.id,
-            granted_at: now(),
+            granted_at: state.clock.now(),
         },
     )?;
     tracing::info!(%film, %user, admin = %admin.0.id, "access granted");
