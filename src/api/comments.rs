@@ -267,10 +267,20 @@ pub async fn support(
             &tip.currency,
         )?;
     }
-    let support = Support { at: state.clock.now(), message };
+    let support = Support {
+        at: state.clock.now(),
+        message,
+    };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
     let recorded = if first {
-        comments::record_event(&state.store, "support", viewer.0.id, film.id, None, state.clock.now());
+        comments::record_event(
+            &state.store,
+            "support",
+            viewer.0.id,
+            film.id,
+            None,
+            state.clock.now(),
+        );
         Some(support)
     } else {
         state.store.support(&film.id, &viewer.0.id)?
@@ -283,7 +293,14 @@ pub async fn support(
                 .await?;
             // A repeat answered with the open tip is not another tip.
             if !started.reused {
-                comments::record_event(&state.store, "tip", viewer.0.id, film.id, None, state.clock.now());
+                comments::record_event(
+                    &state.store,
+                    "tip",
+                    viewer.0.id,
+                    film.id,
+                    None,
+                    state.clock.now(),
+                );
             }
             Some(started)
         }

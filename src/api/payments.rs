@@ -154,7 +154,11 @@ fn state_page(order: &Order) -> HttpResponse {
 fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
     let limited = state
         .limits
-        .client(Budget::Pay, state.trusted_proxies.key_of(req), state.clock.now())
+        .client(
+            Budget::Pay,
+            state.trusted_proxies.key_of(req),
+            state.clock.now(),
+        )
         .err()?;
     let e = ApiError::from(limited);
     let mut page = page(e.status, "Too many requests", &e.message, None);
@@ -265,9 +269,11 @@ pub async fn paypal_webhook(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
-    state
-        .limits
-        .client(Budget::Webhook, state.trusted_proxies.key_of(&req), state.clock.now())?;
+    state.limits.client(
+        Budget::Webhook,
+        state.trusted_proxies.key_of(&req),
+        state.clock.now(),
+    )?;
     if state.payments.get("paypal").is_none() {
         return Err(ApiError::not_found("webhook"));
     }

@@ -876,8 +876,8 @@ fn a_second_open_order_for_a_film_bought_meanwhile_is_cancelled_not_captured() {
 // ---------------------------------------------------------------------------------------
 
 /// PayPal revokes our cached access token between the checkout and the capture: the
-/// capture's 401 drops the token, one new token is fetched, the capture is retried once and
-/// the order is paid exactly once.
+/// capture's 401 drops the token, one new token is fetched, the capture is retried once
+/// under the same request id and the order is paid exactly once.
 #[test]
 fn a_revoked_paypal_token_is_renewed_once_and_the_capture_goes_through() {
     let e = env();
@@ -900,7 +900,27 @@ fn a_revoked_paypal_token_is_renewed_once_and_the_capture_goes_through() {
         tokens_before + 1,
         "one new token after the 401: {state}"
     );
-    assert_eq!(e.capture_calls("paypal"), 1, "captured once: {state}");
+    // The refused call and its retry carry the same PayPal-Request-Id; PayPal holds one capture.
+    assert_eq!(
+        e.capture_calls("paypal"),
+        2,
+        "refused, then retried: {state}"
+    );
+    let admin_view = admin_order(s, &e.admin, &co.order_id);
+    let pp_id = str_of(&admin_view, "provider_ref");
+    assert_eq!(
+        state["orders"][pp_id]["purchase_units"][0]["payments"]["captures"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "one capture at PayPal: {state}"
+    );
+    assert_eq!(
+        request_id_count(&state, &format!("capture-{}", co.order_id)),
+        2,
+        "{state}"
+    );
+    assert_eq!(events_in(&admin_view, "captured"), 1, "{admin_view}");
     assert_access(s, &viewer, &e.film, true, "bought after the renewal");
 }
 
