@@ -207,7 +207,7 @@ pub fn validate_description(text: &str) -> Result<String, FieldError> {
 
 pub fn validate_price(amount: u64, currency: &str) -> Result<Price, FieldError> {
     let currency = currency.trim().to_uppercase();
-    if !crate::payments::money::is_currency_code(&currency) {
+    if !crate::money::is_currency_code(&currency) {
         return Err(FieldError::Currency(currency));
     }
     if amount == 0 || amount > 100_000_000_000 {

@@ -10,6 +10,7 @@ pub mod control;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod money;
 pub mod ops;
 pub mod payments;
 pub mod ratelimit;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apple::ClientSecret as AppleSecret;
 use super::facebook::{self, Graph};
-use super::identity::{IdentityError, ProviderId, ProviderIdentity};
+use super::identity::{clean_name, IdentityError, ProviderId, ProviderIdentity};
 use super::oidc::{IdTokenVerifier, Nonce};
 use crate::config::Config;
 
@@ -566,18 +566,6 @@ impl IdentityProvider for OAuthProvider {
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
         self.rules.native(body, now)
     }
-}
-
-/// A display name from a provider or an app: trimmed, without control characters, at most
-/// 200 characters; `None` when nothing is left.
-pub fn clean_name(name: Option<&str>) -> Option<String> {
-    let cleaned: String = name?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let cleaned = cleaned.trim();
-    (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
 /// A provider's `error_description`, for the operator's log only: " (…)", at most 200
