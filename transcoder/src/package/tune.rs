@@ -9,9 +9,15 @@
 //! The windows are encoded one after another as one short film, so `abr` shares its
 //! bitrate out over them as it would over the whole film.
 //!
-//! 1. at the ladder bitrate (`abr`): the picture today's ladder gives this film;
-//! 2. at the table's CRF and at that CRF + `PROBE_STEP`;
-//! 3. at the CRF interpolated from (2) to give (1)'s SSIM less `MATCH_MARGIN` — measured
+//! 1. at the table's CRF and at that CRF + `PROBE_STEP`;
+//! 2. at the ladder bitrate (`abr`): the picture today's ladder gives this film. The sample
+//!    has an IDR frame every window (half a second), the film one every segment (6 s), and
+//!    an IDR frame costs several times a predicted one: at the ladder bitrate the sample is
+//!    starved, and its `abr` picture was 0.01–0.02 SSIM worse than the film's (bbb, carphone,
+//!    cellauto in docs/BENCHMARKS.md), so the chosen CRF came out too high. The `abr` sample
+//!    is therefore encoded at the ladder bitrate × what the table-CRF probe's own IDR and
+//!    other frames say the sample costs over the same pictures with one IDR a segment;
+//! 3. at the CRF interpolated from (1) to give (2)'s SSIM less `MATCH_MARGIN` — measured
 //!    again, so the manifest records what the chosen target really gave.
 //!
 //! SSIM is ffmpeg's `ssim` filter between the decoded encode and the rung's own scaled
@@ -128,15 +134,20 @@ pub(crate) fn tune(
         windows: &windows,
         cancel,
     };
-    let abr = sampler.measure(&vec![None; targets.len()])?;
+    let lo = sampler.measure(&table.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?;
     progress(0.25);
-    let lo = sampler.measure(&table.iter().map(|&c| Some(c)).collect::<Vec<_>>())?;
+    let frames_per_segment = f64::from(setup.rate) * setup.segment_seconds;
+    let idr_share: Vec<f64> = lo
+        .iter()
+        .map(|m| m.idr_overhead(frames_per_segment))
+        .collect();
+    let abr = sampler.measure(&vec![None; targets.len()], &idr_share)?;
     progress(0.5);
     let probe_lo: Vec<QualityPoint> = (0..targets.len())
         .map(|i| lo[i].point(Some(table[i])))
         .collect();
     let hi_crf: Vec<f32> = table.iter().map(|c| (c + PROBE_STEP).min(51.0)).collect();
-    let hi = sampler.measure(&hi_crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?;
+    let hi = sampler.measure(&hi_crf.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?;
     progress(0.75);
     let crf: Vec<f32> = (0..targets.len())
         .map(|i| {
@@ -165,7 +176,7 @@ pub(crate) fn tune(
     };
     let chosen: Vec<Measured> = match (0..targets.len()).map(probed).collect::<Option<Vec<_>>>() {
         Some(points) => points.into_iter().cloned().collect(),
-        None => sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>())?,
+        None => sampler.measure(&crf.iter().map(|&c| Some(c)).collect::<Vec<_>>(), &[])?,
     };
     progress(1.0);
     let quality = (0..targets.len())
@@ -189,9 +200,30 @@ struct Measured {
     frames: u64,
     bytes: u64,
     seconds: f64,
+    /// The encode's keyframes (one per window) and the rest: count and bytes.
+    keys: (u64, u64),
+    others: (u64, u64),
 }
 
 impl Measured {
+    /// What this encode's pictures cost over what they would with one IDR frame every
+    /// `frames_per_segment` pictures, as in the film, from its own average IDR and other
+    /// frame sizes: ≥ 1, and 1 where the encode cannot tell.
+    fn idr_overhead(&self, frames_per_segment: f64) -> f64 {
+        let ((keys, key_bytes), (others, other_bytes)) = (self.keys, self.others);
+        if keys == 0 || others == 0 || frames_per_segment < 1.0 {
+            return 1.0;
+        }
+        let (key, other) = (
+            key_bytes as f64 / keys as f64,
+            other_bytes as f64 / others as f64,
+        );
+        let pictures = (keys + others) as f64;
+        let film_keys = (pictures / frames_per_segment).min(keys as f64);
+        let film = film_keys * key + (pictures - film_keys) * other;
+        ((key_bytes + other_bytes) as f64 / film.max(1.0)).max(1.0)
+    }
+
     fn ssim(&self) -> f64 {
         self.ssim_sum / self.frames.max(1) as f64
     }
@@ -222,11 +254,15 @@ struct Sampler<'a> {
 }
 
 impl Sampler<'_> {
-    /// Encodes the sampled windows with `crf[i]` for rung `i` (`None`: the ladder bitrate)
-    /// and measures each rung.
-    fn measure(&self, crf: &[Option<f32>]) -> Result<Vec<Measured>, TranscodeError> {
+    /// Encodes the sampled windows with `crf[i]` for rung `i` (`None`: the ladder bitrate ×
+    /// `abr_scale[i]`, 1 where not given) and measures each rung.
+    fn measure(
+        &self,
+        crf: &[Option<f32>],
+        abr_scale: &[f64],
+    ) -> Result<Vec<Measured>, TranscodeError> {
         let mut out: Vec<Measured> = self.targets.iter().map(|_| Measured::default()).collect();
-        let packets = self.encode(crf)?;
+        let packets = self.encode(crf, abr_scale)?;
         self.judge(packets, &mut out)?;
         Ok(out)
     }
@@ -234,15 +270,24 @@ impl Sampler<'_> {
     /// Encodes the windows one after another as one short film per rung (an IDR frame at
     /// each window, as at a segment), so `abr` shares its bitrate out over the windows as it
     /// would over the film; the packets, per rung.
-    fn encode(&self, crf: &[Option<f32>]) -> Result<Vec<Vec<Packet>>, TranscodeError> {
+    fn encode(
+        &self,
+        crf: &[Option<f32>],
+        abr_scale: &[f64],
+    ) -> Result<Vec<Vec<Packet>>, TranscodeError> {
         let sizes: Vec<(u32, u32)> = self.targets.iter().map(|t| (t.width, t.height)).collect();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let threads = video::encoder_threads(&sizes, cores);
         let mut rungs = Vec::with_capacity(self.targets.len());
         for (i, target) in self.targets.iter().enumerate() {
-            let encoder = video::open_x264(target, self.setup, crf[i], threads[i])?;
+            let mut target = target.clone();
+            if crf[i].is_none() {
+                let scale = abr_scale.get(i).copied().unwrap_or(1.0);
+                target.bitrate = (f64::from(target.bitrate) * scale).round() as u32;
+            }
+            let encoder = video::open_x264(&target, self.setup, crf[i], threads[i])?;
             rungs.push(RungEncoder::start(
-                target.clone(),
+                target,
                 encoder,
                 format!("out{i}"),
             )?);
@@ -438,6 +483,8 @@ struct Judge {
     frame_seconds: f64,
     next_pts: i64,
     bytes: u64,
+    keys: (u64, u64),
+    others: (u64, u64),
 }
 
 impl Judge {
@@ -459,6 +506,12 @@ impl Judge {
             1.0 / 25.0
         };
         let bytes = packets.iter().map(|p| p.size() as u64).sum();
+        let (mut keys, mut others) = ((0, 0), (0, 0));
+        for p in &packets {
+            let count = if p.is_key() { &mut keys } else { &mut others };
+            count.0 += 1;
+            count.1 += p.size() as u64;
+        }
         Ok(Self {
             decoder,
             packets: packets.into_iter(),
@@ -468,6 +521,8 @@ impl Judge {
             frame_seconds,
             next_pts: 0,
             bytes,
+            keys,
+            others,
         })
     }
 
@@ -489,6 +544,8 @@ impl Judge {
 
     fn finish(&mut self, out: &mut Measured) -> Result<(), TranscodeError> {
         out.bytes += self.bytes;
+        out.keys = self.keys;
+        out.others = self.others;
         for packet in self.packets.by_ref() {
             self.decoder
                 .send_packet(&packet)
@@ -618,6 +675,25 @@ mod tests {
         for (start, length) in windows(7200.0) {
             assert!(start >= 0.0 && start + length <= 7200.0);
         }
+    }
+
+    #[test]
+    fn the_idr_overhead_counts_one_idr_a_segment() {
+        // 4 windows of 15 pictures: 4 IDR frames of 40 kB and 56 others of 5 kB = 440 kB.
+        // With one IDR a 180-picture segment the 60 pictures hold a third of one:
+        // 40/3 + 59⅔ × 5 ≈ 311.7 kB, so the sample costs 1.41× the film's rate.
+        let m = Measured {
+            keys: (4, 160_000),
+            others: (56, 280_000),
+            ..Measured::default()
+        };
+        let r = m.idr_overhead(180.0);
+        assert!((r - 440.0 / (40.0 / 3.0 + (60.0 - 1.0 / 3.0) * 5.0)).abs() < 1e-9, "{r}");
+        // Segments no longer than the windows: no overhead, and never below 1.
+        assert_eq!(m.idr_overhead(15.0), 1.0);
+        assert_eq!(m.idr_overhead(5.0), 1.0);
+        // Nothing to tell from.
+        assert_eq!(Measured::default().idr_overhead(180.0), 1.0);
     }
 
     #[test]
