@@ -286,11 +286,7 @@ impl Sampler<'_> {
                 target.bitrate = (f64::from(target.bitrate) * scale).round() as u32;
             }
             let encoder = video::open_x264(&target, self.setup, crf[i], threads[i])?;
-            rungs.push(RungEncoder::start(
-                target,
-                encoder,
-                format!("out{i}"),
-            )?);
+            rungs.push(RungEncoder::start(target, encoder, format!("out{i}"))?);
         }
         let mut encoded: Vec<Encoded> = Vec::new();
         self.walk_all(&mut |i, frame| {
@@ -688,7 +684,10 @@ mod tests {
             ..Measured::default()
         };
         let r = m.idr_overhead(180.0);
-        assert!((r - 440.0 / (40.0 / 3.0 + (60.0 - 1.0 / 3.0) * 5.0)).abs() < 1e-9, "{r}");
+        assert!(
+            (r - 440.0 / (40.0 / 3.0 + (60.0 - 1.0 / 3.0) * 5.0)).abs() < 1e-9,
+            "{r}"
+        );
         // Segments no longer than the windows: no overhead, and never below 1.
         assert_eq!(m.idr_overhead(15.0), 1.0);
         assert_eq!(m.idr_overhead(5.0), 1.0);
