@@ -658,7 +658,7 @@ impl Config {
             }
             url("payments.paypal.api_url", &p.paypal.api_url)?;
             for c in &p.paypal.currencies {
-                if !crate::payments::money::is_currency_code(c) || c == "KRW" {
+                if !crate::money::is_currency_code(c) || c == "KRW" {
                     return bad(
                         "payments.paypal.currencies",
                         format!("{c:?} is not an ISO code PayPal takes"),
@@ -889,7 +889,7 @@ impl Config {
             return bad("social.comments_per_minute", "must be above zero".into());
         }
         for t in &self.social.tips {
-            if !crate::payments::money::is_currency_code(&t.currency) {
+            if !crate::money::is_currency_code(&t.currency) {
                 return bad(
                     "social.tips",
                     format!("{:?} is not an ISO currency code", t.currency),

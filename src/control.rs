@@ -159,9 +159,14 @@ async fn handle(stream: UnixStream, state: Arc<AppState>) -> std::io::Result<()>
 }
 
 fn execute(state: &AppState, request: Request) -> Response {
+    let now = state.clock.now();
     match request {
-        Request::UserCreate { email, admin } => ops::user_create(&state.store, &email, admin),
-        Request::LoginLink { email } => ops::login_link(&state.config, &state.store, &email),
+        Request::UserCreate { email, admin } => {
+            Response::of(ops::user_create(&state.store, &email, admin, now))
+        }
+        Request::LoginLink { email } => {
+            Response::of(ops::login_link(&state.config, &state.store, &email, now))
+        }
         Request::Ingest {
             file,
             title,
@@ -177,6 +182,7 @@ fn execute(state: &AppState, request: Request) -> Response {
                 price,
                 currency.as_deref(),
                 publish,
+                now,
             ) {
                 Ok((film, job)) => {
                     state.jobs.notify();
@@ -185,7 +191,7 @@ fn execute(state: &AppState, request: Request) -> Response {
                     serde_json::json!({ "film_id": film.id, "job_id": job.id, "queued": true }),
                 )
                 }
-                Err(e) => Response::err(e),
+                Err(e) => e.into(),
             }
         }
     }

@@ -2,6 +2,7 @@
 //! Shared by the upload endpoints, `cinegate ingest` and the control socket.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -19,12 +20,27 @@ pub enum IngestError {
     Rejected(transcoder::TranscodeError),
     #[error("a packaging job for this film is already queued or running")]
     Busy,
+    /// Over `upload.max_bytes`: refused before a byte is kept.
+    #[error("the file is larger than the limit of {max} bytes")]
+    TooLarge { max: u64 },
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("probing failed: {0}")]
     Fault(transcoder::TranscodeError),
+    /// The blocking thread that accepted the source did not finish (shut down, panicked).
+    #[error("accepting the source was interrupted: {0}")]
+    Interrupted(String),
+}
+
+/// Refuses a source of `bytes` (declared or received so far) over `upload.max_bytes`.
+pub fn check_size(config: &Config, bytes: u64) -> Result<(), IngestError> {
+    let max = config.upload.max_bytes;
+    if bytes > max {
+        return Err(IngestError::TooLarge { max });
+    }
+    Ok(())
 }
 
 /// `uploads/{film}/source`: the accepted source of a film (kept for retries).
@@ -137,6 +153,23 @@ pub fn accept_source(
     Ok(job)
 }
 
+/// `accept_source` on a blocking thread, for the upload endpoints: probing reads the file.
+/// The caller wakes the job queue once it has the job.
+pub async fn accept(
+    config: Arc<Config>,
+    store: Store,
+    film_id: Uuid,
+    file: PathBuf,
+    file_name: String,
+    now: i64,
+) -> Result<Job, IngestError> {
+    tokio::task::spawn_blocking(move || {
+        accept_source(&config, &store, &film_id, &file, &file_name, now)
+    })
+    .await
+    .map_err(|e| IngestError::Interrupted(e.to_string()))?
+}
+
 /// Why a film field was refused (the admin API answers 422 `invalid_input` with the
 /// message; the operator's CLI prints it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,7 +207,7 @@ pub fn validate_description(text: &str) -> Result<String, FieldError> {
 
 pub fn validate_price(amount: u64, currency: &str) -> Result<Price, FieldError> {
     let currency = currency.trim().to_uppercase();
-    if !crate::payments::money::is_currency_code(&currency) {
+    if !crate::money::is_currency_code(&currency) {
         return Err(FieldError::Currency(currency));
     }
     if amount == 0 || amount > 100_000_000_000 {

@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest;
 use crate::store::films::PackageSummary;
 use crate::store::jobs::{Job, JobFailure, JobState};
-use crate::store::{now, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::stream::playlists::PlaybackCache;
 
 /// Why a packaging job failed: the packager's own error, or the server's around it (the
@@ -49,6 +50,8 @@ pub struct JobQueue {
     store: Store,
     config: Arc<Config>,
     cache: Arc<PlaybackCache>,
+    /// The time jobs and packages are stamped with.
+    clock: Arc<dyn Clock>,
     wake: Notify,
     running: Mutex<HashMap<Uuid, Arc<AtomicBool>>>,
     shutting_down: AtomicBool,
@@ -57,11 +60,17 @@ pub struct JobQueue {
 }
 
 impl JobQueue {
-    pub fn new(store: Store, config: Arc<Config>, cache: Arc<PlaybackCache>) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        cache: Arc<PlaybackCache>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             config,
             cache,
+            clock,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
@@ -139,7 +148,7 @@ impl JobQueue {
                 j.progress = 0.0;
                 j.error = None;
                 j.attempts += 1;
-                j.updated_at = now();
+                j.updated_at = self.clock.now();
                 true
             });
             match claimed {
@@ -226,7 +235,7 @@ impl JobQueue {
                 last = f;
                 let _ = self.store.update_job(&job.id, |j| {
                     j.progress = (f * 1000.0).round() / 1000.0;
-                    j.updated_at = now();
+                    j.updated_at = self.clock.now();
                 });
             }
         };
@@ -251,13 +260,13 @@ impl JobQueue {
                         .iter()
                         .map(|r| r.name.clone())
                         .collect(),
-                    packaged_at: now(),
+                    packaged_at: self.clock.now(),
                 });
                 if f.publish_when_ready {
                     f.published = true;
                     f.publish_when_ready = false;
                 }
-                f.updated_at = now();
+                f.updated_at = self.clock.now();
             })
             .map_err(JobError::Record)?;
         if updated.is_none() {
@@ -287,7 +296,7 @@ impl JobQueue {
                 j.progress = 0.0;
             }
             j.error = error.clone();
-            j.updated_at = now();
+            j.updated_at = self.clock.now();
         })?;
         Ok(())
     }
@@ -303,7 +312,7 @@ impl JobQueue {
                 return false;
             }
             j.state = JobState::Cancelled;
-            j.updated_at = now();
+            j.updated_at = self.clock.now();
             true
         })?;
         if let Some(job) = job.as_ref().filter(|j| j.state == JobState::Running) {
@@ -328,7 +337,7 @@ impl JobQueue {
             j.state = JobState::Queued;
             j.progress = 0.0;
             j.error = None;
-            j.updated_at = now();
+            j.updated_at = self.clock.now();
             true
         })?;
         self.notify();
@@ -393,6 +402,7 @@ mod tests {
             store.clone(),
             Arc::new(Config::default()),
             Arc::new(PlaybackCache::default()),
+            Arc::new(crate::clock::SystemClock),
         );
         let job = queued(crate::store::new_id());
         store.save_job(&job)?;
@@ -431,6 +441,7 @@ mod tests {
             store.clone(),
             Arc::new(Config::default()),
             Arc::new(PlaybackCache::default()),
+            Arc::new(crate::clock::SystemClock),
         );
         let film = crate::store::new_id();
         let (broken, first, second) = (queued(film), queued(film), queued(film));

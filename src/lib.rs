@@ -2,12 +2,15 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalogue;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;
+pub mod money;
 pub mod ops;
 pub mod payments;
 pub mod ratelimit;

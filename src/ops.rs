@@ -1,17 +1,18 @@
 //! Operator operations shared by the control socket (server running) and the CLI's
-//! direct mode (no server): the operator sees the same result either way.
+//! direct mode (no server): the operator sees the same result either way. Each runs at
+//! the time it is given (the server's clock, or the system's in direct mode).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::session;
+use crate::auth::session::{self, SessionError};
 use crate::config::Config;
-use crate::ingest::{self, IngestError};
+use crate::ingest::{self, FieldError, IngestError};
 use crate::store::films::Film;
 use crate::store::jobs::Job;
 use crate::store::users::{Role, User};
-use crate::store::{now, Store};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -30,6 +31,43 @@ pub enum Request {
         currency: Option<String>,
         publish: bool,
     },
+}
+
+/// Why an operator command did nothing. Its text is what the operator reads, from the
+/// socket or in direct mode alike (`Response::from`); sources are not chained onto it.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("no user with e-mail {0}; create one with `cinegate user create`")]
+    NoUser(String),
+    #[error("--price and --currency go together")]
+    PriceWithoutCurrency,
+    #[error("{} is not a file", .0.display())]
+    NotAFile(PathBuf),
+    #[error("copying {}: {error}", .file.display())]
+    Copy {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// Not a film that can be packaged: the reason and its stable code.
+    #[error("{} ({})", .0, .0.code())]
+    Rejected(transcoder::TranscodeError),
+    #[error("{0}")]
+    Field(#[from] FieldError),
+    #[error("{0}")]
+    Ingest(IngestError),
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<IngestError> for OpsError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Rejected(t) => OpsError::Rejected(t),
+            other => OpsError::Ingest(other),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,22 +94,37 @@ impl Response {
             data: serde_json::Value::Null,
         }
     }
+
+    /// The answer to a command that either answered or failed.
+    pub fn of(result: Result<Response, OpsError>) -> Self {
+        result.unwrap_or_else(Self::from)
+    }
 }
 
-pub fn user_create(store: &Store, email: &str, admin: bool) -> Response {
-    let role = if admin { Role::Admin } else { Role::Viewer };
-    match store.create_user(email, role, now()) {
-        Ok(u) => Response::ok(
-            format!(
-                "created {} {} ({})",
-                role_name(role),
-                u.email.as_deref().unwrap_or("-"),
-                u.id
-            ),
-            serde_json::to_value(&u).unwrap_or_default(),
-        ),
-        Err(e) => Response::err(e.to_string()),
+/// The one place an operation's failure becomes what the operator reads.
+impl From<OpsError> for Response {
+    fn from(e: OpsError) -> Self {
+        Response::err(e.to_string())
     }
+}
+
+pub fn user_create(
+    store: &Store,
+    email: &str,
+    admin: bool,
+    now: i64,
+) -> Result<Response, OpsError> {
+    let role = if admin { Role::Admin } else { Role::Viewer };
+    let u = store.create_user(email, role, now)?;
+    Ok(Response::ok(
+        format!(
+            "created {} {} ({})",
+            role_name(role),
+            u.email.as_deref().unwrap_or("-"),
+            u.id
+        ),
+        serde_json::to_value(&u).unwrap_or_default(),
+    ))
 }
 
 fn role_name(role: Role) -> &'static str {
@@ -81,35 +134,31 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-pub fn login_link(config: &Config, store: &Store, email: &str) -> Response {
-    let user: User = match store.user_by_email(email) {
-        Ok(Some(u)) => u,
-        Ok(None) => {
-            return Response::err(format!(
-                "no user with e-mail {email}; create one with `cinegate user create`"
-            ))
-        }
-        Err(e) => return Response::err(e.to_string()),
-    };
-    match session::create_login_link(store, &config.auth, &user, now()) {
-        Ok(token) => {
-            let base = config.public_url.trim_end_matches('/');
-            let minutes = config.auth.login_link_ttl.as_secs() / 60;
-            let url = format!("{base}/login?token={token}");
-            Response::ok(
-                format!(
-                    "one-time sign-in link for {} (valid {minutes} minutes, works once):\n{url}",
-                    user.email.as_deref().unwrap_or("-")
-                ),
-                serde_json::json!({ "url": url, "token": token, "user_id": user.id }),
-            )
-        }
-        Err(e) => Response::err(e.to_string()),
-    }
+pub fn login_link(
+    config: &Config,
+    store: &Store,
+    email: &str,
+    now: i64,
+) -> Result<Response, OpsError> {
+    let user: User = store
+        .user_by_email(email)?
+        .ok_or_else(|| OpsError::NoUser(email.to_string()))?;
+    let token = session::create_login_link(store, &config.auth, &user, now)?;
+    let base = config.public_url.trim_end_matches('/');
+    let minutes = config.auth.login_link_ttl.as_secs() / 60;
+    let url = format!("{base}/login?token={token}");
+    Ok(Response::ok(
+        format!(
+            "one-time sign-in link for {} (valid {minutes} minutes, works once):\n{url}",
+            user.email.as_deref().unwrap_or("-")
+        ),
+        serde_json::json!({ "url": url, "token": token, "user_id": user.id }),
+    ))
 }
 
 /// Creates a film from a file already on the server and queues its packaging. The file
 /// is copied (the operator keeps the original).
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     config: &Config,
     store: &Store,
@@ -118,19 +167,20 @@ pub fn ingest(
     price: Option<u64>,
     currency: Option<&str>,
     publish: bool,
-) -> Result<(Film, Job), String> {
-    let title = ingest::validate_title(title).map_err(|e| e.to_string())?;
+    now: i64,
+) -> Result<(Film, Job), OpsError> {
+    let title = ingest::validate_title(title)?;
     let prices = match (price, currency) {
-        (Some(a), Some(c)) => vec![ingest::validate_price(a, c).map_err(|e| e.to_string())?],
+        (Some(a), Some(c)) => vec![ingest::validate_price(a, c)?],
         (None, None) => vec![],
-        _ => return Err("--price and --currency go together".into()),
+        _ => return Err(OpsError::PriceWithoutCurrency),
     };
     if !file.is_file() {
-        return Err(format!("{} is not a file", file.display()));
+        return Err(OpsError::NotAFile(file.to_path_buf()));
     }
-    let mut film = ingest::new_film(title, String::new(), prices, now());
+    let mut film = ingest::new_film(title, String::new(), prices, now);
     film.publish_when_ready = publish;
-    store.save_film(&film).map_err(|e| e.to_string())?;
+    store.save_film(&film)?;
     let scratch = ingest::scratch_path(config);
     let copied = scratch
         .parent()
@@ -138,20 +188,77 @@ pub fn ingest(
         .and_then(|_| std::fs::copy(file, &scratch));
     if let Err(e) = copied {
         let _ = store.delete_film(&film.id);
-        return Err(format!("copying {}: {e}", file.display()));
+        return Err(OpsError::Copy {
+            file: file.to_path_buf(),
+            error: e,
+        });
     }
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match ingest::accept_source(config, store, &film.id, &scratch, &name, now()) {
+    match ingest::accept_source(config, store, &film.id, &scratch, &name, now) {
         Ok(job) => Ok((film, job)),
         Err(e) => {
             let _ = store.delete_film(&film.id);
-            Err(match e {
-                IngestError::Rejected(t) => format!("{} ({})", t, t.code()),
-                other => other.to_string(),
-            })
+            Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The operator reads the same words the untyped version wrote.
+    #[test]
+    fn the_operator_reads_the_same_messages() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let config = Config::default();
+        let r = Response::of(login_link(&config, &store, "nobody@example.com", 1));
+        assert!(!r.ok);
+        assert_eq!(
+            r.message,
+            "no user with e-mail nobody@example.com; create one with `cinegate user create`"
+        );
+        let r = Response::of(user_create(&store, "ada@example.com", true, 1));
+        assert!(r.ok && r.message.starts_with("created admin ada@example.com ("));
+        let again = Response::of(user_create(&store, "ada@example.com", false, 2));
+        assert!(!again.ok);
+
+        let e = ingest(
+            &config,
+            &store,
+            Path::new("/x"),
+            "T",
+            Some(1),
+            None,
+            false,
+            1,
+        );
+        assert_eq!(
+            e.map(|_| ()).map_err(|e| e.to_string()),
+            Err("--price and --currency go together".to_string())
+        );
+        let e = ingest(
+            &config,
+            &store,
+            Path::new("/nonexistent/film.mp4"),
+            "T",
+            None,
+            None,
+            false,
+            1,
+        );
+        assert_eq!(
+            e.map(|_| ()).map_err(|e| e.to_string()),
+            Err("/nonexistent/film.mp4 is not a file".to_string())
+        );
+        let e = OpsError::from(IngestError::Rejected(transcoder::TranscodeError::NoVideo));
+        assert_eq!(
+            e.to_string(),
+            format!("{} (no_video)", transcoder::TranscodeError::NoVideo)
+        );
+        Ok(())
     }
 }

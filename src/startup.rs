@@ -14,11 +14,12 @@ use actix_web::{web, App};
 use anyhow::Context;
 
 use crate::api::{self, error};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::jobs::JobQueue;
 use crate::secrets::SigningKeys;
 use crate::state::AppState;
-use crate::store::{now, Store};
+use crate::store::Store;
 use crate::stream::playlists::PlaybackCache;
 use crate::stream::progress::ProgressRecorder;
 
@@ -37,7 +38,8 @@ impl Application {
         prepare_data_root(&config)?;
         let store = Store::open(&config.store_dir())?;
         let keys = SigningKeys::load_or_create(&config.keys_dir)?;
-        let requeued = store.requeue_interrupted_jobs(now())?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let requeued = store.requeue_interrupted_jobs(clock.now())?;
         if !requeued.is_empty() {
             tracing::info!(
                 count = requeued.len(),
@@ -71,7 +73,12 @@ impl Application {
         }
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
-            jobs: JobQueue::new(store.clone(), config.clone(), playback.clone()),
+            jobs: JobQueue::new(
+                store.clone(),
+                config.clone(),
+                playback.clone(),
+                clock.clone(),
+            ),
             progress: Arc::new(ProgressRecorder::new(store.clone(), &config.playback)),
             playback,
             keys,
@@ -86,8 +93,9 @@ impl Application {
             order_locks: Default::default(),
             comment_limiter: crate::ratelimit::RateLimiter::new(config.limits.tracked_keys),
             config: config.clone(),
+            clock,
         });
-        let _ = crate::ingest::expire_stale_uploads(&state.config, &state.store, now());
+        let _ = crate::ingest::expire_stale_uploads(&state.config, &state.store, state.clock.now());
 
         let listener = TcpListener::bind(config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
@@ -161,18 +169,19 @@ impl Application {
                         // Scans of whole trees and file removals: off the runtime's threads.
                         let state = state.clone();
                         let swept = tokio::task::spawn_blocking(move || {
+                            let now = state.clock.now();
                             let _ = crate::ingest::expire_stale_uploads(
                                 &state.config,
                                 &state.store,
-                                now(),
+                                now,
                             );
                             if let Err(e) = state
                                 .store
-                                .sweep_signin(now(), crate::auth::flows::FLOW_TTL_SECS)
+                                .sweep_signin(now, crate::auth::flows::FLOW_TTL_SECS)
                             {
                                 tracing::warn!(error = %e, "sweeping sign-in records failed");
                             }
-                            if let Err(e) = state.store.sweep_refresh_tokens(now()) {
+                            if let Err(e) = state.store.sweep_refresh_tokens(now) {
                                 tracing::warn!(error = %e, "sweeping refresh tokens failed");
                             }
                         })

@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use crate::auth::signin::SignIn;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::jobs::JobQueue;
 use crate::metrics::Metrics;
@@ -13,6 +15,7 @@ use crate::ratelimit::{Limits, RateLimiter};
 use crate::secrets::SigningKeys;
 use crate::server::client::TrustedProxies;
 use crate::store::Store;
+use crate::stream::access::Playback;
 use crate::stream::playlists::PlaybackCache;
 use crate::stream::progress::ProgressRecorder;
 
@@ -33,6 +36,8 @@ pub struct AppState {
     pub payments: Arc<crate::payments::Payments>,
     pub order_locks: OrderLocks,
     pub comment_limiter: RateLimiter<uuid::Uuid>,
+    /// The wall-clock time every rule runs at (a `TestClock` in tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -42,7 +47,29 @@ impl AppState {
             &self.store,
             &self.payments,
             &self.order_locks,
-            crate::store::now(),
+            self.clock.now(),
+        )
+    }
+
+    /// The playback rules (what a token may open, a film's playlists) over this server's
+    /// store, playlist cache and keys.
+    pub fn playback_access(&self) -> Playback<'_> {
+        Playback::new(
+            &self.store,
+            &self.playback,
+            &self.config,
+            &self.keys.playback,
+        )
+    }
+
+    /// The sign-in rules over this server's store, auth configuration, providers and
+    /// access token key.
+    pub fn sign_in(&self) -> SignIn<'_> {
+        SignIn::new(
+            &self.store,
+            &self.config.auth,
+            &self.providers,
+            &self.keys.access,
         )
     }
 }

@@ -1,14 +1,23 @@
 //! `cinegate probe` and `cinegate package` from the outside (docs/PACKAGE-CONTRACT.md, "CLI").
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../transcoder/tests/common/mod.rs"]
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use testkit::decode::play_master;
+use testkit::dir::entries;
+use testkit::keys::{secret_bytes, SECRET_HEX};
+use testkit::package::checks::{assert_package, check_bandwidth, Expect};
+use testkit::package::exported::check_exported;
+use testkit::package::judge;
+use testkit::probe::{format_duration, num};
+use testkit::sources::{src_text, Sources};
+
+/// The generated sources, cached under this build's target/tmp.
+fn sources() -> Sources {
+    Sources::new(env!("CARGO_TARGET_TMPDIR"))
+}
 
 const SMALL_LADDER: &str = "240:400k,144:150k";
 
@@ -68,7 +77,7 @@ fn any_string(v: &serde_json::Value, s: &str) -> bool {
 
 #[test]
 fn probe_json_shows_the_video_stream() {
-    let src = src_h264();
+    let src = sources().h264();
     let o = cinegate(&["probe".as_ref(), src.as_os_str(), "--json".as_ref()]);
     assert!(o.status.success(), "{}", show(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
@@ -94,7 +103,7 @@ fn num_of(v: &serde_json::Value) -> Option<f64> {
 
 #[test]
 fn probe_human_summary_succeeds_and_rejects_text() {
-    let src = src_h264();
+    let src = sources().h264();
     let o = cinegate(&["probe".as_ref(), src.as_os_str()]);
     assert!(o.status.success(), "{}", show(&o));
     assert!(!o.stdout.is_empty(), "probe printed nothing");
@@ -111,7 +120,7 @@ fn probe_human_summary_succeeds_and_rejects_text() {
 
 #[test]
 fn package_creates_the_secret_then_reuses_it_and_exports_keys() {
-    let src = src_h264();
+    let src = sources().h264();
     let dir = tempfile::tempdir().unwrap();
     let secret_path = dir.path().join("film.secret");
     let out1 = dir.path().join("out1");
@@ -183,7 +192,7 @@ fn package_creates_the_secret_then_reuses_it_and_exports_keys() {
 
 #[test]
 fn package_uses_a_given_secret_file() {
-    let src = src_no_audio();
+    let src = sources().no_audio();
     let dir = tempfile::tempdir().unwrap();
     let secret_path = dir.path().join("given.secret");
     std::fs::write(&secret_path, format!("{SECRET_HEX}\n")).unwrap();
@@ -203,7 +212,7 @@ fn package_uses_a_given_secret_file() {
 
 #[test]
 fn default_ladder_on_480p_source_gives_480_and_360() {
-    let src = src_480p();
+    let src = sources().h264_480p();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = package(&src, &out, &dir.path().join("s"), &[]);
@@ -223,7 +232,7 @@ fn existing_out_dir_is_an_error() {
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
     let o = package(
-        &src_h264(),
+        &sources().h264(),
         &out,
         &dir.path().join("s"),
         &["--ladder", SMALL_LADDER],
@@ -273,7 +282,7 @@ fn non_media_input_is_an_error_and_leaves_no_out_dir() {
 
 #[test]
 fn package_with_rate_control_crf_records_it_and_names_bad_values() {
-    let src = src_h264();
+    let src = sources().h264();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let o = package(

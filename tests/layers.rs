@@ -1,6 +1,6 @@
 //! The dependency rule of docs/ARCHITECTURE.md, checked on the source text:
 //! `transcoder` ← `store` ← domain services (`auth`, `stream`, `payments`, `social`,
-//! `ingest`, `jobs`) ← surfaces (`api`, `control`, `cli`, later `web`), with `state`,
+//! `ingest`, `jobs`, `catalogue`) ← surfaces (`api`, `control`, `cli`, later `web`), with `state`,
 //! `server` and `startup` beside the surfaces. No arrow runs back up.
 //!
 //! Every `use` and path is found by a token scan with comments and string literals blanked
@@ -29,7 +29,15 @@ const ABOVE_DOMAIN: &[&str] = &[
 ];
 
 /// The domain services, above the store.
-const DOMAIN: &[&str] = &["auth", "stream", "payments", "social", "jobs", "ingest"];
+const DOMAIN: &[&str] = &[
+    "auth",
+    "stream",
+    "payments",
+    "social",
+    "jobs",
+    "ingest",
+    "catalogue",
+];
 
 /// The server's domain modules (directories under `src/`, or single files).
 const DOMAIN_PATHS: &[&str] = &[
@@ -40,6 +48,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/social",
     "src/jobs.rs",
     "src/ingest.rs",
+    "src/catalogue.rs",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

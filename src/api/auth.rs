@@ -3,11 +3,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
+use crate::api::views::account::TokenResponse;
 use crate::auth::session;
 use crate::ratelimit::Budget;
 use crate::state::AppState;
-use crate::store::now;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +26,7 @@ pub struct RefreshRequest {
 pub(super) fn limit(state: &AppState, req: &HttpRequest, budget: Budget) -> ApiResult<()> {
     state
         .limits
-        .client(budget, state.trusted_proxies.key_of(req), now())
+        .client(budget, state.trusted_proxies.key_of(req), state.clock.now())
         .map_err(ApiError::from)
 }
 
@@ -43,7 +43,7 @@ pub(super) fn counting_failures<T>(
         Err(e)
             if matches!(
                 e.code,
-                "invalid_input" | "invalid_token" | "token_expired" | "invalid_code"
+                Code::InvalidInput | Code::InvalidToken | Code::TokenExpired | Code::InvalidCode
             ) =>
         {
             limit(state, req, Budget::TokenFailures)?;
@@ -57,7 +57,10 @@ pub(super) fn counting_failures<T>(
 /// against that family; an unknown one is a failed attempt by the client address.
 fn charge_refresh_token(state: &AppState, req: &HttpRequest, token: &str) -> ApiResult<()> {
     match state.store.refresh_family(token)? {
-        Some(family) => state.limits.family(family, now()).map_err(ApiError::from),
+        Some(family) => state
+            .limits
+            .family(family, state.clock.now())
+            .map_err(ApiError::from),
         None => limit(state, req, Budget::TokenFailures),
     }
 }
@@ -66,7 +69,7 @@ fn non_empty(token: &str) -> ApiResult<&str> {
     let t = token.trim();
     if t.is_empty() || t.len() > 512 {
         return Err(ApiError::bad_request(
-            "invalid_input",
+            Code::InvalidInput,
             "the token is missing or too long",
         ));
     }
@@ -77,7 +80,7 @@ fn non_empty(token: &str) -> ApiResult<&str> {
 pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
-        .json(pair)
+        .json(TokenResponse::from(pair))
 }
 
 pub async fn link(
@@ -91,7 +94,7 @@ pub async fn link(
             &state.keys.access,
             &state.config.auth,
             token,
-            now(),
+            state.clock.now(),
         )?)
     });
     // A login link is single-use: a valid one limits itself.
@@ -110,7 +113,7 @@ pub async fn refresh(
         &state.keys.access,
         &state.config.auth,
         token,
-        now(),
+        state.clock.now(),
     )?;
     Ok(tokens(pair))
 }

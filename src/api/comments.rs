@@ -3,17 +3,21 @@
 //! Counts are public. Comment text is plain data: returned verbatim, escaped by any view.
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
-use super::films::{film_progress, watchable_film};
+use super::error::{ApiError, ApiResult, Code};
 use crate::api::extract::{Admin, Viewer};
+use crate::api::views::orders::CheckoutView;
+use crate::api::views::social::{
+    AdminCommentView, CommentPage, CommentView, ModerationQueue, Reported, SocialCountsView,
+    SupportAnswer, SupportView, SupporterView, Supporters, TipView,
+};
+use crate::catalogue;
 use crate::social::comments;
 use crate::state::AppState;
 use crate::store::comments::{Comment, CommentState, Support};
 use crate::store::films::Film;
-use crate::store::now;
 
 const PAGE_DEFAULT: usize = 20;
 const PAGE_MAX: usize = 100;
@@ -27,7 +31,14 @@ async fn require_unlocked(
     if viewer.0.is_admin() {
         return Ok(());
     }
-    let (_, progress) = film_progress(state, viewer, film).await?;
+    // The film's segment durations (from its cached playlists) weigh the coverage.
+    let playback = state.playback_access().playback_of(film).await?;
+    let progress = state.progress.view(
+        &viewer.0.id,
+        &film.id,
+        &playback.manifest.segments,
+        std::time::Instant::now(),
+    )?;
     if progress.unlocked {
         return Ok(());
     }
@@ -45,47 +56,20 @@ async fn require_unlocked(
             (progress.coverage * 100.0).floor()
         )
     };
-    Err(ApiError::forbidden("watch_more", message)
+    Err(ApiError::forbidden(Code::WatchMore, message)
         .with("coverage", progress.coverage)
         .with("required_coverage", required)
         .with("active_seconds", progress.active_seconds)
         .with("required_active_seconds", progress.required_active_seconds))
 }
 
-#[derive(Serialize)]
-struct CommentView<'a> {
-    id: Uuid,
-    film_id: Uuid,
-    user_id: Uuid,
-    /// `null` when the author's account was deleted.
-    author: Option<String>,
-    body: &'a str,
-    state: CommentState,
-    created_at: i64,
-    edited_at: Option<i64>,
-    mine: bool,
-}
-
+/// `c` as `me` sees it, with its author's name.
 fn view<'a>(state: &AppState, c: &'a Comment, me: &Uuid) -> CommentView<'a> {
     let author = match state.store.user(&c.user_id) {
         Ok(Some(u)) => Some(u.name.unwrap_or_else(|| "viewer".into())),
         _ => None,
     };
-    CommentView {
-        id: c.id,
-        film_id: c.film_id,
-        user_id: c.user_id,
-        author,
-        body: if c.state == CommentState::Deleted {
-            ""
-        } else {
-            &c.body
-        },
-        state: c.state,
-        created_at: c.created_at,
-        edited_at: c.edited_at,
-        mine: &c.user_id == me,
-    }
+    CommentView::new(c, author, me)
 }
 
 #[derive(Deserialize)]
@@ -101,11 +85,11 @@ pub async fn list(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
     let before = match query.before.as_deref() {
         Some(b) => Some(crate::store::parse_id(b).ok_or_else(|| {
-            ApiError::bad_request("invalid_cursor", "`before` is not a comment id")
+            ApiError::bad_request(Code::InvalidCursor, "`before` is not a comment id")
         })?),
         None => None,
     };
@@ -120,11 +104,11 @@ pub async fn list(
     let next = (page.len() == limit)
         .then(|| page.last().map(|c| c.id))
         .flatten();
-    let comments: Vec<_> = page.iter().map(|c| view(&state, c, &me)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "comments": comments,
-        "next_cursor": next,
-    })))
+    let comments = page.iter().map(|c| view(&state, c, &me)).collect();
+    Ok(HttpResponse::Ok().json(CommentPage {
+        comments,
+        next_cursor: next,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -139,7 +123,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<BodyRequest>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
     let text = comments::checked_text(&body.body, "")?;
     limit_writes(&state, &viewer)?;
@@ -149,7 +133,7 @@ pub async fn create(
         &viewer.0.id,
         text,
         &state.config.social.held_words,
-        now(),
+        state.clock.now(),
     )?;
     Ok(HttpResponse::Created().json(view(&state, &c, &viewer.0.id)))
 }
@@ -172,7 +156,7 @@ fn limit_writes(state: &AppState, viewer: &Viewer) -> ApiResult<()> {
         .check(
             Some(viewer.0.id),
             state.config.social.comments_per_minute,
-            now(),
+            state.clock.now(),
         )
         .map_err(ApiError::from)
 }
@@ -198,7 +182,7 @@ pub async fn edit(
         &viewer.0.id,
         &text,
         &state.config.social.held_words,
-        now(),
+        state.clock.now(),
     )?;
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
 }
@@ -219,10 +203,10 @@ pub async fn report(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = comments::reportable(&state.store, &comment_id(&path)?)?;
-    let film = watchable_film(&state, &c.film_id.to_string())?;
+    let film = catalogue::watchable_by_id(&state.store, &c.film_id)?;
     require_unlocked(&state, &viewer, &film).await?;
-    comments::report(&state.store, &c, &viewer.0.id, now())?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "reported": true })))
+    comments::report(&state.store, &c, &viewer.0.id, state.clock.now())?;
+    Ok(HttpResponse::Accepted().json(Reported { reported: true }))
 }
 
 /// Public: how many visible comments and supporters a film has (kept as counters, so this
@@ -231,8 +215,8 @@ pub async fn counts(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
-    Ok(HttpResponse::Ok().json(state.store.social_counts(&film.id)?))
+    let film = catalogue::watchable(&state.store, &path)?;
+    Ok(HttpResponse::Ok().json(SocialCountsView::from(state.store.social_counts(&film.id)?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -262,7 +246,7 @@ pub async fn support(
     path: web::Path<String>,
     body: Option<web::Json<SupportRequest>>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
     let message = match request.message {
@@ -283,10 +267,20 @@ pub async fn support(
             &tip.currency,
         )?;
     }
-    let support = Support { at: now(), message };
+    let support = Support {
+        at: state.clock.now(),
+        message,
+    };
     let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
     let recorded = if first {
-        comments::record_event(&state.store, "support", viewer.0.id, film.id, None, now());
+        comments::record_event(
+            &state.store,
+            "support",
+            viewer.0.id,
+            film.id,
+            None,
+            state.clock.now(),
+        );
         Some(support)
     } else {
         state.store.support(&film.id, &viewer.0.id)?
@@ -299,13 +293,24 @@ pub async fn support(
                 .await?;
             // A repeat answered with the open tip is not another tip.
             if !started.reused {
-                comments::record_event(&state.store, "tip", viewer.0.id, film.id, None, now());
+                comments::record_event(
+                    &state.store,
+                    "tip",
+                    viewer.0.id,
+                    film.id,
+                    None,
+                    state.clock.now(),
+                );
             }
-            Some(super::payments::started_view(&started))
+            Some(started)
         }
         None => None,
     };
-    let body = serde_json::json!({ "supported": true, "support": recorded, "tip": tip });
+    let body = SupportAnswer {
+        supported: true,
+        support: recorded.map(SupportView::from),
+        tip: tip.as_ref().map(CheckoutView::from),
+    };
     Ok(if first {
         HttpResponse::Created().json(body)
     } else {
@@ -319,7 +324,7 @@ pub async fn admin_hide(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = comments::moderate(&state.store, &comment_id(&path)?, CommentState::Hidden)?;
-    Ok(HttpResponse::Ok().json(c))
+    Ok(HttpResponse::Ok().json(AdminCommentView::from(c)))
 }
 
 /// Shows a hidden or held comment to everyone; a deleted one is refused (`comment_deleted`).
@@ -329,7 +334,7 @@ pub async fn admin_restore(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let c = comments::moderate(&state.store, &comment_id(&path)?, CommentState::Visible)?;
-    Ok(HttpResponse::Ok().json(c))
+    Ok(HttpResponse::Ok().json(AdminCommentView::from(c)))
 }
 
 pub async fn admin_delete(
@@ -346,7 +351,8 @@ pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<Htt
     // Reads every comment: off the runtime's threads.
     let store = state.store.clone();
     let queue = web::block(move || store.reported_comments()).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "queue": queue })))
+    let queue = queue.into_iter().map(AdminCommentView::from).collect();
+    Ok(HttpResponse::Ok().json(ModerationQueue { queue }))
 }
 
 pub async fn admin_supporters(
@@ -355,27 +361,17 @@ pub async fn admin_supporters(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = crate::store::parse_id(&path).ok_or_else(|| ApiError::not_found("film"))?;
-    let list: Vec<_> = state
+    let supporters = state
         .store
         .supports_of(&film)?
         .into_iter()
-        .map(|(user, s)| serde_json::json!({ "user_id": user, "at": s.at, "message": s.message }))
+        .map(|(user, s)| SupporterView::new(user, s))
         .collect();
-    let tips: Vec<_> = state
+    let tips = state
         .store
         .tips_for_film(&film)?
         .into_iter()
-        .map(|o| {
-            serde_json::json!({
-                "order_id": o.id,
-                "user_id": o.user_id,
-                "provider": o.provider,
-                "amount": o.amount,
-                "currency": o.currency,
-                "state": o.state,
-                "at": o.created_at,
-            })
-        })
+        .map(TipView::from)
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "supporters": list, "tips": tips })))
+    Ok(HttpResponse::Ok().json(Supporters { supporters, tips }))
 }

@@ -4,15 +4,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+pub use super::codes::Code;
 use crate::auth::session::SessionError;
 use crate::store::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub extra: Map<String, Value>,
     /// Extra response headers (e.g. `Cache-Control: no-store` on key refusals).
@@ -35,7 +37,7 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: Code, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -61,31 +63,35 @@ impl ApiError {
         self
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidInput,
+            message,
+        )
     }
 
-    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthorized(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, message)
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            Code::NotFound,
             format!("{what} not found"),
         )
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: Code, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
@@ -94,7 +100,7 @@ impl ApiError {
         tracing::error!(error = %cause, "request failed");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            Code::Internal,
             "something went wrong on the server",
         )
     }
@@ -106,14 +112,13 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut error = Map::new();
-        error.insert("code".into(), Value::from(self.code));
-        error.insert("message".into(), Value::from(self.message.clone()));
-        for (k, v) in &self.extra {
-            error.insert(k.clone(), v.clone());
-        }
-        let mut body = Map::new();
-        body.insert("error".into(), Value::Object(error));
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                extra: &self.extra,
+            },
+        };
         let mut response = HttpResponse::build(self.status);
         for (name, value) in &self.headers {
             response.insert_header((*name, value.as_str()));
@@ -121,20 +126,35 @@ impl ResponseError for ApiError {
         if self.close {
             response.force_close();
         }
-        response.json(Value::Object(body))
+        response.json(body)
     }
+}
+
+/// `{"error": {"code", "message", …}}`: the one shape of every refusal.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: Code,
+    message: &'a str,
+    /// Fields that help the app act on it (`coverage` on `watch_more`, `retry_after`, …).
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(message) => ApiError::conflict("conflict", message),
+            StoreError::Conflict(message) => ApiError::conflict(Code::Conflict, message),
             // The tree and key are for the operator's log; the record is left untouched.
             corrupt @ StoreError::Corrupt { .. } => {
                 tracing::error!(error = %corrupt, "stored record unreadable");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "record_unreadable",
+                    Code::RecordUnreadable,
                     "a stored record could not be read; the server log has the details",
                 )
             }
@@ -147,14 +167,14 @@ impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Invalid => {
-                ApiError::unauthorized("invalid_token", "the token is not valid")
+                ApiError::unauthorized(Code::InvalidToken, "the token is not valid")
             }
             SessionError::Expired => {
-                ApiError::unauthorized("token_expired", "the token has expired")
+                ApiError::unauthorized(Code::TokenExpired, "the token has expired")
             }
-            SessionError::Reused => ApiError::unauthorized("token_reused", e.to_string()),
+            SessionError::Reused => ApiError::unauthorized(Code::TokenReused, e.to_string()),
             SessionError::Disabled => {
-                ApiError::forbidden("account_disabled", "the account is disabled")
+                ApiError::forbidden(Code::AccountDisabled, "the account is disabled")
             }
             SessionError::Store(e) => e.into(),
         }
@@ -167,50 +187,55 @@ impl From<crate::auth::access::AccessError> for ApiError {
         let message = e.to_string();
         match e {
             E::Store(e) => e.into(),
-            E::Missing => ApiError::unauthorized("unauthenticated", message),
-            E::Expired => ApiError::unauthorized("token_expired", message),
+            E::Missing => ApiError::unauthorized(Code::Unauthenticated, message),
+            E::Expired => ApiError::unauthorized(Code::TokenExpired, message),
             E::Invalid | E::NoAccount | E::Ended => {
-                ApiError::unauthorized("invalid_token", message)
+                ApiError::unauthorized(Code::InvalidToken, message)
             }
-            E::Disabled => ApiError::forbidden("account_disabled", message),
-            E::NotAdmin => ApiError::forbidden("admin_only", message),
+            E::Disabled => ApiError::forbidden(Code::AccountDisabled, message),
+            E::NotAdmin => ApiError::forbidden(Code::AdminOnly, message),
         }
     }
 }
 
 impl From<crate::ratelimit::Limited> for ApiError {
     fn from(e: crate::ratelimit::Limited) -> Self {
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
-            .with("retry_after", e.retry_after)
-            .header("Retry-After", e.retry_after.to_string())
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            Code::RateLimited,
+            e.to_string(),
+        )
+        .with("retry_after", e.retry_after)
+        .header("Retry-After", e.retry_after.to_string())
     }
 }
 
 impl From<crate::auth::identity::IdentityError> for ApiError {
     fn from(e: crate::auth::identity::IdentityError) -> Self {
         use crate::auth::identity::IdentityError as E;
-        let status = match &e {
+        let (status, code) = match &e {
             E::Store(_) => return ApiError::internal(&e),
-            E::UnknownProvider(_) => StatusCode::NOT_FOUND,
-            E::InvalidRequest(_)
-            | E::InvalidRedirectUri
-            | E::InvalidState
-            | E::OtherBrowser
-            | E::FlowExpired
-            | E::InvalidCode => StatusCode::BAD_REQUEST,
-            E::Cancelled(_)
-            | E::InvalidIdToken(_)
-            | E::InvalidProviderToken(_)
-            | E::Unauthenticated => StatusCode::UNAUTHORIZED,
-            E::Disabled => StatusCode::FORBIDDEN,
-            E::AccountExists(_) | E::IdentityInUse(_) | E::LastIdentity => StatusCode::CONFLICT,
+            E::UnknownProvider(_) => (StatusCode::NOT_FOUND, Code::UnknownProvider),
+            E::InvalidRequest(_) => (StatusCode::BAD_REQUEST, Code::InvalidRequest),
+            E::InvalidRedirectUri => (StatusCode::BAD_REQUEST, Code::InvalidRedirectUri),
+            E::InvalidState | E::OtherBrowser => (StatusCode::BAD_REQUEST, Code::InvalidState),
+            E::FlowExpired => (StatusCode::BAD_REQUEST, Code::FlowExpired),
+            E::InvalidCode => (StatusCode::BAD_REQUEST, Code::InvalidCode),
+            E::Cancelled(_) => (StatusCode::UNAUTHORIZED, Code::SignInCancelled),
+            E::InvalidIdToken(_) => (StatusCode::UNAUTHORIZED, Code::InvalidIdToken),
+            E::InvalidProviderToken(_) => (StatusCode::UNAUTHORIZED, Code::InvalidProviderToken),
+            E::Unauthenticated => (StatusCode::UNAUTHORIZED, Code::Unauthenticated),
+            E::Disabled => (StatusCode::FORBIDDEN, Code::AccountDisabled),
+            E::AccountExists(_) => (StatusCode::CONFLICT, Code::AccountExists),
+            E::IdentityInUse(_) => (StatusCode::CONFLICT, Code::IdentityInUse),
+            E::LastIdentity => (StatusCode::CONFLICT, Code::LastIdentity),
             // What went wrong with the provider (its words, a URL, a configuration key) is
             // for the operator's log; the viewer can only try again later.
             E::ProviderUnavailable(_) => {
                 tracing::warn!(error = %e, "sign-in provider failed");
                 return ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "provider_unavailable",
+                    Code::ProviderUnavailable,
                     SIGN_IN_PROVIDER_UNAVAILABLE,
                 );
             }
@@ -218,7 +243,7 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
                 tracing::error!(error = %e, "sign-in provider refused this server's configuration");
                 return ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "provider_unavailable",
+                    Code::ProviderUnavailable,
                     SIGN_IN_PROVIDER_UNAVAILABLE,
                 );
             }
@@ -227,12 +252,12 @@ impl From<crate::auth::identity::IdentityError> for ApiError {
                 tracing::info!(error = %e, "sign-in provider refused the code");
                 return ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "provider_rejected",
+                    Code::ProviderRejected,
                     "the provider refused this sign-in (the code was used, expired or did not match); start again",
                 );
             }
         };
-        ApiError::new(status, e.code(), e.to_string())
+        ApiError::new(status, code, e.to_string())
     }
 }
 
@@ -253,8 +278,8 @@ impl ApiError {
         use crate::payments::orders::OrderError as E;
         use crate::payments::PaymentError as P;
         let detail = match &e {
-            E::Payment(P::Unavailable(_)) => Some((e.to_string(), "provider_unavailable")),
-            E::Payment(P::Refused(_)) => Some((e.to_string(), "provider_refused")),
+            E::Payment(P::Unavailable(_)) => Some((e.to_string(), Code::ProviderUnavailable)),
+            E::Payment(P::Refused(_)) => Some((e.to_string(), Code::ProviderRefused)),
             _ => None,
         };
         let mut api = ApiError::from(e);
@@ -275,28 +300,28 @@ impl From<crate::payments::orders::OrderError> for ApiError {
             E::TooManyOpenOrders { retry_after } => {
                 return ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "too_many_open_orders",
+                    Code::TooManyOpenOrders,
                     e.to_string(),
                 )
                 .header("Retry-After", retry_after.to_string())
                 .with("retry_after", *retry_after)
             }
-            E::UnknownProvider(_) => (StatusCode::NOT_FOUND, "unknown_provider"),
-            E::WebhookUnverified(_) => (StatusCode::UNAUTHORIZED, "invalid_signature"),
-            E::NotForSale => (StatusCode::CONFLICT, "not_for_sale"),
+            E::UnknownProvider(_) => (StatusCode::NOT_FOUND, Code::UnknownProvider),
+            E::WebhookUnverified(_) => (StatusCode::UNAUTHORIZED, Code::InvalidSignature),
+            E::NotForSale => (StatusCode::CONFLICT, Code::NotForSale),
             E::CurrencyUnsupported { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "currency_unsupported")
+                (StatusCode::UNPROCESSABLE_ENTITY, Code::CurrencyUnsupported)
             }
-            E::AlreadyOwned => (StatusCode::CONFLICT, "already_owned"),
-            E::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            E::WrongState(_) => (StatusCode::CONFLICT, "order_state"),
-            E::Payment(P::Declined(_)) => (StatusCode::PAYMENT_REQUIRED, "payment_declined"),
-            E::Payment(P::Cancelled(_)) => (StatusCode::CONFLICT, "payment_cancelled"),
+            E::AlreadyOwned => (StatusCode::CONFLICT, Code::AlreadyOwned),
+            E::NotFound => (StatusCode::NOT_FOUND, Code::NotFound),
+            E::WrongState(_) => (StatusCode::CONFLICT, Code::OrderState),
+            E::Payment(P::Declined(_)) => (StatusCode::PAYMENT_REQUIRED, Code::PaymentDeclined),
+            E::Payment(P::Cancelled(_)) => (StatusCode::CONFLICT, Code::PaymentCancelled),
             E::Payment(P::Unavailable(_) | P::Refused(_)) => {
                 tracing::warn!(error = %e, "payment provider failed");
                 return ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    "provider_unavailable",
+                    Code::ProviderUnavailable,
                     PROVIDER_UNAVAILABLE,
                 );
             }
@@ -316,7 +341,7 @@ impl From<crate::social::comments::CommentError> for ApiError {
                 .with("min", b.min)
                 .with("max", b.max),
             E::NotFound => ApiError::not_found("comment"),
-            E::NotYours => ApiError::forbidden("not_yours", e.to_string()),
+            E::NotYours => ApiError::forbidden(Code::NotYours, e.to_string()),
             E::Deleted(by) => {
                 let (who, field) = match by {
                     Some(DeletedBy::Author) => ("its author", "author"),
@@ -326,7 +351,7 @@ impl From<crate::social::comments::CommentError> for ApiError {
                 let message = format!(
                     "{who} deleted this comment; its text is gone and it cannot be restored"
                 );
-                ApiError::conflict("comment_deleted", message).with("deleted_by", field)
+                ApiError::conflict(Code::CommentDeleted, message).with("deleted_by", field)
             }
         }
     }
@@ -337,11 +362,11 @@ impl From<crate::stream::token::PlaybackTokenError> for ApiError {
         use crate::stream::token::PlaybackTokenError as E;
         let message = e.to_string();
         match e {
-            E::Expired => ApiError::unauthorized("playback_expired", message),
+            E::Expired => ApiError::unauthorized(Code::PlaybackExpired, message),
             E::Invalid | E::NoAccount | E::Ended => {
-                ApiError::unauthorized("invalid_token", message)
+                ApiError::unauthorized(Code::InvalidToken, message)
             }
-            E::Disabled => ApiError::forbidden("account_disabled", message),
+            E::Disabled => ApiError::forbidden(Code::AccountDisabled, message),
         }
     }
 }
@@ -352,10 +377,27 @@ impl From<crate::ingest::IngestError> for ApiError {
         match e {
             E::NoFilm => ApiError::not_found("film"),
             E::Rejected(t) => t.into(),
-            E::Busy => ApiError::conflict("job_active", e.to_string()),
+            E::Busy => ApiError::conflict(Code::JobActive, e.to_string()),
+            E::TooLarge { max } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::UploadTooLarge,
+                e.to_string(),
+            )
+            .with("max_bytes", max),
+            E::Interrupted(_) => ApiError::internal(&e),
             E::Io(e) => ApiError::internal(&e),
             E::Store(e) => e.into(),
             E::Fault(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::catalogue::CatalogueError> for ApiError {
+    fn from(e: crate::catalogue::CatalogueError) -> Self {
+        use crate::catalogue::CatalogueError as E;
+        match e {
+            E::NotFound => ApiError::not_found("film"),
+            E::Store(e) => e.into(),
         }
     }
 }
@@ -380,11 +422,31 @@ impl From<crate::ingest::FieldError> for ApiError {
 
 impl From<transcoder::TranscodeError> for ApiError {
     fn from(e: transcoder::TranscodeError) -> Self {
-        if e.is_input_error() {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
-        } else {
-            ApiError::internal(&e)
+        match input_code(&e) {
+            Some(code) if e.is_input_error() => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+            }
+            _ => ApiError::internal(&e),
         }
+    }
+}
+
+/// The code of a source the transcoder refused for what it is (the admin's to fix);
+/// `None` for the server's own faults.
+fn input_code(e: &transcoder::TranscodeError) -> Option<Code> {
+    use transcoder::TranscodeError as E;
+    match e {
+        E::NotMedia { .. } => Some(Code::NotMedia),
+        E::NoVideo => Some(Code::NoVideo),
+        E::ZeroDuration => Some(Code::ZeroDuration),
+        E::Truncated { .. } => Some(Code::Truncated),
+        E::InvalidOptions(_) => Some(Code::InvalidOptions),
+        E::Cancelled
+        | E::OutputExists(_)
+        | E::Unsupported(_)
+        | E::Internal(_)
+        | E::Io { .. }
+        | E::Ffmpeg { .. } => None,
     }
 }
 
@@ -415,19 +477,20 @@ pub fn json_error(
     let api = match &err {
         E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            Code::BodyTooLarge,
             "the request body is too large",
         ),
         E::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "send the body as application/json",
         ),
-        E::Deserialize(e) => {
-            ApiError::bad_request("invalid_json", format!("the JSON body is not valid: {e}"))
-        }
+        E::Deserialize(e) => ApiError::bad_request(
+            Code::InvalidJson,
+            format!("the JSON body is not valid: {e}"),
+        ),
         other => ApiError::bad_request(
-            "invalid_json",
+            Code::InvalidJson,
             format!("the JSON body could not be read: {other}"),
         ),
     };
@@ -439,7 +502,7 @@ pub fn query_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::bad_request(
-        "invalid_query",
+        Code::InvalidQuery,
         format!("the query string is not valid: {err}"),
     )
     .into()
@@ -450,7 +513,7 @@ pub fn form_error(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::bad_request(
-        "invalid_request",
+        Code::InvalidRequest,
         format!("the form body is not valid: {err}"),
     )
     .into()
@@ -465,6 +528,30 @@ pub fn path_error(
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+// The playback and sign-in services' errors (issue 14): together at the end of the file.
+
+impl From<crate::stream::access::AuthorizeError> for ApiError {
+    fn from(e: crate::stream::access::AuthorizeError) -> Self {
+        use crate::stream::access::AuthorizeError as E;
+        match e {
+            E::Token(e) => e.into(),
+            E::NoFilm => ApiError::not_found("film"),
+            E::Playback(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::auth::signin::SignInError> for ApiError {
+    fn from(e: crate::auth::signin::SignInError) -> Self {
+        use crate::auth::signin::SignInError as E;
+        match e {
+            E::Identity(e) => e.into(),
+            E::Session(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,9 +561,77 @@ mod tests {
     #[test]
     fn a_refused_budget_is_429_with_retry_after() {
         let e = ApiError::from(crate::ratelimit::Limited { retry_after: 59 });
-        assert_eq!((e.status.as_u16(), e.code), (429, "rate_limited"));
+        assert_eq!((e.status.as_u16(), e.code.as_str()), (429, "rate_limited"));
         assert_eq!(e.extra.get("retry_after"), Some(&59.into()));
         assert_eq!(e.headers, vec![("Retry-After", "59".to_string())]);
+    }
+
+    /// The sign-in refusals answer the codes `IdentityError::code` names (docs/AUTH.md).
+    #[test]
+    fn identity_errors_answer_their_own_codes() {
+        use crate::auth::identity::IdentityError as E;
+        let cases = [
+            E::UnknownProvider("x".into()),
+            E::InvalidRequest("x".into()),
+            E::InvalidRedirectUri,
+            E::InvalidState,
+            E::OtherBrowser,
+            E::FlowExpired,
+            E::Cancelled("x".into()),
+            E::ProviderRejected("x".into()),
+            E::ProviderUnavailable("x".into()),
+            E::Misconfigured("x".into()),
+            E::InvalidIdToken("x".into()),
+            E::InvalidProviderToken("x".into()),
+            E::InvalidCode,
+            E::Unauthenticated,
+            E::AccountExists("Google"),
+            E::IdentityInUse("Google"),
+            E::LastIdentity,
+            E::Disabled,
+        ];
+        for e in cases {
+            let code = e.code();
+            assert_eq!(ApiError::from(e).code.as_str(), code);
+        }
+    }
+
+    /// A refused source answers 422 with the transcoder's own code; its faults are 500.
+    #[test]
+    fn refused_sources_answer_the_transcoders_codes() {
+        use transcoder::TranscodeError as E;
+        let refused = [
+            E::NotMedia { reason: "x".into() },
+            E::NoVideo,
+            E::ZeroDuration,
+            E::Truncated {
+                declared: 2.0,
+                found: 1.0,
+            },
+            E::InvalidOptions("x".into()),
+        ];
+        for e in refused {
+            let code = e.code();
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code.as_str()), (422, code));
+        }
+        let fault = ApiError::from(E::Internal("x".into()));
+        assert_eq!((fault.status.as_u16(), fault.code), (500, Code::Internal));
+    }
+
+    /// The body is `{"error": {code, message, …extra}}`.
+    #[tokio::test]
+    async fn the_body_carries_code_message_and_extra() -> Result<(), Box<dyn std::error::Error>> {
+        let e = ApiError::forbidden(Code::WatchMore, "keep watching").with("coverage", 0.5);
+        let body = actix_web::body::to_bytes(e.error_response().into_body())
+            .await
+            .map_err(|e| e.to_string())?;
+        let json: Value = serde_json::from_slice(&body)?;
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"code": "watch_more", "message": "keep watching", "coverage": 0.5}})
+        );
+        Ok(())
     }
 
     /// The extractors' refusals keep their codes and statuses.
@@ -494,7 +649,11 @@ mod tests {
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e);
-            assert_eq!((api.status.as_u16(), api.code), (status, code), "{api}");
+            assert_eq!(
+                (api.status.as_u16(), api.code.as_str()),
+                (status, code),
+                "{api}"
+            );
         }
     }
 }

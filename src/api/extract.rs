@@ -32,7 +32,7 @@ pub(crate) fn signed_in(req: &HttpRequest) -> Result<User, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::internal(&"application state missing"))?;
     let token = bearer(req).ok_or(AccessError::Missing)?;
-    access::signed_in(&state.store, &state.keys.access, token, crate::store::now())
+    access::signed_in(&state.store, &state.keys.access, token, state.clock.now())
         .map_err(ApiError::from)
 }
 

@@ -3,98 +3,37 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
-use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use crate::api::extract::Viewer;
+use crate::api::views::catalogue::{FilmList, FilmView, PlaybackResponse, ProgressResponse};
+use crate::catalogue;
 use crate::state::AppState;
-use crate::store::films::{Film, Price};
-use crate::store::now;
-use crate::stream::gate::{self, Entitlement};
+use crate::store::films::Film;
+use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
 use crate::stream::token::PlaybackToken;
 
-#[derive(Serialize)]
-pub struct FilmView {
-    pub id: Uuid,
-    pub title: String,
-    pub description: String,
-    pub prices: Vec<Price>,
-    pub duration_seconds: f64,
-    pub poster_url: String,
-    pub total_segments: usize,
-    pub preview_segments: usize,
-    pub preview_seconds: f64,
-}
-
-pub fn film_view(state: &AppState, film: &Film) -> FilmView {
-    let (duration, total) = film
-        .package
-        .as_ref()
-        .map_or((0.0, 0), |p| (p.duration, p.segments));
-    let preview = gate::preview_segments(total, state.config.playback.preview_fraction);
-    let preview_seconds = if total == 0 {
-        0.0
-    } else {
-        (duration * preview as f64 / total as f64 * 10.0).round() / 10.0
-    };
-    FilmView {
-        id: film.id,
-        title: film.title.clone(),
-        description: film.description.clone(),
-        prices: film.prices.clone(),
-        duration_seconds: duration,
-        poster_url: format!("/api/v1/films/{}/poster.jpg", film.id),
-        total_segments: total,
-        preview_segments: preview,
-        preview_seconds,
-    }
-}
-
-/// A published, packaged film, or 404 (drafts are invisible to viewers).
-pub fn watchable_film(state: &AppState, id: &str) -> ApiResult<Film> {
-    let id = crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("film"))?;
-    state
-        .store
-        .film(&id)?
-        .filter(Film::is_watchable)
-        .ok_or_else(|| ApiError::not_found("film"))
-}
-
-/// The rendered playlists and secret of a packaged film, from the cache or disk.
-pub async fn playback_of(state: &web::Data<AppState>, film: &Film) -> ApiResult<Arc<FilmPlayback>> {
-    Ok(state
-        .playback
-        .load_current(
-            &state.store,
-            &state.config.keys_dir,
-            &crate::ingest::film_dir(&state.config, &film.id),
-            state.config.playback.preview_fraction,
-            film,
-        )
-        .await?)
-}
-
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // Reads every film: off the runtime's threads.
     let store = state.store.clone();
-    let films: Vec<FilmView> = web::block(move || store.films())
+    let preview_fraction = state.config.playback.preview_fraction;
+    let films = web::block(move || store.films())
         .await??
         .iter()
         .filter(|f| f.is_watchable())
-        .map(|f| film_view(&state, f))
+        .map(|f| FilmView::new(f, preview_fraction))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "films": films })))
+    Ok(HttpResponse::Ok().json(FilmList { films }))
 }
 
 pub async fn detail(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
-    Ok(HttpResponse::Ok().json(film_view(&state, &film)))
+    let film = catalogue::watchable(&state.store, &path)?;
+    Ok(HttpResponse::Ok().json(FilmView::new(&film, state.config.playback.preview_fraction)))
 }
 
 pub async fn poster(
@@ -102,8 +41,8 @@ pub async fn poster(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
-    let playback = playback_of(&state, &film).await?;
+    let film = catalogue::watchable(&state.store, &path)?;
+    let playback = state.playback_access().playback_of(&film).await?;
     let file = actix_files::NamedFile::open_async(playback.dir.join(transcoder::POSTER_FILE))
         .await
         .map_err(|_| ApiError::not_found("poster"))?
@@ -116,27 +55,15 @@ pub async fn poster(
     Ok(response)
 }
 
-#[derive(Serialize)]
-pub struct PlaybackResponse {
-    pub master_url: String,
-    pub entitlement: Entitlement,
-    pub preview_segments: usize,
-    pub total_segments: usize,
-    pub resume_at_seconds: f64,
-    pub expires_at: i64,
-    /// Names the token in support requests and logs; not a credential.
-    pub token_id: String,
-}
-
 pub async fn playback(
     state: web::Data<AppState>,
     viewer: Viewer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     let (playback, view) = film_progress(&state, &viewer, &film).await?;
     let entitlement = gate::entitlement(&state.store, &viewer.0.id, &film.id)?;
-    let expires_at = now() + state.config.playback.token_ttl.as_secs() as i64;
+    let expires_at = state.clock.now() + state.config.playback.token_ttl.as_secs() as i64;
     let token = PlaybackToken::new(viewer.0.id, film.id, viewer.0.session_epoch, expires_at);
     let base = state.config.public_url.trim_end_matches('/');
     tracing::info!(user = %viewer.0.id, film = %film.id, token = %token.id_hex(), ?entitlement, "playback started");
@@ -161,18 +88,18 @@ pub async fn progress(
     viewer: Viewer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     let (_, view) = film_progress(&state, &viewer, &film).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(ProgressResponse::from(view)))
 }
 
 /// The film's playback data and this viewer's progress in it (unflushed events included).
-pub(crate) async fn film_progress(
+async fn film_progress(
     state: &web::Data<AppState>,
     viewer: &Viewer,
     film: &Film,
 ) -> ApiResult<(Arc<FilmPlayback>, ProgressView)> {
-    let playback = playback_of(state, film).await?;
+    let playback = state.playback_access().playback_of(film).await?;
     let view = state.progress.view(
         &viewer.0.id,
         &film.id,

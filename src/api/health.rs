@@ -6,14 +6,15 @@ use std::sync::atomic::Ordering;
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
+use crate::api::views::health::Health;
 use crate::state::AppState;
 use crate::store::jobs::JobState;
 
 pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // One small read proves the database answers; its cost does not grow with the store.
     state.store.health()?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+    Ok(HttpResponse::Ok().json(Health { status: "ok" }))
 }
 
 /// `GET /metrics` on the main listener: 404 when `metrics.listen` gives it a listener of
@@ -51,7 +52,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     let challenge = |e: ApiError| e.header("WWW-Authenticate", "Bearer realm=\"metrics\"");
     let token = super::extract::bearer(req).ok_or_else(|| {
         challenge(ApiError::unauthorized(
-            "unauthenticated",
+            Code::Unauthenticated,
             "send the token in keys_dir/metrics.token as `Authorization: Bearer …`",
         ))
     })?;
@@ -60,7 +61,7 @@ fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     let expected = Sha256::digest(hex::encode(state.keys.metrics));
     if Sha256::digest(token.as_bytes()) != expected {
         return Err(challenge(ApiError::unauthorized(
-            "invalid_token",
+            Code::InvalidToken,
             "the metrics token is not valid",
         )));
     }

@@ -3,65 +3,24 @@
 //! (playlist, segment, key) — and segment and key requests feed the progress recorder.
 //! Paths on disk come from the manifest, never from the request.
 
-use std::sync::Arc;
-
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::server::sendfile::{ConnHandle, FileBody};
 use crate::state::AppState;
-use crate::store::now;
-use crate::stream::gate;
-use crate::stream::playlists::{FilmPlayback, Playlist};
+use crate::stream::access::Access;
+use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
-use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
-/// What one request may open.
-struct Access {
-    user: Uuid,
-    film: Uuid,
-    playback: Arc<FilmPlayback>,
-    /// Segments this viewer may receive: all, or the preview.
-    allowed: usize,
-}
-
-async fn authorize(state: &web::Data<AppState>, token: &str) -> ApiResult<Access> {
-    let token = PlaybackToken::decode(&state.keys.playback, token, now())?;
-    let user = state
-        .store
-        .user(&token.user)?
-        .ok_or(PlaybackTokenError::NoAccount)?;
-    // The user record is read here anyway, so "sign out everywhere" reaches playback
-    // tokens at no extra cost.
-    if user.session_epoch != token.epoch {
-        return Err(PlaybackTokenError::Ended.into());
-    }
-    if user.disabled {
-        return Err(PlaybackTokenError::Disabled.into());
-    }
-    let film = state
-        .store
-        .film(&token.film)?
-        .filter(|f| f.is_watchable())
-        .ok_or_else(|| ApiError::not_found("film"))?;
-    let playback = super::films::playback_of(state, &film).await?;
-    let entitlement = gate::entitlement(&state.store, &user.id, &film.id)?;
-    let allowed = gate::allowed_segments(
-        entitlement,
-        playback.segment_count(),
-        state.config.playback.preview_fraction,
-    );
-    Ok(Access {
-        user: user.id,
-        film: film.id,
-        playback,
-        allowed,
-    })
+async fn authorize(state: &AppState, token: &str) -> ApiResult<Access> {
+    Ok(state
+        .playback_access()
+        .authorize(token, state.clock.now())
+        .await?)
 }
 
 /// Feeds the progress recorder (memory only) for a delivered segment or key. A delivery
@@ -74,7 +33,7 @@ fn record(state: &AppState, access: &Access, index: usize, signal: Signal) {
         index: index as u32,
         segments: &access.playback.manifest.segments,
         signal,
-        now: now(),
+        now: state.clock.now(),
         at: std::time::Instant::now(),
     });
 }
@@ -88,9 +47,12 @@ fn playlist_response(body: Playlist) -> HttpResponse {
 }
 
 fn preview_ended(access: &Access, index: usize) -> ApiError {
-    ApiError::forbidden("preview_ended", "this part of the film needs a purchase")
-        .with("segment", index)
-        .with("preview_segments", access.allowed)
+    ApiError::forbidden(
+        super::error::Code::PreviewEnded,
+        "this part of the film needs a purchase",
+    )
+    .with("segment", index)
+    .with("preview_segments", access.allowed)
 }
 
 async fn master(state: &web::Data<AppState>, token: &str) -> ApiResult<HttpResponse> {
@@ -104,10 +66,9 @@ async fn media(
     rendition: &str,
 ) -> ApiResult<HttpResponse> {
     let access = authorize(state, token).await?;
-    let full = access.allowed >= access.playback.segment_count();
     let body = access
         .playback
-        .media(rendition, full)
+        .media(rendition, access.full())
         .ok_or_else(|| ApiError::not_found("rendition"))?;
     Ok(playlist_response(body))
 }
@@ -165,7 +126,7 @@ pub async fn dispatch(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
     if req.method() != actix_web::http::Method::GET {
         return Err(ApiError::new(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            super::error::Code::MethodNotAllowed,
             "playback resources are read with GET",
         )
         .header("Allow", "GET"));
@@ -273,7 +234,7 @@ fn ranged(
             None => {
                 return Err(ApiError::new(
                     actix_web::http::StatusCode::RANGE_NOT_SATISFIABLE,
-                    "range_not_satisfiable",
+                    super::error::Code::RangeNotSatisfiable,
                     "the requested range is outside the segment",
                 )
                 .header("Content-Range", format!("bytes */{size}")));

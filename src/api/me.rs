@@ -2,37 +2,17 @@
 //! everywhere, and deleting the account.
 
 use actix_web::{web, HttpResponse};
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult};
 use crate::api::extract::Viewer;
+use crate::api::views::account::MeView;
+use crate::api::views::catalogue::{FilmProgress, ProgressList};
 use crate::state::AppState;
-use crate::stream::progress::ProgressView;
 
 pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
-    let u = viewer.0;
-    let identities: Vec<_> = state
-        .store
-        .identities_of(&u.id)?
-        .into_iter()
-        .map(|i| {
-            serde_json::json!({
-                "provider": i.provider,
-                "email": i.email,
-                "linked_at": i.linked_at,
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "id": u.id,
-        "email": u.email,
-        "email_verified": u.email_verified,
-        "name": u.name,
-        "role": u.role,
-        "created_at": u.created_at,
-        "identities": identities,
-    })))
+    let identities = state.store.identities_of(&viewer.0.id)?;
+    Ok(HttpResponse::Ok().json(MeView::new(viewer.0, &identities)))
 }
 
 /// Ends every sign-in of the account: access tokens, refresh tokens and browser sessions
@@ -72,14 +52,6 @@ pub async fn unlink(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
-struct FilmProgress {
-    film_id: Uuid,
-    title: String,
-    #[serde(flatten)]
-    progress: ProgressView,
-}
-
 pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let user = viewer.0.id;
     // Films with stored progress, plus any whose first progress is not flushed yet; each
@@ -98,19 +70,22 @@ pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<H
         let Some(film) = state.store.film(&film_id)?.filter(|f| f.is_watchable()) else {
             continue;
         };
-        let Ok(playback) = super::films::playback_of(&state, &film).await else {
+        let Ok(playback) = state.playback_access().playback_of(&film).await else {
             continue;
         };
         out.push(FilmProgress {
             film_id,
             title: film.title.clone(),
-            progress: state.progress.view(
-                &user,
-                &film_id,
-                &playback.manifest.segments,
-                std::time::Instant::now(),
-            )?,
+            progress: state
+                .progress
+                .view(
+                    &user,
+                    &film_id,
+                    &playback.manifest.segments,
+                    std::time::Instant::now(),
+                )?
+                .into(),
         });
     }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "films": out })))
+    Ok(HttpResponse::Ok().json(ProgressList { films: out }))
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod codes;
 pub mod comments;
 pub mod error;
 pub mod extract;
@@ -16,6 +17,7 @@ pub mod pages;
 pub mod payments;
 pub mod signin;
 pub mod uploads;
+pub mod views;
 
 use actix_web::web;
 

@@ -5,51 +5,28 @@ use std::collections::HashMap;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
 use crate::api::extract::{Admin, Viewer};
-use crate::payments::orders::{OrderError, Started};
+use crate::api::views::orders::{
+    AdminOrderList, AdminOrderView, CheckoutView, OrderView, ProviderList, PurchaseView, Purchases,
+    Reconciled, WebhookAnswer,
+};
+use crate::catalogue;
+use crate::payments::orders::OrderError;
 use crate::payments::WebhookHeaders;
+use crate::ratelimit::Budget;
 use crate::state::AppState;
 use crate::store::orders::{Order, OrderState};
 use crate::store::parse_id;
 
-/// What a viewer sees of an order.
-#[derive(Serialize)]
-struct OrderView<'a> {
-    id: Uuid,
-    film_id: Uuid,
-    kind: crate::store::orders::OrderKind,
-    provider: &'a str,
-    amount: u64,
-    currency: &'a str,
-    state: OrderState,
-    failure: Option<&'a str>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-fn view(o: &Order) -> OrderView<'_> {
-    OrderView {
-        id: o.id,
-        film_id: o.film_id,
-        kind: o.kind,
-        provider: &o.provider,
-        amount: o.amount,
-        currency: &o.currency,
-        state: o.state,
-        failure: o.failure.as_deref(),
-        created_at: o.created_at,
-        updated_at: o.updated_at,
-    }
-}
-
 pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "providers": state.payments.ids() }))
+    HttpResponse::Ok().json(ProviderList {
+        providers: state.payments.ids(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -64,26 +41,14 @@ pub async fn checkout(
     path: web::Path<String>,
     body: web::Json<CheckoutRequest>,
 ) -> ApiResult<HttpResponse> {
-    let film = super::films::watchable_film(&state, &path)?;
+    let film = catalogue::watchable(&state.store, &path)?;
     let started = state
         .orders()
         .checkout(&viewer.0.id, &film, &body.provider)
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(started_view(&started)))
-}
-
-/// Where to send the payer: the answer to a checkout, and to a support with a tip.
-pub(super) fn started_view(started: &Started) -> Value {
-    serde_json::json!({
-        "order_id": started.order.id,
-        "redirect_url": started.redirect_url,
-        "mobile_url": started.mobile_url,
-        "app_url": started.app_url,
-        "amount": started.order.amount,
-        "currency": started.order.currency,
-    })
+        .json(CheckoutView::from(&started)))
 }
 
 pub async fn order(
@@ -100,28 +65,28 @@ pub async fn order(
         .ok_or_else(|| ApiError::not_found("order"))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(view(&order)))
+        .json(OrderView::from(&order)))
 }
 
 pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     // Every purchase's order is among the viewer's orders: read them once.
     let orders = state.store.orders_of(&viewer.0.id)?;
     let by_id: HashMap<Uuid, &Order> = orders.iter().map(|o| (o.id, o)).collect();
-    let mut out = Vec::new();
+    let mut purchases = Vec::new();
     for (film_id, p) in state.store.purchases_of(&viewer.0.id)? {
         let order = by_id.get(&p.order_id);
-        out.push(serde_json::json!({
-            "film_id": film_id,
-            "title": state.store.film(&film_id)?.map(|f| f.title),
-            "order_id": p.order_id,
-            "purchased_at": p.purchased_at,
-            "amount": order.as_ref().map(|o| o.amount),
-            "currency": order.as_ref().map(|o| o.currency.clone()),
-            "provider": order.as_ref().map(|o| o.provider.clone()),
-        }));
+        purchases.push(PurchaseView {
+            film_id,
+            title: state.store.film(&film_id)?.map(|f| f.title),
+            order_id: p.order_id,
+            purchased_at: p.purchased_at,
+            amount: order.map(|o| o.amount),
+            currency: order.map(|o| o.currency.clone()),
+            provider: order.map(|o| o.provider.clone()),
+        });
     }
-    let orders: Vec<_> = orders.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "purchases": out, "orders": orders })))
+    let orders = orders.iter().map(OrderView::from).collect();
+    Ok(HttpResponse::Ok().json(Purchases { purchases, orders }))
 }
 
 fn escape(text: &str) -> String {
@@ -187,17 +152,22 @@ fn state_page(order: &Order) -> HttpResponse {
 /// per-address budget keeps anyone holding a link from turning it into a flood of writes
 /// and provider calls. Answered as a page, like the rest.
 fn pay_limited(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
-    super::auth::limit(state, req, crate::ratelimit::Budget::Pay)
-        .err()
-        .map(|e| {
-            let mut page = page(e.status, "Too many requests", &e.message, None);
-            if let Some(retry) = e.extra.get("retry_after") {
-                if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
-                    page.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-            }
-            page
-        })
+    let limited = state
+        .limits
+        .client(
+            Budget::Pay,
+            state.trusted_proxies.key_of(req),
+            state.clock.now(),
+        )
+        .err()?;
+    let e = ApiError::from(limited);
+    let mut page = page(e.status, "Too many requests", &e.message, None);
+    if let Some(retry) = e.extra.get("retry_after") {
+        if let Ok(value) = header::HeaderValue::from_str(&retry.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    Some(page)
 }
 
 pub async fn return_page(
@@ -299,13 +269,17 @@ pub async fn paypal_webhook(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     // Each delivery costs a call to PayPal's verification API: a flood must not turn into one.
-    super::auth::limit(&state, &req, crate::ratelimit::Budget::Webhook)?;
+    state.limits.client(
+        Budget::Webhook,
+        state.trusted_proxies.key_of(&req),
+        state.clock.now(),
+    )?;
     if state.payments.get("paypal").is_none() {
         return Err(ApiError::not_found("webhook"));
     }
     // The event as received: what PayPal verifies.
     let raw: &RawValue = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("invalid_json", "the webhook body is not JSON"))?;
+        .map_err(|_| ApiError::bad_request(Code::InvalidJson, "the webhook body is not JSON"))?;
     let headers: WebhookHeaders = req
         .headers()
         .iter()
@@ -314,19 +288,16 @@ pub async fn paypal_webhook(
         })
         .collect();
     let status = state.orders().webhook("paypal", &headers, raw).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": status })))
+    Ok(HttpResponse::Ok().json(WebhookAnswer { status }))
 }
 
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every order: off the runtime's threads.
     let store = state.store.clone();
-    let mut orders = web::block(move || store.orders()).await??;
-    orders.reverse();
-    for o in &mut orders {
-        // Kakao Pay's pg_token: only a retried capture needs it.
-        o.capture_token = None;
-    }
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": orders })))
+    let orders = web::block(move || store.orders()).await??;
+    // Newest first.
+    let orders = orders.into_iter().rev().map(AdminOrderView::from).collect();
+    Ok(HttpResponse::Ok().json(AdminOrderList { orders }))
 }
 
 pub async fn admin_refund(
@@ -340,7 +311,7 @@ pub async fn admin_refund(
         .refund(&id, &format!("refunded by admin {}", admin.0.id))
         .await
         .map_err(ApiError::for_admin)?;
-    Ok(HttpResponse::Ok().json(order))
+    Ok(HttpResponse::Ok().json(AdminOrderView::from(order)))
 }
 
 pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
@@ -349,5 +320,5 @@ pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiRe
         .reconcile()
         .await
         .map_err(ApiError::for_admin)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "changed": changed })))
+    Ok(HttpResponse::Ok().json(Reconciled { changed }))
 }

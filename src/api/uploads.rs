@@ -13,11 +13,11 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use uuid::Uuid;
 
-use super::admin::films::{accept, film_by_id, too_large};
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Code};
 use crate::api::extract::Admin;
+use crate::catalogue;
+use crate::ingest;
 use crate::state::AppState;
-use crate::store::now;
 use crate::store::uploads::Upload;
 
 const TUS_VERSION: &str = "1.0.0";
@@ -39,7 +39,7 @@ fn require_tus(req: &HttpRequest) -> ApiResult<()> {
         Some(TUS_VERSION) => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::PRECONDITION_FAILED,
-            "tus_version",
+            Code::TusVersion,
             "send `Tus-Resumable: 1.0.0`",
         )
         .header("Tus-Version", TUS_VERSION)),
@@ -47,7 +47,7 @@ fn require_tus(req: &HttpRequest) -> ApiResult<()> {
 }
 
 fn partial_path(state: &AppState, id: &Uuid) -> std::path::PathBuf {
-    crate::ingest::partial_upload_path(&state.config, id)
+    ingest::partial_upload_path(&state.config, id)
 }
 
 /// `key base64,key base64` → map. An empty header is an empty map (some clients send one).
@@ -61,7 +61,7 @@ fn parse_metadata(text: &str) -> ApiResult<BTreeMap<String, String>> {
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_metadata",
+                    Code::InvalidMetadata,
                     format!("Upload-Metadata value of {key:?} is not base64 UTF-8"),
                 )
             })?;
@@ -87,7 +87,7 @@ pub async fn create(
     require_tus(&req)?;
     if header(&req, "Upload-Defer-Length").is_some() {
         return Err(ApiError::bad_request(
-            "length_required",
+            Code::LengthRequired,
             "send Upload-Length; deferred lengths are not supported",
         ));
     }
@@ -95,22 +95,22 @@ pub async fn create(
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| {
             ApiError::bad_request(
-                "length_required",
+                Code::LengthRequired,
                 "send Upload-Length with the file size in bytes",
             )
         })?;
-    let max = state.config.upload.max_bytes;
-    if length > max {
-        return Err(too_large(max));
-    }
+    ingest::check_size(&state.config, length)?;
     if length == 0 {
-        return Err(ApiError::bad_request("empty_upload", "the file is empty"));
+        return Err(ApiError::bad_request(
+            Code::EmptyUpload,
+            "the file is empty",
+        ));
     }
     let metadata = parse_metadata(header(&req, "Upload-Metadata").unwrap_or(""))?;
     let film_id = metadata.get("film_id").ok_or_else(|| {
-        ApiError::bad_request("film_id_required", "Upload-Metadata must carry film_id")
+        ApiError::bad_request(Code::FilmIdRequired, "Upload-Metadata must carry film_id")
     })?;
-    let film = film_by_id(&state, film_id)?;
+    let film = catalogue::film(&state.store, film_id)?;
     let upload = Upload {
         id: crate::store::new_id(),
         film_id: film.id,
@@ -118,8 +118,8 @@ pub async fn create(
         offset: 0,
         metadata,
         created_by: admin.0.id,
-        created_at: now(),
-        updated_at: now(),
+        created_at: state.clock.now(),
+        updated_at: state.clock.now(),
     };
     let path = partial_path(&state, &upload.id);
     if let Some(parent) = path.parent() {
@@ -163,17 +163,17 @@ pub async fn patch(
     if header(&req, "Content-Type") != Some("application/offset+octet-stream") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "PATCH bodies must be application/offset+octet-stream",
         ));
     }
     let mut upload = find(&state, &path)?;
     let offset: u64 = header(&req, "Upload-Offset")
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| ApiError::bad_request("offset_required", "send Upload-Offset"))?;
+        .ok_or_else(|| ApiError::bad_request(Code::OffsetRequired, "send Upload-Offset"))?;
     if offset != upload.offset {
         return Err(ApiError::conflict(
-            "offset_mismatch",
+            Code::OffsetMismatch,
             format!("the upload is at byte {}", upload.offset),
         )
         .with("offset", upload.offset)
@@ -194,7 +194,7 @@ pub async fn patch(
             Ok(chunk) => {
                 if received + chunk.len() as u64 > upload.length {
                     failure = Some(ApiError::bad_request(
-                        "upload_too_long",
+                        Code::UploadTooLong,
                         "more bytes than Upload-Length",
                     ));
                     break;
@@ -207,7 +207,7 @@ pub async fn patch(
             }
             Err(e) => {
                 failure = Some(ApiError::bad_request(
-                    "upload_interrupted",
+                    Code::UploadInterrupted,
                     format!("the upload was interrupted: {e}"),
                 ));
                 break;
@@ -218,7 +218,7 @@ pub async fn patch(
     file.sync_data().await?;
     drop(file);
     upload.offset = received;
-    upload.updated_at = now();
+    upload.updated_at = state.clock.now();
     state.store.save_upload(&upload)?;
     if let Some(e) = failure {
         // The rest of the body is still on the wire.
@@ -231,9 +231,17 @@ pub async fn patch(
             .get("filename")
             .cloned()
             .unwrap_or_else(|| "source".into());
-        let job = accept(&state, upload.film_id, file_path, name)
-            .await
-            .map_err(|e| e.header("Tus-Resumable", TUS_VERSION))?;
+        let job = ingest::accept(
+            state.config.clone(),
+            state.store.clone(),
+            upload.film_id,
+            file_path,
+            name,
+            state.clock.now(),
+        )
+        .await
+        .map_err(|e| ApiError::from(e).header("Tus-Resumable", TUS_VERSION))?;
+        state.jobs.notify();
         return Ok(tus_headers(&mut HttpResponse::NoContent())
             .insert_header(("Upload-Offset", upload.offset.to_string()))
             .insert_header(("Cinegate-Job-Id", job.id.to_string()))

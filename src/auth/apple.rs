@@ -87,7 +87,7 @@ pub fn name_from_user_field(user: Option<&str>) -> Option<String> {
             .trim()
             .to_string()
     };
-    super::providers::clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
+    super::identity::clean_name(Some(&format!("{} {}", part("firstName"), part("lastName"))))
 }
 
 #[cfg(test)]

@@ -48,6 +48,18 @@ pub struct ProviderIdentity {
     pub name: Option<String>,
 }
 
+/// A display name from a provider or an app: trimmed, without control characters, at most
+/// 200 characters; `None` when nothing is left.
+pub fn clean_name(name: Option<&str>) -> Option<String> {
+    let cleaned: String = name?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    let cleaned = cleaned.trim();
+    (!cleaned.is_empty()).then(|| cleaned.to_string())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("sign-in with {0} is not configured on this server")]

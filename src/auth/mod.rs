@@ -1,7 +1,7 @@
 //! cinegate's own credentials: short-lived access JWTs and who they belong to (`access`,
 //! which the `api` extractors call), rotating refresh tokens, one-time login links and
 //! browser sessions; and sign-in through Google, Apple and Facebook (providers → identity →
-//! account). No HTTP types: the surfaces map `auth`'s errors.
+//! account, orchestrated by `signin`). No HTTP types: the surfaces map `auth`'s errors.
 
 pub mod access;
 pub mod accounts;
@@ -13,3 +13,4 @@ pub mod jwt;
 pub mod oidc;
 pub mod providers;
 pub mod session;
+pub mod signin;

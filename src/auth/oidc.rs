@@ -83,6 +83,7 @@ impl IdTokenVerifier {
         &self,
         token: &str,
         nonce: Nonce<'_>,
+        now: i64,
     ) -> Result<ProviderIdentity, IdentityError> {
         let bad = |m: &str| IdentityError::InvalidIdToken(m.to_string());
         // `decode_header` refuses `alg: none` (not an algorithm it knows).
@@ -118,7 +119,7 @@ impl IdTokenVerifier {
             .claims;
         // jsonwebtoken checks `exp` and `nbf` only; a token "issued" in the future is forged
         // or from a broken clock.
-        if claims.iat > crate::store::now() + LEEWAY_SECS as i64 {
+        if claims.iat > now + LEEWAY_SECS as i64 {
             return Err(bad("it was issued in the future (iat)"));
         }
         check_nonce(claims.nonce.as_deref(), nonce)?;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apple::ClientSecret as AppleSecret;
 use super::facebook::{self, Graph};
-use super::identity::{IdentityError, ProviderId, ProviderIdentity};
+use super::identity::{clean_name, IdentityError, ProviderId, ProviderIdentity};
 use super::oidc::{IdTokenVerifier, Nonce};
 use crate::config::Config;
 
@@ -51,12 +51,46 @@ struct Endpoints {
     token_url: TokenUrl,
 }
 
-/// One sign-in provider's side of the flows, held as a trait object so that each
-/// provider's rules live in its own implementation: what the authorization request asks
-/// for, the client secret (Apple's is a JWT signed now), and how tokens become an identity
-/// (an ID token for OIDC and Apple, with Apple's name from the callback's `user` field; the
-/// Graph API for Facebook).
-trait IdentityProvider: Send + Sync {
+/// One sign-in provider, as the sign-in flows see it: where to send the browser, the
+/// identity behind the code its callback brings back, and the identity behind a token a
+/// mobile SDK handed to the app. The configured providers are `OAuthProvider`s; tests put
+/// in-process fakes in their place (`Providers::with_providers`).
+pub trait IdentityProvider: Send + Sync {
+    fn id(&self) -> ProviderId;
+    /// The authorization URL carrying `state`, and what the callback will need.
+    fn authorize(&self, state: &str) -> Result<Authorization, IdentityError>;
+    /// The identity behind a callback's code, at `now`.
+    fn complete<'a>(
+        &'a self,
+        callback: CodeCallback<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
+    /// The identity behind a token a mobile SDK handed to the app, at `now`.
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+        now: i64,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
+}
+
+/// What a provider's callback brought back, with what its flow remembered.
+#[derive(Debug, Clone, Copy)]
+pub struct CodeCallback<'a> {
+    pub code: &'a str,
+    pub pkce_verifier: &'a str,
+    /// The nonce sent with the authorization request (OIDC).
+    pub nonce: Option<&'a str>,
+    /// What else the callback carried about the user (Apple's `user` form field, its only
+    /// source of the name).
+    pub user: Option<&'a str>,
+}
+
+/// The rules of one OAuth provider inside the shared authorization-code client
+/// (`OAuthProvider`), held as a trait object so that each provider's rules live in its own
+/// implementation: what the authorization request asks for, the client secret (Apple's is
+/// a JWT signed now), and how tokens become an identity (an ID token for OIDC and Apple,
+/// with Apple's name from the callback's `user` field; the Graph API for Facebook).
+trait CodeFlow: Send + Sync {
     fn request(&self) -> RequestShape;
     fn client_secret(&self, now: i64) -> Result<String, IdentityError>;
     /// The identity behind a code exchange's tokens. `nonce`: the one sent with the
@@ -66,11 +100,13 @@ trait IdentityProvider: Send + Sync {
         tokens: &'a TokenResp,
         nonce: Option<&'a str>,
         user: Option<&'a str>,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
     /// The identity behind a token a mobile SDK handed to the app.
     fn native<'a>(
         &'a self,
         body: &'a NativeToken,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>>;
 }
 
@@ -105,12 +141,13 @@ async fn verified_id_token(
     verifier: &IdTokenVerifier,
     tokens: &TokenResp,
     nonce: Option<&str>,
+    now: i64,
 ) -> Result<ProviderIdentity, IdentityError> {
     let id_token = tokens.extra_fields().id_token.as_deref().ok_or_else(|| {
         IdentityError::ProviderUnavailable(format!("{} returned no ID token", id.display_name()))
     })?;
     let nonce = nonce.ok_or(IdentityError::InvalidState)?;
-    verifier.verify(id_token, Nonce::Exact(nonce)).await
+    verifier.verify(id_token, Nonce::Exact(nonce), now).await
 }
 
 /// An app's ID token, verified; the name the app sent when the token has none.
@@ -118,10 +155,11 @@ async fn verified_native(
     id: ProviderId,
     verifier: &IdTokenVerifier,
     body: &NativeToken,
+    now: i64,
 ) -> Result<ProviderIdentity, IdentityError> {
     let token = native_field(&body.id_token, id, "id_token")?;
     let mut identity = verifier
-        .verify(token, Nonce::Native(body.nonce.as_deref()))
+        .verify(token, Nonce::Native(body.nonce.as_deref()), now)
         .await?;
     if identity.name.is_none() {
         identity.name = clean_name(body.name.as_deref());
@@ -136,7 +174,7 @@ struct Oidc {
     verifier: IdTokenVerifier,
 }
 
-impl IdentityProvider for Oidc {
+impl CodeFlow for Oidc {
     fn request(&self) -> RequestShape {
         RequestShape {
             scopes: &["openid", "email", "profile"],
@@ -152,14 +190,22 @@ impl IdentityProvider for Oidc {
         tokens: &'a TokenResp,
         nonce: Option<&'a str>,
         _user: Option<&'a str>,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
-        Box::pin(verified_id_token(self.id, &self.verifier, tokens, nonce))
+        Box::pin(verified_id_token(
+            self.id,
+            &self.verifier,
+            tokens,
+            nonce,
+            now,
+        ))
     }
     fn native<'a>(
         &'a self,
         body: &'a NativeToken,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
-        Box::pin(verified_native(self.id, &self.verifier, body))
+        Box::pin(verified_native(self.id, &self.verifier, body, now))
     }
 }
 
@@ -170,7 +216,7 @@ struct Apple {
     verifier: IdTokenVerifier,
 }
 
-impl IdentityProvider for Apple {
+impl CodeFlow for Apple {
     fn request(&self) -> RequestShape {
         RequestShape {
             scopes: &["openid", "email", "name"],
@@ -186,10 +232,11 @@ impl IdentityProvider for Apple {
         tokens: &'a TokenResp,
         nonce: Option<&'a str>,
         user: Option<&'a str>,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
         Box::pin(async move {
             let mut identity =
-                verified_id_token(ProviderId::Apple, &self.verifier, tokens, nonce).await?;
+                verified_id_token(ProviderId::Apple, &self.verifier, tokens, nonce, now).await?;
             if identity.name.is_none() {
                 identity.name = super::apple::name_from_user_field(user);
             }
@@ -199,8 +246,14 @@ impl IdentityProvider for Apple {
     fn native<'a>(
         &'a self,
         body: &'a NativeToken,
+        now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
-        Box::pin(verified_native(ProviderId::Apple, &self.verifier, body))
+        Box::pin(verified_native(
+            ProviderId::Apple,
+            &self.verifier,
+            body,
+            now,
+        ))
     }
 }
 
@@ -209,7 +262,7 @@ struct Facebook {
     graph: Graph,
 }
 
-impl IdentityProvider for Facebook {
+impl CodeFlow for Facebook {
     fn request(&self) -> RequestShape {
         RequestShape {
             scopes: &["email", "public_profile"],
@@ -225,12 +278,14 @@ impl IdentityProvider for Facebook {
         tokens: &'a TokenResp,
         _nonce: Option<&'a str>,
         _user: Option<&'a str>,
+        _now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
         Box::pin(self.graph.me(tokens.access_token().secret()))
     }
     fn native<'a>(
         &'a self,
         body: &'a NativeToken,
+        _now: i64,
     ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
         Box::pin(async move {
             let token = native_field(&body.access_token, ProviderId::Facebook, "access_token")?;
@@ -239,10 +294,15 @@ impl IdentityProvider for Facebook {
     }
 }
 
-struct Provider {
+/// A configured provider: the shared authorization-code + PKCE client (`oauth2`) around
+/// that provider's rules.
+struct OAuthProvider {
     id: ProviderId,
     endpoints: Endpoints,
-    imp: Box<dyn IdentityProvider>,
+    /// `public_url` without its trailing slash; callbacks come back under it.
+    redirect_base: String,
+    http: reqwest::Client,
+    rules: Box<dyn CodeFlow>,
 }
 
 /// What the browser is sent to, and what must be remembered for the callback.
@@ -268,9 +328,7 @@ pub struct NativeToken {
 }
 
 pub struct Providers {
-    list: Vec<Provider>,
-    redirect_base: String,
-    http: reqwest::Client,
+    list: Vec<Box<dyn IdentityProvider>>,
 }
 
 fn url_error(key: &str, e: impl std::fmt::Display) -> String {
@@ -290,7 +348,17 @@ impl Providers {
             .user_agent(concat!("cinegate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        let mut list = Vec::new();
+        let mut list: Vec<Box<dyn IdentityProvider>> = Vec::new();
+        let redirect_base = config.public_url.trim_end_matches('/').to_string();
+        let oauth = |id: ProviderId, endpoints: Endpoints, rules: Box<dyn CodeFlow>| {
+            Box::new(OAuthProvider {
+                id,
+                endpoints,
+                redirect_base: redirect_base.clone(),
+                http: http.clone(),
+                rules,
+            })
+        };
         let auth = &config.auth;
         let endpoints = |id: &str, authorize: &str, token: &str, p: &str| {
             Ok::<_, String>(Endpoints {
@@ -305,10 +373,10 @@ impl Providers {
         if !g.client_id.is_empty() {
             let mut audiences = vec![g.client_id.clone()];
             audiences.extend(g.native_client_ids.iter().cloned());
-            list.push(Provider {
-                id: ProviderId::Google,
-                endpoints: endpoints(&g.client_id, &g.authorize_url, &g.token_url, "google")?,
-                imp: Box::new(Oidc {
+            list.push(oauth(
+                ProviderId::Google,
+                endpoints(&g.client_id, &g.authorize_url, &g.token_url, "google")?,
+                Box::new(Oidc {
                     id: ProviderId::Google,
                     secret: g.client_secret.0.clone(),
                     verifier: IdTokenVerifier::new(
@@ -319,7 +387,7 @@ impl Providers {
                         http.clone(),
                     ),
                 }),
-            });
+            ));
         }
         let a = &auth.apple;
         if !a.client_id.is_empty() {
@@ -333,10 +401,10 @@ impl Providers {
                     .map_err(|e| url_error("auth.apple.private_key_file", e))?;
             let mut audiences = vec![a.client_id.clone()];
             audiences.extend(a.native_client_ids.iter().cloned());
-            list.push(Provider {
-                id: ProviderId::Apple,
-                endpoints: endpoints(&a.client_id, &a.authorize_url, &a.token_url, "apple")?,
-                imp: Box::new(Apple {
+            list.push(oauth(
+                ProviderId::Apple,
+                endpoints(&a.client_id, &a.authorize_url, &a.token_url, "apple")?,
+                Box::new(Apple {
                     secret,
                     verifier: IdTokenVerifier::new(
                         ProviderId::Apple,
@@ -346,34 +414,36 @@ impl Providers {
                         http.clone(),
                     ),
                 }),
-            });
+            ));
         }
         let f = &auth.facebook;
         if !f.app_id.is_empty() {
-            list.push(Provider {
-                id: ProviderId::Facebook,
-                endpoints: endpoints(&f.app_id, &f.authorize_url, &f.token_url, "facebook")?,
-                imp: Box::new(Facebook {
+            list.push(oauth(
+                ProviderId::Facebook,
+                endpoints(&f.app_id, &f.authorize_url, &f.token_url, "facebook")?,
+                Box::new(Facebook {
                     graph: Graph::new(&f.app_id, &f.app_secret.0, &f.graph_url, http.clone()),
                 }),
-            });
+            ));
         }
-        Ok(Self {
-            list,
-            redirect_base: config.public_url.trim_end_matches('/').to_string(),
-            http,
-        })
+        Ok(Self { list })
+    }
+
+    /// These providers instead of the configured ones: in-process fakes in tests.
+    pub fn with_providers(list: Vec<Box<dyn IdentityProvider>>) -> Self {
+        Self { list }
     }
 
     /// The configured providers, in a stable order.
     pub fn configured(&self) -> Vec<ProviderId> {
-        self.list.iter().map(|p| p.id).collect()
+        self.list.iter().map(|p| p.id()).collect()
     }
 
-    fn get(&self, id: ProviderId) -> Result<&Provider, IdentityError> {
+    fn get(&self, id: ProviderId) -> Result<&dyn IdentityProvider, IdentityError> {
         self.list
             .iter()
-            .find(|p| p.id == id)
+            .find(|p| p.id() == id)
+            .map(|p| &**p)
             .ok_or_else(|| IdentityError::UnknownProvider(id.as_str().into()))
     }
 
@@ -381,19 +451,47 @@ impl Providers {
     pub fn parse(&self, name: &str) -> Result<ProviderId, IdentityError> {
         let id = ProviderId::parse(name)
             .ok_or_else(|| IdentityError::UnknownProvider(name.chars().take(32).collect()))?;
-        self.get(id).map(|p| p.id)
+        self.get(id).map(|p| p.id())
     }
 
-    fn client(&self, p: &Provider, secret: Option<String>) -> Result<OAuthClient, IdentityError> {
+    /// The provider URL to send the browser to, with a fresh state (the caller's),
+    /// PKCE challenge and, for OIDC providers, nonce.
+    pub fn authorize(&self, id: ProviderId, state: &str) -> Result<Authorization, IdentityError> {
+        self.get(id)?.authorize(state)
+    }
+
+    /// Exchanges the code from the callback for the identity behind it.
+    pub async fn complete(
+        &self,
+        id: ProviderId,
+        callback: CodeCallback<'_>,
+        now: i64,
+    ) -> Result<ProviderIdentity, IdentityError> {
+        self.get(id)?.complete(callback, now).await
+    }
+
+    /// Checks a token from a mobile SDK.
+    pub async fn native(
+        &self,
+        id: ProviderId,
+        body: &NativeToken,
+        now: i64,
+    ) -> Result<ProviderIdentity, IdentityError> {
+        self.get(id)?.native(body, now).await
+    }
+}
+
+impl OAuthProvider {
+    fn client(&self, secret: Option<String>) -> Result<OAuthClient, IdentityError> {
         let redirect = RedirectUrl::new(format!(
             "{}/auth/{}/callback",
             self.redirect_base,
-            p.id.as_str()
+            self.id.as_str()
         ))
         .map_err(|e| IdentityError::Misconfigured(format!("public_url: {e}")))?;
-        let mut client = oauth2::Client::new(ClientId::new(p.endpoints.client_id.clone()))
-            .set_auth_uri(p.endpoints.authorize_url.clone())
-            .set_token_uri(p.endpoints.token_url.clone())
+        let mut client = oauth2::Client::new(ClientId::new(self.endpoints.client_id.clone()))
+            .set_auth_uri(self.endpoints.authorize_url.clone())
+            .set_token_uri(self.endpoints.token_url.clone())
             .set_redirect_uri(redirect)
             // Apple takes the secret only in the body; the others accept it there too.
             .set_auth_type(AuthType::RequestBody);
@@ -403,17 +501,38 @@ impl Providers {
         Ok(client)
     }
 
-    /// The provider URL to send the browser to, with a fresh state (the caller's),
-    /// PKCE challenge and, for OIDC providers, nonce.
-    pub fn authorize(&self, id: ProviderId, state: &str) -> Result<Authorization, IdentityError> {
-        let p = self.get(id)?;
-        let client = self.client(p, None)?;
+    async fn exchange(
+        &self,
+        callback: CodeCallback<'_>,
+        now: i64,
+    ) -> Result<ProviderIdentity, IdentityError> {
+        let secret = self.rules.client_secret(now)?;
+        let client = self.client(Some(secret))?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(callback.code.to_string()))
+            .set_pkce_verifier(PkceCodeVerifier::new(callback.pkce_verifier.to_string()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(self.id, e))?;
+        self.rules
+            .identity(&token, callback.nonce, callback.user, now)
+            .await
+    }
+}
+
+impl IdentityProvider for OAuthProvider {
+    fn id(&self) -> ProviderId {
+        self.id
+    }
+
+    fn authorize(&self, state: &str) -> Result<Authorization, IdentityError> {
+        let client = self.client(None)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = state.to_string();
         let mut request = client
             .authorize_url(move || CsrfToken::new(state))
             .set_pkce_challenge(challenge);
-        let shape = p.imp.request();
+        let shape = self.rules.request();
         for scope in shape.scopes {
             request = request.add_scope(Scope::new((*scope).into()));
         }
@@ -432,50 +551,21 @@ impl Providers {
         })
     }
 
-    /// Exchanges the code from the callback for the identity behind it. `user` is what
-    /// else the callback carried about the user (Apple's `user` form field, its only
-    /// source of the name).
-    pub async fn complete(
-        &self,
-        id: ProviderId,
-        code: &str,
-        pkce_verifier: &str,
-        nonce: Option<&str>,
-        user: Option<&str>,
+    fn complete<'a>(
+        &'a self,
+        callback: CodeCallback<'a>,
         now: i64,
-    ) -> Result<ProviderIdentity, IdentityError> {
-        let p = self.get(id)?;
-        let secret = p.imp.client_secret(now)?;
-        let client = self.client(p, Some(secret))?;
-        let token = client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| token_error(id, e))?;
-        p.imp.identity(&token, nonce, user).await
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        Box::pin(self.exchange(callback, now))
     }
 
-    /// Checks a token from a mobile SDK.
-    pub async fn native(
-        &self,
-        id: ProviderId,
-        body: &NativeToken,
-    ) -> Result<ProviderIdentity, IdentityError> {
-        self.get(id)?.imp.native(body).await
+    fn native<'a>(
+        &'a self,
+        body: &'a NativeToken,
+        now: i64,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, IdentityError>> {
+        self.rules.native(body, now)
     }
-}
-
-/// A display name from a provider or an app: trimmed, without control characters, at most
-/// 200 characters; `None` when nothing is left.
-pub fn clean_name(name: Option<&str>) -> Option<String> {
-    let cleaned: String = name?
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    let cleaned = cleaned.trim();
-    (!cleaned.is_empty()).then(|| cleaned.to_string())
 }
 
 /// A provider's `error_description`, for the operator's log only: " (…)", at most 200

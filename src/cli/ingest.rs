@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::clock::Clock;
 use crate::ops::{self, Request};
 use crate::store::jobs::JobState;
 
@@ -54,14 +55,21 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
         args.price,
         args.currency.as_deref(),
         args.publish,
+        crate::clock::SystemClock.now(),
     )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    // The operator reads the same words as through the socket (no cause chain).
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "film {} created; packaging here (no server is running)",
         film.id
     );
     let config = Arc::new(config);
-    let queue = crate::jobs::JobQueue::new(store.clone(), config.clone(), Default::default());
+    let queue = crate::jobs::JobQueue::new(
+        store.clone(),
+        config.clone(),
+        Default::default(),
+        Arc::new(crate::clock::SystemClock),
+    );
     let claimed = queue
         .claim_next()?
         .ok_or_else(|| anyhow::anyhow!("the job disappeared from the queue"))?;

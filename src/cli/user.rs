@@ -4,6 +4,7 @@ use std::path::Path;
 
 use clap::Subcommand;
 
+use crate::clock::Clock;
 use crate::ops::{self, Request, Response};
 
 #[derive(Debug, Subcommand)]
@@ -35,9 +36,14 @@ pub fn run(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
         None => {
             crate::startup::prepare_data_root(&config)?;
             let store = crate::store::Store::open(&config.store_dir())?;
+            let now = crate::clock::SystemClock.now();
             let r = match request {
-                Request::UserCreate { email, admin } => ops::user_create(&store, &email, admin),
-                Request::LoginLink { email } => ops::login_link(&config, &store, &email),
+                Request::UserCreate { email, admin } => {
+                    Response::of(ops::user_create(&store, &email, admin, now))
+                }
+                Request::LoginLink { email } => {
+                    Response::of(ops::login_link(&config, &store, &email, now))
+                }
                 Request::Ingest { .. } => Response::err("unreachable".into()),
             };
             store.flush()?;

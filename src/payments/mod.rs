@@ -5,7 +5,6 @@
 
 pub mod dev;
 pub mod kakaopay;
-pub mod money;
 pub mod naverpay;
 pub mod orders;
 pub mod paypal;

@@ -12,12 +12,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::money::{from_decimal, to_decimal};
 use super::{
     transport, Capture, Checkout, Lookup, OrderRef, PaymentError, PaymentProvider, ReturnParams,
     ReturnUrls, WebhookEvent, WebhookHeaders, WebhookNews,
 };
 use crate::config::PaypalConfig;
+use crate::money::{from_decimal, to_decimal};
 use crate::store::orders::Order;
 
 pub struct Paypal {

@@ -315,14 +315,6 @@ pub(crate) fn pair(a: &Uuid, b: &Uuid) -> [u8; 32] {
     key
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::films::Film;

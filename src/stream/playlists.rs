@@ -68,12 +68,18 @@ impl FilmPlayback {
     /// A one-segment playback "loaded" from `films/f/{dir}`, for cache tests.
     #[cfg(test)]
     pub(crate) fn for_tests(dir: &str) -> Arc<Self> {
+        Self::for_tests_with(dir, 1)
+    }
+
+    /// The same with `segments` six-second segments and its preview at 10%.
+    #[cfg(test)]
+    pub(crate) fn for_tests_with(dir: &str, segments: usize) -> Arc<Self> {
         let manifest = Manifest {
             version: 1,
-            duration: 6.0,
+            duration: 6.0 * segments as f64,
             segment_target: 6.0,
             rate_control: Default::default(),
-            segments: vec![6.0],
+            segments: vec![6.0; segments],
             has_audio: false,
             poster: "poster.jpg".into(),
             renditions: Vec::new(),
@@ -90,7 +96,7 @@ impl FilmPlayback {
             secret: FilmSecret::from_bytes([7; 32]),
             master: Arc::from(Vec::new()),
             media: HashMap::new(),
-            preview: 1,
+            preview: preview_segments(segments, 0.1),
         })
     }
 }

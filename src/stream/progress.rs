@@ -37,7 +37,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::PlaybackConfig;
@@ -234,15 +233,15 @@ pub struct ProgressRecorder {
     rules: PlaybackConfig,
 }
 
-/// What the API reports for one viewer and film.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Where one viewer stands in one film (the surfaces render it; `api/views` as JSON).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProgressView {
     pub coverage: f64,
     pub covered_segments: usize,
     pub total_segments: usize,
     pub last_segment: Option<u32>,
     pub watch_seconds: f64,
-    /// Wall-clock seconds of watching at a believable pace (`null` for progress that had
+    /// Wall-clock seconds of watching at a believable pace (`None` for progress that had
     /// unlocked before it was measured).
     pub active_seconds: Option<f64>,
     /// What the unlock needs of it: `unlock_fraction × duration ÷ max_pace`.

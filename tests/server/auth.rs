@@ -6,12 +6,15 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::harness::{now, shared, src_other, Server};
+use crate::harness::clock::now;
+use crate::harness::media::src_other;
+use crate::harness::server::Server;
+use crate::harness::shared::shared;
 
 #[test]
 fn login_links_work_once_and_refresh_reuse_revokes_the_family() {
     let s = &shared().server;
-    let email = crate::harness::unique_email("rotate");
+    let email = crate::harness::users::unique_email("rotate");
     s.cli(&["user", "create", &email]);
     let link = s.login_link_token(&email);
     let pair = s
@@ -321,7 +324,7 @@ fn sign_in_pair(s: &Server, email: &str) -> (String, String) {
 }
 
 /// `n` refreshes of `token` sent at the same instant, each on its own connection.
-fn refresh_race(s: &Server, token: &str, n: usize) -> Vec<crate::harness::Resp> {
+fn refresh_race(s: &Server, token: &str, n: usize) -> Vec<crate::harness::http::Resp> {
     let barrier = std::sync::Barrier::new(n);
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..n)
@@ -339,7 +342,10 @@ fn refresh_race(s: &Server, token: &str, n: usize) -> Vec<crate::harness::Resp> 
                 })
             })
             .collect();
-        handles.into_iter().map(crate::harness::join).collect()
+        handles
+            .into_iter()
+            .map(crate::harness::threads::join)
+            .collect()
     })
 }
 
@@ -349,7 +355,7 @@ fn refresh_race(s: &Server, token: &str, n: usize) -> Vec<crate::harness::Resp> 
 #[test]
 fn parallel_refreshes_of_one_token_leave_no_live_successor() {
     let s = &shared().server;
-    let email = crate::harness::unique_email("race");
+    let email = crate::harness::users::unique_email("race");
     s.cli(&["user", "create", &email]);
     // Before rotation and insertion were one transaction, 10-60% of the 2-way rounds
     // (depending on the machine's load) left a live successor; 60 of them make a pass by
@@ -431,7 +437,7 @@ fn logout_all_ends_earlier_playback_urls() {
     }
     // Signing in again gives playback that works.
     let (access, _) = sign_in_pair(s, &viewer.email);
-    let again = crate::harness::User {
+    let again = crate::harness::users::User {
         access,
         ..viewer.clone()
     };

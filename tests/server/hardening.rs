@@ -8,7 +8,8 @@ use std::process::Command;
 
 use reqwest::Method;
 
-use crate::harness::{unique_email, Server, BIN};
+use crate::harness::server::{Server, BIN};
+use crate::harness::users::unique_email;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path)

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{
-    generated, python_json, shared, src_audio_only, src_other, src_truncated, Server, User,
-    SHARED_MAX_BYTES,
-};
+use crate::harness::media::{sources, src_other};
+use crate::harness::peer_scripts::python_json;
+use crate::harness::server::Server;
+use crate::harness::shared::{shared, SHARED_MAX_BYTES};
+use crate::harness::users::User;
 
 fn admin_film(s: &Server, admin: &User, id: &str) -> Value {
     s.get(&format!("/api/v1/admin/films/{id}"), Some(&admin.access))
@@ -269,39 +270,6 @@ fn oversize_uploads_get_413_and_leave_nothing() {
     assert_no_scratch_left(s, "oversize");
 }
 
-/// A zero-duration mp4: an H.264 track with no samples (fragmented, empty moov).
-fn src_zero_duration() -> std::path::PathBuf {
-    let base = generated(
-        "zbase-2s.mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=2",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-    );
-    let b = base.to_string_lossy().into_owned();
-    generated(
-        "zero-duration.mp4",
-        &[
-            "-i",
-            &b,
-            "-c",
-            "copy",
-            "-frames:v",
-            "0",
-            "-movflags",
-            "frag_keyframe+empty_moov",
-        ],
-    )
-}
-
 #[test]
 fn non_films_get_422_naming_the_reason_and_nothing_is_queued() {
     let sh = shared();
@@ -325,15 +293,19 @@ fn non_films_get_422_naming_the_reason_and_nothing_is_queued() {
             "not_media",
         ),
         ("random bytes", random, "not_media"),
-        ("an audio-only m4a", read(&src_audio_only()), "no_video"),
+        (
+            "an audio-only m4a",
+            read(&sources().audio_only()),
+            "no_video",
+        ),
         (
             "a video track with no frames",
-            read(&src_zero_duration()),
+            read(&sources().zero_duration()),
             "zero_duration",
         ),
         (
             "a faststart mp4 cut in half",
-            read(&src_truncated()),
+            read(&sources().truncated_mp4()),
             "truncated",
         ),
     ];

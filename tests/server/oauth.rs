@@ -25,7 +25,13 @@ use reqwest::{Method, Url};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::harness::{join, no_redirect_client, now, run_ok, unique_email, Resp, Server, User};
+use testkit::process::run_ok;
+
+use crate::harness::clock::now;
+use crate::harness::http::{no_redirect_client, Resp};
+use crate::harness::server::Server;
+use crate::harness::threads::join;
+use crate::harness::users::{unique_email, User};
 use crate::peers::{FacebookPeer, OidcPeer};
 
 const GOOGLE_ID: &str = "google-web-client";

@@ -27,8 +27,6 @@
 //!   900); Naver only: `cancel_pending` (cancel answers CancelNotComplete).
 //! An unknown key or a bad value makes the fake answer 400, and `behave` panics.
 
-#![allow(dead_code)] // not every test uses every helper
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -97,11 +95,6 @@ impl PaypalPeer {
     /// re-sends the very same bytes in a new transmission (a redelivery).
     pub fn webhook(&self, v: Value) -> Value {
         self.control_within("/_control/webhook", Some(v), WEBHOOK_TIMEOUT)
-    }
-
-    /// The payer's page for an order (what the approve / payer-action link points at).
-    pub fn checkout_url(&self, order_id: &str) -> String {
-        format!("{}/checkoutnow?token={order_id}", self.base)
     }
 }
 
@@ -178,10 +171,5 @@ impl NaverPeer {
             chain_id: chain_id.to_string(),
             partner_id: partner_id.to_string(),
         })
-    }
-
-    /// The API prefix `{base}/{partner_id}/naverpay/payments`.
-    pub fn api_base(&self) -> String {
-        format!("{}/{}/naverpay/payments", self.base, self.partner_id)
     }
 }

@@ -25,10 +25,16 @@ use reqwest::blocking::Client;
 use reqwest::{Method, Url};
 use serde_json::{json, Value};
 
-use crate::harness::{
-    ffmpeg_decode, film_info, generated, join, no_redirect_client, preview_of, probe_duration,
-    src_other, FilmInfo, Resp, Server, User, FAST_PACE,
-};
+use testkit::decode::ffmpeg_decode;
+use testkit::probe::format_duration;
+
+use crate::harness::films::{film_info, FilmInfo};
+use crate::harness::http::{no_redirect_client, Resp};
+use crate::harness::media::{sources, src_other};
+use crate::harness::playback::preview_of;
+use crate::harness::server::{Server, FAST_PACE};
+use crate::harness::threads::join;
+use crate::harness::users::User;
 use crate::payment_peers::{KakaoPeer, NaverPeer, PaypalPeer};
 
 /// `CINEGATE_PUBLIC_URL` of every harness server.
@@ -50,8 +56,9 @@ const KRW_PRICE: u64 = 6500;
 
 /// The group's film: 24 s, 640x360, 25 fps, 2 s GOP → 6 s segments, N = 4, P = 1.
 fn src_pay() -> std::path::PathBuf {
-    generated(
-        "pay-24s-640x360.mp4",
+    sources().generated(
+        "pay-24s-640x360",
+        "mp4",
         &[
             "-f",
             "lavfi",
@@ -606,7 +613,7 @@ fn paypal_purchase_plays_the_whole_film_with_ffmpeg() {
     let s = &e.server;
     // Before: ffmpeg gets the preview only.
     let probe_viewer = s.user("pp-preview", false);
-    let source_seconds = probe_duration(&src_pay().to_string_lossy());
+    let source_seconds = format_duration(src_pay());
     let (n, p) = (e.film.segments, e.film.preview);
     let preview_seconds = source_seconds * p as f64 / n as f64;
     let pb = s.playback(&probe_viewer, &e.film.id);
@@ -867,6 +874,55 @@ fn a_second_open_order_for_a_film_bought_meanwhile_is_cancelled_not_captured() {
 // ---------------------------------------------------------------------------------------
 // 3. Declined, cancelled, failed
 // ---------------------------------------------------------------------------------------
+
+/// PayPal revokes our cached access token between the checkout and the capture: the
+/// capture's 401 drops the token, one new token is fetched, the capture is retried once
+/// under the same request id and the order is paid exactly once.
+#[test]
+fn a_revoked_paypal_token_is_renewed_once_and_the_capture_goes_through() {
+    let e = env();
+    let s = &e.server;
+    let viewer = s.user("revoked-token", false);
+    let co = checkout(s, &viewer, &e.film.id, "paypal");
+    let tokens_before = u64_of(&e.paypal.state(), "token_calls");
+    e.paypal.expire_tokens();
+    assert_page(
+        &s.get(&payer(&co), None),
+        200,
+        "Payment complete",
+        "paypal return after the token was revoked",
+    );
+    let order = order_of(s, &viewer, &co.order_id);
+    assert_eq!(order["state"], "captured", "{order}");
+    let state = e.paypal.state();
+    assert_eq!(
+        u64_of(&state, "token_calls"),
+        tokens_before + 1,
+        "one new token after the 401: {state}"
+    );
+    // The refused call and its retry carry the same PayPal-Request-Id; PayPal holds one capture.
+    assert_eq!(
+        e.capture_calls("paypal"),
+        2,
+        "refused, then retried: {state}"
+    );
+    let admin_view = admin_order(s, &e.admin, &co.order_id);
+    let pp_id = str_of(&admin_view, "provider_ref");
+    assert_eq!(
+        state["orders"][pp_id]["purchase_units"][0]["payments"]["captures"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "one capture at PayPal: {state}"
+    );
+    assert_eq!(
+        request_id_count(&state, &format!("capture-{}", co.order_id)),
+        2,
+        "{state}"
+    );
+    assert_eq!(events_in(&admin_view, "captured"), 1, "{admin_view}");
+    assert_access(s, &viewer, &e.film, true, "bought after the renewal");
+}
 
 #[test]
 fn a_declined_payment_fails_the_order_and_grants_nothing() {
@@ -1975,7 +2031,7 @@ fn reloading_the_return_of_an_approved_order_records_nothing_new() {
 fn the_payers_pages_have_a_budget_per_address() {
     let s = Server::start(&[("CINEGATE_LIMITS__PAY_PER_MINUTE", "3")]);
     // Budgets are per clock minute: all of this in one window.
-    let left = 60 - crate::harness::now().rem_euclid(60);
+    let left = 60 - crate::harness::clock::now().rem_euclid(60);
     if left < 20 {
         std::thread::sleep(Duration::from_secs(left as u64 + 1));
     }

@@ -5,8 +5,6 @@
 //! The process wrapper (`Proc`) and the `ControlledFake` helper here serve the payment
 //! peers (`payment_peers.rs`) too.
 
-#![allow(dead_code)] // not every test uses every helper
-
 use std::io::{BufRead, BufReader, Read};
 use std::ops::Deref;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -17,7 +15,7 @@ use std::time::Duration;
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::harness::peer;
+use crate::harness::peer_scripts::peer;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a control call may take (`/_control/webhook` sets its own).
@@ -230,7 +228,6 @@ impl<C> Deref for ControlledFake<C> {
 /// `/jwks` (kid "rs1" RS256 signs every issued token; kid "es1" ES256 is published too).
 pub struct OidcPeer {
     pub issuer: String,
-    pub port: u16,
     fake: ControlledFake,
 }
 
@@ -241,7 +238,6 @@ impl OidcPeer {
         let (fake, hello) = ControlledFake::spawn(cmd, "OIDC");
         OidcPeer {
             issuer: hello["issuer"].as_str().expect("issuer").to_string(),
-            port: fake.port,
             fake,
         }
     }
@@ -296,9 +292,6 @@ impl OidcPeer {
 /// without a `/v19.0` prefix) for one app id/secret.
 pub struct FacebookPeer {
     pub base: String,
-    pub port: u16,
-    pub app_id: String,
-    pub app_secret: String,
     fake: ControlledFake,
 }
 
@@ -308,9 +301,6 @@ impl FacebookPeer {
         let fake = ControlledFake::python("facebook_graph.py", "Facebook Graph", &args);
         FacebookPeer {
             base: fake.base.clone(),
-            port: fake.port,
-            app_id: app_id.to_string(),
-            app_secret: app_secret.to_string(),
             fake,
         }
     }

@@ -4,10 +4,16 @@
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use serde_json::Value;
 
-use crate::harness::{
-    ffmpeg_decode, parse_response, preview_of, probe_duration, python_json, raw_exchange,
-    raw_request, shared, src_main, Server, User, FPS, MAIN_SECONDS,
-};
+use testkit::decode::ffmpeg_decode;
+use testkit::probe::format_duration;
+
+use crate::harness::media::{sources, src_main, FPS, MAIN_SECONDS};
+use crate::harness::peer_scripts::python_json;
+use crate::harness::playback::preview_of;
+use crate::harness::raw::{parse_response, raw_exchange, raw_request};
+use crate::harness::server::Server;
+use crate::harness::shared::shared;
+use crate::harness::users::User;
 
 const EPS: f64 = 1e-9;
 
@@ -42,7 +48,7 @@ fn ffmpeg_plays_everything_for_a_grantee_and_only_the_preview_otherwise() {
     let p = preview_of(n);
     assert_eq!(n, 11, "a 66 s source in 6 s segments");
     assert_eq!(f.preview, p, "catalog preview_segments for N = {n}");
-    let source_seconds = probe_duration(&src_main().to_string_lossy());
+    let source_seconds = format_duration(src_main());
     assert!((source_seconds - MAIN_SECONDS).abs() < 0.1);
 
     let buyer = s.user("buyer", false);
@@ -54,7 +60,7 @@ fn ffmpeg_plays_everything_for_a_grantee_and_only_the_preview_otherwise() {
     assert_eq!(full.answer["entitlement"], "full", "{}", full.answer);
     assert_eq!(u64_of(&full.answer, "total_segments"), n as u64);
     assert_eq!(u64_of(&full.answer, "preview_segments"), p as u64);
-    let probed = probe_duration(&full.master);
+    let probed = format_duration(&full.master);
     assert!(
         (probed - source_seconds).abs() <= 1.0,
         "ffprobe of the buyer's master: {probed} s, source {source_seconds} s"
@@ -86,7 +92,7 @@ fn ffmpeg_plays_everything_for_a_grantee_and_only_the_preview_otherwise() {
     assert_eq!(u64_of(&preview.answer, "preview_segments"), p as u64);
     assert_eq!(u64_of(&preview.answer, "total_segments"), n as u64);
     let preview_seconds = source_seconds * p as f64 / n as f64; // 6 s segments: 12 s
-    let probed = probe_duration(&preview.master);
+    let probed = format_duration(&preview.master);
     assert!(
         (probed - preview_seconds).abs() <= 1.0,
         "ffprobe of the preview master: {probed} s, want {preview_seconds} s"
@@ -648,8 +654,9 @@ fn pipelined_requests_on_one_connection_arrive_whole_and_in_order() {
 
 /// A 60 s source, 320x240 with a tone: 10 segments of 6 s.
 fn src_minute() -> std::path::PathBuf {
-    crate::harness::generated(
-        "minute-240p-tone.mp4",
+    sources().generated(
+        "minute-240p-tone",
+        "mp4",
         &[
             "-f",
             "lavfi",
@@ -685,7 +692,7 @@ fn minute_server(extra: &[(&str, &str)]) -> (Server, User, String) {
     (s, admin, film)
 }
 
-fn comments_answer(s: &Server, u: &User, film: &str) -> crate::harness::Resp {
+fn comments_answer(s: &Server, u: &User, film: &str) -> crate::harness::http::Resp {
     s.get(&format!("/api/v1/films/{film}/comments"), Some(&u.access))
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{now, Resp, Server};
+use crate::harness::clock::now;
+use crate::harness::http::Resp;
+use crate::harness::server::Server;
 
 const BUDGET: u32 = 5;
 const WEBHOOK: &str = "/api/v1/payments/paypal/webhook";

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{ffmpeg_decode, src_main, Server, MAIN_SECONDS};
+use testkit::decode::ffmpeg_decode;
+
+use crate::harness::media::{src_main, MAIN_SECONDS};
+use crate::harness::server::Server;
 
 /// Entries under media/films/*/ whose names mark an unfinished package.
 fn staging_dirs(root: &Path) -> Vec<String> {

@@ -6,7 +6,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::harness::{shared, Server, User, FAST_PACE};
+use crate::harness::media::sources;
+use crate::harness::server::{Server, FAST_PACE};
+use crate::harness::shared::shared;
+use crate::harness::users::User;
 
 fn key(s: &Server, pb_prefix: &str, i: usize) {
     let r = s.get(&format!("{pb_prefix}/keys/{i}.key"), None);
@@ -26,14 +29,14 @@ fn viewer_with(tag: &str, indexes: impl Iterator<Item = usize>) -> User {
     u
 }
 
-fn comments(s: &Server, u: &User, film: &str, query: &str) -> crate::harness::Resp {
+fn comments(s: &Server, u: &User, film: &str, query: &str) -> crate::harness::http::Resp {
     s.get(
         &format!("/api/v1/films/{film}/comments{query}"),
         Some(&u.access),
     )
 }
 
-fn post(s: &Server, u: &User, film: &str, body: &str) -> crate::harness::Resp {
+fn post(s: &Server, u: &User, film: &str, body: &str) -> crate::harness::http::Resp {
     s.post(
         &format!("/api/v1/films/{film}/comments"),
         Some(&u.access),
@@ -346,8 +349,9 @@ fn held_words_keep_a_comment_back_until_an_admin_restores_it() {
 fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
     let s = Server::start(&[("CINEGATE_TRANSCODE__SEGMENT_SECONDS", "1"), FAST_PACE]);
     let admin = s.user("admin", true);
-    let src = crate::harness::generated(
-        "hundred-seconds-240p.mp4",
+    let src = sources().generated(
+        "hundred-seconds-240p",
+        "mp4",
         &[
             "-f",
             "lavfi",
@@ -402,7 +406,7 @@ fn comments_server() -> &'static Comments {
             FAST_PACE,
         ]);
         let admin = server.user("comments-admin", true);
-        let src = crate::harness::src_other();
+        let src = crate::harness::media::src_other();
         let (film, job) = server.ingest(&src, "Thread film", true);
         let (counted, counted_job) = server.ingest(&src, "Counted film", true);
         for job in [job, counted_job] {
@@ -432,7 +436,7 @@ fn watcher(cs: &Comments, film: &str, tag: &str) -> User {
     u
 }
 
-fn patch(s: &Server, u: &User, id: &str, body: &str) -> crate::harness::Resp {
+fn patch(s: &Server, u: &User, id: &str, body: &str) -> crate::harness::http::Resp {
     s.call(
         Method::PATCH,
         &format!("/api/v1/comments/{id}"),
@@ -482,7 +486,7 @@ fn the_thirty_first_comment_write_in_a_minute_is_refused_edits_included() {
     let s = &cs.server;
     let author = watcher(cs, &cs.film, "prolific-editor");
     // The limit is per minute: start early in one, so all 31 writes fall inside it.
-    let second = crate::harness::now().rem_euclid(60);
+    let second = crate::harness::clock::now().rem_euclid(60);
     if second > 40 {
         std::thread::sleep(std::time::Duration::from_secs((61 - second) as u64));
     }

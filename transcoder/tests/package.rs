@@ -1,10 +1,8 @@
 //! Integration tests of `transcoder::package` against docs/PACKAGE-CONTRACT.md.
 //!
 //! Sources are generated with the ffmpeg CLI; packages are judged with ffprobe/ffmpeg/openssl
-//! and a key derivation written from the contract (see `common`).
+//! and a key derivation written from the contract (the `testkit` crate).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +10,23 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use common::*;
+use testkit::decode::play_master;
+use testkit::dir::entries;
+use testkit::keys::{derive_iv, derive_key, openssl_decrypt, secret_bytes, SECRET_HEX};
+use testkit::package::checks::{assert_package, check_bandwidth, Expect};
+use testkit::package::exported::check_exported;
+use testkit::package::{judge, read_manifest, Judged, RenditionReport, SEGMENT};
+use testkit::probe::{
+    display_rotation, ffprobe_json, first_stream_of, format_duration, num, video_packets,
+};
+use testkit::process::run_ok;
+use testkit::sources::{src_text, Sources};
 use transcoder::{FilmSecret, PackageOptions, Packaged, Rung, TranscodeError};
+
+/// The generated sources, cached under this build's target/tmp.
+fn sources() -> Sources {
+    Sources::new(env!("CARGO_TARGET_TMPDIR"))
+}
 
 const SMALL_LADDER: &[(u32, u32)] = &[(240, 400_000), (144, 150_000)];
 const DEFAULT_LADDER: &[(u32, u32)] = &[
@@ -98,7 +111,7 @@ struct Main {
 fn main_pkg() -> &'static Main {
     static MAIN: OnceLock<Main> = OnceLock::new();
     MAIN.get_or_init(|| {
-        let src = src_h264();
+        let src = sources().h264();
         let (run, judged) = package_and_judge(&src, SMALL_LADDER);
         Main { run, judged, src }
     })
@@ -274,7 +287,7 @@ fn export_keys_writes_playable_playlists() {
 
 #[test]
 fn ladder_entirely_above_the_source_gives_one_rendition_at_source_size() {
-    let src = src_no_audio();
+    let src = sources().no_audio();
     let (_run, j) = package_and_judge(&src, &[(720, 2_800_000), (480, 1_400_000)]);
     let mut e = Expect::new(&src, 320, 240, &[("240", 320, 240)]);
     e.has_audio = false;
@@ -283,7 +296,7 @@ fn ladder_entirely_above_the_source_gives_one_rendition_at_source_size() {
 
 #[test]
 fn default_ladder_on_480p_source_gives_480_and_360_only() {
-    let src = src_480p();
+    let src = sources().h264_480p();
     let (_run, j) = package_and_judge(&src, DEFAULT_LADDER);
     assert_package(
         &j,
@@ -304,7 +317,7 @@ const SMALL_OUT: &[(&str, u32, u32)] = &[("240", 320, 240), ("144", 192, 144)];
 
 #[test]
 fn hevc_source_packages() {
-    let src = src_hevc();
+    let src = sources().hevc();
     assert_eq!(
         first_stream_of(&src, "video").unwrap()["codec_name"],
         "hevc"
@@ -314,7 +327,7 @@ fn hevc_source_packages() {
 
 #[test]
 fn hevc_10bit_source_packages() {
-    let src = src_hevc10();
+    let src = sources().hevc10();
     let v = first_stream_of(&src, "video").unwrap();
     assert_eq!(v["codec_name"], "hevc");
     assert_eq!(v["pix_fmt"], "yuv420p10le");
@@ -329,21 +342,21 @@ fn hevc_10bit_source_packages() {
 
 #[test]
 fn vp9_webm_source_packages() {
-    let src = src_vp9();
+    let src = sources().vp9();
     assert_eq!(first_stream_of(&src, "video").unwrap()["codec_name"], "vp9");
     small_kind(src, (320, 240), SMALL_OUT);
 }
 
 #[test]
 fn av1_source_packages() {
-    let src = src_av1();
+    let src = sources().av1();
     assert_eq!(first_stream_of(&src, "video").unwrap()["codec_name"], "av1");
     small_kind(src, (320, 240), SMALL_OUT);
 }
 
 #[test]
 fn variable_frame_rate_source_packages() {
-    let src = src_vfr();
+    let src = sources().vfr();
     // The fixture really is VFR: 1/30 s steps first, 1/10 s steps later.
     let mut pts: Vec<f64> = video_packets(&src).iter().map(|p| p.0).collect();
     pts.sort_by(f64::total_cmp);
@@ -355,7 +368,7 @@ fn variable_frame_rate_source_packages() {
 
 #[test]
 fn odd_dimension_source_packages() {
-    let src = src_odd();
+    let src = sources().odd();
     let v = first_stream_of(&src, "video").unwrap();
     assert_eq!(
         (v["width"].as_u64(), v["height"].as_u64()),
@@ -367,7 +380,7 @@ fn odd_dimension_source_packages() {
 
 #[test]
 fn source_without_audio_packages_without_audio() {
-    let src = src_no_audio();
+    let src = sources().no_audio();
     assert!(first_stream_of(&src, "audio").is_none());
     let (_run, j) = package_and_judge(&src, SMALL_LADDER);
     let mut e = Expect::new(&src, 320, 240, SMALL_OUT);
@@ -377,7 +390,7 @@ fn source_without_audio_packages_without_audio() {
 
 #[test]
 fn mono_44k_audio_becomes_stereo_48k_aac() {
-    let src = src_mono_44k();
+    let src = sources().mono_44k();
     let a = first_stream_of(&src, "audio").unwrap();
     assert_eq!(
         (num(&a["sample_rate"]), a["channels"].as_u64()),
@@ -388,7 +401,7 @@ fn mono_44k_audio_becomes_stereo_48k_aac() {
 
 #[test]
 fn surround_22k_audio_becomes_stereo_48k_aac() {
-    let src = src_surround_22k();
+    let src = sources().surround_22k();
     let a = first_stream_of(&src, "audio").unwrap();
     assert_eq!(
         (num(&a["sample_rate"]), a["channels"].as_u64()),
@@ -399,7 +412,7 @@ fn surround_22k_audio_becomes_stereo_48k_aac() {
 
 #[test]
 fn rotated_source_comes_out_portrait() {
-    let src = src_rotated();
+    let src = sources().rotated();
     let rot = display_rotation(&src).expect("the fixture carries a display matrix");
     assert!((rot.abs() - 90.0).abs() < 0.5, "fixture rotation {rot}");
     let v = first_stream_of(&src, "video").unwrap();
@@ -413,7 +426,7 @@ fn rotated_source_comes_out_portrait() {
 
 #[test]
 fn source_starting_with_a_non_keyframe_packages() {
-    let src = src_nonkey_start();
+    let src = sources().nonkey_start();
     let pk = video_packets(&src);
     assert!(
         !pk[0].2.contains('K'),
@@ -458,7 +471,7 @@ fn text_file_is_not_media() {
 
 #[test]
 fn audio_only_file_has_no_video() {
-    let src = src_audio_only();
+    let src = sources().audio_only();
     let run = package_to_fresh(&src, SMALL_LADDER);
     match &run.result {
         Err(e @ TranscodeError::NoVideo) => assert_eq!(e.code(), "no_video"),
@@ -470,7 +483,7 @@ fn audio_only_file_has_no_video() {
 
 #[test]
 fn video_stream_without_frames_is_zero_duration() {
-    let src = src_zero_duration();
+    let src = sources().zero_duration();
     let v = first_stream_of(&src, "video").expect("fixture has a video stream");
     assert_eq!(v["codec_name"], "h264");
     assert!(video_packets(&src).is_empty(), "fixture has video packets");
@@ -502,17 +515,17 @@ fn assert_truncated(src: &Path, what: &str) {
 
 #[test]
 fn faststart_mp4_cut_in_half_is_truncated() {
-    assert_truncated(&src_truncated_mp4(), "half faststart mp4");
+    assert_truncated(&sources().truncated_mp4(), "half faststart mp4");
 }
 
 #[test]
 fn mkv_cut_in_half_is_truncated() {
-    assert_truncated(&src_truncated_mkv(), "half mkv");
+    assert_truncated(&sources().truncated_mkv(), "half mkv");
 }
 
 #[test]
 fn cancelling_from_progress_returns_cancelled_and_leaves_nothing() {
-    let src = src_h264();
+    let src = sources().h264();
     let parent = tempfile::tempdir().unwrap();
     let out = parent.path().join("film");
     let cancel = AtomicBool::new(false);
@@ -550,7 +563,7 @@ fn existing_output_directory_is_refused_and_untouched() {
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
     let cancel = AtomicBool::new(false);
     let r = transcoder::package(
-        &src_h264(),
+        &sources().h264(),
         &out,
         &opts(SMALL_LADDER),
         &secret(),
@@ -579,7 +592,7 @@ fn bad_options_are_invalid_options() {
     ] {
         let parent = tempfile::tempdir().unwrap();
         let out = parent.path().join("film");
-        match transcoder::package(&src_h264(), &out, &o, &secret(), &mut |_| {}, &cancel) {
+        match transcoder::package(&sources().h264(), &out, &o, &secret(), &mut |_| {}, &cancel) {
             Err(e @ TranscodeError::InvalidOptions(_)) => assert_eq!(e.code(), "invalid_options"),
             Err(e) => panic!("{what}: got {e:?}, want InvalidOptions"),
             Ok(_) => panic!("{what}: packaged"),
@@ -831,7 +844,7 @@ fn the_h264_timing_signals_the_source_frame_rate() {
 
 #[test]
 fn variable_frame_rate_package_reads_end_to_end_and_claims_no_fixed_rate() {
-    let src = src_vfr();
+    let src = sources().vfr();
     let (_run, j) = package_and_judge(&src, SMALL_LADDER);
     let mut fails = Vec::new();
     read_end_to_end(&j, &src, &mut fails);
@@ -953,7 +966,7 @@ fn total_bytes(j: &Judged) -> u64 {
 
 #[test]
 fn crf_package_meets_the_contract_and_its_bandwidths_are_the_encrypted_files() {
-    let src = src_h264();
+    let src = sources().h264();
     let (_dir, out, judged) = package_with(&src, &crf_opts(SMALL_LADDER, "24,144:20"));
     // Segment alignment, forced IDRs, per-segment keys and IVs, timing: as under abr.
     assert_package(&judged, &main_expect());
@@ -1009,7 +1022,7 @@ fn a_manifest_without_rate_control_loads_as_abr() {
 /// moving gradient and a counter) and a picture that changes everywhere in every frame
 /// (rule-110 cellular automaton under temporal noise).
 fn src_easy() -> PathBuf {
-    generated(
+    sources().generated(
         "easy360",
         "mkv",
         &[
@@ -1030,7 +1043,7 @@ fn src_easy() -> PathBuf {
 }
 
 fn src_hard() -> PathBuf {
-    generated(
+    sources().generated(
         "hard360",
         "mkv",
         &[

@@ -2,17 +2,16 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use uuid::Uuid;
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::extract::Admin;
-use crate::ingest;
+use crate::api::views::admin::{AdminFilmList, AdminFilmView, JobView};
+use crate::catalogue;
+use crate::ingest::{self, IngestError};
 use crate::state::AppState;
 use crate::store::films::{Film, Price};
-use crate::store::jobs::{Job, JobState};
-use crate::store::now;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,39 +42,10 @@ pub struct UpdateFilm {
     pub prices: Option<Vec<PriceInput>>,
 }
 
-#[derive(Serialize)]
-pub struct AdminFilm {
-    #[serde(flatten)]
-    pub film: Film,
-    pub status: &'static str,
-    pub jobs: Vec<Job>,
-}
-
-fn status(film: &Film, jobs: &[Job]) -> &'static str {
-    if jobs.iter().any(|j| j.state == JobState::Running) {
-        "processing"
-    } else if jobs.iter().any(|j| j.state == JobState::Queued) {
-        "queued"
-    } else if film.package.is_none() {
-        if jobs.last().is_some_and(|j| j.state == JobState::Failed) {
-            "failed"
-        } else {
-            "draft"
-        }
-    } else if film.published {
-        "published"
-    } else {
-        "ready"
-    }
-}
-
-pub fn admin_view(state: &AppState, film: Film) -> ApiResult<AdminFilm> {
+/// The film with its jobs, as admins see it.
+fn admin_view(state: &AppState, film: Film) -> ApiResult<AdminFilmView> {
     let jobs = state.store.jobs_for_film(&film.id)?;
-    Ok(AdminFilm {
-        status: status(&film, &jobs),
-        film,
-        jobs,
-    })
+    Ok(AdminFilmView::new(film, &jobs))
 }
 
 fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
@@ -93,14 +63,6 @@ fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
     Ok(out)
 }
 
-pub fn film_by_id(state: &AppState, id: &str) -> ApiResult<Film> {
-    let id = crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("film"))?;
-    state
-        .store
-        .film(&id)?
-        .ok_or_else(|| ApiError::not_found("film"))
-}
-
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every film and their jobs: off the runtime's threads.
     let st = state.clone();
@@ -112,7 +74,7 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
             .collect::<ApiResult<Vec<_>>>()
     })
     .await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "films": films })))
+    Ok(HttpResponse::Ok().json(AdminFilmList { films }))
 }
 
 pub async fn get(
@@ -120,7 +82,7 @@ pub async fn get(
     _admin: Admin,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = film_by_id(&state, &path)?;
+    let film = catalogue::film(&state.store, &path)?;
     Ok(HttpResponse::Ok().json(admin_view(&state, film)?))
 }
 
@@ -138,7 +100,7 @@ pub async fn create(
         (None, None) => {}
         _ => return Err(ApiError::validation("`price` and `currency` go together")),
     }
-    let film = ingest::new_film(title, description, prices(input)?, now());
+    let film = ingest::new_film(title, description, prices(input)?, state.clock.now());
     state.store.save_film(&film)?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/admin/films/{}", film.id)))
@@ -178,7 +140,7 @@ pub async fn update(
             if let Some(p) = &new_prices {
                 f.prices = p.clone();
             }
-            f.updated_at = now();
+            f.updated_at = state.clock.now();
         })?
         .ok_or_else(|| ApiError::not_found("film"))?;
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
@@ -189,7 +151,7 @@ pub async fn delete(
     _admin: Admin,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let film = film_by_id(&state, &path)?;
+    let film = catalogue::film(&state.store, &path)?;
     for job in state.store.jobs_for_film(&film.id)? {
         state.jobs.cancel(&job.id)?;
     }
@@ -225,10 +187,10 @@ async fn set_published(
     path: web::Path<String>,
     published: bool,
 ) -> ApiResult<HttpResponse> {
-    let film = film_by_id(&state, &path)?;
+    let film = catalogue::film(&state.store, &path)?;
     if published && film.package.is_none() {
         return Err(ApiError::conflict(
-            "not_ready",
+            Code::NotReady,
             "the film has no finished package yet; upload a source and wait for its job",
         ));
     }
@@ -236,26 +198,10 @@ async fn set_published(
         .store
         .update_film(&film.id, |f| {
             f.published = published;
-            f.updated_at = now();
+            f.updated_at = state.clock.now();
         })?
         .ok_or_else(|| ApiError::not_found("film"))?;
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
-}
-
-/// Probes the completed file and queues its job (blocking work off the runtime).
-pub async fn accept(
-    state: &web::Data<AppState>,
-    film: Uuid,
-    file: std::path::PathBuf,
-    name: String,
-) -> ApiResult<Job> {
-    let config = state.config.clone();
-    let store = state.store.clone();
-    let job =
-        web::block(move || ingest::accept_source(&config, &store, &film, &file, &name, now()))
-            .await??;
-    state.jobs.notify();
-    Ok(job)
 }
 
 /// `PUT /admin/films/{id}/source`: the body is the file, streamed to disk with constant
@@ -267,15 +213,16 @@ pub async fn put_source(
     path: web::Path<String>,
     mut body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let film = film_by_id(&state, &path)?;
+    let film = catalogue::film(&state.store, &path)?;
     let max = state.config.upload.max_bytes;
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large(max).close_connection());
+    if let Some(declared) = declared {
+        ingest::check_size(&state.config, declared)
+            .map_err(|e| ApiError::from(e).close_connection())?;
     }
     let path = ingest::scratch_path(&state.config);
     if let Some(parent) = path.parent() {
@@ -287,7 +234,7 @@ pub async fn put_source(
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
                 ApiError::bad_request(
-                    "upload_interrupted",
+                    Code::UploadInterrupted,
                     format!("the upload was interrupted: {e}"),
                 )
                 .close_connection()
@@ -311,7 +258,7 @@ pub async fn put_source(
     if written == 0 {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(ApiError::bad_request(
-            "empty_upload",
+            Code::EmptyUpload,
             "the request body is empty",
         ));
     }
@@ -324,8 +271,17 @@ pub async fn put_source(
         .filter(|c| !c.is_control())
         .take(200)
         .collect();
-    let job = accept(&state, film.id, path, name).await?;
-    Ok(HttpResponse::Accepted().json(job))
+    let job = ingest::accept(
+        state.config.clone(),
+        state.store.clone(),
+        film.id,
+        path,
+        name,
+        state.clock.now(),
+    )
+    .await?;
+    state.jobs.notify();
+    Ok(HttpResponse::Accepted().json(JobView::from(&job)))
 }
 
 /// Reads and discards what is left of an over-limit body, so the 413 leaves the
@@ -350,18 +306,10 @@ async fn drain_then_refuse(body: &mut web::Payload, max: u64) -> ApiError {
         }
         true
     };
+    let refusal = ApiError::from(IngestError::TooLarge { max });
     match tokio::time::timeout(DRAIN_TIME, drain).await {
-        Ok(true) => too_large(max),
+        Ok(true) => refusal,
         // The rest of the body is still on the wire: the connection cannot be reused.
-        _ => too_large(max).close_connection(),
+        _ => refusal.close_connection(),
     }
-}
-
-pub fn too_large(max: u64) -> ApiError {
-    ApiError::new(
-        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-        "upload_too_large",
-        format!("the file is larger than the limit of {max} bytes"),
-    )
-    .with("max_bytes", max)
 }

@@ -4,12 +4,14 @@ use actix_web::{web, HttpResponse};
 
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::Admin;
+use crate::api::views::admin::GrantView;
+use crate::catalogue;
 use crate::state::AppState;
 use crate::store::grants::Grant;
-use crate::store::now;
+use crate::stream::gate::Entitlement;
 
 fn ids(state: &AppState, film: &str, user: &str) -> ApiResult<(uuid::Uuid, uuid::Uuid)> {
-    let film = super::films::film_by_id(state, film)?;
+    let film = catalogue::film(&state.store, film)?;
     let user = crate::store::parse_id(user)
         .and_then(|id| state.store.user(&id).ok().flatten())
         .ok_or_else(|| ApiError::not_found("user"))?;
@@ -27,12 +29,15 @@ pub async fn grant(
         &user,
         &Grant {
             granted_by: admin.0.id,
-            granted_at: now(),
+            granted_at: state.clock.now(),
         },
     )?;
     tracing::info!(%film, %user, admin = %admin.0.id, "access granted");
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "film_id": film, "user_id": user, "entitlement": "full" })))
+    Ok(HttpResponse::Ok().json(GrantView {
+        film_id: film,
+        user_id: user,
+        entitlement: Entitlement::Full,
+    }))
 }
 
 pub async fn revoke(

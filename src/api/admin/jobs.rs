@@ -2,8 +2,9 @@
 
 use actix_web::{web, HttpResponse};
 
-use crate::api::error::{ApiError, ApiResult};
+use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::extract::Admin;
+use crate::api::views::admin::{JobList, JobView};
 use crate::state::AppState;
 
 fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
@@ -13,9 +14,10 @@ fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every job: off the runtime's threads.
     let store = state.store.clone();
-    let mut jobs = web::block(move || store.jobs()).await??;
-    jobs.reverse();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "jobs": jobs })))
+    let jobs = web::block(move || store.jobs()).await??;
+    // Newest first.
+    let jobs = jobs.iter().rev().map(JobView::from).collect();
+    Ok(HttpResponse::Ok().json(JobList { jobs }))
 }
 
 pub async fn get(
@@ -27,7 +29,7 @@ pub async fn get(
         .store
         .job(&job_id(&path)?)?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    Ok(HttpResponse::Ok().json(job))
+    Ok(HttpResponse::Ok().json(JobView::from(&job)))
 }
 
 pub async fn cancel(
@@ -39,7 +41,7 @@ pub async fn cancel(
         .jobs
         .cancel(&job_id(&path)?)?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    Ok(HttpResponse::Accepted().json(job))
+    Ok(HttpResponse::Accepted().json(JobView::from(&job)))
 }
 
 pub async fn retry(
@@ -57,7 +59,7 @@ pub async fn retry(
         crate::store::jobs::JobState::Failed | crate::store::jobs::JobState::Cancelled
     ) {
         return Err(ApiError::conflict(
-            "job_not_retryable",
+            Code::JobNotRetryable,
             "only failed or cancelled jobs can be retried",
         ));
     }
@@ -65,5 +67,5 @@ pub async fn retry(
         .jobs
         .retry(&id)?
         .ok_or_else(|| ApiError::not_found("job"))?;
-    Ok(HttpResponse::Accepted().json(job))
+    Ok(HttpResponse::Accepted().json(JobView::from(&job)))
 }

@@ -4,11 +4,13 @@ use actix_web::{web, HttpResponse};
 
 use crate::api::error::ApiResult;
 use crate::api::extract::Admin;
+use crate::api::views::admin::{AdminUserView, UserList};
 use crate::state::AppState;
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every user: off the runtime's threads.
     let store = state.store.clone();
     let users = web::block(move || store.users()).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "users": users })))
+    let users = users.iter().map(AdminUserView::from).collect();
+    Ok(HttpResponse::Ok().json(UserList { users }))
 }

@@ -1,0 +1,73 @@
+//! The signed-in viewer's own answers: the profile and token pairs.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::session::TokenPair;
+use crate::store::identities::Identity;
+use crate::store::users::{Role, User};
+
+/// `GET /me`.
+#[derive(Serialize)]
+pub struct MeView {
+    pub id: Uuid,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub role: Role,
+    pub created_at: i64,
+    pub identities: Vec<IdentityView>,
+}
+
+impl MeView {
+    pub fn new(user: User, identities: &[Identity]) -> Self {
+        Self {
+            id: user.id,
+            email: user.email,
+            email_verified: user.email_verified,
+            name: user.name,
+            role: user.role,
+            created_at: user.created_at,
+            identities: identities.iter().map(IdentityView::from).collect(),
+        }
+    }
+}
+
+/// A linked provider as its owner sees it (not the provider's subject id).
+#[derive(Serialize)]
+pub struct IdentityView {
+    pub provider: String,
+    pub email: Option<String>,
+    pub linked_at: i64,
+}
+
+impl From<&Identity> for IdentityView {
+    fn from(i: &Identity) -> Self {
+        Self {
+            provider: i.provider.clone(),
+            email: i.email.clone(),
+            linked_at: i.linked_at,
+        }
+    }
+}
+
+/// A new access token and its refresh token (link, refresh, exchange, native sign-in).
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(p: TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: p.token_type,
+            expires_in: p.expires_in,
+        }
+    }
+}

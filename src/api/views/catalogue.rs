@@ -1,0 +1,138 @@
+//! What viewers see of films: the catalogue, starting playback, and progress.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::films::{Film, Price};
+use crate::stream::gate::{self, Entitlement};
+use crate::stream::progress::ProgressView;
+
+/// A price in one currency.
+#[derive(Serialize)]
+pub struct PriceView {
+    /// Integer minor units (cents for USD, won for KRW).
+    pub amount: u64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+impl From<&Price> for PriceView {
+    fn from(p: &Price) -> Self {
+        Self {
+            amount: p.amount,
+            currency: p.currency.clone(),
+        }
+    }
+}
+
+pub fn prices(prices: &[Price]) -> Vec<PriceView> {
+    prices.iter().map(PriceView::from).collect()
+}
+
+/// A film in the catalogue (`GET /films`, `GET /films/{id}`).
+#[derive(Serialize)]
+pub struct FilmView {
+    pub id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub prices: Vec<PriceView>,
+    pub duration_seconds: f64,
+    pub poster_url: String,
+    pub total_segments: usize,
+    pub preview_segments: usize,
+    pub preview_seconds: f64,
+}
+
+impl FilmView {
+    /// `preview_fraction` is `playback.preview_fraction`: what a non-buyer may watch.
+    pub fn new(film: &Film, preview_fraction: f64) -> Self {
+        let (duration, total) = film
+            .package
+            .as_ref()
+            .map_or((0.0, 0), |p| (p.duration, p.segments));
+        let preview = gate::preview_segments(total, preview_fraction);
+        let preview_seconds = if total == 0 {
+            0.0
+        } else {
+            (duration * preview as f64 / total as f64 * 10.0).round() / 10.0
+        };
+        Self {
+            id: film.id,
+            title: film.title.clone(),
+            description: film.description.clone(),
+            prices: prices(&film.prices),
+            duration_seconds: duration,
+            poster_url: format!("/api/v1/films/{}/poster.jpg", film.id),
+            total_segments: total,
+            preview_segments: preview,
+            preview_seconds,
+        }
+    }
+}
+
+/// `GET /films`.
+#[derive(Serialize)]
+pub struct FilmList {
+    pub films: Vec<FilmView>,
+}
+
+/// `POST /films/{id}/playback`.
+#[derive(Serialize)]
+pub struct PlaybackResponse {
+    pub master_url: String,
+    pub entitlement: Entitlement,
+    pub preview_segments: usize,
+    pub total_segments: usize,
+    pub resume_at_seconds: f64,
+    pub expires_at: i64,
+    /// Names the token in support requests and logs; not a credential.
+    pub token_id: String,
+}
+
+/// A viewer's progress in one film (`GET /films/{id}/progress`).
+#[derive(Serialize)]
+pub struct ProgressResponse {
+    pub coverage: f64,
+    pub covered_segments: usize,
+    pub total_segments: usize,
+    pub last_segment: Option<u32>,
+    pub watch_seconds: f64,
+    /// Wall-clock seconds of watching at a believable pace (`null` for progress that had
+    /// unlocked before it was measured).
+    pub active_seconds: Option<f64>,
+    /// What the unlock needs of it: `unlock_fraction × duration ÷ max_pace`.
+    pub required_active_seconds: f64,
+    pub resume_at_seconds: f64,
+    pub unlocked: bool,
+}
+
+impl From<ProgressView> for ProgressResponse {
+    fn from(p: ProgressView) -> Self {
+        Self {
+            coverage: p.coverage,
+            covered_segments: p.covered_segments,
+            total_segments: p.total_segments,
+            last_segment: p.last_segment,
+            watch_seconds: p.watch_seconds,
+            active_seconds: p.active_seconds,
+            required_active_seconds: p.required_active_seconds,
+            resume_at_seconds: p.resume_at_seconds,
+            unlocked: p.unlocked,
+        }
+    }
+}
+
+/// One film in `GET /me/progress`.
+#[derive(Serialize)]
+pub struct FilmProgress {
+    pub film_id: Uuid,
+    pub title: String,
+    #[serde(flatten)]
+    pub progress: ProgressResponse,
+}
+
+/// `GET /me/progress`.
+#[derive(Serialize)]
+pub struct ProgressList {
+    pub films: Vec<FilmProgress>,
+}

@@ -1,0 +1,177 @@
+//! Orders and purchases: what the payer, the buyer and admins see.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::payments::orders::Started;
+use crate::store::orders::{Order, OrderEvent, OrderKind, OrderState};
+
+/// An order as its payer sees it (`GET /orders/{id}`, `/me/purchases`): no provider ids,
+/// no event log.
+#[derive(Serialize)]
+pub struct OrderView<'a> {
+    pub id: Uuid,
+    pub film_id: Uuid,
+    pub kind: OrderKind,
+    pub provider: &'a str,
+    pub amount: u64,
+    pub currency: &'a str,
+    pub state: OrderState,
+    pub failure: Option<&'a str>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            id: o.id,
+            film_id: o.film_id,
+            kind: o.kind,
+            provider: &o.provider,
+            amount: o.amount,
+            currency: &o.currency,
+            state: o.state,
+            failure: o.failure.as_deref(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
+
+/// Where to send the payer: the answer to a checkout, and to a support with a tip.
+#[derive(Serialize)]
+pub struct CheckoutView<'a> {
+    pub order_id: Uuid,
+    pub redirect_url: &'a str,
+    pub mobile_url: Option<&'a str>,
+    pub app_url: Option<&'a str>,
+    pub amount: u64,
+    pub currency: &'a str,
+}
+
+impl<'a> From<&'a Started> for CheckoutView<'a> {
+    fn from(s: &'a Started) -> Self {
+        Self {
+            order_id: s.order.id,
+            redirect_url: &s.redirect_url,
+            mobile_url: s.mobile_url.as_deref(),
+            app_url: s.app_url.as_deref(),
+            amount: s.order.amount,
+            currency: &s.order.currency,
+        }
+    }
+}
+
+/// One film the viewer owns, with what they paid (`null`s if the order is gone).
+#[derive(Serialize)]
+pub struct PurchaseView {
+    pub film_id: Uuid,
+    /// `null` when the film was deleted.
+    pub title: Option<String>,
+    pub order_id: Uuid,
+    pub purchased_at: i64,
+    pub amount: Option<u64>,
+    pub currency: Option<String>,
+    pub provider: Option<String>,
+}
+
+/// `GET /me/purchases`: the films owned, and every order of the viewer.
+#[derive(Serialize)]
+pub struct Purchases<'a> {
+    pub purchases: Vec<PurchaseView>,
+    pub orders: Vec<OrderView<'a>>,
+}
+
+/// `GET /payments/providers`.
+#[derive(Serialize)]
+pub struct ProviderList {
+    pub providers: Vec<&'static str>,
+}
+
+/// The answer to a webhook delivery: what became of it (`processed`, `ignored`, …).
+#[derive(Serialize)]
+pub struct WebhookAnswer {
+    pub status: &'static str,
+}
+
+/// An order as admins see it: the provider's ids and the order's history, but not the
+/// capture token (Kakao Pay's `pg_token`, only a retried capture needs it).
+#[derive(Serialize)]
+pub struct AdminOrderView {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub film_id: Uuid,
+    pub kind: OrderKind,
+    pub provider: String,
+    pub amount: u64,
+    pub currency: String,
+    pub state: OrderState,
+    pub provider_ref: Option<String>,
+    pub payment_id: Option<String>,
+    pub failure: Option<String>,
+    pub refund_requested_at: Option<i64>,
+    pub redirect_url: Option<String>,
+    pub mobile_url: Option<String>,
+    pub app_url: Option<String>,
+    pub rechecked_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub events: Vec<OrderEventView>,
+}
+
+impl From<Order> for AdminOrderView {
+    fn from(o: Order) -> Self {
+        Self {
+            id: o.id,
+            user_id: o.user_id,
+            film_id: o.film_id,
+            kind: o.kind,
+            provider: o.provider,
+            amount: o.amount,
+            currency: o.currency,
+            state: o.state,
+            provider_ref: o.provider_ref,
+            payment_id: o.payment_id,
+            failure: o.failure,
+            refund_requested_at: o.refund_requested_at,
+            redirect_url: o.redirect_url,
+            mobile_url: o.mobile_url,
+            app_url: o.app_url,
+            rechecked_at: o.rechecked_at,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            events: o.events.iter().map(OrderEventView::from).collect(),
+        }
+    }
+}
+
+/// One step of an order's history.
+#[derive(Serialize)]
+pub struct OrderEventView {
+    pub at: i64,
+    pub state: OrderState,
+    pub note: String,
+}
+
+impl From<&OrderEvent> for OrderEventView {
+    fn from(e: &OrderEvent) -> Self {
+        Self {
+            at: e.at,
+            state: e.state,
+            note: e.note.clone(),
+        }
+    }
+}
+
+/// `GET /admin/orders`, newest first.
+#[derive(Serialize)]
+pub struct AdminOrderList {
+    pub orders: Vec<AdminOrderView>,
+}
+
+/// `POST /admin/payments/reconcile`: how many orders changed.
+#[derive(Serialize)]
+pub struct Reconciled {
+    pub changed: usize,
+}
