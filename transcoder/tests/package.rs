@@ -1190,7 +1190,7 @@ fn per_title_gives_the_abr_picture_for_fewer_bytes_and_records_what_it_measured(
 /// 12 s of 320x180 with one keyframe: 0.6 s of flat grey, then a picture that changes
 /// everywhere in every frame. Every sampled window's keyframe is the grey opening.
 fn src_grey_then_hard_one_gop() -> PathBuf {
-    generated(
+    sources().generated(
         "greyhard180",
         "mkv",
         &[
