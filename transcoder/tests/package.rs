@@ -1236,7 +1236,7 @@ fn per_title_samples_each_window_at_its_place_not_at_its_keyframe() {
     let q = &tuned.manifest["renditions"][0]["quality"];
     assert_eq!(num(&q["sample_seconds"]), Some(2.0), "{q}");
     eprintln!("{q}");
-    // The windows (0.5 s at 1.25, 4.25, 7.25 and 10.25 s) are all in the hard part; from
+    // The windows (0.25 s at 0.625, 2.125, … 11.125 s) are all in the hard part; from
     // the keyframe at 0 they would all be the grey opening, which any encode gets right.
     for point in [&q["abr"], &q["probes"][0], &q["probes"][1], &q["chosen"]] {
         let ssim = num(&point["ssim"]).unwrap();

@@ -11,7 +11,7 @@
 //!
 //! 1. at the table's CRF and at that CRF + `PROBE_STEP`;
 //! 2. at the ladder bitrate (`abr`): the picture today's ladder gives this film. The sample
-//!    has an IDR frame every window (half a second), the film one every segment (6 s), and
+//!    has an IDR frame every window (a quarter second), the film one every segment (6 s), and
 //!    an IDR frame costs several times a predicted one: at the ladder bitrate the sample is
 //!    starved, and its `abr` picture was 0.01–0.02 SSIM worse than the film's (bbb, carphone,
 //!    cellauto in docs/BENCHMARKS.md), so the chosen CRF came out too high. The `abr` sample
@@ -62,7 +62,7 @@ use crate::ladder::Target;
 use crate::manifest::{QualityPoint, RungQuality};
 use crate::probe::{self, MediaInfo};
 
-/// The sample: 2% of the film, 2–10 s, in windows of half a second spread evenly over it.
+/// The sample: 2% of the film, 2–10 s, in windows of a quarter second spread evenly over it.
 /// One window (1–2 s in the middle of the film) misjudged whole films: its difficulty is
 /// not the film's, and SSIM fell up to 0.03 below `abr` (docs/BENCHMARKS.md). When tuning
 /// encoded the sample four times in eight walks, each window from its keyframe, it took
@@ -76,7 +76,11 @@ const SAMPLE_SHARE: f64 = 0.02;
 const MIN_SAMPLE: f64 = 2.0;
 const MAX_SAMPLE: f64 = 10.0;
 /// Longest sampled window: many short windows see more of the film than a few long ones.
-const MAX_WINDOW: f64 = 0.5;
+/// With half-second windows (four in a 60 s film) the sample missed the seconds where a
+/// ceiling binds, and the films kept at a CRF lost up to 0.013 SSIM against the 0.002 the
+/// sample allowed (carphone, bikes); with quarter-second windows every rung stayed within
+/// 0.002 (docs/BENCHMARKS.md, per-title runs 4 and 5).
+const MAX_WINDOW: f64 = 0.25;
 /// The second probe's CRF above the table's.
 const PROBE_STEP: f32 = 6.0;
 /// The chosen CRF aims this far below the `abr` SSIM; `bench/quality.sh` holds each rung to
@@ -802,14 +806,14 @@ mod tests {
     #[test]
     fn the_sample_is_a_percent_of_the_film_within_bounds() {
         let total = |d: f64| windows(d).iter().map(|w| w.1).sum::<f64>();
-        assert_eq!(windows(60.0).len(), 4);
-        assert_eq!(windows(60.0)[0], (7.25, 0.5));
+        assert_eq!(windows(60.0).len(), 8);
+        assert_eq!(windows(60.0)[0], (3.625, 0.25));
         assert!((total(60.0) - 2.0).abs() < 1e-9);
         assert!((total(300.0) - 6.0).abs() < 1e-9);
-        assert_eq!(windows(300.0).len(), 12);
+        assert_eq!(windows(300.0).len(), 24);
         assert!((total(7200.0) - 10.0).abs() < 1e-9);
-        assert_eq!(windows(7200.0).len(), 20);
-        assert_eq!(windows(0.5), vec![(0.0, 0.5)]);
+        assert_eq!(windows(7200.0).len(), 40);
+        assert_eq!(windows(0.5), vec![(0.0, 0.25), (0.25, 0.25)]);
         for (start, length) in windows(7200.0) {
             assert!(start >= 0.0 && start + length <= 7200.0);
         }
