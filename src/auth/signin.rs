@@ -615,6 +615,21 @@ mod tests {
                 .callback(provider, params, Some(BROWSER), self.clock.now())
                 .await
         }
+        /// Ada signed in with Google in the browser: her session and her account.
+        async fn signed_in_web(
+            &self,
+        ) -> Result<(NewSession, crate::store::users::User), Box<dyn std::error::Error>> {
+            let state = self.start(ProviderId::Google, &StartRequest::default())?;
+            let Finished::Web { session, .. } =
+                self.callback(ProviderId::Google, &state, "good").await?
+            else {
+                return Err("a web flow finished otherwise".into());
+            };
+            let user = self
+                .sign_in()
+                .session_user(Some(&session.id), self.clock.now())?;
+            Ok((session, user))
+        }
     }
 
     fn state_of(url: &str) -> String {
@@ -758,12 +773,7 @@ mod tests {
     #[tokio::test]
     async fn linking_while_signed_in_links_to_that_user() -> R {
         let w = World::new()?;
-        let state = w.start(ProviderId::Google, &StartRequest::default())?;
-        let Finished::Web { session, .. } = w.callback(ProviderId::Google, &state, "good").await?
-        else {
-            return Err("a web flow finished otherwise".into());
-        };
-        let ada = w.sign_in().session_user(Some(&session.id), w.clock.now())?;
+        let (session, ada) = w.signed_in_web().await?;
 
         // Not signed in: nothing to link to.
         assert!(matches!(
@@ -797,12 +807,7 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_user_is_refused() -> R {
         let w = World::new()?;
-        let state = w.start(ProviderId::Google, &StartRequest::default())?;
-        let Finished::Web { session, .. } = w.callback(ProviderId::Google, &state, "good").await?
-        else {
-            return Err("a web flow finished otherwise".into());
-        };
-        let ada = w.sign_in().session_user(Some(&session.id), w.clock.now())?;
+        let (session, ada) = w.signed_in_web().await?;
         w.store.update_user(&ada.id, |u| u.disabled = true)?;
 
         let state = w.start(ProviderId::Google, &StartRequest::default())?;

@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 
 use testkit::decode::ffmpeg_decode;
 use testkit::probe::format_duration;
+use testkit::sources::{lavfi_av, with, X264};
 
 use crate::harness::films::{film_info, FilmInfo};
 use crate::harness::http::{no_redirect_client, Resp};
@@ -56,31 +57,11 @@ const KRW_PRICE: u64 = 6500;
 
 /// The group's film: 24 s, 640x360, 25 fps, 2 s GOP → 6 s segments, N = 4, P = 1.
 fn src_pay() -> std::path::PathBuf {
-    sources().generated(
+    let av = with(lavfi_av("testsrc2", "640x360", 25, 24, 660, 48000), X264);
+    sources().gen(
         "pay-24s-640x360",
         "mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=25:duration=24",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=660:sample_rate=48000:duration=24",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "50",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-        ],
+        with(av, &["-g", "50", "-c:a", "aac", "-b:a", "64k"]),
     )
 }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use testkit::decode::ffmpeg_decode;
 use testkit::probe::format_duration;
+use testkit::sources::{lavfi_av, with, X264};
 
 use crate::harness::media::{sources, src_main, FPS, MAIN_SECONDS};
 use crate::harness::peer_scripts::python_json;
@@ -654,29 +655,13 @@ fn pipelined_requests_on_one_connection_arrive_whole_and_in_order() {
 
 /// A 60 s source, 320x240 with a tone: 10 segments of 6 s.
 fn src_minute() -> std::path::PathBuf {
-    sources().generated(
+    sources().gen(
         "minute-240p-tone",
         "mp4",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=60",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=330:sample_rate=48000:duration=60",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-        ],
+        with(
+            with(lavfi_av("testsrc2", "320x240", 25, 60, 330, 48000), X264),
+            &["-c:a", "aac", "-b:a", "64k"],
+        ),
     )
 }
 

@@ -10,6 +10,7 @@ use crate::harness::media::sources;
 use crate::harness::server::{Server, FAST_PACE};
 use crate::harness::shared::shared;
 use crate::harness::users::User;
+use testkit::sources::X264;
 
 fn key(s: &Server, pb_prefix: &str, i: usize) {
     let r = s.get(&format!("{pb_prefix}/keys/{i}.key"), None);
@@ -353,17 +354,15 @@ fn exactly_eighty_nine_percent_is_refused_and_ninety_allowed() {
         "hundred-seconds-240p",
         "mp4",
         &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=426x240:rate=25:duration=100",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ],
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=426x240:rate=25:duration=100",
+            ],
+            X264,
+        ]
+        .concat(),
     );
     let (film, job) = s.ingest(&src, "A hundred seconds", true);
     s.wait_job_ready(&admin, &job, std::time::Duration::from_secs(180));

@@ -1042,6 +1042,15 @@ fn src_easy() -> PathBuf {
     )
 }
 
+/// Noise that no encoder makes cheap: a cellular automaton under strong temporal noise, at
+/// `size`, 25 fps (a lavfi source).
+fn hard_noise(size: &str) -> String {
+    format!(
+        "cellauto=size={size}:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7,\
+         noise=alls=40:allf=t+u,format=yuv420p"
+    )
+}
+
 fn src_hard() -> PathBuf {
     sources().generated(
         "hard360",
@@ -1050,8 +1059,7 @@ fn src_hard() -> PathBuf {
             "-f",
             "lavfi",
             "-i",
-            "cellauto=size=640x360:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7,\
-             noise=alls=40:allf=t+u,format=yuv420p",
+            &hard_noise("640x360"),
             "-t",
             "12",
             "-c:v",
@@ -1201,8 +1209,7 @@ fn src_grey_then_hard_one_gop() -> PathBuf {
             "-f",
             "lavfi",
             "-i",
-            "cellauto=size=320x180:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7,\
-             noise=alls=40:allf=t+u,format=yuv420p",
+            &hard_noise("320x180"),
             "-filter_complex",
             "[0:v][1:v]concat=n=2:v=1:a=0",
             "-t",
