@@ -17,6 +17,7 @@ build: deps
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	./web/vendor.sh --check
 
 test: lint
 	$(CARGO) test --workspace

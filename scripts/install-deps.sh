@@ -2,7 +2,8 @@
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
 # pkg-config, the ffmpeg CLI and openssl (independent judges in tests), and the Python
-# test peers (m3u8 playlist parser, tuspy tus client).
+# test peers (m3u8 playlist parser, tuspy tus client), the npm test peers and vendored
+# browser libraries, and Debian's chromium for the browser tests.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -38,9 +39,15 @@ if ! python3 -c "import m3u8, tusclient" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
 
-# The OIDC provider test peer (npm oauth2-mock-server + jose, pinned by package-lock.json).
-oidc_peer=tests/peers/oidc
-if [ ! -d "$oidc_peer/node_modules" ] || [ "$oidc_peer/package-lock.json" -nt "$oidc_peer/node_modules" ]; then
+# The npm side: the OIDC provider test peer (oauth2-mock-server + jose), the Chromium test
+# peer (playwright-core) and the admin console's vendored browser libraries (web/), each
+# pinned by its package-lock.json and installed when node_modules is missing or older.
+npm_dirs=(tests/peers/oidc tests/peers/browser web)
+need_npm=0
+for d in "${npm_dirs[@]}"; do
+  if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then need_npm=1; fi
+done
+if [ "$need_npm" -eq 1 ]; then
   if ! command -v npm >/dev/null; then
     echo "installing: nodejs npm"
     sudo=""
@@ -55,7 +62,24 @@ if [ ! -d "$oidc_peer/node_modules" ] || [ "$oidc_peer/package-lock.json" -nt "$
   # oauth2-mock-server 8 declares node ^20.19; Debian 12's own nodejs is 18.
   node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
     || echo "warning: node $(node --version) is older than the 20.19 oauth2-mock-server wants (NodeSource has node 20)" >&2
-  echo "installing the OIDC test peer (npm ci in $oidc_peer)"
-  (cd "$oidc_peer" && npm ci --silent --no-audit --no-fund)
-  touch "$oidc_peer/node_modules"
+  for d in "${npm_dirs[@]}"; do
+    if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
+      echo "installing npm packages (npm ci in $d)"
+      (cd "$d" && npm ci --silent --no-audit --no-fund)
+      touch "$d/node_modules"
+    fi
+  done
+fi
+
+# The browser the Chromium test peer drives (Debian's build plays H.264/AAC HLS).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing: chromium"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install chromium" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
