@@ -15,9 +15,11 @@
 #   before htmx loads; with allowEval false those features raise htmx:evalDisallowedError
 #   instead of a CSP violation, so the console must not use them (indicator CSS goes in a
 #   stylesheet). Swapped fragments must not carry style="" attributes either (style-src).
-# - hls.js 1.7.4 starts its transmux worker from a blob: URL (worker-src blob:, or
-#   enableWorker:false, or workerPath to a served hls.worker.js) and plays through a
-#   MediaSource blob: URL (media-src blob:). No eval.
+# - hls.js 1.7.4 starts its transmux worker from a blob: URL, so it needs worker-src blob:
+#   (or enableWorker:false, or workerPath pointing at a served hls.worker.js). Without it
+#   Chromium logs a worker-src violation and hls.js falls back to transmuxing on the main
+#   thread (it still plays). Playback goes through a MediaSource blob: URL (media-src
+#   blob:). No eval.
 # - tus-js-client 4.3.1: no eval, no inline style, no workers; it only needs connect-src for
 #   the upload endpoint (same origin: 'self').
 # - chart.js 4.6.1 (UMD): no eval and no injected stylesheet (v2's was removed); it sets
