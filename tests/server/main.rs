@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod browser_smoke;
 mod hardening;
 mod harness;
 mod ingest;

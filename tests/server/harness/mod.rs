@@ -5,6 +5,7 @@
 //! ([`users`], [`films`], [`playback`]) and one shared server with two packaged, published
 //! films ([`shared`]).
 
+pub mod browser;
 pub mod clock;
 pub mod films;
 pub mod http;
