@@ -8,13 +8,16 @@
 #
 # Strict CSP (script-src 'self'; style-src 'self'; no 'unsafe-inline'/'unsafe-eval'),
 # read from the dist code and checked in Chromium by tests/peers/browser/smoke.mjs:
-# - htmx 2.0.11 inserts an inline <style> for .htmx-indicator at load (blocked: style-src)
-#   and evaluates hx-on:*, hx-vals/hx-vars "js:", trigger filters ([...]) and
-#   htmx.eval with eval/Function (blocked: script-src). Pages must carry
+# - htmx 2.0.11 inserts an inline <style> for .htmx-indicator at load (a style-src
+#   violation) and compiles hx-on:*, hx-vals/hx-vars "js:", trigger filters
+#   (hx-trigger="click[...]") and htmx.eval with eval/Function: under this CSP hx-on and
+#   "js:" vals throw an uncaught EvalError (the request is not sent) and a filter is logged
+#   as htmx:syntax:error. Pages must carry, before htmx loads,
 #   <meta name="htmx-config" content='{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false}'>
-#   before htmx loads; with allowEval false those features raise htmx:evalDisallowedError
-#   instead of a CSP violation, so the console must not use them (indicator CSS goes in a
-#   stylesheet). Swapped fragments must not carry style="" attributes either (style-src).
+#   then htmx never calls eval: hx-on does nothing, "js:" vals are dropped, a filter counts
+#   as true, each logging htmx:evalDisallowedError with console.error (which the browser
+#   tests' assertNoErrors catches). So the console uses none of them and puts the indicator
+#   CSS in its stylesheet. Swapped fragments must not carry style="" attributes either.
 # - hls.js 1.7.4 starts its transmux worker from a blob: URL, so it needs worker-src blob:
 #   (or enableWorker:false, or workerPath pointing at a served hls.worker.js). Without it
 #   Chromium logs a worker-src violation and hls.js falls back to transmuxing on the main

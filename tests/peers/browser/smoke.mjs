@@ -180,14 +180,16 @@ run(async (ctx) => {
     });
 
     await ctx.step('chart.js draws', async () => {
-      const painted = await page.evaluate(() => {
+      // Responsive (the default): chart.js sizes the canvas through element.style.
+      const painted = await page.evaluate(async () => {
         const canvas = document.getElementById('chart');
         // eslint-disable-next-line no-new
         new window.Chart(canvas, {
           type: 'bar',
           data: { labels: ['a', 'b', 'c'], datasets: [{ label: 'views', data: [3, 5, 2] }] },
-          options: { animation: false, responsive: false },
+          options: { animation: false },
         });
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
         const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
         let n = 0;
         for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) n += 1;
