@@ -28,7 +28,7 @@ const SLACK: usize = 64 * 1024;
 /// The `i`-th distinct client: IPv4 from 10.0.0.0 on, then IPv6 /64s (the key the server
 /// makes for an IPv6 client), so that both kinds of key are counted.
 fn client(i: u32) -> IpAddr {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         IpAddr::from((0x0a00_0000u32 + i).to_be_bytes())
     } else {
         let mut v6 = [0u8; 16];

@@ -183,7 +183,7 @@ fn forwarding_headers_from_an_untrusted_peer_count_against_the_peer() {
         sent.set(sent.get() + 1);
         let n = sent.get();
         // Every request claims another client, in one header or the other.
-        let (name, value) = if n % 2 == 0 {
+        let (name, value) = if n.is_multiple_of(2) {
             ("X-Forwarded-For", format!("198.51.100.{n}"))
         } else {
             ("Forwarded", format!("for=198.51.100.{n}"))

@@ -239,7 +239,7 @@ impl Continuity {
     /// packets are left alone. Nothing else in the packet changes, so PAT/PMT CRCs, PES
     /// data and the segment's length are untouched.
     fn carry_on(&mut self, ts: &mut [u8]) -> Result<(), String> {
-        if ts.len() % TS_PACKET != 0 {
+        if !ts.len().is_multiple_of(TS_PACKET) {
             return Err(format!("{} bytes is not whole TS packets", ts.len()));
         }
         for packet in ts.chunks_exact_mut(TS_PACKET) {
