@@ -66,8 +66,10 @@ cat <<MSG
 
 cinegate is running at $base (data in ./media, secrets in ./keys).
 
-  admin sign-in (one-time, 15 min):   $base/login?token=$(link_token admin@cinegate.local)
-  viewer sign-in (one-time, 15 min):  $base/login?token=$(link_token viewer@cinegate.local)
+  admin console (one-time sign-in link, 15 min):
+    $base/admin/sign-in?token=$(link_token admin@cinegate.local)
+  viewer sign-in (one-time, 15 min):
+    $base/login?token=$(link_token viewer@cinegate.local)
 
   The viewer has not bought the film: entitlement "$entitlement", $segments segments.
   Play the preview (it stops after ~10%):

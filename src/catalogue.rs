@@ -48,6 +48,7 @@ mod tests {
             segments: 10,
             renditions: vec!["360".into()],
             packaged_at: 1,
+            bytes: 0,
         }
     }
 

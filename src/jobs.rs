@@ -245,6 +245,7 @@ impl JobQueue {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let bytes = dir_bytes(&out);
         let mut previous = None;
         let updated = self
             .store
@@ -261,6 +262,7 @@ impl JobQueue {
                         .map(|r| r.name.clone())
                         .collect(),
                     packaged_at: self.clock.now(),
+                    bytes,
                 });
                 if f.publish_when_ready {
                     f.published = true;
@@ -373,6 +375,22 @@ fn failure(code: &str, message: &str) -> JobFailure {
         code: code.to_string(),
         message: message.to_string(),
     }
+}
+
+/// The bytes of the files under `dir` (a package: one level of rendition directories), for
+/// the console's disk figures; what cannot be read counts as 0.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]

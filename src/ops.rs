@@ -146,7 +146,13 @@ pub fn login_link(
     let token = session::create_login_link(store, &config.auth, &user, now)?;
     let base = config.public_url.trim_end_matches('/');
     let minutes = config.auth.login_link_ttl.as_secs() / 60;
-    let url = format!("{base}/login?token={token}");
+    // An admin's link opens the console's sign-in; a viewer's the page that redeems it.
+    let page = if user.is_admin() {
+        "admin/sign-in"
+    } else {
+        "login"
+    };
+    let url = format!("{base}/{page}?token={token}");
     Ok(Response::ok(
         format!(
             "one-time sign-in link for {} (valid {minutes} minutes, works once):\n{url}",

@@ -434,6 +434,7 @@ fn app(
         .wrap(cors(&state.config))
         .wrap(actix_web::middleware::from_fn(access_log))
         .configure(api::configure)
+        .configure(crate::web::configure)
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
         }))

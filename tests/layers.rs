@@ -37,6 +37,7 @@ const DOMAIN: &[&str] = &[
     "jobs",
     "ingest",
     "catalogue",
+    "overview",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -49,6 +50,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/jobs.rs",
     "src/ingest.rs",
     "src/catalogue.rs",
+    "src/overview.rs",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

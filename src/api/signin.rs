@@ -19,14 +19,10 @@ use crate::auth::signin::{CallbackParams, Finished, Native, NewSession, StartReq
 use crate::ratelimit::Budget;
 use crate::state::AppState;
 
-pub const SESSION_COOKIE: &str = "cinegate_session";
+pub use crate::server::session::SESSION_COOKIE;
 /// Binds a flow to the browser that started it (docs/AUTH.md, "The pre-auth cookie"): the
 /// callback must carry it, so a callback URL handed to someone else finishes nothing.
 pub const PREAUTH_COOKIE: &str = "cinegate_preauth";
-/// Browser calls that use the session cookie must carry this header: a cross-site form
-/// cannot set it, and a cross-site script needs a CORS preflight that is refused.
-const CSRF_HEADER: &str = "x-requested-with";
-const CSRF_VALUE: &str = "cinegate";
 
 fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     builder.insert_header((header::CACHE_CONTROL, "no-store"));
@@ -231,13 +227,11 @@ async fn callback(
 
 /// The browser session's cookie: HttpOnly, `SameSite=Lax`, `Secure` on https.
 fn session_cookie(state: &AppState, session: NewSession) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, session.id)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(state.config.public_url.starts_with("https://"))
-        .max_age(CookieDuration::seconds(session.ttl_secs))
-        .finish()
+    crate::server::session::session_cookie(
+        session.id,
+        session.ttl_secs,
+        state.config.public_url.starts_with("https://"),
+    )
 }
 
 #[derive(Deserialize)]
@@ -263,12 +257,7 @@ pub async fn exchange(
 }
 
 fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
-    let csrf_ok = req
-        .headers()
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == CSRF_VALUE);
-    if !csrf_ok {
+    if !crate::server::session::has_csrf_header(req) {
         return Err(ApiError::forbidden(
             super::error::Code::Csrf,
             "send the header `X-Requested-With: cinegate` with session requests",
@@ -296,13 +285,9 @@ pub async fn session_end(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
     state
         .sign_in()
         .end_session(session.as_ref().map(|c| c.value()))?;
-    let mut gone = Cookie::build(SESSION_COOKIE, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .finish();
-    gone.make_removal();
-    Ok(no_store(HttpResponse::NoContent()).cookie(gone).finish())
+    Ok(no_store(HttpResponse::NoContent())
+        .cookie(crate::server::session::ended_session_cookie())
+        .finish())
 }
 
 pub async fn native(

@@ -345,6 +345,28 @@ impl<'a> SignIn<'a> {
         Ok(NewSession { id, ttl_secs })
     }
 
+    /// Redeems a one-time login link (`cinegate user login-link`) for a browser session:
+    /// the console's sign-in. The link is spent even when the account turns out to be
+    /// disabled, as it is for the JSON `auth/link`.
+    pub fn login_link_session(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(NewSession, User), SignInError> {
+        let link = self
+            .store
+            .take_login_link(token, now)
+            .map_err(SessionError::from)?
+            .ok_or(SessionError::Invalid)?;
+        let user = self
+            .store
+            .user(&link.user_id)
+            .map_err(SessionError::from)?
+            .ok_or(SessionError::Invalid)?;
+        let session = self.new_session(&user, now)?;
+        Ok((session, user))
+    }
+
     /// The user of the browser session whose cookie value is `cookie`.
     pub fn session_user(&self, cookie: Option<&str>, now: i64) -> Result<User, IdentityError> {
         let cookie = cookie.ok_or(IdentityError::Unauthenticated)?;

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod sendfile;
+pub mod session;
 
 use std::fmt;
 use std::net::TcpListener;

@@ -22,6 +22,10 @@ pub struct PackageSummary {
     pub segments: usize,
     pub renditions: Vec<String>,
     pub packaged_at: i64,
+    /// Bytes on disk (segments, playlists, poster, manifest), counted once when packaged;
+    /// 0 for packages from before it was counted.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

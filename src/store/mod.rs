@@ -303,6 +303,15 @@ pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
+/// The smallest time-ordered id (UUIDv7) of Unix second `at`: the start of a key range of
+/// records created from then on.
+pub(crate) fn first_id_at(at: i64) -> Uuid {
+    let millis = (at.max(0) as u64).saturating_mul(1000);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    Uuid::from_bytes(bytes)
+}
+
 /// Parses an id from a URL or JSON; `None` for anything that is not one of ours.
 pub fn parse_id(text: &str) -> Option<Uuid> {
     Uuid::try_parse(text).ok()

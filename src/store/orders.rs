@@ -406,6 +406,33 @@ impl Store {
         scan(&self.orders, "orders", &[])
     }
 
+    /// The newest `limit` orders, newest first (ids are time-ordered, so this reads only
+    /// the tail of the tree).
+    pub fn latest_orders(&self, limit: usize) -> Result<Vec<Order>> {
+        self.orders
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                super::decode("orders", &v)
+            })
+            .collect()
+    }
+
+    /// Orders created at or after `since` (Unix seconds), oldest first: a key range from
+    /// the smallest time-ordered id of that second, not a scan of the tree.
+    pub fn orders_created_since(&self, since: i64) -> Result<Vec<Order>> {
+        let start = super::first_id_at(since);
+        self.orders
+            .range(start.as_bytes().as_slice()..)
+            .map(|kv| {
+                let (_, v) = kv?;
+                super::decode("orders", &v)
+            })
+            .collect()
+    }
+
     /// Records a provider's webhook event id; `false` when it was already seen (a replay).
     pub fn first_sighting(&self, provider: &str, event_id: &str, now: i64) -> Result<bool> {
         Ok(self

@@ -154,6 +154,7 @@ mod tests {
                 segments: SEGMENTS,
                 renditions: Vec::new(),
                 packaged_at: T0,
+                bytes: 0,
             });
             store.save_film(&film)?;
             let cache = PlaybackCache::default();

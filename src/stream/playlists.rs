@@ -320,6 +320,7 @@ mod load_tests {
             segments: 1,
             renditions: Vec::new(),
             packaged_at: 1,
+            bytes: 0,
         });
         film
     }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod browser_smoke;
+mod console;
 mod hardening;
 mod harness;
 mod ingest;

@@ -1,0 +1,71 @@
+//! Who is at the console: the `ConsoleAdmin` extractor. Every console handler takes it, so
+//! nothing reaches a handler without (1) the CSRF header on a state-changing request, (2)
+//! a live browser session, and (3) an admin account — deny by default. The session is the
+//! HttpOnly cookie (`server::session`); no token is ever handed to the page's scripts.
+
+use std::future::{ready, Ready};
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::error::PageError;
+use crate::api::error::Code;
+use crate::auth::identity::IdentityError;
+use crate::server::session::{has_csrf_header, session_value};
+use crate::state::AppState;
+use crate::store::users::User;
+
+/// A signed-in administrator, read from the store on every request (a demotion, a ban or
+/// "sign out everywhere" takes effect at once).
+pub struct ConsoleAdmin {
+    pub user: User,
+}
+
+impl FromRequest for ConsoleAdmin {
+    type Error = PageError;
+    type Future = Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(admin(req))
+    }
+}
+
+fn admin(req: &HttpRequest) -> Result<ConsoleAdmin, PageError> {
+    if !req.method().is_safe() && !has_csrf_header(req) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::Csrf,
+            "this request did not come from a console page (the X-Requested-With header is missing); reload the page and try again",
+        ));
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| PageError::from(crate::api::error::ApiError::internal(&"no app state")))?;
+    let cookie = session_value(req);
+    match state
+        .sign_in()
+        .session_user(cookie.as_deref(), state.clock.now())
+    {
+        Ok(user) if user.is_admin() => Ok(ConsoleAdmin { user }),
+        Ok(user) => Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::AdminOnly,
+            format!(
+                "the console is for administrators; {} is a viewer account",
+                user.email.as_deref().unwrap_or("this")
+            ),
+        )),
+        Err(IdentityError::Unauthenticated) => Err(PageError::SignIn {
+            next: if req.method().is_safe() {
+                req.uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/admin".into())
+            } else {
+                "/admin".into()
+            },
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
