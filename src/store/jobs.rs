@@ -109,6 +109,34 @@ impl Store {
             .collect()
     }
 
+    /// Each film's newest job's state, read from the two job indexes' keys alone (no job
+    /// record is decoded): for the console's films by state.
+    pub fn newest_job_states(&self) -> Result<std::collections::HashMap<Uuid, JobState>> {
+        let mut state_of = std::collections::HashMap::new();
+        for key in self.jobs_by_state.iter().keys() {
+            let key = key?;
+            let state = match key.first() {
+                Some(1) => JobState::Queued,
+                Some(2) => JobState::Running,
+                Some(3) => JobState::Ready,
+                Some(4) => JobState::Failed,
+                _ => JobState::Cancelled,
+            };
+            state_of.insert(Uuid::from_slice(&key[1..]).unwrap_or_default(), state);
+        }
+        // `film ‖ job`, jobs time-ordered: the last key of a film is its newest job.
+        let mut newest = std::collections::HashMap::new();
+        for key in self.jobs_by_film.iter().keys() {
+            let key = key?;
+            let film = Uuid::from_slice(&key[..16]).unwrap_or_default();
+            let job = Uuid::from_slice(&key[16..]).unwrap_or_default();
+            if let Some(state) = state_of.get(&job) {
+                newest.insert(film, *state);
+            }
+        }
+        Ok(newest)
+    }
+
     /// How many jobs are in `state`: a count of index keys, no record is read.
     pub fn count_jobs(&self, state: JobState) -> Result<usize> {
         let mut n = 0;
