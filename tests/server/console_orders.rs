@@ -69,6 +69,15 @@ fn a_refund_from_the_orders_page_ends_access_and_the_users_page_manages_the_buye
         .to_string();
     server.get(&back, None).expect(200, "dev return");
     assert_eq!(entitlement(&server, &buyer.access, &film), "full");
+    // The buyer watches the first segment, so the console has progress to show.
+    let pb = server.playback(&buyer, &film);
+    let first = info.renditions.first().ok_or("no rendition")?;
+    server
+        .get(&pb.path(&format!("{first}/00000.ts")), None)
+        .expect(200, "segment 0");
+    server
+        .get(&pb.path("keys/0.key"), None)
+        .expect(200, "key 0");
 
     let admin = unique_email("orders-admin");
     assert!(server

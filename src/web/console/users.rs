@@ -18,6 +18,7 @@ use crate::catalogue;
 use crate::ops::{self, OpsError};
 use crate::state::AppState;
 use crate::store::grants::Grant;
+use crate::store::orders::OrderKind;
 use crate::store::parse_id;
 use crate::store::users::{Role, User};
 use crate::web::error::{PageError, PageResult};
@@ -65,6 +66,17 @@ struct UserPage {
     id: String,
     email: String,
     films: Vec<FilmRow>,
+    orders: Vec<OrderRow>,
+}
+
+/// One of the user's orders, newest first.
+pub struct OrderRow {
+    pub id: String,
+    pub when: String,
+    pub title: String,
+    pub kind: &'static str,
+    pub amount: String,
+    pub state: &'static str,
 }
 
 /// Role and state, with their buttons: what those buttons redraw.
@@ -326,6 +338,42 @@ async fn films_of(state: &web::Data<AppState>, user: &User) -> PageResult<Vec<Fi
     Ok(rows)
 }
 
+/// The user's orders, newest first, through `orders_by_user`.
+async fn orders_of(state: &web::Data<AppState>, user: &User) -> PageResult<Vec<OrderRow>> {
+    let (st, id) = (state.clone(), user.id);
+    web::block(move || -> PageResult<Vec<OrderRow>> {
+        let mut titles: BTreeMap<Uuid, String> = BTreeMap::new();
+        let mut rows = Vec::new();
+        for o in st.store.orders_of(&id)?.into_iter().rev() {
+            let title = match titles.get(&o.film_id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = st
+                        .store
+                        .film(&o.film_id)?
+                        .map(|f| f.title)
+                        .unwrap_or_else(|| "(deleted film)".into());
+                    titles.insert(o.film_id, t.clone());
+                    t
+                }
+            };
+            rows.push(OrderRow {
+                id: o.id.to_string(),
+                when: view::time(o.created_at),
+                title,
+                kind: match o.kind {
+                    OrderKind::Purchase => "purchase",
+                    OrderKind::Tip => "tip",
+                },
+                amount: view::money(o.amount as i64, &o.currency),
+                state: super::orders::state_name(o.state),
+            });
+        }
+        Ok(rows)
+    })
+    .await?
+}
+
 /// `GET /admin/users/{id}`.
 pub async fn detail(
     admin: ConsoleAdmin,
@@ -339,6 +387,7 @@ pub async fn detail(
         account: account_box(&admin, &user, String::new()),
         grants: grants_box(&state, &user, String::new()).await?,
         films: films_of(&state, &user).await?,
+        orders: orders_of(&state, &user).await?,
         id: user.id.to_string(),
         email: email_of(&user),
     })

@@ -3,7 +3,8 @@
 // did; the users page finds the buyer, disables and enables them, gives a film and revokes
 // it, and makes a one-time sign-in link. Screenshots of the four pages, also at 360 px.
 // Env: BASE_URL, ADMIN_TOKEN (login-link token of an admin), ORDER_ID (a captured dev
-// order), FILM_ID (its film), GIVE_FILM_ID (another film), BUYER_EMAIL.
+// order, whose buyer has watched a segment), FILM_ID (its film), GIVE_FILM_ID (another
+// film), BUYER_EMAIL.
 import { run } from './lib.mjs';
 
 run(async (ctx) => {
@@ -93,8 +94,11 @@ run(async (ctx) => {
     expect((await page.locator('tbody tr').count()) === 1, 'the search found more than the buyer');
     await link.click();
     await page.waitForSelector('#account');
-    const films = await page.textContent('main');
-    expect(films.includes('Night <b>Train</b>'), 'the refunded purchase is not listed');
+    const orderRow = (await page.locator(`#orders-h ~ table tr:has(a[href="/admin/orders/${order}"])`).textContent())
+      .replace(/\s+/g, ' ');
+    expect(orderRow.includes('Night <b>Train</b>') && orderRow.includes('refunded'), `the buyer's order reads ${orderRow}`);
+    const watched = (await page.locator('#films-h ~ table tbody tr').first().textContent()).replace(/\s+/g, ' ');
+    expect(watched.includes('Night <b>Train</b>') && /[1-9]\d*%/.test(watched), `the buyer's progress reads ${watched}`);
     await ctx.shot('console-user-detail');
     await narrow('console-user-detail');
   });
