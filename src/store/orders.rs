@@ -454,17 +454,16 @@ impl Store {
         }
         let mut out = Vec::new();
         let mut last = None;
-        let mut read = 0usize;
-        for kv in self
+        for (read, kv) in self
             .orders
             .range(low.as_bytes().as_slice()..high.as_bytes().as_slice())
             .rev()
+            .enumerate()
         {
             let (_, v) = kv?;
             if out.len() == limit || read == scan_limit {
                 return Ok((out, last));
             }
-            read += 1;
             let order: Order = decode("orders", &v)?;
             last = Some(order.id);
             if keep(&order) {

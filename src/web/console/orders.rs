@@ -2,6 +2,7 @@
 //! first, 50 a page over the time-ordered ids), an order's detail with its history, the
 //! refund (the `OrderService` refund the JSON API calls) and reconciliation.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -195,19 +196,21 @@ impl Names {
             users: HashMap::new(),
         };
         for o in orders {
-            if !names.films.contains_key(&o.film_id) {
-                let title = store
-                    .film(&o.film_id)?
-                    .map(|f| f.title)
-                    .unwrap_or_else(|| "(deleted film)".into());
-                names.films.insert(o.film_id, title);
+            if let Entry::Vacant(slot) = names.films.entry(o.film_id) {
+                slot.insert(
+                    store
+                        .film(&o.film_id)?
+                        .map(|f| f.title)
+                        .unwrap_or_else(|| "(deleted film)".into()),
+                );
             }
-            if !names.users.contains_key(&o.user_id) {
-                let email = store
-                    .user(&o.user_id)?
-                    .map(|u| u.email.unwrap_or_else(|| u.id.to_string()))
-                    .unwrap_or_else(|| "(deleted account)".into());
-                names.users.insert(o.user_id, email);
+            if let Entry::Vacant(slot) = names.users.entry(o.user_id) {
+                slot.insert(
+                    store
+                        .user(&o.user_id)?
+                        .map(|u| u.email.unwrap_or_else(|| u.id.to_string()))
+                        .unwrap_or_else(|| "(deleted account)".into()),
+                );
             }
         }
         Ok(names)
