@@ -25,6 +25,21 @@ impl Store {
         Ok(existed)
     }
 
+    /// The films granted to `user`: (film, grant), through `grants_by_user`.
+    pub fn grants_of(&self, user: &Uuid) -> Result<Vec<(Uuid, Grant)>> {
+        let mut out = Vec::new();
+        for key in self.grants_by_user.scan_prefix(user.as_bytes()).keys() {
+            let key = key?;
+            let Ok(film) = Uuid::from_slice(&key[16..]) else {
+                continue;
+            };
+            if let Some(g) = get(&self.grants, "grants", &pair(&film, user))? {
+                out.push((film, g));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn has_grant(&self, film: &Uuid, user: &Uuid) -> Result<bool> {
         Ok(get::<Grant>(&self.grants, "grants", &pair(film, user))?.is_some())
     }

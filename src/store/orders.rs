@@ -433,6 +433,46 @@ impl Store {
             .collect()
     }
 
+    /// One page of the admin's order list, newest first: orders created in `[from, to)`
+    /// (Unix seconds) and older than the cursor `before` (an order id), that `keep`
+    /// accepts, at most `limit` of them. A key range over the time-ordered ids, walked
+    /// from its newest end; at most `scan_limit` records are read per page, so a filter
+    /// that matches little still answers quickly. The cursor of the next page is returned
+    /// when the range holds more (the last order read, matched or not).
+    pub fn orders_page(
+        &self,
+        range: (Option<i64>, Option<i64>),
+        before: Option<Uuid>,
+        limit: usize,
+        scan_limit: usize,
+        keep: impl Fn(&Order) -> bool,
+    ) -> Result<(Vec<Order>, Option<Uuid>)> {
+        let low = range.0.map(super::first_id_at).unwrap_or_default();
+        let mut high = range.1.map(super::first_id_at).unwrap_or(Uuid::max());
+        if let Some(b) = before {
+            high = high.min(b);
+        }
+        let mut out = Vec::new();
+        let mut last = None;
+        for (read, kv) in self
+            .orders
+            .range(low.as_bytes().as_slice()..high.as_bytes().as_slice())
+            .rev()
+            .enumerate()
+        {
+            let (_, v) = kv?;
+            if out.len() == limit || read == scan_limit {
+                return Ok((out, last));
+            }
+            let order: Order = decode("orders", &v)?;
+            last = Some(order.id);
+            if keep(&order) {
+                out.push(order);
+            }
+        }
+        Ok((out, None))
+    }
+
     /// Records a provider's webhook event id; `false` when it was already seen (a replay).
     pub fn first_sighting(&self, provider: &str, event_id: &str, now: i64) -> Result<bool> {
         Ok(self
@@ -539,6 +579,40 @@ mod tests {
             Captured::Refused(_)
         ));
         assert!(store.purchase(&film, &user)?.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn pages_of_orders_run_newest_first_within_the_range() -> Result<()> {
+        let store = Store::temporary()?;
+        let (user, film) = (crate::store::new_id(), crate::store::new_id());
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            let o = order(user, film);
+            store.create_order(&o)?;
+            ids.push(o.id);
+            // Distinct milliseconds keep the ids' order the creation order.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let ids_of = |os: &[Order]| os.iter().map(|o| o.id).collect::<Vec<_>>();
+        let (first, next) = store.orders_page((None, None), None, 2, 100, |_| true)?;
+        assert_eq!(ids_of(&first), [ids[4], ids[3]]);
+        assert_eq!(next, Some(ids[3]));
+        let (second, next) = store.orders_page((None, None), next, 2, 100, |_| true)?;
+        assert_eq!(ids_of(&second), [ids[2], ids[1]]);
+        let (last, next) = store.orders_page((None, None), next, 2, 100, |_| true)?;
+        assert_eq!((ids_of(&last), next), (vec![ids[0]], None));
+        // A filter reads on; a scan limit stops the page early with a cursor to go on.
+        let odd = |o: &Order| o.id == ids[1] || o.id == ids[3];
+        let (found, next) = store.orders_page((None, None), None, 10, 100, odd)?;
+        assert_eq!((ids_of(&found), next), (vec![ids[3], ids[1]], None));
+        let (found, next) = store.orders_page((None, None), None, 10, 2, odd)?;
+        assert_eq!((ids_of(&found), next), (vec![ids[3]], Some(ids[3])));
+        // Time bounds: nothing before 1970-01-02, everything from it on.
+        let (none, _) = store.orders_page((None, Some(86_400)), None, 10, 100, |_| true)?;
+        assert!(none.is_empty());
+        let (all, _) = store.orders_page((Some(86_400), None), None, 10, 100, |_| true)?;
+        assert_eq!(all.len(), 5);
         Ok(())
     }
 

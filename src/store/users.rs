@@ -118,6 +118,70 @@ impl Store {
         })
     }
 
+    /// One page of users, newest first (ids are time-ordered), older than the cursor
+    /// `before`; the next page's cursor when more follow.
+    pub fn users_page(
+        &self,
+        before: Option<Uuid>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<String>)> {
+        let high = before.unwrap_or(Uuid::max());
+        let mut out: Vec<User> = Vec::new();
+        for kv in self.users.range(..high.as_bytes().as_slice()).rev() {
+            let (_, v) = kv?;
+            if out.len() == limit {
+                let next = out.last().map(|u| u.id.to_string());
+                return Ok((out, next));
+            }
+            out.push(super::decode("users", &v)?);
+        }
+        Ok((out, None))
+    }
+
+    /// Users whose (indexed, lower-cased) e-mail contains `text`, in e-mail order after
+    /// the cursor `after` (an e-mail), at most `limit`; the next page's cursor when more
+    /// follow. Reads the e-mail index's keys and only the matching users' records.
+    pub fn search_users(
+        &self,
+        text: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<User>, Option<String>)> {
+        let needle = text.trim().to_lowercase();
+        let start = after.map(|a| {
+            let mut k = a.as_bytes().to_vec();
+            // Just past `after`: the cursor itself was on the previous page.
+            k.push(0);
+            k
+        });
+        let range = match &start {
+            Some(k) => self.users_by_email.range(k.as_slice()..),
+            None => self.users_by_email.iter(),
+        };
+        let mut out: Vec<User> = Vec::new();
+        let mut last = None;
+        for kv in range {
+            let (k, id) = kv?;
+            let Ok(email) = std::str::from_utf8(&k) else {
+                continue;
+            };
+            if !email.contains(needle.as_str()) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, last));
+            }
+            let Ok(id) = Uuid::from_slice(&id) else {
+                continue;
+            };
+            if let Some(u) = self.user(&id)? {
+                last = Some(email.to_string());
+                out.push(u);
+            }
+        }
+        Ok((out, None))
+    }
+
     pub fn users(&self) -> Result<Vec<User>> {
         scan(&self.users, "users", &[])
     }
@@ -155,6 +219,38 @@ mod tests {
             Some((1, Role::Admin))
         );
         assert_eq!(store.update_user(&super::super::new_id(), |_| {})?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn users_page_newest_first_and_search_the_email_index() -> Result<()> {
+        let store = Store::temporary()?;
+        let mut made = Vec::new();
+        for name in ["ann@a.example", "bob@b.example", "cat@a.example"] {
+            made.push(store.create_user(name, Role::Viewer, 1)?.id);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let (page, next) = store.users_page(None, 2)?;
+        assert_eq!(
+            page.iter().map(|u| u.id).collect::<Vec<_>>(),
+            [made[2], made[1]]
+        );
+        let before = next.as_deref().and_then(super::super::parse_id);
+        let (rest, next) = store.users_page(before, 2)?;
+        assert_eq!((rest.len(), next), (1, None));
+        let emails = |us: &[User]| {
+            us.iter()
+                .filter_map(|u| u.email.clone())
+                .collect::<Vec<_>>()
+        };
+        let (found, next) = store.search_users("A.EXAMPLE", None, 1)?;
+        assert_eq!(emails(&found), ["ann@a.example"]);
+        let (more, next) = store.search_users("a.example", next.as_deref(), 1)?;
+        assert_eq!(
+            (emails(&more), next),
+            (vec!["cat@a.example".to_string()], None)
+        );
+        assert!(store.search_users("nobody", None, 5)?.0.is_empty());
         Ok(())
     }
 

@@ -7,6 +7,7 @@
 mod auth;
 mod browser_smoke;
 mod console;
+mod console_orders;
 mod hardening;
 mod harness;
 mod ingest;

@@ -3,7 +3,9 @@
 //! domain services; `view` turns their records into what the templates print.
 
 pub mod dashboard;
+pub mod orders;
 pub mod signin;
+pub mod users;
 pub mod view;
 
 use actix_web::web;
@@ -22,6 +24,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(dashboard::page))
             .route("/", web::get().to(dashboard::page))
             .route("/fragments/jobs", web::get().to(dashboard::jobs_fragment))
+            .route("/orders", web::get().to(orders::list))
+            .route("/orders/reconcile", web::post().to(orders::reconcile))
+            .route("/orders/{id}", web::get().to(orders::detail))
+            .route("/orders/{id}/refund", web::post().to(orders::refund))
+            .route("/users", web::get().to(users::list))
+            .route("/users/{id}", web::get().to(users::detail))
+            .route("/users/{id}/role", web::post().to(users::set_role))
+            .route("/users/{id}/disabled", web::post().to(users::set_disabled))
+            .route("/users/{id}/grants", web::post().to(users::grant))
+            .route(
+                "/users/{id}/grants/{film}/revoke",
+                web::post().to(users::revoke),
+            )
+            .route("/users/{id}/login-link", web::post().to(users::login_link))
             .route("/sign-in", web::get().to(signin::page))
             .route("/sign-in/link", web::post().to(signin::with_link))
             .route("/sign-out", web::post().to(signin::sign_out))
