@@ -7,6 +7,7 @@
 mod auth;
 mod browser_smoke;
 mod console;
+mod console_films;
 mod hardening;
 mod harness;
 mod ingest;
