@@ -133,15 +133,16 @@ if (box && tus) {
           window.htmx.ajax("GET", `/admin/films/${film}/packaging?poll=0`, { target: "#packaging", swap: "outerHTML" });
         }
       },
-      onError(err) {
+      async onError(err) {
         const r = reason(err);
-        showError(r.code, r.message);
-        status.textContent = "The upload stopped.";
-        // A refusal is final: nothing is left on the server, so forget the upload's URL.
+        // A refusal is final: nothing is left on the server, so forget the upload's URL
+        // (before saying so, so that what the page shows is what is stored).
         if (r.status && r.status >= 400 && r.status < 500) {
-          forget();
+          await forget();
           upload = null;
         }
+        showError(r.code, r.message);
+        status.textContent = "The upload stopped.";
         buttons(false);
       },
     });
