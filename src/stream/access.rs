@@ -287,4 +287,27 @@ mod tests {
         ));
         Ok(())
     }
+
+    #[tokio::test]
+    async fn an_admin_plays_every_film_whole_even_before_it_is_published() -> R {
+        let f = Fixture::new()?;
+        let admin = f.store.create_user("admin@example.com", Role::Admin, T0)?;
+        let mut draft = f.film.clone();
+        draft.published = false;
+        f.store.save_film(&draft)?;
+        let (token, path, expires_at) = f.playback().start(&admin, &draft, T0);
+        assert_eq!(
+            expires_at,
+            T0 + f.config.playback.token_ttl.as_secs() as i64
+        );
+        assert_eq!(path, format!("/hls/{}/master.m3u8", token.encode(&KEY)));
+        let access = f.playback().authorize(&token.encode(&KEY), T0).await?;
+        assert!(access.full());
+        // The viewer still gets nothing of the unpublished film.
+        assert!(matches!(
+            f.playback().authorize(&f.token(T0 + 60), T0).await,
+            Err(AuthorizeError::NoFilm)
+        ));
+        Ok(())
+    }
 }

@@ -124,10 +124,10 @@ if (box && tus) {
         percent.textContent = "100%";
         status.textContent = "Uploaded. The film is queued for packaging.";
         resumable.hidden = true;
-        buttons(false);
-        resume.disabled = true;
-        pause.disabled = true;
         upload = null;
+        // Done with this file: a new upload starts from choosing one.
+        input.value = "";
+        buttons(false);
         // The packaging box now has a job to follow.
         if (window.htmx) {
           window.htmx.ajax("GET", `/admin/films/${film}/packaging?poll=0`, { target: "#packaging", swap: "outerHTML" });
