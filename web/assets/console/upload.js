@@ -140,6 +140,9 @@ if (box && tus) {
         if (r.status && r.status >= 400 && r.status < 500) {
           await forget();
           upload = null;
+          bar.value = 0;
+          bar.textContent = "0%";
+          percent.textContent = "0%";
         }
         showError(r.code, r.message);
         status.textContent = "The upload stopped.";
