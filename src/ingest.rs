@@ -184,6 +184,11 @@ pub enum FieldError {
     Currency(String),
     #[error("price amount must be a positive integer in minor units")]
     Amount,
+    #[error("two prices in {0}")]
+    DuplicateCurrency(String),
+    /// A price typed in major units (the console's form) that is no amount in its currency.
+    #[error("{amount:?} is not an amount in {currency}")]
+    Decimal { amount: String, currency: String },
 }
 
 /// Validated film fields shared by the admin API and the CLI.
@@ -214,6 +219,37 @@ pub fn validate_price(amount: u64, currency: &str) -> Result<Price, FieldError> 
         return Err(FieldError::Amount);
     }
     Ok(Price { amount, currency })
+}
+
+/// A film's prices, each validated, at most one per currency.
+pub fn validate_prices(
+    input: impl IntoIterator<Item = (u64, String)>,
+) -> Result<Vec<Price>, FieldError> {
+    let mut out: Vec<Price> = Vec::new();
+    for (amount, currency) in input {
+        let price = validate_price(amount, &currency)?;
+        if out.iter().any(|q| q.currency == price.currency) {
+            return Err(FieldError::DuplicateCurrency(price.currency));
+        }
+        out.push(price);
+    }
+    Ok(out)
+}
+
+/// A price typed in major units ("12.00" USD) as minor units, validated.
+pub fn validate_decimal_price(amount: &str, currency: &str) -> Result<(u64, String), FieldError> {
+    let currency = currency.trim().to_uppercase();
+    if !crate::money::is_currency_code(&currency) {
+        return Err(FieldError::Currency(currency));
+    }
+    let amount = amount.trim();
+    match crate::money::from_decimal(amount, &currency) {
+        Some(minor) => Ok((minor, currency)),
+        None => Err(FieldError::Decimal {
+            amount: amount.to_string(),
+            currency,
+        }),
+    }
 }
 
 pub fn new_film(title: String, description: String, prices: Vec<Price>, now: i64) -> Film {
@@ -279,6 +315,22 @@ mod tests {
             validate_price(500, " usd ").map(|p| p.currency),
             Ok("USD".to_string())
         );
+        assert_eq!(
+            validate_prices([(100, "usd".into()), (200, "USD".into())]),
+            Err(FieldError::DuplicateCurrency("USD".into()))
+        );
+        assert_eq!(
+            validate_decimal_price("12.00", "usd"),
+            Ok((1200, "USD".into()))
+        );
+        assert_eq!(
+            validate_decimal_price("15000", "KRW"),
+            Ok((15000, "KRW".into()))
+        );
+        assert!(matches!(
+            validate_decimal_price("12.345", "USD"),
+            Err(FieldError::Decimal { .. })
+        ));
         assert_eq!(
             FieldError::Currency("XYZ1".into()).to_string(),
             "\"XYZ1\" is not an ISO 4217 currency code"

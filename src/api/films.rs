@@ -13,7 +13,6 @@ use crate::store::films::Film;
 use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
-use crate::stream::token::PlaybackToken;
 
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // Reads every film: off the runtime's threads.
@@ -62,18 +61,17 @@ pub async fn playback(
 ) -> ApiResult<HttpResponse> {
     let film = catalogue::watchable(&state.store, &path)?;
     let (playback, view) = film_progress(&state, &viewer, &film).await?;
-    let entitlement = gate::entitlement(&state.store, &viewer.0.id, &film.id)?;
-    let expires_at = state.clock.now() + state.config.playback.token_ttl.as_secs() as i64;
-    let token = PlaybackToken::new(viewer.0.id, film.id, viewer.0.session_epoch, expires_at);
+    let entitlement = gate::playback_entitlement(&state.store, &viewer.0, &film.id)?;
+    let (token, master_path, expires_at) =
+        state
+            .playback_access()
+            .start(&viewer.0, &film, state.clock.now());
     let base = state.config.public_url.trim_end_matches('/');
     tracing::info!(user = %viewer.0.id, film = %film.id, token = %token.id_hex(), ?entitlement, "playback started");
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(PlaybackResponse {
-            master_url: format!(
-                "{base}/hls/{}/master.m3u8",
-                token.encode(&state.keys.playback)
-            ),
+            master_url: format!("{base}{master_path}"),
             entitlement,
             preview_segments: playback.preview,
             total_segments: playback.segment_count(),

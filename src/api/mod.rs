@@ -16,6 +16,7 @@ pub mod me;
 pub mod pages;
 pub mod payments;
 pub mod signin;
+pub mod tus;
 pub mod uploads;
 pub mod views;
 

@@ -1,6 +1,6 @@
 //! What a playback token may open, decided on every `/hls/` request from the store: the
 //! token must be genuine and unexpired, its account present, enabled and still in the
-//! sign-in epoch the token was issued in, its film published and packaged; the viewer then
+//! sign-in epoch the token was issued in, its film published and packaged (or packaged, for an administrator); the viewer then
 //! gets every segment with an entitlement, or the preview. Nothing here is cached per
 //! viewer, so a refund, a ban or "sign out everywhere" takes effect on the next request.
 
@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::store::films::Film;
+use crate::store::users::User;
 use crate::store::{Store, StoreError};
 use crate::stream::gate;
 use crate::stream::playlists::{FilmPlayback, PlaybackCache, PlaybackError};
@@ -83,6 +84,15 @@ impl<'a> Playback<'a> {
             .await
     }
 
+    /// A playback token for `user` and `film`, valid for `playback.token_ttl` from `now`,
+    /// and the path of the film's master playlist it opens (`/hls/{token}/master.m3u8`).
+    pub fn start(&self, user: &User, film: &Film, now: i64) -> (PlaybackToken, String, i64) {
+        let expires_at = now + self.config.playback.token_ttl.as_secs() as i64;
+        let token = PlaybackToken::new(user.id, film.id, user.session_epoch, expires_at);
+        let path = format!("/hls/{}/master.m3u8", token.encode(self.key));
+        (token, path, expires_at)
+    }
+
     /// What the playback token `token` may open at `now`.
     pub async fn authorize(&self, token: &str, now: i64) -> Result<Access, AuthorizeError> {
         let token = PlaybackToken::decode(self.key, token, now)?;
@@ -98,13 +108,15 @@ impl<'a> Playback<'a> {
         if user.disabled {
             return Err(PlaybackTokenError::Disabled.into());
         }
+        // Administrators also play what is packaged but not yet published (the console's
+        // preview); viewers only what is on sale.
         let film = self
             .store
             .film(&token.film)?
-            .filter(Film::is_watchable)
+            .filter(|f| f.is_watchable() || (user.is_admin() && f.package.is_some()))
             .ok_or(AuthorizeError::NoFilm)?;
         let playback = self.playback_of(&film).await?;
-        let entitlement = gate::entitlement(self.store, &user.id, &film.id)?;
+        let entitlement = gate::playback_entitlement(self.store, &user, &film.id)?;
         let allowed = gate::allowed_segments(
             entitlement,
             playback.segment_count(),
@@ -271,6 +283,29 @@ mod tests {
         f.store.delete_film(&f.film.id)?;
         assert!(matches!(
             f.playback().authorize(&token, T0).await,
+            Err(AuthorizeError::NoFilm)
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_admin_plays_every_film_whole_even_before_it_is_published() -> R {
+        let f = Fixture::new()?;
+        let admin = f.store.create_user("admin@example.com", Role::Admin, T0)?;
+        let mut draft = f.film.clone();
+        draft.published = false;
+        f.store.save_film(&draft)?;
+        let (token, path, expires_at) = f.playback().start(&admin, &draft, T0);
+        assert_eq!(
+            expires_at,
+            T0 + f.config.playback.token_ttl.as_secs() as i64
+        );
+        assert_eq!(path, format!("/hls/{}/master.m3u8", token.encode(&KEY)));
+        let access = f.playback().authorize(&token.encode(&KEY), T0).await?;
+        assert!(access.full());
+        // The viewer still gets nothing of the unpublished film.
+        assert!(matches!(
+            f.playback().authorize(&f.token(T0 + 60), T0).await,
             Err(AuthorizeError::NoFilm)
         ));
         Ok(())

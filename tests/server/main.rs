@@ -8,6 +8,7 @@ mod auth;
 mod browser_smoke;
 mod console;
 mod console_orders;
+mod console_films;
 mod hardening;
 mod harness;
 mod ingest;

@@ -49,18 +49,9 @@ fn admin_view(state: &AppState, film: Film) -> ApiResult<AdminFilmView> {
 }
 
 fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
-    let mut out: Vec<Price> = Vec::new();
-    for p in input {
-        let price = ingest::validate_price(p.amount, &p.currency)?;
-        if out.iter().any(|q| q.currency == price.currency) {
-            return Err(ApiError::validation(format!(
-                "two prices in {}",
-                price.currency
-            )));
-        }
-        out.push(price);
-    }
-    Ok(out)
+    Ok(ingest::validate_prices(
+        input.into_iter().map(|p| (p.amount, p.currency)),
+    )?)
 }
 
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {

@@ -4,10 +4,14 @@
 
 pub mod dashboard;
 pub mod orders;
+pub mod film_page;
+pub mod films;
+pub mod films_upload;
 pub mod signin;
 pub mod users;
 pub mod view;
 
+use actix_web::http::Method;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -38,6 +42,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(users::revoke),
             )
             .route("/users/{id}/login-link", web::post().to(users::login_link))
+            // Films (list, new, the film page, its packaging box, the console's tus).
+            .route("/films", web::get().to(films::list))
+            .route("/films", web::post().to(films::create))
+            .route("/films/new", web::get().to(films::new))
+            .route("/films/{id}", web::get().to(film_page::show))
+            .route("/films/{id}", web::post().to(film_page::update))
+            .route("/films/{id}/delete", web::post().to(film_page::delete))
+            .route("/films/{id}/publish", web::post().to(film_page::publish))
+            .route(
+                "/films/{id}/unpublish",
+                web::post().to(film_page::unpublish),
+            )
+            .route("/films/{id}/poster", web::get().to(film_page::poster))
+            .route("/films/{id}/packaging", web::get().to(film_page::packaging))
+            .route(
+                "/films/{id}/jobs/{job}/cancel",
+                web::post().to(film_page::cancel),
+            )
+            .route(
+                "/films/{id}/jobs/{job}/retry",
+                web::post().to(film_page::retry),
+            )
+            .service(
+                web::resource("/uploads")
+                    .route(web::post().to(films_upload::create))
+                    .route(web::method(Method::OPTIONS).to(films_upload::options)),
+            )
+            .service(
+                web::resource("/uploads/{id}")
+                    .route(web::head().to(films_upload::head))
+                    .route(web::patch().to(films_upload::patch))
+                    .route(web::delete().to(films_upload::terminate))
+                    .route(web::method(Method::OPTIONS).to(films_upload::options)),
+            )
             .route("/sign-in", web::get().to(signin::page))
             .route("/sign-in/link", web::post().to(signin::with_link))
             .route("/sign-out", web::post().to(signin::sign_out))
