@@ -7,6 +7,7 @@
 mod auth;
 mod browser_smoke;
 mod console;
+mod console_moderation;
 mod hardening;
 mod harness;
 mod ingest;

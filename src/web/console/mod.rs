@@ -2,8 +2,10 @@
 //! the sign-in page's takes `ConsoleAdmin` (session, admin, CSRF on writes) and calls the
 //! domain services; `view` turns their records into what the templates print.
 
+pub mod comments;
 pub mod dashboard;
 pub mod signin;
+pub mod system;
 pub mod view;
 
 use actix_web::web;
@@ -22,6 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(dashboard::page))
             .route("/", web::get().to(dashboard::page))
             .route("/fragments/jobs", web::get().to(dashboard::jobs_fragment))
+            .route("/comments", web::get().to(comments::page))
+            .route("/comments/{id}/hide", web::post().to(comments::hide))
+            .route("/comments/{id}/restore", web::post().to(comments::restore))
+            .route("/comments/{id}", web::delete().to(comments::delete))
+            .route("/system", web::get().to(system::page))
             .route("/sign-in", web::get().to(signin::page))
             .route("/sign-in/link", web::post().to(signin::with_link))
             .route("/sign-out", web::post().to(signin::sign_out))
