@@ -592,6 +592,45 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn the_flagged_index_follows_reports_and_states_and_is_built_once() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, user) = (crate::store::new_id(), crate::store::new_id());
+        let quiet = comment(film, user, "quiet");
+        let reported = comment(film, user, "reported");
+        let mut held = comment(film, user, "held");
+        held.state = CommentState::Held;
+        for c in [&quiet, &reported, &held] {
+            store.add_comment(c)?;
+        }
+        store.report_comment(&reported.id, &user, 1)?;
+        let ids = |s: &Store| -> Result<Vec<Uuid>> {
+            let mut v: Vec<Uuid> = s.flagged_comments()?.iter().map(|c| c.id).collect();
+            v.sort();
+            Ok(v)
+        };
+        let mut want = vec![reported.id, held.id];
+        want.sort();
+        assert_eq!(ids(&store)?, want);
+        // Hidden stays flagged; a release of the held one and a tombstone leave.
+        let set = |id: &Uuid, to: CommentState| {
+            store.update_comment(id, |c| {
+                c.state = to;
+                true
+            })
+        };
+        set(&quiet.id, CommentState::Hidden)?;
+        set(&held.id, CommentState::Visible)?;
+        set(&reported.id, CommentState::Deleted)?;
+        assert_eq!(ids(&store)?, vec![quiet.id]);
+        // A store from before the index: rebuilt from the comments at open.
+        store.comments_flagged.clear()?;
+        store.meta.remove(FLAGGED_INDEXED)?;
+        store.index_flagged_comments_once()?;
+        assert_eq!(ids(&store)?, vec![quiet.id]);
+        Ok(())
+    }
+
     /// The seeded check behind the moderation queue's index: 5,000 comments of 100-odd
     /// characters, one in twenty reported; prints the median time of a queue read.
     /// `cargo test -p cinegate --lib queue_read_time -- --ignored --nocapture`
