@@ -226,14 +226,14 @@ pub async fn page(admin: ConsoleAdmin, state: web::Data<AppState>) -> PageResult
     let mut payments: Vec<Provider> = PAYMENT_PROVIDERS
         .iter()
         .map(|p| Provider {
-            name: *p,
+            name: p,
             on: payments_on.contains(p),
         })
         .collect();
     // One the list above does not know yet still shows.
     for p in &payments_on {
         if !PAYMENT_PROVIDERS.contains(p) {
-            payments.push(Provider { name: *p, on: true });
+            payments.push(Provider { name: p, on: true });
         }
     }
     render(&SystemPage {
