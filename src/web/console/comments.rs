@@ -230,3 +230,54 @@ pub async fn delete(
 ) -> PageResult<HttpResponse> {
     act(state, &path, comments::remove).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page's server-side work with volume: 5,000 comments (one in twenty reported),
+    /// the first page of the queue read and rendered; prints the median.
+    /// `cargo test -p cinegate --lib queue_page_time -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn queue_page_time_with_five_thousand_comments() -> Result<(), Box<dyn std::error::Error>> {
+        let store = Store::temporary()?;
+        let film = crate::store::new_id();
+        let reporter = crate::store::new_id();
+        for i in 0..5000 {
+            let c = comments::post(
+                &store,
+                &film,
+                &crate::store::new_id(),
+                format!("comment {i}: {}", "a fair amount of text ".repeat(5)),
+                &[],
+                1,
+            )?;
+            if i % 20 == 0 {
+                store.report_comment(&c.id, &reporter, 1)?;
+            }
+        }
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let t = std::time::Instant::now();
+            let (rows, total) = queue_page(&store, Show::Waiting, 1)?;
+            assert_eq!((rows.len(), total), (PER_PAGE, 250));
+            let html = CommentsPage {
+                me: "a@example.com".into(),
+                section: "comments",
+                show: "waiting",
+                rows,
+                total,
+                page: 1,
+                pages: 5,
+                held_words: vec![],
+            }
+            .render()?;
+            assert!(html.contains("comment 4980:"), "newest first among equals");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("comments page, 5000 comments: median {:?}", times[10]);
+        Ok(())
+    }
+}

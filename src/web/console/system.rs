@@ -293,6 +293,36 @@ mod tests {
         );
     }
 
+    /// The tree counts walk every key: with 5,000 comments (20,000-odd keys across the
+    /// comment trees and events) they must stay well inside the page budget.
+    /// `cargo test -p cinegate --lib tree_counts_time -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn tree_counts_time_with_five_thousand_comments() -> Result<(), Box<dyn std::error::Error>> {
+        let store = crate::store::Store::temporary()?;
+        let film = crate::store::new_id();
+        for i in 0..5000 {
+            crate::social::comments::post(
+                &store,
+                &film,
+                &crate::store::new_id(),
+                format!("comment {i}"),
+                &[],
+                1,
+            )?;
+        }
+        let mut times = Vec::new();
+        for _ in 0..11 {
+            let t = std::time::Instant::now();
+            let keys: usize = store.tree_counts()?.iter().map(|(_, n)| n).sum();
+            assert!(keys >= 15_000, "{keys}");
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("tree counts, 5000 comments: median {:?}", times[5]);
+        Ok(())
+    }
+
     /// Every empty string of the default configuration set to a marker of its own; a
     /// marker missing from the configuration's `Debug` text belongs to a `Secret` field
     /// (whose `Debug` hides it). None of those may reach the rendered page, and each must
