@@ -1,6 +1,7 @@
 //! The console's Comments and System pages in a real browser (issue 15): a comment one
 //! viewer reported of another's is hidden from the moderation queue and leaves the thread
-//! other viewers read; another is deleted (a tombstone); the system page names the
+//! other viewers read; another is deleted (a tombstone); a restore of a comment its author
+//! deleted meanwhile shows `comment_deleted` in the page; the system page names the
 //! providers and the version and shows none of the configured secrets.
 
 use serde_json::{json, Value};
@@ -103,6 +104,7 @@ fn an_admin_hides_a_reported_comment_and_reads_the_system_page(
             ("DELETE_ID", delete_me.clone()),
             ("HELD_ID", held),
             ("AUTHOR_EMAIL", author.email.clone()),
+            ("AUTHOR_ACCESS", author.access.clone()),
             ("VERSION", env!("CARGO_PKG_VERSION").to_string()),
             (
                 "SECRETS",
