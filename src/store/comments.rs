@@ -68,6 +68,15 @@ pub struct Comment {
     pub deleted_by: Option<DeletedBy>,
 }
 
+impl Comment {
+    /// Whether it waits for a moderator's decision: reported and still shown, or held back
+    /// by the word list. A hidden one has had its decision (the console's *Hidden* list).
+    pub fn awaits_moderation(&self) -> bool {
+        self.state == CommentState::Held
+            || (self.state == CommentState::Visible && self.reports > 0)
+    }
+}
+
 /// What `GET /films/{id}/social` shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocialCounts {

@@ -34,9 +34,7 @@ pub enum Show {
 impl Show {
     fn takes(self, c: &Comment) -> bool {
         match self {
-            Self::Waiting => {
-                c.state == CommentState::Held || (c.state == CommentState::Visible && c.reports > 0)
-            }
+            Self::Waiting => c.awaits_moderation(),
             Self::Hidden => c.state == CommentState::Hidden,
         }
     }

@@ -48,6 +48,9 @@ run(async (ctx) => {
     await page.goto(`${baseUrl}/admin/comments`);
     await row(del).waitFor({ timeout: 10000 });
     expect(await row(hide).count() === 0, 'the hidden comment is still in the queue');
+    await page.goto(`${baseUrl}/admin`);
+    const waiting = await text(page.locator('a[href="/admin/comments"]:has(strong)'));
+    expect(waiting.startsWith('2 reported or held'), `the dashboard says "${waiting}"`);
     await page.goto(`${baseUrl}/admin/comments?show=hidden`);
     await row(hide).waitFor({ timeout: 10000 });
     await ctx.shot('console-comments-hidden');
