@@ -233,6 +233,44 @@ pub async fn delete(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_queue_pages_by_fifty_most_reported_first_and_hidden_apart(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let store = Store::temporary()?;
+        let film = crate::store::new_id();
+        let reporters: Vec<Uuid> = (0..3).map(|_| crate::store::new_id()).collect();
+        let mut ids = Vec::new();
+        for i in 0..62 {
+            let c = comments::post(
+                &store,
+                &film,
+                &crate::store::new_id(),
+                format!("c{i}"),
+                &[],
+                1,
+            )?;
+            store.report_comment(&c.id, &reporters[0], 1)?;
+            ids.push(c.id);
+        }
+        // The oldest gets two more reports; the newest is hidden.
+        for r in &reporters[1..] {
+            store.report_comment(&ids[0], r, 1)?;
+        }
+        comments::moderate(&store, &ids[61], CommentState::Hidden)?;
+        let (first, total) = queue_page(&store, Show::Waiting, 1)?;
+        assert_eq!((first.len(), total), (50, 61));
+        assert_eq!((first[0].body.as_str(), first[0].reports), ("c0", 3));
+        assert_eq!(first[1].body, "c60", "then newest first");
+        let (second, _) = queue_page(&store, Show::Waiting, 2)?;
+        assert_eq!(second.len(), 11);
+        let (hidden, n) = queue_page(&store, Show::Hidden, 1)?;
+        assert_eq!(
+            (n, hidden[0].body.as_str(), hidden[0].can_restore),
+            (1, "c61", true)
+        );
+        Ok(())
+    }
+
     /// The page's server-side work with volume: 5,000 comments (one in twenty reported),
     /// the first page of the queue read and rendered; prints the median.
     /// `cargo test -p cinegate --lib queue_page_time -- --ignored --nocapture`
