@@ -86,6 +86,7 @@ pub struct Overview {
     /// Captured less refunded, purchases and tips, by the day the money moved (UTC).
     pub revenue_today: Revenue,
     pub revenue_week: Revenue,
+    /// Comments awaiting a moderator (reported and shown, or held): the console's queue.
     pub comments_waiting: usize,
     /// What the packages take on disk (as counted when each was packaged).
     pub package_bytes: u64,
@@ -144,7 +145,11 @@ pub fn overview(store: &Store, media_dir: &Path, now: i64) -> Result<Overview, S
         latest_orders,
         revenue_today,
         revenue_week,
-        comments_waiting: store.reported_comments()?.len(),
+        comments_waiting: store
+            .flagged_comments()?
+            .iter()
+            .filter(|c| c.awaits_moderation())
+            .count(),
         package_bytes,
         disk: disk(media_dir),
     })

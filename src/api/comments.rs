@@ -348,7 +348,7 @@ pub async fn admin_delete(
 
 /// The moderation queue: reported comments (most reported first) and held ones.
 pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<HttpResponse> {
-    // Reads every comment: off the runtime's threads.
+    // Reads every flagged comment (`comments_flagged`): off the runtime's threads.
     let store = state.store.clone();
     let queue = web::block(move || store.reported_comments()).await??;
     let queue = queue.into_iter().map(AdminCommentView::from).collect();

@@ -92,6 +92,9 @@ pub struct Store {
     pub(crate) comments: sled::Tree,
     pub(crate) comments_by_film: sled::Tree,
     pub(crate) comment_reports: sled::Tree,
+    /// `comment` → nothing: the comments moderation looks at (reported, held, hidden),
+    /// written in the comment's transaction (`comments::flag`).
+    pub(crate) comments_flagged: sled::Tree,
     pub(crate) supports: sled::Tree,
     pub(crate) events: sled::Tree,
     pub(crate) social_counts: sled::Tree,
@@ -150,6 +153,7 @@ impl Store {
             comments: db.open_tree("comments")?,
             comments_by_film: db.open_tree("comments_by_film")?,
             comment_reports: db.open_tree("comment_reports")?,
+            comments_flagged: db.open_tree("comments_flagged")?,
             supports: db.open_tree("supports")?,
             events: db.open_tree("events")?,
             social_counts: db.open_tree("social_counts")?,
@@ -161,6 +165,7 @@ impl Store {
         store.index_jobs_once()?;
         store.index_tips_once()?;
         store.index_progress_once()?;
+        store.index_flagged_comments_once()?;
         Ok(store)
     }
 
@@ -197,6 +202,31 @@ impl Store {
                 message: "schema_version is missing".into(),
             }),
         }
+    }
+
+    /// Bytes the database takes on disk, as sled counts them.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// Each tree's name and number of records, by name (sled's default tree left out).
+    /// Walks every tree's keys without reading a value: for the console's system page.
+    pub fn tree_counts(&self) -> Result<Vec<(String, usize)>> {
+        let mut out = Vec::new();
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            if name.starts_with("__sled__") {
+                continue;
+            }
+            let mut n = 0;
+            for key in self.db.open_tree(&name)?.iter().keys() {
+                key?;
+                n += 1;
+            }
+            out.push((name, n));
+        }
+        out.sort();
+        Ok(out)
     }
 
     pub fn flush(&self) -> Result<()> {

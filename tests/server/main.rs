@@ -7,8 +7,9 @@
 mod auth;
 mod browser_smoke;
 mod console;
-mod console_orders;
 mod console_films;
+mod console_moderation;
+mod console_orders;
 mod hardening;
 mod harness;
 mod ingest;

@@ -2,12 +2,14 @@
 //! the sign-in page's takes `ConsoleAdmin` (session, admin, CSRF on writes) and calls the
 //! domain services; `view` turns their records into what the templates print.
 
+pub mod comments;
 pub mod dashboard;
-pub mod orders;
 pub mod film_page;
 pub mod films;
 pub mod films_upload;
+pub mod orders;
 pub mod signin;
+pub mod system;
 pub mod users;
 pub mod view;
 
@@ -76,6 +78,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(films_upload::terminate))
                     .route(web::method(Method::OPTIONS).to(films_upload::options)),
             )
+            .route("/comments", web::get().to(comments::page))
+            .route("/comments/{id}/hide", web::post().to(comments::hide))
+            .route("/comments/{id}/restore", web::post().to(comments::restore))
+            .route("/comments/{id}", web::delete().to(comments::delete))
+            .route("/system", web::get().to(system::page))
             .route("/sign-in", web::get().to(signin::page))
             .route("/sign-in/link", web::post().to(signin::with_link))
             .route("/sign-out", web::post().to(signin::sign_out))
