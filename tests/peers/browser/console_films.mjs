@@ -136,8 +136,11 @@ run(async (ctx) => {
       return v.currentTime > 2 && v.getVideoPlaybackQuality().totalVideoFrames > 0;
     }, null, { timeout: 30000 });
     await ctx.shot('console-film-playing');
-    const native = await page.evaluate(() => document.getElementById('player').canPlayType('application/vnd.apple.mpegurl'));
-    console.log(`played ${await page.evaluate(() => document.getElementById('player').currentTime)} s (native HLS: "${native}")`);
+    // Chromium has Media Source Extensions: the player must be hls.js (the encrypted HLS
+    // is decrypted and transmuxed by it, not by the browser).
+    const engine = await page.evaluate(() => (window.consolePlayer ? 'hls.js' : 'native'));
+    expect(engine === 'hls.js', `the preview played through ${engine}, not hls.js`);
+    console.log(`played ${await page.evaluate(() => document.getElementById('player').currentTime)} s with ${engine}`);
   });
 
   await ctx.step('a file that is not a film shows the server\'s 422 reason', async () => {
