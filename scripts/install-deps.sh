@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
-# pkg-config, the ffmpeg CLI and openssl (independent judges in tests), and the Python
+# pkg-config, the ffmpeg CLI and openssl (independent judges in tests), a Korean font (the
+# viewer app's Korean pages in the browser tests' screenshots), and the Python
 # test peers (m3u8 playlist parser, tuspy tus client), the npm test peers and vendored
 # browser libraries, and Debian's chromium for the browser tests.
 # Idempotent and quiet when everything is present.
@@ -12,6 +13,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
   libswscale-dev libswresample-dev
   ffmpeg openssl
+  fonts-nanum
 )
 
 missing=()

@@ -146,11 +146,11 @@ pub fn login_link(
     let token = session::create_login_link(store, &config.auth, &user, now)?;
     let base = config.public_url.trim_end_matches('/');
     let minutes = config.auth.login_link_ttl.as_secs() / 60;
-    // An admin's link opens the console's sign-in; a viewer's the page that redeems it.
+    // An admin's link opens the console's sign-in; a viewer's the viewer app's.
     let page = if user.is_admin() {
         "admin/sign-in"
     } else {
-        "login"
+        "sign-in"
     };
     let url = format!("{base}/{page}?token={token}");
     Ok(Response::ok(

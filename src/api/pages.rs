@@ -1,18 +1,20 @@
-//! The few HTML pages the server itself serves. `/login` redeems a one-time sign-in link
-//! in the browser (the token never reaches a log: the access log leaves out query strings).
+//! `/login?token=…`, the address that viewers' one-time links used before the viewer app:
+//! it now sends the browser to the app's sign-in page with the same query, which redeems
+//! the token for the session cookie (the token never reaches a log: the access log leaves
+//! out query strings).
 
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 
-const LOGIN: &str = include_str!("../web/login.html");
-
-pub async fn login() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
+pub async fn login(req: HttpRequest) -> HttpResponse {
+    let query = req.query_string();
+    let to = if query.is_empty() {
+        "/sign-in".to_string()
+    } else {
+        format!("/sign-in?{query}")
+    };
+    HttpResponse::SeeOther()
+        .insert_header(("Location", to))
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("Referrer-Policy", "no-referrer"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
-        ))
-        .body(LOGIN)
+        .finish()
 }

@@ -40,3 +40,17 @@ pub async fn serve(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
         .content_type(file.metadata.mimetype())
         .body(file.data.into_owned())
 }
+
+/// An embedded file at a fixed path of its own (the service worker must be served from the
+/// scope it controls), revalidated on every use.
+pub fn file_response(
+    path: &str,
+    content_type: &str,
+) -> crate::web::error::PageResult<HttpResponse> {
+    let file = Assets::get(path).ok_or_else(|| crate::api::error::ApiError::not_found("file"))?;
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(file.data.into_owned()))
+}

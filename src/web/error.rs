@@ -14,8 +14,9 @@ use crate::api::error::{ApiError, Code};
 pub enum PageError {
     /// A domain refusal or a server fault, classified as the JSON API classifies it.
     Api(ApiError),
-    /// Not signed in: go to the sign-in page, then back to `next`.
-    SignIn { next: String },
+    /// Not signed in: go to the sign-in page `page` (the console's or the viewer app's),
+    /// then back to `next`.
+    SignIn { page: &'static str, next: String },
 }
 
 pub type PageResult<T> = Result<T, PageError>;
@@ -81,8 +82,8 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            Self::SignIn { next } => {
-                let to = format!("/admin/sign-in?next={}", encode_query(next));
+            Self::SignIn { page, next } => {
+                let to = format!("{page}?next={}", encode_query(next));
                 HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, to.clone()))
                     // htmx follows a 3xx inside its XHR; this makes it load the page instead.

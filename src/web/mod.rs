@@ -11,11 +11,14 @@ pub mod assets;
 pub mod console;
 pub mod error;
 pub mod headers;
+pub mod i18n;
 pub mod session;
+pub mod viewer;
 
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/assets/{path:.*}").route(web::get().to(assets::serve)));
     console::configure(cfg);
+    viewer::configure(cfg);
 }

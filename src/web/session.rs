@@ -57,6 +57,7 @@ fn admin(req: &HttpRequest) -> Result<ConsoleAdmin, PageError> {
             ),
         )),
         Err(IdentityError::Unauthenticated) => Err(PageError::SignIn {
+            page: "/admin/sign-in",
             next: if req.method().is_safe() {
                 req.uri()
                     .path_and_query()
@@ -68,4 +69,83 @@ fn admin(req: &HttpRequest) -> Result<ConsoleAdmin, PageError> {
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The viewer app's visitor: signed in or not (pages that anyone may read take this; it
+/// never refuses). A session that has ended reads as signed out.
+pub struct Visitor {
+    pub user: Option<User>,
+}
+
+impl FromRequest for Visitor {
+    type Error = PageError;
+    type Future = Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let user = req.app_data::<web::Data<AppState>>().and_then(|state| {
+            state
+                .sign_in()
+                .session_user(session_value(req).as_deref(), state.clock.now())
+                .ok()
+        });
+        ready(Ok(Visitor { user }))
+    }
+}
+
+/// A signed-in viewer (any role) for the viewer app's actions: the CSRF header on every
+/// non-GET request and a live session, else the sign-in page with the way back.
+pub struct SignedIn {
+    pub user: User,
+}
+
+impl FromRequest for SignedIn {
+    type Error = PageError;
+    type Future = Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(signed_in(req))
+    }
+}
+
+fn signed_in(req: &HttpRequest) -> Result<SignedIn, PageError> {
+    if !req.method().is_safe() && !has_csrf_header(req) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::Csrf,
+            "this request did not come from a cinegate page; reload the page and try again",
+        ));
+    }
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| PageError::from(crate::api::error::ApiError::internal(&"no app state")))?;
+    match state
+        .sign_in()
+        .session_user(session_value(req).as_deref(), state.clock.now())
+    {
+        Ok(user) => Ok(SignedIn { user }),
+        Err(IdentityError::Unauthenticated) => Err(PageError::SignIn {
+            page: "/sign-in",
+            // An action's way back is the page it was taken on.
+            next: back_to(req),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The local page to come back to: the request's own path for a GET, else the page the
+/// action was taken on (htmx's `HX-Current-URL`, reduced to its path), else `/`.
+fn back_to(req: &HttpRequest) -> String {
+    if req.method().is_safe() {
+        return req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+    }
+    req.headers()
+        .get("HX-Current-URL")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.split_once("://").map(|(_, rest)| rest))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_else(|| "/".into())
 }

@@ -21,3 +21,4 @@ mod playback;
 mod ratelimit;
 mod recovery;
 mod social;
+mod viewer;

@@ -1,0 +1,118 @@
+//! The viewer app at `/` (issue 16): the catalogue, a film's page, signing in, and (with
+//! their modules) the player with its paywall, comments and support, and the account. Pages
+//! anyone may read take `Visitor`; actions take `SignedIn` (session, CSRF on writes). Every
+//! page is in English or Korean (`web::i18n`) and carries the same strict headers as the
+//! console. It is an installable PWA: a manifest and a service worker that caches the app
+//! shell (styles, scripts, icons) and never a playlist, key or segment.
+
+pub mod catalogue;
+pub mod film;
+pub mod signin;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::error::PageResult;
+use super::i18n::{Lang, LANG_COOKIE};
+
+/// Registered after the JSON API, so `/api`, `/hls`, `/auth` and `/pay` keep their routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let page = super::headers::page_headers;
+    cfg.service(
+        web::resource("/")
+            .wrap(page())
+            .route(web::get().to(catalogue::page)),
+    )
+    .service(
+        web::resource("/films/{id}")
+            .wrap(page())
+            .route(web::get().to(film::page)),
+    )
+    .service(web::resource("/films/{id}/poster").route(web::get().to(film::poster)))
+    .service(
+        web::resource("/sign-in")
+            .wrap(page())
+            .route(web::get().to(signin::page)),
+    )
+    .service(
+        web::resource("/sign-in/link")
+            .wrap(page())
+            .route(web::post().to(signin::with_link)),
+    )
+    .service(
+        web::resource("/sign-out")
+            .wrap(page())
+            .route(web::post().to(signin::sign_out)),
+    )
+    .service(web::resource("/lang/{code}").route(web::get().to(switch_language)))
+    .service(web::resource("/sw.js").route(web::get().to(service_worker)))
+    .service(web::resource("/manifest.webmanifest").route(web::get().to(manifest)));
+}
+
+/// The template data every viewer page's layout needs.
+pub struct Frame {
+    pub t: &'static super::i18n::Texts,
+    /// The signed-in viewer's e-mail (or name), if any.
+    pub me: Option<String>,
+    /// This page's path, for the language switch and sign-in's way back.
+    pub here: String,
+    pub here_encoded: String,
+}
+
+impl Frame {
+    pub fn new(req: &HttpRequest, user: Option<&crate::store::users::User>) -> Frame {
+        let here = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        Frame {
+            t: Lang::of(req).texts(),
+            me: user.map(|u| {
+                u.name
+                    .clone()
+                    .or_else(|| u.email.clone())
+                    .unwrap_or_else(|| "—".into())
+            }),
+            here_encoded: super::error::encode_query(&here),
+            here,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BackQuery {
+    back: Option<String>,
+}
+
+/// `GET /lang/{en|ko}?back=/path`: remembers the choice for a year and goes back.
+async fn switch_language(path: web::Path<String>, query: web::Query<BackQuery>) -> HttpResponse {
+    let back = query
+        .back
+        .as_deref()
+        .filter(|b| crate::auth::signin::local_path(b))
+        .unwrap_or("/")
+        .to_string();
+    let mut answer = HttpResponse::SeeOther();
+    answer.insert_header((header::LOCATION, back));
+    if let Some(lang) = Lang::parse(&path) {
+        answer.cookie(
+            actix_web::cookie::Cookie::build(LANG_COOKIE, lang.code())
+                .path("/")
+                .same_site(actix_web::cookie::SameSite::Lax)
+                .max_age(actix_web::cookie::time::Duration::days(365))
+                .finish(),
+        );
+    }
+    answer.finish()
+}
+
+/// The service worker at the root, so that its scope is the whole app.
+async fn service_worker() -> PageResult<HttpResponse> {
+    super::assets::file_response("viewer/sw.js", "text/javascript; charset=utf-8")
+}
+
+async fn manifest() -> PageResult<HttpResponse> {
+    super::assets::file_response("viewer/manifest.webmanifest", "application/manifest+json")
+}
