@@ -68,11 +68,11 @@ cinegate is running at $base (data in ./media, secrets in ./keys).
 
   admin console (one-time sign-in link, 15 min):
     $base/admin/sign-in?token=$(link_token admin@cinegate.local)
-  viewer sign-in (one-time, 15 min):
-    $base/login?token=$(link_token viewer@cinegate.local)
+  the viewer app, signed in as the demo viewer, on the sample film's page (one-time, 15 min):
+    $base/sign-in?next=/films/$film&token=$(link_token viewer@cinegate.local)
 
   The viewer has not bought the film: entitlement "$entitlement", $segments segments.
-  Play the preview (it stops after ~10%):
+  From a terminal instead of the browser, play the preview (it stops after ~10%):
     ffplay '$url'
   or decode it:  ffmpeg -i '$url' -f null -
   Buy the film as the viewer (the demo's "dev" provider approves at once), then play the
