@@ -330,6 +330,22 @@ impl JobQueue {
         Ok(job)
     }
 
+    /// Deletes a film, for both surfaces: its jobs cancelled (a running one stops at its
+    /// next frame), the record and everything keyed by it removed, its cached playlists
+    /// dropped, then its files. Record first, then invalidate: a playback load that takes
+    /// its ticket after the invalidation re-reads the film and must find it gone
+    /// (`PlaybackCache::load_current`). Blocking (the deletion walks the film's grants,
+    /// progress and jobs): call it off the runtime's threads.
+    pub fn delete_film(&self, film: &Uuid) -> Result<(), StoreError> {
+        for job in self.store.jobs_for_film(film)? {
+            self.cancel(&job.id)?;
+        }
+        self.store.delete_film(film)?;
+        self.cache.invalidate(film);
+        ingest::remove_film_files(&self.config, film);
+        Ok(())
+    }
+
     /// Puts a failed or cancelled job back in the queue.
     pub fn retry(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
         let updated = self.store.change_job(id, |j| {

@@ -42,16 +42,10 @@ pub async fn poster(
 ) -> ApiResult<HttpResponse> {
     let film = catalogue::watchable(&state.store, &path)?;
     let playback = state.playback_access().playback_of(&film).await?;
-    let file = actix_files::NamedFile::open_async(playback.dir.join(transcoder::POSTER_FILE))
+    let poster = playback.dir.join(transcoder::POSTER_FILE);
+    crate::server::files::jpeg(&req, &poster, Some("public, max-age=3600"))
         .await
-        .map_err(|_| ApiError::not_found("poster"))?
-        .set_content_type(mime::IMAGE_JPEG);
-    let mut response = file.into_response(&req);
-    response.headers_mut().insert(
-        actix_web::http::header::CACHE_CONTROL,
-        actix_web::http::header::HeaderValue::from_static("public, max-age=3600"),
-    );
-    Ok(response)
+        .ok_or_else(|| ApiError::not_found("poster"))
 }
 
 pub async fn playback(

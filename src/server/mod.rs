@@ -5,6 +5,7 @@
 //! request's client is. `startup` assembles the application and hands it to [`Builder`].
 
 pub mod client;
+pub mod files;
 pub mod sendfile;
 pub mod session;
 

@@ -149,3 +149,64 @@ fn back_to(req: &HttpRequest) -> String {
         .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
         .unwrap_or_else(|| "/".into())
 }
+
+/// Redeems a one-time login link for the session cookie; htmx then loads `next`. A failed
+/// token counts against the client address like the JSON `auth/link`. Shared by the
+/// console's and the viewer app's sign-in pages.
+pub fn redeem_link(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    next: String,
+) -> Result<actix_web::HttpResponse, PageError> {
+    if !has_csrf_header(req) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::Csrf,
+            "this sign-in did not come from the sign-in page; open the link again",
+        ));
+    }
+    let now = state.clock.now();
+    match state.sign_in().login_link_session(token.trim(), now) {
+        Ok((session, _user)) => Ok(actix_web::HttpResponse::NoContent()
+            .cookie(crate::server::session::session_cookie(
+                session.id,
+                session.ttl_secs,
+                state.config.public_url.starts_with("https://"),
+            ))
+            .insert_header(("HX-Redirect", next))
+            .finish()),
+        Err(e) => {
+            state.limits.client(
+                crate::ratelimit::Budget::TokenFailures,
+                state.trusted_proxies.key_of(req),
+                now,
+            )?;
+            let mut e = crate::api::error::ApiError::from(e);
+            if e.code == Code::InvalidToken {
+                e.message = "this sign-in link is not valid: it was used already, has expired, or was mistyped; ask for a new one (`cinegate user login-link`)".into();
+            }
+            Err(PageError::Api(e))
+        }
+    }
+}
+
+/// Ends this browser's session (in the store, not only the cookie); htmx then loads `then`.
+pub fn sign_out(
+    state: &AppState,
+    req: &HttpRequest,
+    then: &str,
+) -> Result<actix_web::HttpResponse, PageError> {
+    if !has_csrf_header(req) {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::Csrf,
+            "sign out from a cinegate page",
+        ));
+    }
+    state.sign_in().end_session(session_value(req).as_deref())?;
+    Ok(actix_web::HttpResponse::NoContent()
+        .cookie(crate::server::session::ended_session_cookie())
+        .insert_header(("HX-Redirect", then.to_string()))
+        .finish())
+}

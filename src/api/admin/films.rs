@@ -143,17 +143,8 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let film = catalogue::film(&state.store, &path)?;
-    for job in state.store.jobs_for_film(&film.id)? {
-        state.jobs.cancel(&job.id)?;
-    }
-    // Record first, then invalidate: a playback load that takes its ticket after the
-    // invalidation re-reads the film and must find it gone (`PlaybackCache::load_current`). The
-    // deletion walks the film's grants, progress and jobs: off the runtime's threads.
-    let (store, id) = (state.store.clone(), film.id);
-    web::block(move || store.delete_film(&id)).await??;
-    state.playback.invalidate(&film.id);
-    let config = state.config.clone();
-    web::block(move || ingest::remove_film_files(&config, &film.id)).await?;
+    let jobs = state.jobs.clone();
+    web::block(move || jobs.delete_film(&film.id)).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 

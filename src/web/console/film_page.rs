@@ -208,15 +208,8 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> PageResult<HttpResponse> {
     let film = catalogue::film(&state.store, &path)?;
-    for job in state.store.jobs_for_film(&film.id)? {
-        state.jobs.cancel(&job.id)?;
-    }
-    // Record first, then invalidate (as `api::admin::films::delete`, for the same reason).
-    let (store, id) = (state.store.clone(), film.id);
-    web::block(move || store.delete_film(&id)).await??;
-    state.playback.invalidate(&film.id);
-    let config = state.config.clone();
-    web::block(move || crate::ingest::remove_film_files(&config, &film.id)).await?;
+    let jobs = state.jobs.clone();
+    web::block(move || jobs.delete_film(&film.id)).await??;
     Ok(go_to(&req, "/admin/films"))
 }
 
@@ -280,11 +273,10 @@ pub async fn poster(
         .playback_of(&film)
         .await
         .map_err(ApiError::from)?;
-    let file = actix_files::NamedFile::open_async(playback.dir.join(transcoder::POSTER_FILE))
+    let poster = playback.dir.join(transcoder::POSTER_FILE);
+    Ok(crate::server::files::jpeg(&req, &poster, None)
         .await
-        .map_err(|_| ApiError::not_found("poster"))?
-        .set_content_type(mime::IMAGE_JPEG);
-    Ok(file.into_response(&req))
+        .ok_or_else(|| ApiError::not_found("poster"))?)
 }
 
 #[derive(Deserialize)]

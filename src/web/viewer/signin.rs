@@ -3,21 +3,15 @@
 //! redeemed for the session cookie. `/login?token=…`, the address older links used, goes
 //! here too.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
 use super::Frame;
-use crate::api::error::{ApiError, Code};
 use crate::auth::signin::local_path;
-use crate::ratelimit::Budget;
-use crate::server::session::{
-    ended_session_cookie, has_csrf_header, session_cookie, session_value,
-};
 use crate::state::AppState;
 use crate::web::console::render;
-use crate::web::error::{encode_query, PageError, PageResult};
+use crate::web::error::{encode_query, PageResult};
 use crate::web::session::Visitor;
 
 pub struct ProviderButton {
@@ -82,58 +76,17 @@ pub struct LinkForm {
     next: Option<String>,
 }
 
-/// `POST /sign-in/link`: the link's token for a session cookie, then htmx loads `next`.
+/// `POST …/sign-in/link`: the link's token for a session cookie, then `next`.
 pub async fn with_link(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<LinkForm>,
 ) -> PageResult<HttpResponse> {
-    if !has_csrf_header(&req) {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            Code::Csrf,
-            "this sign-in did not come from the sign-in page; open the link again",
-        ));
-    }
-    let now = state.clock.now();
-    match state.sign_in().login_link_session(form.token.trim(), now) {
-        Ok((session, _)) => Ok(HttpResponse::NoContent()
-            .cookie(session_cookie(
-                session.id,
-                session.ttl_secs,
-                state.config.public_url.starts_with("https://"),
-            ))
-            .insert_header(("HX-Redirect", next_of(form.next.as_deref())))
-            .finish()),
-        Err(e) => {
-            state.limits.client(
-                Budget::TokenFailures,
-                state.trusted_proxies.key_of(&req),
-                now,
-            )?;
-            let mut e = ApiError::from(e);
-            if e.code == Code::InvalidToken {
-                e.message = "this sign-in link is not valid: it was used already, has expired, or was mistyped".into();
-            }
-            Err(PageError::Api(e))
-        }
-    }
+    let next = next_of(form.next.as_deref());
+    crate::web::session::redeem_link(&state, &req, &form.token, next)
 }
 
-/// `POST /sign-out`: ends this browser's session and goes to the catalogue.
+/// `POST …/sign-out`: ends the session (any role may) and goes to `/`.
 pub async fn sign_out(state: web::Data<AppState>, req: HttpRequest) -> PageResult<HttpResponse> {
-    if !has_csrf_header(&req) {
-        return Err(PageError::new(
-            StatusCode::FORBIDDEN,
-            Code::Csrf,
-            "sign out from a cinegate page",
-        ));
-    }
-    state
-        .sign_in()
-        .end_session(session_value(&req).as_deref())?;
-    Ok(HttpResponse::NoContent()
-        .cookie(ended_session_cookie())
-        .insert_header(("HX-Redirect", "/"))
-        .finish())
+    crate::web::session::sign_out(&state, &req, "/")
 }

@@ -128,7 +128,7 @@ run(async (ctx) => {
     const input = page.locator('#link-url');
     await input.waitFor({ timeout: 10000 });
     const url = await input.inputValue();
-    expect(/\/login\?token=[A-Za-z0-9_-]{20,}/.test(url), `the link is ${url}`);
+    expect(/\/sign-in\?token=[A-Za-z0-9_-]{20,}/.test(url), `the link is ${url}`);
     await ctx.shot('console-user-link');
   });
 
