@@ -13,6 +13,13 @@ run(async (ctx) => {
   const boundary = Number(ctx.env('BOUNDARY'));
   const watchPath = `/films/${film}/watch`;
 
+  // Every harness server's public_url is http://127.0.0.1:1 (its port is chosen at start),
+  // so the provider's links point there: send them on to the server itself.
+  await page.context().route('http://127.0.0.1:1/**', (route) => {
+    const u = new URL(route.request().url());
+    route.fulfill({ status: 302, headers: { location: `${baseUrl}${u.pathname}${u.search}` } });
+  });
+
   const signIn = async (token) => {
     await page.goto(`${baseUrl}/sign-in?next=${encodeURIComponent(watchPath)}`);
     await page.fill('#token', token);
