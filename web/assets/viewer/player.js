@@ -30,7 +30,10 @@ if (video && video.dataset.src) {
 
   if (window.Hls && window.Hls.isSupported()) {
     timing.engine = "hls.js";
-    hls = new window.Hls({ startPosition: start, maxBufferLength: 30 });
+    // At most 30 s ahead (hls.js would otherwise fill up to 60 MB, a whole film at low
+    // bitrates): the server resumes 30 s before the last segment fetched
+    // (RESUME_BACKOFF_SECONDS), and a refund is noticed within that much playing.
+    hls = new window.Hls({ startPosition: start, maxBufferLength: 30, maxMaxBufferLength: 30 });
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
       const status = data.response && data.response.code;
