@@ -56,6 +56,7 @@ fn the_preview_ends_at_the_paywall_and_a_purchase_plays_on_to_the_end(
             ("BOUNDARY", "12".to_string()),
             ("VIEWER_TOKEN", tokens[0].clone()),
             ("PHONE_TOKEN", tokens[1].clone()),
+            ("ADMIN_ACCESS", admin.access.clone()),
             ("MISSING_FILM", uuid::Uuid::now_v7().to_string()),
         ],
     )?;

@@ -3,7 +3,7 @@
 // to play on to the end, and reopening resumes. Desktop, then a phone (390 x 844).
 // Env: BASE_URL, FILM_ID, PRICE (as the page prints it), BOUNDARY (seconds),
 // VIEWER_TOKEN and PHONE_TOKEN (login-link tokens of two viewers who own nothing),
-// MISSING_FILM (an id no film has).
+// MISSING_FILM (an id no film has), ADMIN_ACCESS (an admin's bearer token, to refund).
 import { run } from './lib.mjs';
 
 run(async (ctx) => {
@@ -108,6 +108,22 @@ run(async (ctx) => {
     const counted = await page.locator('#coverage strong').textContent();
     expect(Number(counted) > 0, `coverage ${counted}`);
     await video(() => document.getElementById('player').pause());
+  });
+
+  await ctx.step('a purchase refunded mid-film: the next fetch is refused, in words', async () => {
+    const admin = { Authorization: `Bearer ${ctx.env('ADMIN_ACCESS')}` };
+    const list = await (await page.request.get(`${baseUrl}/api/v1/admin/orders`, { headers: admin })).json();
+    const order = list.orders.find((o) => o.film_id === film && o.state === 'captured');
+    expect(order, `no captured order: ${JSON.stringify(list).slice(0, 300)}`);
+    const refund = await page.request.post(`${baseUrl}/api/v1/admin/orders/${order.id}/refund`, { headers: admin });
+    expect(refund.status() === 200, `refund answered ${refund.status()}`);
+    // Past what is buffered: the last segment is fetched now, with the same token.
+    await video(() => { const v = document.getElementById('player'); v.currentTime = 62; v.play().catch(() => {}); });
+    await page.waitForSelector('#player-error:not([hidden])', { timeout: 20000 });
+    const said = await page.locator('#player-error').textContent();
+    expect(/no longer yours/.test(said), `said: ${said}`);
+    await ctx.shot('viewer-refunded');
+    ctx.clearErrors(); // the refused fetch is logged by the browser
   });
 
   await ctx.step('a film that is not published reads as not found, in words', async () => {

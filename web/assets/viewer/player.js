@@ -35,10 +35,16 @@ if (video && video.dataset.src) {
     // (RESUME_BACKOFF_SECONDS), and a refund is noticed within that much playing.
     hls = new window.Hls({ startPosition: start, maxBufferLength: 30, maxMaxBufferLength: 30 });
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
-      if (!data.fatal) return;
       const status = data.response && data.response.code;
-      say(status === 403 ? d.tRefunded : `${d.tFailed} (${data.details})`);
-      if (status === 403) hls.stopLoad();
+      // Refused (a refund, an ended account): hls.js would try the other renditions and
+      // skip on; nothing more will be given with this token, so stop and say why.
+      if (status === 403) {
+        say(d.tRefunded);
+        hls.stopLoad();
+        video.pause();
+      } else if (data.fatal) {
+        say(`${d.tFailed} (${data.details})`);
+      }
     });
     hls.loadSource(src);
     hls.attachMedia(video);
