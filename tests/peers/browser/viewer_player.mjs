@@ -15,9 +15,16 @@ run(async (ctx) => {
 
   // Every harness server's public_url is http://127.0.0.1:1 (its port is chosen at start),
   // so the provider's links point there: send them on to the server itself.
+  // `payerCancels` turns the next approval into the payer's cancel at the provider.
+  let payerCancels = false;
   await page.context().route('http://127.0.0.1:1/**', (route) => {
     const u = new URL(route.request().url());
-    route.fulfill({ status: 302, headers: { location: `${baseUrl}${u.pathname}${u.search}` } });
+    let to = u.pathname;
+    if (payerCancels && to.endsWith('/return')) {
+      to = to.replace(/\/return$/, '/cancel');
+      payerCancels = false;
+    }
+    route.fulfill({ status: 302, headers: { location: `${baseUrl}${to}${u.search}` } });
   });
 
   const signIn = async (token) => {
@@ -142,6 +149,17 @@ run(async (ctx) => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow <= 0, `${overflow} px wider than the phone`);
     expect((await page.inputValue('#mobile-hint')) === '1', 'no phone hint for the checkout');
+    // The payer cancels at the provider: back on the film, told so, still on the preview.
+    payerCancels = true;
+    await page.click('#paywall button[name=provider][value=dev]');
+    await page.waitForURL((u) => u.pathname === watchPath && u.searchParams.get('payment') === 'cancelled', { timeout: 15000 });
+    const said = (await page.locator('#payment-answer').textContent()).trim();
+    expect(/cancelled/.test(said), `answer: ${said}`);
+    expect((await video(() => document.getElementById('player').dataset.entitlement)) === 'preview', 'a cancel unlocked the film');
+    await ctx.shot('viewer-payment-cancelled-phone');
+    await pressPlay();
+    await fast();
+    await page.waitForSelector('#paywall:not([hidden])', { timeout: 30000 });
     await buyAndFinish('-phone');
   });
 
