@@ -135,9 +135,11 @@ pub async fn page(
     let t = f.t;
     let full = entitlement == Entitlement::Full;
     let total = seconds_of(durations, durations.len());
+    // `t` is the boundary a purchase continues from: for a viewer still on the preview
+    // (a payment not confirmed yet) it would start at the end, so the resume point it is.
     let start_at = query
         .t
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .filter(|s| full && s.is_finite() && *s >= 0.0)
         .unwrap_or(progress.resume_at_seconds)
         .min(total);
     let (paid, unpaid) = match query.payment.as_deref() {
