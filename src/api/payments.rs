@@ -148,6 +148,32 @@ fn state_page(order: &Order) -> HttpResponse {
     }
 }
 
+/// A payer who started in the viewer app goes back to its page, which says in the
+/// viewer's language how the payment went (`payment=paid|pending|cancelled|failed`); a
+/// payer from an app has no `return_to` and gets the page above.
+fn back_to_app(order: &Order) -> Option<HttpResponse> {
+    let to = order
+        .return_to
+        .as_deref()
+        .filter(|p| crate::auth::signin::local_path(p))?;
+    let outcome = match order.state {
+        OrderState::Captured => "paid",
+        OrderState::Approved => "pending",
+        OrderState::Cancelled => "cancelled",
+        _ => "failed",
+    };
+    let sep = if to.contains('?') { '&' } else { '?' };
+    Some(
+        HttpResponse::SeeOther()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((
+                header::LOCATION,
+                format!("{to}{sep}from=checkout&payment={outcome}"),
+            ))
+            .finish(),
+    )
+}
+
 /// The payer's pages need no session and a return may call the provider (a capture): a
 /// per-address budget keeps anyone holding a link from turning it into a flood of writes
 /// and provider calls. Answered as a page, like the rest.
@@ -188,7 +214,7 @@ pub async fn return_page(
         );
     };
     match state.orders().complete(&path, &id, &query).await {
-        Ok(order) => state_page(&order),
+        Ok(order) => back_to_app(&order).unwrap_or_else(|| state_page(&order)),
         Err(e) => error_page(e),
     }
 }
@@ -247,6 +273,9 @@ async fn abandon(
         );
     };
     match state.orders().abandon(provider, &id, outcome, why).await {
+        Ok(order) if order.return_to.is_some() => {
+            back_to_app(&order).unwrap_or_else(|| state_page(&order))
+        }
         Ok(order) if order.state == outcome => {
             page(StatusCode::OK, "Payment not completed", why, Some(&order))
         }

@@ -155,6 +155,18 @@ impl OrderService<'_> {
         film: &Film,
         provider: &str,
     ) -> Result<Started, OrderError> {
+        self.checkout_returning(user, film, provider, None).await
+    }
+
+    /// A checkout whose payer comes back to `return_to` (a local page of the viewer app)
+    /// instead of the plain return page.
+    pub async fn checkout_returning(
+        &self,
+        user: &Uuid,
+        film: &Film,
+        provider: &str,
+        return_to: Option<String>,
+    ) -> Result<Started, OrderError> {
         let gateway = self.gateway(provider)?;
         if self.owned(&film.id, user)? {
             return Err(OrderError::AlreadyOwned);
@@ -167,20 +179,17 @@ impl OrderService<'_> {
             .iter()
             .find(|p| gateway.accepts(&p.currency))
             .ok_or_else(|| unsupported(gateway))?;
-        self.start(
-            gateway,
-            Order::new(
-                OrderKind::Purchase,
-                *user,
-                film.id,
-                provider,
-                price.amount,
-                &price.currency,
-                self.now,
-            ),
-            &film.title,
-        )
-        .await
+        let mut order = Order::new(
+            OrderKind::Purchase,
+            *user,
+            film.id,
+            provider,
+            price.amount,
+            &price.currency,
+            self.now,
+        );
+        order.return_to = return_to;
+        self.start(gateway, order, &film.title).await
     }
 
     /// The provider for a tip in `currency`, or why there is none. Callers check this before

@@ -107,6 +107,11 @@ pub struct Order {
     pub updated_at: i64,
     #[serde(default)]
     pub events: Vec<OrderEvent>,
+    /// The viewer app's page (a local path) to bring the payer back to after the
+    /// provider, set by the web checkout; orders from apps have none and get the plain
+    /// return page.
+    #[serde(default)]
+    pub return_to: Option<String>,
 }
 
 impl Order {
@@ -141,6 +146,7 @@ impl Order {
             created_at: now,
             updated_at: now,
             events: Vec::new(),
+            return_to: None,
         }
     }
 
@@ -546,6 +552,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             events: Vec::new(),
+            return_to: None,
         }
     }
 

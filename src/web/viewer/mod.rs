@@ -8,6 +8,7 @@
 pub mod catalogue;
 pub mod film;
 pub mod signin;
+pub mod watch;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -28,6 +29,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/films/{id}")
             .wrap(page())
             .route(web::get().to(film::page)),
+    )
+    // The player, its coverage box and the web checkout (watch.rs).
+    .service(
+        web::resource("/films/{id}/watch")
+            .wrap(page())
+            .route(web::get().to(watch::page)),
+    )
+    .service(
+        web::resource("/films/{id}/watch/coverage")
+            .wrap(page())
+            .route(web::get().to(watch::coverage)),
+    )
+    .service(
+        web::resource("/films/{id}/checkout")
+            .wrap(page())
+            .route(web::post().to(watch::checkout)),
     )
     .service(web::resource("/films/{id}/poster").route(web::get().to(film::poster)))
     .service(
