@@ -22,3 +22,4 @@ mod ratelimit;
 mod recovery;
 mod social;
 mod viewer;
+mod viewer_social;
