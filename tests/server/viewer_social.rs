@@ -106,6 +106,14 @@ fn comments_unlock_at_ninety_percent_the_account_page_and_provider_sign_in(
     )?;
     assert!(out.contains("ok the panel is locked at 45%"), "{out}");
 
+    // Someone else's comment for the viewer to report (admins need no coverage).
+    server
+        .post(
+            &format!("/api/v1/films/{film}/comments"),
+            Some(&admin.access),
+            json!({ "body": "a comment to report" }),
+        )
+        .expect(201, "the admin comments");
     // Five more: 10 of 11, over the bar at the pace the test config allows.
     watch(&server, &viewer, &film, 5..10);
     let out = run_browser(
