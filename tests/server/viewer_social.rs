@@ -116,6 +116,8 @@ fn comments_unlock_at_ninety_percent_the_account_page_and_provider_sign_in(
         .expect(201, "the admin comments");
     // Five more: 10 of 11, over the bar at the pace the test config allows.
     watch(&server, &viewer, &film, 5..10);
+    // The identity the account page links.
+    google.set_claims(json!({ "sub": "viewer-social-link", "email": unique_email("g-link"), "email_verified": true }));
     let out = run_browser(
         "viewer_social.mjs",
         &env("open", server.login_link_token(&viewer.email)),
