@@ -106,7 +106,17 @@ fn comments_unlock_at_ninety_percent_the_account_page_and_provider_sign_in(
     )?;
     assert!(out.contains("ok the panel is locked at 45%"), "{out}");
 
-    // Someone else's comment for the viewer to report (admins need no coverage).
+    // Older comments for a second page (admins need no coverage and have no rate limit).
+    for i in 0..20 {
+        server
+            .post(
+                &format!("/api/v1/films/{film}/comments"),
+                Some(&admin.access),
+                json!({ "body": format!("filler {i}") }),
+            )
+            .expect(201, "the admin comments");
+    }
+    // Someone else's comment for the viewer to report.
     server
         .post(
             &format!("/api/v1/films/{film}/comments"),

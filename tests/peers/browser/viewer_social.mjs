@@ -109,6 +109,15 @@ run(async (ctx) => {
       await item.getByRole('button', { name: 'Report' }).click();
       await item.locator('.reported').waitFor();
     });
+    await ctx.step('older comments are a page away', async () => {
+      expect(await page.locator('#comments li').count() === 20, 'a page is 20 comments');
+      expect(await page.locator('#comments li', { hasText: 'filler 0' }).count() === 0, 'the oldest on the first page');
+      await page.click('#comments-older');
+      await page.locator('#comments li', { hasText: 'filler 0' }).waitFor();
+      expect(await page.locator('#comments li', { hasText: 'filler 2' }).count() === 1, 'filler 2 not on the second page');
+      await page.getByRole('button', { name: 'Newest comments' }).click();
+      await page.locator('#comments li', { hasText: 'a comment to report' }).waitFor();
+    });
     await ctx.step('the support form opens with tip bounds', async () => {
       const bounds = await page.locator('.support-form .quiet').textContent();
       expect(bounds.includes('1.00 USD') && bounds.includes('100.00 USD'), `bounds: ${bounds}`);
