@@ -45,6 +45,7 @@ pub struct Item {
 enum Shown {
     SignedOut,
     Locked {
+        coverage: f64,
         watched: u32,
         more: u32,
         /// Enough segments, counted too fast: only watching longer opens it.
@@ -143,6 +144,7 @@ async fn bar(state: &AppState, user: &User, film: &Film) -> PageResult<Option<Sh
     // Floored as the JSON refusal's message floors it: 89.9% is not yet 90%.
     let watched = ((progress.coverage * 100.0).floor() as u32).min(100);
     Ok(Some(Shown::Locked {
+        coverage: progress.coverage,
         watched,
         more: required.saturating_sub(watched),
         pace: progress.coverage + 1e-9 >= state.config.playback.unlock_fraction,
@@ -152,19 +154,11 @@ async fn bar(state: &AppState, user: &User, film: &Film) -> PageResult<Option<Sh
 /// Refuses an action below the bar with the JSON API's code (`watch_more`).
 async fn require_unlocked(state: &AppState, user: &User, film: &Film) -> PageResult<()> {
     match bar(state, user, film).await? {
-        Some(Shown::Locked { watched, pace, .. }) => {
-            let required = state.config.playback.unlock_fraction * 100.0;
-            let message = if pace {
-                format!("comments and support open after watching {required:.0}% of the film at a believable pace; keep watching")
-            } else {
-                format!("comments and support open after watching {required:.0}% of the film; you have watched {watched}%")
-            };
-            Err(PageError::new(
-                StatusCode::FORBIDDEN,
-                Code::WatchMore,
-                message,
-            ))
-        }
+        Some(Shown::Locked { coverage, .. }) => Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            Code::WatchMore,
+            comments::watch_more_message(coverage, state.config.playback.unlock_fraction),
+        )),
         _ => Ok(()),
     }
 }
@@ -281,6 +275,7 @@ fn panel_page(
             watched,
             more,
             pace,
+            ..
         } => {
             page.locked = true;
             page.watched = watched;
