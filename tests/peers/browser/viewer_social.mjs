@@ -54,8 +54,9 @@ run(async (ctx) => {
     await ctx.step('a comment with markup prints as text', async () => {
       await page.fill('#comment-body', evil);
       await page.click('#comment-post');
+      // The panel in place already lists other comments: wait for the new one.
+      await page.locator('#comments .comment-body', { hasText: 'first!' }).waitFor();
       const body = page.locator('#comments .comment-body').first();
-      await body.waitFor();
       expect((await body.textContent()) === evil, `printed: ${await body.textContent()}`);
       await page.waitForTimeout(300);
       expect(await page.locator('#comments img').count() === 0, 'the markup became an element');
