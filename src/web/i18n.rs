@@ -243,7 +243,7 @@ pub static EN: Texts = Texts {
     account_sign_out_everywhere: "Sign out everywhere",
     account_sign_out_everywhere_confirm: "Sign out on every device and app, this one included?",
     account_delete_title: "Delete the account",
-    account_delete_help: "Your sign-ins, comments' authorship, progress and profile go. Purchases stay in the seller's books.",
+    account_delete_help: "Your sign-ins, progress and profile go; your comments stay, without your name. Purchases stay in the seller's books.",
     account_delete: "Delete my account",
     account_delete_confirm: "Delete your account for good? This cannot be undone.",
 };
@@ -332,7 +332,7 @@ pub static KO: Texts = Texts {
     account_sign_out_everywhere_confirm: "이 기기를 포함해 모든 기기와 앱에서 로그아웃할까요?",
     account_delete_title: "계정 삭제",
     account_delete_help:
-        "로그인 정보, 시청 기록, 프로필이 삭제됩니다. 구매 기록은 판매자 장부에 남습니다.",
+        "로그인 정보, 시청 기록, 프로필이 삭제되고 댓글은 이름 없이 남습니다. 구매 기록은 판매자 장부에 남습니다.",
     account_delete: "내 계정 삭제",
     account_delete_confirm: "계정을 영구히 삭제할까요? 되돌릴 수 없습니다.",
 };
