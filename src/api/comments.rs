@@ -43,19 +43,7 @@ async fn require_unlocked(
         return Ok(());
     }
     let required = state.config.playback.unlock_fraction;
-    let message = if progress.coverage + 1e-9 >= required {
-        // Enough segments, too fast: only watching longer opens it.
-        format!(
-            "comments and support open after watching {:.0}% of the film at a believable pace; keep watching",
-            required * 100.0
-        )
-    } else {
-        format!(
-            "comments and support open after watching {:.0}% of the film; you have watched {:.0}%",
-            required * 100.0,
-            (progress.coverage * 100.0).floor()
-        )
-    };
+    let message = comments::watch_more_message(progress.coverage, required);
     Err(ApiError::forbidden(Code::WatchMore, message)
         .with("coverage", progress.coverage)
         .with("required_coverage", required)

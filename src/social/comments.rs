@@ -137,6 +137,24 @@ pub fn tip_bounds<'a>(bounds: &'a [TipBounds], currency: &str) -> Result<&'a Tip
         .ok_or_else(|| CommentError::TipCurrency(currency.to_string()))
 }
 
+/// Why a viewer whose coverage is below `required` (a fraction) may not comment or support
+/// yet, in words (the JSON refusal and the viewer app's say the same).
+pub fn watch_more_message(coverage: f64, required: f64) -> String {
+    if coverage + 1e-9 >= required {
+        // Enough segments, too fast: only watching longer opens it.
+        format!(
+            "comments and support open after watching {:.0}% of the film at a believable pace; keep watching",
+            required * 100.0
+        )
+    } else {
+        format!(
+            "comments and support open after watching {:.0}% of the film; you have watched {:.0}%",
+            required * 100.0,
+            (coverage * 100.0).floor()
+        )
+    }
+}
+
 /// Whether a tip of `amount` minor units is within `bounds`.
 pub fn check_tip_amount(bounds: &TipBounds, amount: u64) -> Result<()> {
     if (bounds.min..=bounds.max).contains(&amount) {

@@ -23,3 +23,4 @@ mod recovery;
 mod social;
 mod viewer;
 mod viewer_player;
+mod viewer_social;

@@ -5,10 +5,12 @@
 //! console. It is an installable PWA: a manifest and a service worker that caches the app
 //! shell (styles, scripts, icons) and never a playlist, key or segment.
 
+pub mod account;
 pub mod catalogue;
 pub mod film;
 pub mod signin;
 pub mod watch;
+pub mod social;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -61,6 +63,63 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/sign-out")
             .wrap(page())
             .route(web::post().to(signin::sign_out)),
+    )
+    // Comments and support (`social`) and the account page (`account`).
+    .service(
+        web::resource("/films/{id}/social")
+            .wrap(page())
+            .route(web::get().to(social::panel)),
+    )
+    .service(
+        web::resource("/films/{id}/comments")
+            .wrap(page())
+            .route(web::post().to(social::post)),
+    )
+    .service(
+        web::resource("/films/{id}/support")
+            .wrap(page())
+            .route(web::post().to(social::support)),
+    )
+    .service(
+        web::resource("/comments/{id}")
+            .wrap(page())
+            .route(web::get().to(social::one)),
+    )
+    .service(
+        web::resource("/comments/{id}/edit")
+            .wrap(page())
+            .route(web::get().to(social::edit_form))
+            .route(web::post().to(social::edit)),
+    )
+    .service(
+        web::resource("/comments/{id}/delete")
+            .wrap(page())
+            .route(web::post().to(social::delete)),
+    )
+    .service(
+        web::resource("/comments/{id}/report")
+            .wrap(page())
+            .route(web::post().to(social::report)),
+    )
+    .service(
+        web::resource("/account")
+            .wrap(page())
+            .route(web::get().to(account::page)),
+    )
+    .service(
+        web::resource("/account/unlink/{provider}")
+            .wrap(page())
+            .route(web::post().to(account::unlink)),
+    )
+    .service(
+        web::resource("/account/sign-out-everywhere")
+            .wrap(page())
+            .route(web::post().to(account::sign_out_everywhere)),
+    )
+    .service(
+        web::resource("/account/delete")
+            .wrap(page())
+            .route(web::post().to(account::delete)),
     )
     .service(web::resource("/lang/{code}").route(web::get().to(switch_language)))
     .service(web::resource("/sw.js").route(web::get().to(service_worker)))
