@@ -9,8 +9,8 @@ pub mod account;
 pub mod catalogue;
 pub mod film;
 pub mod signin;
-pub mod watch;
 pub mod social;
+pub mod watch;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
