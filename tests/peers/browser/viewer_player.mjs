@@ -52,7 +52,8 @@ run(async (ctx) => {
     // page's navigation start (page, scripts, playlists, key, segment, decode).
     const fromLoad = await video(() => window.cinegatePlayer.playingAt);
     console.log(`time to first frame ${ms.toFixed(0)} ms after play, ${fromLoad.toFixed(0)} ms after navigation start (${shotName || 'desktop'})`);
-    expect(ms < 1000, `time to first frame ${ms} ms`);
+    // Printed, not asserted: a test never depends on wall-clock speed (docs/BENCHMARKS.md
+    // records the figures).
     await ctx.shot(`viewer-playing${shotName}`);
     await fast();
     await page.waitForSelector('#paywall:not([hidden])', { timeout: 30000 });
