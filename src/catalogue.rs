@@ -12,6 +12,9 @@ use crate::store::{Store, StoreError};
 pub enum CatalogueError {
     #[error("film not found")]
     NotFound,
+    /// Publishing a film that has no finished package.
+    #[error("the film has no finished package yet; upload a source and wait for its job")]
+    NotReady,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,6 +36,26 @@ pub fn watchable_by_id(store: &Store, id: &Uuid) -> Result<Film, CatalogueError>
     store
         .film(id)?
         .filter(Film::is_watchable)
+        .ok_or(CatalogueError::NotFound)
+}
+
+/// Publishes or unpublishes the film `id` names, at `now`: the rule both admin surfaces
+/// follow (a film goes on sale only with a finished package). The film as it now stands.
+pub fn set_published(
+    store: &Store,
+    id: &str,
+    published: bool,
+    now: i64,
+) -> Result<Film, CatalogueError> {
+    let film = film(store, id)?;
+    if published && film.package.is_none() {
+        return Err(CatalogueError::NotReady);
+    }
+    store
+        .update_film(&film.id, |f| {
+            f.published = published;
+            f.updated_at = now;
+        })?
         .ok_or(CatalogueError::NotFound)
 }
 

@@ -397,6 +397,7 @@ impl From<crate::catalogue::CatalogueError> for ApiError {
         use crate::catalogue::CatalogueError as E;
         match e {
             E::NotFound => ApiError::not_found("film"),
+            E::NotReady => ApiError::conflict(Code::NotReady, e.to_string()),
             E::Store(e) => e.into(),
         }
     }

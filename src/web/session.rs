@@ -210,3 +210,56 @@ pub fn sign_out(
         .insert_header(("HX-Redirect", then.to_string()))
         .finish())
 }
+
+/// A configured sign-in provider's button.
+pub struct ProviderButton {
+    pub id: &'static str,
+    pub name: &'static str,
+}
+
+/// `GET …/sign-in`'s query: where to go afterwards, and a link's token (redeemed on load).
+#[derive(serde::Deserialize)]
+pub struct SignInQuery {
+    pub next: Option<String>,
+    pub token: Option<String>,
+}
+
+/// `POST …/sign-in/link`'s form.
+#[derive(serde::Deserialize)]
+pub struct LinkForm {
+    pub token: String,
+    pub next: Option<String>,
+}
+
+/// What both sign-in pages show besides their frame: the configured providers' buttons
+/// (each starting the web flow back to `next`) and the link form.
+pub struct SignInForm {
+    pub providers: Vec<ProviderButton>,
+    pub next: String,
+    pub next_encoded: String,
+    pub token: String,
+    pub has_token: bool,
+}
+
+impl SignInForm {
+    /// `next` is already checked by the page (each face has its own idea of where a
+    /// signed-in browser may go).
+    pub fn new(state: &AppState, query: &SignInQuery, next: String) -> SignInForm {
+        let token = query.token.clone().unwrap_or_default();
+        SignInForm {
+            providers: state
+                .providers
+                .configured()
+                .into_iter()
+                .map(|p| ProviderButton {
+                    id: p.as_str(),
+                    name: p.display_name(),
+                })
+                .collect(),
+            next_encoded: super::error::encode_query(&next),
+            next,
+            has_token: !token.is_empty(),
+            token,
+        }
+    }
+}

@@ -169,20 +169,7 @@ async fn set_published(
     path: web::Path<String>,
     published: bool,
 ) -> ApiResult<HttpResponse> {
-    let film = catalogue::film(&state.store, &path)?;
-    if published && film.package.is_none() {
-        return Err(ApiError::conflict(
-            Code::NotReady,
-            "the film has no finished package yet; upload a source and wait for its job",
-        ));
-    }
-    let updated = state
-        .store
-        .update_film(&film.id, |f| {
-            f.published = published;
-            f.updated_at = state.clock.now();
-        })?
-        .ok_or_else(|| ApiError::not_found("film"))?;
+    let updated = catalogue::set_published(&state.store, &path, published, state.clock.now())?;
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
 }
 

@@ -239,21 +239,7 @@ fn set_published(
     id: &str,
     published: bool,
 ) -> PageResult<HttpResponse> {
-    let film = catalogue::film(&state.store, id)?;
-    if published && film.package.is_none() {
-        return Err(PageError::new(
-            StatusCode::CONFLICT,
-            Code::NotReady,
-            "the film has no finished package yet; upload a source and wait for its job",
-        ));
-    }
-    state
-        .store
-        .update_film(&film.id, |f| {
-            f.published = published;
-            f.updated_at = state.clock.now();
-        })?
-        .ok_or_else(|| PageError::from(ApiError::not_found("film")))?;
+    let film = catalogue::set_published(&state.store, id, published, state.clock.now())?;
     Ok(go_to(req, &format!("/admin/films/{}", film.id)))
 }
 

@@ -5,32 +5,17 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 
 use super::render;
 use crate::auth::signin::local_path;
 use crate::state::AppState;
-use crate::web::error::{encode_query, PageResult};
-
-struct ProviderButton {
-    id: &'static str,
-    name: &'static str,
-}
+use crate::web::error::PageResult;
+use crate::web::session::{LinkForm, SignInForm, SignInQuery};
 
 #[derive(Template)]
 #[template(path = "console/signin.html")]
 struct SignInPage {
-    providers: Vec<ProviderButton>,
-    next: String,
-    next_encoded: String,
-    token: String,
-    has_token: bool,
-}
-
-#[derive(Deserialize)]
-pub struct SignInQuery {
-    next: Option<String>,
-    token: Option<String>,
+    form: SignInForm,
 }
 
 /// Where to go after signing in: a local console path, else the dashboard.
@@ -46,28 +31,9 @@ pub async fn page(
     query: web::Query<SignInQuery>,
 ) -> PageResult<HttpResponse> {
     let next = next_of(query.next.as_deref());
-    let token = query.token.clone().unwrap_or_default();
     render(&SignInPage {
-        providers: state
-            .providers
-            .configured()
-            .into_iter()
-            .map(|p| ProviderButton {
-                id: p.as_str(),
-                name: p.display_name(),
-            })
-            .collect(),
-        next_encoded: encode_query(&next),
-        next,
-        has_token: !token.is_empty(),
-        token,
+        form: SignInForm::new(&state, &query, next),
     })
-}
-
-#[derive(Deserialize)]
-pub struct LinkForm {
-    token: String,
-    next: Option<String>,
 }
 
 /// `POST …/sign-in/link`: the link's token for a session cookie, then `next`.

@@ -5,35 +5,19 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use serde::Deserialize;
 
 use super::Frame;
 use crate::auth::signin::local_path;
 use crate::state::AppState;
 use crate::web::console::render;
-use crate::web::error::{encode_query, PageResult};
-use crate::web::session::Visitor;
-
-pub struct ProviderButton {
-    pub id: &'static str,
-    pub name: &'static str,
-}
+use crate::web::error::PageResult;
+use crate::web::session::{LinkForm, SignInForm, SignInQuery, Visitor};
 
 #[derive(Template)]
 #[template(path = "viewer/signin.html")]
 struct SignInPage {
     f: Frame,
-    providers: Vec<ProviderButton>,
-    next: String,
-    next_encoded: String,
-    token: String,
-    has_token: bool,
-}
-
-#[derive(Deserialize)]
-pub struct SignInQuery {
-    next: Option<String>,
-    token: Option<String>,
+    form: SignInForm,
 }
 
 /// Where to go after signing in: a local path of the app, else the catalogue.
@@ -51,29 +35,10 @@ pub async fn page(
     query: web::Query<SignInQuery>,
 ) -> PageResult<HttpResponse> {
     let next = next_of(query.next.as_deref());
-    let token = query.token.clone().unwrap_or_default();
     render(&SignInPage {
         f: Frame::new(&req, visitor.user.as_ref()),
-        providers: state
-            .providers
-            .configured()
-            .into_iter()
-            .map(|p| ProviderButton {
-                id: p.as_str(),
-                name: p.display_name(),
-            })
-            .collect(),
-        next_encoded: encode_query(&next),
-        next,
-        has_token: !token.is_empty(),
-        token,
+        form: SignInForm::new(&state, &query, next),
     })
-}
-
-#[derive(Deserialize)]
-pub struct LinkForm {
-    token: String,
-    next: Option<String>,
 }
 
 /// `POST …/sign-in/link`: the link's token for a session cookie, then `next`.
