@@ -3,6 +3,7 @@
 //! that does not parse is as unknown as one naming no film, and a draft is as unknown to a
 //! viewer as a film that does not exist: all are `NotFound`, so nothing tells them apart.
 
+use crate::events::Event;
 use uuid::Uuid;
 
 use crate::store::films::Film;
@@ -51,12 +52,22 @@ pub fn set_published(
     if published && film.package.is_none() {
         return Err(CatalogueError::NotReady);
     }
-    store
+    let updated = store
         .update_film(&film.id, |f| {
             f.published = published;
             f.updated_at = now;
         })?
-        .ok_or(CatalogueError::NotFound)
+        .ok_or(CatalogueError::NotFound)?;
+    if film.published != published {
+        let film = film.id;
+        let event = if published {
+            Event::FilmPublished { film }
+        } else {
+            Event::FilmUnpublished { film }
+        };
+        crate::events::record(store, now, event);
+    }
+    Ok(updated)
 }
 
 #[cfg(test)]

@@ -190,7 +190,18 @@ impl JobQueue {
         let outcome = match result {
             Ok(()) => {
                 tracing::info!("packaging finished");
-                self.finish(&job.id, JobState::Ready, None)
+                let done = self.finish(&job.id, JobState::Ready, None);
+                if done.is_ok() {
+                    crate::events::record(
+                        &self.store,
+                        self.clock.now(),
+                        crate::events::Event::PackagingFinished {
+                            film: job.film_id,
+                            job: job.id,
+                        },
+                    );
+                }
+                done
             }
             Err(JobError::Package(transcoder::TranscodeError::Cancelled))
                 if self.shutting_down.load(Ordering::Relaxed) =>
@@ -208,7 +219,21 @@ impl JobQueue {
                 } else {
                     "packaging failed on the server; see the logs".into()
                 };
-                self.finish(&job.id, JobState::Failed, Some(failure(e.code(), &message)))
+                let done =
+                    self.finish(&job.id, JobState::Failed, Some(failure(e.code(), &message)));
+                if done.is_ok() {
+                    crate::events::record(
+                        &self.store,
+                        self.clock.now(),
+                        crate::events::Event::PackagingFailed {
+                            film: job.film_id,
+                            job: job.id,
+                            code: e.code().to_string(),
+                            message,
+                        },
+                    );
+                }
+                done
             }
         };
         if let Err(e) = outcome {

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod events;
 pub mod ingest;
 pub mod jobs;
 pub mod metrics;

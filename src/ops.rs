@@ -116,6 +116,14 @@ pub fn user_create(
 ) -> Result<Response, OpsError> {
     let role = if admin { Role::Admin } else { Role::Viewer };
     let u = store.create_user(email, role, now)?;
+    crate::events::record(
+        store,
+        now,
+        crate::events::Event::UserSignedUp {
+            user: u.id,
+            provider: "cli".into(),
+        },
+    );
     Ok(Response::ok(
         format!(
             "created {} {} ({})",

@@ -151,8 +151,10 @@ impl Application {
         // `payments.reconcile_interval`.
         let (stop_reconciling, stop) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
+        let consumers = start_consumers(&state);
         let flusher = {
             let state = state.clone();
+            let consumer_names = consumers.names();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(state.config.playback.progress_flush_interval);
                 let mut hourly = Instant::now();
@@ -168,6 +170,7 @@ impl Application {
                         hourly = Instant::now();
                         // Scans of whole trees and file removals: off the runtime's threads.
                         let state = state.clone();
+                        let consumer_names = consumer_names.clone();
                         let swept = tokio::task::spawn_blocking(move || {
                             let now = state.clock.now();
                             let _ = crate::ingest::expire_stale_uploads(
@@ -184,6 +187,7 @@ impl Application {
                             if let Err(e) = state.store.sweep_refresh_tokens(now) {
                                 tracing::warn!(error = %e, "sweeping refresh tokens failed");
                             }
+                            crate::events::prune(&state.store, &consumer_names, now);
                         })
                         .await;
                         if let Err(e) = swept {
@@ -222,11 +226,21 @@ impl Application {
         }
         flusher.abort();
         let flushed = state.progress.flush()?;
+        // After the last flush, whose `Watched` events they may still apply.
+        tokio::task::spawn_blocking(move || consumers.stop()).await?;
         state.store.flush()?;
         let _ = std::fs::remove_file(&socket);
         tracing::info!(progress_records = flushed, "stopped");
         Ok(())
     }
+}
+
+/// The event log's consumers (analytics rollups, the notification router), each on a
+/// thread of its own from where it stopped.
+fn start_consumers(state: &AppState) -> crate::events::Consumers {
+    let consumers = crate::events::Consumers::new();
+    let _ = state;
+    consumers
 }
 
 /// Makes the data root owner-only whatever the operator's umask, before anything is

@@ -38,6 +38,7 @@ const DOMAIN: &[&str] = &[
     "ingest",
     "catalogue",
     "overview",
+    "events",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -51,6 +52,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/ingest.rs",
     "src/catalogue.rs",
     "src/overview.rs",
+    "src/events.rs",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

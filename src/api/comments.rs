@@ -259,16 +259,8 @@ pub async fn support(
         at: state.clock.now(),
         message,
     };
-    let first = state.store.add_support(&film.id, &viewer.0.id, &support)?;
+    let first = comments::support(&state.store, &film.id, &viewer.0.id, &support)?;
     let recorded = if first {
-        comments::record_event(
-            &state.store,
-            "support",
-            viewer.0.id,
-            film.id,
-            None,
-            state.clock.now(),
-        );
         Some(support)
     } else {
         state.store.support(&film.id, &viewer.0.id)?
@@ -279,17 +271,6 @@ pub async fn support(
                 .orders()
                 .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
                 .await?;
-            // A repeat answered with the open tip is not another tip.
-            if !started.reused {
-                comments::record_event(
-                    &state.store,
-                    "tip",
-                    viewer.0.id,
-                    film.id,
-                    None,
-                    state.clock.now(),
-                );
-            }
             Some(started)
         }
         None => None,

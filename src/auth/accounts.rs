@@ -88,6 +88,14 @@ pub fn sign_in(
         match store.create_user_with_identity(&user, &record(identity, &user, now))? {
             Ok(user) => {
                 tracing::info!(user = %user.id, provider, "account created");
+                crate::events::record(
+                    store,
+                    now,
+                    crate::events::Event::UserSignedUp {
+                        user: user.id,
+                        provider: provider.to_string(),
+                    },
+                );
                 return Ok(user);
             }
             Err(LinkRefusal::EmailTaken) => {

@@ -22,6 +22,7 @@ use super::{
     Capture, Lookup, OrderRef, PaymentError, PaymentProvider, Payments, ReturnParams,
     WebhookHeaders, WebhookNews,
 };
+use crate::events::Event;
 use crate::store::films::Film;
 use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
@@ -345,6 +346,19 @@ impl OrderService<'_> {
         // record to reconcile.
         self.store.create_order(&order)?;
         self.store.flush_async().await?;
+        crate::events::record(
+            self.store,
+            self.now,
+            Event::CheckoutStarted {
+                user: order.user_id,
+                film: order.film_id,
+                order: order.id,
+                provider: order.provider.clone(),
+                amount: order.amount,
+                currency: order.currency.clone(),
+                tip: order.kind == OrderKind::Tip,
+            },
+        );
         let urls = self.payments.return_urls(&provider, &order);
         match gateway.create(&order, item, &urls).await {
             Ok(checkout) => {
@@ -369,7 +383,7 @@ impl OrderService<'_> {
             }
             Err(e) => {
                 // The payer never got a link, so nobody can approve this order.
-                self.store.update_order(&order.id, |o| {
+                let failed = self.store.update_order(&order.id, |o| {
                     o.failure = Some(public_failure(&e));
                     o.record(
                         OrderState::Failed,
@@ -378,6 +392,7 @@ impl OrderService<'_> {
                     );
                     true
                 })?;
+                self.note_failed(order.state, failed.as_ref());
                 Err(e.into())
             }
         }
@@ -479,13 +494,36 @@ impl OrderService<'_> {
             PaymentError::Cancelled(why) | PaymentError::Declined(why) => why,
             other => return Err(other.into()),
         };
-        self.store
-            .update_order(id, |o| {
-                o.failure = Some(why.clone());
-                o.record(state, note, self.now);
-                true
-            })?
-            .ok_or(OrderError::NotFound)
+        let mut before = None;
+        let after = self.store.update_order(id, |o| {
+            before = Some(o.state);
+            o.failure = Some(why.clone());
+            o.record(state, note, self.now);
+            true
+        })?;
+        if let Some(before) = before {
+            self.note_failed(before, after.as_ref());
+        }
+        after.ok_or(OrderError::NotFound)
+    }
+
+    /// Records `order.failed` when a change took an order to `Failed` from another state.
+    fn note_failed(&self, before: OrderState, after: Option<&Order>) {
+        if let Some(o) =
+            after.filter(|o| o.state == OrderState::Failed && before != OrderState::Failed)
+        {
+            crate::events::record(
+                self.store,
+                self.now,
+                Event::OrderFailed {
+                    user: o.user_id,
+                    film: o.film_id,
+                    order: o.id,
+                    provider: o.provider.clone(),
+                    reason: o.failure.clone().unwrap_or_default(),
+                },
+            );
+        }
     }
 
     /// Records a capture the provider reported: grant if it matches the order, fail it
@@ -516,15 +554,25 @@ impl OrderService<'_> {
                 return Ok(order.clone());
             }
             tracing::error!(order = %order.id, "{why}");
-            return self
-                .store
-                .update_order(&order.id, |o| {
-                    o.payment_id = Some(capture.payment_id.clone());
-                    o.failure = Some(why.clone());
-                    o.record(OrderState::Failed, "amount mismatch; not granted", self.now);
-                    true
-                })?
-                .ok_or(OrderError::NotFound);
+            let mut before = order.state;
+            let failed = self.store.update_order(&order.id, |o| {
+                before = o.state;
+                o.payment_id = Some(capture.payment_id.clone());
+                o.failure = Some(why.clone());
+                o.record(OrderState::Failed, "amount mismatch; not granted", self.now);
+                true
+            })?;
+            self.note_failed(before, failed.as_ref());
+            // Money was taken and nothing granted: only a person can settle that.
+            crate::events::record(
+                self.store,
+                self.now,
+                Event::OrderNeedsAttention {
+                    order: order.id,
+                    reason: why.clone(),
+                },
+            );
+            return failed.ok_or(OrderError::NotFound);
         }
         Ok(
             match self
@@ -554,17 +602,24 @@ impl OrderService<'_> {
     ) -> Result<Order, OrderError> {
         let lock = self.locks.get(id);
         let _held = lock.lock().await;
-        self.store
+        // Set by the closure's last run, the one whose write went in.
+        let mut ended = false;
+        let after = self
+            .store
             .update_order(id, |o| {
-                if o.provider != provider || o.state != OrderState::Created {
+                ended = o.provider == provider && o.state == OrderState::Created;
+                if !ended {
                     return false;
                 }
                 o.failure = Some(why.to_string());
                 o.record(state, why, self.now);
                 true
             })?
-            .filter(|o| o.provider == provider)
-            .ok_or(OrderError::NotFound)
+            .filter(|o| o.provider == provider);
+        if ended {
+            self.note_failed(OrderState::Created, after.as_ref());
+        }
+        after.ok_or(OrderError::NotFound)
     }
 
     /// Refunds a captured order at the provider, then revokes the purchase.
@@ -719,17 +774,20 @@ impl OrderService<'_> {
         why: &str,
         note: &str,
     ) -> Result<Order, OrderError> {
-        Ok(self
-            .store
-            .update_order(&order.id, |o| {
-                if o.state.is_final() {
-                    return false;
-                }
-                o.failure = Some(why.to_string());
-                o.record(state, note, self.now);
-                true
-            })?
-            .unwrap_or_else(|| order.clone()))
+        let mut from = None;
+        let after = self.store.update_order(&order.id, |o| {
+            from = (!o.state.is_final()).then_some(o.state);
+            if from.is_none() {
+                return false;
+            }
+            o.failure = Some(why.to_string());
+            o.record(state, note, self.now);
+            true
+        })?;
+        if let Some(from) = from {
+            self.note_failed(from, after.as_ref());
+        }
+        Ok(after.unwrap_or_else(|| order.clone()))
     }
 
     /// Asks the provider about every order whose outcome is not settled here, and

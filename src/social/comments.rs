@@ -4,13 +4,12 @@
 //! moderator hides or restores it — never a tombstone, whose text is gone. Each change is
 //! one atomic store update together with the film's public count.
 
+use crate::events::Event;
 use uuid::Uuid;
 
 use super::text::{comment_body, matches_word_list, TextError};
 use crate::config::TipBounds;
-use crate::store::comments::{
-    Comment, CommentState, DeletedBy, Revision, SocialEvent, KEEP_REVISIONS,
-};
+use crate::store::comments::{Comment, CommentState, DeletedBy, Revision, Support, KEEP_REVISIONS};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,25 +57,21 @@ pub fn checked_text(raw: &str, what: &'static str) -> Result<String> {
     comment_body(raw).map_err(|e| CommentError::Invalid(e, what))
 }
 
-/// Records a social event for analytics; a failure is logged, never the caller's.
-pub fn record_event(
-    store: &Store,
-    kind: &str,
-    user: Uuid,
-    film: Uuid,
-    comment: Option<Uuid>,
-    at: i64,
-) {
-    let e = SocialEvent {
-        kind: kind.into(),
-        user_id: user,
-        film_id: film,
-        comment_id: comment,
-        at,
-    };
-    if let Err(err) = store.record_event(&e) {
-        tracing::warn!(error = %err, kind, "recording a social event failed");
+/// `user` supports `film` (once; a repeat changes nothing). Returns whether this was
+/// the first time, when `support.given` is recorded.
+pub fn support(store: &Store, film: &Uuid, user: &Uuid, support: &Support) -> Result<bool> {
+    let first = store.add_support(film, user, support)?;
+    if first {
+        crate::events::record(
+            store,
+            support.at,
+            Event::SupportGiven {
+                user: *user,
+                film: *film,
+            },
+        );
     }
+    Ok(first)
 }
 
 /// Posts `text` (from `checked_text`) as `author`'s comment on `film`, held back for a
@@ -107,7 +102,27 @@ pub fn post(
         deleted_by: None,
     };
     store.add_comment(&c)?;
-    record_event(store, "comment", *author, *film, Some(c.id), at);
+    let (user, film, comment) = (*author, *film, c.id);
+    crate::events::record(
+        store,
+        at,
+        Event::CommentPosted {
+            user,
+            film,
+            comment,
+        },
+    );
+    if held {
+        crate::events::record(
+            store,
+            at,
+            Event::CommentHeld {
+                user,
+                film,
+                comment,
+            },
+        );
+    }
     Ok(c)
 }
 
@@ -123,7 +138,15 @@ pub fn reportable(store: &Store, id: &Uuid) -> Result<Comment> {
 /// once.
 pub fn report(store: &Store, c: &Comment, reporter: &Uuid, at: i64) -> Result<()> {
     if store.report_comment(&c.id, reporter, at)? {
-        record_event(store, "report", *reporter, c.film_id, Some(c.id), at);
+        crate::events::record(
+            store,
+            at,
+            Event::CommentReported {
+                user: *reporter,
+                film: c.film_id,
+                comment: c.id,
+            },
+        );
     }
     Ok(())
 }

@@ -137,16 +137,6 @@ pub struct Support {
     pub message: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SocialEvent {
-    pub kind: String,
-    pub user_id: Uuid,
-    pub film_id: Uuid,
-    #[serde(default)]
-    pub comment_id: Option<Uuid>,
-    pub at: i64,
-}
-
 impl Store {
     /// Stores a new comment, its index entries and its count together.
     pub fn add_comment(&self, c: &Comment) -> Result<()> {
@@ -406,10 +396,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    pub fn record_event(&self, event: &SocialEvent) -> Result<()> {
-        put(&self.events, super::new_id().as_bytes(), event)
     }
 }
 

@@ -8,6 +8,7 @@
 //! explicit `flush` runs at shutdown.
 
 pub mod comments;
+pub mod events;
 pub mod films;
 pub mod grants;
 pub mod identities;
@@ -96,7 +97,8 @@ pub struct Store {
     /// written in the comment's transaction (`comments::flag`).
     pub(crate) comments_flagged: sled::Tree,
     pub(crate) supports: sled::Tree,
-    pub(crate) events: sled::Tree,
+    /// The domain event log (`events::Event`), keyed by sled's monotonic id.
+    pub(crate) event_log: sled::Tree,
     pub(crate) social_counts: sled::Tree,
 }
 
@@ -155,11 +157,15 @@ impl Store {
             comment_reports: db.open_tree("comment_reports")?,
             comments_flagged: db.open_tree("comments_flagged")?,
             supports: db.open_tree("supports")?,
-            events: db.open_tree("events")?,
+            event_log: db.open_tree("event_log")?,
             social_counts: db.open_tree("social_counts")?,
             db,
         };
         store.check_schema()?;
+        // The social events of wave 1 (comments, reports, supports, tips), never read:
+        // the event log and the analytics backfill (from comments, reports, supports and
+        // orders) replace them.
+        store.db.drop_tree("events")?;
         store.build_social_counts_once()?;
         store.index_payments_once()?;
         store.index_jobs_once()?;

@@ -173,6 +173,35 @@ pub struct Purchase {
     pub purchased_at: i64,
 }
 
+/// The domain event of a captured or refunded order, with the amount as it was.
+fn order_event(o: &Order, state: OrderState) -> super::events::Event {
+    use super::events::Event;
+    let (user, film, order) = (o.user_id, o.film_id, o.id);
+    let (provider, amount, currency) = (o.provider.clone(), o.amount, o.currency.clone());
+    let tip = o.kind == OrderKind::Tip;
+    if state == OrderState::Refunded {
+        Event::OrderRefunded {
+            user,
+            film,
+            order,
+            provider,
+            amount,
+            currency,
+            tip,
+        }
+    } else {
+        Event::OrderCaptured {
+            user,
+            film,
+            order,
+            provider,
+            amount,
+            currency,
+            tip,
+        }
+    }
+}
+
 /// What `capture_order` did.
 #[derive(Debug, PartialEq)]
 pub enum Captured {
@@ -264,13 +293,15 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Captured> {
+        let event_id = self.next_event_id()?;
         let outcome = (
             &self.orders,
             &self.purchases,
             &self.purchases_by_user,
             &self.orders_by_payment,
+            &self.event_log,
         )
-            .transaction(|(orders, purchases, by_user, by_payment)| {
+            .transaction(|(orders, purchases, by_user, by_payment, log)| {
                 let Some(bytes) = orders.get(id.as_bytes())? else {
                     return sled::transaction::abort(StoreError::Conflict(format!(
                         "order {id} does not exist"
@@ -289,6 +320,13 @@ impl Store {
                 order.failure = None;
                 order.record(OrderState::Captured, note, now);
                 orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                // Logged with the capture itself: exactly one `order.captured` per order.
+                super::events::append_in(
+                    log,
+                    event_id,
+                    now,
+                    order_event(&order, OrderState::Captured),
+                )?;
                 by_payment.insert(
                     payment_key(&order.provider, payment_id),
                     order.id.as_bytes().as_slice(),
@@ -350,8 +388,14 @@ impl Store {
     /// Marks a captured order refunded and revokes the purchase it bought, in one
     /// transaction. Returns the order, or `None` if it was not captured.
     pub fn refund_order(&self, id: &Uuid, note: &str, now: i64) -> Result<Option<Order>> {
-        let outcome = (&self.orders, &self.purchases, &self.purchases_by_user).transaction(
-            |(orders, purchases, by_user)| {
+        let event_id = self.next_event_id()?;
+        let outcome = (
+            &self.orders,
+            &self.purchases,
+            &self.purchases_by_user,
+            &self.event_log,
+        )
+            .transaction(|(orders, purchases, by_user, log)| {
                 let Some(bytes) = orders.get(id.as_bytes())? else {
                     return Ok(None);
                 };
@@ -362,6 +406,12 @@ impl Store {
                 }
                 order.record(OrderState::Refunded, note, now);
                 orders.insert(id.as_bytes().as_slice(), encode(&order))?;
+                super::events::append_in(
+                    log,
+                    event_id,
+                    now,
+                    order_event(&order, OrderState::Refunded),
+                )?;
                 let key = pair(&order.film_id, &order.user_id);
                 if let Some(p) = purchases.get(key.as_slice())? {
                     let p: Purchase = decode("purchases", &p)
@@ -373,8 +423,7 @@ impl Store {
                     }
                 }
                 Ok(Some(order))
-            },
-        )?;
+            })?;
         Ok(outcome)
     }
 

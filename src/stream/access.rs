@@ -90,6 +90,19 @@ impl<'a> Playback<'a> {
         let expires_at = now + self.config.playback.token_ttl.as_secs() as i64;
         let token = PlaybackToken::new(user.id, film.id, user.session_epoch, expires_at);
         let path = format!("/hls/{}/master.m3u8", token.encode(self.key));
+        // Whether this start is a preview: read for analytics only, so a store failure
+        // counts it as one rather than refuse the token.
+        let entitled = gate::playback_entitlement(self.store, user, &film.id)
+            .is_ok_and(|e| e == gate::Entitlement::Full);
+        crate::events::record(
+            self.store,
+            now,
+            crate::events::Event::PlaybackStarted {
+                user: user.id,
+                film: film.id,
+                entitled,
+            },
+        );
         (token, path, expires_at)
     }
 

@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::config::PlaybackConfig;
 use crate::store::progress::ProgressRecord;
 use crate::store::{Result, Store};
+use crate::stream::gate;
 
 const SHARDS: usize = 64;
 
@@ -515,10 +516,76 @@ impl ProgressRecorder {
 
     fn write(&self, user: &Uuid, film: &Uuid, delta: &Delta) -> Result<()> {
         let stored = self.store.progress_record(user, film)?;
+        let before = stored.as_ref().filter(|r| r.total == delta.total).cloned();
         if let Some(record) = Self::merged(stored, Some(delta), self.rules.unlock_fraction) {
             self.store.save_progress(user, film, &record)?;
+            self.record_watched(user, film, delta, before.as_ref(), &record);
         }
         Ok(())
+    }
+
+    /// The flush's domain events: what this delta added to the viewer's coverage and
+    /// watch time (`Watched`, one per viewer and film per flush with something new, never
+    /// one per segment), and `PreviewBoundaryReached` when it newly covers the last
+    /// segment of the preview of a viewer without the whole film.
+    fn record_watched(
+        &self,
+        user: &Uuid,
+        film: &Uuid,
+        delta: &Delta,
+        before: Option<&ProgressRecord>,
+        after: &ProgressRecord,
+    ) {
+        let was = |i: usize| {
+            before.is_some_and(|b| {
+                b.covered
+                    .get(i / 8)
+                    .is_some_and(|x| x & (1 << (i % 8)) != 0)
+            })
+        };
+        let added: Vec<u32> = (0..after.total)
+            .filter(|&i| {
+                after
+                    .covered
+                    .get(i / 8)
+                    .is_some_and(|x| x & (1 << (i % 8)) != 0)
+                    && !was(i)
+            })
+            .map(|i| i as u32)
+            .collect();
+        if added.is_empty() && delta.watch_seconds <= 0.0 {
+            return;
+        }
+        let at = delta.updated_at;
+        let boundary = gate::preview_segments(after.total, self.rules.preview_fraction);
+        let reached = boundary < after.total && added.contains(&(boundary as u32 - 1));
+        crate::events::record(
+            &self.store,
+            at,
+            crate::events::Event::Watched {
+                user: *user,
+                film: *film,
+                added,
+                watch_seconds: delta.watch_seconds,
+                covered: after.covered_count() as u32,
+                total: after.total as u32,
+            },
+        );
+        // Read only when the boundary segment is new to this viewer: once per viewer and
+        // film at most, off the delivery path (the flusher's thread).
+        if reached
+            && gate::entitlement(&self.store, user, film)
+                .is_ok_and(|e| e == gate::Entitlement::Preview)
+        {
+            crate::events::record(
+                &self.store,
+                at,
+                crate::events::Event::PreviewBoundaryReached {
+                    user: *user,
+                    film: *film,
+                },
+            );
+        }
     }
 }
 

@@ -494,20 +494,17 @@ pub async fn support(
         _ => None,
     };
     let now = state.clock.now();
-    let first = state
-        .store
-        .add_support(&film.id, &user.id, &Support { at: now, message })?;
-    if first {
-        comments::record_event(&state.store, "support", user.id, film.id, None, now);
-    }
+    comments::support(
+        &state.store,
+        &film.id,
+        &user.id,
+        &Support { at: now, message },
+    )?;
     if let Some((provider, amount, currency)) = tip {
         let started = state
             .orders()
             .tip(&user.id, &film, &provider, amount, &currency)
             .await?;
-        if !started.reused {
-            comments::record_event(&state.store, "tip", user.id, film.id, None, now);
-        }
         return Ok(HttpResponse::NoContent()
             .insert_header(("HX-Redirect", started.redirect_url.as_str()))
             .finish());
