@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod ops;
 pub mod overview;
 pub mod payments;

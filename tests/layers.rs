@@ -39,6 +39,7 @@ const DOMAIN: &[&str] = &[
     "catalogue",
     "overview",
     "events",
+    "notify",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -53,6 +54,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/catalogue.rs",
     "src/overview.rs",
     "src/events.rs",
+    "src/notify",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

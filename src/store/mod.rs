@@ -14,6 +14,7 @@ pub mod grants;
 pub mod identities;
 pub mod jobs;
 pub mod orders;
+pub mod outbox;
 pub mod progress;
 pub mod signin;
 pub mod tokens;
