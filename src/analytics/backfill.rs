@@ -7,8 +7,8 @@
 //! - preview starts (and with them `converted`, the preview viewers who bought): no
 //!   record keeps that a preview token was issued; left at zero;
 //! - preview completions: a progress record covering the preview's last segment counts
-//!   only for a viewer who still has neither a purchase nor a grant (one who bought
-//!   after finishing the preview is not counted);
+//!   for a viewer who has neither a purchase nor a grant now (one who bought after
+//!   finishing the preview is not counted; a refunded buyer who watched as a buyer is);
 //! - the day of viewing: a progress record keeps only its last update, so a viewer's
 //!   first segment, completion, watch time and activity all count on that day (unique
 //!   viewers per day become one day per viewer and film). Totals over a range holding
