@@ -36,6 +36,24 @@ pub struct Config {
     pub payments: PaymentsConfig,
     pub social: SocialConfig,
     pub metrics: MetricsConfig,
+    pub analytics: AnalyticsConfig,
+}
+
+/// Analytics rollups (`analytics`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// The IANA time zone whose days the rollups count in (`UTC`, `Asia/Seoul`, …), read
+    /// from the system's tzdb. Changing it later moves only the days counted from then on.
+    pub timezone: String,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+        }
+    }
 }
 
 /// Prometheus `/metrics`. It always asks for the bearer token in `keys_dir/metrics.token`
@@ -501,6 +519,7 @@ impl Default for Config {
             payments: PaymentsConfig::default(),
             social: SocialConfig::default(),
             metrics: MetricsConfig::default(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -811,6 +830,15 @@ impl Config {
                 "must be above 0 and at most 1".into(),
             );
         }
+        if let Err(e) = jiff::tz::TimeZone::get(&self.analytics.timezone) {
+            return bad(
+                "analytics.timezone",
+                format!(
+                    "{:?} is not a time zone of the system's database (an IANA name such as \"UTC\" or \"Asia/Seoul\"): {e}",
+                    self.analytics.timezone
+                ),
+            );
+        }
         if self.playback.progress_flush_interval.is_zero() {
             return bad(
                 "playback.progress_flush_interval",
@@ -1078,6 +1106,8 @@ mod tests {
         Jail::expect_with(|jail| {
             let e = load_error(jail, "[playback]\npreview_fraction = 1.5\n");
             assert!(e.contains("playback.preview_fraction"), "{e}");
+            let e = load_error(jail, "[analytics]\ntimezone = \"Mars/Olympus\"\n");
+            assert!(e.contains("analytics.timezone"), "{e}");
             let e = load_error(jail, "[transcode]\nladder = \"720-1M\"\n");
             assert!(e.contains("transcode.ladder"), "{e}");
             let e = load_error(jail, "[transcode]\nrate_control = \"vbr\"\n");

@@ -564,6 +564,22 @@ impl From<crate::auth::signin::SignInError> for ApiError {
     }
 }
 
+impl From<crate::analytics::RangeError> for ApiError {
+    fn from(e: crate::analytics::RangeError) -> Self {
+        let too_long = matches!(e, crate::analytics::RangeError::TooLong { .. });
+        let api = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidRange,
+            e.to_string(),
+        );
+        if too_long {
+            api.with("max_days", crate::analytics::report::MAX_DAYS)
+        } else {
+            api
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

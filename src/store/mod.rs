@@ -7,6 +7,7 @@
 //! flushed in the background (every 500 ms), so calls here do not wait on the disk; an
 //! explicit `flush` runs at shutdown.
 
+pub mod analytics;
 pub mod comments;
 pub mod events;
 pub mod films;
@@ -101,6 +102,13 @@ pub struct Store {
     /// The domain event log (`events::Event`), keyed by sled's monotonic id.
     pub(crate) event_log: sled::Tree,
     pub(crate) social_counts: sled::Tree,
+    /// Analytics rollups and their indexes (`analytics`).
+    pub(crate) analytics_rollups: sled::Tree,
+    pub(crate) analytics_seen: sled::Tree,
+    pub(crate) analytics_viewers: sled::Tree,
+    pub(crate) analytics_retention: sled::Tree,
+    pub(crate) analytics_film_days: sled::Tree,
+    pub(crate) analytics_film_months: sled::Tree,
 }
 
 impl Store {
@@ -160,6 +168,12 @@ impl Store {
             supports: db.open_tree("supports")?,
             event_log: db.open_tree("event_log")?,
             social_counts: db.open_tree("social_counts")?,
+            analytics_rollups: db.open_tree("analytics_rollups")?,
+            analytics_seen: db.open_tree("analytics_seen")?,
+            analytics_viewers: db.open_tree("analytics_viewers")?,
+            analytics_retention: db.open_tree("analytics_retention")?,
+            analytics_film_days: db.open_tree("analytics_film_days")?,
+            analytics_film_months: db.open_tree("analytics_film_months")?,
             db,
         };
         store.check_schema()?;
