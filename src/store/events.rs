@@ -170,7 +170,7 @@ pub fn advance_cursor(
 }
 
 /// Inside a transaction that includes `event_log`: logs `event` under `id` (from
-/// `Store::next_event_id`, taken before the transaction), so the event is written
+/// `Store::with_event_id`, whose lock the transaction runs under), so the event is written
 /// exactly when the change it reports is.
 pub fn append_in(
     log: &TransactionalTree,
@@ -183,18 +183,23 @@ pub fn append_in(
 }
 
 impl Store {
-    /// An id for `append_in` (unused ids are harmless gaps).
-    pub fn next_event_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id()?)
+    /// Runs `write` (a transaction that logs with `append_in`) with the next event id,
+    /// holding the log's append lock until it returns: ids become visible in the order
+    /// they are given, so no consumer moves its cursor past an id whose event is not
+    /// written yet (and would then never see it). Unused ids are harmless gaps.
+    pub fn with_event_id<T>(&self, write: impl FnOnce(u64) -> Result<T>) -> Result<T> {
+        let _order = self.event_order.lock().unwrap_or_else(|p| p.into_inner());
+        write(self.db.generate_id()?)
     }
 
-    /// Appends an event to the log and returns its id. One sled insert (no disk wait):
-    /// cheap enough for any request path.
+    /// Appends an event to the log and returns its id. One sled insert (no disk wait)
+    /// under the append lock: cheap enough for any request path.
     pub fn append_event(&self, at: i64, event: Event) -> Result<u64> {
-        let id = self.db.generate_id()?;
-        let record = EventRecord { id, at, event };
-        self.event_log.insert(id.to_be_bytes(), encode(&record))?;
-        Ok(id)
+        self.with_event_id(|id| {
+            let record = EventRecord { id, at, event };
+            self.event_log.insert(id.to_be_bytes(), encode(&record))?;
+            Ok(id)
+        })
     }
 
     /// Up to `limit` events after `after` (all from the start for `None`), oldest first.
@@ -279,6 +284,39 @@ mod tests {
         assert_eq!(all[0].event, Event::FilmPublished { film });
         assert_eq!(store.events_after(Some(a), 10)?[0].id, b);
         assert!(store.events_after(Some(b), 10)?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn an_event_written_in_a_transaction_is_never_overtaken() -> Result<()> {
+        let store = Store::temporary()?;
+        let film = Uuid::nil();
+        let tx_started = std::sync::Barrier::new(2);
+        std::thread::scope(|s| -> Result<()> {
+            let slow = s.spawn(|| {
+                store.with_event_id(|id| {
+                    tx_started.wait();
+                    // The other thread's append waits here for this write.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    (&store.event_log,)
+                        .transaction(|(log,)| append_in(log, id, 1, Event::FilmPublished { film }))
+                        .map_err(StoreError::from)?;
+                    Ok(id)
+                })
+            });
+            tx_started.wait();
+            // Waits for the slow write's lock, so it is given the later id.
+            let later = store.append_event(2, Event::FilmUnpublished { film })?;
+            let first = slow
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Conflict("panicked".into())))?;
+            assert!(first < later);
+            Ok(())
+        })?;
+        // Whatever a consumer read, it read the earlier id first.
+        let all = store.events_after(None, 10)?;
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].event, Event::FilmPublished { film });
         Ok(())
     }
 

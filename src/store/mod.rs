@@ -101,6 +101,8 @@ pub struct Store {
     pub(crate) supports: sled::Tree,
     /// The domain event log (`events::Event`), keyed by sled's monotonic id.
     pub(crate) event_log: sled::Tree,
+    /// Held while an event id is given out and its record written (`with_event_id`).
+    event_order: std::sync::Arc<std::sync::Mutex<()>>,
     pub(crate) social_counts: sled::Tree,
     /// Analytics rollups and their indexes (`analytics`).
     pub(crate) analytics_rollups: sled::Tree,
@@ -167,6 +169,7 @@ impl Store {
             comments_flagged: db.open_tree("comments_flagged")?,
             supports: db.open_tree("supports")?,
             event_log: db.open_tree("event_log")?,
+            event_order: Default::default(),
             social_counts: db.open_tree("social_counts")?,
             analytics_rollups: db.open_tree("analytics_rollups")?,
             analytics_seen: db.open_tree("analytics_seen")?,

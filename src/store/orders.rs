@@ -293,7 +293,17 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<Captured> {
-        let event_id = self.next_event_id()?;
+        self.with_event_id(|event_id| self.capture_in_log(id, payment_id, note, now, event_id))
+    }
+
+    fn capture_in_log(
+        &self,
+        id: &Uuid,
+        payment_id: &str,
+        note: &str,
+        now: i64,
+        event_id: u64,
+    ) -> Result<Captured> {
         let outcome = (
             &self.orders,
             &self.purchases,
@@ -388,7 +398,16 @@ impl Store {
     /// Marks a captured order refunded and revokes the purchase it bought, in one
     /// transaction. Returns the order, or `None` if it was not captured.
     pub fn refund_order(&self, id: &Uuid, note: &str, now: i64) -> Result<Option<Order>> {
-        let event_id = self.next_event_id()?;
+        self.with_event_id(|event_id| self.refund_in_log(id, note, now, event_id))
+    }
+
+    fn refund_in_log(
+        &self,
+        id: &Uuid,
+        note: &str,
+        now: i64,
+        event_id: u64,
+    ) -> Result<Option<Order>> {
         let outcome = (
             &self.orders,
             &self.purchases,

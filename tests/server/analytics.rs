@@ -17,6 +17,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use testkit::sources::{lavfi_av, with, X264};
 
+use crate::harness::browser::run_browser;
 use crate::harness::clock;
 use crate::harness::films::{film_info, FilmInfo};
 use crate::harness::media::sources;
@@ -329,6 +330,28 @@ fn rollups_funnel_and_retention_match_what_the_viewers_did_and_the_backfill_agre
     server
         .get("/api/v1/admin/analytics", Some(&viewers[0].access))
         .expect(403, "a viewer");
+
+    // The console's page shows the same figures, drawn in a real browser.
+    let out = run_browser(
+        "console_analytics.mjs",
+        &[
+            ("BASE_URL", server.base.clone()),
+            ("ADMIN_TOKEN", server.login_link_token(&admin.email)),
+            ("FILM_ID", film.clone()),
+            ("FUNNEL", r["funnel"].to_string()),
+            ("SEGMENTS", info.segments.to_string()),
+            ("VIEWERS", "3".into()),
+        ],
+    )?;
+    for step in [
+        "ok every chart is drawn",
+        "ok the funnel table reads as the API reports",
+        "ok one film: its retention curve and the CSV exports",
+        "ok a range the form cannot make is refused in words",
+        "ok the page fits a 360 px screen",
+    ] {
+        assert!(out.contains(step), "{step} missing from:\n{out}");
+    }
 
     // The backfill: the same figures from the records alone.
     server.stop();

@@ -51,16 +51,6 @@ fn calendar(state: &AppState) -> Calendar {
     Calendar::new(&state.config.analytics.timezone).unwrap_or_else(|_| Calendar::utc())
 }
 
-fn csv(body: String, name: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}.csv\""),
-        ))
-        .body(body)
-}
-
 pub async fn report(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -87,7 +77,10 @@ pub async fn report(
             crate::analytics::calendar::format_day(from),
             crate::analytics::calendar::format_day(to)
         );
-        return Ok(csv(report_csv(&report), &name));
+        return Ok(crate::api::views::csv::attachment(
+            report_csv(&report),
+            &name,
+        ));
     }
     Ok(HttpResponse::Ok().json(ReportView::new(&report, calendar.name())))
 }
@@ -102,7 +95,7 @@ pub async fn retention(
     let film = catalogue::film(&state.store, &path)?;
     let curve = crate::analytics::retention(&state.store, &film.id)?;
     if as_csv {
-        return Ok(csv(
+        return Ok(crate::api::views::csv::attachment(
             retention_csv(&curve),
             &format!("retention-{}", film.id),
         ));

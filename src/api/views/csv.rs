@@ -20,6 +20,18 @@ pub fn record<S: AsRef<str>>(out: &mut String, fields: &[S]) {
     out.push_str("\r\n");
 }
 
+/// `body` as a download named `{name}.csv` (the JSON API's `?format=csv` and the
+/// console's export links).
+pub fn attachment(body: String, name: &str) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{name}.csv\""),
+        ))
+        .body(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! the sign-in page's takes `ConsoleAdmin` (session, admin, CSRF on writes) and calls the
 //! domain services; `view` turns their records into what the templates print.
 
+pub mod analytics;
 pub mod comments;
 pub mod dashboard;
 pub mod film_page;
@@ -30,6 +31,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(dashboard::page))
             .route("/", web::get().to(dashboard::page))
             .route("/fragments/jobs", web::get().to(dashboard::jobs_fragment))
+            .route("/analytics", web::get().to(analytics::page))
+            .route(
+                "/analytics/report.csv",
+                web::get().to(analytics::report_export),
+            )
+            .route(
+                "/analytics/films/{id}/retention.csv",
+                web::get().to(analytics::retention_export),
+            )
             .route("/orders", web::get().to(orders::list))
             .route("/orders/reconcile", web::post().to(orders::reconcile))
             .route("/orders/{id}", web::get().to(orders::detail))
