@@ -152,6 +152,14 @@ impl FilmTotals {
         }
     }
 
+    /// Takes `o`'s totals away (a month minus the days outside a range).
+    pub fn subtract(&mut self, o: &FilmTotals) {
+        self.watch_seconds -= o.watch_seconds;
+        for (currency, amount) in &o.revenue {
+            *self.revenue.entry(currency.clone()).or_default() -= amount;
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.watch_seconds == 0.0 && self.revenue.is_empty()
     }

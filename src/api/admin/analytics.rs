@@ -99,8 +99,8 @@ pub async fn report(
         granularity,
     };
     query.check()?;
-    let report = crate::analytics::report(&state.store, query)?;
     if as_csv {
+        let report = crate::analytics::report::series(&state.store, query)?;
         let name = format!(
             "analytics-{}-{}",
             crate::analytics::calendar::format_day(from),
@@ -108,6 +108,7 @@ pub async fn report(
         );
         return Ok(csv(report_csv(&report), &name));
     }
+    let report = crate::analytics::report(&state.store, query)?;
     Ok(HttpResponse::Ok().json(ReportView::new(&report, calendar.name())))
 }
 
