@@ -76,6 +76,52 @@ pub enum RangeError {
     Reversed { from: String, to: String },
     #[error("the range is {days} days long; at most {MAX_DAYS} are reported at once")]
     TooLong { days: i32 },
+    #[error("{name} {text:?} is not a date (YYYY-MM-DD)")]
+    NotADate { name: &'static str, text: String },
+    #[error("granularity {0:?} is not day, week or month")]
+    Granularity(String),
+}
+
+/// The range a report covers without `from`: the 30 days ending with `to`.
+pub const DEFAULT_DAYS: i32 = 30;
+
+impl Query {
+    /// A report's query as a request gives it (the JSON API's parameters and the console's
+    /// form alike): `to` defaults to `today`, `from` to the 30 days ending with `to`,
+    /// granularity to days; checked with `check`.
+    pub fn from_request(
+        from: Option<&str>,
+        to: Option<&str>,
+        granularity: Option<&str>,
+        film: Option<Uuid>,
+        today: i32,
+    ) -> Result<Self, RangeError> {
+        let date = |name: &'static str, text: Option<&str>| match text {
+            None | Some("") => Ok(None),
+            Some(t) => {
+                super::calendar::parse_date(t)
+                    .map(Some)
+                    .ok_or_else(|| RangeError::NotADate {
+                        name,
+                        text: t.to_string(),
+                    })
+            }
+        };
+        let to = date("to", to)?.unwrap_or(today);
+        let from = date("from", from)?.unwrap_or(to - (DEFAULT_DAYS - 1));
+        let granularity = match granularity {
+            None | Some("") => Granularity::Day,
+            Some(g) => Granularity::parse(g).ok_or_else(|| RangeError::Granularity(g.into()))?,
+        };
+        let query = Query {
+            from,
+            to,
+            film,
+            granularity,
+        };
+        query.check()?;
+        Ok(query)
+    }
 }
 
 impl Query {

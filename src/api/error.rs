@@ -330,6 +330,17 @@ impl From<crate::payments::orders::OrderError> for ApiError {
     }
 }
 
+impl From<crate::social::support::SupportError> for ApiError {
+    fn from(e: crate::social::support::SupportError) -> Self {
+        use crate::social::support::SupportError as E;
+        match e {
+            E::Comment(e) => e.into(),
+            E::Order(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::social::comments::CommentError> for ApiError {
     fn from(e: crate::social::comments::CommentError) -> Self {
         use crate::social::comments::CommentError as E;

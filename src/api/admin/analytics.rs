@@ -6,17 +6,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use crate::analytics::calendar::{parse_date, Calendar};
-use crate::analytics::{Granularity, Query};
+use crate::analytics::calendar::Calendar;
+use crate::analytics::Query;
 use crate::api::codes::Code;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::Admin;
 use crate::api::views::analytics::{report_csv, retention_csv, ReportView, RetentionView};
 use crate::catalogue;
 use crate::state::AppState;
-
-/// The range a report covers without `from`: the 30 days ending with `to`.
-const DEFAULT_DAYS: i32 = 30;
 
 #[derive(Deserialize)]
 pub struct ReportParams {
@@ -54,15 +51,6 @@ fn calendar(state: &AppState) -> Calendar {
     Calendar::new(&state.config.analytics.timezone).unwrap_or_else(|_| Calendar::utc())
 }
 
-fn date(name: &str, text: Option<&str>) -> ApiResult<Option<i32>> {
-    match text {
-        None | Some("") => Ok(None),
-        Some(t) => parse_date(t)
-            .map(Some)
-            .ok_or_else(|| invalid(format!("{name} {t:?} is not a date (YYYY-MM-DD)"))),
-    }
-}
-
 fn csv(body: String, name: &str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
@@ -80,25 +68,18 @@ pub async fn report(
 ) -> ApiResult<HttpResponse> {
     let calendar = calendar(&state);
     let as_csv = wants_csv(params.format.as_deref())?;
-    let to =
-        date("to", params.to.as_deref())?.unwrap_or_else(|| calendar.day_of(state.clock.now()));
-    let from = date("from", params.from.as_deref())?.unwrap_or(to - (DEFAULT_DAYS - 1));
-    let granularity = match params.granularity.as_deref() {
-        None | Some("") => Granularity::Day,
-        Some(g) => Granularity::parse(g)
-            .ok_or_else(|| invalid(format!("granularity {g:?} is not day, week or month")))?,
-    };
-    let film = match params.film.as_deref() {
+    let mut query = Query::from_request(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        params.granularity.as_deref(),
+        None,
+        calendar.day_of(state.clock.now()),
+    )?;
+    query.film = match params.film.as_deref() {
         None | Some("") => None,
         Some(id) => Some(catalogue::film(&state.store, id)?.id),
     };
-    let query = Query {
-        from,
-        to,
-        film,
-        granularity,
-    };
-    query.check()?;
+    let (from, to) = (query.from, query.to);
     if as_csv {
         let report = crate::analytics::report::series(&state.store, query)?;
         let name = format!(
