@@ -188,6 +188,11 @@ impl Application {
                                 tracing::warn!(error = %e, "sweeping refresh tokens failed");
                             }
                             crate::events::prune(&state.store, &consumer_names, now);
+                            crate::analytics::rollups::prune_seen(
+                                &state.store,
+                                &analytics_calendar(&state.config),
+                                now,
+                            );
                         })
                         .await;
                         if let Err(e) = swept {
@@ -243,16 +248,19 @@ fn start_consumers(state: &AppState) -> crate::events::Consumers {
     consumers
 }
 
+/// The days of `analytics.timezone`. Validated at start: an error here is a zone file
+/// that went missing since, and UTC days are better than no analytics.
+fn analytics_calendar(config: &crate::config::Config) -> crate::analytics::Calendar {
+    crate::analytics::Calendar::new(&config.analytics.timezone).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "analytics.timezone: counting in UTC");
+        crate::analytics::Calendar::utc()
+    })
+}
+
 /// The analytics rollups: computed from the stored records on the first start
 /// (`analytics::backfill_once`, before the consumer runs), then kept by the consumer.
 fn start_analytics(state: &AppState, consumers: &mut crate::events::Consumers) {
-    // Validated at start (`analytics.timezone`): an error here is a zone file that went
-    // missing since, and UTC days are better than no analytics.
-    let calendar = crate::analytics::Calendar::new(&state.config.analytics.timezone)
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "analytics.timezone: counting in UTC");
-            crate::analytics::Calendar::utc()
-        });
+    let calendar = analytics_calendar(&state.config);
     let rollups = crate::analytics::Rollups::new(
         calendar,
         crate::analytics::Rules {

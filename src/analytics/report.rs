@@ -197,6 +197,16 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
 
 /// The report of `query` (checked with `Query::check` first).
 pub fn report(store: &Store, query: Query) -> Result<Report, StoreError> {
+    build(store, query, true)
+}
+
+/// The report without the top films (empty lists), which cost the most to read: for the
+/// CSV export, which holds only the series.
+pub fn series(store: &Store, query: Query) -> Result<Report, StoreError> {
+    build(store, query, false)
+}
+
+fn build(store: &Store, query: Query, tops: bool) -> Result<Report, StoreError> {
     let film = query.film.unwrap_or_else(Uuid::nil);
     let days = store.rollups(&film, query.from, query.to)?;
     let g = query.granularity;
@@ -230,7 +240,7 @@ pub fn report(store: &Store, query: Query) -> Result<Report, StoreError> {
         buyers: totals.converted,
         rate: ratio(totals.converted, totals.preview_starts),
     };
-    let (top_by_revenue, top_by_watch_hours) = if query.film.is_none() {
+    let (top_by_revenue, top_by_watch_hours) = if tops && query.film.is_none() {
         top_films(store, query.from, query.to)?
     } else {
         (Vec::new(), Vec::new())
@@ -249,28 +259,39 @@ pub fn report(store: &Store, query: Query) -> Result<Report, StoreError> {
 
 type Tops = (Vec<(String, Vec<Ranked<i64>>)>, Vec<Ranked<f64>>);
 
-/// Every film's totals over `from..=to`: whole months from the month index, the partial
-/// months at the edges from the day index.
-fn film_totals(store: &Store, from: i32, to: i32) -> Result<HashMap<Uuid, FilmTotals>, StoreError> {
+/// Every film's totals over `from..=to`, from the month index wherever it saves reads:
+/// a whole month is one record per film; a partial month is its days, or when it holds
+/// more than half the month, the month minus the days outside the range.
+pub(crate) fn film_totals(
+    store: &Store,
+    from: i32,
+    to: i32,
+) -> Result<HashMap<Uuid, FilmTotals>, StoreError> {
     let mut totals = HashMap::new();
-    let (first_month, last_month) = (month_of(from), month_of(to));
-    // The first whole month and the one after the last whole month.
-    let whole_from = if first_of_month(first_month) == from {
-        first_month
-    } else {
-        first_month + 1
-    };
-    let whole_to = if first_of_month(last_month + 1) - 1 == to {
-        last_month
-    } else {
-        last_month - 1
-    };
-    if whole_from > whole_to {
-        store.film_totals_of_days(from, to, &mut totals)?;
-    } else {
-        store.film_totals_of_months(whole_from, whole_to, &mut totals)?;
-        store.film_totals_of_days(from, first_of_month(whole_from) - 1, &mut totals)?;
-        store.film_totals_of_days(first_of_month(whole_to + 1), to, &mut totals)?;
+    let mut outside = HashMap::new();
+    let mut whole: Option<(i32, i32)> = None;
+    let mut month = month_of(from);
+    while first_of_month(month) <= to {
+        let (first, last) = (first_of_month(month), first_of_month(month + 1) - 1);
+        let (a, b) = (from.max(first), to.min(last));
+        if (a, b) == (first, last) {
+            whole = Some(whole.map_or((month, month), |(w, _)| (w, month)));
+        } else if (b - a + 1) * 2 <= last - first + 1 {
+            store.film_totals_of_days(a, b, &mut totals)?;
+        } else {
+            store.film_totals_of_months(month, month, &mut totals)?;
+            store.film_totals_of_days(first, a - 1, &mut outside)?;
+            store.film_totals_of_days(b + 1, last, &mut outside)?;
+        }
+        month += 1;
+    }
+    if let Some((w0, w1)) = whole {
+        store.film_totals_of_months(w0, w1, &mut totals)?;
+    }
+    for (film, t) in &outside {
+        if let Some(mine) = totals.get_mut(film) {
+            mine.subtract(t);
+        }
     }
     Ok(totals)
 }
@@ -288,7 +309,8 @@ fn top_films(store: &Store, from: i32, to: i32) -> Result<Tops, StoreError> {
                     .push((*film, *amount));
             }
         }
-        if t.watch_seconds > 0.0 {
+        // A month minus its days outside the range may leave rounding dust.
+        if t.watch_seconds > 1e-6 {
             hours.push((*film, t.watch_seconds / 3600.0));
         }
     }

@@ -13,6 +13,20 @@ use crate::store::{Store, StoreError};
 /// The consumer's name: its cursor is `meta` `cursor:analytics`.
 pub const NAME: &str = "analytics";
 
+/// How many days the unique-viewer marks are kept: an event applied later than this
+/// after its day (a consumer stopped for a week) may count its viewer twice that day.
+pub const SEEN_DAYS: i32 = 7;
+
+/// Removes the unique-viewer marks older than `SEEN_DAYS` before `now`; an error is
+/// logged (the hourly sweep).
+pub fn prune_seen(store: &Store, calendar: &Calendar, now: i64) {
+    match store.prune_analytics_seen(calendar.day_of(now) - SEEN_DAYS) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "pruned old unique-viewer marks"),
+        Err(err) => tracing::warn!(error = %err, "pruning unique-viewer marks failed"),
+    }
+}
+
 /// What the rollups need from the playback rules.
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {

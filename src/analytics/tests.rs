@@ -322,3 +322,59 @@ fn buckets_cover_the_range_and_ranges_are_bounded() -> Result<(), StoreError> {
     .is_ok());
     Ok(())
 }
+
+#[test]
+fn top_film_totals_from_months_and_days_equal_the_days_summed() -> Result<(), StoreError> {
+    use crate::store::analytics::Plan;
+    use std::collections::{BTreeMap, HashMap};
+    let store = Store::temporary()?;
+    let films = [crate::store::new_id(), crate::store::new_id()];
+    let start = calendar::parse_date("2026-10-01").unwrap_or_default();
+    for d in 0..100 {
+        for (i, film) in films.iter().enumerate() {
+            let day = start + d;
+            let mut revenue = BTreeMap::new();
+            revenue.insert(
+                "dev".to_string(),
+                [("USD".to_string(), i64::from(d) * (i as i64 + 1))].into(),
+            );
+            let plan = Plan {
+                day,
+                month: calendar::month_of(day),
+                film: *film,
+                counts: DayRollup {
+                    watch_seconds: f64::from(d % 7) * 60.0,
+                    revenue,
+                    ..DayRollup::default()
+                },
+                ..Plan::default()
+            };
+            store.apply_analytics(&plan, None)?;
+        }
+    }
+    let ranges = [
+        ("2026-10-01", "2026-12-31"),
+        ("2026-10-03", "2026-12-28"),
+        ("2026-10-20", "2026-11-02"),
+        ("2026-11-05", "2026-11-06"),
+        ("2026-10-31", "2027-01-08"),
+    ];
+    for (a, b) in ranges {
+        let (from, to) = (
+            calendar::parse_date(a).unwrap_or_default(),
+            calendar::parse_date(b).unwrap_or_default(),
+        );
+        let fast = report::film_totals(&store, from, to)?;
+        let mut slow = HashMap::new();
+        store.film_totals_of_days(from, to, &mut slow)?;
+        for film in &films {
+            let (f, s) = (
+                fast.get(film).cloned().unwrap_or_default(),
+                slow.get(film).cloned().unwrap_or_default(),
+            );
+            assert_eq!(f.revenue, s.revenue, "{a}..{b}");
+            assert!((f.watch_seconds - s.watch_seconds).abs() < 1e-6, "{a}..{b}");
+        }
+    }
+    Ok(())
+}

@@ -152,6 +152,14 @@ impl FilmTotals {
         }
     }
 
+    /// Takes `o`'s totals away (a month minus the days outside a range).
+    pub fn subtract(&mut self, o: &FilmTotals) {
+        self.watch_seconds -= o.watch_seconds;
+        for (currency, amount) in &o.revenue {
+            *self.revenue.entry(currency.clone()).or_default() -= amount;
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.watch_seconds == 0.0 && self.revenue.is_empty()
     }
@@ -512,6 +520,17 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the unique-viewer marks (`analytics_seen`) of days before `day`; returns
+    /// how many. A mark only stops a second count of the same viewer on its day.
+    pub fn prune_analytics_seen(&self, day: i32) -> Result<usize> {
+        let mut removed = 0;
+        for key in self.analytics_seen.range(..period_key(day).to_vec()).keys() {
+            self.analytics_seen.remove(key?)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Empties the analytics and forgets that the backfill ran: the next start computes
     /// the rollups again from the stored records (a recovery tool, and the server test
     /// that compares the backfill with the incremental path). With the server stopped.
@@ -628,6 +647,19 @@ mod tests {
         let mut tops = HashMap::new();
         store.film_totals_of_days(5, 6, &mut tops)?;
         assert_eq!(tops.get(&film).map(|t| t.watch_seconds), Some(24.0));
+        Ok(())
+    }
+
+    #[test]
+    fn old_unique_viewer_marks_are_pruned() -> Result<()> {
+        let store = Store::temporary()?;
+        let (film, user) = (super::super::new_id(), super::super::new_id());
+        store.apply_analytics(&watched(film, user, 5, vec![0]), None)?;
+        store.apply_analytics(&watched(film, user, 9, vec![1]), None)?;
+        // Film and site marks of day 5 go; day 9's stay and still count once.
+        assert_eq!(store.prune_analytics_seen(9)?, 2);
+        store.apply_analytics(&watched(film, user, 9, vec![]), None)?;
+        assert_eq!(store.rollups(&film, 9, 9)?[0].1.active_viewers, 1);
         Ok(())
     }
 

@@ -70,8 +70,8 @@ pub async fn report(
         Some(id) => Some(catalogue::film(&state.store, id)?.id),
     };
     let (from, to) = (query.from, query.to);
-    let report = crate::analytics::report(&state.store, query)?;
     if as_csv {
+        let report = crate::analytics::report::series(&state.store, query)?;
         let name = format!(
             "analytics-{}-{}",
             crate::analytics::calendar::format_day(from),
@@ -82,6 +82,7 @@ pub async fn report(
             &name,
         ));
     }
+    let report = crate::analytics::report(&state.store, query)?;
     Ok(HttpResponse::Ok().json(ReportView::new(&report, calendar.name())))
 }
 
