@@ -101,6 +101,12 @@ pub struct Store {
     /// The domain event log (`events::Event`), keyed by sled's monotonic id.
     pub(crate) event_log: sled::Tree,
     pub(crate) social_counts: sled::Tree,
+    /// Notification deliveries waiting, keyed `due ms ‖ id` (`outbox::OutboxEntry`).
+    pub(crate) outbox: sled::Tree,
+    /// Deliveries that gave up, by id, until an admin retries them.
+    pub(crate) outbox_dead: sled::Tree,
+    /// `user` → `outbox::NotificationPrefs`.
+    pub(crate) notification_prefs: sled::Tree,
 }
 
 impl Store {
@@ -160,6 +166,9 @@ impl Store {
             supports: db.open_tree("supports")?,
             event_log: db.open_tree("event_log")?,
             social_counts: db.open_tree("social_counts")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_dead: db.open_tree("outbox_dead")?,
+            notification_prefs: db.open_tree("notification_prefs")?,
             db,
         };
         store.check_schema()?;

@@ -14,5 +14,6 @@ pub mod account;
 pub mod admin;
 pub mod catalogue;
 pub mod health;
+pub mod notifications;
 pub mod orders;
 pub mod social;
