@@ -1371,6 +1371,41 @@ mod tests {
     }
 
     #[test]
+    fn smtp_and_notify_keys_are_validated_by_name() {
+        Jail::expect_with(|jail| {
+            let smtp = |rest: &str| {
+                format!("[smtp]\nhost = \"mail.example.com\"\nfrom = \"films@example.com\"\n{rest}")
+            };
+            let e = load_error(jail, &smtp("security = \"none\"\n"));
+            assert!(e.contains("smtp.security") && e.contains("loopback"), "{e}");
+            let e = load_error(jail, &smtp("security = \"ssl\"\n"));
+            assert!(e.contains("smtp.security"), "{e}");
+            let e = load_error(jail, "[smtp]\nhost = \"mail.example.com\"\n");
+            assert!(e.contains("smtp.from"), "{e}");
+            let e = load_error(jail, &smtp("user = \"films\"\n"));
+            assert!(e.contains("smtp.password"), "{e}");
+            let e = load_error(
+                jail,
+                "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"not an address\"\nsecurity = \"none\"\n",
+            );
+            assert!(e.contains("smtp.from"), "{e}");
+            let e = load_error(jail, "[notify]\nretry_base = \"10s\"\nretry_cap = \"1s\"\n");
+            assert!(e.contains("notify.retry_cap"), "{e}");
+            let e = load_error(jail, "[notify]\nmax_attempts = 0\n");
+            assert!(e.contains("notify.max_attempts"), "{e}");
+            // Plain text to a loopback relay is fine; the password never prints.
+            jail.create_file(
+                "config.toml",
+                "[smtp]\nhost = \"127.0.0.1\"\nport = 25\nsecurity = \"none\"\nfrom = \"cinegate <films@example.com>\"\nuser = \"films\"\npassword = \"hunter2\"\n",
+            )?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!((c.smtp.port, c.smtp.security.as_str()), (25, "none"));
+            assert!(!format!("{c:?}").contains("hunter2"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn metrics_listen_is_validated_by_key() {
         Jail::expect_with(|jail| {
             let e = load_error(
