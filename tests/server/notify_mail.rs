@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::harness::browser::run_browser;
 use crate::harness::films::film_info;
 use crate::harness::media::src_other;
 use crate::harness::peer_scripts::peer;
@@ -347,12 +348,13 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
     // The admin's tokens were signed before the restart; they still hold.
     buy(&server, &refused, &film);
     let deadline = Instant::now() + Duration::from_secs(20);
-    let letter = loop {
-        if let Some(d) = dead(&server, &admin)
-            .into_iter()
-            .find(|d| d["recipient"] == refused.email.as_str())
-        {
-            break d;
+    // The receipt's dead letter, and the admins' alert about it (refused too: the sink
+    // still refuses everything).
+    let (letter, alert_letter) = loop {
+        let all = dead(&server, &admin);
+        let of = |to: &str| all.iter().find(|d| d["recipient"] == to).cloned();
+        if let (Some(d), Some(a)) = (of(&refused.email), of(&admin.email)) {
+            break (d, a);
         }
         assert!(
             Instant::now() < deadline,
@@ -412,7 +414,31 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
     );
 
     // The dead letter also alerted the admins (refused too while the sink refused: it is a
-    // dead letter of its own, retried here).
+    // dead letter of its own), retried here from the console's System page in a browser;
+    // the viewer's account page switches the preferences.
+    let reader = server.user("account-page", false);
+    let out = run_browser(
+        "notify_pages.mjs",
+        &[
+            ("BASE_URL", server.base.clone()),
+            ("ADMIN_TOKEN", server.login_link_token(&admin.email)),
+            ("VIEWER_TOKEN", server.login_link_token(&reader.email)),
+            (
+                "DEAD_ID",
+                alert_letter["id"].as_str().expect("id").to_string(),
+            ),
+        ],
+    )
+    .expect("the browser script");
+    assert!(out.contains("ok the account page switches"), "{out}");
+    let prefs = server
+        .get("/api/v1/me/notifications", Some(&reader.access))
+        .expect(200, "prefs")
+        .json();
+    assert_eq!(
+        (&prefs["new_films_email"], &prefs["language"]),
+        (&json!(true), &json!("ko"))
+    );
     for d in dead(&server, &admin) {
         let id = d["id"].as_str().expect("id");
         server
