@@ -263,3 +263,177 @@ impl Consumer for Router {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::films::Film;
+    use crate::store::users::Role;
+
+    struct Nothing;
+    impl super::super::Sender for Nothing {
+        fn send<'a>(
+            &'a self,
+            _: &'a Delivery,
+        ) -> futures_util::future::BoxFuture<'a, super::super::Outcome> {
+            Box::pin(async { super::super::Outcome::Delivered })
+        }
+    }
+
+    fn router(mail: bool) -> Router {
+        let senders = Senders {
+            mail: mail.then(|| Arc::new(Nothing) as Arc<dyn super::super::Sender>),
+            ..Senders::default()
+        };
+        Router::new(
+            Arc::new(Config::default()),
+            senders,
+            [7; 32],
+            Arc::default(),
+        )
+    }
+
+    /// (to, subject) of every queued mail, in queue order.
+    fn queued(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(store
+            .outbox_entries()?
+            .into_iter()
+            .filter_map(|e| match e.delivery {
+                Delivery::Email { to, subject, .. } => Some((to, subject)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    #[test]
+    fn each_event_queues_the_mail_it_calls_for_once() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let admin = store.create_user("admin@example.com", Role::Admin, 1)?;
+        let viewer = store.create_user("viewer@example.com", Role::Viewer, 1)?;
+        let fan = store.create_user("fan@example.com", Role::Viewer, 1)?;
+        store.update_notification_prefs(&fan.id, |p| {
+            p.new_films_email = true;
+            p.language = Language::Ko;
+        })?;
+        let film = Film {
+            id: crate::store::new_id(),
+            title: "Dawn".into(),
+            description: String::new(),
+            prices: Vec::new(),
+            published: true,
+            publish_when_ready: false,
+            source: None,
+            package: None,
+            created_at: 1,
+            updated_at: 1,
+        };
+        store.save_film(&film)?;
+        let order = crate::store::new_id();
+        let paid = |tip: bool| Event::OrderCaptured {
+            user: viewer.id,
+            film: film.id,
+            order,
+            provider: "dev".into(),
+            amount: 500,
+            currency: "EUR".into(),
+            tip,
+        };
+        for e in [
+            paid(false),
+            paid(true),
+            Event::OrderRefunded {
+                user: viewer.id,
+                film: film.id,
+                order,
+                provider: "dev".into(),
+                amount: 500,
+                currency: "EUR".into(),
+                tip: false,
+            },
+            Event::PackagingFailed {
+                film: film.id,
+                job: crate::store::new_id(),
+                code: "no_video".into(),
+                message: "no video stream".into(),
+            },
+            Event::OrderNeedsAttention {
+                order,
+                reason: "amount differs".into(),
+            },
+            Event::CommentReported {
+                user: viewer.id,
+                film: film.id,
+                comment: crate::store::new_id(),
+            },
+            Event::FilmPublished { film: film.id },
+            Event::FilmUnpublished { film: film.id },
+            Event::FilmPublished { film: film.id },
+            Event::PlaybackStarted {
+                user: viewer.id,
+                film: film.id,
+                entitled: true,
+            },
+        ] {
+            crate::events::record(&store, 2, e);
+        }
+        let mut r = router(true);
+        crate::events::catch_up(&store, &mut r)?;
+        let v = "viewer@example.com".to_string();
+        let a = "admin@example.com".to_string();
+        // Entries queued in the same millisecond sort by id: compare as sets.
+        let mut got = queued(&store)?;
+        got.sort();
+        let mut want: Vec<(String, String)> = vec![
+            (v.clone(), "Your receipt: Dawn".into()),
+            (v.clone(), "Thank you for supporting Dawn".into()),
+            (v, "Refund: Dawn".into()),
+            (a.clone(), "[cinegate] Packaging failed: Dawn".into()),
+            (a.clone(), "[cinegate] An order needs a person".into()),
+            (a, "[cinegate] Comment reported on Dawn".into()),
+            ("fan@example.com".into(), "새 영화: Dawn".into()),
+        ];
+        want.sort();
+        assert_eq!(got, want);
+        let announced = store
+            .outbox_entries()?
+            .into_iter()
+            .find_map(|e| match e.delivery {
+                Delivery::Email {
+                    list_unsubscribe: Some(u),
+                    ..
+                } => Some(u),
+                _ => None,
+            });
+        let token = announced
+            .as_deref()
+            .and_then(|u| u.split_once("token="))
+            .map(|(_, t)| t.to_string())
+            .unwrap_or_default();
+        assert_eq!(unsubscribe::verify(&[7; 32], &token), Some(fan.id));
+        assert!(store.event_cursor(NAME)?.is_some());
+        let _ = admin;
+        Ok(())
+    }
+
+    #[test]
+    fn without_a_mail_channel_nothing_is_queued_and_the_cursor_moves() -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let viewer = store.create_user("viewer@example.com", Role::Viewer, 1)?;
+        let id = store.append_event(
+            1,
+            Event::OrderCaptured {
+                user: viewer.id,
+                film: crate::store::new_id(),
+                order: crate::store::new_id(),
+                provider: "dev".into(),
+                amount: 1,
+                currency: "USD".into(),
+                tip: false,
+            },
+        )?;
+        crate::events::catch_up(&store, &mut router(false))?;
+        assert!(store.outbox_entries()?.is_empty());
+        assert_eq!(store.event_cursor(NAME)?, Some(id));
+        Ok(())
+    }
+}
