@@ -147,9 +147,6 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe: <https://films.example.com/unsubscribe?token=abc>"));
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
-        let Delivery::Email { .. } = &d else {
-            return Ok(());
-        };
         let plain = Delivery::Email {
             to: "viewer@example.com".into(),
             subject: "receipt".into(),
