@@ -3,9 +3,11 @@
 //! Python's own `email` package): a dev purchase's receipt and its content in both parts
 //! and the buyer's language; retries while the SMTP server is down; a `kill -9` before
 //! delivery, then exactly one receipt after the restart; a 5xx refusal → a dead letter,
-//! retried from the admin API → delivered once. Also the preferences API and the one-click
-//! unsubscribe link. One server and one 12-second film for all of it (packaging is the
-//! expensive part).
+//! retried from the admin API → delivered once, with the admins' alert about it retried
+//! from the console's System page in a browser (`tests/peers/browser/notify_pages.mjs`,
+//! which also switches the viewer account page's preferences); "new film" mail to a viewer
+//! who opted in, once per film, and its one-click unsubscribe. Also the preferences API.
+//! One server and one 12-second film for all of it (packaging is the expensive part).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
