@@ -65,10 +65,17 @@ impl Router {
     ) -> Result<(Vec<Delivery>, Option<Vec<u8>>), StoreError> {
         let mut out = Vec::new();
         let mut marker = None;
+        if let Event::FilmPublished { film } = &record.event {
+            // Announced once per film, on every channel: publishing again after an
+            // unpublish is no news.
+            let key = announced_key(film);
+            if store.has_marker(&key)? {
+                return Ok((out, None));
+            }
+            marker = Some(key);
+        }
         if self.senders.mail.is_some() {
-            let (mail, m) = self.mail(store, &record.event)?;
-            out.extend(mail);
-            marker = m;
+            out.extend(self.mail(store, &record.event)?);
         }
         if self.senders.push.is_some() {
             out.extend(push::deliveries(&self.config, store, record)?);
@@ -107,11 +114,7 @@ impl Router {
             .map_or_else(|| film.to_string(), |f| f.title))
     }
 
-    fn mail(
-        &self,
-        store: &Store,
-        event: &Event,
-    ) -> Result<(Vec<Delivery>, Option<Vec<u8>>), StoreError> {
+    fn mail(&self, store: &Store, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
         match event {
             Event::OrderCaptured {
@@ -199,13 +202,8 @@ impl Router {
                 out.extend(self.to_admins(store, &mail)?);
             }
             Event::FilmPublished { film } => {
-                // Once per film: publishing again after an unpublish is no news.
-                let key = announced_key(film);
-                if store.has_marker(&key)? {
-                    return Ok((out, None));
-                }
                 let Some(f) = store.film(film)?.filter(|f| f.published) else {
-                    return Ok((out, None));
+                    return Ok(out);
                 };
                 let film_url = self.url(&format!("/films/{film}"));
                 for (user, _) in store.new_film_subscribers()? {
@@ -216,11 +214,10 @@ impl Router {
                         out.extend(mail.to(&to, lang, Some(unsub)));
                     }
                 }
-                return Ok((out, Some(key)));
             }
             _ => {}
         }
-        Ok((out, None))
+        Ok(out)
     }
 }
 

@@ -402,6 +402,18 @@ impl Store {
     /// The users who asked for "new film" e-mail (a walk of the preferences tree, which
     /// holds only users who changed something).
     pub fn new_film_subscribers(&self) -> Result<Vec<(Uuid, NotificationPrefs)>> {
+        self.prefs_where(|p| p.new_films_email)
+    }
+
+    /// The users who asked for "new film" pushes.
+    pub fn new_film_push_subscribers(&self) -> Result<Vec<(Uuid, NotificationPrefs)>> {
+        self.prefs_where(|p| p.new_films_push)
+    }
+
+    fn prefs_where(
+        &self,
+        wanted: impl Fn(&NotificationPrefs) -> bool,
+    ) -> Result<Vec<(Uuid, NotificationPrefs)>> {
         let mut out = Vec::new();
         for kv in self.notification_prefs.iter() {
             let (k, v) = kv?;
@@ -409,7 +421,7 @@ impl Store {
                 continue;
             };
             let prefs: NotificationPrefs = decode("notification_prefs", &v)?;
-            if prefs.new_films_email {
+            if wanted(&prefs) {
                 out.push((id, prefs));
             }
         }
