@@ -3,8 +3,8 @@
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
 # pkg-config, the ffmpeg CLI and openssl (independent judges in tests), a Korean font (the
 # viewer app's Korean pages in the browser tests' screenshots), and the Python
-# test peers (m3u8 playlist parser, tuspy tus client), the npm test peers and vendored
-# browser libraries, and Debian's chromium for the browser tests.
+# test peers (m3u8 playlist parser, tuspy tus client, aiosmtpd SMTP server), the npm test
+# peers and vendored browser libraries, and Debian's chromium for the browser tests.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -35,9 +35,10 @@ fi
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 
-# Independent test peers from PyPI: an HLS playlist parser and a tus client.
-if ! python3 -c "import m3u8, tusclient" >/dev/null 2>&1; then
-  echo "installing python test peers: m3u8 tuspy"
+# Independent test peers from PyPI: an HLS playlist parser, a tus client and an SMTP
+# server (aiosmtpd, the notification tests' mail sink), pinned in requirements.txt.
+if ! python3 -c "import m3u8, tusclient, aiosmtpd" >/dev/null 2>&1; then
+  echo "installing python test peers: m3u8 tuspy aiosmtpd"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
 

@@ -37,6 +37,73 @@ pub struct Config {
     pub social: SocialConfig,
     pub metrics: MetricsConfig,
     pub analytics: AnalyticsConfig,
+    pub smtp: SmtpConfig,
+    pub notify: NotifyConfig,
+}
+
+/// E-mail over SMTP. Off while `host` is empty: no mail is queued then.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// The SMTP server (relay) host name; empty: no e-mail.
+    pub host: String,
+    pub port: u16,
+    /// `"starttls"` (upgrade on connect, required), `"tls"` (implicit TLS, usually port 465)
+    /// or `"none"` (plain text: only to a loopback relay).
+    pub security: String,
+    /// Sign-in name; empty: no authentication.
+    pub user: String,
+    pub password: Secret,
+    /// The sender, `"cinegate <films@example.com>"` or a bare address.
+    pub from: String,
+    /// Limit for one message's whole SMTP conversation.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: "starttls".into(),
+            user: String::new(),
+            password: Secret::default(),
+            from: String::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The notification outbox's delivery worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Deliveries sent at once.
+    pub concurrency: usize,
+    /// Backoff after a failed attempt n (from 0): a random wait up to
+    /// min(retry_cap, retry_base × 2ⁿ) (full jitter), never less than a `Retry-After`.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_cap: Duration,
+    /// Attempts before a delivery goes to the dead letters.
+    pub max_attempts: u32,
+    /// At most one "dead letters" alert mail to the admins per this interval.
+    #[serde(with = "humantime_serde")]
+    pub dead_alert_interval: Duration,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(3600),
+            max_attempts: 8,
+            dead_alert_interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Analytics rollups (`analytics`).
@@ -520,6 +587,8 @@ impl Default for Config {
             social: SocialConfig::default(),
             metrics: MetricsConfig::default(),
             analytics: AnalyticsConfig::default(),
+            smtp: SmtpConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -631,6 +700,78 @@ impl Config {
             .map_err(|e| ConfigError::Load(describe(e)))?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn validate_notify(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let m = &self.smtp;
+        if !m.host.is_empty() {
+            match m.security.as_str() {
+                "starttls" | "tls" => {}
+                "none" => {
+                    let loopback = m.host == "localhost"
+                        || m.host
+                            .parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| ip.is_loopback());
+                    if !loopback {
+                        return bad(
+                            "smtp.security",
+                            format!(
+                                "\"none\" (plain text) is only for a loopback host, not {:?}",
+                                m.host
+                            ),
+                        );
+                    }
+                }
+                other => {
+                    return bad(
+                        "smtp.security",
+                        format!("{other:?} must be \"starttls\", \"tls\" or \"none\""),
+                    )
+                }
+            }
+            if m.port == 0 {
+                return bad("smtp.port", "must be a port number".into());
+            }
+            if m.from.trim().is_empty() {
+                return bad("smtp.from", "is required when smtp.host is set".into());
+            }
+            if m.from.parse::<lettre::message::Mailbox>().is_err() {
+                return bad(
+                    "smtp.from",
+                    format!(
+                        "{:?} is not an address (\"Name <a@example.com>\" or \"a@example.com\")",
+                        m.from
+                    ),
+                );
+            }
+            if !m.user.is_empty() && m.password.0.is_empty() {
+                return bad("smtp.password", "is required when smtp.user is set".into());
+            }
+            if m.timeout < Duration::from_secs(1) || m.timeout > Duration::from_secs(600) {
+                return bad(
+                    "smtp.timeout",
+                    "must be between 1 second and 10 minutes".into(),
+                );
+            }
+        }
+        let n = &self.notify;
+        if !(1..=64).contains(&n.concurrency) {
+            return bad("notify.concurrency", "must be 1–64".into());
+        }
+        if n.retry_base < Duration::from_millis(10) {
+            return bad("notify.retry_base", "must be at least 10 ms".into());
+        }
+        if n.retry_cap < n.retry_base || n.retry_cap > Duration::from_secs(7 * 24 * 3600) {
+            return bad(
+                "notify.retry_cap",
+                "must be between notify.retry_base and 7 days".into(),
+            );
+        }
+        if !(1..=100).contains(&n.max_attempts) {
+            return bad("notify.max_attempts", "must be 1–100".into());
+        }
+        Ok(())
     }
 
     fn validate_payments(&self) -> Result<(), ConfigError> {
@@ -899,6 +1040,7 @@ impl Config {
         }
         self.validate_sign_in()?;
         self.validate_payments()?;
+        self.validate_notify()?;
         for origin in &self.cors.allowed_origins {
             if origin == "*"
                 || !(origin.starts_with("http://") || origin.starts_with("https://"))
@@ -1254,6 +1396,41 @@ mod tests {
             assert_eq!(c.auth.google.client_secret.0, "s3cret-value");
             let shown = format!("{c:?}");
             assert!(!shown.contains("s3cret-value"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn smtp_and_notify_keys_are_validated_by_name() {
+        Jail::expect_with(|jail| {
+            let smtp = |rest: &str| {
+                format!("[smtp]\nhost = \"mail.example.com\"\nfrom = \"films@example.com\"\n{rest}")
+            };
+            let e = load_error(jail, &smtp("security = \"none\"\n"));
+            assert!(e.contains("smtp.security") && e.contains("loopback"), "{e}");
+            let e = load_error(jail, &smtp("security = \"ssl\"\n"));
+            assert!(e.contains("smtp.security"), "{e}");
+            let e = load_error(jail, "[smtp]\nhost = \"mail.example.com\"\n");
+            assert!(e.contains("smtp.from"), "{e}");
+            let e = load_error(jail, &smtp("user = \"films\"\n"));
+            assert!(e.contains("smtp.password"), "{e}");
+            let e = load_error(
+                jail,
+                "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"not an address\"\nsecurity = \"none\"\n",
+            );
+            assert!(e.contains("smtp.from"), "{e}");
+            let e = load_error(jail, "[notify]\nretry_base = \"10s\"\nretry_cap = \"1s\"\n");
+            assert!(e.contains("notify.retry_cap"), "{e}");
+            let e = load_error(jail, "[notify]\nmax_attempts = 0\n");
+            assert!(e.contains("notify.max_attempts"), "{e}");
+            // Plain text to a loopback relay is fine; the password never prints.
+            jail.create_file(
+                "config.toml",
+                "[smtp]\nhost = \"127.0.0.1\"\nport = 25\nsecurity = \"none\"\nfrom = \"cinegate <films@example.com>\"\nuser = \"films\"\npassword = \"hunter2\"\n",
+            )?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!((c.smtp.port, c.smtp.security.as_str()), (25, "none"));
+            assert!(!format!("{c:?}").contains("hunter2"));
             Ok(())
         });
     }

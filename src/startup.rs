@@ -71,6 +71,11 @@ impl Application {
                 "playback.segment_cache_bytes is no longer used (segments are sent from the page cache with sendfile); remove it from the configuration"
             );
         }
+        let notify = crate::notify::Notifications {
+            senders: crate::notify::Senders::from_config(&config, &store)
+                .map_err(anyhow::Error::msg)?,
+            wake: Default::default(),
+        };
         let playback = Arc::new(PlaybackCache::default());
         let state = web::Data::new(AppState {
             jobs: JobQueue::new(
@@ -94,6 +99,7 @@ impl Application {
             comment_limiter: crate::ratelimit::RateLimiter::new(config.limits.tracked_keys),
             config: config.clone(),
             clock,
+            notify,
         });
         let _ = crate::ingest::expire_stale_uploads(&state.config, &state.store, state.clock.now());
 
@@ -152,6 +158,14 @@ impl Application {
         let (stop_reconciling, stop) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
         let consumers = start_consumers(&state);
+        let notify_worker = crate::notify::worker::Worker {
+            store: state.store.clone(),
+            config: state.config.clone(),
+            senders: state.notify.senders.clone(),
+            clock: state.clock.clone(),
+            wake: state.notify.wake.clone(),
+        }
+        .start();
         let flusher = {
             let state = state.clone();
             let consumer_names = consumers.names();
@@ -233,6 +247,8 @@ impl Application {
         let flushed = state.progress.flush()?;
         // After the last flush, whose `Watched` events they may still apply.
         tokio::task::spawn_blocking(move || consumers.stop()).await?;
+        // After the router: what it queued last is sent or stays queued for the next start.
+        notify_worker.stop().await;
         state.store.flush()?;
         let _ = std::fs::remove_file(&socket);
         tracing::info!(progress_records = flushed, "stopped");
@@ -245,6 +261,15 @@ impl Application {
 fn start_consumers(state: &AppState) -> crate::events::Consumers {
     let mut consumers = crate::events::Consumers::new();
     start_analytics(state, &mut consumers);
+    consumers.spawn(
+        &state.store,
+        crate::notify::router::Router::new(
+            state.config.clone(),
+            state.notify.senders.clone(),
+            state.keys.access,
+            state.notify.wake.clone(),
+        ),
+    );
     consumers
 }
 

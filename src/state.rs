@@ -38,6 +38,8 @@ pub struct AppState {
     pub comment_limiter: RateLimiter<uuid::Uuid>,
     /// The wall-clock time every rule runs at (a `TestClock` in tests).
     pub clock: Arc<dyn Clock>,
+    /// The notification channels and the delivery worker's wake-up.
+    pub notify: crate::notify::Notifications,
 }
 
 impl AppState {

@@ -13,6 +13,7 @@ pub mod films;
 pub mod health;
 pub mod hls;
 pub mod me;
+pub mod notifications;
 pub mod pages;
 pub mod payments;
 pub mod signin;
@@ -37,6 +38,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/healthz").route(web::get().to(health::healthz)))
         .service(web::resource("/metrics").route(web::get().to(health::metrics)))
         .service(web::resource("/login").route(web::get().to(pages::login)))
+        .service(
+            web::resource("/unsubscribe")
+                .route(web::get().to(notifications::unsubscribe_page))
+                .route(web::post().to(notifications::unsubscribe)),
+        )
         .service(
             web::scope("/pay/{provider}")
                 .route("/return", web::get().to(payments::return_page))
@@ -66,6 +72,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me/identities/{provider}", web::delete().to(me::unlink))
                 .route("/me/progress", web::get().to(me::progress))
                 .route("/me/purchases", web::get().to(payments::my_purchases))
+                .route("/me/notifications", web::get().to(notifications::prefs))
+                .route("/me/notifications", web::put().to(notifications::set_prefs))
                 .route("/payments/providers", web::get().to(payments::providers))
                 .route(
                     "/payments/paypal/webhook",

@@ -3,16 +3,21 @@
 //! Channels are `Sender`s: e-mail (`mail`), mobile push (`push`), operator webhooks
 //! (`webhook`).
 
+pub mod backoff;
 pub mod mail;
+pub mod messages;
 pub mod push;
+pub mod router;
+pub mod unsubscribe;
 pub mod webhook;
+pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-pub use crate::store::outbox::{Delivery, Platform};
+pub use crate::store::outbox::{Delivery, Language, NotificationPrefs, OutboxEntry, Platform};
 
 /// What one attempt at a delivery came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,5 +77,29 @@ impl Senders {
             Delivery::Push { .. } => self.push.as_ref(),
             Delivery::Webhook { .. } => self.webhook.as_ref(),
         }
+    }
+}
+
+/// What the surfaces share with the notification service: the configured channels and
+/// the worker's wake-up (an entry queued or retried is tried at once).
+#[derive(Clone, Default)]
+pub struct Notifications {
+    pub senders: Senders,
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl Notifications {
+    /// Dead letter `id` back in the outbox with its attempts reset, tried at once. `None`
+    /// when there is no such dead letter.
+    pub fn retry_dead(
+        &self,
+        store: &crate::store::Store,
+        id: &uuid::Uuid,
+    ) -> Result<Option<OutboxEntry>, crate::store::StoreError> {
+        let entry = store.retry_dead(id, router::now_ms())?;
+        if entry.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(entry)
     }
 }

@@ -146,8 +146,11 @@ impl Store {
 
     /// Deletes the account: its record, e-mail index entry and identities in one
     /// transaction, then its progress. Grants stay (accounting); refresh tokens and
-    /// sessions die with the record (they are checked against it on every use).
+    /// sessions die with the record (they are checked against it on every use); its
+    /// notification preferences and the mail queued for it go too.
     pub fn delete_user(&self, user: &Uuid) -> Result<bool> {
+        // Mail still queued for the account goes with it.
+        let email = self.user(user)?.and_then(|u| u.email);
         let id_keys: Vec<sled::IVec> = self
             .identities_by_user
             .scan_prefix(user.as_bytes())
@@ -182,6 +185,10 @@ impl Store {
             })?;
         if deleted {
             self.delete_progress_of_user(user)?;
+            self.delete_notification_prefs(user)?;
+            if let Some(email) = email {
+                self.drop_mail_to(&email)?;
+            }
         }
         Ok(deleted)
     }

@@ -111,6 +111,12 @@ pub struct Store {
     pub(crate) analytics_retention: sled::Tree,
     pub(crate) analytics_film_days: sled::Tree,
     pub(crate) analytics_film_months: sled::Tree,
+    /// Notification deliveries waiting, keyed `due ms ‖ id` (`outbox::OutboxEntry`).
+    pub(crate) outbox: sled::Tree,
+    /// Deliveries that gave up, by id, until an admin retries them.
+    pub(crate) outbox_dead: sled::Tree,
+    /// `user` → `outbox::NotificationPrefs`.
+    pub(crate) notification_prefs: sled::Tree,
 }
 
 impl Store {
@@ -177,6 +183,9 @@ impl Store {
             analytics_retention: db.open_tree("analytics_retention")?,
             analytics_film_days: db.open_tree("analytics_film_days")?,
             analytics_film_months: db.open_tree("analytics_film_months")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_dead: db.open_tree("outbox_dead")?,
+            notification_prefs: db.open_tree("notification_prefs")?,
             db,
         };
         store.check_schema()?;

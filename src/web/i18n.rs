@@ -183,6 +183,14 @@ pub struct Texts {
     pub account_delete_help: &'static str,
     pub account_delete: &'static str,
     pub account_delete_confirm: &'static str,
+    // Notification preferences on the account page (`/account/notifications`).
+    pub account_notifications: &'static str,
+    pub account_notifications_help: &'static str,
+    pub account_new_films_email: &'static str,
+    pub account_new_films_push: &'static str,
+    pub account_mail_language: &'static str,
+    pub account_save: &'static str,
+    pub account_saved: &'static str,
 }
 
 pub static EN: Texts = Texts {
@@ -294,6 +302,13 @@ pub static EN: Texts = Texts {
     account_delete_help: "Your sign-ins, progress and profile go; your comments stay, without your name. Purchases stay in the seller's books.",
     account_delete: "Delete my account",
     account_delete_confirm: "Delete your account for good? This cannot be undone.",
+    account_notifications: "Notifications",
+    account_notifications_help: "Receipts and refund notices are always sent.",
+    account_new_films_email: "E-mail me when a new film is published",
+    account_new_films_push: "Notify my devices when a new film is published",
+    account_mail_language: "Language of e-mail and notifications",
+    account_save: "Save",
+    account_saved: "Saved.",
 };
 
 pub static KO: Texts = Texts {
@@ -407,6 +422,13 @@ pub static KO: Texts = Texts {
         "로그인 정보, 시청 기록, 프로필이 삭제되고 댓글은 이름 없이 남습니다. 구매 기록은 판매자 장부에 남습니다.",
     account_delete: "내 계정 삭제",
     account_delete_confirm: "계정을 영구히 삭제할까요? 되돌릴 수 없습니다.",
+    account_notifications: "알림",
+    account_notifications_help: "영수증과 환불 안내는 항상 발송됩니다.",
+    account_new_films_email: "새 영화가 공개되면 이메일로 알림 받기",
+    account_new_films_push: "새 영화가 공개되면 기기로 알림 받기",
+    account_mail_language: "이메일과 알림의 언어",
+    account_save: "저장",
+    account_saved: "저장되었습니다.",
 };
 
 #[cfg(test)]

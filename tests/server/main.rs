@@ -14,6 +14,7 @@ mod console_orders;
 mod hardening;
 mod harness;
 mod ingest;
+mod notify_mail;
 mod oauth;
 mod payment_peers;
 mod payments;

@@ -58,6 +58,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(super::payments::admin_refund),
         )
         .route(
+            "/notifications/dead",
+            web::get().to(super::notifications::dead),
+        )
+        .route(
+            "/notifications/dead/{id}/retry",
+            web::post().to(super::notifications::retry_dead),
+        )
+        .route(
             "/payments/reconcile",
             web::post().to(super::payments::admin_reconcile),
         )

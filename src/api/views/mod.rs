@@ -16,5 +16,6 @@ pub mod analytics;
 pub mod catalogue;
 pub mod csv;
 pub mod health;
+pub mod notifications;
 pub mod orders;
 pub mod social;

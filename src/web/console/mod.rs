@@ -93,6 +93,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/comments/{id}/restore", web::post().to(comments::restore))
             .route("/comments/{id}", web::delete().to(comments::delete))
             .route("/system", web::get().to(system::page))
+            .route(
+                "/system/dead/{id}/retry",
+                web::post().to(system::retry_dead),
+            )
             .route("/sign-in", web::get().to(signin::page))
             .route("/sign-in/link", web::post().to(signin::with_link))
             .route("/sign-out", web::post().to(signin::sign_out))

@@ -196,6 +196,72 @@ pub struct SystemPage {
     pub payments: Vec<Provider>,
     pub figures: Figures,
     pub config: Vec<Section>,
+    pub dead: Vec<DeadRow>,
+    pub more: usize,
+}
+
+/// One dead letter as the System page lists it.
+pub struct DeadRow {
+    pub id: String,
+    pub channel: &'static str,
+    pub recipient: String,
+    pub summary: String,
+    pub attempts: u32,
+    pub last_error: String,
+    pub created: String,
+}
+
+/// The dead-letter card alone (the answer to its Retry buttons).
+#[derive(Template)]
+#[template(path = "console/dead_letters.html")]
+pub struct DeadLettersBox {
+    pub dead: Vec<DeadRow>,
+    pub more: usize,
+}
+
+/// The card lists this many, the newest first.
+const DEAD_SHOWN: usize = 50;
+
+fn dead_rows(state: &AppState) -> PageResult<(Vec<DeadRow>, usize)> {
+    let all = state.store.dead_letters()?;
+    let more = all.len().saturating_sub(DEAD_SHOWN);
+    let rows = all
+        .iter()
+        .rev()
+        .take(DEAD_SHOWN)
+        .map(|e| {
+            let v = crate::api::views::notifications::DeadLetterView::from(e);
+            DeadRow {
+                id: v.id.to_string(),
+                channel: v.channel,
+                recipient: v.recipient,
+                summary: v.summary,
+                attempts: v.attempts,
+                last_error: v.last_error.unwrap_or_default(),
+                created: view::time(v.created_at),
+            }
+        })
+        .collect();
+    Ok((rows, more))
+}
+
+/// `POST /admin/system/dead/{id}/retry` (htmx): as
+/// `POST /api/v1/admin/notifications/dead/{id}/retry`; answers the card again.
+pub async fn retry_dead(
+    _admin: ConsoleAdmin,
+    state: web::Data<AppState>,
+    path: web::Path<uuid::Uuid>,
+) -> PageResult<HttpResponse> {
+    let id = path.into_inner();
+    let st = state.clone();
+    let (dead, more) = web::block(move || -> PageResult<_> {
+        st.notify
+            .retry_dead(&st.store, &id)?
+            .ok_or_else(|| crate::api::error::ApiError::not_found("dead letter"))?;
+        dead_rows(&st)
+    })
+    .await??;
+    render(&DeadLettersBox { dead, more })
 }
 
 /// The payment providers cinegate knows, by the id they are configured under.
@@ -220,7 +286,8 @@ fn figures(state: &AppState) -> PageResult<Figures> {
 /// `GET /admin/system`.
 pub async fn page(admin: ConsoleAdmin, state: web::Data<AppState>) -> PageResult<HttpResponse> {
     let st = state.clone();
-    let figures = web::block(move || figures(&st)).await??;
+    let (figures, (dead, more)) =
+        web::block(move || -> PageResult<_> { Ok((figures(&st)?, dead_rows(&st)?)) }).await??;
     let signin_on = state.providers.configured();
     let payments_on = state.payments.ids();
     let mut payments: Vec<Provider> = PAYMENT_PROVIDERS
@@ -251,6 +318,8 @@ pub async fn page(admin: ConsoleAdmin, state: web::Data<AppState>) -> PageResult
         payments,
         figures,
         config: redacted(&state.config),
+        dead,
+        more,
     })
 }
 
@@ -368,6 +437,8 @@ mod tests {
                 disk_total: None,
             },
             config: redacted(&config),
+            dead: vec![],
+            more: 0,
         }
         .render()?;
         for s in &secrets {

@@ -51,6 +51,7 @@ struct AccountPage {
     linkable: Vec<LinkableRow>,
     purchases: Vec<PurchaseRow>,
     progress: Vec<ProgressRow>,
+    prefs: crate::notify::NotificationPrefs,
 }
 
 pub async fn page(
@@ -60,7 +61,7 @@ pub async fn page(
 ) -> PageResult<HttpResponse> {
     let user = who.user.id;
     let st = state.clone();
-    let (identities, purchases, mut films) =
+    let (identities, purchases, mut films, prefs) =
         web::block(move || -> Result<_, crate::store::StoreError> {
             let identities = st.store.identities_of(&user)?;
             let mut purchases = Vec::new();
@@ -78,7 +79,8 @@ pub async fn page(
                 .into_iter()
                 .map(|(f, _)| f)
                 .collect();
-            Ok((identities, purchases, films))
+            let prefs = st.store.notification_prefs(&user)?;
+            Ok((identities, purchases, films, prefs))
         })
         .await??;
     // As `/me/progress`: stored progress plus any not flushed yet, each read merging the
@@ -136,7 +138,51 @@ pub async fn page(
         linkable,
         purchases,
         progress,
+        prefs,
     })
+}
+
+/// The notification form; a checkbox is sent only when checked.
+#[derive(serde::Deserialize)]
+pub struct NotificationsForm {
+    #[serde(default)]
+    new_films_email: Option<String>,
+    #[serde(default)]
+    new_films_push: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+}
+
+/// `POST /account/notifications` (htmx): as `PUT /api/v1/me/notifications`; answers the
+/// "saved" line.
+pub async fn notifications(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    who: SignedIn,
+    form: web::Form<NotificationsForm>,
+) -> PageResult<HttpResponse> {
+    let language = match form.language.as_deref() {
+        None => None,
+        Some(l) => Some(
+            crate::notify::Language::parse(l)
+                .ok_or_else(|| ApiError::validation("language must be \"en\" or \"ko\""))?,
+        ),
+    };
+    let (email, push) = (
+        form.new_films_email.is_some(),
+        form.new_films_push.is_some(),
+    );
+    state.store.update_notification_prefs(&who.user.id, |p| {
+        p.new_films_email = email;
+        p.new_films_push = push;
+        if let Some(l) = language {
+            p.language = l;
+        }
+    })?;
+    let t = crate::web::i18n::Lang::of(&req).texts();
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(t.account_saved))
 }
 
 /// `POST /account/unlink/{provider}`: then the page again.

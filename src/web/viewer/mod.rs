@@ -117,6 +117,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(account::sign_out_everywhere)),
     )
     .service(
+        web::resource("/account/notifications")
+            .wrap(page())
+            .route(web::post().to(account::notifications)),
+    )
+    .service(
         web::resource("/account/delete")
             .wrap(page())
             .route(web::post().to(account::delete)),

@@ -1,0 +1,141 @@
+//! Notifications: the viewer's preferences (`/me/notifications`), the one-click
+//! unsubscribe link of "new film" mail (`/unsubscribe?token=…`, RFC 8058), and the
+//! admins' dead letters (`/admin/notifications/dead`).
+
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Admin, Viewer};
+use super::views::notifications::{DeadLetterList, DeadLetterView, PrefsView};
+use crate::notify::{unsubscribe, Language};
+use crate::state::AppState;
+
+pub async fn prefs(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    let prefs = state.store.notification_prefs(&viewer.0.id)?;
+    Ok(HttpResponse::Ok().json(PrefsView::from(&prefs)))
+}
+
+/// A change of preferences; absent fields stay as they are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefsChange {
+    pub new_films_email: Option<bool>,
+    pub new_films_push: Option<bool>,
+    pub language: Option<String>,
+}
+
+impl PrefsChange {
+    /// The language asked for, checked (`None`: unchanged).
+    pub fn language(&self) -> Result<Option<Language>, ApiError> {
+        self.language
+            .as_deref()
+            .map(|l| {
+                Language::parse(l)
+                    .ok_or_else(|| ApiError::validation("language must be \"en\" or \"ko\""))
+            })
+            .transpose()
+    }
+}
+
+pub async fn set_prefs(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    body: web::Json<PrefsChange>,
+) -> ApiResult<HttpResponse> {
+    let language = body.language()?;
+    let prefs = state.store.update_notification_prefs(&viewer.0.id, |p| {
+        if let Some(v) = body.new_films_email {
+            p.new_films_email = v;
+        }
+        if let Some(v) = body.new_films_push {
+            p.new_films_push = v;
+        }
+        if let Some(l) = language {
+            p.language = l;
+        }
+    })?;
+    Ok(HttpResponse::Ok().json(PrefsView::from(&prefs)))
+}
+
+pub async fn dead(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let st = state.clone();
+    let dead = web::block(move || st.store.dead_letters())
+        .await
+        .map_err(|e| ApiError::internal(&e))??;
+    Ok(HttpResponse::Ok().json(DeadLetterList {
+        dead: dead.iter().map(DeadLetterView::from).collect(),
+    }))
+}
+
+pub async fn retry_dead(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let entry = state
+        .notify
+        .retry_dead(&state.store, &id)?
+        .ok_or_else(|| ApiError::not_found("dead letter"))?;
+    tracing::info!(admin = %admin.0.id, id = %id, "dead letter retried");
+    Ok(HttpResponse::Ok().json(DeadLetterView::from(&entry)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    pub token: String,
+}
+
+#[derive(Template)]
+#[template(path = "unsubscribe.html")]
+struct UnsubscribePage<'a> {
+    token: &'a str,
+    done: bool,
+}
+
+fn page(token: &str, done: bool) -> ApiResult<HttpResponse> {
+    let html = UnsubscribePage { token, done }
+        .render()
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(html))
+}
+
+fn user_of(state: &AppState, token: &str) -> Result<Uuid, ApiError> {
+    unsubscribe::verify(&state.keys.access, token)
+        .ok_or_else(|| ApiError::not_found("unsubscribe link"))
+}
+
+/// `GET /unsubscribe?token=…`: a page with one button (a GET changes nothing: mail
+/// scanners open links).
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> ApiResult<HttpResponse> {
+    user_of(&state, &q.token)?;
+    page(&q.token, false)
+}
+
+/// `POST /unsubscribe?token=…`: the one-click unsubscribe (RFC 8058: a mail client posts
+/// `List-Unsubscribe=One-Click`; the page's button posts the same). "New film" mail stops.
+pub async fn unsubscribe(
+    state: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = user_of(&state, &q.token)?;
+    // A deleted account has nothing to turn off (and gets no preferences back).
+    if state.store.user(&user)?.is_some() {
+        state
+            .store
+            .update_notification_prefs(&user, |p| p.new_films_email = false)?;
+        tracing::info!(user = %user, "unsubscribed from new-film mail");
+    }
+    page(&q.token, true)
+}
