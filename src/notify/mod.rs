@@ -3,6 +3,7 @@
 //! Channels are `Sender`s: e-mail (`mail`), mobile push (`push`), operator webhooks
 //! (`webhook`).
 
+pub mod http;
 pub mod mail;
 pub mod push;
 pub mod webhook;

@@ -145,7 +145,7 @@ impl Store {
     }
 
     /// Deletes the account: its record, e-mail index entry and identities in one
-    /// transaction, then its progress. Grants stay (accounting); refresh tokens and
+    /// transaction, then its progress and push devices. Grants stay (accounting); refresh tokens and
     /// sessions die with the record (they are checked against it on every use).
     pub fn delete_user(&self, user: &Uuid) -> Result<bool> {
         let id_keys: Vec<sled::IVec> = self
@@ -182,6 +182,7 @@ impl Store {
             })?;
         if deleted {
             self.delete_progress_of_user(user)?;
+            self.delete_devices_of_user(user)?;
         }
         Ok(deleted)
     }

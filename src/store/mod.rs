@@ -8,6 +8,7 @@
 //! explicit `flush` runs at shutdown.
 
 pub mod comments;
+pub mod devices;
 pub mod events;
 pub mod films;
 pub mod grants;
@@ -101,6 +102,10 @@ pub struct Store {
     /// The domain event log (`events::Event`), keyed by sled's monotonic id.
     pub(crate) event_log: sled::Tree,
     pub(crate) social_counts: sled::Tree,
+    /// user ‖ device → `Device` (push registrations, `devices`).
+    pub(crate) devices: sled::Tree,
+    /// platform ‖ 0 ‖ token → user ‖ device: one owner per token.
+    pub(crate) devices_by_token: sled::Tree,
 }
 
 impl Store {
@@ -160,6 +165,8 @@ impl Store {
             supports: db.open_tree("supports")?,
             event_log: db.open_tree("event_log")?,
             social_counts: db.open_tree("social_counts")?,
+            devices: db.open_tree("devices")?,
+            devices_by_token: db.open_tree("devices_by_token")?,
             db,
         };
         store.check_schema()?;
