@@ -1480,6 +1480,46 @@ mod tests {
     }
 
     #[test]
+    fn push_and_webhook_keys_are_validated_by_name_and_read_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[push.apns]\nteam_id = \"T\"\n");
+            assert!(e.contains("push.apns.key_id"), "{e}");
+            let e = load_error(
+                jail,
+                "[push.apns]\nteam_id = \"T\"\nkey_id = \"K\"\ntopic = \"b\"\nbase_url = \"http://apns.example\"\n",
+            );
+            assert!(e.contains("push.apns.base_url"), "{e}");
+            let e = load_error(jail, "[push.fcm]\nproject_id = \"a b\"\n");
+            assert!(e.contains("push.fcm.project_id"), "{e}");
+            let e = load_error(
+                jail,
+                "[[webhooks]]\nurl = \"https://h.example\"\nsecret = \"short\"\n",
+            );
+            assert!(e.contains("webhooks.secret"), "{e}");
+            let e = load_error(
+                jail,
+                "[[webhooks]]\nurl = \"https://h.example\"\nsecret = \"0123456789abcdef\"\nevents = [\"film.published\"]\n",
+            );
+            assert!(e.contains("webhooks.events"), "{e}");
+
+            jail.create_file("config.toml", "")?;
+            jail.set_env(
+                "CINEGATE_WEBHOOKS",
+                "[{url=\"http://127.0.0.1:9/hook\",secret=\"0123456789abcdef\"}]",
+            );
+            jail.set_env("CINEGATE_PUSH__APNS__ENVIRONMENT", "development");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.webhooks.len(), 1);
+            assert_eq!(c.webhooks[0].events, WEBHOOK_EVENTS.to_vec());
+            assert_eq!(c.push.apns.effective_base_url(), APNS_SANDBOX_URL);
+            assert!(!format!("{c:?}").contains("0123456789abcdef"));
+            assert!(is_loopback_url("http://[::1]:80/x") && is_loopback_url("http://localhost/"));
+            assert!(!is_loopback_url("http://127.0.0.1.example.com/"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn trusted_proxies_from_a_list_or_a_comma_separated_variable() {
         Jail::expect_with(|jail| {
             let e = load_error(jail, "trusted_proxies = [\"10.0.0.0/33\"]\n");

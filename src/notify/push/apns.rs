@@ -83,18 +83,27 @@ impl Apns {
             .map_err(|e| format!("signing the APNs provider token: {e}"))
     }
 
-    /// The provider token to send: the current one until it is `TOKEN_REUSE` old or
-    /// APNs called it expired (`expired`: the token it refused).
-    fn provider_token(&self, expired: Option<&str>) -> Result<String, String> {
+    /// The provider token to send: the current one until it is `TOKEN_REUSE` old.
+    fn provider_token(&self) -> Result<String, String> {
         let mut current = self.token.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((t, made)) = current.as_ref() {
-            if expired != Some(t.as_str()) && made.elapsed() < TOKEN_REUSE {
+            if made.elapsed() < TOKEN_REUSE {
                 return Ok(t.clone());
             }
         }
         let t = self.sign()?;
         *current = Some((t.clone(), Instant::now()));
         Ok(t)
+    }
+
+    /// APNs called `refused` expired: the next attempt signs a new one (unless another
+    /// send already did). Not signed here: a token made in the same second would be the
+    /// same token.
+    fn expire(&self, refused: &str) {
+        let mut current = self.token.lock().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|(t, _)| t == refused) {
+            *current = None;
+        }
     }
 
     /// Sends one alert to `token`; `data` rides beside `aps` in the payload.
@@ -105,7 +114,7 @@ impl Apns {
         body: &str,
         data: &BTreeMap<String, String>,
     ) -> Outcome {
-        let bearer = match self.provider_token(None) {
+        let bearer = match self.provider_token() {
             Ok(t) => t,
             Err(reason) => return Outcome::Failed { reason },
         };
@@ -142,8 +151,7 @@ impl Apns {
         let text = resp.text().await.unwrap_or_default();
         let outcome = classify(status, &headers, &text);
         if reason_of(&text) == "ExpiredProviderToken" {
-            // The next attempt signs a new one (unless another send already did).
-            let _ = self.provider_token(Some(&bearer));
+            self.expire(&bearer);
         }
         outcome
     }
