@@ -257,6 +257,12 @@ mod tests {
         assert_eq!(store.devices_by_token.len(), 3);
         assert_eq!(store.delete_devices_of_user(&a)?, 3);
         assert!(store.devices.is_empty() && store.devices_by_token.is_empty());
+
+        // Deleting the account takes its devices with it.
+        let user = store.create_user("gone@x.io", crate::store::users::Role::Viewer, 1)?;
+        store.register_device(&user.id, Platform::Ios, IOS, "en", 1, 3)?;
+        assert!(store.delete_user(&user.id)?);
+        assert!(store.devices.is_empty() && store.devices_by_token.is_empty());
         Ok(())
     }
 }
