@@ -227,11 +227,13 @@ mod tests {
 
     #[test]
     fn one_body_per_event_for_each_subscribed_endpoint() -> Result<(), serde_json::Error> {
-        let mut config = Config::default();
-        config.webhooks = vec![
-            endpoint("https://a.example/hook", &WEBHOOK_EVENTS),
-            endpoint("https://b.example/hook", &["film.failed"]),
-        ];
+        let config = Config {
+            webhooks: vec![
+                endpoint("https://a.example/hook", &WEBHOOK_EVENTS),
+                endpoint("https://b.example/hook", &["film.failed"]),
+            ],
+            ..Config::default()
+        };
         let (user, film, order) = (
             crate::store::new_id(),
             crate::store::new_id(),

@@ -175,9 +175,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A store of its own and a configuration with keys in `dir`.
 fn library_setup(dir: &Path) -> (Config, Store) {
-    let mut config = Config::default();
-    config.keys_dir = dir.to_path_buf();
-    config.media_dir = dir.join("media");
+    let config = Config {
+        keys_dir: dir.to_path_buf(),
+        media_dir: dir.join("media"),
+        ..Config::default()
+    };
     let store = Store::open(&dir.join("store")).expect("open the store");
     (config, store)
 }

@@ -55,12 +55,14 @@ fn deliveries(receiver: &ControlledFake) -> Vec<Value> {
 fn signed_deliveries_verify_independently_and_each_answer_maps_to_its_outcome() {
     let receiver = start_receiver(SECRET);
     let url = format!("{}/hooks/cinegate", receiver.base);
-    let mut config = Config::default();
-    config.webhooks = vec![WebhookConfig {
-        url: url.clone(),
-        secret: Secret(SECRET.into()),
-        events: vec!["order.captured".into(), "order.refunded".into()],
-    }];
+    let config = Config {
+        webhooks: vec![WebhookConfig {
+            url: url.clone(),
+            secret: Secret(SECRET.into()),
+            events: vec!["order.captured".into(), "order.refunded".into()],
+        }],
+        ..Config::default()
+    };
     config.validate().expect("valid config");
     let sender = cinegate::notify::webhook::sender(&config)
         .expect("sender")

@@ -40,7 +40,7 @@ pub fn checked_token(platform: Platform, token: &str) -> Result<String, DeviceEr
     match platform {
         Platform::Ios => {
             if !APNS_HEX.contains(&token.len())
-                || token.len() % 2 != 0
+                || !token.len().is_multiple_of(2)
                 || !token.bytes().all(|b| b.is_ascii_hexdigit())
             {
                 return Err(DeviceError::Token(
