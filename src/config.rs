@@ -704,7 +704,7 @@ pub fn is_loopback_url(url: &str) -> bool {
 }
 
 impl Config {
-    fn validate_notify(&self) -> Result<(), ConfigError> {
+    fn validate_push_and_webhooks(&self) -> Result<(), ConfigError> {
         let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
         // Push providers' credentials travel with every request: TLS, except to a test
         // fake on loopback.
@@ -1103,7 +1103,7 @@ impl Config {
         }
         self.validate_sign_in()?;
         self.validate_payments()?;
-        self.validate_notify()?;
+        self.validate_push_and_webhooks()?;
         for origin in &self.cors.allowed_origins {
             if origin == "*"
                 || !(origin.starts_with("http://") || origin.starts_with("https://"))
