@@ -14,6 +14,8 @@ pub enum Kind {
     Unlocked,
     /// A purchase (or a tip) was refunded.
     Refunded { tip: bool },
+    /// A new film was published (to viewers who asked for it).
+    NewFilm,
 }
 
 /// The text of `kind` about the film `title` (`None`: the film is gone) in `lang`.
@@ -41,6 +43,20 @@ pub fn text(kind: Kind, lang: &str, title: Option<&str>) -> Text {
                 (Some(f), false) => format!("Your purchase of “{f}” was refunded."),
                 (Some(f), true) => format!("Your tip for “{f}” was refunded."),
                 (None, _) => "Your payment was refunded.".into(),
+            },
+        ),
+        (Kind::NewFilm, false) => (
+            "New film".to_string(),
+            match film {
+                Some(f) => format!("“{f}” is out. Watch the preview."),
+                None => "A new film is out.".into(),
+            },
+        ),
+        (Kind::NewFilm, true) => (
+            "새 영화".to_string(),
+            match film {
+                Some(f) => format!("‘{f}’ 공개! 미리보기를 볼 수 있어요."),
+                None => "새 영화가 공개되었어요.".into(),
             },
         ),
         (Kind::Refunded { tip }, true) => (
@@ -78,6 +94,8 @@ mod tests {
         assert!(t.body.contains("Big Buck Bunny"));
         let t = text(Kind::Refunded { tip: true }, "ko", Some("토끼"));
         assert!(t.body.contains("후원금") && t.body.contains("토끼"));
+        assert_eq!(text(Kind::NewFilm, "en", Some("B")).title, "New film");
+        assert!(text(Kind::NewFilm, "ko", None).body.contains("새 영화"));
         let long = "x".repeat(200);
         let t = text(Kind::Unlocked, "en", Some(&long));
         assert!(t.body.chars().count() < 90);

@@ -6,8 +6,9 @@
 //! Who gets what (one delivery per device of the recipient, on the platforms configured):
 //! - `order.captured` of a purchase (not a tip) → the buyer: "Film unlocked";
 //! - `order.refunded` (purchase or tip) → the buyer: "Refund issued";
-//! - nothing else yet ("new film published" waits for the viewers' notification
-//!   preferences: it is opt-in).
+//! - `film.published` → the viewers who opted in (`new_film_subscribers`: none until the
+//!   notification preferences are joined in): "New film";
+//! - nothing else.
 //!
 //! Texts are in the device's language (`devices`, `messages`: English or Korean); `data`
 //! carries the event's name and ids for the app to open the right screen.
@@ -65,6 +66,9 @@ pub fn deliveries(
     store: &Store,
     event: &EventRecord,
 ) -> Result<Vec<Delivery>, StoreError> {
+    if let Event::FilmPublished { film } = &event.event {
+        return new_film(config, store, event, film);
+    }
     let (user, film, order, kind) = match &event.event {
         Event::OrderCaptured {
             user,
@@ -111,12 +115,57 @@ pub fn deliveries(
 
 /// What the app reads to open the right screen: the event and the ids it is about.
 fn data(event: &EventRecord, film: &Uuid, order: &Uuid) -> BTreeMap<String, String> {
+    let mut data = film_data(event, film);
+    data.insert("order".to_string(), order.to_string());
+    data
+}
+
+fn film_data(event: &EventRecord, film: &Uuid) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("event".to_string(), event.event.name().to_string()),
         ("event_id".to_string(), event.id.to_string()),
         ("film".to_string(), film.to_string()),
-        ("order".to_string(), order.to_string()),
     ])
+}
+
+/// The users who asked for a push when a film is published. None yet: the switch lives
+/// in the notification preferences (`new_films_push`), joined here when they land.
+fn new_film_subscribers(_store: &Store) -> Result<Vec<Uuid>, StoreError> {
+    Ok(Vec::new())
+}
+
+/// "New film" to every device of every subscriber, on the configured platforms.
+fn new_film(
+    config: &Config,
+    store: &Store,
+    event: &EventRecord,
+    film: &Uuid,
+) -> Result<Vec<Delivery>, StoreError> {
+    let subscribers = new_film_subscribers(store)?;
+    if subscribers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let title = store.film(film)?.map(|f| f.title);
+    let data = film_data(event, film);
+    let mut out = Vec::new();
+    for user in subscribers {
+        for d in store.devices_of(&user)? {
+            if !configured(config, d.platform) {
+                continue;
+            }
+            let text = messages::text(Kind::NewFilm, &d.lang, title.as_deref());
+            out.push(Delivery::Push {
+                user: d.user,
+                device: d.id,
+                platform: d.platform,
+                token: d.token,
+                title: text.title,
+                body: text.body,
+                data: data.clone(),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Both providers behind one `Sender`, by the delivery's platform.
