@@ -39,6 +39,24 @@ pub struct Config {
     pub push: PushConfig,
     /// Operator webhooks (`[[webhooks]]`), each signed with its own secret.
     pub webhooks: Vec<WebhookConfig>,
+    pub analytics: AnalyticsConfig,
+}
+
+/// Analytics rollups (`analytics`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// The IANA time zone whose days the rollups count in (`UTC`, `Asia/Seoul`, …), read
+    /// from the system's tzdb. Changing it later moves only the days counted from then on.
+    pub timezone: String,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "UTC".into(),
+        }
+    }
 }
 
 /// Prometheus `/metrics`. It always asks for the bearer token in `keys_dir/metrics.token`
@@ -506,6 +524,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             push: PushConfig::default(),
             webhooks: Vec::new(),
+            analytics: AnalyticsConfig::default(),
         }
     }
 }
@@ -1043,6 +1062,15 @@ impl Config {
                 "must be above 0 and at most 1".into(),
             );
         }
+        if let Err(e) = jiff::tz::TimeZone::get(&self.analytics.timezone) {
+            return bad(
+                "analytics.timezone",
+                format!(
+                    "{:?} is not a time zone of the system's database (an IANA name such as \"UTC\" or \"Asia/Seoul\"): {e}",
+                    self.analytics.timezone
+                ),
+            );
+        }
         if self.playback.progress_flush_interval.is_zero() {
             return bad(
                 "playback.progress_flush_interval",
@@ -1311,6 +1339,8 @@ mod tests {
         Jail::expect_with(|jail| {
             let e = load_error(jail, "[playback]\npreview_fraction = 1.5\n");
             assert!(e.contains("playback.preview_fraction"), "{e}");
+            let e = load_error(jail, "[analytics]\ntimezone = \"Mars/Olympus\"\n");
+            assert!(e.contains("analytics.timezone"), "{e}");
             let e = load_error(jail, "[transcode]\nladder = \"720-1M\"\n");
             assert!(e.contains("transcode.ladder"), "{e}");
             let e = load_error(jail, "[transcode]\nrate_control = \"vbr\"\n");

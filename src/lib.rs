@@ -1,5 +1,6 @@
 //! cinegate: a self-hosted pay-per-view film server. See `docs/ARCHITECTURE.md`.
 
+pub mod analytics;
 pub mod api;
 pub mod auth;
 pub mod catalogue;

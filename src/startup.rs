@@ -238,9 +238,39 @@ impl Application {
 /// The event log's consumers (analytics rollups, the notification router), each on a
 /// thread of its own from where it stopped.
 fn start_consumers(state: &AppState) -> crate::events::Consumers {
-    let consumers = crate::events::Consumers::new();
-    let _ = state;
+    let mut consumers = crate::events::Consumers::new();
+    start_analytics(state, &mut consumers);
     consumers
+}
+
+/// The analytics rollups: computed from the stored records on the first start
+/// (`analytics::backfill_once`, before the consumer runs), then kept by the consumer.
+fn start_analytics(state: &AppState, consumers: &mut crate::events::Consumers) {
+    // Validated at start (`analytics.timezone`): an error here is a zone file that went
+    // missing since, and UTC days are better than no analytics.
+    let calendar = crate::analytics::Calendar::new(&state.config.analytics.timezone)
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "analytics.timezone: counting in UTC");
+            crate::analytics::Calendar::utc()
+        });
+    let rollups = crate::analytics::Rollups::new(
+        calendar,
+        crate::analytics::Rules {
+            completion_fraction: state.config.playback.unlock_fraction,
+            preview_fraction: state.config.playback.preview_fraction,
+        },
+    );
+    let started = Instant::now();
+    match crate::analytics::backfill_once(&state.store, &rollups) {
+        Ok(true) => tracing::info!(
+            millis = started.elapsed().as_millis() as u64,
+            "analytics rollups computed from the stored records (once)"
+        ),
+        Ok(false) => {}
+        // The consumer still starts: new events count, and the next start tries again.
+        Err(e) => tracing::error!(error = %e, "the analytics backfill failed"),
+    }
+    consumers.spawn(&state.store, rollups);
 }
 
 /// Makes the data root owner-only whatever the operator's umask, before anything is

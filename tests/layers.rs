@@ -40,6 +40,7 @@ const DOMAIN: &[&str] = &[
     "overview",
     "events",
     "notify",
+    "analytics",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -55,6 +56,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/overview.rs",
     "src/events.rs",
     "src/notify",
+    "src/analytics",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -180,6 +180,10 @@ codes! {
     Truncated = "truncated",
     /// The packaging options are wrong for this file.
     InvalidOptions = "invalid_options",
+
+    // --- analytics (admin) ---
+    /// An analytics range is not two `YYYY-MM-DD` dates in order, or is too long.
+    InvalidRange = "invalid_range",
 }
 
 impl std::fmt::Display for Code {

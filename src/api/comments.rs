@@ -14,9 +14,9 @@ use crate::api::views::social::{
     SupportAnswer, SupportView, SupporterView, Supporters, TipView,
 };
 use crate::catalogue;
-use crate::social::comments;
+use crate::social::{comments, support};
 use crate::state::AppState;
-use crate::store::comments::{Comment, CommentState, Support};
+use crate::store::comments::{Comment, CommentState};
 use crate::store::films::Film;
 
 const PAGE_DEFAULT: usize = 20;
@@ -28,20 +28,13 @@ async fn require_unlocked(
     viewer: &Viewer,
     film: &Film,
 ) -> ApiResult<()> {
-    if viewer.0.is_admin() {
+    let Some(progress) = state
+        .playback_access()
+        .below_unlock(&state.progress, &viewer.0, film)
+        .await?
+    else {
         return Ok(());
-    }
-    // The film's segment durations (from its cached playlists) weigh the coverage.
-    let playback = state.playback_access().playback_of(film).await?;
-    let progress = state.progress.view(
-        &viewer.0.id,
-        &film.id,
-        &playback.manifest.segments,
-        std::time::Instant::now(),
-    )?;
-    if progress.unlocked {
-        return Ok(());
-    }
+    };
     let required = state.config.playback.unlock_fraction;
     let message = comments::watch_more_message(progress.coverage, required);
     Err(ApiError::forbidden(Code::WatchMore, message)
@@ -237,44 +230,22 @@ pub async fn support(
     let film = catalogue::watchable(&state.store, &path)?;
     require_unlocked(&state, &viewer, &film).await?;
     let request = body.map(web::Json::into_inner).unwrap_or_default();
-    let message = match request.message {
-        Some(m) if !m.trim().is_empty() => Some(comments::checked_text(&m, "message: ")?),
-        _ => None,
-    };
-    if let Some(tip) = &request.tip {
-        let bounds = comments::tip_bounds(&state.config.social.tips, &tip.currency)?;
-        state.orders().tip_gateway(&tip.provider, &tip.currency)?;
-        comments::check_tip_amount(bounds, tip.amount)?;
-        // Checked before anything is recorded (the provider, the open-order cap), so a
-        // refused tip leaves no support behind.
-        state.orders().tip_room(
-            &viewer.0.id,
-            &film,
-            &tip.provider,
-            tip.amount,
-            &tip.currency,
-        )?;
-    }
-    let support = Support {
-        at: state.clock.now(),
-        message,
-    };
-    let first = comments::support(&state.store, &film.id, &viewer.0.id, &support)?;
-    let recorded = if first {
-        Some(support)
-    } else {
-        state.store.support(&film.id, &viewer.0.id)?
-    };
-    let tip = match &request.tip {
-        Some(t) => {
-            let started = state
-                .orders()
-                .tip(&viewer.0.id, &film, &t.provider, t.amount, &t.currency)
-                .await?;
-            Some(started)
-        }
-        None => None,
-    };
+    let done = support::support(
+        &state.store,
+        &state.orders(),
+        &state.config.social.tips,
+        &film,
+        &viewer.0.id,
+        request.message.as_deref(),
+        request.tip.map(|t| support::TipAsk {
+            provider: t.provider,
+            currency: t.currency,
+            amount: Some(t.amount),
+        }),
+        state.clock.now(),
+    )
+    .await?;
+    let (first, recorded, tip) = (done.first, done.support, done.tip);
     let body = SupportAnswer {
         supported: true,
         support: recorded.map(SupportView::from),

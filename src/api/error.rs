@@ -330,6 +330,17 @@ impl From<crate::payments::orders::OrderError> for ApiError {
     }
 }
 
+impl From<crate::social::support::SupportError> for ApiError {
+    fn from(e: crate::social::support::SupportError) -> Self {
+        use crate::social::support::SupportError as E;
+        match e {
+            E::Comment(e) => e.into(),
+            E::Order(e) => e.into(),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::social::comments::CommentError> for ApiError {
     fn from(e: crate::social::comments::CommentError) -> Self {
         use crate::social::comments::CommentError as E;
@@ -569,6 +580,22 @@ impl From<crate::notify::push::devices::DeviceError> for ApiError {
                 Code::InvalidDeviceToken,
                 message,
             ),
+        }
+    }
+}
+
+impl From<crate::analytics::RangeError> for ApiError {
+    fn from(e: crate::analytics::RangeError) -> Self {
+        let too_long = matches!(e, crate::analytics::RangeError::TooLong { .. });
+        let api = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidRange,
+            e.to_string(),
+        );
+        if too_long {
+            api.with("max_days", crate::analytics::report::MAX_DAYS)
+        } else {
+            api
         }
     }
 }

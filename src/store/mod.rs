@@ -7,6 +7,7 @@
 //! flushed in the background (every 500 ms), so calls here do not wait on the disk; an
 //! explicit `flush` runs at shutdown.
 
+pub mod analytics;
 pub mod comments;
 pub mod devices;
 pub mod events;
@@ -106,6 +107,13 @@ pub struct Store {
     pub(crate) devices: sled::Tree,
     /// platform ‖ 0 ‖ token → user ‖ device: one owner per token.
     pub(crate) devices_by_token: sled::Tree,
+    /// Analytics rollups and their indexes (`analytics`).
+    pub(crate) analytics_rollups: sled::Tree,
+    pub(crate) analytics_seen: sled::Tree,
+    pub(crate) analytics_viewers: sled::Tree,
+    pub(crate) analytics_retention: sled::Tree,
+    pub(crate) analytics_film_days: sled::Tree,
+    pub(crate) analytics_film_months: sled::Tree,
 }
 
 impl Store {
@@ -167,6 +175,12 @@ impl Store {
             social_counts: db.open_tree("social_counts")?,
             devices: db.open_tree("devices")?,
             devices_by_token: db.open_tree("devices_by_token")?,
+            analytics_rollups: db.open_tree("analytics_rollups")?,
+            analytics_seen: db.open_tree("analytics_seen")?,
+            analytics_viewers: db.open_tree("analytics_viewers")?,
+            analytics_retention: db.open_tree("analytics_retention")?,
+            analytics_film_days: db.open_tree("analytics_film_days")?,
+            analytics_film_months: db.open_tree("analytics_film_months")?,
             db,
         };
         store.check_schema()?;

@@ -14,6 +14,7 @@ use crate::store::users::User;
 use crate::store::{Store, StoreError};
 use crate::stream::gate;
 use crate::stream::playlists::{FilmPlayback, PlaybackCache, PlaybackError};
+use crate::stream::progress::{ProgressRecorder, ProgressView};
 use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 /// What one request may open.
@@ -82,6 +83,28 @@ impl<'a> Playback<'a> {
                 film,
             )
             .await
+    }
+
+    /// Where `user` stands against the bar that opens comments and support on `film`:
+    /// `None` past it (administrators always are), else their progress — its coverage
+    /// weighed by the film's segment durations, unflushed deliveries included.
+    pub async fn below_unlock(
+        &self,
+        progress: &ProgressRecorder,
+        user: &User,
+        film: &Film,
+    ) -> Result<Option<ProgressView>, AuthorizeError> {
+        if user.is_admin() {
+            return Ok(None);
+        }
+        let playback = self.playback_of(film).await?;
+        let view = progress.view(
+            &user.id,
+            &film.id,
+            &playback.manifest.segments,
+            std::time::Instant::now(),
+        )?;
+        Ok((!view.unlocked).then_some(view))
     }
 
     /// A playback token for `user` and `film`, valid for `playback.token_ttl` from `now`,

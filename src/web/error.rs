@@ -56,6 +56,7 @@ through_api_error!(
     crate::auth::signin::SignInError,
     crate::payments::orders::OrderError,
     crate::social::comments::CommentError,
+    crate::social::support::SupportError,
     crate::ingest::IngestError,
     crate::ingest::FieldError,
     crate::catalogue::CatalogueError,

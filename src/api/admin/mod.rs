@@ -1,5 +1,6 @@
 //! `/api/v1/admin/…`: every handler takes `Admin`, so a non-admin never reaches one.
 
+pub mod analytics;
 pub mod films;
 pub mod grants;
 pub mod jobs;
@@ -8,7 +9,12 @@ pub mod users;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/films", web::get().to(films::list))
+    cfg.route("/analytics", web::get().to(analytics::report))
+        .route(
+            "/analytics/films/{id}/retention",
+            web::get().to(analytics::retention),
+        )
+        .route("/films", web::get().to(films::list))
         .route("/films", web::post().to(films::create))
         .route("/films/{id}", web::get().to(films::get))
         .route("/films/{id}", web::patch().to(films::update))

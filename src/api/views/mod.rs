@@ -12,7 +12,9 @@
 
 pub mod account;
 pub mod admin;
+pub mod analytics;
 pub mod catalogue;
+pub mod csv;
 pub mod health;
 pub mod orders;
 pub mod social;

@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::api::error::{ApiError, Code};
 use crate::catalogue;
-use crate::social::comments;
+use crate::social::{comments, support};
 use crate::state::AppState;
-use crate::store::comments::{Comment, CommentState, Support};
+use crate::store::comments::{Comment, CommentState};
 use crate::store::films::Film;
 use crate::store::users::User;
 use crate::web::console::{render, view};
@@ -123,23 +123,14 @@ pub async fn panel(
 
 /// The bar as `api/comments` checks it: the progress view's `unlocked`; admins always.
 async fn bar(state: &AppState, user: &User, film: &Film) -> PageResult<Option<Shown>> {
-    if user.is_admin() {
-        return Ok(None);
-    }
-    let playback = state
+    let Some(progress) = state
         .playback_access()
-        .playback_of(film)
+        .below_unlock(&state.progress, user, film)
         .await
-        .map_err(ApiError::from)?;
-    let progress = state.progress.view(
-        &user.id,
-        &film.id,
-        &playback.manifest.segments,
-        std::time::Instant::now(),
-    )?;
-    if progress.unlocked {
+        .map_err(ApiError::from)?
+    else {
         return Ok(None);
-    }
+    };
     let required = (state.config.playback.unlock_fraction * 100.0).round() as u32;
     // Floored as the JSON refusal's message floors it: 89.9% is not yet 90%.
     let watched = ((progress.coverage * 100.0).floor() as u32).min(100);
@@ -472,39 +463,29 @@ pub async fn support(
     let film = catalogue::watchable(&state.store, &path)?;
     let user = &who.user;
     require_unlocked(&state, user, &film).await?;
-    let message = match form.message.as_deref() {
-        Some(m) if !m.trim().is_empty() => Some(comments::checked_text(m, "message: ")?),
-        _ => None,
-    };
     let tip = match form.amount.as_deref().map(str::trim) {
         Some(amount) if !amount.is_empty() => {
             let currency = form.currency.as_deref().unwrap_or("").trim().to_string();
-            let provider = form.provider.as_deref().unwrap_or("").trim().to_string();
-            let bounds = comments::tip_bounds(&state.config.social.tips, &currency)?;
-            state.orders().tip_gateway(&provider, &currency)?;
-            // An amount that is not a number of this currency is outside its bounds.
-            let minor = crate::money::from_decimal(amount, &currency)
-                .ok_or_else(|| comments::CommentError::TipAmount(bounds.clone()))?;
-            comments::check_tip_amount(bounds, minor)?;
-            state
-                .orders()
-                .tip_room(&user.id, &film, &provider, minor, &currency)?;
-            Some((provider, minor, currency))
+            Some(support::TipAsk {
+                provider: form.provider.as_deref().unwrap_or("").trim().to_string(),
+                amount: crate::money::from_decimal(amount, &currency),
+                currency,
+            })
         }
         _ => None,
     };
-    let now = state.clock.now();
-    comments::support(
+    let done = support::support(
         &state.store,
-        &film.id,
+        &state.orders(),
+        &state.config.social.tips,
+        &film,
         &user.id,
-        &Support { at: now, message },
-    )?;
-    if let Some((provider, amount, currency)) = tip {
-        let started = state
-            .orders()
-            .tip(&user.id, &film, &provider, amount, &currency)
-            .await?;
+        form.message.as_deref(),
+        tip,
+        state.clock.now(),
+    )
+    .await?;
+    if let Some(started) = done.tip {
         return Ok(HttpResponse::NoContent()
             .insert_header(("HX-Redirect", started.redirect_url.as_str()))
             .finish());
