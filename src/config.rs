@@ -36,6 +36,9 @@ pub struct Config {
     pub payments: PaymentsConfig,
     pub social: SocialConfig,
     pub metrics: MetricsConfig,
+    pub push: PushConfig,
+    /// Operator webhooks (`[[webhooks]]`), each signed with its own secret.
+    pub webhooks: Vec<WebhookConfig>,
     pub analytics: AnalyticsConfig,
     pub smtp: SmtpConfig,
     pub notify: NotifyConfig,
@@ -586,6 +589,8 @@ impl Default for Config {
             payments: PaymentsConfig::default(),
             social: SocialConfig::default(),
             metrics: MetricsConfig::default(),
+            push: PushConfig::default(),
+            webhooks: Vec::new(),
             analytics: AnalyticsConfig::default(),
             smtp: SmtpConfig::default(),
             notify: NotifyConfig::default(),
@@ -659,6 +664,233 @@ impl Default for LimitsConfig {
             pay_per_minute: 30,
             tracked_keys: 100_000,
         }
+    }
+}
+
+// --- mobile push and operator webhooks (notify::push, notify::webhook) ---
+
+/// Mobile push: each channel is on when its first key is set (`fcm.project_id`,
+/// `apns.team_id`); devices of a platform whose channel is off get nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushConfig {
+    pub fcm: FcmConfig,
+    pub apns: ApnsConfig,
+}
+
+/// Firebase Cloud Messaging, HTTP v1 API (Android).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FcmConfig {
+    /// The Firebase project id; empty: FCM is off.
+    #[serde(deserialize_with = "string_or_number")]
+    pub project_id: String,
+    /// The service account's JSON key (client_email, private_key, token_uri), relative to
+    /// `keys_dir`, or absolute.
+    pub service_account_file: PathBuf,
+    /// Where `/v1/projects/{project_id}/messages:send` lives.
+    pub base_url: String,
+}
+
+impl Default for FcmConfig {
+    fn default() -> Self {
+        Self {
+            project_id: String::new(),
+            service_account_file: "fcm-service-account.json".into(),
+            base_url: "https://fcm.googleapis.com".into(),
+        }
+    }
+}
+
+/// The production APNs host; `environment = "development"` with this base URL uses the
+/// sandbox host instead.
+pub const APNS_PRODUCTION_URL: &str = "https://api.push.apple.com";
+pub const APNS_SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+
+/// Apple Push Notification service over HTTP/2 with a token (.p8) key (iOS).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApnsConfig {
+    /// The Apple developer team id; empty: APNs is off.
+    #[serde(deserialize_with = "string_or_number")]
+    pub team_id: String,
+    #[serde(deserialize_with = "string_or_number")]
+    pub key_id: String,
+    /// The `.p8` signing key (ES256, PKCS#8 PEM), relative to `keys_dir`, or absolute.
+    pub key_file: PathBuf,
+    /// The app's bundle id (`apns-topic`).
+    pub topic: String,
+    pub base_url: String,
+    /// `"production"` or `"development"` (the sandbox host when `base_url` is left at its
+    /// default). Unset: production.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+}
+
+impl Default for ApnsConfig {
+    fn default() -> Self {
+        Self {
+            team_id: String::new(),
+            key_id: String::new(),
+            key_file: "apns-key.p8".into(),
+            topic: String::new(),
+            base_url: APNS_PRODUCTION_URL.into(),
+            environment: None,
+        }
+    }
+}
+
+impl ApnsConfig {
+    /// The host deliveries go to, after `environment`.
+    pub fn effective_base_url(&self) -> &str {
+        match self.environment.as_deref() {
+            Some("development") if self.base_url == APNS_PRODUCTION_URL => APNS_SANDBOX_URL,
+            _ => &self.base_url,
+        }
+    }
+}
+
+/// The events a webhook can subscribe to, by their dotted names.
+pub const WEBHOOK_EVENTS: [&str; 5] = [
+    "film.ready",
+    "film.failed",
+    "order.captured",
+    "order.refunded",
+    "comment.reported",
+];
+
+fn all_webhook_events() -> Vec<String> {
+    WEBHOOK_EVENTS.map(String::from).to_vec()
+}
+
+/// One operator webhook endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// The HMAC-SHA256 key its deliveries are signed with (docs/WEBHOOKS.md).
+    pub secret: Secret,
+    /// The dotted event names it receives; default: all of `WEBHOOK_EVENTS`.
+    #[serde(default = "all_webhook_events")]
+    pub events: Vec<String>,
+}
+
+/// Whether `url`'s host is a loopback address (plain http is allowed only there).
+pub fn is_loopback_url(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Config {
+    fn validate_push_and_webhooks(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        // Push providers' credentials travel with every request: TLS, except to a test
+        // fake on loopback.
+        let push_url = |key: &'static str, v: &str| {
+            if v.starts_with("https://") || is_loopback_url(v) {
+                Ok(())
+            } else {
+                bad(
+                    key,
+                    format!("{v:?} must be an https URL (plain http only to a loopback address)"),
+                )
+            }
+        };
+        let f = &self.push.fcm;
+        if !f.project_id.is_empty() {
+            if !f
+                .project_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return bad(
+                    "push.fcm.project_id",
+                    format!("{:?} is not a Firebase project id", f.project_id),
+                );
+            }
+            if f.service_account_file.as_os_str().is_empty() {
+                return bad(
+                    "push.fcm.service_account_file",
+                    "is required when push.fcm.project_id is set".into(),
+                );
+            }
+            push_url("push.fcm.base_url", &f.base_url)?;
+        }
+        let a = &self.push.apns;
+        if !a.team_id.is_empty() {
+            for (key, v) in [
+                ("push.apns.key_id", &a.key_id),
+                ("push.apns.topic", &a.topic),
+            ] {
+                if v.is_empty() {
+                    return bad(key, "is required when push.apns.team_id is set".into());
+                }
+            }
+            if a.key_file.as_os_str().is_empty() {
+                return bad(
+                    "push.apns.key_file",
+                    "is required when push.apns.team_id is set".into(),
+                );
+            }
+            if let Some(env) = a.environment.as_deref() {
+                if env != "production" && env != "development" {
+                    return bad(
+                        "push.apns.environment",
+                        format!("{env:?} must be \"production\" or \"development\""),
+                    );
+                }
+            }
+            push_url("push.apns.base_url", &a.base_url)?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for w in &self.webhooks {
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return bad(
+                    "webhooks.url",
+                    format!("{:?} must be an http(s) URL", w.url),
+                );
+            }
+            if !seen.insert(w.url.as_str()) {
+                // Deliveries name their endpoint by URL (the secret is looked up by it).
+                return bad("webhooks.url", format!("{:?} is listed twice", w.url));
+            }
+            if w.secret.0.len() < 16 {
+                return bad(
+                    "webhooks.secret",
+                    format!("the secret of {:?} must be at least 16 characters", w.url),
+                );
+            }
+            if w.events.is_empty() {
+                return bad(
+                    "webhooks.events",
+                    format!("{:?} subscribes to nothing", w.url),
+                );
+            }
+            for e in &w.events {
+                if !WEBHOOK_EVENTS.contains(&e.as_str()) {
+                    return bad(
+                        "webhooks.events",
+                        format!("{e:?} is not one of {}", WEBHOOK_EVENTS.join(", ")),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A push key file's path: relative to `keys_dir`, or absolute.
+    pub fn key_path(&self, file: &Path) -> PathBuf {
+        self.keys_dir.join(file)
     }
 }
 
@@ -1041,6 +1273,7 @@ impl Config {
         self.validate_sign_in()?;
         self.validate_payments()?;
         self.validate_notify()?;
+        self.validate_push_and_webhooks()?;
         for origin in &self.cors.allowed_origins {
             if origin == "*"
                 || !(origin.starts_with("http://") || origin.starts_with("https://"))
@@ -1449,6 +1682,46 @@ mod tests {
             jail.set_env("CINEGATE_METRICS__LISTEN", "127.0.0.1:9100");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9100));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn push_and_webhook_keys_are_validated_by_name_and_read_from_the_environment() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[push.apns]\nteam_id = \"T\"\n");
+            assert!(e.contains("push.apns.key_id"), "{e}");
+            let e = load_error(
+                jail,
+                "[push.apns]\nteam_id = \"T\"\nkey_id = \"K\"\ntopic = \"b\"\nbase_url = \"http://apns.example\"\n",
+            );
+            assert!(e.contains("push.apns.base_url"), "{e}");
+            let e = load_error(jail, "[push.fcm]\nproject_id = \"a b\"\n");
+            assert!(e.contains("push.fcm.project_id"), "{e}");
+            let e = load_error(
+                jail,
+                "[[webhooks]]\nurl = \"https://h.example\"\nsecret = \"short\"\n",
+            );
+            assert!(e.contains("webhooks.secret"), "{e}");
+            let e = load_error(
+                jail,
+                "[[webhooks]]\nurl = \"https://h.example\"\nsecret = \"0123456789abcdef\"\nevents = [\"film.published\"]\n",
+            );
+            assert!(e.contains("webhooks.events"), "{e}");
+
+            jail.create_file("config.toml", "")?;
+            jail.set_env(
+                "CINEGATE_WEBHOOKS",
+                "[{url=\"http://127.0.0.1:9/hook\",secret=\"0123456789abcdef\"}]",
+            );
+            jail.set_env("CINEGATE_PUSH__APNS__ENVIRONMENT", "development");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.webhooks.len(), 1);
+            assert_eq!(c.webhooks[0].events, WEBHOOK_EVENTS.to_vec());
+            assert_eq!(c.push.apns.effective_base_url(), APNS_SANDBOX_URL);
+            assert!(!format!("{c:?}").contains("0123456789abcdef"));
+            assert!(is_loopback_url("http://[::1]:80/x") && is_loopback_url("http://localhost/"));
+            assert!(!is_loopback_url("http://127.0.0.1.example.com/"));
             Ok(())
         });
     }

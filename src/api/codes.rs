@@ -136,6 +136,13 @@ codes! {
     /// `before` is not a comment id.
     InvalidCursor = "invalid_cursor",
 
+    // --- push devices ---
+    /// The device's `platform` is not `ios` or `android`.
+    InvalidPlatform = "invalid_platform",
+    /// The push token is not the shape of its platform's tokens (APNs: 64–200 hex digits;
+    /// FCM: 32–4096 characters of `A-Za-z0-9_:-.`).
+    InvalidDeviceToken = "invalid_device_token",
+
     // --- films, uploads and jobs (admin) ---
     /// The film has no finished package to publish yet.
     NotReady = "not_ready",

@@ -564,6 +564,26 @@ impl From<crate::auth::signin::SignInError> for ApiError {
     }
 }
 
+impl From<crate::notify::push::devices::DeviceError> for ApiError {
+    fn from(e: crate::notify::push::devices::DeviceError) -> Self {
+        use crate::notify::push::devices::DeviceError as E;
+        let message = e.to_string();
+        match e {
+            E::Store(e) => e.into(),
+            E::Platform => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::InvalidPlatform,
+                message,
+            ),
+            E::Token(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Code::InvalidDeviceToken,
+                message,
+            ),
+        }
+    }
+}
+
 impl From<crate::analytics::RangeError> for ApiError {
     fn from(e: crate::analytics::RangeError) -> Self {
         let too_long = matches!(e, crate::analytics::RangeError::TooLong { .. });

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod codes;
 pub mod comments;
+pub mod devices;
 pub mod error;
 pub mod extract;
 pub mod films;
@@ -70,6 +71,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/me", web::get().to(me::me))
                 .route("/me", web::delete().to(me::delete))
                 .route("/me/identities/{provider}", web::delete().to(me::unlink))
+                .route("/me/devices", web::get().to(devices::list))
+                .route("/me/devices", web::post().to(devices::register))
+                .route("/me/devices/{id}", web::delete().to(devices::delete))
                 .route("/me/progress", web::get().to(me::progress))
                 .route("/me/purchases", web::get().to(payments::my_purchases))
                 .route("/me/notifications", web::get().to(notifications::prefs))

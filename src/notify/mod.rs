@@ -4,6 +4,7 @@
 //! (`webhook`).
 
 pub mod backoff;
+pub mod http;
 pub mod mail;
 pub mod messages;
 pub mod push;

@@ -145,9 +145,9 @@ impl Store {
     }
 
     /// Deletes the account: its record, e-mail index entry and identities in one
-    /// transaction, then its progress. Grants stay (accounting); refresh tokens and
-    /// sessions die with the record (they are checked against it on every use); its
-    /// notification preferences and the mail queued for it go too.
+    /// transaction, then its progress and push devices. Grants stay (accounting); refresh
+    /// tokens and sessions die with the record (they are checked against it on every use);
+    /// its notification preferences and the mail queued for it go too.
     pub fn delete_user(&self, user: &Uuid) -> Result<bool> {
         // Mail still queued for the account goes with it.
         let email = self.user(user)?.and_then(|u| u.email);
@@ -189,6 +189,7 @@ impl Store {
             if let Some(email) = email {
                 self.drop_mail_to(&email)?;
             }
+            self.delete_devices_of_user(user)?;
         }
         Ok(deleted)
     }

@@ -9,6 +9,7 @@
 
 pub mod analytics;
 pub mod comments;
+pub mod devices;
 pub mod events;
 pub mod films;
 pub mod grants;
@@ -104,6 +105,10 @@ pub struct Store {
     /// Held while an event id is given out and its record written (`with_event_id`).
     event_order: std::sync::Arc<std::sync::Mutex<()>>,
     pub(crate) social_counts: sled::Tree,
+    /// user ‖ device → `Device` (push registrations, `devices`).
+    pub(crate) devices: sled::Tree,
+    /// platform ‖ 0 ‖ token → user ‖ device: one owner per token.
+    pub(crate) devices_by_token: sled::Tree,
     /// Analytics rollups and their indexes (`analytics`).
     pub(crate) analytics_rollups: sled::Tree,
     pub(crate) analytics_seen: sled::Tree,
@@ -177,6 +182,8 @@ impl Store {
             event_log: db.open_tree("event_log")?,
             event_order: Default::default(),
             social_counts: db.open_tree("social_counts")?,
+            devices: db.open_tree("devices")?,
+            devices_by_token: db.open_tree("devices_by_token")?,
             analytics_rollups: db.open_tree("analytics_rollups")?,
             analytics_seen: db.open_tree("analytics_seen")?,
             analytics_viewers: db.open_tree("analytics_viewers")?,

@@ -71,3 +71,33 @@ impl From<TokenPair> for TokenResponse {
         }
     }
 }
+
+/// A device registered for push, as its owner sees it.
+#[derive(Serialize)]
+pub struct DeviceView {
+    pub id: Uuid,
+    pub platform: crate::store::outbox::Platform,
+    pub token: String,
+    pub lang: String,
+    pub created_at: i64,
+    pub seen_at: i64,
+}
+
+impl From<&crate::store::devices::Device> for DeviceView {
+    fn from(d: &crate::store::devices::Device) -> Self {
+        Self {
+            id: d.id,
+            platform: d.platform,
+            token: d.token.clone(),
+            lang: d.lang.clone(),
+            created_at: d.created_at,
+            seen_at: d.seen_at,
+        }
+    }
+}
+
+/// `GET /me/devices`.
+#[derive(Serialize)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceView>,
+}

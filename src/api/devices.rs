@@ -1,0 +1,64 @@
+//! The signed-in viewer's devices for push notifications: register (or refresh) a token,
+//! list, remove.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::error::{ApiError, ApiResult};
+use crate::api::extract::Viewer;
+use crate::api::views::account::{DeviceList, DeviceView};
+use crate::notify::push::devices;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    platform: String,
+    token: String,
+    /// The device's language (`en`, `ko`, `ko-KR`…); English when absent.
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+/// `POST /me/devices`: 201 with the new device, or 200 with the same device when this
+/// user registered the token before.
+pub async fn register(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    body: web::Json<RegisterRequest>,
+) -> ApiResult<HttpResponse> {
+    let (device, created) = devices::register(
+        &state.store,
+        &viewer.0.id,
+        &body.platform,
+        &body.token,
+        body.lang.as_deref(),
+        state.clock.now(),
+    )?;
+    let view = DeviceView::from(&device);
+    Ok(if created {
+        HttpResponse::Created().json(view)
+    } else {
+        HttpResponse::Ok().json(view)
+    })
+}
+
+pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
+    let devices = state.store.devices_of(&viewer.0.id)?;
+    Ok(HttpResponse::Ok().json(DeviceList {
+        devices: devices.iter().map(DeviceView::from).collect(),
+    }))
+}
+
+/// `DELETE /me/devices/{id}`: only the viewer's own; anyone else's is not found.
+pub async fn delete(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = crate::store::parse_id(&path).ok_or_else(|| ApiError::not_found("device"))?;
+    if !state.store.delete_device(&viewer.0.id, &id)? {
+        return Err(ApiError::not_found("device"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
