@@ -229,7 +229,7 @@ pub async fn page(
             selected: Some(f.id) == query.film,
         })
         .collect();
-    films.sort_by(|a, b| a.title.to_lowercase().cmp(&b.title.to_lowercase()));
+    films.sort_by_key(|f| f.title.to_lowercase());
     let titles: BTreeMap<Uuid, String> =
         all_films.iter().map(|f| (f.id, f.title.clone())).collect();
     let page = build(
