@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use crate::store::events::{Event, EventRecord};
+pub use crate::store::events::{Event, EventRecord, OrderFacts};
 use crate::store::{Store, StoreError};
 
 /// Records `event` at `at`. A store failure is logged, never returned: losing an

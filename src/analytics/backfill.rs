@@ -48,41 +48,12 @@ pub fn backfill_once(store: &Store, rollups: &Rollups) -> Result<bool, StoreErro
         )?;
     }
     for o in store.orders()? {
-        let (user, film, order) = (o.user_id, o.film_id, o.id);
-        let (provider, amount, currency) = (o.provider.clone(), o.amount, o.currency.clone());
-        let tip = o.kind == crate::store::orders::OrderKind::Tip;
-        apply(
-            o.created_at,
-            Event::CheckoutStarted {
-                user,
-                film,
-                order,
-                provider: provider.clone(),
-                amount,
-                currency: currency.clone(),
-                tip,
-            },
-        )?;
+        let facts = o.facts();
+        apply(o.created_at, Event::CheckoutStarted(facts.clone()))?;
         for e in &o.events {
             let event = match e.state {
-                OrderState::Captured => Event::OrderCaptured {
-                    user,
-                    film,
-                    order,
-                    provider: provider.clone(),
-                    amount,
-                    currency: currency.clone(),
-                    tip,
-                },
-                OrderState::Refunded => Event::OrderRefunded {
-                    user,
-                    film,
-                    order,
-                    provider: provider.clone(),
-                    amount,
-                    currency: currency.clone(),
-                    tip,
-                },
+                OrderState::Captured => Event::OrderCaptured(facts.clone()),
+                OrderState::Refunded => Event::OrderRefunded(facts.clone()),
                 _ => continue,
             };
             apply(e.at, event)?;

@@ -80,48 +80,28 @@ impl Rollups {
                 (plan.film, plan.user) = (*film, Some(*user));
                 plan.milestones = milestone::PREVIEW_END;
             }
-            Event::CheckoutStarted {
-                user,
-                film,
-                tip: false,
-                ..
-            } => {
-                (plan.film, plan.user) = (*film, Some(*user));
+            Event::CheckoutStarted(o) if !o.tip => {
+                (plan.film, plan.user) = (o.film, Some(o.user));
                 plan.counts.checkouts = 1;
                 plan.milestones = milestone::CHECKOUT;
             }
-            Event::OrderCaptured {
-                user,
-                film,
-                provider,
-                amount,
-                currency,
-                tip,
-                ..
-            } => {
-                (plan.film, plan.user) = (*film, Some(*user));
-                plan.counts.revenue = money(provider, currency, signed(*amount));
-                if *tip {
+            Event::OrderCaptured(o) => {
+                (plan.film, plan.user) = (o.film, Some(o.user));
+                plan.counts.revenue = money(&o.provider, &o.currency, signed(o.amount));
+                if o.tip {
                     plan.counts.tips = 1;
                     plan.counts
                         .tip_amounts
-                        .insert(currency.clone(), signed(*amount));
+                        .insert(o.currency.clone(), signed(o.amount));
                 } else {
                     plan.counts.purchases = 1;
                     plan.milestones = milestone::BOUGHT;
                 }
             }
-            Event::OrderRefunded {
-                user,
-                film,
-                provider,
-                amount,
-                currency,
-                ..
-            } => {
-                (plan.film, plan.user) = (*film, Some(*user));
+            Event::OrderRefunded(o) => {
+                (plan.film, plan.user) = (o.film, Some(o.user));
                 plan.counts.refunds = 1;
-                plan.counts.revenue = money(provider, currency, -signed(*amount));
+                plan.counts.revenue = money(&o.provider, &o.currency, -signed(o.amount));
             }
             Event::SupportGiven { user, film } => {
                 (plan.film, plan.user) = (*film, Some(*user));

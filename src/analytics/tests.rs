@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::*;
-use crate::events::{self, Event};
+use crate::events::{self, Event, OrderFacts};
 use crate::store::analytics::DayRollup;
 use crate::store::comments::Support;
 use crate::store::orders::{Order, OrderKind, OrderState};
@@ -71,7 +71,7 @@ fn order(
     events::record(
         store,
         at,
-        Event::CheckoutStarted {
+        Event::CheckoutStarted(OrderFacts {
             user,
             film,
             order: o.id,
@@ -79,7 +79,7 @@ fn order(
             amount,
             currency: "USD".into(),
             tip: kind == OrderKind::Tip,
-        },
+        }),
     );
     store.capture_order(&o.id, &format!("pay-{}", o.id), "captured", at + 60)?;
     Ok(o)

@@ -117,36 +117,19 @@ impl Router {
     fn mail(&self, store: &Store, event: &Event) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
         match event {
-            Event::OrderCaptured {
-                user,
-                film,
-                order,
-                provider,
-                amount,
-                currency,
-                tip,
-            }
-            | Event::OrderRefunded {
-                user,
-                film,
-                order,
-                provider,
-                amount,
-                currency,
-                tip,
-            } => {
-                if let Some((to, lang)) = self.recipient(store, user)? {
-                    let title = self.film_title(store, film)?;
+            Event::OrderCaptured(o) | Event::OrderRefunded(o) => {
+                if let Some((to, lang)) = self.recipient(store, &o.user)? {
+                    let title = self.film_title(store, &o.film)?;
                     let p = Payment {
                         film_title: &title,
-                        amount: *amount,
-                        currency,
-                        provider,
-                        order: *order,
-                        film_url: self.url(&format!("/films/{film}")),
+                        amount: o.amount,
+                        currency: &o.currency,
+                        provider: &o.provider,
+                        order: o.order,
+                        film_url: self.url(&format!("/films/{}", o.film)),
                     };
-                    let mail = match (event, tip) {
-                        (Event::OrderRefunded { .. }, _) => messages::refund(lang, &p),
+                    let mail = match (event, o.tip) {
+                        (Event::OrderRefunded(_), _) => messages::refund(lang, &p),
                         (_, true) => messages::tip_thanks(lang, &p),
                         (_, false) => messages::receipt(lang, &p),
                     };
@@ -264,6 +247,7 @@ impl Consumer for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::OrderFacts;
     use crate::store::films::Film;
     use crate::store::users::Role;
 
@@ -326,19 +310,21 @@ mod tests {
         };
         store.save_film(&film)?;
         let order = crate::store::new_id();
-        let paid = |tip: bool| Event::OrderCaptured {
-            user: viewer.id,
-            film: film.id,
-            order,
-            provider: "dev".into(),
-            amount: 500,
-            currency: "EUR".into(),
-            tip,
+        let paid = |tip: bool| {
+            Event::OrderCaptured(OrderFacts {
+                user: viewer.id,
+                film: film.id,
+                order,
+                provider: "dev".into(),
+                amount: 500,
+                currency: "EUR".into(),
+                tip,
+            })
         };
         for e in [
             paid(false),
             paid(true),
-            Event::OrderRefunded {
+            Event::OrderRefunded(OrderFacts {
                 user: viewer.id,
                 film: film.id,
                 order,
@@ -346,7 +332,7 @@ mod tests {
                 amount: 500,
                 currency: "EUR".into(),
                 tip: false,
-            },
+            }),
             Event::PackagingFailed {
                 film: film.id,
                 job: crate::store::new_id(),
@@ -418,7 +404,7 @@ mod tests {
         let viewer = store.create_user("viewer@example.com", Role::Viewer, 1)?;
         let id = store.append_event(
             1,
-            Event::OrderCaptured {
+            Event::OrderCaptured(OrderFacts {
                 user: viewer.id,
                 film: crate::store::new_id(),
                 order: crate::store::new_id(),
@@ -426,7 +412,7 @@ mod tests {
                 amount: 1,
                 currency: "USD".into(),
                 tip: false,
-            },
+            }),
         )?;
         crate::events::catch_up(&store, &mut router(false))?;
         assert!(store.outbox_entries()?.is_empty());

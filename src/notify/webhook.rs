@@ -63,26 +63,9 @@ fn data(event: &Event) -> Option<Value> {
             code,
             message,
         } => json!({"film": film, "job": job, "code": code, "message": message}),
-        Event::OrderCaptured {
-            user,
-            film,
-            order,
-            provider,
-            amount,
-            currency,
-            tip,
-        }
-        | Event::OrderRefunded {
-            user,
-            film,
-            order,
-            provider,
-            amount,
-            currency,
-            tip,
-        } => json!({
-            "order": order, "film": film, "user": user, "provider": provider,
-            "amount": amount, "currency": currency, "tip": tip,
+        Event::OrderCaptured(o) | Event::OrderRefunded(o) => json!({
+            "order": o.order, "film": o.film, "user": o.user, "provider": o.provider,
+            "amount": o.amount, "currency": o.currency, "tip": o.tip,
         }),
         Event::CommentReported {
             user,
@@ -216,6 +199,7 @@ impl Sender for WebhookSender {
 mod tests {
     use super::*;
     use crate::config::WebhookConfig;
+    use crate::events::OrderFacts;
 
     fn endpoint(url: &str, events: &[&str]) -> WebhookConfig {
         WebhookConfig {
@@ -242,7 +226,7 @@ mod tests {
         let record = EventRecord {
             id: 42,
             at: 1_700_000_000,
-            event: Event::OrderCaptured {
+            event: Event::OrderCaptured(OrderFacts {
                 user,
                 film,
                 order,
@@ -250,7 +234,7 @@ mod tests {
                 amount: 499,
                 currency: "USD".into(),
                 tip: false,
-            },
+            }),
         };
         let out = deliveries(&config, &record);
         assert_eq!(out.len(), 1);

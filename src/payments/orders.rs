@@ -346,19 +346,7 @@ impl OrderService<'_> {
         // record to reconcile.
         self.store.create_order(&order)?;
         self.store.flush_async().await?;
-        crate::events::record(
-            self.store,
-            self.now,
-            Event::CheckoutStarted {
-                user: order.user_id,
-                film: order.film_id,
-                order: order.id,
-                provider: order.provider.clone(),
-                amount: order.amount,
-                currency: order.currency.clone(),
-                tip: order.kind == OrderKind::Tip,
-            },
-        );
+        crate::events::record(self.store, self.now, Event::CheckoutStarted(order.facts()));
         let urls = self.payments.return_urls(&provider, &order);
         match gateway.create(&order, item, &urls).await {
             Ok(checkout) => {

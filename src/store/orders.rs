@@ -173,32 +173,28 @@ pub struct Purchase {
     pub purchased_at: i64,
 }
 
+impl Order {
+    /// This order as an event reports it, with the amount as it is now.
+    pub fn facts(&self) -> super::events::OrderFacts {
+        super::events::OrderFacts {
+            user: self.user_id,
+            film: self.film_id,
+            order: self.id,
+            provider: self.provider.clone(),
+            amount: self.amount,
+            currency: self.currency.clone(),
+            tip: self.kind == OrderKind::Tip,
+        }
+    }
+}
+
 /// The domain event of a captured or refunded order, with the amount as it was.
 fn order_event(o: &Order, state: OrderState) -> super::events::Event {
     use super::events::Event;
-    let (user, film, order) = (o.user_id, o.film_id, o.id);
-    let (provider, amount, currency) = (o.provider.clone(), o.amount, o.currency.clone());
-    let tip = o.kind == OrderKind::Tip;
     if state == OrderState::Refunded {
-        Event::OrderRefunded {
-            user,
-            film,
-            order,
-            provider,
-            amount,
-            currency,
-            tip,
-        }
+        Event::OrderRefunded(o.facts())
     } else {
-        Event::OrderCaptured {
-            user,
-            film,
-            order,
-            provider,
-            amount,
-            currency,
-            tip,
-        }
+        Event::OrderCaptured(o.facts())
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cinegate::config::{Config, Secret, WebhookConfig};
-use cinegate::events::{Event, EventRecord};
+use cinegate::events::{Event, EventRecord, OrderFacts};
 use cinegate::notify::{Delivery, Outcome};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -32,7 +32,7 @@ fn captured() -> EventRecord {
     EventRecord {
         id: 4242,
         at: 1_765_000_000,
-        event: Event::OrderCaptured {
+        event: Event::OrderCaptured(OrderFacts {
             user: Uuid::now_v7(),
             film: Uuid::now_v7(),
             order: Uuid::now_v7(),
@@ -40,7 +40,7 @@ fn captured() -> EventRecord {
             amount: 300,
             currency: "USD".into(),
             tip: false,
-        },
+        }),
     }
 }
 

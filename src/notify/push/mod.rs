@@ -70,20 +70,8 @@ pub fn deliveries(
         return new_film(config, store, event, film);
     }
     let (user, film, order, kind) = match &event.event {
-        Event::OrderCaptured {
-            user,
-            film,
-            order,
-            tip: false,
-            ..
-        } => (user, film, order, Kind::Unlocked),
-        Event::OrderRefunded {
-            user,
-            film,
-            order,
-            tip,
-            ..
-        } => (user, film, order, Kind::Refunded { tip: *tip }),
+        Event::OrderCaptured(o) if !o.tip => (&o.user, &o.film, &o.order, Kind::Unlocked),
+        Event::OrderRefunded(o) => (&o.user, &o.film, &o.order, Kind::Refunded { tip: o.tip }),
         _ => return Ok(Vec::new()),
     };
     let devices: Vec<_> = store
@@ -228,6 +216,7 @@ impl PushSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::OrderFacts;
     use crate::store::films::Film;
 
     #[test]
@@ -259,7 +248,7 @@ mod tests {
         let captured = |tip| EventRecord {
             id: 7,
             at: 100,
-            event: Event::OrderCaptured {
+            event: Event::OrderCaptured(OrderFacts {
                 user: buyer,
                 film,
                 order,
@@ -267,7 +256,7 @@ mod tests {
                 amount: 500,
                 currency: "USD".into(),
                 tip,
-            },
+            }),
         };
         // Only FCM is on: the Android device alone.
         let out = deliveries(&config, &store, &captured(false))?;
@@ -303,7 +292,7 @@ mod tests {
         let refunded = EventRecord {
             id: 8,
             at: 100,
-            event: Event::OrderRefunded {
+            event: Event::OrderRefunded(OrderFacts {
                 user: buyer,
                 film,
                 order,
@@ -311,7 +300,7 @@ mod tests {
                 amount: 500,
                 currency: "USD".into(),
                 tip: false,
-            },
+            }),
         };
         assert_eq!(deliveries(&config, &store, &refunded)?.len(), 2);
         let published = EventRecord {
