@@ -542,36 +542,12 @@ impl Store {
 
     /// Every viewer's progress record: `(user, film, record)` (the backfill).
     pub fn all_progress(&self) -> Result<Vec<(Uuid, Uuid, super::progress::ProgressRecord)>> {
-        let mut out = Vec::new();
-        for kv in self.progress.iter() {
-            let (k, v) = kv?;
-            if k.len() != 32 {
-                continue;
-            }
-            let (Ok(user), Ok(film)) = (Uuid::from_slice(&k[..16]), Uuid::from_slice(&k[16..]))
-            else {
-                continue;
-            };
-            out.push((user, film, decode("progress", &v)?));
-        }
-        Ok(out)
+        pairs(&self.progress, "progress")
     }
 
     /// Every support: `(film, user, support)` (the backfill).
     pub fn all_supports(&self) -> Result<Vec<(Uuid, Uuid, super::comments::Support)>> {
-        let mut out = Vec::new();
-        for kv in self.supports.iter() {
-            let (k, v) = kv?;
-            if k.len() != 32 {
-                continue;
-            }
-            let (Ok(film), Ok(user)) = (Uuid::from_slice(&k[..16]), Uuid::from_slice(&k[16..]))
-            else {
-                continue;
-            };
-            out.push((film, user, decode("supports", &v)?));
-        }
-        Ok(out)
+        pairs(&self.supports, "supports")
     }
 }
 
@@ -597,6 +573,26 @@ fn totals_in(
             .add(&FilmTotals::from_bytes(name, &v)?);
     }
     Ok(())
+}
+
+/// Every record of a tree keyed by two ids: `(first, second, record)`; a key of another
+/// length is not one of its records and is passed over.
+fn pairs<T: serde::de::DeserializeOwned>(
+    tree: &sled::Tree,
+    name: &'static str,
+) -> Result<Vec<(Uuid, Uuid, T)>> {
+    let mut out = Vec::new();
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        if k.len() != 32 {
+            continue;
+        }
+        let (Ok(a), Ok(b)) = (Uuid::from_slice(&k[..16]), Uuid::from_slice(&k[16..])) else {
+            continue;
+        };
+        out.push((a, b, decode(name, &v)?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
