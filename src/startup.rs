@@ -47,6 +47,7 @@ impl Application {
             );
         }
         crate::ingest::remove_stale_staging(&config);
+        backfill_analytics(&config, &store);
 
         let providers = Arc::new(
             crate::auth::providers::Providers::from_config(&config).map_err(anyhow::Error::msg)?,
@@ -282,19 +283,23 @@ fn analytics_calendar(config: &crate::config::Config) -> crate::analytics::Calen
     })
 }
 
-/// The analytics rollups: computed from the stored records on the first start
-/// (`analytics::backfill_once`, before the consumer runs), then kept by the consumer.
-fn start_analytics(state: &AppState, consumers: &mut crate::events::Consumers) {
-    let calendar = analytics_calendar(&state.config);
-    let rollups = crate::analytics::Rollups::new(
-        calendar,
+/// The analytics consumer's rules, from the configuration.
+fn analytics_rollups(config: &Config) -> crate::analytics::Rollups {
+    crate::analytics::Rollups::new(
+        analytics_calendar(config),
         crate::analytics::Rules {
-            completion_fraction: state.config.playback.unlock_fraction,
-            preview_fraction: state.config.playback.preview_fraction,
+            completion_fraction: config.playback.unlock_fraction,
+            preview_fraction: config.playback.preview_fraction,
         },
-    );
+    )
+}
+
+/// The rollups computed from the stored records, once. Run by `build`, before the
+/// listener takes a request or a job runs, so no event is logged while the records are
+/// read and none is counted twice (the consumer starts after the log's last event).
+fn backfill_analytics(config: &Config, store: &Store) {
     let started = Instant::now();
-    match crate::analytics::backfill_once(&state.store, &rollups) {
+    match crate::analytics::backfill_once(store, &analytics_rollups(config)) {
         Ok(true) => tracing::info!(
             millis = started.elapsed().as_millis() as u64,
             "analytics rollups computed from the stored records (once)"
@@ -303,7 +308,12 @@ fn start_analytics(state: &AppState, consumers: &mut crate::events::Consumers) {
         // The consumer still starts: new events count, and the next start tries again.
         Err(e) => tracing::error!(error = %e, "the analytics backfill failed"),
     }
-    consumers.spawn(&state.store, rollups);
+}
+
+/// The analytics rollups, kept by their consumer from where the backfill (or the last
+/// run) left the cursor.
+fn start_analytics(state: &AppState, consumers: &mut crate::events::Consumers) {
+    consumers.spawn(&state.store, analytics_rollups(&state.config));
 }
 
 /// Makes the data root owner-only whatever the operator's umask, before anything is
