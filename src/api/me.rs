@@ -10,6 +10,17 @@ use crate::api::views::account::MeView;
 use crate::api::views::catalogue::{FilmProgress, ProgressList};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "account",
+    summary = "The signed-in account",
+    responses(
+        (status = 200, description = "The account", body = MeView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let identities = state.store.identities_of(&viewer.0.id)?;
     Ok(HttpResponse::Ok().json(MeView::new(viewer.0, &identities)))

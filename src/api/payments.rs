@@ -29,12 +29,32 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     provider: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/films/{id}/checkout",
+    tag = "payments",
+    summary = "Buy a film: an order and the provider's page to pay on",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "The order started", body = CheckoutView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`already_owned`, `not_for_sale`, `currency_unsupported`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`too_many_open_orders`, `rate_limited`", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`, `provider_refused`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn checkout(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -51,6 +71,21 @@ pub async fn checkout(
         .json(CheckoutView::from(&started)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "payments",
+    summary = "One of the viewer's orders",
+    params(
+        ("id" = String, Path, description = "The order id"),
+    ),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn order(
     state: web::Data<AppState>,
     viewer: Viewer,
