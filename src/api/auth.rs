@@ -85,6 +85,7 @@ pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
 
 #[utoipa::path(
     post,
+    operation_id = "redeemLoginLink",
     path = "/api/v1/auth/link",
     tag = "auth",
     summary = "Redeem a one-time login link for a token pair",
@@ -116,6 +117,7 @@ pub async fn link(
 
 #[utoipa::path(
     post,
+    operation_id = "refreshTokens",
     path = "/api/v1/auth/refresh",
     tag = "auth",
     summary = "Rotate a refresh token",
@@ -146,6 +148,7 @@ pub async fn refresh(
 
 #[utoipa::path(
     post,
+    operation_id = "logout",
     path = "/api/v1/auth/logout",
     tag = "auth",
     summary = "End the sign-in of a refresh token",

@@ -62,6 +62,7 @@ pub struct PageQuery {
 
 #[utoipa::path(
     get,
+    operation_id = "listComments",
     path = "/api/v1/films/{id}/comments",
     tag = "social",
     summary = "A film's comments, newest first",
@@ -119,6 +120,7 @@ pub struct BodyRequest {
 
 #[utoipa::path(
     post,
+    operation_id = "postComment",
     path = "/api/v1/films/{id}/comments",
     tag = "social",
     summary = "Post a comment",
@@ -262,6 +264,7 @@ pub struct TipRequest {
 /// with every call, first or not) answers the checkout to send the payer to.
 #[utoipa::path(
     post,
+    operation_id = "supportFilm",
     path = "/api/v1/films/{id}/support",
     tag = "social",
     summary = "Support a film, with an optional tip",

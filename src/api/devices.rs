@@ -24,6 +24,7 @@ pub struct RegisterRequest {
 /// user registered the token before.
 #[utoipa::path(
     post,
+    operation_id = "registerDevice",
     path = "/api/v1/me/devices",
     tag = "account",
     summary = "Register a push device",
@@ -60,6 +61,7 @@ pub async fn register(
 
 #[utoipa::path(
     get,
+    operation_id = "listDevices",
     path = "/api/v1/me/devices",
     tag = "account",
     summary = "The account's push devices",

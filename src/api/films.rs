@@ -16,6 +16,7 @@ use crate::stream::progress::ProgressView;
 
 #[utoipa::path(
     get,
+    operation_id = "listFilms",
     path = "/api/v1/films",
     tag = "films",
     summary = "The watchable films",
@@ -38,6 +39,7 @@ pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 
 #[utoipa::path(
     get,
+    operation_id = "getFilm",
     path = "/api/v1/films/{id}",
     tag = "films",
     summary = "One watchable film",
@@ -72,6 +74,7 @@ pub async fn poster(
 
 #[utoipa::path(
     post,
+    operation_id = "startPlayback",
     path = "/api/v1/films/{id}/playback",
     tag = "films",
     summary = "Start playback: a playback token in the master playlist's URL",
@@ -114,6 +117,7 @@ pub async fn playback(
 
 #[utoipa::path(
     get,
+    operation_id = "getFilmProgress",
     path = "/api/v1/films/{id}/progress",
     tag = "films",
     summary = "The viewer's counted progress in a film",

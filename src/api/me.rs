@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 #[utoipa::path(
     get,
+    operation_id = "getMe",
     path = "/api/v1/me",
     tag = "account",
     summary = "The signed-in account",

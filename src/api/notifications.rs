@@ -15,6 +15,7 @@ use crate::state::AppState;
 
 #[utoipa::path(
     get,
+    operation_id = "getNotificationPrefs",
     path = "/api/v1/me/notifications",
     tag = "account",
     summary = "The account's notification preferences",
@@ -53,6 +54,7 @@ impl PrefsChange {
 
 #[utoipa::path(
     put,
+    operation_id = "setNotificationPrefs",
     path = "/api/v1/me/notifications",
     tag = "account",
     summary = "Change notification preferences; absent fields stay",

@@ -159,6 +159,7 @@ pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
     get,
+    operation_id = "getOpenApiDocument",
     path = "/api/v1/openapi.json",
     tag = "meta",
     responses(

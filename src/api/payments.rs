@@ -37,6 +37,7 @@ pub struct CheckoutRequest {
 
 #[utoipa::path(
     post,
+    operation_id = "checkout",
     path = "/api/v1/films/{id}/checkout",
     tag = "payments",
     summary = "Buy a film: an order and the provider's page to pay on",
@@ -73,6 +74,7 @@ pub async fn checkout(
 
 #[utoipa::path(
     get,
+    operation_id = "getOrder",
     path = "/api/v1/orders/{id}",
     tag = "payments",
     summary = "One of the viewer's orders",

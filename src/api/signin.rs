@@ -58,6 +58,7 @@ pub struct Linked {
 
 #[utoipa::path(
     get,
+    operation_id = "listSignInProviders",
     path = "/api/v1/auth/providers",
     tag = "auth",
     summary = "The configured sign-in providers",
@@ -253,6 +254,7 @@ pub struct ExchangeRequest {
 
 #[utoipa::path(
     post,
+    operation_id = "exchangeSignInCode",
     path = "/api/v1/auth/exchange",
     tag = "auth",
     summary = "Exchange an app's sign-in code (PKCE S256) for a token pair",
