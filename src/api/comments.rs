@@ -278,9 +278,10 @@ pub struct TipRequest {
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 403, description = "`watch_more`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`, `unknown_provider` (a tip's)", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_input`: a tip out of bounds", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`too_many_open_orders`", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable` (a tip's checkout)", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -50,9 +50,10 @@ pub struct CheckoutRequest {
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "`already_owned`, `not_for_sale`, `currency_unsupported`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`too_many_open_orders`, `rate_limited`", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "`provider_unavailable`, `provider_refused`", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`currency_unsupported`: the provider takes none of the film's currencies", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`too_many_open_orders`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
