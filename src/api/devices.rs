@@ -79,6 +79,22 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpR
 }
 
 /// `DELETE /me/devices/{id}`: only the viewer's own; anyone else's is not found.
+#[utoipa::path(
+    delete,
+    operation_id = "deleteDevice",
+    path = "/api/v1/me/devices/{id}",
+    tag = "account",
+    summary = "Remove one of the account's push devices",
+    params(
+        ("id" = String, Path, description = "The device id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     viewer: Viewer,

@@ -125,8 +125,9 @@ impl From<ProgressView> for ProgressResponse {
 }
 
 /// One film in `GET /me/progress`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FilmProgress {
+    #[schema(value_type = String)]
     pub film_id: Uuid,
     pub title: String,
     #[serde(flatten)]
@@ -134,7 +135,7 @@ pub struct FilmProgress {
 }
 
 /// `GET /me/progress`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProgressList {
     pub films: Vec<FilmProgress>,
 }
