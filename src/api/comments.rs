@@ -233,6 +233,20 @@ pub async fn report(
 
 /// Public: how many visible comments and supporters a film has (kept as counters, so this
 /// reads one record).
+#[utoipa::path(
+    get,
+    operation_id = "getSocialCounts",
+    path = "/api/v1/films/{id}/social",
+    tag = "social",
+    summary = "A film's public comment and supporter counts",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The counts", body = SocialCountsView),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn counts(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -23,6 +23,16 @@ use crate::state::AppState;
 use crate::store::orders::{Order, OrderState};
 use crate::store::parse_id;
 
+#[utoipa::path(
+    get,
+    operation_id = "listPaymentProviders",
+    path = "/api/v1/payments/providers",
+    tag = "payments",
+    summary = "The configured payment providers",
+    responses(
+        (status = 200, description = "Their ids", body = ProviderList),
+    ),
+)]
 pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ProviderList {
         providers: state.payments.ids(),
@@ -106,6 +116,18 @@ pub async fn order(
         .json(OrderView::from(&order)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listMyPurchases",
+    path = "/api/v1/me/purchases",
+    tag = "payments",
+    summary = "The viewer's purchases and orders",
+    responses(
+        (status = 200, description = "Purchases and every order", body = Purchases),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     // Every purchase's order is among the viewer's orders: read them once.
     let orders = state.store.orders_of(&viewer.0.id)?;

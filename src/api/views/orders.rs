@@ -69,11 +69,13 @@ impl<'a> From<&'a Started> for CheckoutView<'a> {
 }
 
 /// One film the viewer owns, with what they paid (`null`s if the order is gone).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PurchaseView {
+    #[schema(value_type = String)]
     pub film_id: Uuid,
     /// `null` when the film was deleted.
     pub title: Option<String>,
+    #[schema(value_type = String)]
     pub order_id: Uuid,
     pub purchased_at: i64,
     pub amount: Option<u64>,
@@ -82,14 +84,15 @@ pub struct PurchaseView {
 }
 
 /// `GET /me/purchases`: the films owned, and every order of the viewer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Purchases<'a> {
     pub purchases: Vec<PurchaseView>,
     pub orders: Vec<OrderView<'a>>,
 }
 
 /// `GET /payments/providers`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentProviderList)]
 pub struct ProviderList {
     pub providers: Vec<&'static str>,
 }

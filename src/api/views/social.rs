@@ -64,7 +64,7 @@ pub struct Reported {
 }
 
 /// `GET /films/{id}/social`: public counts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SocialCountsView {
     /// Visible comments (not held, hidden or deleted).
     pub comments: u64,
