@@ -9,13 +9,13 @@ use crate::auth::session;
 use crate::ratelimit::Budget;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkRequest {
     pub token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -83,6 +83,20 @@ pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
         .json(TokenResponse::from(pair))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "redeemLoginLink",
+    path = "/api/v1/auth/link",
+    tag = "auth",
+    summary = "Redeem a one-time login link for a token pair",
+    request_body = LinkRequest,
+    responses(
+        (status = 200, description = "A token pair", body = TokenResponse),
+        (status = 400, description = "`invalid_input` (empty or too long), `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`: unknown, used or expired link", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn link(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -101,6 +115,20 @@ pub async fn link(
     counting_failures(&state, &req, redeemed).map(tokens)
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "refreshTokens",
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    summary = "Rotate a refresh token",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends), `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -118,6 +146,20 @@ pub async fn refresh(
     Ok(tokens(pair))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "logout",
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    summary = "End the sign-in of a refresh token",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -60,6 +60,26 @@ pub struct PageQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listComments",
+    path = "/api/v1/films/{id}/comments",
+    tag = "social",
+    summary = "A film's comments, newest first",
+    params(
+        ("id" = String, Path, description = "The film id"),
+        ("before" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+        ("limit" = Option<usize>, Query, description = "Comments a page"),
+    ),
+    responses(
+        (status = 200, description = "A page of comments", body = CommentPage),
+        (status = 400, description = "`invalid_cursor`, `invalid_query`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`watch_more`: below the coverage bar (`coverage`)", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -92,12 +112,33 @@ pub async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BodyRequest {
     body: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "postComment",
+    path = "/api/v1/films/{id}/comments",
+    tag = "social",
+    summary = "Post a comment",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    request_body = BodyRequest,
+    responses(
+        (status = 201, description = "The comment", body = CommentView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`watch_more`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: the text rules", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -192,6 +233,20 @@ pub async fn report(
 
 /// Public: how many visible comments and supporters a film has (kept as counters, so this
 /// reads one record).
+#[utoipa::path(
+    get,
+    operation_id = "getSocialCounts",
+    path = "/api/v1/films/{id}/social",
+    tag = "social",
+    summary = "A film's public comment and supporter counts",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The counts", body = SocialCountsView),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn counts(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -200,7 +255,7 @@ pub async fn counts(
     Ok(HttpResponse::Ok().json(SocialCountsView::from(state.store.social_counts(&film.id)?)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SupportRequest {
     #[serde(default)]
@@ -210,7 +265,7 @@ pub struct SupportRequest {
     tip: Option<TipRequest>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TipRequest {
     provider: String,
@@ -221,6 +276,29 @@ pub struct TipRequest {
 
 /// Once per viewer and film; a repeat answers 200 with the first support. A tip (allowed
 /// with every call, first or not) answers the checkout to send the payer to.
+#[utoipa::path(
+    post,
+    operation_id = "supportFilm",
+    path = "/api/v1/films/{id}/support",
+    tag = "social",
+    summary = "Support a film, with an optional tip",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    request_body = Option<SupportRequest>,
+    responses(
+        (status = 201, description = "The first support", body = SupportAnswer),
+        (status = 200, description = "Supported before: the first support", body = SupportAnswer),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`watch_more`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`, `unknown_provider` (a tip's)", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: a tip out of bounds", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`too_many_open_orders`", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable` (a tip's checkout)", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn support(
     state: web::Data<AppState>,
     viewer: Viewer,

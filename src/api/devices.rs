@@ -10,7 +10,7 @@ use crate::api::views::account::{DeviceList, DeviceView};
 use crate::notify::push::devices;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     platform: String,
@@ -22,6 +22,22 @@ pub struct RegisterRequest {
 
 /// `POST /me/devices`: 201 with the new device, or 200 with the same device when this
 /// user registered the token before.
+#[utoipa::path(
+    post,
+    operation_id = "registerDevice",
+    path = "/api/v1/me/devices",
+    tag = "account",
+    summary = "Register a push device",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new device", body = DeviceView),
+        (status = 200, description = "The token was registered before", body = DeviceView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn register(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -43,6 +59,18 @@ pub async fn register(
     })
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listDevices",
+    path = "/api/v1/me/devices",
+    tag = "account",
+    summary = "The account's push devices",
+    responses(
+        (status = 200, description = "The devices", body = DeviceList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let devices = state.store.devices_of(&viewer.0.id)?;
     Ok(HttpResponse::Ok().json(DeviceList {
@@ -51,6 +79,22 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpR
 }
 
 /// `DELETE /me/devices/{id}`: only the viewer's own; anyone else's is not found.
+#[utoipa::path(
+    delete,
+    operation_id = "deleteDevice",
+    path = "/api/v1/me/devices/{id}",
+    tag = "account",
+    summary = "Remove one of the account's push devices",
+    params(
+        ("id" = String, Path, description = "The device id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     viewer: Viewer,

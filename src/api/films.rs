@@ -14,6 +14,16 @@ use crate::stream::gate;
 use crate::stream::playlists::FilmPlayback;
 use crate::stream::progress::ProgressView;
 
+#[utoipa::path(
+    get,
+    operation_id = "listFilms",
+    path = "/api/v1/films",
+    tag = "films",
+    summary = "The watchable films",
+    responses(
+        (status = 200, description = "Published, packaged films", body = FilmList),
+    ),
+)]
 pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // Reads every film: off the runtime's threads.
     let store = state.store.clone();
@@ -27,6 +37,20 @@ pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(FilmList { films }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getFilm",
+    path = "/api/v1/films/{id}",
+    tag = "films",
+    summary = "One watchable film",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The film", body = FilmView),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn detail(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -48,6 +72,22 @@ pub async fn poster(
         .ok_or_else(|| ApiError::not_found("poster"))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "startPlayback",
+    path = "/api/v1/films/{id}/playback",
+    tag = "films",
+    summary = "Start playback: a playback token in the master playlist's URL",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "Where to play from, and how much is allowed", body = PlaybackResponse),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn playback(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -75,6 +115,22 @@ pub async fn playback(
         }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getFilmProgress",
+    path = "/api/v1/films/{id}/progress",
+    tag = "films",
+    summary = "The viewer's counted progress in a film",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "Coverage, watch time, unlock", body = ProgressResponse),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn progress(
     state: web::Data<AppState>,
     viewer: Viewer,

@@ -10,6 +10,18 @@ use crate::api::views::account::MeView;
 use crate::api::views::catalogue::{FilmProgress, ProgressList};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    operation_id = "getMe",
+    path = "/api/v1/me",
+    tag = "account",
+    summary = "The signed-in account",
+    responses(
+        (status = 200, description = "The account", body = MeView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let identities = state.store.identities_of(&viewer.0.id)?;
     Ok(HttpResponse::Ok().json(MeView::new(viewer.0, &identities)))
@@ -17,6 +29,18 @@ pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpRes
 
 /// Ends every sign-in of the account: access tokens, refresh tokens and browser sessions
 /// carry the epoch they were issued in, and it moves on here.
+#[utoipa::path(
+    post,
+    operation_id = "logoutEverywhere",
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    summary = "End every sign-in of the account",
+    responses(
+        (status = 204, description = "Every token and session of the account ended"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn logout_all(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     // An update of the stored record, not a save of the copy read for this request: a
     // concurrent change (a promotion at sign-in) must neither undo nor be undone by it.
@@ -30,6 +54,18 @@ pub async fn logout_all(state: web::Data<AppState>, viewer: Viewer) -> ApiResult
 
 /// Deletes the account (docs/AUTH.md): grants stay for accounting, everything that
 /// identifies or signs in the person goes.
+#[utoipa::path(
+    delete,
+    operation_id = "deleteMe",
+    path = "/api/v1/me",
+    tag = "account",
+    summary = "Delete the account",
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let id = viewer.0.id;
     state.progress.forget_user(&id);
@@ -39,6 +75,23 @@ pub async fn delete(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<Htt
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "unlinkProvider",
+    path = "/api/v1/me/identities/{provider}",
+    tag = "account",
+    summary = "Unlink a sign-in provider",
+    params(
+        ("provider" = String, Path, description = "The provider id"),
+    ),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: not linked", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`last_identity`: the account's only way to sign in", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn unlink(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -52,6 +105,18 @@ pub async fn unlink(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listMyProgress",
+    path = "/api/v1/me/progress",
+    tag = "account",
+    summary = "The viewer's progress in every film begun",
+    responses(
+        (status = 200, description = "Progress per film", body = ProgressList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn progress(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let user = viewer.0.id;
     // Films with stored progress, plus any whose first progress is not flushed yet; each

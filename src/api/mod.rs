@@ -15,6 +15,7 @@ pub mod health;
 pub mod hls;
 pub mod me;
 pub mod notifications;
+pub mod openapi;
 pub mod pages;
 pub mod payments;
 pub mod signin;
@@ -59,6 +60,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi::document))
                 .route("/auth/link", web::post().to(auth::link))
                 .route("/auth/refresh", web::post().to(auth::refresh))
                 .route("/auth/logout", web::post().to(auth::logout))

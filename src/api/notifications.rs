@@ -13,13 +13,25 @@ use super::views::notifications::{DeadLetterList, DeadLetterView, PrefsView};
 use crate::notify::{unsubscribe, Language};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    operation_id = "getNotificationPrefs",
+    path = "/api/v1/me/notifications",
+    tag = "account",
+    summary = "The account's notification preferences",
+    responses(
+        (status = 200, description = "The preferences", body = PrefsView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn prefs(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     let prefs = state.store.notification_prefs(&viewer.0.id)?;
     Ok(HttpResponse::Ok().json(PrefsView::from(&prefs)))
 }
 
 /// A change of preferences; absent fields stay as they are.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrefsChange {
     pub new_films_email: Option<bool>,
@@ -40,6 +52,21 @@ impl PrefsChange {
     }
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "setNotificationPrefs",
+    path = "/api/v1/me/notifications",
+    tag = "account",
+    summary = "Change notification preferences; absent fields stay",
+    request_body = PrefsChange,
+    responses(
+        (status = 200, description = "The preferences now", body = PrefsView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: an unknown language", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn set_prefs(
     state: web::Data<AppState>,
     viewer: Viewer,

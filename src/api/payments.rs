@@ -23,18 +23,50 @@ use crate::state::AppState;
 use crate::store::orders::{Order, OrderState};
 use crate::store::parse_id;
 
+#[utoipa::path(
+    get,
+    operation_id = "listPaymentProviders",
+    path = "/api/v1/payments/providers",
+    tag = "payments",
+    summary = "The configured payment providers",
+    responses(
+        (status = 200, description = "Their ids", body = ProviderList),
+    ),
+)]
 pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ProviderList {
         providers: state.payments.ids(),
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
     provider: String,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "checkout",
+    path = "/api/v1/films/{id}/checkout",
+    tag = "payments",
+    summary = "Buy a film: an order and the provider's page to pay on",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "The order started", body = CheckoutView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`currency_unsupported`: the provider takes none of the film's currencies", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`too_many_open_orders`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn checkout(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -51,6 +83,22 @@ pub async fn checkout(
         .json(CheckoutView::from(&started)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "getOrder",
+    path = "/api/v1/orders/{id}",
+    tag = "payments",
+    summary = "One of the viewer's orders",
+    params(
+        ("id" = String, Path, description = "The order id"),
+    ),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn order(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -68,6 +116,18 @@ pub async fn order(
         .json(OrderView::from(&order)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listMyPurchases",
+    path = "/api/v1/me/purchases",
+    tag = "payments",
+    summary = "The viewer's purchases and orders",
+    responses(
+        (status = 200, description = "Purchases and every order", body = Purchases),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn my_purchases(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpResponse> {
     // Every purchase's order is among the viewer's orders: read them once.
     let orders = state.store.orders_of(&viewer.0.id)?;

@@ -30,12 +30,12 @@ fn no_store(mut builder: actix_web::HttpResponseBuilder) -> actix_web::HttpRespo
 }
 
 /// `GET /api/v1/auth/providers`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderList {
     pub providers: Vec<ProviderEntry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProviderEntry {
     pub id: &'static str,
     pub name: &'static str,
@@ -56,6 +56,16 @@ pub struct Linked {
     pub linked: &'static str,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "listSignInProviders",
+    path = "/api/v1/auth/providers",
+    tag = "auth",
+    summary = "The configured sign-in providers",
+    responses(
+        (status = 200, description = "The providers", body = ProviderList),
+    ),
+)]
 pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
     let providers = state
         .providers
@@ -234,7 +244,7 @@ fn session_cookie(state: &AppState, session: NewSession) -> Cookie<'static> {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExchangeRequest {
     code: String,
@@ -242,6 +252,19 @@ pub struct ExchangeRequest {
     code_verifier: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "exchangeSignInCode",
+    path = "/api/v1/auth/exchange",
+    tag = "auth",
+    summary = "Exchange an app's sign-in code (PKCE S256) for a token pair",
+    request_body = ExchangeRequest,
+    responses(
+        (status = 200, description = "A token pair", body = crate::api::views::account::TokenResponse),
+        (status = 400, description = "`invalid_code`, `invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn exchange(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -16,6 +16,7 @@ mod harness;
 mod ingest;
 mod notify_mail;
 mod oauth;
+mod openapi;
 mod payment_peers;
 mod payments;
 mod peers;

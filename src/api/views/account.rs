@@ -8,12 +8,14 @@ use crate::store::identities::Identity;
 use crate::store::users::{Role, User};
 
 /// `GET /me`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MeView {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    #[schema(value_type = String)]
     pub role: Role,
     pub created_at: i64,
     pub identities: Vec<IdentityView>,
@@ -34,7 +36,7 @@ impl MeView {
 }
 
 /// A linked provider as its owner sees it (not the provider's subject id).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub provider: String,
     pub email: Option<String>,
@@ -52,7 +54,7 @@ impl From<&Identity> for IdentityView {
 }
 
 /// A new access token and its refresh token (link, refresh, exchange, native sign-in).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -73,9 +75,11 @@ impl From<TokenPair> for TokenResponse {
 }
 
 /// A device registered for push, as its owner sees it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub platform: crate::store::outbox::Platform,
     pub token: String,
     pub lang: String,
@@ -97,7 +101,7 @@ impl From<&crate::store::devices::Device> for DeviceView {
 }
 
 /// `GET /me/devices`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceList {
     pub devices: Vec<DeviceView>,
 }

@@ -8,7 +8,7 @@ use crate::stream::gate::{self, Entitlement};
 use crate::stream::progress::ProgressView;
 
 /// A price in one currency.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PriceView {
     /// Integer minor units (cents for USD, won for KRW).
     pub amount: u64,
@@ -30,8 +30,9 @@ pub fn prices(prices: &[Price]) -> Vec<PriceView> {
 }
 
 /// A film in the catalogue (`GET /films`, `GET /films/{id}`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FilmView {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub title: String,
     pub description: String,
@@ -71,15 +72,16 @@ impl FilmView {
 }
 
 /// `GET /films`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FilmList {
     pub films: Vec<FilmView>,
 }
 
 /// `POST /films/{id}/playback`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PlaybackResponse {
     pub master_url: String,
+    #[schema(value_type = String)]
     pub entitlement: Entitlement,
     pub preview_segments: usize,
     pub total_segments: usize,
@@ -90,7 +92,7 @@ pub struct PlaybackResponse {
 }
 
 /// A viewer's progress in one film (`GET /films/{id}/progress`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProgressResponse {
     pub coverage: f64,
     pub covered_segments: usize,
@@ -123,8 +125,9 @@ impl From<ProgressView> for ProgressResponse {
 }
 
 /// One film in `GET /me/progress`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FilmProgress {
+    #[schema(value_type = String)]
     pub film_id: Uuid,
     pub title: String,
     #[serde(flatten)]
@@ -132,7 +135,7 @@ pub struct FilmProgress {
 }
 
 /// `GET /me/progress`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ProgressList {
     pub films: Vec<FilmProgress>,
 }

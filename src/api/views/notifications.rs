@@ -7,7 +7,7 @@ use crate::store::outbox::{Delivery, NotificationPrefs, OutboxEntry};
 
 /// `GET/PUT /api/v1/me/notifications`. Receipts, refund notices and tip thanks are
 /// transactional: always sent, no switch.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PrefsView {
     pub new_films_email: bool,
     pub new_films_push: bool,

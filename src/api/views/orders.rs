@@ -8,14 +8,18 @@ use crate::store::orders::{Order, OrderEvent, OrderKind, OrderState};
 
 /// An order as its payer sees it (`GET /orders/{id}`, `/me/purchases`): no provider ids,
 /// no event log.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderView<'a> {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = String)]
     pub kind: OrderKind,
     pub provider: &'a str,
     pub amount: u64,
     pub currency: &'a str,
+    #[schema(value_type = String)]
     pub state: OrderState,
     pub failure: Option<&'a str>,
     pub created_at: i64,
@@ -40,8 +44,9 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 }
 
 /// Where to send the payer: the answer to a checkout, and to a support with a tip.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CheckoutView<'a> {
+    #[schema(value_type = String)]
     pub order_id: Uuid,
     pub redirect_url: &'a str,
     pub mobile_url: Option<&'a str>,
@@ -64,11 +69,13 @@ impl<'a> From<&'a Started> for CheckoutView<'a> {
 }
 
 /// One film the viewer owns, with what they paid (`null`s if the order is gone).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PurchaseView {
+    #[schema(value_type = String)]
     pub film_id: Uuid,
     /// `null` when the film was deleted.
     pub title: Option<String>,
+    #[schema(value_type = String)]
     pub order_id: Uuid,
     pub purchased_at: i64,
     pub amount: Option<u64>,
@@ -77,14 +84,15 @@ pub struct PurchaseView {
 }
 
 /// `GET /me/purchases`: the films owned, and every order of the viewer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Purchases<'a> {
     pub purchases: Vec<PurchaseView>,
     pub orders: Vec<OrderView<'a>>,
 }
 
 /// `GET /payments/providers`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentProviderList)]
 pub struct ProviderList {
     pub providers: Vec<&'static str>,
 }

@@ -9,14 +9,18 @@ use crate::store::orders::{Order, OrderState};
 
 /// A comment in a thread, as viewers see it: a deleted one keeps its place with no text,
 /// and earlier texts are for moderators only.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CommentView<'a> {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = String)]
     pub user_id: Uuid,
     /// `null` when the author's account was deleted.
     pub author: Option<String>,
     pub body: &'a str,
+    #[schema(value_type = String)]
     pub state: CommentState,
     pub created_at: i64,
     pub edited_at: Option<i64>,
@@ -46,9 +50,10 @@ impl<'a> CommentView<'a> {
 }
 
 /// `GET /films/{id}/comments`: a page, newest first, and the cursor of the next.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CommentPage<'a> {
     pub comments: Vec<CommentView<'a>>,
+    #[schema(value_type = Option<String>)]
     pub next_cursor: Option<Uuid>,
 }
 
@@ -59,7 +64,7 @@ pub struct Reported {
 }
 
 /// `GET /films/{id}/social`: public counts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SocialCountsView {
     /// Visible comments (not held, hidden or deleted).
     pub comments: u64,
@@ -76,7 +81,7 @@ impl From<SocialCounts> for SocialCountsView {
 }
 
 /// A viewer's support of a film.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SupportView {
     pub at: i64,
     pub message: Option<String>,
@@ -93,7 +98,7 @@ impl From<Support> for SupportView {
 
 /// `POST /films/{id}/support`: the support recorded (the first one, on a repeat) and,
 /// with a tip, where to send the payer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SupportAnswer<'a> {
     pub supported: bool,
     pub support: Option<SupportView>,

@@ -1,0 +1,187 @@
+//! The JSON API's OpenAPI 3.1 document (issue 18), served at `GET /api/v1/openapi.json`.
+//!
+//! Operations come from the `#[utoipa::path]` attributes on the handlers, listed by hand in
+//! `ApiDoc` (the route table stays actix's own); their types are the `ToSchema` views of
+//! `api::views` and the handlers' request structs. What the derive cannot know is added by
+//! `Contract`: the security schemes, the one error shape and its codes (from `api::codes`,
+//! so a new code is in the document the day it is added), and the version. The server's
+//! address is the configuration's `public_url`, so it is set per server in `document`.
+//! `tests/server/openapi.rs` validates the document with an independent validator and
+//! fails when a route of the table is neither in it nor on its allow-list.
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema, Server};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+
+use super::codes::Code;
+use super::error::{ApiError, ApiResult};
+use crate::server::session::{CSRF_HEADER, SESSION_COOKIE};
+use crate::state::AppState;
+
+/// The security scheme names operations refer to in their `security(…)`.
+pub const BEARER: &str = "bearer";
+pub const SESSION: &str = "session";
+pub const CSRF: &str = "csrf";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cinegate",
+        description = "The JSON API of a cinegate server: sign-in, the catalogue, playback, \
+                       payments, comments and the admin's operations. Every refusal is \
+                       `{\"error\": {\"code\", \"message\"}}` with a stable `code`."
+    ),
+    paths(
+        super::auth::link,
+        super::auth::refresh,
+        super::auth::logout,
+        super::signin::providers,
+        super::signin::exchange,
+        super::me::me,
+        super::me::logout_all,
+        super::me::delete,
+        super::me::unlink,
+        super::me::progress,
+        super::films::list,
+        super::films::detail,
+        super::films::playback,
+        super::films::progress,
+        super::payments::checkout,
+        super::payments::order,
+        super::payments::providers,
+        super::payments::my_purchases,
+        super::comments::list,
+        super::comments::create,
+        super::comments::support,
+        super::comments::counts,
+        super::devices::list,
+        super::devices::register,
+        super::devices::delete,
+        super::notifications::prefs,
+        super::notifications::set_prefs,
+        document,
+    ),
+    modifiers(&Contract)
+)]
+struct ApiDoc;
+
+/// The parts of the document the derive cannot write.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "The access token of `/auth/link`, `/auth/refresh` or `/auth/exchange`",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "The browser session; every request with it also sends the CSRF header",
+            ))),
+        );
+        components.add_security_scheme(
+            CSRF,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                CSRF_HEADER,
+                "`X-Requested-With: cinegate` beside the session cookie",
+            ))),
+        );
+        components
+            .schemas
+            .insert(ErrorCode::name().into_owned(), ErrorCode::schema());
+        components
+            .schemas
+            .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+    }
+}
+
+/// The stable codes of `api::codes` as a string enum.
+pub struct ErrorCode;
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A stable error code: apps branch on it (docs/API-ERRORS.md)",
+            ))
+            .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
+/// `{"error": {"code", "message", …}}`, the one shape of every refusal; some codes carry
+/// fields beside them (`retry_after`, `coverage`, …), so the detail stays open.
+pub struct ErrorBody;
+
+impl PartialSchema for ErrorBody {
+    fn schema() -> RefOr<Schema> {
+        let detail = ObjectBuilder::new()
+            .property("code", ErrorCode::schema_ref())
+            .required("code")
+            .property("message", ObjectBuilder::new().schema_type(Type::String))
+            .required("message")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        ObjectBuilder::new()
+            .property("error", detail)
+            .required("error")
+            .into()
+    }
+}
+
+impl ToSchema for ErrorBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Error".into()
+    }
+}
+
+impl ErrorCode {
+    fn schema_ref() -> RefOr<Schema> {
+        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Self::name()))
+    }
+}
+
+/// The document for a server at `public_url`.
+pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.servers = Some(vec![Server::new(public_url.trim_end_matches('/'))]);
+    doc
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(
+    get,
+    operation_id = "getOpenApiDocument",
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
+    )
+)]
+pub async fn document(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    // Rendered per request: tests run many servers (each its own public_url) in one process,
+    // and the document is small; caches keep it for an hour.
+    let body = openapi(&state.config.public_url)
+        .to_json()
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .content_type("application/json")
+        .body(body))
+}
