@@ -116,9 +116,7 @@ impl PartialSchema for ErrorCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some(
-                "A stable error code: apps branch on it (docs/API-ERRORS.md)",
-            ))
+            .description(Some("A stable error code: apps branch on it (docs/API.md)"))
             .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
             .into()
     }

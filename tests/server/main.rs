@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod analytics;
+mod api_docs;
 mod auth;
 mod browser_smoke;
 mod console;
