@@ -12,6 +12,7 @@ mod console;
 mod console_films;
 mod console_moderation;
 mod console_orders;
+mod generated_client;
 mod hardening;
 mod harness;
 mod ingest;
