@@ -96,6 +96,14 @@ pub const CSRF: &str = "csrf";
         super::uploads::terminate,
         document,
     ),
+    // Schemas named only by a parameter's `value_type` (the derive collects bodies' and
+    // fields' schemas, not these).
+    components(schemas(
+        super::views::analytics::ExportFormat,
+        super::views::analytics::Granularity,
+        super::views::admin::JobStateName,
+        super::views::admin::FilmStatus,
+    )),
     modifiers(&Contract)
 )]
 struct ApiDoc;

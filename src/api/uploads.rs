@@ -109,9 +109,8 @@ pub async fn head(
         ("Upload-Offset" = u64, Header, description = "Where these bytes start: the offset `HEAD` answers", example = 0),
     ),
     request_body(
-        content = Vec<u8>,
-        content_type = "application/offset+octet-stream",
         description = "The next bytes of the file",
+        content(("application/offset+octet-stream")),
     ),
     responses(
         (status = 204, description = "Stored; on the last byte the source is accepted and a job queued", headers(

@@ -313,9 +313,8 @@ async fn set_published(
         ("X-File-Name" = Option<String>, Header, description = "The file's name, kept with the source"),
     ),
     request_body(
-        content = Vec<u8>,
-        content_type = "application/octet-stream",
         description = "The whole file, at most `upload.max_bytes`",
+        content(("application/octet-stream")),
     ),
     responses(
         (status = 202, description = "Accepted: a packaging job is queued", body = JobView),
