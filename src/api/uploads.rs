@@ -38,8 +38,8 @@ pub async fn options(state: web::Data<AppState>) -> HttpResponse {
     tag = "admin",
     summary = "tus creation: announce a film's source, then send it with PATCH",
     params(
-        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0"),
-        ("Upload-Length" = u64, Header, description = "The file's size in bytes, at most `Tus-Max-Size` (`Upload-Defer-Length` is refused)", example = 1048576),
+        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0", pattern = r"^1\.0\.0$"),
+        ("Upload-Length" = u64, Header, minimum = 1, description = "The file's size in bytes, at most `Tus-Max-Size` (`Upload-Defer-Length` is refused)", example = 1048576),
         ("Upload-Metadata" = String, Header, description = "Comma-separated `key base64(value)` pairs: `film_id` (required) and `filename`", example = "film_id MDE5M2E4ZjAtMDAwMC03MDAwLTgwMDAtMDAwMDAwMDAwMDAx,filename ZmlsbS5tcDQ="),
     ),
     responses(
@@ -73,7 +73,7 @@ pub async fn create(
     summary = "tus: how many bytes the server has (where to resume)",
     params(
         ("id" = String, Path, description = "The upload id (the last segment of `Location`)"),
-        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0"),
+        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0", pattern = r"^1\.0\.0$"),
     ),
     responses(
         (status = 200, description = "The upload's offset and length", headers(
@@ -105,7 +105,7 @@ pub async fn head(
     summary = "tus: append bytes at the upload's offset; the last byte queues packaging",
     params(
         ("id" = String, Path, description = "The upload id (the last segment of `Location`)"),
-        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0"),
+        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0", pattern = r"^1\.0\.0$"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes start: the offset `HEAD` answers", example = 0),
     ),
     request_body(
@@ -148,7 +148,7 @@ pub async fn patch(
     summary = "tus termination: drop an unfinished upload and its bytes",
     params(
         ("id" = String, Path, description = "The upload id (the last segment of `Location`)"),
-        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0"),
+        ("Tus-Resumable" = String, Header, description = "The protocol version: `1.0.0`", example = "1.0.0", pattern = r"^1\.0\.0$"),
     ),
     responses(
         (status = 204, description = "Terminated", headers(("Tus-Resumable" = String, description = "`1.0.0`"))),
