@@ -16,20 +16,27 @@ use crate::store::films::{Film, Price};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
+    /// Minor units (cents for USD, won for KRW).
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub amount: u64,
+    /// An ISO 4217 code (`USD`, `KRW`, …), in any case.
+    #[schema(example = "USD")]
     pub currency: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFilm {
+    /// 1–200 characters once trimmed, no control characters.
     pub title: String,
+    /// At most 10000 characters.
     #[serde(default)]
     pub description: String,
     /// Several currencies, one price each.
     #[serde(default)]
     pub prices: Vec<PriceInput>,
-    /// Shorthand for a single price.
+    /// Shorthand for a single price (minor units), with `currency`.
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub price: Option<u64>,
     pub currency: Option<String>,
 }
@@ -37,6 +44,7 @@ pub struct CreateFilm {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFilm {
+    /// Absent fields stay as they are.
     pub title: Option<String>,
     pub description: Option<String>,
     pub prices: Option<Vec<PriceInput>>,
