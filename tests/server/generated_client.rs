@@ -5,9 +5,7 @@
 //! holds the document to what an SDK made from it can do (`tests/peers/generated_client_flow.py`).
 
 use std::error::Error;
-use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::media::src_other;
@@ -22,16 +20,7 @@ const PUBLIC: &str = "http://127.0.0.1:1";
 fn a_generated_client_signs_in_buys_watches_and_comments() -> Result<(), Box<dyn Error>> {
     let server = Server::start(&[("CINEGATE_PAYMENTS__DEV__ENABLED", "true"), FAST_PACE]);
     let admin = server.user("gen-admin", true);
-    let (film, job) = server.ingest(&src_other(), "Generated client film", true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({ "prices": [{ "amount": 350, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&admin, &src_other(), "Generated client film", 350);
     let email = unique_email("gen-viewer");
     let created = server.cli(&["user", "create", &email]);
     assert!(created.starts_with("created"), "user create: {created:?}");
