@@ -45,7 +45,11 @@ pub async fn api_budgets(
     match state.api_limits.check(access, client, account) {
         Ok(standing) => {
             let mut res = next.call(req).await?;
-            add_headers(res.headers_mut(), &standing);
+            // A handler's own budget (sign-in, token failures, …) refused it: its 429
+            // speaks for that budget, not this one.
+            if res.status() != StatusCode::TOO_MANY_REQUESTS {
+                add_headers(res.headers_mut(), &standing);
+            }
             Ok(res.map_into_left_body())
         }
         Err(refused) => {

@@ -14,6 +14,7 @@ mod console_orders;
 mod hardening;
 mod harness;
 mod ingest;
+mod limits;
 mod notify_mail;
 mod oauth;
 mod openapi;
