@@ -15,6 +15,12 @@
 //! each new minute a shard starts over with empty maps, which also gives a flood's memory
 //! back. Forgetting a key only ever gives it a fresh budget; whoever can cycle through
 //! `capacity` addresses to reset one already had `capacity` budgets.
+//!
+//! The general budgets of `/api/v1` ([`ApiLimits`]) are governor's GCRA rather than fixed
+//! windows (no window edge at which a client gets two budgets at once), with governor's
+//! keyed state kept in the same kind of bounded two-generation map ([`BoundedStore`]).
+//! The budgets above stay fixed-window: clients and tests rely on their per-minute windows
+//! and `Retry-After` up to the next minute.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
