@@ -34,6 +34,17 @@ impl FilmPlayback {
         preview_fraction: f64,
     ) -> Result<Self, transcoder::TranscodeError> {
         let manifest = Manifest::load(dir)?;
+        Ok(Self::from_manifest(manifest, dir, secret, preview_fraction))
+    }
+
+    /// Renders the playlists of a loaded `manifest` (what [`FilmPlayback::load`] does after
+    /// reading it). Public for the fuzz targets (`fuzz/`).
+    pub fn from_manifest(
+        manifest: Manifest,
+        dir: &Path,
+        secret: FilmSecret,
+        preview_fraction: f64,
+    ) -> Self {
         let preview = preview_segments(manifest.segment_count(), preview_fraction);
         let media = manifest
             .renditions
@@ -44,14 +55,14 @@ impl FilmPlayback {
                 (r.name.clone(), (bytes(full), bytes(short)))
             })
             .collect();
-        Ok(Self {
+        Self {
             master: bytes(playlist::master(&manifest)),
             manifest,
             dir: dir.to_path_buf(),
             secret,
             media,
             preview,
-        })
+        }
     }
 
     /// The playlist for `allowed` segments: the full one or the preview cut.
