@@ -34,7 +34,11 @@ fuzz_target!(|data: &[u8]| {
         email: None,
         email_verified: false,
         name: None,
-        role: if flags[0] & 1 == 0 { Role::Viewer } else { Role::Admin },
+        role: if flags[0] & 1 == 0 {
+            Role::Viewer
+        } else {
+            Role::Admin
+        },
         created_at: 0,
         disabled: false,
         session_epoch: u32::from_le_bytes(epoch),
@@ -45,7 +49,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(ttl > 0);
             assert_eq!(
                 (claims.sub, claims.role, claims.sep, claims.iat, claims.exp),
-                (account.id, account.role, account.session_epoch, now, now + ttl)
+                (
+                    account.id,
+                    account.role,
+                    account.session_epoch,
+                    now,
+                    now + ttl
+                )
             );
         }
         Err(e) => {

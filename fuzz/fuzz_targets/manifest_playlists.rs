@@ -55,7 +55,8 @@ fuzz_target!(|data: &[u8]| {
                     let body = body.unwrap_or_else(|| unreachable!());
                     let read = m3u8_rs::parse_media_playlist_res(&body);
                     assert!(
-                        read.as_ref().is_ok_and(|p| p.segments.len() == listed && p.end_list),
+                        read.as_ref()
+                            .is_ok_and(|p| p.segments.len() == listed && p.end_list),
                         "{}",
                         String::from_utf8_lossy(&body)
                     );

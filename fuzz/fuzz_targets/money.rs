@@ -27,6 +27,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(value) = from_decimal(text, currency) {
         assert!(!text.is_empty() && !text.starts_with('.'), "{text:?}");
         assert!(text.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
-        assert_eq!(from_decimal(&to_decimal(value, currency), currency), Some(value));
+        assert_eq!(
+            from_decimal(&to_decimal(value, currency), currency),
+            Some(value)
+        );
     }
 });

@@ -12,7 +12,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let raw = u64::from_le_bytes(*size);
-    let size = if raw & 1 == 0 { raw >> 1 } else { (raw >> 1) % 4096 };
+    let size = if raw & 1 == 0 {
+        raw >> 1
+    } else {
+        (raw >> 1) % 4096
+    };
     let Ok(header) = std::str::from_utf8(header) else {
         return;
     };

@@ -24,13 +24,19 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(map) = parse_metadata(text) {
         for key in map.keys() {
-            assert!(!key.is_empty() && !key.contains(',') && !key.contains(' '), "{key:?}");
+            assert!(
+                !key.is_empty() && !key.contains(',') && !key.contains(' '),
+                "{key:?}"
+            );
         }
         let again = parse_metadata(&encode(&map)).ok();
         assert_eq!(again.as_ref(), Some(&map), "{text:?}");
     }
     if let Some(n) = parse_bytes(text) {
         assert_eq!(parse_bytes(&n.to_string()), Some(n));
-        assert!(text.trim_start_matches('+').bytes().all(|b| b.is_ascii_digit()));
+        assert!(text
+            .trim_start_matches('+')
+            .bytes()
+            .all(|b| b.is_ascii_digit()));
     }
 });
