@@ -207,6 +207,27 @@ mod tests {
         FilmPlayback::for_tests(dir)
     }
 
+    /// Regression (fuzz target `manifest_playlists`, corpus `seed-crash-no-renditions`): a
+    /// `manifest.json` without renditions panicked rendering the master playlist.
+    #[test]
+    fn a_manifest_without_renditions_renders_an_empty_master() -> Result<(), serde_json::Error> {
+        let text = include_str!("../../fuzz/corpus/manifest_playlists/seed-crash-no-renditions");
+        let manifest = Manifest::from_json(text)?;
+        assert!(manifest.renditions.is_empty());
+        let playback = FilmPlayback::from_manifest(
+            manifest,
+            Path::new("films/f/p"),
+            FilmSecret::from_bytes([7; 32]),
+            0.1,
+        );
+        let master = String::from_utf8_lossy(&playback.master).into_owned();
+        assert!(master.starts_with("#EXTM3U"), "{master}");
+        assert!(!master.contains("#EXT-X-STREAM-INF"), "{master}");
+        assert_eq!(playback.preview, 1);
+        assert!(playback.media("720", true).is_none());
+        Ok(())
+    }
+
     #[test]
     fn a_load_overtaken_by_an_invalidation_is_not_cached() {
         let cache = PlaybackCache::default();
