@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all deps build test lint demo bench
+.PHONY: all deps build test lint demo bench fuzz
 
 all: build
 
@@ -19,8 +19,14 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	./web/vendor.sh --check
 
+# The fuzz targets' CI-short run comes last (skipped, saying so, without nightly and cargo-fuzz).
 test: lint
 	$(CARGO) test --workspace
+	FUZZ_SECONDS=30 ./scripts/fuzz.sh --if-available
+
+# Every fuzz target for FUZZ_SECONDS (default 60) each: docs/FUZZING.md.
+fuzz: deps
+	./scripts/fuzz.sh
 
 demo: build
 	@./scripts/demo.sh

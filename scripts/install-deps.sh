@@ -88,3 +88,10 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+
+# cargo-fuzz for `make fuzz` (fuzz/), only where a nightly toolchain is installed beside
+# stable: cargo-fuzz itself builds on stable, but its targets need nightly's sanitizers.
+if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "installing: cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi

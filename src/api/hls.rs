@@ -95,7 +95,7 @@ async fn media(
 /// names and file names are unreserved characters, so nothing needs percent-decoding, and
 /// anything encoded (`%2e%2e`, `%2f`) simply names nothing.
 #[derive(Debug, PartialEq, Eq)]
-enum Route<'a> {
+pub enum Route<'a> {
     Master {
         token: &'a str,
     },
@@ -114,8 +114,8 @@ enum Route<'a> {
     },
 }
 
-/// `rest` is the path after `/hls/`.
-fn route(rest: &str) -> Option<Route<'_>> {
+/// `rest` is the path after `/hls/`. Public for the fuzz targets (`fuzz/`).
+pub fn route(rest: &str) -> Option<Route<'_>> {
     let mut parts = rest.split('/');
     let token = parts.next().filter(|t| !t.is_empty())?;
     let first = parts.next()?;
@@ -162,14 +162,14 @@ pub async fn dispatch(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
 }
 
 /// `00012.ts` → 12; anything else is not a segment name.
-fn segment_index(name: &str) -> Option<usize> {
+pub fn segment_index(name: &str) -> Option<usize> {
     let digits = name.strip_suffix(".ts")?;
     (digits.len() == 5 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())?
 }
 
 /// `12.key` → 12.
-fn key_index(name: &str) -> Option<usize> {
+pub fn key_index(name: &str) -> Option<usize> {
     let digits = name.strip_suffix(".key")?;
     (!digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())?
@@ -220,6 +220,17 @@ async fn segment(
     Ok(response)
 }
 
+/// The one part of a `size`-byte segment a `Range` header asks for, as `(start, length)`
+/// with `length > 0`; `None` when nothing in it is satisfiable (a 416). Only the first
+/// range of a list is served. Public for the fuzz targets (`fuzz/`).
+pub fn satisfiable_range(header: &str, size: u64) -> Option<(u64, u64)> {
+    actix_files::HttpRange::parse(header, size)
+        .ok()
+        .and_then(|r| r.into_iter().next())
+        .filter(|r| r.length > 0)
+        .map(|r| (r.start, r.length))
+}
+
 /// 200 with the whole segment, or 206 for one satisfiable `Range` (what players send);
 /// 416 for an unsatisfiable one. `body(start, len)` sends that part of the file. Encrypted,
 /// so a shared cache may keep it.
@@ -234,20 +245,16 @@ fn ranged(
         .and_then(|v| v.to_str().ok())
     {
         None => HttpResponse::Ok().no_chunking(size).body(body(0, size)),
-        Some(range) => match actix_files::HttpRange::parse(range, size)
-            .ok()
-            .and_then(|r| r.into_iter().next())
-            .filter(|r| r.length > 0)
-        {
-            Some(r) => {
-                let (start, end) = (r.start, r.start + r.length);
+        Some(range) => match satisfiable_range(range, size) {
+            Some((start, length)) => {
+                let end = start + length;
                 HttpResponse::PartialContent()
                     .insert_header((
                         header::CONTENT_RANGE,
                         format!("bytes {start}-{}/{size}", end - 1),
                     ))
-                    .no_chunking(r.length)
-                    .body(body(start, r.length))
+                    .no_chunking(length)
+                    .body(body(start, length))
             }
             None => {
                 return Err(ApiError::new(

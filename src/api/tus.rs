@@ -47,12 +47,18 @@ fn require_tus(req: &HttpRequest) -> ApiResult<()> {
     }
 }
 
+/// An `Upload-Length` or `Upload-Offset` value: a byte count. Public for the fuzz targets.
+pub fn parse_bytes(value: &str) -> Option<u64> {
+    value.parse().ok()
+}
+
 fn partial_path(state: &AppState, id: &Uuid) -> std::path::PathBuf {
     ingest::partial_upload_path(&state.config, id)
 }
 
 /// `key base64,key base64` → map. An empty header is an empty map (some clients send one).
-fn parse_metadata(text: &str) -> ApiResult<BTreeMap<String, String>> {
+/// Public for the fuzz targets (`fuzz/`).
+pub fn parse_metadata(text: &str) -> ApiResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once(' ').unwrap_or((pair, ""));
@@ -95,7 +101,7 @@ pub async fn create(
         ));
     }
     let length: u64 = header(req, "Upload-Length")
-        .and_then(|v| v.parse().ok())
+        .and_then(parse_bytes)
         .ok_or_else(|| {
             ApiError::bad_request(
                 Code::LengthRequired,
@@ -166,7 +172,7 @@ pub async fn patch(
     }
     let mut upload = find(state, id)?;
     let offset: u64 = header(req, "Upload-Offset")
-        .and_then(|v| v.parse().ok())
+        .and_then(parse_bytes)
         .ok_or_else(|| ApiError::bad_request(Code::OffsetRequired, "send Upload-Offset"))?;
     if offset != upload.offset {
         return Err(ApiError::conflict(

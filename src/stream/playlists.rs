@@ -34,6 +34,17 @@ impl FilmPlayback {
         preview_fraction: f64,
     ) -> Result<Self, transcoder::TranscodeError> {
         let manifest = Manifest::load(dir)?;
+        Ok(Self::from_manifest(manifest, dir, secret, preview_fraction))
+    }
+
+    /// Renders the playlists of a loaded `manifest` (what [`FilmPlayback::load`] does after
+    /// reading it). Public for the fuzz targets (`fuzz/`).
+    pub fn from_manifest(
+        manifest: Manifest,
+        dir: &Path,
+        secret: FilmSecret,
+        preview_fraction: f64,
+    ) -> Self {
         let preview = preview_segments(manifest.segment_count(), preview_fraction);
         let media = manifest
             .renditions
@@ -44,14 +55,14 @@ impl FilmPlayback {
                 (r.name.clone(), (bytes(full), bytes(short)))
             })
             .collect();
-        Ok(Self {
+        Self {
             master: bytes(playlist::master(&manifest)),
             manifest,
             dir: dir.to_path_buf(),
             secret,
             media,
             preview,
-        })
+        }
     }
 
     /// The playlist for `allowed` segments: the full one or the preview cut.
@@ -194,6 +205,27 @@ mod tests {
 
     fn playback(dir: &str) -> Arc<FilmPlayback> {
         FilmPlayback::for_tests(dir)
+    }
+
+    /// Regression (fuzz target `manifest_playlists`, corpus `seed-crash-no-renditions`): a
+    /// `manifest.json` without renditions panicked rendering the master playlist.
+    #[test]
+    fn a_manifest_without_renditions_renders_an_empty_master() -> Result<(), serde_json::Error> {
+        let text = include_str!("../../fuzz/corpus/manifest_playlists/seed-crash-no-renditions");
+        let manifest = Manifest::from_json(text)?;
+        assert!(manifest.renditions.is_empty());
+        let playback = FilmPlayback::from_manifest(
+            manifest,
+            Path::new("films/f/p"),
+            FilmSecret::from_bytes([7; 32]),
+            0.1,
+        );
+        let master = String::from_utf8_lossy(&playback.master).into_owned();
+        assert!(master.starts_with("#EXTM3U"), "{master}");
+        assert!(!master.contains("#EXT-X-STREAM-INF"), "{master}");
+        assert_eq!(playback.preview, 1);
+        assert!(playback.media("720", true).is_none());
+        Ok(())
     }
 
     #[test]

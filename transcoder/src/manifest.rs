@@ -95,10 +95,15 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let text =
             std::fs::read_to_string(&path).context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| TranscodeError::Io {
+        Self::from_json(&text).map_err(|e| TranscodeError::Io {
             context: format!("parsing {}", path.display()),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })
+    }
+
+    /// The manifest in `text` (a `manifest.json`'s contents). Public for the fuzz targets.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
     }
 
     pub(crate) fn to_json(&self) -> Vec<u8> {

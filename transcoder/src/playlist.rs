@@ -12,20 +12,24 @@ use crate::manifest::Manifest;
 use crate::secret::segment_iv_hex;
 
 /// The variant players should start on: 720p if present, else the nearest below, so a
-/// phone on a cold start neither stalls on 1080p nor looks poor on 360p.
-fn start_variant(manifest: &Manifest) -> usize {
-    manifest
-        .renditions
+/// phone on a cold start neither stalls on 1080p nor looks poor on 360p. `None` for a
+/// manifest without renditions.
+fn start_variant(manifest: &Manifest) -> Option<usize> {
+    let renditions = &manifest.renditions;
+    renditions
         .iter()
         .position(|r| r.width.min(r.height) <= 720)
-        .unwrap_or(0)
+        .or_else(|| (!renditions.is_empty()).then_some(0))
 }
 
+/// The master playlist. A manifest without renditions (never written by the packager, but
+/// `manifest.json` is a file on disk) gives one with no variants rather than a panic.
 pub fn master(manifest: &Manifest) -> String {
     let mut order: Vec<usize> = (0..manifest.renditions.len()).collect();
-    let first = start_variant(manifest);
-    order.retain(|&i| i != first);
-    order.insert(0, first);
+    if let Some(first) = start_variant(manifest) {
+        order.retain(|&i| i != first);
+        order.insert(0, first);
+    }
     let variants = order
         .into_iter()
         .map(|i| {
