@@ -114,6 +114,7 @@ pub async fn list(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "The last shot stayed with me all day."}))]
 pub struct BodyRequest {
     body: String,
 }
@@ -134,6 +135,8 @@ pub struct BodyRequest {
         (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 403, description = "`watch_more`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_input`: the text rules", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
     ),
@@ -189,6 +192,30 @@ fn comment_id(id: &str) -> ApiResult<Uuid> {
 
 /// Edits count against the same per-minute limit as posts: each one rewrites the record
 /// every page decodes.
+#[utoipa::path(
+    patch,
+    operation_id = "editComment",
+    path = "/api/v1/comments/{id}",
+    tag = "social",
+    summary = "Edit one's own comment",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    request_body = BodyRequest,
+    responses(
+        (status = 200, description = "The comment as edited", body = CommentView),
+        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`not_yours`; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: the text rules", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn edit(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -209,6 +236,25 @@ pub async fn edit(
     Ok(HttpResponse::Ok().json(view(&state, &updated, &viewer.0.id)))
 }
 
+/// The author's own, or any as an admin; the comment keeps its place with no text.
+#[utoipa::path(
+    delete,
+    operation_id = "deleteComment",
+    path = "/api/v1/comments/{id}",
+    tag = "social",
+    summary = "Delete a comment",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`not_yours`; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found` (a deleted comment too)", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -219,6 +265,26 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Puts the comment in the moderation queue; open to viewers past the coverage bar, as
+/// reading comments is.
+#[utoipa::path(
+    post,
+    operation_id = "reportComment",
+    path = "/api/v1/comments/{id}/report",
+    tag = "social",
+    summary = "Report a comment to the moderators",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    responses(
+        (status = 202, description = "Reported", body = Reported),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`watch_more`: below the coverage bar (`coverage`); `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such visible comment", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn report(
     state: web::Data<AppState>,
     viewer: Viewer,

@@ -34,6 +34,8 @@ pub struct RegisterRequest {
         (status = 200, description = "The token was registered before", body = DeviceView),
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),

@@ -59,6 +59,22 @@ pub async fn detail(
     Ok(HttpResponse::Ok().json(FilmView::new(&film, state.config.playback.preview_fraction)))
 }
 
+/// The film's poster frame; a public, cacheable file (conditional and range requests are
+/// served as for any static file).
+#[utoipa::path(
+    get,
+    operation_id = "getFilmPoster",
+    path = "/api/v1/films/{id}/poster.jpg",
+    tag = "films",
+    summary = "A film's poster (JPEG)",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The poster", content_type = "image/jpeg", body = inline(crate::api::openapi::Jpeg)),
+        (status = 404, description = "`not_found`: no such watchable film, or it has no poster", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn poster(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -106,7 +122,7 @@ pub async fn playback(
         .insert_header(("Cache-Control", "no-store"))
         .json(PlaybackResponse {
             master_url: format!("{base}{master_path}"),
-            entitlement,
+            entitlement: entitlement.into(),
             preview_segments: playback.preview,
             total_segments: playback.segment_count(),
             resume_at_seconds: view.resume_at_seconds,

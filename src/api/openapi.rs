@@ -39,6 +39,9 @@ pub const CSRF: &str = "csrf";
         super::auth::logout,
         super::signin::providers,
         super::signin::exchange,
+        super::signin::session_token,
+        super::signin::session_end,
+        super::signin::native,
         super::me::me,
         super::me::logout_all,
         super::me::delete,
@@ -46,16 +49,21 @@ pub const CSRF: &str = "csrf";
         super::me::progress,
         super::films::list,
         super::films::detail,
+        super::films::poster,
         super::films::playback,
         super::films::progress,
         super::payments::checkout,
         super::payments::order,
         super::payments::providers,
         super::payments::my_purchases,
+        super::payments::paypal_webhook,
         super::comments::list,
         super::comments::create,
         super::comments::support,
         super::comments::counts,
+        super::comments::edit,
+        super::comments::delete,
+        super::comments::report,
         super::devices::list,
         super::devices::register,
         super::devices::delete,
@@ -156,6 +164,20 @@ impl ErrorCode {
         RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Self::name()))
     }
 }
+
+/// A JPEG file as a response body: bytes, not JSON (`contentMediaType`, OpenAPI 3.1).
+pub struct Jpeg;
+
+impl PartialSchema for Jpeg {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("image/jpeg")
+            .into()
+    }
+}
+
+impl ToSchema for Jpeg {}
 
 /// The document for a server at `public_url`.
 pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {
