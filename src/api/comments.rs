@@ -2,7 +2,7 @@
 //! delivered to them ÷ all segments) has reached `playback.unlock_fraction`; admins always.
 //! Counts are public. Comment text is plain data: returned verbatim, escaped by any view.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -355,10 +355,12 @@ pub struct TipRequest {
     responses(
         (status = 201, description = "The first support", body = SupportAnswer),
         (status = 200, description = "Supported before: the first support", body = SupportAnswer),
-        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`: a body that does not parse or has the wrong shape (no body at all is a support without a message or tip)", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 403, description = "`watch_more`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`, `unknown_provider` (a tip's)", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_input`: a tip out of bounds", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`too_many_open_orders`", body = crate::api::openapi::ErrorBody),
         (status = 502, description = "`provider_unavailable` (a tip's checkout)", body = crate::api::openapi::ErrorBody),
@@ -369,11 +371,55 @@ pub async fn support(
     state: web::Data<AppState>,
     viewer: Viewer,
     path: web::Path<String>,
-    body: Option<web::Json<SupportRequest>>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, actix_web::Error> {
+    let request = optional_json::<SupportRequest>(&req, payload).await?;
+    Ok(support_with(state, viewer, &path, request).await?)
+}
+
+/// The body as `T`, or `T::default()` when the request has none. (`Option<web::Json<T>>`
+/// would also make `None` of a body that is not JSON, does not parse or has unknown
+/// fields, and so drop a malformed tip without a word: schemathesis found it.) A body is
+/// read by `web::Json`, so it is refused as every JSON body is (`error::json_error`).
+async fn optional_json<T: serde::de::DeserializeOwned + Default + 'static>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, actix_web::Error> {
+    use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    use actix_web::FromRequest;
+    let headers = req.headers();
+    let empty = match headers.get(CONTENT_LENGTH) {
+        Some(len) => len.as_bytes() == b"0",
+        None => !headers.contains_key(TRANSFER_ENCODING),
+    };
+    if empty {
+        return Ok(T::default());
+    }
+    let mut payload = payload.into_inner();
+    // Read as an object first: serde's derived structs also take a JSON array of their
+    // fields in order (`[null, null]` was a support), which no client means.
+    let object =
+        web::Json::<serde_json::Map<String, serde_json::Value>>::from_request(req, &mut payload)
+            .await?
+            .into_inner();
+    T::deserialize(serde_json::Value::Object(object)).map_err(|e| {
+        ApiError::bad_request(
+            Code::InvalidJson,
+            format!("the JSON body is not valid: {e}"),
+        )
+        .into()
+    })
+}
+
+async fn support_with(
+    state: web::Data<AppState>,
+    viewer: Viewer,
+    path: &str,
+    request: SupportRequest,
 ) -> ApiResult<HttpResponse> {
-    let film = catalogue::watchable(&state.store, &path)?;
+    let film = catalogue::watchable(&state.store, path)?;
     require_unlocked(&state, &viewer, &film).await?;
-    let request = body.map(web::Json::into_inner).unwrap_or_default();
     let done = support::support(
         &state.store,
         &state.orders(),

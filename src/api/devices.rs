@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"platform": "android", "token": "fcm-d7Qk2Lr9:APA91bHx0Zy3mN8vB5cT1wE6uI4oP2aS7dF9gJ0kL3zX", "lang": "ko"}))]
 pub struct RegisterRequest {
     platform: String,
     token: String,
