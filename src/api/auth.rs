@@ -96,6 +96,7 @@ pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
         (status = 200, description = "A token pair", body = TokenResponse),
         (status = 400, description = "`invalid_input` (empty or too long), `invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`invalid_token`, `token_expired`: unknown, used or expired link", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
@@ -129,7 +130,8 @@ pub async fn link(
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends), `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends)", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),

@@ -99,7 +99,8 @@ pub async fn poster(
     ),
     responses(
         (status = 200, description = "Where to play from, and how much is allowed", body = PlaybackResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -142,7 +143,8 @@ pub async fn playback(
     ),
     responses(
         (status = 200, description = "Coverage, watch time, unlock", body = ProgressResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),

@@ -59,7 +59,8 @@ pub struct CheckoutRequest {
     responses(
         (status = 201, description = "The order started", body = CheckoutView),
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
         (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::openapi::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
@@ -97,7 +98,8 @@ pub async fn checkout(
     ),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -127,7 +129,8 @@ pub async fn order(
     summary = "The viewer's purchases and orders",
     responses(
         (status = 200, description = "Purchases and every order", body = Purchases),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

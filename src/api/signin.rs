@@ -293,6 +293,7 @@ pub struct ExchangeRequest {
     responses(
         (status = 200, description = "A token pair", body = crate::api::views::account::TokenResponse),
         (status = 400, description = "`invalid_code`, `invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
