@@ -29,35 +29,11 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 MAX_MEDIAN_MS=50
 
-log() { printf '[analytics-bench] %s\n' "$*" >&2; }
-die() { printf '[analytics-bench] error: %s\n' "$*" >&2; exit 1; }
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-command -v curl >/dev/null || die "curl is missing"
-
-if [[ $SKIP_BUILD != 1 ]]; then
-  log "cargo build --release (binary and the seed example)"
-  (cd "$REPO_DIR" && cargo build --release --quiet && cargo build --release --quiet --example seed_analytics)
-fi
-CINEGATE="$REPO_DIR/target/release/cinegate"
-SEED="$REPO_DIR/target/release/examples/seed_analytics"
-[[ -x $CINEGATE && -x $SEED ]] || die "build first (or SKIP_BUILD=0)"
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cinegate-analytics-bench.XXXXXX")
-PID=""
-cleanup() {
-  if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  if [[ $KEEP_TMP == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^CINEGATE_' || true)
-export CINEGATE_LISTEN=127.0.0.1:0
-export CINEGATE_MEDIA_DIR="$TMP/media"
-export CINEGATE_KEYS_DIR="$TMP/keys"
-export CINEGATE_PUBLIC_URL=http://127.0.0.1:1
-export CINEGATE_LOG=warn
-mkdir -p "$TMP/media"
+NAME=analytics-bench
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_build seed_analytics
+bench_tmp
 
 log "seeding $FILMS films × $DAYS days"
 seed_start=$(date +%s.%N)
@@ -65,17 +41,7 @@ FILM=$("$SEED" "$TMP/media" "$FILMS" "$DAYS" "$VIEWERS")
 seed_secs=$(awk -v a="$seed_start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')
 [[ -n $FILM ]] || die "the seed printed no film id"
 
-(cd "$TMP" && exec "$CINEGATE" serve) >"$TMP/out" 2>"$TMP/log" &
-PID=$!
-PORT=""
-for _ in $(seq 1 300); do
-  PORT=$(sed -n 's|^cinegate listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$TMP/out" | head -n 1)
-  [[ -n $PORT ]] && break
-  kill -0 "$PID" 2>/dev/null || { cat "$TMP/log" >&2; die "the server exited during start-up"; }
-  sleep 0.1
-done
-[[ -n $PORT ]] || die "the server did not start"
-BASE="http://127.0.0.1:$PORT"
+bench_start
 
 # An admin's bearer token, from a login link.
 "$CINEGATE" user create admin@bench.example --admin >/dev/null
@@ -94,29 +60,17 @@ REQUESTS=("/api/v1/admin/analytics?$Q&granularity=day"
   "/api/v1/admin/analytics?$Q&granularity=day&film=$FILM"
   "/api/v1/admin/analytics/films/$FILM/retention")
 
+echo
+bench_machine
 cat <<EOF
-
-    Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs; cinegate $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo '?'); $(date -u '+%Y-%m-%d %H:%M UTC').
     FILMS=$FILMS DAYS=$DAYS VIEWERS=$VIEWERS WARM=$WARM RUNS=$RUNS; seeding took ${seed_secs} s; store $(du -sh "$TMP/media/store" | cut -f1).
 
 | request | status | bytes | median ms | p90 ms | target | result |
 |---|---:|---:|---:|---:|---|---|
 EOF
-fails=0
 for req in "${REQUESTS[@]}"; do
-  for _ in $(seq 1 "$WARM"); do curl -s -o /dev/null -H "$AUTH" "$BASE$req"; done
-  times=$(for _ in $(seq 1 "$RUNS"); do
-    curl -s -o /dev/null -H "$AUTH" -w '%{http_code} %{size_download} %{time_starttransfer}\n' "$BASE$req"
-  done)
-  status=$(awk 'NR==1{print $1}' <<<"$times")
-  bytes=$(awk 'NR==1{print $2}' <<<"$times")
-  read -r median p90 < <(awk '{print $3*1000}' <<<"$times" | sort -n |
-    awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[int((NR+1)/2)], a[int(NR*0.9+0.5)]}')
-  if [[ $status == 200 ]] && awk -v m="$median" -v t="$MAX_MEDIAN_MS" 'BEGIN{exit !(m < t)}'; then
-    result=PASS
-  else
-    result=FAIL; fails=$((fails + 1))
-  fi
+  bench_time "$BASE$req" -H "$AUTH"
+  bench_judge
   shown=${req//$FILM/\{film\}}
   shown=${shown//$Q/from=…\&to=…}
   printf '| `%s` | %s | %s | %s | %s | < %s ms | %s |\n' "$shown" "$status" "$bytes" "$median" "$p90" "$MAX_MEDIAN_MS" "$result"

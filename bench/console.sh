@@ -31,52 +31,16 @@ KEEP_TMP=${KEEP_TMP:-0}
 MAX_MEDIAN_MS=50
 MAX_RSS_RISE_MB=32
 
-log() { printf '[console-bench] %s\n' "$*" >&2; }
-die() { printf '[console-bench] error: %s\n' "$*" >&2; exit 1; }
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
-command -v curl >/dev/null || die "curl is missing"
-
-if [[ $SKIP_BUILD != 1 ]]; then
-  log "cargo build --release (binary and the seed example)"
-  (cd "$REPO_DIR" && cargo build --release --quiet && cargo build --release --quiet --example seed_console)
-fi
-CINEGATE="$REPO_DIR/target/release/cinegate"
-SEED="$REPO_DIR/target/release/examples/seed_console"
-[[ -x $CINEGATE && -x $SEED ]] || die "build first (or SKIP_BUILD=0)"
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/cinegate-console-bench.XXXXXX")
-PID=""
-SAMPLER=""
-cleanup() {
-  [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null || true
-  if [[ -n $PID ]]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  if [[ $KEEP_TMP == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-while read -r v; do unset "$v"; done < <(compgen -e | grep '^CINEGATE_' || true)
-export CINEGATE_LISTEN=127.0.0.1:0
-export CINEGATE_MEDIA_DIR="$TMP/media"
-export CINEGATE_KEYS_DIR="$TMP/keys"
-export CINEGATE_PUBLIC_URL=http://127.0.0.1:1
-export CINEGATE_LOG=warn
-mkdir -p "$TMP/media"
+NAME=console-bench
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_build seed_console
+bench_tmp
 
 log "seeding $FILMS films, $ORDERS orders, $COMMENTS comments"
 "$SEED" "$TMP/media" "$FILMS" "$ORDERS" "$COMMENTS" >&2
 
-(cd "$TMP" && exec "$CINEGATE" serve) >"$TMP/out" 2>"$TMP/log" &
-PID=$!
-PORT=""
-for _ in $(seq 1 300); do
-  PORT=$(sed -n 's|^cinegate listening on http://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$TMP/out" | head -n 1)
-  [[ -n $PORT ]] && break
-  kill -0 "$PID" 2>/dev/null || { cat "$TMP/log" >&2; die "the server exited during start-up"; }
-  sleep 0.1
-done
-[[ -n $PORT ]] || die "the server did not start"
-BASE="http://127.0.0.1:$PORT"
+bench_start
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$PID/status"; }
 
 # An admin and its browser session (the cookie jar), as the console's sign-in makes it.
@@ -102,30 +66,17 @@ PAGES=(/admin /admin/films "/admin/films?page=10" "/admin/films?q=Night" "/admin
 [[ -n $ORDER_ID ]] && PAGES+=("/admin/orders/$ORDER_ID")
 [[ -n $USER_ID ]] && PAGES+=("/admin/users/$USER_ID")
 
+echo
+bench_machine
 cat <<EOF
-
-    Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs; cinegate $(git -C "$REPO_DIR" describe --always --dirty 2>/dev/null || echo '?'); $(date -u '+%Y-%m-%d %H:%M UTC').
     FILMS=$FILMS ORDERS=$ORDERS COMMENTS=$COMMENTS WARM=$WARM RUNS=$RUNS
 
 | page | status | bytes | median ms | p90 ms | target | result |
 |---|---:|---:|---:|---:|---|---|
 EOF
-fails=0
 for page in "${PAGES[@]}"; do
-  for _ in $(seq 1 "$WARM"); do curl -s -o /dev/null -b "$JAR" "$BASE$page"; done
-  status=""; bytes=""
-  times=$(for _ in $(seq 1 "$RUNS"); do
-    curl -s -o /dev/null -b "$JAR" -w '%{http_code} %{size_download} %{time_starttransfer}\n' "$BASE$page"
-  done)
-  status=$(awk 'NR==1{print $1}' <<<"$times")
-  bytes=$(awk 'NR==1{print $2}' <<<"$times")
-  read -r median p90 < <(awk '{print $3*1000}' <<<"$times" | sort -n |
-    awk '{a[NR]=$1} END {printf "%.1f %.1f\n", a[int((NR+1)/2)], a[int(NR*0.9+0.5)]}')
-  if [[ $status == 200 ]] && awk -v m="$median" -v t="$MAX_MEDIAN_MS" 'BEGIN{exit !(m < t)}'; then
-    result=PASS
-  else
-    result=FAIL; fails=$((fails + 1))
-  fi
+  bench_time "$BASE$page" -b "$JAR"
+  bench_judge
   printf '| `%s` | %s | %s | %s | %s | < %s ms | %s |\n' "$page" "$status" "$bytes" "$median" "$p90" "$MAX_MEDIAN_MS" "$result"
 done
 
@@ -144,13 +95,14 @@ if ((UPLOAD_MB > 0)); then
   RSS0=$(rss_kb)
   (while kill -0 "$PID" 2>/dev/null; do rss_kb >>"$TMP/rss"; sleep 0.2; done) &
   SAMPLER=$!
+  BENCH_KILL+=("$SAMPLER")
   start=$(date +%s.%N)
   code=$(curl -s -o "$TMP/patch.out" -w '%{http_code}' -b "$JAR" -X PATCH -T "$BIG" \
     -H 'X-Requested-With: cinegate' -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
     -H 'Content-Type: application/offset+octet-stream' "$BASE$LOC")
   end=$(date +%s.%N)
   sleep 0.5
-  kill "$SAMPLER" 2>/dev/null || true; SAMPLER=""
+  kill "$SAMPLER" 2>/dev/null || true
   RSS1=$(rss_kb)
   MAX=$(sort -n "$TMP/rss" | tail -n 1)
   rise=$(( (MAX - RSS0) / 1024 ))

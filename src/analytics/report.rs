@@ -314,40 +314,34 @@ fn top_films(store: &Store, from: i32, to: i32) -> Result<Tops, StoreError> {
             hours.push((*film, t.watch_seconds / 3600.0));
         }
     }
-    let title = |film: &Uuid| -> Result<Option<String>, StoreError> {
-        Ok(store.film(film)?.map(|f| f.title))
-    };
     let mut revenue = Vec::new();
-    for (currency, mut films) in by_currency {
-        // Ties in film id order, so the answer does not depend on hashing.
-        films.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        films.truncate(TOP);
-        let ranked = films
-            .into_iter()
-            .map(|(film, value)| {
-                Ok(Ranked {
-                    title: title(&film)?,
-                    film,
-                    value,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        revenue.push((currency, ranked));
+    for (currency, films) in by_currency {
+        revenue.push((currency, ranked(store, films, |a, b| a.cmp(b))?));
     }
     revenue.sort_by(|a, b| a.0.cmp(&b.0));
-    hours.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    hours.truncate(TOP);
-    let hours = hours
+    let hours = ranked(store, hours, |a, b| a.total_cmp(b))?;
+    Ok((revenue, hours))
+}
+
+/// The first `TOP` of `films` by value, largest first (ties in film id order, so the answer
+/// does not depend on hashing), each with its title.
+fn ranked<T>(
+    store: &Store,
+    mut films: Vec<(Uuid, T)>,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Result<Vec<Ranked<T>>, StoreError> {
+    films.sort_by(|a, b| order(&b.1, &a.1).then(a.0.cmp(&b.0)));
+    films.truncate(TOP);
+    films
         .into_iter()
         .map(|(film, value)| {
             Ok(Ranked {
-                title: title(&film)?,
+                title: store.film(&film)?.map(|f| f.title),
                 film,
                 value,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((revenue, hours))
+        .collect()
 }
 
 /// One point of a retention curve.

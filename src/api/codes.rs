@@ -1,7 +1,7 @@
 //! The stable error codes of the JSON API: the `code` in `{"error": {"code", "message"}}`.
 //! Apps branch on these strings, so a code is never renamed or reused for another meaning;
 //! the status it is answered with is chosen where the error is mapped (`api::error`), and
-//! docs/API-ERRORS.md lists every code with its status (a test below keeps the two in step).
+//! docs/API.md ("Error codes") lists every code with its status (a test below keeps the two in step).
 
 use serde::{Serialize, Serializer};
 
@@ -218,9 +218,14 @@ mod tests {
         }
     }
 
-    /// The codes of docs/API-ERRORS.md's table: the first cell of each row, in backticks.
+    /// The codes of docs/API.md's error tables (the section "Error codes" to the end): the
+    /// first cell of each row, in backticks.
     fn documented() -> Vec<String> {
-        include_str!("../../docs/API-ERRORS.md")
+        let guide = include_str!("../../docs/API.md");
+        let tables = guide
+            .split_once("\n## Error codes\n")
+            .map_or("", |(_, rest)| rest);
+        tables
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
             .filter_map(|l| l.split_once('`'))
@@ -234,19 +239,19 @@ mod tests {
         for code in Code::ALL {
             assert!(
                 documented.iter().any(|d| d == code.as_str()),
-                "`{code}` is not in docs/API-ERRORS.md"
+                "`{code}` is not in docs/API.md"
             );
         }
         for d in &documented {
             assert!(
                 Code::ALL.iter().any(|c| c.as_str() == d),
-                "docs/API-ERRORS.md lists `{d}`, which is no code"
+                "docs/API.md lists `{d}`, which is no code"
             );
         }
         assert_eq!(
             documented.len(),
             Code::ALL.len(),
-            "a code is listed twice in docs/API-ERRORS.md"
+            "a code is listed twice in docs/API.md"
         );
     }
 

@@ -448,6 +448,24 @@ async fn support_with(
     })
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminHideComment",
+    path = "/api/v1/admin/comments/{id}/hide",
+    tag = "admin",
+    summary = "Hide a comment from everyone but its author",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    responses(
+        (status = 200, description = "The comment, hidden", body = AdminCommentView),
+        (status = 404, description = "`not_found`: no such comment", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`comment_deleted` (with `deleted_by`): a deleted comment stays deleted", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_hide(
     state: web::Data<AppState>,
     _a: Admin,
@@ -457,6 +475,24 @@ pub async fn admin_hide(
     Ok(HttpResponse::Ok().json(AdminCommentView::from(c)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminRestoreComment",
+    path = "/api/v1/admin/comments/{id}/restore",
+    tag = "admin",
+    summary = "Show a hidden or held comment to everyone",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    responses(
+        (status = 200, description = "The comment, visible", body = AdminCommentView),
+        (status = 404, description = "`not_found`: no such comment", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`comment_deleted` (with `deleted_by`): a deleted comment stays deleted", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 /// Shows a hidden or held comment to everyone; a deleted one is refused (`comment_deleted`).
 pub async fn admin_restore(
     state: web::Data<AppState>,
@@ -467,6 +503,23 @@ pub async fn admin_restore(
     Ok(HttpResponse::Ok().json(AdminCommentView::from(c)))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "adminDeleteComment",
+    path = "/api/v1/admin/comments/{id}",
+    tag = "admin",
+    summary = "Delete a comment's text and history (a tombstone stays)",
+    params(
+        ("id" = String, Path, description = "The comment id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted (or already was)"),
+        (status = 404, description = "`not_found`: no such comment", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_delete(
     state: web::Data<AppState>,
     _a: Admin,
@@ -476,6 +529,19 @@ pub async fn admin_delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminModerationQueue",
+    path = "/api/v1/admin/comments/queue",
+    tag = "admin",
+    summary = "Reported comments (most reported first) and held ones",
+    responses(
+        (status = 200, description = "The queue", body = ModerationQueue),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 /// The moderation queue: reported comments (most reported first) and held ones.
 pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<HttpResponse> {
     // Reads every flagged comment (`comments_flagged`): off the runtime's threads.
@@ -485,6 +551,23 @@ pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<Htt
     Ok(HttpResponse::Ok().json(ModerationQueue { queue }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminFilmSupporters",
+    path = "/api/v1/admin/films/{id}/supporters",
+    tag = "admin",
+    summary = "A film's supporters and tips",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "Supporters and tips (empty for a film without any)", body = Supporters),
+        (status = 404, description = "`not_found`: not a film id", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_supporters(
     state: web::Data<AppState>,
     _a: Admin,

@@ -91,6 +91,19 @@ pub async fn set_prefs(
     Ok(HttpResponse::Ok().json(PrefsView::from(&prefs)))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminListDeadLetters",
+    path = "/api/v1/admin/notifications/dead",
+    tag = "admin",
+    summary = "Notifications that gave up after their retries",
+    responses(
+        (status = 200, description = "The dead letters", body = DeadLetterList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn dead(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let st = state.clone();
     let dead = web::block(move || st.store.dead_letters())
@@ -101,6 +114,23 @@ pub async fn dead(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     }))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminRetryDeadLetter",
+    path = "/api/v1/admin/notifications/dead/{id}/retry",
+    tag = "admin",
+    summary = "Send a dead letter again",
+    params(
+        ("id" = String, Path, description = "The dead letter id"),
+    ),
+    responses(
+        (status = 200, description = "The entry, queued again", body = DeadLetterView),
+        (status = 404, description = "`not_found`: no such dead letter (or not an id)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn retry_dead(
     state: web::Data<AppState>,
     admin: Admin,

@@ -69,8 +69,49 @@ pub const CSRF: &str = "csrf";
         super::devices::delete,
         super::notifications::prefs,
         super::notifications::set_prefs,
+        super::admin::analytics::report,
+        super::admin::analytics::retention,
+        super::admin::films::list,
+        super::admin::films::create,
+        super::admin::films::get,
+        super::admin::films::update,
+        super::admin::films::delete,
+        super::admin::films::publish,
+        super::admin::films::unpublish,
+        super::admin::films::put_source,
+        super::admin::grants::grant,
+        super::admin::grants::revoke,
+        super::admin::jobs::list,
+        super::admin::jobs::get,
+        super::admin::jobs::cancel,
+        super::admin::jobs::retry,
+        super::admin::users::list,
+        super::payments::admin_orders,
+        super::payments::admin_refund,
+        super::payments::admin_reconcile,
+        super::comments::admin_queue,
+        super::comments::admin_hide,
+        super::comments::admin_restore,
+        super::comments::admin_delete,
+        super::comments::admin_supporters,
+        super::notifications::dead,
+        super::notifications::retry_dead,
+        super::uploads::options,
+        super::uploads::options_item,
+        super::uploads::create,
+        super::uploads::head,
+        super::uploads::patch,
+        super::uploads::terminate,
         document,
     ),
+    // Schemas named only by a parameter's `value_type` (the derive collects bodies' and
+    // fields' schemas, not these).
+    components(schemas(
+        super::views::analytics::ExportFormat,
+        super::views::analytics::Granularity,
+        super::views::admin::JobStateName,
+        super::views::admin::FilmStatus,
+    )),
     modifiers(&Contract)
 )]
 struct ApiDoc;
@@ -124,9 +165,7 @@ impl PartialSchema for ErrorCode {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .description(Some(
-                "A stable error code: apps branch on it (docs/API-ERRORS.md)",
-            ))
+            .description(Some("A stable error code: apps branch on it (docs/API.md)"))
             .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
             .into()
     }

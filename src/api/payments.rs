@@ -405,6 +405,19 @@ pub async fn paypal_webhook(
     Ok(HttpResponse::Ok().json(WebhookAnswer { status }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminListOrders",
+    path = "/api/v1/admin/orders",
+    tag = "admin",
+    summary = "Every order, newest first, with its history",
+    responses(
+        (status = 200, description = "The orders", body = AdminOrderList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every order: off the runtime's threads.
     let store = state.store.clone();
@@ -414,6 +427,25 @@ pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResul
     Ok(HttpResponse::Ok().json(AdminOrderList { orders }))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminRefundOrder",
+    path = "/api/v1/admin/orders/{id}/refund",
+    tag = "admin",
+    summary = "Refund a paid order with its provider",
+    params(
+        ("id" = String, Path, description = "The order id"),
+    ),
+    responses(
+        (status = 200, description = "The order, refunded", body = AdminOrderView),
+        (status = 404, description = "`not_found`: no such order; `unknown_provider`: its provider is no longer configured", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`order_state`: not a paid order", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_refund(
     state: web::Data<AppState>,
     admin: Admin,
@@ -428,6 +460,20 @@ pub async fn admin_refund(
     Ok(HttpResponse::Ok().json(AdminOrderView::from(order)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminReconcilePayments",
+    path = "/api/v1/admin/payments/reconcile",
+    tag = "admin",
+    summary = "Ask the providers about every unsettled order now",
+    responses(
+        (status = 200, description = "How many orders changed", body = Reconciled, example = json!({"changed": 2})),
+        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn admin_reconcile(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let changed = state
         .orders()

@@ -93,6 +93,25 @@ fn transactional_footer(lang: Language) -> Vec<String> {
     }]
 }
 
+/// A mail about one of the payer's payments: its subject, heading and paragraph, the
+/// payment's rows, a link to the film when there is one to follow, and the footer saying why
+/// it was sent.
+fn payment_mail(
+    lang: Language,
+    p: &Payment<'_>,
+    (subject, heading, para): (String, String, String),
+    link: Option<&str>,
+) -> Mail {
+    Mail {
+        subject,
+        heading,
+        paragraphs: vec![para],
+        rows: payment_rows(lang, p),
+        link: link.map(|l| (l.to_string(), p.film_url.clone())),
+        footer: transactional_footer(lang),
+    }
+}
+
 /// A purchase receipt.
 pub fn receipt(lang: Language, p: &Payment<'_>) -> Mail {
     let (subject, heading, para, link) = match lang {
@@ -109,14 +128,7 @@ pub fn receipt(lang: Language, p: &Payment<'_>) -> Mail {
             "영화 보기",
         ),
     };
-    Mail {
-        subject,
-        heading,
-        paragraphs: vec![para],
-        rows: payment_rows(lang, p),
-        link: Some((link.into(), p.film_url.clone())),
-        footer: transactional_footer(lang),
-    }
+    payment_mail(lang, p, (subject, heading, para), Some(link))
 }
 
 /// A refund notice.
@@ -133,14 +145,7 @@ pub fn refund(lang: Language, p: &Payment<'_>) -> Mail {
             "아래 금액은 결제하신 수단으로 환불되며, 반영까지 며칠이 걸릴 수 있습니다.".to_string(),
         ),
     };
-    Mail {
-        subject,
-        heading,
-        paragraphs: vec![para],
-        rows: payment_rows(lang, p),
-        link: None,
-        footer: transactional_footer(lang),
-    }
+    payment_mail(lang, p, (subject, heading, para), None)
 }
 
 /// The thank-you for a paid tip.
@@ -162,14 +167,7 @@ pub fn tip_thanks(lang: Language, p: &Payment<'_>) -> Mail {
             "영화로 돌아가기",
         ),
     };
-    Mail {
-        subject,
-        heading,
-        paragraphs: vec![para],
-        rows: payment_rows(lang, p),
-        link: Some((link.into(), p.film_url.clone())),
-        footer: transactional_footer(lang),
-    }
+    payment_mail(lang, p, (subject, heading, para), Some(link))
 }
 
 /// "A new film is published", for viewers who opted in (carries `List-Unsubscribe`).

@@ -5,8 +5,10 @@
 //! (`session`), answer under a strict CSP with no inline script (`headers`), and call the
 //! domain services — never the JSON handlers. Errors are classified by `api::error` (the
 //! one map from domain errors to a status and a stable code) and shown as pages
-//! (`error`). `assets` serves the embedded CSS, ES modules and vendored libraries.
+//! (`error`). `assets` serves the embedded CSS, ES modules and vendored libraries; `api_docs` the
+//! JSON API's reference page (Swagger UI over the OpenAPI document).
 
+pub mod api_docs;
 pub mod assets;
 pub mod console;
 pub mod error;
@@ -19,6 +21,7 @@ use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/assets/{path:.*}").route(web::get().to(assets::serve)));
+    api_docs::configure(cfg);
     console::configure(cfg);
     viewer::configure(cfg);
 }

@@ -13,7 +13,6 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::{json, Value};
 use testkit::sources::{lavfi_av, with, X264};
 
@@ -156,16 +155,7 @@ fn rollups_funnel_and_retention_match_what_the_viewers_did_and_the_backfill_agre
 ) -> Result<(), Box<dyn Error>> {
     let mut server = Server::start(&[("CINEGATE_PAYMENTS__DEV__ENABLED", "true"), FAST_PACE]);
     let admin = server.user("analytics-admin", true);
-    let (film, job) = server.ingest(&src_analytics(), "Analytics film", true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({ "prices": [{ "amount": PRICE, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&admin, &src_analytics(), "Analytics film", PRICE);
     let info = film_info(&server, &admin, &film);
     assert_eq!((info.segments, info.preview), (6, 1), "the scenario's film");
     let viewers: Vec<User> = (1..=4)

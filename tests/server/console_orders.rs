@@ -2,9 +2,6 @@
 //! order refunded from its page ends the buyer's access; the users page finds the buyer,
 //! disables and enables them, gives and revokes a film, and makes a sign-in link.
 
-use std::time::Duration;
-
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::browser::run_browser;
@@ -34,16 +31,7 @@ fn a_refund_from_the_orders_page_ends_access_and_the_users_page_manages_the_buye
 ) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::start(&[("CINEGATE_PAYMENTS__DEV__ENABLED", "true")]);
     let api_admin = server.user("api-admin", true);
-    let (film, job) = server.ingest(&src_other(), "Night <b>Train</b>", true);
-    server.wait_job_ready(&api_admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&api_admin.access),
-            Some(json!({ "prices": [{ "amount": 499, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&api_admin, &src_other(), "Night <b>Train</b>", 499);
     let other = server.create_film(&api_admin, "A film to give");
     let info = film_info(&server, &api_admin, &film);
     assert!(

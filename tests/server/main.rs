@@ -5,12 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod analytics;
+mod api_docs;
 mod auth;
 mod browser_smoke;
 mod console;
 mod console_films;
 mod console_moderation;
 mod console_orders;
+mod generated_client;
 mod hardening;
 mod harness;
 mod ingest;

@@ -574,16 +574,7 @@ fn a_purchase_pushes_to_the_buyers_devices() {
     let server = Server::start(&env);
     let admin = server.user("push-admin", true);
     let buyer = server.user("push-buyer", false);
-    let (film, job) = server.ingest(&src_other(), "Push film", true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({"prices": [{"amount": 300, "currency": "USD"}]})),
-        )
-        .expect(200, "price");
+    let film = server.priced_film(&admin, &src_other(), "Push film", 300);
 
     let android = format!("buyer:APA91b{}", "a".repeat(40));
     let android_gone = format!("gone:APA91b{}", "b".repeat(40));

@@ -1,11 +1,6 @@
 //! The viewer app in a real browser (issue 16): Chromium driven by playwright-core against
 //! the real server. Screenshots go to `target/console-shots/`.
 
-use std::time::Duration;
-
-use reqwest::Method;
-use serde_json::json;
-
 use crate::harness::browser::run_browser;
 use crate::harness::media::src_other;
 use crate::harness::server::Server;
@@ -17,16 +12,7 @@ fn a_visitor_browses_signs_in_from_the_film_and_switches_language(
     let server = Server::start(&[]);
     let admin = server.user("viewer-app-admin", true);
     let title = r#"<script>window.__xss=1</script> Night & "Day""#;
-    let (film, job) = server.ingest(&src_other(), title, true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({ "prices": [{ "amount": 499, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&admin, &src_other(), title, 499);
     let viewer = unique_email("viewer-app");
     assert!(server
         .cli(&["user", "create", &viewer])

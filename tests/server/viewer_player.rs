@@ -1,11 +1,6 @@
 //! The viewer app's player, paywall and checkout in a real browser (issue 16), on the
 //! 66 s generated film (11 segments of 6 s, preview P = 2: the boundary at 12 s).
 
-use std::time::Duration;
-
-use reqwest::Method;
-use serde_json::json;
-
 use crate::harness::browser::run_browser;
 use crate::harness::media::src_main;
 use crate::harness::server::{Server, FAST_PACE};
@@ -16,16 +11,7 @@ fn the_preview_ends_at_the_paywall_and_a_purchase_plays_on_to_the_end(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::start(&[("CINEGATE_PAYMENTS__DEV__ENABLED", "true"), FAST_PACE]);
     let admin = server.user("viewer-player-admin", true);
-    let (film, job) = server.ingest(&src_main(), "Player test", true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(180));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({ "prices": [{ "amount": 499, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&admin, &src_main(), "Player test", 499);
     let mut tokens = Vec::new();
     for tag in ["viewer-player", "viewer-player-phone"] {
         let email = unique_email(tag);

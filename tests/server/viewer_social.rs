@@ -3,9 +3,6 @@
 //! dev payment provider, the test pace, and a real `public_url` (the harness's default is a
 //! dead port) so the provider sends the browser back to this server.
 
-use std::time::Duration;
-
-use reqwest::Method;
 use serde_json::json;
 
 use crate::harness::browser::run_browser;
@@ -61,16 +58,7 @@ fn comments_unlock_at_ninety_percent_the_account_page_and_provider_sign_in(
     );
     let admin = server.user("social-admin", true);
     let title = "Harbour <lights>";
-    let (film, job) = server.ingest(&src_main(), title, true);
-    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    server
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/admin/films/{film}"),
-            Some(&admin.access),
-            Some(json!({ "prices": [{ "amount": 499, "currency": "USD" }] })),
-        )
-        .expect(200, "price the film");
+    let film = server.priced_film(&admin, &src_main(), title, 499);
 
     // The viewer buys with dev (its "provider page" is our own return URL) and watches
     // 5 of the 11 segments: 45%.

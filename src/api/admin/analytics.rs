@@ -11,21 +11,37 @@ use crate::analytics::Query;
 use crate::api::codes::Code;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::Admin;
-use crate::api::views::analytics::{report_csv, retention_csv, ReportView, RetentionView};
+use crate::api::views::analytics::{
+    report_csv, retention_csv, ExportFormat, Granularity, ReportView, RetentionView,
+};
 use crate::catalogue;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReportParams {
+    /// First day, `YYYY-MM-DD` in the server's analytics time zone (default: 29 days
+    /// before `to`).
+    #[param(example = "2026-11-01")]
     from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (default: today); at most 731 days after `from`.
+    #[param(example = "2026-11-30")]
     to: Option<String>,
+    /// Only this film's numbers (a film id).
     film: Option<String>,
+    /// `day` (default), `week` or `month`.
+    #[param(value_type = Option<Granularity>)]
     granularity: Option<String>,
+    /// `json` (default) or `csv`: the series as a CSV download.
+    #[param(value_type = Option<ExportFormat>)]
     format: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormatParam {
+    /// `json` (default) or `csv`: the curve as a CSV download.
+    #[param(value_type = Option<ExportFormat>)]
     format: Option<String>,
 }
 
@@ -51,6 +67,26 @@ fn calendar(state: &AppState) -> Calendar {
     Calendar::new(&state.config.analytics.timezone).unwrap_or_else(|_| Calendar::utc())
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminAnalyticsReport",
+    path = "/api/v1/admin/analytics",
+    tag = "admin",
+    summary = "A range's series, totals, funnel, conversion and top films",
+    params(ReportParams),
+    responses(
+        (status = 200, description = "The report; with `format=csv` the series as a CSV attachment", content(
+            (ReportView = "application/json"),
+            (String = "text/csv"),
+        ), headers(("Content-Disposition" = String, description = "On CSV only: `attachment; filename=\"analytics-{from}-{to}.csv\"`"))),
+        (status = 400, description = "`invalid_query`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_range`: not a date, `from` after `to`, longer than 731 days (with `max_days`), an unknown granularity or format", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn report(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -86,6 +122,29 @@ pub async fn report(
     Ok(HttpResponse::Ok().json(ReportView::new(&report, calendar.name())))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminFilmRetention",
+    path = "/api/v1/admin/analytics/films/{id}/retention",
+    tag = "admin",
+    summary = "How many viewers reached each segment of a film",
+    params(
+        ("id" = String, Path, description = "The film id"),
+        FormatParam,
+    ),
+    responses(
+        (status = 200, description = "The curve; with `format=csv` as a CSV attachment", content(
+            (RetentionView = "application/json"),
+            (String = "text/csv"),
+        ), headers(("Content-Disposition" = String, description = "On CSV only: `attachment; filename=\"retention-{id}.csv\"`"))),
+        (status = 400, description = "`invalid_query`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_range`: an unknown format", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn retention(
     state: web::Data<AppState>,
     _admin: Admin,

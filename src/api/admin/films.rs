@@ -13,30 +13,38 @@ use crate::ingest::{self, IngestError};
 use crate::state::AppState;
 use crate::store::films::{Film, Price};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
+    /// Minor units (cents for USD, won for KRW).
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub amount: u64,
+    /// An ISO 4217 code (`USD`, `KRW`, …), in any case.
+    #[schema(example = "USD")]
     pub currency: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFilm {
+    /// 1–200 characters once trimmed, no control characters.
     pub title: String,
+    /// At most 10000 characters.
     #[serde(default)]
     pub description: String,
     /// Several currencies, one price each.
     #[serde(default)]
     pub prices: Vec<PriceInput>,
-    /// Shorthand for a single price.
+    /// Shorthand for a single price (minor units), with `currency`.
+    #[schema(minimum = 1, maximum = 100_000_000_000_i64)]
     pub price: Option<u64>,
     pub currency: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFilm {
+    /// Absent fields stay as they are.
     pub title: Option<String>,
     pub description: Option<String>,
     pub prices: Option<Vec<PriceInput>>,
@@ -54,6 +62,19 @@ fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
     )?)
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminListFilms",
+    path = "/api/v1/admin/films",
+    tag = "admin",
+    summary = "Every film, drafts included, with its packaging jobs",
+    responses(
+        (status = 200, description = "The films", body = AdminFilmList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every film and their jobs: off the runtime's threads.
     let st = state.clone();
@@ -68,6 +89,23 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     Ok(HttpResponse::Ok().json(AdminFilmList { films }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminGetFilm",
+    path = "/api/v1/admin/films/{id}",
+    tag = "admin",
+    summary = "A film with its packaging jobs",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The film", body = AdminFilmView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -77,6 +115,28 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(admin_view(&state, film)?))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminCreateFilm",
+    path = "/api/v1/admin/films",
+    tag = "admin",
+    summary = "Create a draft film",
+    request_body(
+        content = CreateFilm,
+        example = json!({"title": "Night Train", "description": "A short film.", "prices": [{"amount": 500, "currency": "USD"}]}),
+    ),
+    responses(
+        (status = 201, description = "Created, unpublished and without a source", body = AdminFilmView,
+            headers(("Location" = String, description = "`/api/v1/admin/films/{id}`"))),
+        (status = 400, description = "`invalid_json`: not JSON, a wrong type or an unknown field", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: a title, description or price out of bounds, `price` without `currency`, two prices in one currency", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -98,6 +158,31 @@ pub async fn create(
         .json(admin_view(&state, film)?))
 }
 
+#[utoipa::path(
+    patch,
+    operation_id = "adminUpdateFilm",
+    path = "/api/v1/admin/films/{id}",
+    tag = "admin",
+    summary = "Change a film's title, description or prices",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    request_body(
+        content = UpdateFilm,
+        example = json!({"title": "Night Train (director's cut)"}),
+    ),
+    responses(
+        (status = 200, description = "The film as it is now", body = AdminFilmView),
+        (status = 400, description = "`invalid_json`: not JSON, a wrong type or an unknown field", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`invalid_input`: a title, description or price out of bounds, `price` without `currency`, two prices in one currency", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -137,6 +222,23 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "adminDeleteFilm",
+    path = "/api/v1/admin/films/{id}",
+    tag = "admin",
+    summary = "Delete a film, its jobs, source and package",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -148,6 +250,24 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminPublishFilm",
+    path = "/api/v1/admin/films/{id}/publish",
+    tag = "admin",
+    summary = "Show a packaged film in the catalogue",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The film, published", body = AdminFilmView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`not_ready`: the film has no package yet", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn publish(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -156,6 +276,23 @@ pub async fn publish(
     set_published(state, path, true).await
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminUnpublishFilm",
+    path = "/api/v1/admin/films/{id}/unpublish",
+    tag = "admin",
+    summary = "Take a film out of the catalogue (buyers keep it)",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The film, unpublished", body = AdminFilmView),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn unpublish(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -173,6 +310,32 @@ async fn set_published(
     Ok(HttpResponse::Ok().json(admin_view(&state, updated)?))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "adminPutFilmSource",
+    path = "/api/v1/admin/films/{id}/source",
+    tag = "admin",
+    summary = "Upload a film's source in one request (tus is the resumable way)",
+    params(
+        ("id" = String, Path, description = "The film id"),
+        ("X-File-Name" = Option<String>, Header, description = "The file's name, kept with the source"),
+    ),
+    request_body(
+        description = "The whole file, at most `upload.max_bytes`",
+        content(("application/octet-stream")),
+    ),
+    responses(
+        (status = 202, description = "Accepted: a packaging job is queued", body = JobView),
+        (status = 400, description = "`empty_upload`, `upload_interrupted`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such film", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`job_active`: a packaging job for this film is queued or running", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`upload_too_large` (with `max_bytes`)", body = crate::api::openapi::ErrorBody),
+        (status = 422, description = "`not_media`, `no_video`, `zero_duration`, `truncated`: the file is not a film", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 /// `PUT /admin/films/{id}/source`: the body is the file, streamed to disk with constant
 /// memory; refused with 413 past `upload.max_bytes`.
 pub async fn put_source(

@@ -18,6 +18,24 @@ fn ids(state: &AppState, film: &str, user: &str) -> ApiResult<(uuid::Uuid, uuid:
     Ok((film.id, user.id))
 }
 
+#[utoipa::path(
+    put,
+    operation_id = "adminGrantFilm",
+    path = "/api/v1/admin/films/{id}/grants/{user_id}",
+    tag = "admin",
+    summary = "Give an account the whole film, free",
+    params(
+        ("id" = String, Path, description = "The film id"),
+        ("user_id" = String, Path, description = "The account id"),
+    ),
+    responses(
+        (status = 200, description = "Granted (again: idempotent)", body = GrantView),
+        (status = 404, description = "`not_found`: no such film or account", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn grant(
     state: web::Data<AppState>,
     admin: Admin,
@@ -40,6 +58,24 @@ pub async fn grant(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    operation_id = "adminRevokeGrant",
+    path = "/api/v1/admin/films/{id}/grants/{user_id}",
+    tag = "admin",
+    summary = "Take a complimentary grant back (purchases stay)",
+    params(
+        ("id" = String, Path, description = "The film id"),
+        ("user_id" = String, Path, description = "The account id"),
+    ),
+    responses(
+        (status = 204, description = "Revoked (or there was none)"),
+        (status = 404, description = "`not_found`: no such film or account", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn revoke(
     state: web::Data<AppState>,
     admin: Admin,

@@ -11,6 +11,19 @@ fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
     crate::store::parse_id(id).ok_or_else(|| ApiError::not_found("job"))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminListJobs",
+    path = "/api/v1/admin/jobs",
+    tag = "admin",
+    summary = "Every packaging job, newest first",
+    responses(
+        (status = 200, description = "The jobs", body = JobList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every job: off the runtime's threads.
     let store = state.store.clone();
@@ -20,6 +33,23 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     Ok(HttpResponse::Ok().json(JobList { jobs }))
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "adminGetJob",
+    path = "/api/v1/admin/jobs/{id}",
+    tag = "admin",
+    summary = "A packaging job",
+    params(
+        ("id" = String, Path, description = "The job id"),
+    ),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn get(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -32,6 +62,23 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(JobView::from(&job)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminCancelJob",
+    path = "/api/v1/admin/jobs/{id}/cancel",
+    tag = "admin",
+    summary = "Cancel a queued job or stop a running one (a finished one is answered as it is)",
+    params(
+        ("id" = String, Path, description = "The job id"),
+    ),
+    responses(
+        (status = 202, description = "The job, cancelled or on its way to it", body = JobView),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn cancel(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -44,6 +91,24 @@ pub async fn cancel(
     Ok(HttpResponse::Accepted().json(JobView::from(&job)))
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "adminRetryJob",
+    path = "/api/v1/admin/jobs/{id}/retry",
+    tag = "admin",
+    summary = "Queue a failed or cancelled job again",
+    params(
+        ("id" = String, Path, description = "The job id"),
+    ),
+    responses(
+        (status = 202, description = "The job, queued again", body = JobView),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`job_not_retryable`: only failed or cancelled jobs can be retried", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn retry(
     state: web::Data<AppState>,
     _admin: Admin,

@@ -7,6 +7,19 @@ use crate::api::extract::Admin;
 use crate::api::views::admin::{AdminUserView, UserList};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    operation_id = "adminListUsers",
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    summary = "Every account",
+    responses(
+        (status = 200, description = "The accounts", body = UserList),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     // Reads every user: off the runtime's threads.
     let store = state.store.clone();

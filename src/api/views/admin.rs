@@ -10,8 +10,9 @@ use crate::store::users::{Role, User};
 use crate::stream::gate::Entitlement;
 
 /// A film with its packaging state (`/admin/films…`).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminFilmView {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub title: String,
     pub description: String,
@@ -24,6 +25,7 @@ pub struct AdminFilmView {
     pub created_at: i64,
     pub updated_at: i64,
     /// `draft`, `queued`, `processing`, `failed`, `ready` or `published`.
+    #[schema(value_type = FilmStatus)]
     pub status: &'static str,
     pub jobs: Vec<JobView>,
 }
@@ -68,14 +70,40 @@ fn status(film: &Film, jobs: &[Job]) -> &'static str {
     }
 }
 
+/// A job's state, as the document names it (`store::jobs::JobState` stays free of the
+/// schema derive; its serde names are these).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum JobStateName {
+    Queued,
+    Running,
+    Ready,
+    Failed,
+    Cancelled,
+}
+
+/// The values of `AdminFilmView::status` (`status` above), for the document.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum FilmStatus {
+    Draft,
+    Queued,
+    Processing,
+    Failed,
+    Ready,
+    Published,
+}
+
 /// `GET /admin/films`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminFilmList {
     pub films: Vec<AdminFilmView>,
 }
 
 /// The accepted source of a film.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SourceView {
     pub file_name: String,
     pub bytes: u64,
@@ -93,7 +121,7 @@ impl From<&SourceSummary> for SourceView {
 }
 
 /// The package viewers are served.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PackageView {
     /// Directory name under the films root (`pkg-{job}`): which job made it.
     pub dir: String,
@@ -117,10 +145,13 @@ impl From<&PackageSummary> for PackageView {
 
 /// A packaging job (`/admin/jobs…`, a film's `jobs`, the answer to a source upload). The
 /// source's path on disk is the server's business and is left out.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = JobStateName)]
     pub state: JobState,
     /// 0.0–1.0 of the source duration packaged.
     pub progress: f64,
@@ -146,7 +177,7 @@ impl From<&Job> for JobView {
 }
 
 /// Why a job failed: the packager's code (`not_media`, `truncated`, …) and its words.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobFailureView {
     pub code: String,
     pub message: String,
@@ -162,18 +193,21 @@ impl From<&JobFailure> for JobFailureView {
 }
 
 /// `GET /admin/jobs`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobList {
     pub jobs: Vec<JobView>,
 }
 
 /// An account as admins see it (not its sign-in epoch).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminUserView {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// `viewer` or `admin`.
+    #[schema(value_type = String)]
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
@@ -194,15 +228,18 @@ impl From<&User> for AdminUserView {
 }
 
 /// `GET /admin/users`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserList {
     pub users: Vec<AdminUserView>,
 }
 
 /// `PUT /admin/films/{id}/grants/{user_id}`: the user now has the whole film.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GrantView {
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = String)]
     pub user_id: Uuid,
+    #[schema(value_type = String)]
     pub entitlement: Entitlement,
 }

@@ -10,7 +10,7 @@ use crate::analytics::calendar::format_day;
 use crate::analytics::report::{Bucket, Ranked, Report, Retention};
 use crate::store::analytics::DayRollup;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Revenue {
     pub provider: String,
     pub currency: String,
@@ -18,13 +18,13 @@ pub struct Revenue {
     pub amount: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Amount {
     pub currency: String,
     pub amount: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub viewers: u64,
     pub active_viewers: u64,
@@ -88,7 +88,7 @@ impl From<&DayRollup> for Counts {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BucketView {
     /// First and last day of the bucket (clipped to the range), `YYYY-MM-DD`.
     pub start: String,
@@ -97,7 +97,7 @@ pub struct BucketView {
     pub counts: Counts,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FunnelView {
     pub viewers: u64,
     pub preview_completions: u64,
@@ -106,39 +106,43 @@ pub struct FunnelView {
     pub completions: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConversionView {
     pub preview_viewers: u64,
     pub buyers: u64,
     pub rate: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RankedAmount {
+    #[schema(value_type = String)]
     pub film: Uuid,
     pub title: Option<String>,
     pub amount: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TopRevenue {
     pub currency: String,
     pub films: Vec<RankedAmount>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RankedHours {
+    #[schema(value_type = String)]
     pub film: Uuid,
     pub title: Option<String>,
     pub hours: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ReportView {
     pub from: String,
     pub to: String,
+    #[schema(value_type = Granularity)]
     pub granularity: &'static str,
     pub timezone: String,
+    #[schema(value_type = Option<String>)]
     pub film: Option<Uuid>,
     pub series: Vec<BucketView>,
     pub totals: Counts,
@@ -281,15 +285,16 @@ pub fn report_csv(r: &Report) -> String {
     out
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PointView {
     pub index: u32,
     pub viewers: u64,
     pub share: f64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RetentionView {
+    #[schema(value_type = String)]
     pub film: Uuid,
     pub title: Option<String>,
     pub viewers: u64,
@@ -330,4 +335,24 @@ pub fn retention_csv(r: &Retention) -> String {
         );
     }
     out
+}
+
+/// `granularity` of `GET /admin/analytics`, for the document (the query stays a string:
+/// an unknown value is answered 422 `invalid_range`, not an extractor's 400).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum Granularity {
+    Day,
+    Week,
+    Month,
+}
+
+/// `format` of the analytics exports, for the document.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ExportFormat {
+    Json,
+    Csv,
 }

@@ -27,8 +27,9 @@ impl From<&NotificationPrefs> for PrefsView {
 }
 
 /// One dead letter: whom it was for and why it gave up; never a secret (none is stored).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterView {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub channel: &'static str,
     /// The e-mail address, the webhook URL or the device id.
@@ -59,7 +60,7 @@ impl From<&OutboxEntry> for DeadLetterView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterList {
     pub dead: Vec<DeadLetterView>,
 }

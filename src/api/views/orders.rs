@@ -127,15 +127,20 @@ pub struct WebhookAnswer {
 
 /// An order as admins see it: the provider's ids and the order's history, but not the
 /// capture token (Kakao Pay's `pg_token`, only a retried capture needs it).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminOrderView {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub user_id: Uuid,
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = String)]
     pub kind: OrderKind,
     pub provider: String,
     pub amount: u64,
     pub currency: String,
+    #[schema(value_type = String)]
     pub state: OrderState,
     pub provider_ref: Option<String>,
     pub payment_id: Option<String>,
@@ -177,9 +182,10 @@ impl From<Order> for AdminOrderView {
 }
 
 /// One step of an order's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderEventView {
     pub at: i64,
+    #[schema(value_type = String)]
     pub state: OrderState,
     pub note: String,
 }
@@ -195,13 +201,13 @@ impl From<&OrderEvent> for OrderEventView {
 }
 
 /// `GET /admin/orders`, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminOrderList {
     pub orders: Vec<AdminOrderView>,
 }
 
 /// `POST /admin/payments/reconcile`: how many orders changed.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Reconciled {
     pub changed: usize,
 }

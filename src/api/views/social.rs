@@ -117,12 +117,16 @@ pub struct SupportAnswer<'a> {
 }
 
 /// A comment as moderators see it: with its reports and its last earlier texts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AdminCommentView {
+    #[schema(value_type = String)]
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub film_id: Uuid,
+    #[schema(value_type = String)]
     pub user_id: Uuid,
     pub body: String,
+    #[schema(value_type = String)]
     pub state: CommentState,
     pub created_at: i64,
     pub edited_at: Option<i64>,
@@ -131,6 +135,7 @@ pub struct AdminCommentView {
     pub reports: u32,
     /// Who deleted it, on a deleted comment only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub deleted_by: Option<DeletedBy>,
 }
 
@@ -152,7 +157,7 @@ impl From<Comment> for AdminCommentView {
 }
 
 /// An earlier text of a comment.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RevisionView {
     pub body: String,
     pub at: i64,
@@ -168,14 +173,15 @@ impl From<&Revision> for RevisionView {
 }
 
 /// `GET /admin/comments/queue`: reported comments (most reported first) and held ones.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ModerationQueue {
     pub queue: Vec<AdminCommentView>,
 }
 
 /// One supporter of a film.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SupporterView {
+    #[schema(value_type = String)]
     pub user_id: Uuid,
     pub at: i64,
     pub message: Option<String>,
@@ -192,13 +198,16 @@ impl SupporterView {
 }
 
 /// One tip to a film, in whatever state its order is.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TipView {
+    #[schema(value_type = String)]
     pub order_id: Uuid,
+    #[schema(value_type = String)]
     pub user_id: Uuid,
     pub provider: String,
     pub amount: u64,
     pub currency: String,
+    #[schema(value_type = String)]
     pub state: OrderState,
     pub at: i64,
 }
@@ -218,7 +227,7 @@ impl From<Order> for TipView {
 }
 
 /// `GET /admin/films/{id}/supporters`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Supporters {
     pub supporters: Vec<SupporterView>,
     pub tips: Vec<TipView>,

@@ -86,6 +86,21 @@ impl Server {
         (after("film"), after("job"))
     }
 
+    /// A published film packaged from `file` and priced at `cents` USD: where every test
+    /// about buying starts. Returns its id.
+    pub fn priced_film(&self, admin: &User, file: &Path, title: &str, cents: i64) -> String {
+        let (film, job) = self.ingest(file, title, true);
+        self.wait_job_ready(admin, &job, Duration::from_secs(180));
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/admin/films/{film}"),
+            Some(&admin.access),
+            Some(json!({ "prices": [{ "amount": cents, "currency": "USD" }] })),
+        )
+        .expect(200, "price the film");
+        film
+    }
+
     pub fn grant(&self, admin: &User, film: &str, user: &User) {
         let r = self.call(
             Method::PUT,
