@@ -9,7 +9,8 @@ SPEC_JSON: {"schema": url, "base_url": url, "token": str | null, "max_examples":
             "checks": [str], "include_path_regex": str | null,
             "exclude_path_regex": str | null, "include_operation_ids": [str],
             "exclude_operation_ids": [str],
-            "parameters": [{"path_regex": str, "values": {name: value}}]}
+            "parameters": [{"path_regex": str, "values": {name: value}}],
+            "rejection_statuses": [{"path_regex": str, "statuses": [int | str]}]}
 Runs in WORKDIR (its config file, cache and reports go there); schemathesis's output goes
 to this process's stdout and its exit code is this one's.
 """
@@ -48,6 +49,14 @@ def main():
             f"{toml_str('path.' + k)} = {toml_str(v)}" for k, v in group["values"].items()
         )
         lines.append(f"parameters = {{ {values} }}")
+        lines.append("")
+    # Statuses that count as refusing an invalid request, where a protocol names its own
+    # (tus answers a missing or other `Tus-Resumable` 412).
+    for group in spec.get("rejection_statuses", []):
+        lines.append("[[operations]]")
+        lines.append(f"include-path-regex = {toml_str(group['path_regex'])}")
+        statuses = ", ".join(toml_str(str(s)) for s in group["statuses"])
+        lines.append(f"checks.negative_data_rejection.expected-statuses = [{statuses}]")
         lines.append("")
     config = os.path.join(work, "schemathesis.toml")
     with open(config, "w") as f:
@@ -90,6 +99,8 @@ def main():
         args += ["--include-operation-id", op]
     for op in spec.get("exclude_operation_ids", []):
         args += ["--exclude-operation-id", op]
+    # tus PATCH bodies are bytes like application/octet-stream's.
+    schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
     os.chdir(work)
     sys.stdout.flush()
     try:

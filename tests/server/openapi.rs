@@ -11,8 +11,7 @@ use crate::harness::server::Server;
 
 /// Routes of the table the document does not cover yet (docs/OPENAPI-PLAN.md), as
 /// `METHOD path` with the route table's own `{param}` names.
-const NOT_YET_DOCUMENTED: &[&str] = &[
-];
+const NOT_YET_DOCUMENTED: &[&str] = &[];
 
 #[test]
 fn the_document_validates_and_covers_the_route_table() {

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::comments::CommentState;
+use crate::store::comments::{CommentState, DeletedBy};
 use crate::store::orders::{OrderKind, OrderState};
 use crate::store::outbox::Platform;
 use crate::store::users::Role;
@@ -135,6 +135,24 @@ impl From<CommentState> for CommentStateView {
     }
 }
 
+/// Who turned a comment into a tombstone (moderators see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(as = DeletedBy)]
+pub enum DeletedByView {
+    Author,
+    Moderator,
+}
+
+impl From<DeletedBy> for DeletedByView {
+    fn from(d: DeletedBy) -> Self {
+        match d {
+            DeletedBy::Author => Self::Author,
+            DeletedBy::Moderator => Self::Moderator,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +181,7 @@ mod tests {
             OrderState::Failed,
         ])?;
         same::<_, PlatformView>(&[Platform::Ios, Platform::Android])?;
+        same::<_, DeletedByView>(&[DeletedBy::Author, DeletedBy::Moderator])?;
         same::<_, CommentStateView>(&[
             CommentState::Visible,
             CommentState::Held,

@@ -135,12 +135,12 @@ pub struct AdminOrderView {
     pub user_id: Uuid,
     #[schema(value_type = String)]
     pub film_id: Uuid,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderKindView)]
     pub kind: OrderKind,
     pub provider: String,
     pub amount: u64,
     pub currency: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub provider_ref: Option<String>,
     pub payment_id: Option<String>,
@@ -185,7 +185,7 @@ impl From<Order> for AdminOrderView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderEventView {
     pub at: i64,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub note: String,
 }

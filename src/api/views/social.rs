@@ -126,7 +126,7 @@ pub struct AdminCommentView {
     #[schema(value_type = String)]
     pub user_id: Uuid,
     pub body: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::CommentStateView)]
     pub state: CommentState,
     pub created_at: i64,
     pub edited_at: Option<i64>,
@@ -135,7 +135,7 @@ pub struct AdminCommentView {
     pub reports: u32,
     /// Who deleted it, on a deleted comment only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::enums::DeletedByView>)]
     pub deleted_by: Option<DeletedBy>,
 }
 
@@ -207,7 +207,7 @@ pub struct TipView {
     pub provider: String,
     pub amount: u64,
     pub currency: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub at: i64,
 }
