@@ -160,6 +160,14 @@ pub struct PlaybackConfig {
     /// much still counts. Also the longest silence counted as watching.
     #[serde(with = "humantime_serde")]
     pub buffer_ahead: Duration,
+    /// Distinct client addresses (IPv6 by its /64, behind `trusted_proxies` the forwarded
+    /// client) one playback token may be used from within `address_window`; a further
+    /// address is refused 403 `token_shared`, so a bought stream's link cannot be handed
+    /// around. A phone moving from Wi-Fi to mobile data is a second address.
+    pub max_addresses_per_token: u32,
+    /// How long an address counts against its token after its last request.
+    #[serde(with = "humantime_serde")]
+    pub address_window: Duration,
     /// No longer used (segments are sent from the page cache with sendfile); still accepted
     /// so that configs written for earlier versions load, with a warning at start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -565,6 +573,17 @@ pub struct LimitsConfig {
     /// Loads of the payer's pages (`/pay/{provider}/return`, `cancel`, `fail`) per minute
     /// per client address: each may call the provider.
     pub pay_per_minute: u32,
+    /// The general budget of `/api/v1` reads (GET, HEAD): requests per minute, per client
+    /// address and, separately, per signed-in account (GCRA: after the burst, one request
+    /// every 60/N seconds). Not `/hls/`, not pages or assets.
+    pub api_reads_per_minute: u32,
+    /// Reads that may come at once before the per-minute pace applies.
+    pub api_reads_burst: u32,
+    /// The general budget of `/api/v1` writes (every other method), per minute, per client
+    /// address and per account.
+    pub api_writes_per_minute: u32,
+    /// Writes that may come at once before the per-minute pace applies.
+    pub api_writes_burst: u32,
     /// Distinct keys (client addresses, families, users) each budget tracks at once, at
     /// most `ratelimit::BYTES_PER_KEY` (64) bytes each; past it the longest idle are
     /// forgotten.
@@ -607,6 +626,8 @@ impl Default for PlaybackConfig {
             progress_flush_interval: Duration::from_secs(1),
             max_pace: 4.0,
             buffer_ahead: Duration::from_secs(120),
+            max_addresses_per_token: 3,
+            address_window: Duration::from_secs(3600),
             segment_cache_bytes: None,
         }
     }
@@ -662,6 +683,10 @@ impl Default for LimitsConfig {
             refresh_family_per_minute: 10,
             webhook_per_minute: 120,
             pay_per_minute: 30,
+            api_reads_per_minute: 600,
+            api_reads_burst: 120,
+            api_writes_per_minute: 120,
+            api_writes_burst: 30,
             tracked_keys: 100_000,
         }
     }
@@ -1318,6 +1343,16 @@ impl Config {
             ),
             ("limits.webhook_per_minute", self.limits.webhook_per_minute),
             ("limits.pay_per_minute", self.limits.pay_per_minute),
+            (
+                "limits.api_reads_per_minute",
+                self.limits.api_reads_per_minute,
+            ),
+            ("limits.api_reads_burst", self.limits.api_reads_burst),
+            (
+                "limits.api_writes_per_minute",
+                self.limits.api_writes_per_minute,
+            ),
+            ("limits.api_writes_burst", self.limits.api_writes_burst),
         ] {
             if value == 0 {
                 return bad(key, "must be above zero".into());
@@ -1330,6 +1365,20 @@ impl Config {
                     format!("{addr} is the main listener; give /metrics an address of its own or leave metrics.listen unset"),
                 );
             }
+        }
+        if !(1..=64).contains(&self.playback.max_addresses_per_token) {
+            return bad(
+                "playback.max_addresses_per_token",
+                "must be between 1 and 64".into(),
+            );
+        }
+        if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600))
+            .contains(&self.playback.address_window)
+        {
+            return bad(
+                "playback.address_window",
+                "must be between 1 minute and 7 days".into(),
+            );
         }
         if !(1_000..=10_000_000).contains(&self.limits.tracked_keys) {
             return bad(
@@ -1733,6 +1782,12 @@ mod tests {
             assert!(e.contains("trusted_proxies"), "{e}");
             let e = load_error(jail, "[limits]\ntoken_failures_per_minute = 0\n");
             assert!(e.contains("limits.token_failures_per_minute"), "{e}");
+            let e = load_error(jail, "[limits]\napi_writes_burst = 0\n");
+            assert!(e.contains("limits.api_writes_burst"), "{e}");
+            let e = load_error(jail, "[playback]\nmax_addresses_per_token = 0\n");
+            assert!(e.contains("playback.max_addresses_per_token"), "{e}");
+            let e = load_error(jail, "[playback]\naddress_window = \"10s\"\n");
+            assert!(e.contains("playback.address_window"), "{e}");
             jail.create_file("config.toml", "trusted_proxies = [\"10.0.0.0/8\"]\n")?;
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.trusted_proxies, ["10.0.0.0/8"]);

@@ -15,12 +15,19 @@
 //! each new minute a shard starts over with empty maps, which also gives a flood's memory
 //! back. Forgetting a key only ever gives it a fresh budget; whoever can cycle through
 //! `capacity` addresses to reset one already had `capacity` budgets.
+//!
+//! The general budgets of `/api/v1` ([`ApiLimits`]) are governor's GCRA rather than fixed
+//! windows (no window edge at which a client gets two budgets at once), with governor's
+//! keyed state kept in the same kind of bounded two-generation map ([`BoundedStore`]).
+//! The budgets above stay fixed-window: clients and tests rely on their per-minute windows
+//! and `Retry-After` up to the next minute.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
+use governor::nanos::Nanos;
 use uuid::Uuid;
 
 use crate::config::LimitsConfig;
@@ -190,6 +197,316 @@ impl Limits {
     }
 }
 
+// --- the general API budgets: governor's GCRA over a bounded store ---
+
+/// A map of at most `capacity` keys, in the same 16 randomly hashed shards of two
+/// generations as [`RateLimiter`], without the per-minute reset: a key touched moves to the
+/// young generation, and when that is full the old one is forgotten. O(1) per access; the
+/// keys idle longest go first.
+pub struct BoundedMap<K, V> {
+    shards: Box<[Mutex<Generations<K, V>>]>,
+    hasher: RandomState,
+    generation: usize,
+}
+
+struct Generations<K, V> {
+    young: HashMap<K, V>,
+    old: HashMap<K, V>,
+}
+
+impl<K: Hash + Eq, V> BoundedMap<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                Mutex::new(Generations {
+                    young: HashMap::new(),
+                    old: HashMap::new(),
+                })
+            })
+            .collect();
+        Self {
+            shards,
+            hasher: RandomState::new(),
+            generation: (capacity / SHARDS / 2).max(1),
+        }
+    }
+
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, Generations<K, V>> {
+        let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on `key`'s value (`None` when untracked) under its shard's lock; a value
+    /// left in the slot is kept (as the youngest), an emptied slot forgets the key.
+    pub fn with<R>(&self, key: K, f: impl FnOnce(&mut Option<V>) -> R) -> R {
+        let mut shard = self.shard(&key);
+        let shard = &mut *shard;
+        let mut slot = match shard.young.remove(&key) {
+            Some(v) => Some(v),
+            None => shard.old.remove(&key),
+        };
+        let out = f(&mut slot);
+        if let Some(v) = slot {
+            if shard.young.len() >= self.generation {
+                std::mem::swap(&mut shard.young, &mut shard.old);
+                shard.young.clear();
+            }
+            shard.young.insert(key, v);
+        }
+        out
+    }
+
+    /// Forgets every key whose value `keep` refuses (a periodic sweep, never on a request).
+    pub fn retain(&self, keep: impl Fn(&V) -> bool) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.young.retain(|_, v| keep(v));
+            shard.old.retain(|_, v| keep(v));
+        }
+    }
+
+    /// Keys currently tracked.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                s.young.len() + s.old.len()
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// governor's keyed state (each key's GCRA "theoretical arrival time", in nanoseconds
+/// since the limiter started) in a [`BoundedMap`], so a flood of distinct keys cannot
+/// grow it past `limits.tracked_keys`. Forgetting a key only gives it a fresh budget.
+pub struct BoundedStore<K>(BoundedMap<K, u64>);
+
+impl<K: Hash + Eq + Clone> governor::state::StateStore for BoundedStore<K> {
+    type Key = K;
+
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.with(key.clone(), |slot| {
+            let (out, tat) = f(slot.map(Nanos::from))?;
+            *slot = Some(tat.into());
+            Ok(out)
+        })
+    }
+}
+
+impl<K: Hash + Eq + Clone> governor::state::keyed::ShrinkableKeyedStateStore<K>
+    for BoundedStore<K>
+{
+    fn retain_recent(&self, drop_below: Nanos) {
+        let drop_below = drop_below.as_u64();
+        self.0.retain(|tat| *tat > drop_below);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+type Gcra<K> = governor::RateLimiter<
+    K,
+    BoundedStore<K>,
+    governor::clock::DefaultClock,
+    governor::middleware::StateInformationMiddleware,
+>;
+
+/// What a request does, for the API budgets: reads (GET, HEAD) and writes (the rest) are
+/// counted apart, so a burst of reads never spends the budget of a purchase or a comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    fn name(self) -> &'static str {
+        match self {
+            Access::Read => "reads",
+            Access::Write => "writes",
+        }
+    }
+}
+
+/// Where a request stands in the tighter of its budgets, for the `RateLimit-Policy` and
+/// `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers-09): the policy is the burst
+/// `quota` over the `window` seconds it takes to refill; `remaining` requests may go now,
+/// and the bucket is full again in `reset` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub access: Access,
+    pub quota: u32,
+    pub window: u64,
+    pub remaining: u32,
+    pub reset: u64,
+}
+
+impl Standing {
+    /// `RateLimit-Policy`: `"reads";q=120;w=12`.
+    pub fn policy_header(&self) -> String {
+        format!(
+            "\"{}\";q={};w={}",
+            self.access.name(),
+            self.quota,
+            self.window
+        )
+    }
+
+    /// `RateLimit`: `"reads";r=119;t=1`.
+    pub fn header(&self) -> String {
+        format!(
+            "\"{}\";r={};t={}",
+            self.access.name(),
+            self.remaining,
+            self.reset
+        )
+    }
+}
+
+/// A request past an API budget: how long to wait, and the budget's standing (nothing
+/// remaining).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub retry_after: u64,
+    pub standing: Standing,
+}
+
+/// The general budgets of `/api/v1`: per client address (`server::client::key`) and per
+/// account (the bearer's or session's user), each for reads and for writes
+/// (`limits.api_reads_*`, `limits.api_writes_*`). GCRA (governor): a burst, then one
+/// request every `60 / per_minute` seconds, with no window edge at which a client gets
+/// two budgets at once.
+pub struct ApiLimits {
+    client_reads: Gcra<IpAddr>,
+    client_writes: Gcra<IpAddr>,
+    account_reads: Gcra<Uuid>,
+    account_writes: Gcra<Uuid>,
+}
+
+fn quota(per_minute: u32, burst: u32) -> governor::Quota {
+    let one = std::num::NonZeroU32::MIN;
+    governor::Quota::per_minute(std::num::NonZeroU32::new(per_minute).unwrap_or(one))
+        .allow_burst(std::num::NonZeroU32::new(burst).unwrap_or(one))
+}
+
+fn gcra<K: Hash + Eq + Clone>(quota: governor::Quota, capacity: usize) -> Gcra<K> {
+    governor::RateLimiter::<K, _, _, governor::middleware::NoOpMiddleware>::new(
+        quota,
+        BoundedStore(BoundedMap::new(capacity)),
+        governor::clock::DefaultClock::default(),
+    )
+    .with_middleware::<governor::middleware::StateInformationMiddleware>()
+}
+
+fn ceil_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn standing(access: Access, quota: governor::Quota, remaining: u32) -> Standing {
+    let burst = quota.burst_size().get();
+    let interval = quota.replenish_interval();
+    Standing {
+        access,
+        quota: burst,
+        window: ceil_secs(quota.burst_size_replenished_in()),
+        remaining,
+        reset: ceil_secs(interval.saturating_mul(burst.saturating_sub(remaining))),
+    }
+}
+
+impl ApiLimits {
+    pub fn new(cfg: &LimitsConfig) -> Self {
+        let cap = cfg.tracked_keys;
+        let reads = quota(cfg.api_reads_per_minute, cfg.api_reads_burst);
+        let writes = quota(cfg.api_writes_per_minute, cfg.api_writes_burst);
+        Self {
+            client_reads: gcra(reads, cap),
+            client_writes: gcra(writes, cap),
+            account_reads: gcra(reads, cap),
+            account_writes: gcra(writes, cap),
+        }
+    }
+
+    /// Counts one request of `access` from `client`, and from `account` when signed in;
+    /// refused when either budget is spent.
+    pub fn check(
+        &self,
+        access: Access,
+        client: IpAddr,
+        account: Option<Uuid>,
+    ) -> Result<Standing, Refused> {
+        let (by_client, by_account) = match access {
+            Access::Read => (&self.client_reads, &self.account_reads),
+            Access::Write => (&self.client_writes, &self.account_writes),
+        };
+        let mut tightest = one(access, by_client, &client)?;
+        if let Some(account) = account {
+            let s = one(access, by_account, &account)?;
+            if s.remaining < tightest.remaining {
+                tightest = s;
+            }
+        }
+        Ok(tightest)
+    }
+
+    /// Forgets the keys whose budgets are full again (they would start fresh anyway);
+    /// run every minute by `startup`, so memory follows the traffic.
+    pub fn retain_recent(&self) {
+        self.client_reads.retain_recent();
+        self.client_writes.retain_recent();
+        self.account_reads.retain_recent();
+        self.account_writes.retain_recent();
+    }
+
+    /// Keys tracked over all four budgets.
+    pub fn len(&self) -> usize {
+        self.client_reads.len()
+            + self.client_writes.len()
+            + self.account_reads.len()
+            + self.account_writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn one<K: Hash + Eq + Clone>(
+    access: Access,
+    limiter: &Gcra<K>,
+    key: &K,
+) -> Result<Standing, Refused> {
+    use governor::clock::Clock as _;
+    match limiter.check_key(key) {
+        Ok(snapshot) => Ok(standing(
+            access,
+            snapshot.quota(),
+            snapshot.remaining_burst_capacity(),
+        )),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            Err(Refused {
+                retry_after: ceil_secs(wait).max(1),
+                standing: standing(access, not_until.quota(), 0),
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,5 +582,82 @@ mod tests {
         assert!(limits.client(Budget::SignIn, ip, 60).is_ok());
         assert!(limits.client(Budget::Webhook, ip, 60).is_ok());
         assert!(limits.family(Uuid::nil(), 60).is_ok());
+    }
+
+    fn api(reads: (u32, u32), writes: (u32, u32)) -> ApiLimits {
+        ApiLimits::new(&LimitsConfig {
+            api_reads_per_minute: reads.0,
+            api_reads_burst: reads.1,
+            api_writes_per_minute: writes.0,
+            api_writes_burst: writes.1,
+            tracked_keys: 1_000,
+            ..LimitsConfig::default()
+        })
+    }
+
+    /// One request a minute after a burst of 3: the fourth at once is refused, however
+    /// slow the machine running this (nothing refills within a test).
+    #[test]
+    fn api_budgets_are_per_address_per_account_and_per_kind() {
+        let limits = api((1, 3), (1, 2));
+        let a = IpAddr::from([198, 51, 100, 1]);
+        let b = IpAddr::from([198, 51, 100, 2]);
+        for left in [2, 1, 0] {
+            let s = limits.check(Access::Read, a, None);
+            assert_eq!(s.map(|s| s.remaining), Ok(left));
+        }
+        let refused = limits.check(Access::Read, a, None);
+        let Err(refused) = refused else {
+            panic!("a fourth read at once: {refused:?}");
+        };
+        assert!((1..=60).contains(&refused.retry_after), "{refused:?}");
+        assert_eq!(refused.standing.policy_header(), "\"reads\";q=3;w=180");
+        assert!(refused.standing.header().starts_with("\"reads\";r=0;t="));
+        // Another address, and writes from the same one, are not spent.
+        assert!(limits.check(Access::Read, b, None).is_ok());
+        assert!(limits.check(Access::Write, a, None).is_ok());
+        // An account's budget follows it across addresses.
+        let user = Uuid::from_u128(7);
+        for i in 0..2u8 {
+            let ip = IpAddr::from([203, 0, 113, i]);
+            assert!(limits.check(Access::Write, ip, Some(user)).is_ok());
+        }
+        assert!(limits
+            .check(Access::Write, IpAddr::from([203, 0, 113, 9]), Some(user))
+            .is_err());
+        assert!(limits
+            .check(Access::Write, IpAddr::from([203, 0, 113, 9]), None)
+            .is_ok());
+    }
+
+    #[test]
+    fn api_budgets_stay_bounded_under_a_flood_of_addresses() {
+        let limits = api((600, 120), (120, 30));
+        for i in 0u32..20_000 {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert!(limits.check(Access::Read, ip, None).is_ok());
+        }
+        assert!(limits.len() <= 1_000, "{} keys", limits.len());
+        limits.retain_recent();
+        assert!(limits.len() <= 1_000);
+    }
+
+    #[test]
+    fn a_bounded_map_keeps_what_is_used_and_forgets_the_idle() {
+        let map = BoundedMap::<u32, u32>::new(64);
+        for i in 0..1_000 {
+            map.with(i, |slot| *slot = Some(i));
+            map.with(0, |slot| {
+                if let Some(v) = slot {
+                    *v += 1;
+                }
+            });
+        }
+        assert!(map.len() <= 64, "{}", map.len());
+        assert_eq!(map.with(0, |slot| *slot), Some(1_000));
+        map.retain(|v| *v > 990);
+        assert!(map.len() <= 10);
+        map.with(0, |slot| *slot = None);
+        assert_eq!(map.with(0, |slot| *slot), None);
     }
 }

@@ -91,6 +91,11 @@ impl Application {
             store,
             metrics: Default::default(),
             limits: crate::ratelimit::Limits::new(&config.limits),
+            api_limits: crate::ratelimit::ApiLimits::new(&config.limits),
+            token_addresses: crate::stream::sharing::TokenAddresses::new(
+                &config.playback,
+                config.limits.tracked_keys,
+            ),
             trusted_proxies: crate::server::client::TrustedProxies::new(
                 config.trusted_proxy_nets()?,
             ),
@@ -173,8 +178,16 @@ impl Application {
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(state.config.playback.progress_flush_interval);
                 let mut hourly = Instant::now();
+                let mut minutely = Instant::now();
                 loop {
                     tick.tick().await;
+                    if minutely.elapsed() > Duration::from_secs(60) {
+                        minutely = Instant::now();
+                        // Keys whose budgets are full again, and tokens whose addresses all
+                        // left the window: their memory back, off the request path.
+                        state.api_limits.retain_recent();
+                        state.token_addresses.prune(state.clock.now());
+                    }
                     let progress = state.progress.clone();
                     match tokio::task::spawn_blocking(move || progress.flush()).await {
                         Ok(Err(e)) => tracing::error!(error = %e, "progress flush failed"),
@@ -392,6 +405,9 @@ fn cors(config: &Config) -> actix_cors::Cors {
             "tus-max-size",
             "cinegate-job-id",
             "x-request-id",
+            "retry-after",
+            "ratelimit",
+            "ratelimit-policy",
         ])
         .max_age(3600);
     for origin in &config.cors.allowed_origins {
@@ -518,6 +534,9 @@ fn app(
                 .error_handler(error::form_error),
         )
         .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .wrap(actix_web::middleware::from_fn(
+            crate::web::headers::html_answers,
+        ))
         .wrap(cors(&state.config))
         .wrap(actix_web::middleware::from_fn(access_log))
         .configure(api::configure)

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::jobs::JobQueue;
 use crate::metrics::Metrics;
 use crate::payments::orders::{OrderLocks, OrderService};
-use crate::ratelimit::{Limits, RateLimiter};
+use crate::ratelimit::{ApiLimits, Limits, RateLimiter};
 use crate::secrets::SigningKeys;
 use crate::server::client::TrustedProxies;
 use crate::store::Store;
@@ -30,6 +30,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The per-minute budgets of the sign-in, token and webhook endpoints.
     pub limits: Limits,
+    /// The general budgets of `/api/v1`, per client address and per account.
+    pub api_limits: ApiLimits,
+    /// The client addresses each playback token was used from (`playback.max_addresses_per_token`).
+    pub token_addresses: crate::stream::sharing::TokenAddresses,
     /// Whose forwarding headers name the client those budgets count.
     pub trusted_proxies: TrustedProxies,
     pub providers: Arc<crate::auth::providers::Providers>,

@@ -105,6 +105,9 @@ codes! {
     PlaybackExpired = "playback_expired",
     /// The segment or key is past the preview and the viewer has not bought the film.
     PreviewEnded = "preview_ended",
+    /// The playback token is already playing from `playback.max_addresses_per_token` other
+    /// client addresses; start playback again on this device for a token of its own.
+    TokenShared = "token_shared",
     /// The byte range is outside the segment.
     RangeNotSatisfiable = "range_not_satisfiable",
     /// Comments and support open after watching more of the film (`coverage` says how much).

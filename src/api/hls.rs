@@ -13,14 +13,27 @@ use crate::state::AppState;
 use crate::stream::access::Access;
 use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
+use crate::stream::sharing::Use;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
-async fn authorize(state: &AppState, token: &str) -> ApiResult<Access> {
-    Ok(state
-        .playback_access()
-        .authorize(token, state.clock.now())
-        .await?)
+/// What the token may open, for a client address the token may still be used from
+/// (`playback.max_addresses_per_token`).
+async fn authorize(state: &AppState, req: &HttpRequest, token: &str) -> ApiResult<Access> {
+    let now = state.clock.now();
+    let access = state.playback_access().authorize(token, now).await?;
+    state
+        .token_addresses
+        .admit(Use {
+            store: &state.store,
+            token: access.token,
+            user: access.user,
+            film: access.film,
+            client: state.trusted_proxies.key_of(req),
+            now,
+        })
+        .map_err(|e| ApiError::forbidden(super::error::Code::TokenShared, e.to_string()))?;
+    Ok(access)
 }
 
 /// Feeds the progress recorder (memory only) for a delivered segment or key. A delivery
@@ -55,17 +68,22 @@ fn preview_ended(access: &Access, index: usize) -> ApiError {
     .with("preview_segments", access.allowed)
 }
 
-async fn master(state: &web::Data<AppState>, token: &str) -> ApiResult<HttpResponse> {
-    let access = authorize(state, token).await?;
+async fn master(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    token: &str,
+) -> ApiResult<HttpResponse> {
+    let access = authorize(state, req, token).await?;
     Ok(playlist_response(access.playback.master.clone()))
 }
 
 async fn media(
     state: &web::Data<AppState>,
+    req: &HttpRequest,
     token: &str,
     rendition: &str,
 ) -> ApiResult<HttpResponse> {
-    let access = authorize(state, token).await?;
+    let access = authorize(state, req, token).await?;
     let body = access
         .playback
         .media(rendition, access.full())
@@ -132,9 +150,9 @@ pub async fn dispatch(state: web::Data<AppState>, req: HttpRequest) -> ApiResult
         .header("Allow", "GET"));
     }
     match found {
-        Route::Master { token } => master(&state, token).await,
-        Route::Key { token, name } => key(&state, token, name).await,
-        Route::Media { token, rendition } => media(&state, token, rendition).await,
+        Route::Master { token } => master(&state, &req, token).await,
+        Route::Key { token, name } => key(&state, &req, token, name).await,
+        Route::Media { token, rendition } => media(&state, &req, token, rendition).await,
         Route::Segment {
             token,
             rendition,
@@ -164,7 +182,7 @@ async fn segment(
     rendition: &str,
     name: &str,
 ) -> ApiResult<HttpResponse> {
-    let access = authorize(state, token).await?;
+    let access = authorize(state, req, token).await?;
     let rendition = access
         .playback
         .manifest
@@ -251,9 +269,14 @@ fn ranged(
     Ok(response)
 }
 
-async fn key(state: &web::Data<AppState>, token: &str, name: &str) -> ApiResult<HttpResponse> {
+async fn key(
+    state: &web::Data<AppState>,
+    req: &HttpRequest,
+    token: &str,
+    name: &str,
+) -> ApiResult<HttpResponse> {
     let no_store = |e: ApiError| e.header("Cache-Control", "no-store");
-    let access = authorize(state, token).await.map_err(no_store)?;
+    let access = authorize(state, req, token).await.map_err(no_store)?;
     let index = key_index(name)
         .filter(|&i| i < access.playback.segment_count())
         .ok_or_else(|| no_store(ApiError::not_found("key")))?;

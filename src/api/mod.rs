@@ -13,6 +13,7 @@ pub mod extract;
 pub mod films;
 pub mod health;
 pub mod hls;
+pub mod limits;
 pub mod me;
 pub mod notifications;
 pub mod openapi;
@@ -60,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(limits::api_budgets))
                 .route("/openapi.json", web::get().to(openapi::document))
                 .route("/auth/link", web::post().to(auth::link))
                 .route("/auth/refresh", web::post().to(auth::refresh))

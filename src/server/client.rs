@@ -1,4 +1,4 @@
-//! Who the client is, for rate limits. The TCP peer, unless the peer is one of
+//! Who the client is, for rate limits and the playback token's address bound. The TCP peer, unless the peer is one of
 //! `trusted_proxies`: then the forwarding header its proxies wrote is read from the right
 //! (each proxy appends the address it received from), trusted hops are skipped, and the
 //! first untrusted address is the client. Anything left of that was written by the client

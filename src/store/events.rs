@@ -44,6 +44,15 @@ pub enum Event {
         film: Uuid,
         entitled: bool,
     },
+    /// A playback token was refused on one more client address than
+    /// `playback.max_addresses_per_token` allows (`addresses`, the refused one included);
+    /// recorded once per token per `playback.address_window`. `token` is the token's id.
+    PlaybackTokenShared {
+        user: Uuid,
+        film: Uuid,
+        token: String,
+        addresses: u32,
+    },
     /// A viewer without the whole film was delivered the last preview segment (P − 1).
     PreviewBoundaryReached {
         user: Uuid,
@@ -107,6 +116,7 @@ impl Event {
             Event::PackagingFinished { .. } => "film.ready",
             Event::PackagingFailed { .. } => "film.failed",
             Event::PlaybackStarted { .. } => "playback.started",
+            Event::PlaybackTokenShared { .. } => "playback.token_shared",
             Event::PreviewBoundaryReached { .. } => "playback.preview_boundary",
             Event::CheckoutStarted { .. } => "checkout.started",
             Event::OrderCaptured { .. } => "order.captured",

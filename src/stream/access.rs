@@ -19,6 +19,8 @@ use crate::stream::token::{PlaybackToken, PlaybackTokenError};
 
 /// What one request may open.
 pub struct Access {
+    /// The playback token's id (`PlaybackToken::id`).
+    pub token: [u8; 8],
     pub user: Uuid,
     pub film: Uuid,
     pub playback: Arc<FilmPlayback>,
@@ -159,6 +161,7 @@ impl<'a> Playback<'a> {
             self.config.playback.preview_fraction,
         );
         Ok(Access {
+            token: token.id,
             user: user.id,
             film: film.id,
             playback,

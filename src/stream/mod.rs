@@ -5,4 +5,5 @@ pub mod access;
 pub mod gate;
 pub mod playlists;
 pub mod progress;
+pub mod sharing;
 pub mod token;

@@ -16,6 +16,7 @@ mod generated_client;
 mod hardening;
 mod harness;
 mod ingest;
+mod limits;
 mod notify_mail;
 mod oauth;
 mod openapi;

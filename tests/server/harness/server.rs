@@ -73,6 +73,10 @@ impl Server {
             s("CINEGATE_LIMITS__REFRESH_FAMILY_PER_MINUTE", "100000"),
             s("CINEGATE_LIMITS__WEBHOOK_PER_MINUTE", "100000"),
             s("CINEGATE_LIMITS__PAY_PER_MINUTE", "100000"),
+            s("CINEGATE_LIMITS__API_READS_PER_MINUTE", "1000000"),
+            s("CINEGATE_LIMITS__API_READS_BURST", "1000000"),
+            s("CINEGATE_LIMITS__API_WRITES_PER_MINUTE", "1000000"),
+            s("CINEGATE_LIMITS__API_WRITES_BURST", "1000000"),
             s("CINEGATE_LOG", "info"),
         ];
         for (k, v) in extra {
