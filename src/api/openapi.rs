@@ -155,6 +155,49 @@ impl Modify for Contract {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+        budgets(doc);
+    }
+}
+
+/// Every `/api/v1` request counts against the general budgets (`api::limits`), which answer
+/// 429 `rate_limited` before any handler runs: each operation lists that 429, beside its
+/// handler's own (which already speak of `rate_limited`).
+fn budgets(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    let refusal = ResponseBuilder::new()
+        .description(
+            "`rate_limited`: past this client's or account's request budget; wait \
+             `retry_after` seconds (also in `Retry-After`)",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("429".to_string())
+                .or_insert_with(|| RefOr::T(refusal.clone()));
+        }
     }
 }
 
