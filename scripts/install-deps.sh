@@ -36,11 +36,11 @@ fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
 
 # Independent test peers from PyPI: an HLS playlist parser, a tus client and an SMTP
-# server (aiosmtpd, the notification tests' mail sink) and an OpenAPI validator
-# (openapi-spec-validator) and an SDK generator (openapi-python-client), pinned in
-# requirements.txt.
-if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client" >/dev/null 2>&1; then
-  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client"
+# server (aiosmtpd, the notification tests' mail sink), an OpenAPI validator
+# (openapi-spec-validator), an SDK generator (openapi-python-client) and schemathesis,
+# pinned in requirements.txt.
+if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client, schemathesis" >/dev/null 2>&1; then
+  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client schemathesis"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
 

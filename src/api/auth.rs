@@ -11,12 +11,14 @@ use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "q8W2mR5tYx0bN3vK7cJ1pL9sD4fG6hZaE2uI8oTrXyw"}))]
 pub struct LinkRequest {
     pub token: String,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "Zk3pQ9wLr2Xc8Vn5Tb1Hy7Mg4Jd6Fs0Ae3Uo9Ki2Wq5"}))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -94,6 +96,9 @@ pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
         (status = 200, description = "A token pair", body = TokenResponse),
         (status = 400, description = "`invalid_input` (empty or too long), `invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`invalid_token`, `token_expired`: unknown, used or expired link", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
     ),
 )]
@@ -125,7 +130,10 @@ pub async fn link(
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends), `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends)", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
     ),
 )]
@@ -157,6 +165,8 @@ pub async fn refresh(
         (status = 204, description = "Signed out"),
         (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
         (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
     ),
 )]

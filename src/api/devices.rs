@@ -12,6 +12,7 @@ use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"platform": "android", "token": "fcm-d7Qk2Lr9:APA91bHx0Zy3mN8vB5cT1wE6uI4oP2aS7dF9gJ0kL3zX", "lang": "ko"}))]
 pub struct RegisterRequest {
     platform: String,
     token: String,
@@ -33,7 +34,10 @@ pub struct RegisterRequest {
         (status = 201, description = "The new device", body = DeviceView),
         (status = 200, description = "The token was registered before", body = DeviceView),
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -67,7 +71,8 @@ pub async fn register(
     summary = "The account's push devices",
     responses(
         (status = 200, description = "The devices", body = DeviceList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -90,7 +95,8 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpR
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),

@@ -59,6 +59,22 @@ pub async fn detail(
     Ok(HttpResponse::Ok().json(FilmView::new(&film, state.config.playback.preview_fraction)))
 }
 
+/// The film's poster frame; a public, cacheable file (conditional and range requests are
+/// served as for any static file).
+#[utoipa::path(
+    get,
+    operation_id = "getFilmPoster",
+    path = "/api/v1/films/{id}/poster.jpg",
+    tag = "films",
+    summary = "A film's poster (JPEG)",
+    params(
+        ("id" = String, Path, description = "The film id"),
+    ),
+    responses(
+        (status = 200, description = "The poster", content_type = "image/jpeg", body = inline(crate::api::openapi::Jpeg)),
+        (status = 404, description = "`not_found`: no such watchable film, or it has no poster", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn poster(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -83,7 +99,8 @@ pub async fn poster(
     ),
     responses(
         (status = 200, description = "Where to play from, and how much is allowed", body = PlaybackResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -106,7 +123,7 @@ pub async fn playback(
         .insert_header(("Cache-Control", "no-store"))
         .json(PlaybackResponse {
             master_url: format!("{base}{master_path}"),
-            entitlement,
+            entitlement: entitlement.into(),
             preview_segments: playback.preview,
             total_segments: playback.segment_count(),
             resume_at_seconds: view.resume_at_seconds,
@@ -126,7 +143,8 @@ pub async fn playback(
     ),
     responses(
         (status = 200, description = "Coverage, watch time, unlock", body = ProgressResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),

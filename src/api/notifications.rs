@@ -21,7 +21,8 @@ use crate::state::AppState;
     summary = "The account's notification preferences",
     responses(
         (status = 200, description = "The preferences", body = PrefsView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -62,7 +63,10 @@ impl PrefsChange {
     responses(
         (status = 200, description = "The preferences now", body = PrefsView),
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`invalid_input`: an unknown language", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),

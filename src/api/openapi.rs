@@ -39,6 +39,9 @@ pub const CSRF: &str = "csrf";
         super::auth::logout,
         super::signin::providers,
         super::signin::exchange,
+        super::signin::session_token,
+        super::signin::session_end,
+        super::signin::native,
         super::me::me,
         super::me::logout_all,
         super::me::delete,
@@ -46,16 +49,21 @@ pub const CSRF: &str = "csrf";
         super::me::progress,
         super::films::list,
         super::films::detail,
+        super::films::poster,
         super::films::playback,
         super::films::progress,
         super::payments::checkout,
         super::payments::order,
         super::payments::providers,
         super::payments::my_purchases,
+        super::payments::paypal_webhook,
         super::comments::list,
         super::comments::create,
         super::comments::support,
         super::comments::counts,
+        super::comments::edit,
+        super::comments::delete,
+        super::comments::report,
         super::devices::list,
         super::devices::register,
         super::devices::delete,
@@ -147,6 +155,49 @@ impl Modify for Contract {
         components
             .schemas
             .insert(ErrorBody::name().into_owned(), ErrorBody::schema());
+        budgets(doc);
+    }
+}
+
+/// Every `/api/v1` request counts against the general budgets (`api::limits`), which answer
+/// 429 `rate_limited` before any handler runs: each operation lists that 429, beside its
+/// handler's own (which already speak of `rate_limited`).
+fn budgets(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    let refusal = ResponseBuilder::new()
+        .description(
+            "`rate_limited`: past this client's or account's request budget; wait \
+             `retry_after` seconds (also in `Retry-After`)",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    ErrorBody::name(),
+                ))))
+                .build(),
+        )
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("429".to_string())
+                .or_insert_with(|| RefOr::T(refusal.clone()));
+        }
     }
 }
 
@@ -195,6 +246,20 @@ impl ErrorCode {
         RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Self::name()))
     }
 }
+
+/// A JPEG file as a response body: bytes, not JSON (`contentMediaType`, OpenAPI 3.1).
+pub struct Jpeg;
+
+impl PartialSchema for Jpeg {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("image/jpeg")
+            .into()
+    }
+}
+
+impl ToSchema for Jpeg {}
 
 /// The document for a server at `public_url`.
 pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {

@@ -41,6 +41,7 @@ pub async fn providers(state: web::Data<AppState>) -> HttpResponse {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "dev"}))]
 pub struct CheckoutRequest {
     provider: String,
 }
@@ -58,9 +59,12 @@ pub struct CheckoutRequest {
     responses(
         (status = 201, description = "The order started", body = CheckoutView),
         (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
         (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 422, description = "`currency_unsupported`: the provider takes none of the film's currencies", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`too_many_open_orders`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
         (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
@@ -94,7 +98,8 @@ pub async fn checkout(
     ),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
         (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -124,7 +129,8 @@ pub async fn order(
     summary = "The viewer's purchases and orders",
     responses(
         (status = 200, description = "Purchases and every order", body = Purchases),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`, `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -352,6 +358,25 @@ async fn abandon(
 
 /// PayPal's webhook: verified with PayPal before anything changes, de-duplicated by event
 /// id (`OrderService::webhook`).
+#[utoipa::path(
+    post,
+    operation_id = "paypalWebhook",
+    path = "/api/v1/payments/paypal/webhook",
+    tag = "payments",
+    summary = "PayPal's webhook deliveries (called by PayPal, not by apps)",
+    description = "An event that concerns one of our orders is verified with PayPal's \
+                   verification API (the `Paypal-Transmission-*` headers) before anything \
+                   changes; anything else is answered `ignored`, a repeat `duplicate`.",
+    request_body(content = Object, description = "A PayPal webhook event, as PayPal sends it", content_type = "application/json"),
+    responses(
+        (status = 200, description = "What became of the delivery", body = WebhookAnswer),
+        (status = 400, description = "`invalid_json`: the body is not JSON", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_signature`: PayPal did not verify the delivery", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: PayPal is not configured here", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`: the verification could not be asked", body = crate::api::openapi::ErrorBody),
+    ),
+)]
 pub async fn paypal_webhook(
     state: web::Data<AppState>,
     req: HttpRequest,

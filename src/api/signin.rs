@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::{counting_failures, limit};
 use super::error::{ApiError, ApiResult};
 use super::extract;
+use crate::api::views::account::{SessionToken, TokenResponse};
 use crate::auth::flows;
 use crate::auth::providers::NativeToken;
 use crate::auth::session;
@@ -51,9 +52,38 @@ pub struct LinkStarted {
 }
 
 /// `POST /api/v1/auth/{provider}/native` with a Bearer token: the provider now linked.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"linked": "apple"}))]
 pub struct Linked {
     pub linked: &'static str,
+}
+
+/// The native endpoint's two answers: a token pair (sign-in) or `Linked` (with a Bearer
+/// token). Only a schema: the handler answers one of the two types.
+pub struct NativeAnswer;
+
+impl utoipa::PartialSchema for NativeAnswer {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::{OneOfBuilder, Ref};
+        use utoipa::ToSchema;
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name(TokenResponse::name()))
+            .item(Ref::from_schema_name(Linked::name()))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NativeAnswer {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push((TokenResponse::name().into_owned(), TokenResponse::schema()));
+        schemas.push((Linked::name().into_owned(), Linked::schema()));
+    }
 }
 
 #[utoipa::path(
@@ -246,6 +276,7 @@ fn session_cookie(state: &AppState, session: NewSession) -> Cookie<'static> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "c0dE5xY7wQ2pL9kM3nB8vR1tS6uH4jG0fD2aZ7eX9cW", "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"}))]
 pub struct ExchangeRequest {
     code: String,
     #[serde(default)]
@@ -262,6 +293,9 @@ pub struct ExchangeRequest {
     responses(
         (status = 200, description = "A token pair", body = crate::api::views::account::TokenResponse),
         (status = 400, description = "`invalid_code`, `invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
         (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
     ),
 )]
@@ -291,6 +325,19 @@ fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
 
 /// An access token for the browser's session (the console and viewer page call this, then
 /// use the API with `Authorization: Bearer`).
+#[utoipa::path(
+    post,
+    operation_id = "getSessionAccessToken",
+    path = "/api/v1/auth/session",
+    tag = "auth",
+    summary = "An access token for the browser's session cookie",
+    responses(
+        (status = 200, description = "An access token (no refresh token: the session is what lasts)", body = SessionToken),
+        (status = 401, description = "`unauthenticated`: no session cookie, or an unknown, expired or ended session", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`csrf`: the `X-Requested-With: cinegate` header is missing; `account_disabled`", body = crate::api::openapi::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])),
+)]
 pub async fn session_token(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -300,9 +347,21 @@ pub async fn session_token(
     let token = state
         .sign_in()
         .session_token(session.as_ref().map(|c| c.value()), state.clock.now())?;
-    Ok(no_store(HttpResponse::Ok()).json(token))
+    Ok(no_store(HttpResponse::Ok()).json(SessionToken::from(token)))
 }
 
+/// Ends the browser's session (a request without one ends nothing and answers the same).
+#[utoipa::path(
+    delete,
+    operation_id = "endSession",
+    path = "/api/v1/auth/session",
+    tag = "auth",
+    summary = "Sign the browser out: end its session and clear the cookie",
+    responses(
+        (status = 204, description = "The session, if any, is ended and its cookie cleared"),
+    ),
+    security(("session" = []), ()),
+)]
 pub async fn session_end(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
     let session = req.cookie(SESSION_COOKIE);
     state
@@ -313,12 +372,67 @@ pub async fn session_end(state: web::Data<AppState>, req: HttpRequest) -> ApiRes
         .finish())
 }
 
+/// What a provider's mobile SDK gave the app: Apple and Google an `id_token` (with the
+/// `nonce` the app asked it for), Kakao and Naver an `access_token`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"id_token": "eyJraWQiOiJBSURPUEsxIiwiYWxnIjoiUlMyNTYifQ.eyJzdWIiOiIwMDEyMzQifQ.c2ln", "nonce": "n-0S6_WzA2Mj", "name": "Min-jun Kim"}))]
+pub struct NativeRequest {
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+    /// Apple gives the name to the app only at the first sign-in.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl From<NativeRequest> for NativeToken {
+    fn from(r: NativeRequest) -> Self {
+        NativeToken {
+            id_token: r.id_token,
+            access_token: r.access_token,
+            nonce: r.nonce,
+            name: r.name,
+        }
+    }
+}
+
+/// Without `Authorization` a token pair for the provider's account (created on first
+/// sign-in); with a Bearer token the provider is linked to that account instead.
+#[utoipa::path(
+    post,
+    operation_id = "signInNative",
+    path = "/api/v1/auth/{provider}/native",
+    tag = "auth",
+    summary = "Sign in (or link) with a token from a provider's mobile SDK",
+    params(
+        ("provider" = String, Path, description = "The provider id (`apple`, `google`, `kakao`, `naver`)"),
+    ),
+    request_body = NativeRequest,
+    responses(
+        (status = 200, description = "A token pair (sign-in), or `{\"linked\"}` (with a Bearer token)", body = NativeAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_id_token`, `invalid_provider_token`, `provider_rejected`; with a Bearer token `unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`unknown_provider`: not configured here", body = crate::api::openapi::ErrorBody),
+        (status = 409, description = "`account_exists`, `identity_in_use`", body = crate::api::openapi::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn native(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<NativeToken>,
+    body: web::Json<NativeRequest>,
 ) -> ApiResult<HttpResponse> {
+    let body = NativeToken::from(body.into_inner());
     limit(&state, &req, Budget::Native)?;
     let provider = state.providers.parse(&path)?;
     // With a Bearer token this links; a bad Bearer token is an error, not a sign-in.

@@ -27,6 +27,7 @@ mod playback;
 mod push;
 mod ratelimit;
 mod recovery;
+mod schemathesis;
 mod social;
 mod viewer;
 mod viewer_player;

@@ -5,7 +5,9 @@ use uuid::Uuid;
 
 use crate::auth::session::TokenPair;
 use crate::store::identities::Identity;
-use crate::store::users::{Role, User};
+use crate::store::users::User;
+
+use super::enums::{PlatformView, RoleView};
 
 /// `GET /me`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -15,8 +17,7 @@ pub struct MeView {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
-    #[schema(value_type = String)]
-    pub role: Role,
+    pub role: RoleView,
     pub created_at: i64,
     pub identities: Vec<IdentityView>,
 }
@@ -28,7 +29,7 @@ impl MeView {
             email: user.email,
             email_verified: user.email_verified,
             name: user.name,
-            role: user.role,
+            role: user.role.into(),
             created_at: user.created_at,
             identities: identities.iter().map(IdentityView::from).collect(),
         }
@@ -55,6 +56,12 @@ impl From<&Identity> for IdentityView {
 
 /// A new access token and its refresh token (link, refresh, exchange, native sign-in).
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "refresh_token": "Zk3pQ9wLr2Xc8Vn5Tb1Hy7Mg4Jd6Fs0Ae3Uo9Ki2Wq5",
+    "token_type": "Bearer",
+    "expires_in": 900
+}))]
 pub struct TokenResponse {
     pub access_token: String,
     pub refresh_token: String,
@@ -79,8 +86,7 @@ impl From<TokenPair> for TokenResponse {
 pub struct DeviceView {
     #[schema(value_type = String)]
     pub id: Uuid,
-    #[schema(value_type = String)]
-    pub platform: crate::store::outbox::Platform,
+    pub platform: PlatformView,
     pub token: String,
     pub lang: String,
     pub created_at: i64,
@@ -91,7 +97,7 @@ impl From<&crate::store::devices::Device> for DeviceView {
     fn from(d: &crate::store::devices::Device) -> Self {
         Self {
             id: d.id,
-            platform: d.platform,
+            platform: d.platform.into(),
             token: d.token.clone(),
             lang: d.lang.clone(),
             created_at: d.created_at,
@@ -104,4 +110,29 @@ impl From<&crate::store::devices::Device> for DeviceView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DeviceList {
     pub devices: Vec<DeviceView>,
+}
+
+/// `POST /auth/session`: an access token for the browser's session (no refresh token: the
+/// session cookie is what lasts).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+    "token_type": "Bearer",
+    "expires_in": 900
+}))]
+pub struct SessionToken {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl From<crate::auth::signin::AccessToken> for SessionToken {
+    fn from(t: crate::auth::signin::AccessToken) -> Self {
+        Self {
+            access_token: t.access_token,
+            token_type: t.token_type,
+            expires_in: t.expires_in,
+        }
+    }
 }

@@ -207,7 +207,7 @@ pub struct AdminUserView {
     pub email_verified: bool,
     pub name: Option<String>,
     /// `viewer` or `admin`.
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::RoleView)]
     pub role: Role,
     pub created_at: i64,
     pub disabled: bool,
@@ -240,6 +240,6 @@ pub struct GrantView {
     pub film_id: Uuid,
     #[schema(value_type = String)]
     pub user_id: Uuid,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::EntitlementView)]
     pub entitlement: Entitlement,
 }

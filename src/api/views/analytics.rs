@@ -338,21 +338,42 @@ pub fn retention_csv(r: &Retention) -> String {
 }
 
 /// `granularity` of `GET /admin/analytics`, for the document (the query stays a string:
-/// an unknown value is answered 422 `invalid_range`, not an extractor's 400).
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum Granularity {
-    Day,
-    Week,
-    Month,
+/// an unknown value is answered 422 `invalid_range`, not an extractor's 400). An empty
+/// `granularity=` is taken as absent (a form's empty field), so `""` is a value too.
+pub struct Granularity;
+
+impl utoipa::PartialSchema for Granularity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        query_enum(
+            "`day` (default, also for an empty value), `week` or `month`",
+            &["day", "week", "month", ""],
+        )
+    }
 }
 
-/// `format` of the analytics exports, for the document.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
-pub enum ExportFormat {
-    Json,
-    Csv,
+impl utoipa::ToSchema for Granularity {}
+
+/// `format` of the analytics exports, for the document; empty is taken as absent (JSON).
+pub struct ExportFormat;
+
+impl utoipa::PartialSchema for ExportFormat {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        query_enum(
+            "`json` (default, also for an empty value) or `csv`",
+            &["json", "csv", ""],
+        )
+    }
+}
+
+impl utoipa::ToSchema for ExportFormat {}
+
+fn query_enum(
+    description: &str,
+    values: &[&'static str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .description(Some(description))
+        .enum_values(Some(values.iter().copied()))
+        .into()
 }

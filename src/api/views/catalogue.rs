@@ -4,7 +4,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::store::films::{Film, Price};
-use crate::stream::gate::{self, Entitlement};
+use crate::stream::gate;
+
+use super::enums::EntitlementView;
 use crate::stream::progress::ProgressView;
 
 /// A price in one currency.
@@ -31,6 +33,17 @@ pub fn prices(prices: &[Price]) -> Vec<PriceView> {
 
 /// A film in the catalogue (`GET /films`, `GET /films/{id}`).
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "7b0e4c1a-5d2f-4f7e-9a61-3c8d2e9b4f10",
+    "title": "Harbour Lights",
+    "description": "A night ferry, two strangers.",
+    "prices": [{"amount": 500, "currency": "USD"}, {"amount": 6500, "currency": "KRW"}],
+    "duration_seconds": 5412.0,
+    "poster_url": "/api/v1/films/7b0e4c1a-5d2f-4f7e-9a61-3c8d2e9b4f10/poster.jpg",
+    "total_segments": 902,
+    "preview_segments": 91,
+    "preview_seconds": 546.0
+}))]
 pub struct FilmView {
     #[schema(value_type = String)]
     pub id: Uuid,
@@ -79,10 +92,18 @@ pub struct FilmList {
 
 /// `POST /films/{id}/playback`.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "master_url": "https://films.example.com/hls/pt_2f9c…/master.m3u8",
+    "entitlement": "preview",
+    "preview_segments": 91,
+    "total_segments": 902,
+    "resume_at_seconds": 0.0,
+    "expires_at": 1796601600,
+    "token_id": "2f9c41d07a3b"
+}))]
 pub struct PlaybackResponse {
     pub master_url: String,
-    #[schema(value_type = String)]
-    pub entitlement: Entitlement,
+    pub entitlement: EntitlementView,
     pub preview_segments: usize,
     pub total_segments: usize,
     pub resume_at_seconds: f64,
@@ -93,6 +114,17 @@ pub struct PlaybackResponse {
 
 /// A viewer's progress in one film (`GET /films/{id}/progress`).
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "coverage": 0.42,
+    "covered_segments": 379,
+    "total_segments": 902,
+    "last_segment": 378,
+    "watch_seconds": 2274.0,
+    "active_seconds": 2290.5,
+    "required_active_seconds": 4870.8,
+    "resume_at_seconds": 2268.0,
+    "unlocked": false
+}))]
 pub struct ProgressResponse {
     pub coverage: f64,
     pub covered_segments: usize,

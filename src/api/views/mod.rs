@@ -15,6 +15,7 @@ pub mod admin;
 pub mod analytics;
 pub mod catalogue;
 pub mod csv;
+pub mod enums;
 pub mod health;
 pub mod notifications;
 pub mod orders;

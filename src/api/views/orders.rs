@@ -3,24 +3,35 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::enums::{OrderKindView, OrderStateView};
 use crate::payments::orders::Started;
 use crate::store::orders::{Order, OrderEvent, OrderKind, OrderState};
 
 /// An order as its payer sees it (`GET /orders/{id}`, `/me/purchases`): no provider ids,
 /// no event log.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "0d4f1b2c-8e7a-4c3d-b5f6-a1e2d3c4b5a6",
+    "film_id": "7b0e4c1a-5d2f-4f7e-9a61-3c8d2e9b4f10",
+    "kind": "purchase",
+    "provider": "dev",
+    "amount": 500,
+    "currency": "USD",
+    "state": "captured",
+    "failure": null,
+    "created_at": 1796598000,
+    "updated_at": 1796598042
+}))]
 pub struct OrderView<'a> {
     #[schema(value_type = String)]
     pub id: Uuid,
     #[schema(value_type = String)]
     pub film_id: Uuid,
-    #[schema(value_type = String)]
-    pub kind: OrderKind,
+    pub kind: OrderKindView,
     pub provider: &'a str,
     pub amount: u64,
     pub currency: &'a str,
-    #[schema(value_type = String)]
-    pub state: OrderState,
+    pub state: OrderStateView,
     pub failure: Option<&'a str>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -31,11 +42,11 @@ impl<'a> From<&'a Order> for OrderView<'a> {
         Self {
             id: o.id,
             film_id: o.film_id,
-            kind: o.kind,
+            kind: o.kind.into(),
             provider: &o.provider,
             amount: o.amount,
             currency: &o.currency,
-            state: o.state,
+            state: o.state.into(),
             failure: o.failure.as_deref(),
             created_at: o.created_at,
             updated_at: o.updated_at,
@@ -45,6 +56,14 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 
 /// Where to send the payer: the answer to a checkout, and to a support with a tip.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "order_id": "0d4f1b2c-8e7a-4c3d-b5f6-a1e2d3c4b5a6",
+    "redirect_url": "https://films.example.com/pay/dev/return?order=0d4f1b2c-8e7a-4c3d-b5f6-a1e2d3c4b5a6",
+    "mobile_url": null,
+    "app_url": null,
+    "amount": 500,
+    "currency": "USD"
+}))]
 pub struct CheckoutView<'a> {
     #[schema(value_type = String)]
     pub order_id: Uuid,
@@ -97,9 +116,12 @@ pub struct ProviderList {
     pub providers: Vec<&'static str>,
 }
 
-/// The answer to a webhook delivery: what became of it (`processed`, `ignored`, …).
-#[derive(Serialize)]
+/// The answer to a webhook delivery: what became of it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "captured"}))]
 pub struct WebhookAnswer {
+    /// `captured`, `failed`, `refunded`, `ignored` (not about an order of ours, or news
+    /// it already has), `duplicate` (an event seen before), `unreadable capture`.
     pub status: &'static str,
 }
 
@@ -113,12 +135,12 @@ pub struct AdminOrderView {
     pub user_id: Uuid,
     #[schema(value_type = String)]
     pub film_id: Uuid,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderKindView)]
     pub kind: OrderKind,
     pub provider: String,
     pub amount: u64,
     pub currency: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub provider_ref: Option<String>,
     pub payment_id: Option<String>,
@@ -163,7 +185,7 @@ impl From<Order> for AdminOrderView {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct OrderEventView {
     pub at: i64,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub note: String,
 }

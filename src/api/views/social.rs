@@ -3,6 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::enums::CommentStateView;
 use super::orders::CheckoutView;
 use crate::store::comments::{Comment, CommentState, DeletedBy, Revision, SocialCounts, Support};
 use crate::store::orders::{Order, OrderState};
@@ -10,6 +11,17 @@ use crate::store::orders::{Order, OrderState};
 /// A comment in a thread, as viewers see it: a deleted one keeps its place with no text,
 /// and earlier texts are for moderators only.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "id": "5c7e9a1b-3d2f-4e6a-8b0c-d1e2f3a4b5c6",
+    "film_id": "7b0e4c1a-5d2f-4f7e-9a61-3c8d2e9b4f10",
+    "user_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+    "author": "Min-jun",
+    "body": "The last shot stayed with me all day.",
+    "state": "visible",
+    "created_at": 1796599000,
+    "edited_at": null,
+    "mine": true
+}))]
 pub struct CommentView<'a> {
     #[schema(value_type = String)]
     pub id: Uuid,
@@ -20,8 +32,7 @@ pub struct CommentView<'a> {
     /// `null` when the author's account was deleted.
     pub author: Option<String>,
     pub body: &'a str,
-    #[schema(value_type = String)]
-    pub state: CommentState,
+    pub state: CommentStateView,
     pub created_at: i64,
     pub edited_at: Option<i64>,
     /// Whether the reader wrote it.
@@ -41,7 +52,7 @@ impl<'a> CommentView<'a> {
             } else {
                 &c.body
             },
-            state: c.state,
+            state: c.state.into(),
             created_at: c.created_at,
             edited_at: c.edited_at,
             mine: &c.user_id == reader,
@@ -58,7 +69,7 @@ pub struct CommentPage<'a> {
 }
 
 /// `POST /comments/{id}/report`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Reported {
     pub reported: bool,
 }
@@ -115,7 +126,7 @@ pub struct AdminCommentView {
     #[schema(value_type = String)]
     pub user_id: Uuid,
     pub body: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::CommentStateView)]
     pub state: CommentState,
     pub created_at: i64,
     pub edited_at: Option<i64>,
@@ -124,7 +135,7 @@ pub struct AdminCommentView {
     pub reports: u32,
     /// Who deleted it, on a deleted comment only.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<super::enums::DeletedByView>)]
     pub deleted_by: Option<DeletedBy>,
 }
 
@@ -196,7 +207,7 @@ pub struct TipView {
     pub provider: String,
     pub amount: u64,
     pub currency: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = super::enums::OrderStateView)]
     pub state: OrderState,
     pub at: i64,
 }
