@@ -8,6 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
+# Build flags for cargo fuzz, the same for the build and every run (a run with other flags
+# rebuilds). `make fuzz` leaves them empty: release with AddressSanitizer, for long runs.
+# `make test` passes `--dev --sanitizer none`: its 30-second runs are a smoke test whose
+# cost is the first build, and a debug build without ASan compiles several times faster
+# while still stopping on a panic, an overflow or a failed assertion (safe Rust needs
+# ASan only for its unsafe dependencies, which the long runs cover).
+read -r -a flags <<<"${FUZZ_BUILD_FLAGS:-}"
 if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   if [ "${1:-}" = "--if-available" ]; then
     echo "fuzz: SKIPPED — needs a nightly toolchain and cargo-fuzz (cargo install cargo-fuzz --locked)"
@@ -20,13 +27,13 @@ fi
 # One build of every target first (everything is compiled with sanitizer flags, so the
 # first one is slow), then each run finds its binary ready.
 start=$(date +%s)
-cargo +nightly fuzz build
+cargo +nightly fuzz build "${flags[@]}"
 echo "fuzz: targets built in $(($(date +%s) - start)) s"
 
 for target in $(cargo +nightly fuzz list); do
   echo "fuzz: $target for ${seconds} s"
   # A run writes what it finds into the corpus directory; only the seed-* files are committed.
-  cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+  cargo +nightly fuzz run "${flags[@]}" "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 done
 echo "fuzz: every target ran ${seconds} s without a crash"

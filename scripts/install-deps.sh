@@ -93,5 +93,5 @@ fi
 # stable: cargo-fuzz itself builds on stable, but its targets need nightly's sanitizers.
 if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "installing: cargo-fuzz"
-  cargo install cargo-fuzz --locked --quiet
+  cargo install cargo-fuzz --version 0.13.2 --locked --quiet
 fi
