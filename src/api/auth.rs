@@ -94,12 +94,12 @@ pub(super) fn tokens(pair: session::TokenPair) -> HttpResponse {
     request_body = LinkRequest,
     responses(
         (status = 200, description = "A token pair", body = TokenResponse),
-        (status = 400, description = "`invalid_input` (empty or too long), `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_token`, `token_expired`: unknown, used or expired link", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_input` (empty or too long), `invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`: unknown, used or expired link", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn link(
@@ -129,12 +129,12 @@ pub async fn link(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
-        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends)", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`, `token_reused` (the whole sign-in ends)", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn refresh(
@@ -163,11 +163,11 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Signed out"),
-        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_input`, `invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`invalid_token`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn logout(

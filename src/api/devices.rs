@@ -33,12 +33,12 @@ pub struct RegisterRequest {
     responses(
         (status = 201, description = "The new device", body = DeviceView),
         (status = 200, description = "The token was registered before", body = DeviceView),
-        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -71,8 +71,8 @@ pub async fn register(
     summary = "The account's push devices",
     responses(
         (status = 200, description = "The devices", body = DeviceList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -95,9 +95,9 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpR
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

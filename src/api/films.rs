@@ -48,7 +48,7 @@ pub async fn list(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     ),
     responses(
         (status = 200, description = "The film", body = FilmView),
-        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn detail(
@@ -71,8 +71,8 @@ pub async fn detail(
         ("id" = String, Path, description = "The film id"),
     ),
     responses(
-        (status = 200, description = "The poster", content_type = "image/jpeg", body = inline(crate::api::openapi::Jpeg)),
-        (status = 404, description = "`not_found`: no such watchable film, or it has no poster", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "The poster", content_type = "image/jpeg", body = inline(crate::api::schemas::Jpeg)),
+        (status = 404, description = "`not_found`: no such watchable film, or it has no poster", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn poster(
@@ -99,9 +99,9 @@ pub async fn poster(
     ),
     responses(
         (status = 200, description = "Where to play from, and how much is allowed", body = PlaybackResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -143,9 +143,9 @@ pub async fn playback(
     ),
     responses(
         (status = 200, description = "Coverage, watch time, unlock", body = ProgressResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

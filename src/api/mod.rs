@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod pages;
 pub mod payments;
+pub mod schemas;
 pub mod signin;
 pub mod tus;
 pub mod uploads;

@@ -21,8 +21,8 @@ use crate::state::AppState;
     summary = "The account's notification preferences",
     responses(
         (status = 200, description = "The preferences", body = PrefsView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -62,12 +62,12 @@ impl PrefsChange {
     request_body = PrefsChange,
     responses(
         (status = 200, description = "The preferences now", body = PrefsView),
-        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 422, description = "`invalid_input`: an unknown language", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 422, description = "`invalid_input`: an unknown language", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -99,8 +99,8 @@ pub async fn set_prefs(
     summary = "Notifications that gave up after their retries",
     responses(
         (status = 200, description = "The dead letters", body = DeadLetterList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -125,9 +125,9 @@ pub async fn dead(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     ),
     responses(
         (status = 200, description = "The entry, queued again", body = DeadLetterView),
-        (status = 404, description = "`not_found`: no such dead letter (or not an id)", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such dead letter (or not an id)", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

@@ -10,13 +10,12 @@
 //! fails when a route of the table is neither in it nor on its allow-list.
 
 use actix_web::{web, HttpResponse};
-use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema, Server};
+use utoipa::openapi::{RefOr, Server};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::codes::Code;
 use super::error::{ApiError, ApiResult};
+use super::schemas::{ErrorBody, ErrorCode};
 use crate::server::session::{CSRF_HEADER, SESSION_COOKIE};
 use crate::state::AppState;
 
@@ -200,66 +199,6 @@ fn budgets(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
-
-/// The stable codes of `api::codes` as a string enum.
-pub struct ErrorCode;
-
-impl PartialSchema for ErrorCode {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("A stable error code: apps branch on it (docs/API.md)"))
-            .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
-            .into()
-    }
-}
-
-impl ToSchema for ErrorCode {}
-
-/// `{"error": {"code", "message", …}}`, the one shape of every refusal; some codes carry
-/// fields beside them (`retry_after`, `coverage`, …), so the detail stays open.
-pub struct ErrorBody;
-
-impl PartialSchema for ErrorBody {
-    fn schema() -> RefOr<Schema> {
-        let detail = ObjectBuilder::new()
-            .property("code", ErrorCode::schema_ref())
-            .required("code")
-            .property("message", ObjectBuilder::new().schema_type(Type::String))
-            .required("message")
-            .additional_properties(Some(AdditionalProperties::FreeForm(true)));
-        ObjectBuilder::new()
-            .property("error", detail)
-            .required("error")
-            .into()
-    }
-}
-
-impl ToSchema for ErrorBody {
-    fn name() -> std::borrow::Cow<'static, str> {
-        "Error".into()
-    }
-}
-
-impl ErrorCode {
-    fn schema_ref() -> RefOr<Schema> {
-        RefOr::Ref(utoipa::openapi::Ref::from_schema_name(Self::name()))
-    }
-}
-
-/// A JPEG file as a response body: bytes, not JSON (`contentMediaType`, OpenAPI 3.1).
-pub struct Jpeg;
-
-impl PartialSchema for Jpeg {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .content_media_type("image/jpeg")
-            .into()
-    }
-}
-
-impl ToSchema for Jpeg {}
 
 /// The document for a server at `public_url`.
 pub fn openapi(public_url: &str) -> utoipa::openapi::OpenApi {

@@ -58,16 +58,16 @@ pub struct CheckoutRequest {
     request_body = CheckoutRequest,
     responses(
         (status = 201, description = "The order started", body = CheckoutView),
-        (status = 400, description = "`invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 422, description = "`currency_unsupported`: the provider takes none of the film's currencies", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`too_many_open_orders`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::schemas::ErrorBody),
+        (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 422, description = "`currency_unsupported`: the provider takes none of the film's currencies", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`too_many_open_orders`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -98,9 +98,9 @@ pub async fn checkout(
     ),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -129,8 +129,8 @@ pub async fn order(
     summary = "The viewer's purchases and orders",
     responses(
         (status = 200, description = "Purchases and every order", body = Purchases),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -370,11 +370,11 @@ async fn abandon(
     request_body(content = Object, description = "A PayPal webhook event, as PayPal sends it", content_type = "application/json"),
     responses(
         (status = 200, description = "What became of the delivery", body = WebhookAnswer),
-        (status = 400, description = "`invalid_json`: the body is not JSON", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_signature`: PayPal did not verify the delivery", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`not_found`: PayPal is not configured here", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "`provider_unavailable`: the verification could not be asked", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`: the body is not JSON", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`invalid_signature`: PayPal did not verify the delivery", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`not_found`: PayPal is not configured here", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
+        (status = 502, description = "`provider_unavailable`: the verification could not be asked", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn paypal_webhook(
@@ -413,8 +413,8 @@ pub async fn paypal_webhook(
     summary = "Every order, newest first, with its history",
     responses(
         (status = 200, description = "The orders", body = AdminOrderList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -438,11 +438,11 @@ pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResul
     ),
     responses(
         (status = 200, description = "The order, refunded", body = AdminOrderView),
-        (status = 404, description = "`not_found`: no such order; `unknown_provider`: its provider is no longer configured", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "`order_state`: not a paid order", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such order; `unknown_provider`: its provider is no longer configured", body = crate::api::schemas::ErrorBody),
+        (status = 409, description = "`order_state`: not a paid order", body = crate::api::schemas::ErrorBody),
+        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -468,9 +468,9 @@ pub async fn admin_refund(
     summary = "Ask the providers about every unsettled order now",
     responses(
         (status = 200, description = "How many orders changed", body = Reconciled, example = json!({"changed": 2})),
-        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]

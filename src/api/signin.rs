@@ -292,11 +292,11 @@ pub struct ExchangeRequest {
     request_body = ExchangeRequest,
     responses(
         (status = 200, description = "A token pair", body = crate::api::views::account::TokenResponse),
-        (status = 400, description = "`invalid_code`, `invalid_input`, `invalid_json`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_code`, `invalid_input`, `invalid_json`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
     ),
 )]
 pub async fn exchange(
@@ -333,8 +333,8 @@ fn require_csrf_header(req: &HttpRequest) -> ApiResult<()> {
     summary = "An access token for the browser's session cookie",
     responses(
         (status = 200, description = "An access token (no refresh token: the session is what lasts)", body = SessionToken),
-        (status = 401, description = "`unauthenticated`: no session cookie, or an unknown, expired or ended session", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`csrf`: the `X-Requested-With: cinegate` header is missing; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`: no session cookie, or an unknown, expired or ended session", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`csrf`: the `X-Requested-With: cinegate` header is missing; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])),
 )]
@@ -414,15 +414,15 @@ impl From<NativeRequest> for NativeToken {
     request_body = NativeRequest,
     responses(
         (status = 200, description = "A token pair (sign-in), or `{\"linked\"}` (with a Bearer token)", body = NativeAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_request`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_id_token`, `invalid_provider_token`, `provider_rejected`; with a Bearer token `unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::openapi::ErrorBody),
-        (status = 404, description = "`unknown_provider`: not configured here", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "`account_exists`, `identity_in_use`", body = crate::api::openapi::ErrorBody),
-        (status = 413, description = "`body_too_large`", body = crate::api::openapi::ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::openapi::ErrorBody),
-        (status = 502, description = "`provider_unavailable`", body = crate::api::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`invalid_id_token`, `invalid_provider_token`, `provider_rejected`; with a Bearer token `unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        (status = 404, description = "`unknown_provider`: not configured here", body = crate::api::schemas::ErrorBody),
+        (status = 409, description = "`account_exists`, `identity_in_use`", body = crate::api::schemas::ErrorBody),
+        (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
+        (status = 429, description = "`rate_limited`: wait `retry_after` seconds", body = crate::api::schemas::ErrorBody),
+        (status = 502, description = "`provider_unavailable`", body = crate::api::schemas::ErrorBody),
     ),
     security((), ("bearer" = [])),
 )]

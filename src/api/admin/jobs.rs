@@ -19,8 +19,8 @@ fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
     summary = "Every packaging job, newest first",
     responses(
         (status = 200, description = "The jobs", body = JobList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -44,9 +44,9 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     ),
     responses(
         (status = 200, description = "The job", body = JobView),
-        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -73,9 +73,9 @@ pub async fn get(
     ),
     responses(
         (status = 202, description = "The job, cancelled or on its way to it", body = JobView),
-        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -102,10 +102,10 @@ pub async fn cancel(
     ),
     responses(
         (status = 202, description = "The job, queued again", body = JobView),
-        (status = 404, description = "`not_found`: no such job", body = crate::api::openapi::ErrorBody),
-        (status = 409, description = "`job_not_retryable`: only failed or cancelled jobs can be retried", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::openapi::ErrorBody),
+        (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
+        (status = 409, description = "`job_not_retryable`: only failed or cancelled jobs can be retried", body = crate::api::schemas::ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
