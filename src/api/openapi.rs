@@ -162,8 +162,29 @@ impl Modify for Contract {
 /// 429 `rate_limited` before any handler runs: each operation lists that 429, beside its
 /// handler's own (which already speak of `rate_limited`).
 fn budgets(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Header, ResponseBuilder};
+    let text = |description: &str| -> Header {
+        let mut h = Header::new(ObjectBuilder::new().schema_type(Type::String));
+        h.description = Some(description.to_string());
+        h
+    };
+    // draft-ietf-httpapi-ratelimit-headers-09, on every answer the budgets counted.
+    let budget_headers = [
+        (
+            "RateLimit-Policy",
+            text("The budget this request counted against, e.g. `\"reads\";q=120;w=12`"),
+        ),
+        (
+            "RateLimit",
+            text("What is left of it, e.g. `\"reads\";r=117;t=0` (`t`: seconds until more)"),
+        ),
+    ];
     let refusal = ResponseBuilder::new()
+        .header(
+            "Retry-After",
+            Header::new(ObjectBuilder::new().schema_type(Type::Integer)),
+        )
         .description(
             "`rate_limited`: past this client's or account's request budget; wait \
              `retry_after` seconds (also in `Retry-After`)",
@@ -196,6 +217,16 @@ fn budgets(doc: &mut utoipa::openapi::OpenApi) {
                 .responses
                 .entry("429".to_string())
                 .or_insert_with(|| RefOr::T(refusal.clone()));
+            for answer in op.responses.responses.values_mut() {
+                if let RefOr::T(answer) = answer {
+                    for (name, header) in &budget_headers {
+                        answer
+                            .headers
+                            .entry(name.to_string())
+                            .or_insert_with(|| RefOr::T(header.clone()));
+                    }
+                }
+            }
         }
     }
 }
