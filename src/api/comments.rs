@@ -74,7 +74,7 @@ pub struct PageQuery {
     responses(
         (status = 200, description = "A page of comments", body = CommentPage),
         (status = 400, description = "`invalid_cursor`, `invalid_query`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`watch_more`: below the coverage bar (`coverage`); `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
@@ -132,7 +132,7 @@ pub struct BodyRequest {
     responses(
         (status = 201, description = "The comment", body = CommentView),
         (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`watch_more`; `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
@@ -205,7 +205,7 @@ fn comment_id(id: &str) -> ApiResult<Uuid> {
     responses(
         (status = 200, description = "The comment as edited", body = CommentView),
         (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`not_yours`; `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::schemas::ErrorBody),
@@ -248,7 +248,7 @@ pub async fn edit(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`not_yours`; `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found` (a deleted comment too)", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::schemas::ErrorBody),
@@ -278,7 +278,7 @@ pub async fn delete(
     ),
     responses(
         (status = 202, description = "Reported", body = Reported),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`watch_more`: below the coverage bar (`coverage`); `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found`: no such visible comment", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`conflict`: a concurrent change won; retry", body = crate::api::schemas::ErrorBody),
@@ -356,7 +356,7 @@ pub struct TipRequest {
         (status = 201, description = "The first support", body = SupportAnswer),
         (status = 200, description = "Supported before: the first support", body = SupportAnswer),
         (status = 400, description = "`invalid_json`: a body that does not parse or has the wrong shape (no body at all is a support without a message or tip)", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::Unauthenticated,
         (status = 403, description = "`watch_more`; `account_disabled`", body = crate::api::schemas::ErrorBody),
         (status = 404, description = "`not_found`, `unknown_provider` (a tip's)", body = crate::api::schemas::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
@@ -461,8 +461,7 @@ async fn support_with(
         (status = 200, description = "The comment, hidden", body = AdminCommentView),
         (status = 404, description = "`not_found`: no such comment", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`comment_deleted` (with `deleted_by`): a deleted comment stays deleted", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -488,8 +487,7 @@ pub async fn admin_hide(
         (status = 200, description = "The comment, visible", body = AdminCommentView),
         (status = 404, description = "`not_found`: no such comment", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`comment_deleted` (with `deleted_by`): a deleted comment stays deleted", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -515,8 +513,7 @@ pub async fn admin_restore(
     responses(
         (status = 204, description = "Deleted (or already was)"),
         (status = 404, description = "`not_found`: no such comment", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -537,8 +534,7 @@ pub async fn admin_delete(
     summary = "Reported comments (most reported first) and held ones",
     responses(
         (status = 200, description = "The queue", body = ModerationQueue),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -563,8 +559,7 @@ pub async fn admin_queue(state: web::Data<AppState>, _a: Admin) -> ApiResult<Htt
     responses(
         (status = 200, description = "Supporters and tips (empty for a film without any)", body = Supporters),
         (status = 404, description = "`not_found`: not a film id", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]

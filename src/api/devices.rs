@@ -34,8 +34,7 @@ pub struct RegisterRequest {
         (status = 201, description = "The new device", body = DeviceView),
         (status = 200, description = "The token was registered before", body = DeviceView),
         (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`invalid_platform`, `invalid_device_token`, `invalid_input`", body = crate::api::schemas::ErrorBody),
@@ -71,8 +70,7 @@ pub async fn register(
     summary = "The account's push devices",
     responses(
         (status = 200, description = "The devices", body = DeviceList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -95,8 +93,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpR
     ),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),

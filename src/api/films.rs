@@ -99,8 +99,7 @@ pub async fn poster(
     ),
     responses(
         (status = 200, description = "Where to play from, and how much is allowed", body = PlaybackResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -143,8 +142,7 @@ pub async fn playback(
     ),
     responses(
         (status = 200, description = "Coverage, watch time, unlock", body = ProgressResponse),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),

@@ -18,8 +18,7 @@ use crate::state::AppState;
     summary = "The signed-in account",
     responses(
         (status = 200, description = "The account", body = MeView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -38,8 +37,7 @@ pub async fn me(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<HttpRes
     summary = "End every sign-in of the account",
     responses(
         (status = 204, description = "Every token and session of the account ended"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -64,8 +62,7 @@ pub async fn logout_all(state: web::Data<AppState>, viewer: Viewer) -> ApiResult
     summary = "Delete the account",
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -89,8 +86,7 @@ pub async fn delete(state: web::Data<AppState>, viewer: Viewer) -> ApiResult<Htt
     ),
     responses(
         (status = 204, description = "Unlinked"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`: not linked", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`last_identity`: the account's only way to sign in", body = crate::api::schemas::ErrorBody),
     ),
@@ -117,8 +113,7 @@ pub async fn unlink(
     summary = "The viewer's progress in every film begun",
     responses(
         (status = 200, description = "Progress per film", body = ProgressList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]

@@ -21,8 +21,7 @@ use crate::state::AppState;
     summary = "The account's notification preferences",
     responses(
         (status = 200, description = "The preferences", body = PrefsView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -63,8 +62,7 @@ impl PrefsChange {
     responses(
         (status = 200, description = "The preferences now", body = PrefsView),
         (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: send `application/json`", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`invalid_input`: an unknown language", body = crate::api::schemas::ErrorBody),
@@ -99,8 +97,7 @@ pub async fn set_prefs(
     summary = "Notifications that gave up after their retries",
     responses(
         (status = 200, description = "The dead letters", body = DeadLetterList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -126,8 +123,7 @@ pub async fn dead(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     responses(
         (status = 200, description = "The entry, queued again", body = DeadLetterView),
         (status = 404, description = "`not_found`: no such dead letter (or not an id)", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]

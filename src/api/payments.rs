@@ -59,8 +59,7 @@ pub struct CheckoutRequest {
     responses(
         (status = 201, description = "The order started", body = CheckoutView),
         (status = 400, description = "`invalid_json`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`, `unknown_provider`", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`already_owned`, `not_for_sale`", body = crate::api::schemas::ErrorBody),
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
@@ -98,8 +97,7 @@ pub async fn checkout(
     ),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
         (status = 404, description = "`not_found`: no such order of this viewer", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -129,8 +127,7 @@ pub async fn order(
     summary = "The viewer's purchases and orders",
     responses(
         (status = 200, description = "Purchases and every order", body = Purchases),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::SignedInRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -413,8 +410,7 @@ pub async fn paypal_webhook(
     summary = "Every order, newest first, with its history",
     responses(
         (status = 200, description = "The orders", body = AdminOrderList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -441,8 +437,7 @@ pub async fn admin_orders(state: web::Data<AppState>, _admin: Admin) -> ApiResul
         (status = 404, description = "`not_found`: no such order; `unknown_provider`: its provider is no longer configured", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`order_state`: not a paid order", body = crate::api::schemas::ErrorBody),
         (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -469,8 +464,7 @@ pub async fn admin_refund(
     responses(
         (status = 200, description = "How many orders changed", body = Reconciled, example = json!({"changed": 2})),
         (status = 502, description = "`provider_unavailable`, `provider_refused`: the payment provider failed or refused (the message says why)", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]

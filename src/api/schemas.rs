@@ -69,3 +69,43 @@ impl PartialSchema for Jpeg {
 }
 
 impl ToSchema for Jpeg {}
+
+// The refusals an operation answers before its handler runs, said once: an operation lists
+// one of these in its `responses(…)`. Types for the document only, never constructed.
+
+/// 401: no access token, or one that is not valid or has expired.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 401,
+    description = "`unauthenticated`, `invalid_token`, `token_expired`"
+)]
+pub struct Unauthenticated(#[allow(dead_code)] ErrorBody);
+
+/// What a signed-in operation refuses: 401 as [`Unauthenticated`], 403 for a disabled account.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SignedInRefusals {
+    #[response(
+        status = 401,
+        description = "`unauthenticated`, `invalid_token`, `token_expired`"
+    )]
+    Unauthenticated(ErrorBody),
+    #[response(status = 403, description = "`account_disabled`")]
+    Disabled(ErrorBody),
+}
+
+/// What an admin operation refuses: 401 as [`Unauthenticated`], 403 for anyone but an admin.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminRefusals {
+    #[response(
+        status = 401,
+        description = "`unauthenticated`, `invalid_token`, `token_expired`"
+    )]
+    Unauthenticated(ErrorBody),
+    #[response(
+        status = 403,
+        description = "`admin_only`: not an admin; `account_disabled`"
+    )]
+    NotAdmin(ErrorBody),
+}

@@ -70,8 +70,7 @@ fn prices(input: Vec<PriceInput>) -> ApiResult<Vec<Price>> {
     summary = "Every film, drafts included, with its packaging jobs",
     responses(
         (status = 200, description = "The films", body = AdminFilmList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -100,8 +99,7 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     ),
     responses(
         (status = 200, description = "The film", body = AdminFilmView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -132,8 +130,7 @@ pub async fn get(
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `application/json`", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`invalid_input`: a title, description or price out of bounds, `price` without `currency`, two prices in one currency", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -177,8 +174,7 @@ pub async fn create(
         (status = 413, description = "`body_too_large`", body = crate::api::schemas::ErrorBody),
         (status = 415, description = "`unsupported_media_type`: not `application/json`", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`invalid_input`: a title, description or price out of bounds, `price` without `currency`, two prices in one currency", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -233,8 +229,7 @@ pub async fn update(
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -261,8 +256,7 @@ pub async fn delete(
     ),
     responses(
         (status = 200, description = "The film, published", body = AdminFilmView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`not_ready`: the film has no package yet", body = crate::api::schemas::ErrorBody),
     ),
@@ -287,8 +281,7 @@ pub async fn publish(
     ),
     responses(
         (status = 200, description = "The film, unpublished", body = AdminFilmView),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
@@ -327,8 +320,7 @@ async fn set_published(
     responses(
         (status = 202, description = "Accepted: a packaging job is queued", body = JobView),
         (status = 400, description = "`empty_upload`, `upload_interrupted`", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
         (status = 404, description = "`not_found`: no such film", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`job_active`: a packaging job for this film is queued or running", body = crate::api::schemas::ErrorBody),
         (status = 413, description = "`upload_too_large` (with `max_bytes`)", body = crate::api::schemas::ErrorBody),

@@ -31,8 +31,7 @@ fn ids(state: &AppState, film: &str, user: &str) -> ApiResult<(uuid::Uuid, uuid:
     responses(
         (status = 200, description = "Granted (again: idempotent)", body = GrantView),
         (status = 404, description = "`not_found`: no such film or account", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -71,8 +70,7 @@ pub async fn grant(
     responses(
         (status = 204, description = "Revoked (or there was none)"),
         (status = 404, description = "`not_found`: no such film or account", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]

@@ -19,8 +19,7 @@ fn job_id(id: &str) -> ApiResult<uuid::Uuid> {
     summary = "Every packaging job, newest first",
     responses(
         (status = 200, description = "The jobs", body = JobList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -45,8 +44,7 @@ pub async fn list(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpRe
     responses(
         (status = 200, description = "The job", body = JobView),
         (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -74,8 +72,7 @@ pub async fn get(
     responses(
         (status = 202, description = "The job, cancelled or on its way to it", body = JobView),
         (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
@@ -104,8 +101,7 @@ pub async fn cancel(
         (status = 202, description = "The job, queued again", body = JobView),
         (status = 404, description = "`not_found`: no such job", body = crate::api::schemas::ErrorBody),
         (status = 409, description = "`job_not_retryable`: only failed or cancelled jobs can be retried", body = crate::api::schemas::ErrorBody),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]

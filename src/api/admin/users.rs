@@ -15,8 +15,7 @@ use crate::state::AppState;
     summary = "Every account",
     responses(
         (status = 200, description = "The accounts", body = UserList),
-        (status = 401, description = "`unauthenticated`, `invalid_token`, `token_expired`", body = crate::api::schemas::ErrorBody),
-        (status = 403, description = "`admin_only`: not an admin; `account_disabled`", body = crate::api::schemas::ErrorBody),
+        crate::api::schemas::AdminRefusals,
     ),
     security(("bearer" = [])),
 )]
