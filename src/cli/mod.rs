@@ -55,13 +55,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr; `filter` is a tracing EnvFilter (the config's `log` key).
+/// Logs go to stderr; `filter` is a tracing EnvFilter (the config's `log` key). Colour
+/// only on a terminal: redirected to a file or the journal, escape codes are noise
+/// (`ESC[2m…ESC[33m WARN`), and `NO_COLOR` turns it off anywhere.
 pub fn init_logging(filter: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .try_init();
 }
 

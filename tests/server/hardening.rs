@@ -291,3 +291,18 @@ fn metrics_on_a_listener_of_their_own() {
     get("/healthz", None).expect_error(404, "not_found", "/healthz on the metrics port");
     get("/api/v1/films", None).expect_error(404, "not_found", "the API on the metrics port");
 }
+
+/// Logs redirected to a file (or the journal) carry no terminal colour codes: they are
+/// read by people with `less` and by log shippers, not drawn by a terminal.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let s = Server::start(&[]);
+    s.get("/healthz", None).expect(200, "healthz");
+    let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();
+    assert!(log.contains("INFO"), "no log lines to judge: {log:?}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a redirected log: {:?}",
+        s.log_tail(5)
+    );
+}
