@@ -28,10 +28,11 @@ pub const NOT_SET: &str = "(not set)";
 const COMMIT: Option<&str> = option_env!("CINEGATE_GIT_COMMIT");
 
 /// Whether a configuration key names a secret. Paths to secrets (`…_file`, `…_dir`,
-/// `…_path`) are not secrets themselves and stay shown.
+/// `…_path`) are not secrets themselves and stay shown, nor are counts and rates
+/// (`…_per_…`, e.g. `max_addresses_per_token`).
 pub fn is_secret_key(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    if n.ends_with("_file") || n.ends_with("_dir") || n.ends_with("_path") {
+    if n.ends_with("_file") || n.ends_with("_dir") || n.ends_with("_path") || n.contains("_per_") {
         return false;
     }
     ["secret", "password", "passwd", "credential", "private_key"]
@@ -348,6 +349,7 @@ mod tests {
             "token_ttl",
             "token_url",
             "token_failures_per_minute",
+            "max_addresses_per_token",
             "webhook_id",
         ] {
             assert!(!is_secret_key(k), "{k}");
