@@ -21,8 +21,8 @@ pub struct Config {
     pub media_dir: PathBuf,
     /// Secrets root: signing key and per-film secrets (mode 0700/0600).
     pub keys_dir: PathBuf,
-    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `cinegate=debug`.
-    pub log: String,
+    /// Logging: `[log]`, or the filter alone as `log = "info"` (the older form).
+    pub log: LogConfig,
     /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` / `Forwarded` name the client
     /// for rate limits. Empty: trust none, every client is its TCP peer.
     #[serde(deserialize_with = "list_or_string")]
@@ -42,6 +42,114 @@ pub struct Config {
     pub analytics: AnalyticsConfig,
     pub smtp: SmtpConfig,
     pub notify: NotifyConfig,
+    pub tls: TlsConfig,
+    pub disk: DiskConfig,
+}
+
+/// `[log]`. Also read from a bare string (`log = "info"`, `CINEGATE_LOG=warn`): the
+/// filter, as every release before `[log]` took it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    /// tracing `EnvFilter` syntax: `info`, `warn`, `cinegate=debug,actix_web=info`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (colour only on a terminal).
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        struct Table {
+            filter: String,
+            format: LogFormat,
+        }
+        impl Default for Table {
+            fn default() -> Self {
+                let LogConfig { filter, format } = LogConfig::default();
+                Self { filter, format }
+            }
+        }
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = LogConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a log filter string or a [log] table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<LogConfig, E> {
+                Ok(LogConfig {
+                    filter: v.to_string(),
+                    ..LogConfig::default()
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<LogConfig, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(LogConfig {
+                    filter: t.filter,
+                    format: t.format,
+                })
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `[tls]`: HTTPS served by cinegate itself (issue 19). Off by default: a proxy in front
+/// terminates TLS, or the server is on loopback.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain HTTP only.
+    #[default]
+    Off,
+    /// A certificate and key from files.
+    Files,
+    /// Certificates from an ACME CA (Let's Encrypt by default).
+    Acme,
+}
+
+/// `[disk]`: the local disk under `media_dir`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskConfig {
+    /// Uploads and packaging are refused while the data root's file system has less than
+    /// this many bytes free, so a full disk never reaches the store.
+    pub min_free_bytes: u64,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: 1 << 30,
+        }
+    }
 }
 
 /// E-mail over SMTP. Off while `host` is empty: no mail is queued then.
@@ -597,7 +705,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".into(),
             media_dir: "media".into(),
             keys_dir: "keys".into(),
-            log: "info".into(),
+            log: LogConfig::default(),
             trusted_proxies: Vec::new(),
             playback: PlaybackConfig::default(),
             transcode: TranscodeConfig::default(),
@@ -613,6 +721,8 @@ impl Default for Config {
             analytics: AnalyticsConfig::default(),
             smtp: SmtpConfig::default(),
             notify: NotifyConfig::default(),
+            tls: TlsConfig::default(),
+            disk: DiskConfig::default(),
         }
     }
 }
@@ -1387,9 +1497,24 @@ impl Config {
             );
         }
         self.trusted_proxy_nets()?;
-        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
-            return bad("log", format!("{:?} is not a valid log filter", self.log));
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return bad(
+                "log.filter",
+                format!("{:?} is not a valid log filter", self.log.filter),
+            );
         }
+        self.validate_tls()?;
+        self.validate_disk()?;
+        Ok(())
+    }
+
+    /// `[tls]`: the files or the ACME settings its mode needs.
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// `[disk]`.
+    fn validate_disk(&self) -> Result<(), ConfigError> {
         Ok(())
     }
 
@@ -1635,6 +1760,33 @@ mod tests {
         let from_file = serde_json::to_value(c.ok()).unwrap_or_default();
         let defaults = serde_json::to_value(Config::default()).unwrap_or_default();
         assert_eq!(from_file, defaults);
+    }
+
+    #[test]
+    fn log_is_a_table_or_the_older_bare_filter() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.toml", "log = \"warn\"\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.log.filter, "warn");
+            assert_eq!(c.log.format, LogFormat::Text);
+            jail.create_file("config.toml", "[log]\nformat = \"json\"\n")?;
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                (c.log.filter.as_str(), c.log.format),
+                ("info", LogFormat::Json)
+            );
+            jail.set_env("CINEGATE_LOG", "debug");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.log.filter, "debug");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[log]\nformat = \"xml\"\n");
+            assert!(e.contains("log") && e.contains("xml"), "{e}");
+            let e = load_error(jail, "[log]\nfilter = \"=[\"\n");
+            assert!(e.contains("log.filter"), "{e}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -25,4 +25,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod stream;
+pub mod telemetry;
 pub mod web;

@@ -78,7 +78,9 @@ impl Application {
             wake: Default::default(),
         };
         let playback = Arc::new(PlaybackCache::default());
+        let telemetry = Arc::new(crate::telemetry::Telemetry::new());
         let state = web::Data::new(AppState {
+            telemetry,
             jobs: JobQueue::new(
                 store.clone(),
                 config.clone(),

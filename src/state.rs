@@ -28,6 +28,8 @@ pub struct AppState {
     pub progress: Arc<ProgressRecorder>,
     pub playback: Arc<PlaybackCache>,
     pub metrics: Metrics,
+    /// The Prometheus families (`telemetry`): what `/metrics` renders.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The per-minute budgets of the sign-in, token and webhook endpoints.
     pub limits: Limits,
     /// The general budgets of `/api/v1`, per client address and per account.

@@ -1,0 +1,254 @@
+//! The Prometheus metric families behind `/metrics`: one [`Telemetry`] built at start,
+//! held in application state and handed to whatever counts (never a global recorder, like
+//! the configuration). Not HTTP: surfaces render it, services count into it.
+//!
+//! Crate: `prometheus-client` (the Prometheus project's own Rust client). The other
+//! candidate, `metrics-exporter-prometheus`, pulls rand 0.9 with its rand_core, rand_chacha
+//! and getrandom beside the rand 0.8 the rest of the tree uses; this one adds three crates
+//! and no duplicate. Every name gets the `cinegate_` prefix; counters end in `_total`.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// What kind of request an HTTP answer was for: few values, so the series stay few (a
+/// film id or a path never becomes a label).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RouteClass {
+    /// `/api/v1/…` except the ones below.
+    api,
+    /// `/api/v1/admin/…` and the tus uploads.
+    admin,
+    /// `/hls/{token}/…m3u8`.
+    playlist,
+    /// `/hls/{token}/…ts`.
+    segment,
+    /// `/hls/{token}/keys/…`.
+    key,
+    /// HTML pages (viewer app, console, payer's return pages).
+    page,
+    /// Embedded static files.
+    asset,
+    /// `/healthz`, `/metrics`.
+    health,
+    /// Anything else (404s of unknown paths among them).
+    other,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub class: RouteClass,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: RouteClass,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `queued`, `running`, `failed` (jobs); `pending`, `dead` (outbox).
+    pub state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `done`, `failed`, `cancelled` (jobs).
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PaymentLabels {
+    /// The provider's config name (`paypal`, `kakaopay`, `naverpay`, `dev`).
+    pub provider: &'static str,
+    /// `created`, `captured`, `failed`, `cancelled`, `refunded`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// `email`, `push`, `webhook`.
+    pub channel: &'static str,
+    /// `sent`, `retried`, `dead`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DomainLabels {
+    pub domain: String,
+}
+
+type Seconds = Family<ClassLabels, Histogram, fn() -> Histogram>;
+type JobSeconds = Family<OutcomeLabels, Histogram, fn() -> Histogram>;
+
+/// Every family, registered once in `registry`. Clones of a family share its values.
+pub struct Telemetry {
+    pub registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Seconds,
+    pub served_bytes: Family<ClassLabels, Counter>,
+    pub segments_served: Counter,
+    pub keys_served: Counter,
+    pub gate_refusals: Counter,
+    /// Distinct viewers whose player fetched a segment or key lately.
+    pub active_viewers: Gauge,
+    pub jobs: Family<StateLabels, Gauge>,
+    pub job_duration: JobSeconds,
+    pub payments: Family<PaymentLabels, Counter>,
+    pub outbox: Family<StateLabels, Gauge>,
+    pub deliveries: Family<ChannelLabels, Counter>,
+    /// When each served certificate stops being valid (Unix seconds).
+    pub certificate_expiry: Family<DomainLabels, Gauge<f64, AtomicU64>>,
+    pub certificate_failures: Counter,
+}
+
+fn request_seconds() -> Histogram {
+    // 0.5 ms … 16 s: a key answer is well under a millisecond, a page tens of ms.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+fn job_seconds() -> Histogram {
+    // 10 s … ~11 h: a short clip to a 2-hour film on 2 cores.
+    Histogram::new(exponential_buckets(10.0, 2.0, 13))
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cinegate");
+        let t = Self {
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(request_seconds as fn() -> Histogram),
+            served_bytes: Family::default(),
+            segments_served: Counter::default(),
+            keys_served: Counter::default(),
+            gate_refusals: Counter::default(),
+            active_viewers: Gauge::default(),
+            jobs: Family::default(),
+            job_duration: Family::new_with_constructor(job_seconds as fn() -> Histogram),
+            payments: Family::default(),
+            outbox: Family::default(),
+            deliveries: Family::default(),
+            certificate_expiry: Family::default(),
+            certificate_failures: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP answers by route class and status",
+            t.http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to answer head, by route class",
+            t.http_duration.clone(),
+        );
+        registry.register(
+            "served_bytes",
+            "Response body bytes sent, by route class",
+            t.served_bytes.clone(),
+        );
+        registry.register(
+            "segments_served",
+            "HLS segments served",
+            t.segments_served.clone(),
+        );
+        registry.register("keys_served", "HLS keys served", t.keys_served.clone());
+        registry.register(
+            "gate_refusals",
+            "Segment or key requests refused by the preview gate",
+            t.gate_refusals.clone(),
+        );
+        registry.register(
+            "active_viewers",
+            "Viewers whose player fetched a segment or key in the last 5 minutes",
+            t.active_viewers.clone(),
+        );
+        registry.register("jobs", "Packaging jobs by state", t.jobs.clone());
+        registry.register(
+            "job_duration_seconds",
+            "Packaging job run time, by outcome",
+            t.job_duration.clone(),
+        );
+        registry.register(
+            "payments",
+            "Payment order outcomes by provider",
+            t.payments.clone(),
+        );
+        registry.register(
+            "outbox",
+            "Notification deliveries waiting (pending) or given up (dead)",
+            t.outbox.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Notification delivery attempts by channel and outcome",
+            t.deliveries.clone(),
+        );
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "When the served certificate for a domain expires (Unix time)",
+            t.certificate_expiry.clone(),
+        );
+        registry.register(
+            "tls_certificate_failures",
+            "Failed certificate orders, renewals or reloads",
+            t.certificate_failures.clone(),
+        );
+        Self { registry, ..t }
+    }
+
+    /// The exposition text (OpenMetrics 1.0, which Prometheus reads).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The content type of [`Telemetry::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_rendered_with_the_prefix() {
+        let t = Telemetry::new();
+        t.http_requests
+            .get_or_create(&HttpLabels {
+                class: RouteClass::segment,
+                status: 200,
+            })
+            .inc();
+        t.certificate_expiry
+            .get_or_create(&DomainLabels {
+                domain: "films.example".into(),
+            })
+            .set(1.8e9);
+        let text = t.render().unwrap_or_default();
+        assert!(
+            text.contains("cinegate_http_requests_total{class=\"segment\",status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cinegate_tls_certificate_expiry_timestamp_seconds{domain=\"films.example\"} 1800000000"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
