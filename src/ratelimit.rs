@@ -49,18 +49,87 @@ pub struct Limited {
 /// tests/ratelimit_memory.rs measures it with a counting allocator (about 33 bytes).
 pub const BYTES_PER_KEY: usize = 64;
 
-struct Shard<K> {
+/// `SHARDS` locks, each guarding a `T`, picked by a randomly seeded hash of the key so a
+/// client cannot aim at one: what [`RateLimiter`] and [`BoundedMap`] are both built on.
+struct Sharded<T> {
+    shards: Box<[Mutex<T>]>,
+    hasher: RandomState,
+}
+
+impl<T> Sharded<T> {
+    fn new(make: impl Fn() -> T) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(make())).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn lock<K: Hash>(&self, key: &K) -> std::sync::MutexGuard<'_, T> {
+        let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on every shard in turn (sweeps and counts, never on a request).
+    fn each(&self, mut f: impl FnMut(&mut T)) {
+        for shard in self.shards.iter() {
+            f(&mut shard.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+}
+
+/// One shard's two generations of keys: a key is kept in the young one; one taken from
+/// the old one comes back young. When the young generation is full, the old one is
+/// forgotten and the young one becomes old, so the keys idle longest go first, in O(1)
+/// (amortised) per access.
+struct Generations<K, V> {
+    young: HashMap<K, V>,
+    old: HashMap<K, V>,
+}
+
+impl<K: Hash + Eq, V> Generations<K, V> {
+    fn new() -> Self {
+        Self {
+            young: HashMap::new(),
+            old: HashMap::new(),
+        }
+    }
+
+    /// Removes `key`, wherever it is.
+    fn take(&mut self, key: &K) -> Option<V> {
+        self.young.remove(key).or_else(|| self.old.remove(key))
+    }
+
+    /// Keeps `key` as the youngest, turning the generations over first when the young one
+    /// holds `generation` keys.
+    fn keep(&mut self, key: K, value: V, generation: usize) {
+        if self.young.len() >= generation {
+            std::mem::swap(&mut self.young, &mut self.old);
+            // Reuses the table: one memset of its control bytes per `generation` inserts.
+            self.young.clear();
+        }
+        self.young.insert(key, value);
+    }
+
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
+
+/// Keys per generation per shard for a bound of `capacity` keys in all.
+fn generation(capacity: usize) -> usize {
+    (capacity / SHARDS / 2).max(1)
+}
+
+struct Window<K> {
     /// The minute (`now / 60`) the counts below belong to.
-    window: i64,
-    young: HashMap<K, u32>,
-    old: HashMap<K, u32>,
+    minute: i64,
+    counts: Generations<K, u32>,
 }
 
 /// One budget's counters. `K: Copy` has no destructor, so dropping or clearing a
 /// generation frees or resets its table without visiting the entries.
 pub struct RateLimiter<K = IpAddr> {
-    shards: Box<[Mutex<Shard<K>>]>,
-    hasher: RandomState,
+    shards: Sharded<Window<K>>,
     /// Keys per generation per shard.
     generation: usize,
 }
@@ -68,19 +137,12 @@ pub struct RateLimiter<K = IpAddr> {
 impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// A limiter that tracks at most `capacity` keys at once.
     pub fn new(capacity: usize) -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| {
-                Mutex::new(Shard {
-                    window: i64::MIN,
-                    young: HashMap::new(),
-                    old: HashMap::new(),
-                })
-            })
-            .collect();
         Self {
-            shards,
-            hasher: RandomState::new(),
-            generation: (capacity / SHARDS / 2).max(1),
+            shards: Sharded::new(|| Window {
+                minute: i64::MIN,
+                counts: Generations::new(),
+            }),
+            generation: generation(capacity),
         }
     }
 
@@ -98,38 +160,28 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
 
     /// Adds one request of `key` in the minute of `now`; returns its count in that minute.
     fn count(&self, key: K, now: i64) -> u32 {
-        let window = now.div_euclid(60);
-        let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
-        let mut shard = self.shards[index].lock().unwrap_or_else(|p| p.into_inner());
-        if shard.window != window {
-            shard.window = window;
-            shard.young = HashMap::new();
-            shard.old = HashMap::new();
+        let minute = now.div_euclid(60);
+        let mut shard = self.shards.lock(&key);
+        if shard.minute != minute {
+            // A new minute starts over with empty tables, which also gives a flood's
+            // memory back.
+            shard.minute = minute;
+            shard.counts = Generations::new();
         }
-        if let Some(n) = shard.young.get_mut(&key) {
+        if let Some(n) = shard.counts.young.get_mut(&key) {
             *n = n.saturating_add(1);
             return *n;
         }
-        let n = shard.old.remove(&key).unwrap_or(0).saturating_add(1);
-        if shard.young.len() >= self.generation {
-            let shard = &mut *shard;
-            std::mem::swap(&mut shard.young, &mut shard.old);
-            // Reuses the table: one memset of its control bytes per `generation` inserts.
-            shard.young.clear();
-        }
-        shard.young.insert(key, n);
+        let n = shard.counts.take(&key).unwrap_or(0).saturating_add(1);
+        shard.counts.keep(key, n, self.generation);
         n
     }
 
     /// Keys currently tracked.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let s = s.lock().unwrap_or_else(|p| p.into_inner());
-                s.young.len() + s.old.len()
-            })
-            .sum()
+        let mut n = 0;
+        self.shards.each(|s| n += s.counts.len());
+        n
     }
 
     pub fn is_empty(&self) -> bool {
@@ -199,81 +251,48 @@ impl Limits {
 
 // --- the general API budgets: governor's GCRA over a bounded store ---
 
-/// A map of at most `capacity` keys, in the same 16 randomly hashed shards of two
-/// generations as [`RateLimiter`], without the per-minute reset: a key touched moves to the
-/// young generation, and when that is full the old one is forgotten. O(1) per access; the
-/// keys idle longest go first.
+/// A map of at most `capacity` keys, in the same shards and generations as
+/// [`RateLimiter`], without the per-minute reset: a key touched moves to the young
+/// generation, and when that is full the old one is forgotten. O(1) per access; the keys
+/// idle longest go first.
 pub struct BoundedMap<K, V> {
-    shards: Box<[Mutex<Generations<K, V>>]>,
-    hasher: RandomState,
+    shards: Sharded<Generations<K, V>>,
     generation: usize,
-}
-
-struct Generations<K, V> {
-    young: HashMap<K, V>,
-    old: HashMap<K, V>,
 }
 
 impl<K: Hash + Eq, V> BoundedMap<K, V> {
     pub fn new(capacity: usize) -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| {
-                Mutex::new(Generations {
-                    young: HashMap::new(),
-                    old: HashMap::new(),
-                })
-            })
-            .collect();
         Self {
-            shards,
-            hasher: RandomState::new(),
-            generation: (capacity / SHARDS / 2).max(1),
+            shards: Sharded::new(Generations::new),
+            generation: generation(capacity),
         }
-    }
-
-    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, Generations<K, V>> {
-        let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
-        self.shards[index].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on `key`'s value (`None` when untracked) under its shard's lock; a value
     /// left in the slot is kept (as the youngest), an emptied slot forgets the key.
     pub fn with<R>(&self, key: K, f: impl FnOnce(&mut Option<V>) -> R) -> R {
-        let mut shard = self.shard(&key);
-        let shard = &mut *shard;
-        let mut slot = match shard.young.remove(&key) {
-            Some(v) => Some(v),
-            None => shard.old.remove(&key),
-        };
+        let mut shard = self.shards.lock(&key);
+        let mut slot = shard.take(&key);
         let out = f(&mut slot);
         if let Some(v) = slot {
-            if shard.young.len() >= self.generation {
-                std::mem::swap(&mut shard.young, &mut shard.old);
-                shard.young.clear();
-            }
-            shard.young.insert(key, v);
+            shard.keep(key, v, self.generation);
         }
         out
     }
 
     /// Forgets every key whose value `keep` refuses (a periodic sweep, never on a request).
     pub fn retain(&self, keep: impl Fn(&V) -> bool) {
-        for shard in self.shards.iter() {
-            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
-            shard.young.retain(|_, v| keep(v));
-            shard.old.retain(|_, v| keep(v));
-        }
+        self.shards.each(|s| {
+            s.young.retain(|_, v| keep(v));
+            s.old.retain(|_, v| keep(v));
+        });
     }
 
     /// Keys currently tracked.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let s = s.lock().unwrap_or_else(|p| p.into_inner());
-                s.young.len() + s.old.len()
-            })
-            .sum()
+        let mut n = 0;
+        self.shards.each(|s| n += s.len());
+        n
     }
 
     pub fn is_empty(&self) -> bool {
