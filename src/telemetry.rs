@@ -40,6 +40,39 @@ pub enum RouteClass {
     other,
 }
 
+impl RouteClass {
+    /// The class of an answer to `path` with `status`, from the path's prefix and, under
+    /// `/hls/`, its end: no allocation, and nothing of the path (a film id, a playback
+    /// token) becomes a label. A 404 outside the API, playback and assets is `other`: the
+    /// pages are a catch-all, so an unknown path would otherwise count as one.
+    pub fn of(path: &str, status: u16) -> Self {
+        if let Some(rest) = path.strip_prefix("/hls/") {
+            return if rest.ends_with(".m3u8") {
+                Self::playlist
+            } else if rest.ends_with(".ts") {
+                Self::segment
+            } else if rest.contains("/keys/") {
+                Self::key
+            } else {
+                Self::other
+            };
+        }
+        if path.starts_with("/api/v1/admin/") || path == "/api/v1/admin" {
+            Self::admin
+        } else if path.starts_with("/api/") {
+            Self::api
+        } else if path.starts_with("/assets/") {
+            Self::asset
+        } else if path == "/healthz" || path == "/metrics" {
+            Self::health
+        } else if status == 404 {
+            Self::other
+        } else {
+            Self::page
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub class: RouteClass,
@@ -75,7 +108,7 @@ pub struct PaymentLabels {
 pub struct ChannelLabels {
     /// `email`, `push`, `webhook`.
     pub channel: &'static str,
-    /// `sent`, `retried`, `dead`.
+    /// `sent`, `retried`, `dead`, `dropped` (the recipient is gone).
     pub outcome: &'static str,
 }
 
@@ -209,12 +242,71 @@ impl Telemetry {
         Self { registry, ..t }
     }
 
+    /// One HTTP answer: its status, the time to its head, and the body bytes it sends
+    /// (from its length, known before they go out: a segment leaves by sendfile(2)).
+    pub fn http_answer(&self, class: RouteClass, status: u16, seconds: f64, bytes: u64) {
+        self.http_requests
+            .get_or_create(&HttpLabels { class, status })
+            .inc();
+        let class = ClassLabels { class };
+        self.http_duration.get_or_create(&class).observe(seconds);
+        if bytes > 0 {
+            self.served_bytes.get_or_create(&class).inc_by(bytes);
+        }
+    }
+
+    /// A payment order of `provider` reached `outcome` (counted on the transition, once).
+    pub fn payment(&self, provider: &'static str, outcome: &'static str) {
+        self.payments
+            .get_or_create(&PaymentLabels { provider, outcome })
+            .inc();
+    }
+
+    /// A notification delivery attempt over `channel` ended in `outcome`.
+    pub fn delivery(&self, channel: &'static str, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&ChannelLabels { channel, outcome })
+            .inc();
+    }
+
+    /// A packaging job ran `seconds` to `outcome` (`done`, `failed`, `cancelled`).
+    pub fn job_finished(&self, outcome: &'static str, seconds: f64) {
+        self.job_duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(seconds);
+    }
+
+    /// Sets the gauges `/metrics` computes when scraped: jobs by state, outbox depth, and
+    /// the viewers active lately.
+    pub fn set_scraped(
+        &self,
+        jobs: [(&'static str, usize); 3],
+        outbox: [(&'static str, usize); 2],
+        viewers: usize,
+    ) {
+        for (state, n) in jobs {
+            self.jobs
+                .get_or_create(&StateLabels { state })
+                .set(gauge(n));
+        }
+        for (state, n) in outbox {
+            self.outbox
+                .get_or_create(&StateLabels { state })
+                .set(gauge(n));
+        }
+        self.active_viewers.set(gauge(viewers));
+    }
+
     /// The exposition text (OpenMetrics 1.0, which Prometheus reads).
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The content type of [`Telemetry::render`]'s text.

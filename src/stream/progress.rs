@@ -468,6 +468,23 @@ impl ProgressRecorder {
         films
     }
 
+    /// How many distinct viewers had a segment or key delivered at or after `since` (the
+    /// `active_viewers` gauge, computed when `/metrics` is scraped rather than on the
+    /// request path). Each shard is locked only while its entries are walked.
+    pub fn active_viewers(&self, since: Instant) -> usize {
+        let mut users = std::collections::HashSet::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            users.extend(
+                shard
+                    .iter()
+                    .filter(|(_, e)| e.last_at.is_some_and(|at| at >= since))
+                    .map(|((user, _), _)| *user),
+            );
+        }
+        users.len()
+    }
+
     /// Drops a deleted account's unflushed progress, so a flush does not bring it back.
     /// Waits for a flush under way in each shard, which may be writing the user's delta.
     pub fn forget_user(&self, user: &Uuid) {
