@@ -239,6 +239,16 @@ impl Telemetry {
             "Failed certificate orders, renewals or reloads",
             t.certificate_failures.clone(),
         );
+        // A family renders nothing until a label set is counted: the delivery outcomes
+        // are a fixed set, so they show (as 0) from the start and a rate over them works
+        // before the first failure.
+        for channel in ["email", "push", "webhook"] {
+            for outcome in ["sent", "retried", "dead", "dropped"] {
+                let _ = t
+                    .deliveries
+                    .get_or_create(&ChannelLabels { channel, outcome });
+            }
+        }
         Self { registry, ..t }
     }
 
