@@ -353,4 +353,106 @@ mod tests {
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
+
+    /// Every family with one sample, so each shows in the text.
+    fn every_family_counted() -> Telemetry {
+        let t = Telemetry::new();
+        t.http_answer(RouteClass::segment, 200, 0.001, 10);
+        t.segments_served.inc();
+        t.keys_served.inc();
+        t.gate_refusals.inc();
+        t.set_scraped(
+            [("queued", 1), ("running", 0), ("failed", 0)],
+            [("pending", 0), ("dead", 0)],
+            1,
+        );
+        t.job_finished("done", 60.0);
+        t.payment("dev", "captured");
+        t.delivery("email", "sent");
+        t.certificate_expiry
+            .get_or_create(&DomainLabels {
+                domain: "films.example".into(),
+            })
+            .set(1.8e9);
+        t.certificate_failures.inc();
+        t
+    }
+
+    /// The sample names `/metrics` exposes (`…_total`, `…_bucket`, …) and the family
+    /// names (from `# TYPE`).
+    fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| match l.strip_prefix("# TYPE ") {
+                Some(t) => t.split(' ').next(),
+                None if l.starts_with('#') => None,
+                None => l.split(['{', ' ']).next(),
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `docs/grafana-dashboard.json` queries only what `/metrics` exposes, covers every
+    /// family, and takes its data source from a variable: it cannot drift from the code.
+    #[test]
+    fn the_dashboard_uses_only_exposed_metrics_and_shows_every_family() {
+        let text = every_family_counted().render().unwrap_or_default();
+        let exposed = exposed_names(&text);
+        let families: Vec<&String> = exposed
+            .iter()
+            .filter(|n| text.contains(&format!("# TYPE {n} ")))
+            .collect();
+        assert_eq!(families.len(), 14, "{families:?}");
+
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/grafana-dashboard.json"))
+                .unwrap_or_else(|e| panic!("docs/grafana-dashboard.json: {e}"));
+        assert!(dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 39);
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            variables.iter().any(|v| v["name"] == "datasource"
+                && v["type"] == "datasource"
+                && v["query"] == "prometheus"),
+            "no Prometheus data source variable: {variables:?}"
+        );
+        let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+        let mut used = std::collections::BTreeSet::new();
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            assert!(!targets.is_empty(), "{title} has no query");
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                let names: Vec<&str> = expr
+                    .match_indices("cinegate_")
+                    .map(|(i, _)| {
+                        let rest = &expr[i..];
+                        let end = rest
+                            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                            .unwrap_or(rest.len());
+                        &rest[..end]
+                    })
+                    .collect();
+                assert!(!names.is_empty(), "{title}: no cinegate metric in {expr}");
+                for name in names {
+                    assert!(
+                        exposed.contains(name),
+                        "{title}: {name} is not exposed by /metrics: {exposed:?}"
+                    );
+                    used.insert(
+                        families
+                            .iter()
+                            .find(|f| name.starts_with(f.as_str()))
+                            .map_or(name.to_string(), |f| f.to_string()),
+                    );
+                }
+            }
+        }
+        for family in families {
+            assert!(used.contains(family), "no panel shows {family}");
+        }
+    }
 }
