@@ -6,8 +6,8 @@
 //! `tests/peers/parse_metrics.py`), and every family's value must equal what the test did.
 //! Bytes are compared with the files on disk; the segments went out by sendfile(2).
 //!
-//! Also: `log.format = "json"` gives one JSON object per line, with the request id of the
-//! request span, and no playback token.
+//! The server logs as JSON (`log.format = "json"`) meanwhile: every line must be one JSON
+//! object, a request's line carries its id in the span, and no token it saw is in the log.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::harness::films::film_info;
 use crate::harness::media::src_other;
 use crate::harness::peer_scripts::python_json;
+use crate::harness::playback::Playback;
 use crate::harness::server::{Server, FAST_PACE};
 
 /// `CINEGATE_PUBLIC_URL` of every harness server.
@@ -89,7 +90,11 @@ impl Scrape {
 
 #[test]
 fn metrics_count_what_the_clients_did() {
-    let s = Server::start(&[("CINEGATE_PAYMENTS__DEV__ENABLED", "true"), FAST_PACE]);
+    let s = Server::start(&[
+        ("CINEGATE_PAYMENTS__DEV__ENABLED", "true"),
+        ("CINEGATE_LOG__FORMAT", "json"),
+        FAST_PACE,
+    ]);
     let token = token(&s);
     let admin = s.user("metrics-admin", true);
     let film = s.priced_film(&admin, &src_other(), "Metrics film", 499);
@@ -327,57 +332,82 @@ fn metrics_count_what_the_clients_did() {
         !text.contains(&full.token) && !text.contains(&film),
         "{text}"
     );
+
+    // The server logged as JSON throughout, and no token it saw.
+    check_json_log(
+        &s,
+        &full,
+        &[
+            &full.token,
+            &preview.token,
+            &token,
+            &buyer.access,
+            &buyer.refresh,
+            &admin.access,
+        ],
+    );
 }
 
-/// `log.format = "json"`: every line of the log is one JSON object with the time, level,
-/// target and the event's fields; a request's events carry its id in the span; the
-/// playback token never appears (its id does).
-#[test]
-fn a_json_log_is_one_object_per_line_without_tokens() {
-    let s = Server::start(&[("CINEGATE_LOG__FORMAT", "json")]);
-    let r = s.get("/healthz", None);
-    r.expect(200, "healthz");
-    let id = r.header("x-request-id").expect("x-request-id").to_string();
-    let hls = "/hls/not-a-real-token-0123456789abcdef/master.m3u8";
-    s.get(hls, None);
-    // The access log line is written after the answer.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let log = loop {
-        let log = std::fs::read_to_string(s.log_path()).expect("the log");
-        if log.contains(&id) || std::time::Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let lines: Vec<Value> = log
-        .lines()
+/// The log as JSON lines (`log.format = "json"`): every line one object with the time,
+/// level, target and the event's fields; fails on a line that is not JSON.
+fn json_lines(s: &Server) -> Vec<Value> {
+    let log = std::fs::read_to_string(s.log_path()).expect("the log");
+    log.lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    assert!(lines.len() > 2, "{log}");
-    for l in &lines {
-        for key in ["timestamp", "level", "target", "fields"] {
-            assert!(!l[key].is_null(), "no {key} in {l}");
+        .map(|l| {
+            let line: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}"));
+            for key in ["timestamp", "level", "target"] {
+                assert!(line[key].is_string(), "no {key} in {l}");
+            }
+            assert!(line["fields"].is_object(), "no fields in {l}");
+            line
+        })
+        .collect()
+}
+
+/// The access log line of the request whose answer had `X-Request-Id: id` (the id is a
+/// field of the request's span).
+fn request_line(s: &Server, id: &str) -> Value {
+    // Written after the answer went out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = json_lines(s)
+            .into_iter()
+            .find(|l| l["span"]["request_id"] == id && l["fields"]["message"] == "request");
+        match found {
+            Some(line) => return line,
+            None if std::time::Instant::now() > deadline => {
+                panic!(
+                    "no access log line with request id {id}: {}",
+                    s.log_tail(20)
+                )
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
         }
-        assert!(l["fields"].is_object(), "{l}");
     }
-    let request = lines
-        .iter()
-        .find(|l| l["span"]["request_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("no line with request id {id}: {log}"));
-    assert_eq!(request["level"], "INFO");
-    assert_eq!(request["fields"]["message"], "request");
-    assert_eq!(request["fields"]["path"], "/healthz");
-    assert_eq!(request["fields"]["status"], 200);
+}
+
+/// `log.format = "json"`: one JSON object per line (checked on every line the server
+/// wrote), a request's line carries its id in the span, and no token appears — the
+/// playback token is logged as its id.
+fn check_json_log(s: &Server, hls: &Playback, secrets: &[&str]) {
+    let r = s.get(&hls.path("master.m3u8"), None);
+    r.expect(200, "the master playlist");
+    let id = r.header("x-request-id").expect("x-request-id").to_string();
+    let line = request_line(s, &id);
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["fields"]["method"], "GET", "{line}");
+    assert_eq!(line["fields"]["status"], 200, "{line}");
+    let path = line["fields"]["path"].as_str().unwrap_or_default();
     assert!(
-        !log.contains("not-a-real-token-0123456789abcdef"),
-        "the token is in the log: {log}"
+        path.starts_with("/hls/~") && path.ends_with("/master.m3u8"),
+        "the playback path is not logged by the token's id: {line}"
     );
-    assert!(
-        lines.iter().any(|l| l["fields"]["path"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("/hls/"))),
-        "the /hls/ request is not logged: {log}"
-    );
+    let log = std::fs::read_to_string(s.log_path()).expect("the log");
+    assert!(json_lines(s).len() > 10, "{log}");
+    for secret in secrets {
+        assert!(!log.contains(secret), "a token is in the log: {secret}");
+    }
     assert!(!log.contains('\u{1b}'), "colour codes in a JSON log");
 }
