@@ -31,22 +31,34 @@ pub async fn metrics_listener(
 ) -> ApiResult<HttpResponse> {
     authorize(&state, &req)?;
     // The gauges count index keys and tree entries (no job or entry is read), which is
-    // still a walk of sled's pages: off the runtime's threads.
+    // still a walk of sled's pages, and the viewers a walk of the progress recorder's
+    // shards (each locked in turn, briefly): off the runtime's threads.
     let store = state.store.clone();
-    let (jobs, outbox) = web::block(
-        move || -> crate::store::Result<([usize; 3], (usize, usize))> {
-            Ok((
-                [
-                    store.count_jobs(JobState::Queued)?,
-                    store.count_jobs(JobState::Running)?,
-                    store.count_jobs(JobState::Failed)?,
-                ],
-                store.outbox_depth()?,
-            ))
-        },
-    )
+    let progress = state.progress.clone();
+    let scraped = web::block(move || -> crate::store::Result<Scraped> {
+        Ok(Scraped {
+            jobs: [
+                store.count_jobs(JobState::Queued)?,
+                store.count_jobs(JobState::Running)?,
+                store.count_jobs(JobState::Failed)?,
+            ],
+            outbox: store.outbox_depth()?,
+            viewers: std::time::Instant::now()
+                .checked_sub(ACTIVE_WINDOW)
+                .map_or(0, |since| progress.active_viewers(since)),
+        })
+    })
     .await??;
-    render(&state, jobs, outbox)
+    render(&state, scraped)
+}
+
+/// What `/metrics` computes when scraped.
+struct Scraped {
+    /// Queued, running, failed.
+    jobs: [usize; 3],
+    /// Pending, dead.
+    outbox: (usize, usize),
+    viewers: usize,
 }
 
 /// The bearer token from `keys/metrics.token`, whichever listener serves `/metrics`:
@@ -73,14 +85,13 @@ fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
 
 /// The page: the gauges computed now (jobs by state, outbox depth, active viewers) set,
 /// then every family rendered.
-fn render(
-    state: &AppState,
-    [queued, running, failed]: [usize; 3],
-    (pending, dead): (usize, usize),
-) -> ApiResult<HttpResponse> {
+fn render(state: &AppState, scraped: Scraped) -> ApiResult<HttpResponse> {
+    let Scraped {
+        jobs: [queued, running, failed],
+        outbox: (pending, dead),
+        viewers,
+    } = scraped;
     let t = &state.telemetry;
-    let since = std::time::Instant::now().checked_sub(ACTIVE_WINDOW);
-    let viewers = since.map_or(0, |since| state.progress.active_viewers(since));
     t.set_scraped(
         [("queued", queued), ("running", running), ("failed", failed)],
         [("pending", pending), ("dead", dead)],
