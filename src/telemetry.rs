@@ -354,6 +354,28 @@ mod tests {
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 
+    #[test]
+    fn route_classes_come_from_the_path_alone() {
+        let t = "/hls/eyJ0b2tlbiI.c2ln";
+        for (path, status, class) in [
+            (&*format!("{t}/master.m3u8"), 200, RouteClass::playlist),
+            (&format!("{t}/720p/index.m3u8"), 200, RouteClass::playlist),
+            (&format!("{t}/720p/00012.ts"), 206, RouteClass::segment),
+            (&format!("{t}/keys/12.key"), 200, RouteClass::key),
+            (&format!("{t}/nothing"), 404, RouteClass::other),
+            ("/api/v1/films", 200, RouteClass::api),
+            ("/api/v1/admin/uploads/x", 204, RouteClass::admin),
+            ("/api/v1/administrator", 404, RouteClass::api),
+            ("/assets/app.css", 200, RouteClass::asset),
+            ("/healthz", 200, RouteClass::health),
+            ("/metrics", 401, RouteClass::health),
+            ("/films/abc", 200, RouteClass::page),
+            ("/no/such/page", 404, RouteClass::other),
+        ] {
+            assert_eq!(RouteClass::of(path, status), class, "{path} {status}");
+        }
+    }
+
     /// Every family with one sample, so each shows in the text.
     fn every_family_counted() -> Telemetry {
         let t = Telemetry::new();

@@ -711,6 +711,31 @@ mod tests {
         ProgressRecorder::new(store, &rules)
     }
 
+    /// Distinct viewers since a moment: one watching two films counts once, one whose
+    /// last delivery is older does not, and a flush forgets nobody.
+    #[test]
+    fn active_viewers_are_distinct_users_with_a_delivery_since() -> Result<()> {
+        let rec = recorder(Store::temporary()?, UNLIMITED);
+        let now = Instant::now();
+        let Some(long_ago) = now.checked_sub(Duration::from_secs(600)) else {
+            return Ok(());
+        };
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (f, g) = (Uuid::now_v7(), Uuid::now_v7());
+        rec.record(event(a, f, 0, 10, Signal::Segment, now));
+        rec.record(event(a, g, 0, 10, Signal::Key, now));
+        rec.record(event(b, f, 3, 10, Signal::Key, now));
+        rec.record(event(c, f, 0, 10, Signal::Segment, long_ago));
+        let since = now - Duration::from_secs(300);
+        assert_eq!(rec.active_viewers(since), 2);
+        rec.flush()?;
+        assert_eq!(rec.active_viewers(since), 2);
+        assert_eq!(rec.active_viewers(long_ago), 3);
+        rec.forget_user(&a);
+        assert_eq!(rec.active_viewers(since), 1);
+        Ok(())
+    }
+
     #[test]
     fn coverage_counts_distinct_segments_and_survives_flush() -> Result<()> {
         let store = Store::temporary()?;
