@@ -57,6 +57,8 @@ pub struct JobQueue {
     shutting_down: AtomicBool,
     /// Serialises claiming so two workers never take the same job.
     claim: Mutex<()>,
+    /// Where job run times are counted (`job_duration_seconds`).
+    telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 impl JobQueue {
@@ -65,12 +67,14 @@ impl JobQueue {
         config: Arc<Config>,
         cache: Arc<PlaybackCache>,
         clock: Arc<dyn Clock>,
+        telemetry: Arc<crate::telemetry::Telemetry>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             config,
             cache,
             clock,
+            telemetry,
             wake: Notify::new(),
             running: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
@@ -179,6 +183,7 @@ impl JobQueue {
         let span = tracing::info_span!("package", job = %job.id, film = %job.film_id);
         let _enter = span.enter();
         tracing::info!("packaging started");
+        let started = std::time::Instant::now();
         let cancel = self
             .running
             .lock()
@@ -187,6 +192,22 @@ impl JobQueue {
             .cloned()
             .unwrap_or_default();
         let result = self.package(&job, &cancel);
+        // Run time by how it ended; a job interrupted by shutdown runs again, so it is not
+        // an outcome.
+        let ended = match &result {
+            Ok(()) => Some("done"),
+            Err(JobError::Package(transcoder::TranscodeError::Cancelled))
+                if self.shutting_down.load(Ordering::Relaxed) =>
+            {
+                None
+            }
+            Err(JobError::Package(transcoder::TranscodeError::Cancelled)) => Some("cancelled"),
+            Err(_) => Some("failed"),
+        };
+        if let Some(outcome) = ended {
+            self.telemetry
+                .job_finished(outcome, started.elapsed().as_secs_f64());
+        }
         let outcome = match result {
             Ok(()) => {
                 tracing::info!("packaging finished");
@@ -462,6 +483,7 @@ mod tests {
             Arc::new(Config::default()),
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
+            Default::default(),
         );
         let job = queued(crate::store::new_id());
         store.save_job(&job)?;
@@ -501,6 +523,7 @@ mod tests {
             Arc::new(Config::default()),
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
+            Default::default(),
         );
         let film = crate::store::new_id();
         let (broken, first, second) = (queued(film), queued(film), queued(film));

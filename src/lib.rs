@@ -11,7 +11,6 @@ pub mod control;
 pub mod events;
 pub mod ingest;
 pub mod jobs;
-pub mod metrics;
 pub mod money;
 pub mod notify;
 pub mod ops;

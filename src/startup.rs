@@ -80,18 +80,18 @@ impl Application {
         let playback = Arc::new(PlaybackCache::default());
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
         let state = web::Data::new(AppState {
-            telemetry,
             jobs: JobQueue::new(
                 store.clone(),
                 config.clone(),
                 playback.clone(),
                 clock.clone(),
+                telemetry.clone(),
             ),
+            telemetry,
             progress: Arc::new(ProgressRecorder::new(store.clone(), &config.playback)),
             playback,
             keys,
             store,
-            metrics: Default::default(),
             limits: crate::ratelimit::Limits::new(&config.limits),
             api_limits: crate::ratelimit::ApiLimits::new(&config.limits),
             token_addresses: crate::stream::sharing::TokenAddresses::new(
@@ -172,6 +172,7 @@ impl Application {
             senders: state.notify.senders.clone(),
             clock: state.clock.clone(),
             wake: state.notify.wake.clone(),
+            telemetry: state.telemetry.clone(),
         }
         .start();
         let flusher = {
@@ -447,14 +448,18 @@ async fn reconcile(state: &AppState) {
     }
 }
 
-/// Access log with a request id; `/hls/` paths are logged with the token's id, never the
-/// token. Query strings are left out (login links carry tokens there). The id is a
-/// per-process random prefix and a counter: unique, and cheap on the segment hot path;
-/// the log line itself is only built when `info` is enabled.
+/// Access log with a request id, and the HTTP metrics (`telemetry`: answers by route
+/// class and status, time to the answer's head, body bytes). `/hls/` paths are logged with
+/// the token's id, never the token. Query strings are left out (login links carry tokens
+/// there). The id is a per-process random prefix and a counter: unique, and cheap on the
+/// segment hot path; the log line itself is only built when `info` is enabled. The id is
+/// also a span field, so every event logged while the request is handled carries it (in
+/// the JSON log format, under `span`).
 async fn access_log(
     req: ServiceRequest,
     next: actix_web::middleware::Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use tracing::Instrument;
     static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let started = Instant::now();
@@ -466,10 +471,27 @@ async fn access_log(
             crate::stream::token::redact_path(req.path()),
         )
     });
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        crate::metrics::Metrics::inc(&state.metrics.requests);
+    let telemetry = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.telemetry.clone());
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    if let Some(t) = telemetry {
+        // Counted from the answer's length: a segment's body is a sendfile(2) of the
+        // file, which is not wrapped (and a HEAD answer sends no body).
+        let bytes = if res.request().method() == actix_web::http::Method::HEAD {
+            0
+        } else {
+            body_bytes(&res)
+        };
+        let status = res.status().as_u16();
+        t.http_answer(
+            crate::telemetry::RouteClass::of(res.request().path(), status),
+            status,
+            started.elapsed().as_secs_f64(),
+            bytes,
+        );
     }
-    let mut res = next.call(req).await?;
     if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id) {
         res.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static("x-request-id"),
@@ -477,8 +499,8 @@ async fn access_log(
         );
     }
     if let Some((method, path)) = logged {
+        let _entered = span.enter();
         tracing::info!(
-            request_id = %id,
             %method,
             %path,
             status = res.status().as_u16(),
@@ -487,6 +509,20 @@ async fn access_log(
         );
     }
     Ok(res)
+}
+
+/// The length of an answer's body: its own when known, else its `Content-Length` (a
+/// sendfile body sets that header and reports no size of its own).
+fn body_bytes<B: MessageBody>(res: &ServiceResponse<B>) -> u64 {
+    match res.response().body().size() {
+        actix_web::body::BodySize::Sized(n) => n,
+        _ => res
+            .headers()
+            .get(actix_web::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
 }
 
 /// The `metrics.listen` listener's application: `/metrics` and nothing else.

@@ -9,7 +9,6 @@ use crate::auth::signin::SignIn;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::jobs::JobQueue;
-use crate::metrics::Metrics;
 use crate::payments::orders::{OrderLocks, OrderService};
 use crate::ratelimit::{ApiLimits, Limits, RateLimiter};
 use crate::secrets::SigningKeys;
@@ -27,7 +26,6 @@ pub struct AppState {
     pub jobs: Arc<JobQueue>,
     pub progress: Arc<ProgressRecorder>,
     pub playback: Arc<PlaybackCache>,
-    pub metrics: Metrics,
     /// The Prometheus families (`telemetry`): what `/metrics` renders.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The per-minute budgets of the sign-in, token and webhook endpoints.
@@ -55,6 +53,7 @@ impl AppState {
             &self.store,
             &self.payments,
             &self.order_locks,
+            &self.telemetry,
             self.clock.now(),
         )
     }

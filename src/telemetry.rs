@@ -40,6 +40,39 @@ pub enum RouteClass {
     other,
 }
 
+impl RouteClass {
+    /// The class of an answer to `path` with `status`, from the path's prefix and, under
+    /// `/hls/`, its end: no allocation, and nothing of the path (a film id, a playback
+    /// token) becomes a label. A 404 outside the API, playback and assets is `other`: the
+    /// pages are a catch-all, so an unknown path would otherwise count as one.
+    pub fn of(path: &str, status: u16) -> Self {
+        if let Some(rest) = path.strip_prefix("/hls/") {
+            return if rest.ends_with(".m3u8") {
+                Self::playlist
+            } else if rest.ends_with(".ts") {
+                Self::segment
+            } else if rest.contains("/keys/") {
+                Self::key
+            } else {
+                Self::other
+            };
+        }
+        if path.starts_with("/api/v1/admin/") || path == "/api/v1/admin" {
+            Self::admin
+        } else if path.starts_with("/api/") {
+            Self::api
+        } else if path.starts_with("/assets/") {
+            Self::asset
+        } else if path == "/healthz" || path == "/metrics" {
+            Self::health
+        } else if status == 404 {
+            Self::other
+        } else {
+            Self::page
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub class: RouteClass,
@@ -75,7 +108,7 @@ pub struct PaymentLabels {
 pub struct ChannelLabels {
     /// `email`, `push`, `webhook`.
     pub channel: &'static str,
-    /// `sent`, `retried`, `dead`.
+    /// `sent`, `retried`, `dead`, `dropped` (the recipient is gone).
     pub outcome: &'static str,
 }
 
@@ -206,7 +239,72 @@ impl Telemetry {
             "Failed certificate orders, renewals or reloads",
             t.certificate_failures.clone(),
         );
+        // A family renders nothing until a label set is counted: the delivery outcomes
+        // are a fixed set, so they show (as 0) from the start and a rate over them works
+        // before the first failure.
+        for channel in ["email", "push", "webhook"] {
+            for outcome in ["sent", "retried", "dead", "dropped"] {
+                let _ = t
+                    .deliveries
+                    .get_or_create(&ChannelLabels { channel, outcome });
+            }
+        }
         Self { registry, ..t }
+    }
+
+    /// One HTTP answer: its status, the time to its head, and the body bytes it sends
+    /// (from its length, known before they go out: a segment leaves by sendfile(2)).
+    pub fn http_answer(&self, class: RouteClass, status: u16, seconds: f64, bytes: u64) {
+        self.http_requests
+            .get_or_create(&HttpLabels { class, status })
+            .inc();
+        let class = ClassLabels { class };
+        self.http_duration.get_or_create(&class).observe(seconds);
+        if bytes > 0 {
+            self.served_bytes.get_or_create(&class).inc_by(bytes);
+        }
+    }
+
+    /// A payment order of `provider` reached `outcome` (counted on the transition, once).
+    pub fn payment(&self, provider: &'static str, outcome: &'static str) {
+        self.payments
+            .get_or_create(&PaymentLabels { provider, outcome })
+            .inc();
+    }
+
+    /// A notification delivery attempt over `channel` ended in `outcome`.
+    pub fn delivery(&self, channel: &'static str, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&ChannelLabels { channel, outcome })
+            .inc();
+    }
+
+    /// A packaging job ran `seconds` to `outcome` (`done`, `failed`, `cancelled`).
+    pub fn job_finished(&self, outcome: &'static str, seconds: f64) {
+        self.job_duration
+            .get_or_create(&OutcomeLabels { outcome })
+            .observe(seconds);
+    }
+
+    /// Sets the gauges `/metrics` computes when scraped: jobs by state, outbox depth, and
+    /// the viewers active lately.
+    pub fn set_scraped(
+        &self,
+        jobs: [(&'static str, usize); 3],
+        outbox: [(&'static str, usize); 2],
+        viewers: usize,
+    ) {
+        for (state, n) in jobs {
+            self.jobs
+                .get_or_create(&StateLabels { state })
+                .set(gauge(n));
+        }
+        for (state, n) in outbox {
+            self.outbox
+                .get_or_create(&StateLabels { state })
+                .set(gauge(n));
+        }
+        self.active_viewers.set(gauge(viewers));
     }
 
     /// The exposition text (OpenMetrics 1.0, which Prometheus reads).
@@ -215,6 +313,10 @@ impl Telemetry {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The content type of [`Telemetry::render`]'s text.
@@ -250,5 +352,129 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn route_classes_come_from_the_path_alone() {
+        let t = "/hls/eyJ0b2tlbiI.c2ln";
+        for (path, status, class) in [
+            (&*format!("{t}/master.m3u8"), 200, RouteClass::playlist),
+            (&format!("{t}/720p/index.m3u8"), 200, RouteClass::playlist),
+            (&format!("{t}/720p/00012.ts"), 206, RouteClass::segment),
+            (&format!("{t}/keys/12.key"), 200, RouteClass::key),
+            (&format!("{t}/nothing"), 404, RouteClass::other),
+            ("/api/v1/films", 200, RouteClass::api),
+            ("/api/v1/admin/uploads/x", 204, RouteClass::admin),
+            ("/api/v1/administrator", 404, RouteClass::api),
+            ("/assets/app.css", 200, RouteClass::asset),
+            ("/healthz", 200, RouteClass::health),
+            ("/metrics", 401, RouteClass::health),
+            ("/films/abc", 200, RouteClass::page),
+            ("/no/such/page", 404, RouteClass::other),
+        ] {
+            assert_eq!(RouteClass::of(path, status), class, "{path} {status}");
+        }
+    }
+
+    /// Every family with one sample, so each shows in the text.
+    fn every_family_counted() -> Telemetry {
+        let t = Telemetry::new();
+        t.http_answer(RouteClass::segment, 200, 0.001, 10);
+        t.segments_served.inc();
+        t.keys_served.inc();
+        t.gate_refusals.inc();
+        t.set_scraped(
+            [("queued", 1), ("running", 0), ("failed", 0)],
+            [("pending", 0), ("dead", 0)],
+            1,
+        );
+        t.job_finished("done", 60.0);
+        t.payment("dev", "captured");
+        t.delivery("email", "sent");
+        t.certificate_expiry
+            .get_or_create(&DomainLabels {
+                domain: "films.example".into(),
+            })
+            .set(1.8e9);
+        t.certificate_failures.inc();
+        t
+    }
+
+    /// The sample names `/metrics` exposes (`…_total`, `…_bucket`, …) and the family
+    /// names (from `# TYPE`).
+    fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| match l.strip_prefix("# TYPE ") {
+                Some(t) => t.split(' ').next(),
+                None if l.starts_with('#') => None,
+                None => l.split(['{', ' ']).next(),
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `docs/grafana-dashboard.json` queries only what `/metrics` exposes, covers every
+    /// family, and takes its data source from a variable: it cannot drift from the code.
+    #[test]
+    fn the_dashboard_uses_only_exposed_metrics_and_shows_every_family() {
+        let text = every_family_counted().render().unwrap_or_default();
+        let exposed = exposed_names(&text);
+        let families: Vec<&String> = exposed
+            .iter()
+            .filter(|n| text.contains(&format!("# TYPE {n} ")))
+            .collect();
+        assert_eq!(families.len(), 14, "{families:?}");
+
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../docs/grafana-dashboard.json"))
+                .unwrap_or_else(|e| panic!("docs/grafana-dashboard.json: {e}"));
+        assert!(dashboard["schemaVersion"].as_u64().unwrap_or(0) >= 39);
+        let variables = dashboard["templating"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            variables.iter().any(|v| v["name"] == "datasource"
+                && v["type"] == "datasource"
+                && v["query"] == "prometheus"),
+            "no Prometheus data source variable: {variables:?}"
+        );
+        let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+        let mut used = std::collections::BTreeSet::new();
+        for panel in panels.iter().filter(|p| p["type"] != "row") {
+            let title = panel["title"].as_str().unwrap_or_default();
+            assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+            let targets = panel["targets"].as_array().cloned().unwrap_or_default();
+            assert!(!targets.is_empty(), "{title} has no query");
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                let names: Vec<&str> = expr
+                    .match_indices("cinegate_")
+                    .map(|(i, _)| {
+                        let rest = &expr[i..];
+                        let end = rest
+                            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                            .unwrap_or(rest.len());
+                        &rest[..end]
+                    })
+                    .collect();
+                assert!(!names.is_empty(), "{title}: no cinegate metric in {expr}");
+                for name in names {
+                    assert!(
+                        exposed.contains(name),
+                        "{title}: {name} is not exposed by /metrics: {exposed:?}"
+                    );
+                    used.insert(
+                        families
+                            .iter()
+                            .find(|f| name.starts_with(f.as_str()))
+                            .map_or(name.to_string(), |f| f.to_string()),
+                    );
+                }
+            }
+        }
+        for family in families {
+            assert!(used.contains(family), "no panel shows {family}");
+        }
     }
 }

@@ -1,8 +1,6 @@
 //! `/healthz` and Prometheus `/metrics` (behind a bearer token, optionally on a listener of
 //! its own: `[metrics]`).
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
@@ -32,18 +30,35 @@ pub async fn metrics_listener(
     req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     authorize(&state, &req)?;
-    // The gauges count index keys (no job is read), which is still a walk of sled's
-    // pages: off the runtime's threads.
+    // The gauges count index keys and tree entries (no job or entry is read), which is
+    // still a walk of sled's pages, and the viewers a walk of the progress recorder's
+    // shards (each locked in turn, briefly): off the runtime's threads.
     let store = state.store.clone();
-    let jobs = web::block(move || -> crate::store::Result<[usize; 3]> {
-        Ok([
-            store.count_jobs(JobState::Queued)?,
-            store.count_jobs(JobState::Running)?,
-            store.count_jobs(JobState::Failed)?,
-        ])
+    let progress = state.progress.clone();
+    let scraped = web::block(move || -> crate::store::Result<Scraped> {
+        Ok(Scraped {
+            jobs: [
+                store.count_jobs(JobState::Queued)?,
+                store.count_jobs(JobState::Running)?,
+                store.count_jobs(JobState::Failed)?,
+            ],
+            outbox: store.outbox_depth()?,
+            viewers: std::time::Instant::now()
+                .checked_sub(ACTIVE_WINDOW)
+                .map_or(0, |since| progress.active_viewers(since)),
+        })
     })
     .await??;
-    Ok(render(&state, jobs))
+    render(&state, scraped)
+}
+
+/// What `/metrics` computes when scraped.
+struct Scraped {
+    /// Queued, running, failed.
+    jobs: [usize; 3],
+    /// Pending, dead.
+    outbox: (usize, usize),
+    viewers: usize,
 }
 
 /// The bearer token from `keys/metrics.token`, whichever listener serves `/metrics`:
@@ -68,58 +83,27 @@ fn authorize(state: &AppState, req: &HttpRequest) -> ApiResult<()> {
     Ok(())
 }
 
-/// The page, given the queued, running and failed job counts.
-fn render(state: &AppState, [queued, running, failed]: [usize; 3]) -> HttpResponse {
-    let m = &state.metrics;
-    let mut out = String::new();
-    let mut line = |name: &str, help: &str, kind: &str, value: String| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    };
-    line(
-        "cinegate_http_requests_total",
-        "HTTP requests handled.",
-        "counter",
-        m.requests.load(Ordering::Relaxed).to_string(),
+/// The page: the gauges computed now (jobs by state, outbox depth, active viewers) set,
+/// then every family rendered.
+fn render(state: &AppState, scraped: Scraped) -> ApiResult<HttpResponse> {
+    let Scraped {
+        jobs: [queued, running, failed],
+        outbox: (pending, dead),
+        viewers,
+    } = scraped;
+    let t = &state.telemetry;
+    t.set_scraped(
+        [("queued", queued), ("running", running), ("failed", failed)],
+        [("pending", pending), ("dead", dead)],
+        viewers,
     );
-    line(
-        "cinegate_segments_served_total",
-        "HLS segments served.",
-        "counter",
-        m.segments_served.load(Ordering::Relaxed).to_string(),
-    );
-    line(
-        "cinegate_keys_served_total",
-        "HLS keys served.",
-        "counter",
-        m.keys_served.load(Ordering::Relaxed).to_string(),
-    );
-    line(
-        "cinegate_gate_refusals_total",
-        "Segment or key requests refused by the preview gate.",
-        "counter",
-        m.gate_refusals.load(Ordering::Relaxed).to_string(),
-    );
-    line(
-        "cinegate_jobs_queued",
-        "Packaging jobs waiting.",
-        "gauge",
-        queued.to_string(),
-    );
-    line(
-        "cinegate_jobs_running",
-        "Packaging jobs running.",
-        "gauge",
-        running.to_string(),
-    );
-    line(
-        "cinegate_jobs_failed",
-        "Packaging jobs failed.",
-        "gauge",
-        failed.to_string(),
-    );
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(out)
+    let text = t
+        .render()
+        .map_err(|e| ApiError::internal(&format!("rendering the metrics: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::telemetry::CONTENT_TYPE)
+        .body(text))
 }
+
+/// A viewer counts as active while their player fetched a segment or key this recently.
+const ACTIVE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);

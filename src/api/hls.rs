@@ -7,7 +7,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{ApiError, ApiResult};
-use crate::metrics::Metrics;
 use crate::server::sendfile::{ConnHandle, FileBody};
 use crate::state::AppState;
 use crate::stream::access::Access;
@@ -193,7 +192,7 @@ async fn segment(
         .filter(|&i| i < access.playback.segment_count())
         .ok_or_else(|| ApiError::not_found("segment"))?;
     if index >= access.allowed {
-        Metrics::inc(&state.metrics.gate_refusals);
+        state.telemetry.gate_refusals.inc();
         return Err(preview_ended(&access, index));
     }
     let file_path = access
@@ -216,7 +215,7 @@ async fn segment(
         FileBody::new(conn, file, start, len)
     })?;
     record(state, &access, index, Signal::Segment);
-    Metrics::inc(&state.metrics.segments_served);
+    state.telemetry.segments_served.inc();
     Ok(response)
 }
 
@@ -288,12 +287,12 @@ async fn key(
         .filter(|&i| i < access.playback.segment_count())
         .ok_or_else(|| no_store(ApiError::not_found("key")))?;
     if index >= access.allowed {
-        Metrics::inc(&state.metrics.gate_refusals);
+        state.telemetry.gate_refusals.inc();
         return Err(no_store(preview_ended(&access, index)));
     }
     let key = transcoder::segment_key(&access.playback.secret, index as u64);
     record(state, &access, index, Signal::Key);
-    Metrics::inc(&state.metrics.keys_served);
+    state.telemetry.keys_served.inc();
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -69,6 +69,8 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
         config.clone(),
         Default::default(),
         Arc::new(crate::clock::SystemClock),
+        // Nothing scrapes a one-off packaging run.
+        Default::default(),
     );
     let claimed = queue
         .claim_next()?

@@ -55,19 +55,36 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr; `filter` is a tracing EnvFilter (the config's `log` key). Colour
-/// only on a terminal: redirected to a file or the journal, escape codes are noise
-/// (`ESC[2m…ESC[33m WARN`), and `NO_COLOR` turns it off anywhere.
+/// Logs go to stderr as text; `filter` is a tracing EnvFilter. For the one-off commands
+/// (`probe`, `package`, …); the server logs as `[log]` says ([`init_logging_as`]).
 pub fn init_logging(filter: &str) {
+    init_logging_as(filter, crate::config::LogFormat::Text);
+}
+
+/// Logs go to stderr; `filter` is a tracing EnvFilter (`log.filter`), `format` the line
+/// format (`log.format`). Text has colour only on a terminal: redirected to a file or the
+/// journal, escape codes are noise (`ESC[2m…ESC[33m WARN`), and `NO_COLOR` turns it off
+/// anywhere. JSON is one object per line for log shippers: `timestamp`, `level`, `target`,
+/// the event's `fields`, and the enclosing `span`'s fields (a request's `request_id`);
+/// never colour.
+pub fn init_logging_as(filter: &str, format: crate::config::LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).try_init()
+        }
+        crate::config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<crate::config::Config> {

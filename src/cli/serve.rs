@@ -4,7 +4,7 @@ use std::path::Path;
 
 pub fn run(config: Option<&Path>) -> anyhow::Result<()> {
     let config = super::load_config(config)?;
-    super::init_logging(&config.log.filter);
+    super::init_logging_as(&config.log.filter, config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

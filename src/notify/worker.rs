@@ -38,6 +38,8 @@ pub struct Worker {
     pub senders: Senders,
     pub clock: Arc<dyn Clock>,
     pub wake: Arc<Notify>,
+    /// Where delivery outcomes are counted (`deliveries_total`).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// The running worker; `stop` ends it.
@@ -185,10 +187,12 @@ impl Worker {
                 // On disk before anything else happens: a confirmed delivery is never sent
                 // again, even after a crash the next moment.
                 self.store.flush()?;
+                self.telemetry.delivery(channel, "sent");
                 tracing::info!(channel, id = %entry.id, attempts = entry.attempts + 1, "delivered");
             }
             Outcome::Gone { reason } => {
                 self.store.mark_delivered(entry)?;
+                self.telemetry.delivery(channel, "dropped");
                 tracing::info!(channel, id = %entry.id, reason, "recipient gone; delivery dropped");
             }
             Outcome::Retry { after, reason } => {
@@ -205,6 +209,7 @@ impl Worker {
                     );
                     let next = now_ms().saturating_add(wait.as_millis() as i64);
                     self.store.reschedule(entry, next, reason)?;
+                    self.telemetry.delivery(channel, "retried");
                     tracing::warn!(channel, id = %entry.id, attempt = entry.attempts + 1, retry_in_ms = wait.as_millis() as u64, reason, "delivery failed; retrying");
                 }
             }
@@ -217,6 +222,7 @@ impl Worker {
         if !self.store.move_to_dead(entry, reason)? {
             return Ok(());
         }
+        self.telemetry.delivery(entry.delivery.channel(), "dead");
         tracing::error!(channel = entry.delivery.channel(), id = %entry.id, attempts = entry.attempts + 1, reason, "delivery gave up: moved to the dead letters");
         self.alert_dead()
     }
@@ -269,6 +275,7 @@ mod tests {
             senders: Senders::default(),
             clock: Arc::new(crate::clock::SystemClock),
             wake: Arc::default(),
+            telemetry: Arc::default(),
         }
     }
 
@@ -333,6 +340,21 @@ mod tests {
         w.settle(&d, &Outcome::Delivered)?;
         assert!(store.outbox_entries()?.is_empty());
         assert_eq!(store.dead_letters()?.len(), 2);
+        assert_eq!(store.outbox_depth()?, (0, 2));
+        // Each outcome counted once, by channel.
+        let counted = |outcome| {
+            w.telemetry
+                .deliveries
+                .get_or_create(&crate::telemetry::ChannelLabels {
+                    channel: "webhook",
+                    outcome,
+                })
+                .get()
+        };
+        assert_eq!(
+            ["retried", "dead", "dropped", "sent"].map(counted),
+            [2, 2, 1, 1]
+        );
         Ok(())
     }
 

@@ -27,6 +27,7 @@ use crate::store::films::Film;
 use crate::store::orders::{Captured, Order, OrderKind, OrderState};
 use crate::store::{Store, StoreError};
 use crate::stream::gate::{self, Entitlement};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -78,17 +79,26 @@ pub struct OrderService<'a> {
     pub store: &'a Store,
     pub payments: &'a Payments,
     pub locks: &'a OrderLocks,
+    /// Where order outcomes are counted (`payments_total`), on the transition only.
+    pub telemetry: &'a Telemetry,
     pub now: i64,
 }
 
 impl<'a> OrderService<'a> {
     /// The order rules over `store`, `payments` and `locks`, deciding at `now`: one
     /// constructor for the handlers, the reconciler and the tests.
-    pub fn new(store: &'a Store, payments: &'a Payments, locks: &'a OrderLocks, now: i64) -> Self {
+    pub fn new(
+        store: &'a Store,
+        payments: &'a Payments,
+        locks: &'a OrderLocks,
+        telemetry: &'a Telemetry,
+        now: i64,
+    ) -> Self {
         Self {
             store,
             payments,
             locks,
+            telemetry,
             now,
         }
     }
@@ -346,6 +356,7 @@ impl OrderService<'_> {
         // record to reconcile.
         self.store.create_order(&order)?;
         self.store.flush_async().await?;
+        self.telemetry.payment(gateway.id(), "created");
         crate::events::record(self.store, self.now, Event::CheckoutStarted(order.facts()));
         let urls = self.payments.return_urls(&provider, &order);
         match gateway.create(&order, item, &urls).await {
@@ -424,17 +435,18 @@ impl OrderService<'_> {
                     return self.settle(&order, &c, "captured (found on return)").await;
                 }
             }
-            return self
-                .store
-                .update_order(id, |o| {
-                    o.record(
-                        OrderState::Cancelled,
-                        "already owned; not captured",
-                        self.now,
-                    );
-                    true
-                })?
-                .ok_or(OrderError::NotFound);
+            let mut before = order.state;
+            let after = self.store.update_order(id, |o| {
+                before = o.state;
+                o.record(
+                    OrderState::Cancelled,
+                    "already owned; not captured",
+                    self.now,
+                );
+                true
+            })?;
+            self.note_failed(before, after.as_ref());
+            return after.ok_or(OrderError::NotFound);
         }
         let payment_id = gateway.payment_id_on_return(params);
         let token = gateway.token_on_return(params);
@@ -495,8 +507,10 @@ impl OrderService<'_> {
         after.ok_or(OrderError::NotFound)
     }
 
-    /// Records `order.failed` when a change took an order to `Failed` from another state.
+    /// Records `order.failed` when a change took an order to `Failed` from another state,
+    /// and counts an order that changed state (to `failed` or `cancelled`).
     fn note_failed(&self, before: OrderState, after: Option<&Order>) {
+        self.count_outcome(before, after);
         if let Some(o) =
             after.filter(|o| o.state == OrderState::Failed && before != OrderState::Failed)
         {
@@ -512,6 +526,25 @@ impl OrderService<'_> {
                 },
             );
         }
+    }
+
+    /// Counts the outcome a change took an order to, if it took it anywhere new: called
+    /// after the write went in, so a replayed return or webhook (no change) counts nothing.
+    fn count_outcome(&self, before: OrderState, after: Option<&Order>) {
+        let Some(o) = after.filter(|o| o.state != before) else {
+            return;
+        };
+        let outcome = match o.state {
+            OrderState::Captured => "captured",
+            OrderState::Failed => "failed",
+            OrderState::Cancelled => "cancelled",
+            OrderState::Refunded => "refunded",
+            OrderState::Created | OrderState::Approved => return,
+        };
+        // The provider's own id (`'static`), not the stored string: a label stays one of
+        // the configured providers.
+        let provider = self.payments.get(&o.provider).map_or("other", |g| g.id());
+        self.telemetry.payment(provider, outcome);
     }
 
     /// Records a capture the provider reported: grant if it matches the order, fail it
@@ -568,6 +601,7 @@ impl OrderService<'_> {
                 .capture_order(&order.id, &capture.payment_id, note, self.now)?
             {
                 Captured::Now(o) => {
+                    self.count_outcome(order.state, Some(&o));
                     tracing::info!(order = %o.id, provider = %o.provider, "order captured; film unlocked");
                     o
                 }
@@ -633,6 +667,7 @@ impl OrderService<'_> {
         self.gateway(&order.provider)?.refund(&order).await?;
         let refunded = self.store.refund_order(id, note, self.now)?;
         self.store.flush_async().await?;
+        self.count_outcome(OrderState::Captured, refunded.as_ref());
         match refunded {
             Some(order) => Ok(order),
             // Refunded meanwhile (a webhook): as it stands now.
@@ -746,6 +781,7 @@ impl OrderService<'_> {
             Lookup::Refunded if order.state == OrderState::Captured => {
                 let refunded = self.store.refund_order(&order.id, note, self.now)?;
                 self.store.flush_async().await?;
+                self.count_outcome(OrderState::Captured, refunded.as_ref());
                 Ok(refunded.unwrap_or_else(|| order.clone()))
             }
             Lookup::Abandoned(why) => self.end_open(order, OrderState::Cancelled, &why, note),
@@ -1043,6 +1079,7 @@ mod tests {
         store: Store,
         payments: Payments,
         locks: OrderLocks,
+        telemetry: Telemetry,
         fake: Arc<Fake>,
         film: Film,
         user: Uuid,
@@ -1083,6 +1120,7 @@ mod tests {
             store,
             payments,
             locks: OrderLocks::default(),
+            telemetry: Telemetry::new(),
             fake,
             film,
             user: crate::store::new_id(),
@@ -1104,6 +1142,7 @@ mod tests {
                 store: &self.store,
                 payments: &self.payments,
                 locks: &self.locks,
+                telemetry: &self.telemetry,
                 now,
             }
         }
@@ -1139,6 +1178,18 @@ mod tests {
             .await?;
         assert_eq!(reloaded.state, OrderState::Captured);
         assert_eq!(w.fake.captures.load(Ordering::SeqCst), 1);
+        // Counted on the transitions, once each: the reused checkout and the reload
+        // changed nothing.
+        let counted = |outcome| {
+            w.telemetry
+                .payments
+                .get_or_create(&crate::telemetry::PaymentLabels {
+                    provider: "fake",
+                    outcome,
+                })
+                .get()
+        };
+        assert_eq!(["created", "captured", "failed"].map(counted), [1, 1, 0]);
         // Owned now: no second purchase.
         let owned = w.at(T0 + 12).checkout(&w.user, &w.film, "fake").await;
         assert!(

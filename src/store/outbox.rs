@@ -314,6 +314,12 @@ impl Store {
         Ok(moved)
     }
 
+    /// How many entries wait in the outbox and how many are dead letters (`/metrics`):
+    /// counted, not decoded.
+    pub fn outbox_depth(&self) -> Result<(usize, usize)> {
+        Ok((self.outbox.len(), self.outbox_dead.len()))
+    }
+
     /// The dead letters, oldest first (ids are time-ordered).
     pub fn dead_letters(&self) -> Result<Vec<OutboxEntry>> {
         super::scan(&self.outbox_dead, "outbox_dead", &[])

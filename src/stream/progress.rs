@@ -468,6 +468,23 @@ impl ProgressRecorder {
         films
     }
 
+    /// How many distinct viewers had a segment or key delivered at or after `since` (the
+    /// `active_viewers` gauge, computed when `/metrics` is scraped rather than on the
+    /// request path). Each shard is locked only while its entries are walked.
+    pub fn active_viewers(&self, since: Instant) -> usize {
+        let mut users = std::collections::HashSet::new();
+        for shard in &self.shards {
+            let shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            users.extend(
+                shard
+                    .iter()
+                    .filter(|(_, e)| e.last_at.is_some_and(|at| at >= since))
+                    .map(|((user, _), _)| *user),
+            );
+        }
+        users.len()
+    }
+
     /// Drops a deleted account's unflushed progress, so a flush does not bring it back.
     /// Waits for a flush under way in each shard, which may be writing the user's delta.
     pub fn forget_user(&self, user: &Uuid) {
@@ -692,6 +709,31 @@ mod tests {
             ..rules()
         };
         ProgressRecorder::new(store, &rules)
+    }
+
+    /// Distinct viewers since a moment: one watching two films counts once, one whose
+    /// last delivery is older does not, and a flush forgets nobody.
+    #[test]
+    fn active_viewers_are_distinct_users_with_a_delivery_since() -> Result<()> {
+        let rec = recorder(Store::temporary()?, UNLIMITED);
+        let now = Instant::now();
+        let Some(long_ago) = now.checked_sub(Duration::from_secs(600)) else {
+            return Ok(());
+        };
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (f, g) = (Uuid::now_v7(), Uuid::now_v7());
+        rec.record(event(a, f, 0, 10, Signal::Segment, now));
+        rec.record(event(a, g, 0, 10, Signal::Key, now));
+        rec.record(event(b, f, 3, 10, Signal::Key, now));
+        rec.record(event(c, f, 0, 10, Signal::Segment, long_ago));
+        let since = now - Duration::from_secs(300);
+        assert_eq!(rec.active_viewers(since), 2);
+        rec.flush()?;
+        assert_eq!(rec.active_viewers(since), 2);
+        assert_eq!(rec.active_viewers(long_ago), 3);
+        rec.forget_user(&a);
+        assert_eq!(rec.active_viewers(since), 1);
+        Ok(())
     }
 
     #[test]

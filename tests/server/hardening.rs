@@ -239,14 +239,18 @@ fn metrics_ask_for_the_token_in_keys() {
     r.expect(200, "/metrics with the token");
     assert!(
         r.header("content-type")
-            .is_some_and(|t| t.starts_with("text/plain")),
+            .is_some_and(|t| t.starts_with("application/openmetrics-text; version=1.0.0")),
         "{:?}",
         r.headers
     );
     let text = r.text();
+    // The three refusals above, counted by class and status (tests/server/metrics.rs
+    // checks every family against an independent parser).
     assert!(
-        text.contains("# TYPE cinegate_http_requests_total counter")
-            && text.contains("cinegate_jobs_queued "),
+        text.contains("# TYPE cinegate_http_requests counter")
+            && text.contains("cinegate_http_requests_total{class=\"health\",status=\"401\"} 3")
+            && text.contains("cinegate_jobs{state=\"queued\"} 0")
+            && text.ends_with("# EOF\n"),
         "{text}"
     );
     let log = std::fs::read_to_string(s.log_path()).unwrap_or_default();

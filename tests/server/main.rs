@@ -17,6 +17,7 @@ mod hardening;
 mod harness;
 mod ingest;
 mod limits;
+mod metrics;
 mod notify_mail;
 mod oauth;
 mod openapi;
