@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, put, Result, Store, StoreError};

@@ -4,7 +4,8 @@
 //! user. Both change in one transaction.
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use super::Transact;
 use uuid::Uuid;
 
 use super::outbox::Platform;

@@ -269,7 +269,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sled::Transactional;
+    use crate::store::Transact;
 
     #[test]
     fn events_come_back_in_order_after_a_cursor() -> Result<()> {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::users::User;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError::{self, Abort};
 use sled::transaction::TransactionalTree;
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, get, keyed, pair, scan, Result, Store, StoreError};

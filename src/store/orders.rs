@@ -4,7 +4,7 @@
 //! events are remembered so a replay changes nothing.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, scan, Result, Store, StoreError};

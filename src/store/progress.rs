@@ -3,7 +3,7 @@
 //! batches by the progress recorder.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::{encode, get, pair, Result, Store, StoreError};

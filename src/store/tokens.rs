@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
+use super::Transact;
 use uuid::Uuid;
 
 use super::users::User;
