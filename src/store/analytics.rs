@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, encode, pair, Result, Store, StoreError};

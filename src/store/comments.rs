@@ -9,9 +9,9 @@
 //! in the same transaction as the comment or support they count, so they never drift and
 //! reading them decodes one small record instead of every comment.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, put, Result, Store, StoreError};

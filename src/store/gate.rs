@@ -74,15 +74,6 @@ impl Tree {
         Self { inner, gate }
     }
 
-    /// The raw tree, for reading (snapshot) only.
-    pub(crate) fn raw(&self) -> &sled::Tree {
-        &self.inner
-    }
-
-    pub(crate) fn gate(&self) -> &Gate {
-        &self.gate
-    }
-
     // Reads: as sled has them.
 
     pub fn get<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<IVec>> {
@@ -105,20 +96,8 @@ impl Tree {
         self.inner.range(range)
     }
 
-    pub fn first(&self) -> sled::Result<Option<(IVec, IVec)>> {
-        self.inner.first()
-    }
-
     pub fn last(&self) -> sled::Result<Option<(IVec, IVec)>> {
         self.inner.last()
-    }
-
-    pub fn get_gt<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<(IVec, IVec)>> {
-        self.inner.get_gt(key)
-    }
-
-    pub fn get_lt<K: AsRef<[u8]>>(&self, key: K) -> sled::Result<Option<(IVec, IVec)>> {
-        self.inner.get_lt(key)
     }
 
     pub fn len(&self) -> usize {
@@ -169,16 +148,6 @@ impl Tree {
         self.inner.fetch_and_update(key, f)
     }
 
-    pub fn update_and_fetch<K, V, F>(&self, key: K, f: F) -> sled::Result<Option<IVec>>
-    where
-        K: AsRef<[u8]>,
-        F: FnMut(Option<&[u8]>) -> Option<V>,
-        V: Into<IVec>,
-    {
-        let _g = self.gate.shared();
-        self.inner.update_and_fetch(key, f)
-    }
-
     pub fn apply_batch(&self, batch: sled::Batch) -> sled::Result<()> {
         let _g = self.gate.shared();
         self.inner.apply_batch(batch)
@@ -209,10 +178,14 @@ pub(crate) trait Transact<E> {
 
 // A type per tuple position (the position itself unused), as sled's own `repeat_type!`.
 macro_rules! gated_ref {
-    ($i:tt) => { &Tree };
+    ($i:tt) => {
+        &Tree
+    };
 }
 macro_rules! view_of {
-    ($i:tt) => { sled::transaction::TransactionalTree };
+    ($i:tt) => {
+        sled::transaction::TransactionalTree
+    };
 }
 
 macro_rules! transact_tuple {

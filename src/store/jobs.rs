@@ -2,10 +2,10 @@
 
 use std::cell::RefCell;
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError::{self, Abort};
 use sled::transaction::TransactionalTree;
-use super::Transact;
 use uuid::Uuid;
 
 use super::{decode, get, keyed, pair, scan, Result, Store, StoreError};

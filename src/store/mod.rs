@@ -20,6 +20,7 @@ pub mod orders;
 pub mod outbox;
 pub mod progress;
 pub mod signin;
+pub mod snapshot;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
@@ -109,6 +110,9 @@ pub struct Store {
     event_order: std::sync::Arc<std::sync::Mutex<()>>,
     /// The write gate every tree above passes (`gate`); `snapshot` closes it.
     pub(crate) gate: Gate,
+    /// Added to sled's generated ids for event ids: zero, or for a restored store the id
+    /// its snapshot would have given next (`snapshot`), so event ids keep growing.
+    pub(crate) event_id_floor: u64,
     pub(crate) social_counts: Tree,
     /// user ‖ device → `Device` (push registrations, `devices`).
     pub(crate) devices: Tree,
@@ -153,7 +157,8 @@ impl Store {
 
     fn from_db(db: sled::Db) -> Result<Self> {
         let gate = Gate::default();
-        let open = |name: &str| -> Result<Tree> { Ok(Tree::new(db.open_tree(name)?, gate.clone())) };
+        let open =
+            |name: &str| -> Result<Tree> { Ok(Tree::new(db.open_tree(name)?, gate.clone())) };
         let store = Self {
             gate: gate.clone(),
             meta: open("meta")?,
@@ -189,6 +194,7 @@ impl Store {
             supports: open("supports")?,
             event_log: open("event_log")?,
             event_order: Default::default(),
+            event_id_floor: 0,
             social_counts: open("social_counts")?,
             devices: open("devices")?,
             devices_by_token: open("devices_by_token")?,
@@ -203,6 +209,17 @@ impl Store {
             notification_prefs: open("notification_prefs")?,
             db,
         };
+        let mut store = store;
+        if let Some(v) = store.meta.get(snapshot::EVENT_ID_FLOOR)? {
+            store.event_id_floor =
+                v.as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "meta",
+                        message: snapshot::EVENT_ID_FLOOR.into(),
+                    })?;
+        }
         store.check_schema()?;
         // The social events of wave 1 (comments, reports, supports, tips), never read:
         // the event log and the analytics backfill (from comments, reports, supports and

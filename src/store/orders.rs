@@ -3,8 +3,8 @@
 //! an entitlement exists exactly when its order is captured; processed provider webhook
 //! events are remembered so a replay changes nothing.
 
-use serde::{Deserialize, Serialize};
 use super::Transact;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, scan, Result, Store, StoreError};
