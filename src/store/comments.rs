@@ -400,10 +400,10 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn comment(film: Uuid, user: Uuid, body: &str) -> Comment {
+    pub(crate) fn comment(film: Uuid, user: Uuid, body: &str) -> Comment {
         Comment {
             id: crate::store::new_id(),
             film_id: film,

@@ -100,10 +100,13 @@ impl Tree {
         self.inner.last()
     }
 
+    // Counting walks the whole tree: for tests only.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
@@ -146,11 +149,6 @@ impl Tree {
     {
         let _g = self.gate.shared();
         self.inner.fetch_and_update(key, f)
-    }
-
-    pub fn apply_batch(&self, batch: sled::Batch) -> sled::Result<()> {
-        let _g = self.gate.shared();
-        self.inner.apply_batch(batch)
     }
 
     pub fn clear(&self) -> sled::Result<()> {

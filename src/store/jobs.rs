@@ -355,11 +355,11 @@ fn write_job(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::new_id;
 
-    fn job(film: Uuid, state: JobState) -> Job {
+    pub(crate) fn job(film: Uuid, state: JobState) -> Job {
         Job {
             id: new_id(),
             film_id: film,

@@ -16,6 +16,7 @@ pub(crate) mod gate;
 pub mod grants;
 pub mod identities;
 pub mod jobs;
+pub(crate) mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod progress;
@@ -33,7 +34,8 @@ use uuid::Uuid;
 
 pub(crate) use gate::{Gate, Transact, Tree};
 
-pub const SCHEMA_VERSION: u32 = 1;
+/// The store's schema: `migrate::STEPS` take an older store here, one version at a time.
+pub const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -43,7 +45,7 @@ pub enum StoreError {
     Corrupt { tree: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("the store was written by a newer cinegate (schema {found}, this one reads {SCHEMA_VERSION})")]
+    #[error("the store was written by a newer cinegate (schema {found}, this one reads up to {SCHEMA_VERSION}): upgrade cinegate to the version that wrote it, or newer")]
     NewerSchema { found: u32 },
     #[error("the store at {path} is in use by another process (is `cinegate serve` running?)")]
     Locked { path: String },
@@ -220,39 +222,8 @@ impl Store {
                         message: snapshot::EVENT_ID_FLOOR.into(),
                     })?;
         }
-        store.check_schema()?;
-        // The social events of wave 1 (comments, reports, supports, tips), never read:
-        // the event log and the analytics backfill (from comments, reports, supports and
-        // orders) replace them.
-        store.db.drop_tree("events")?;
-        store.build_social_counts_once()?;
-        store.index_payments_once()?;
-        store.index_jobs_once()?;
-        store.index_tips_once()?;
-        store.index_progress_once()?;
-        store.index_flagged_comments_once()?;
+        store.migrate()?;
         Ok(store)
-    }
-
-    fn check_schema(&self) -> Result<()> {
-        match self.meta.get("schema_version")? {
-            None => {
-                self.meta
-                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| {
-                    StoreError::Corrupt {
-                        tree: "meta",
-                        message: "schema_version".into(),
-                    }
-                })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { found });
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Whether the database answers: one read of one small record (the schema version),
