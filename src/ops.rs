@@ -226,6 +226,19 @@ pub fn ingest(
     }
 }
 
+/// The store's snapshot for a backup, in the data root (`Request::StoreSnapshot`).
+pub fn store_snapshot(config: &Config, store: &Store) -> Result<Response, OpsError> {
+    let (path, stats) = crate::backup::snapshot_to_file(store, &config.media_dir)?;
+    Ok(Response::ok(
+        format!(
+            "store snapshot of {} records written; writes paused {} ms",
+            stats.records,
+            stats.writes_paused.as_millis()
+        ),
+        serde_json::json!({ "path": path, "stats": stats }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,17 +294,4 @@ mod tests {
         );
         Ok(())
     }
-}
-
-/// The store's snapshot for a backup, in the data root (`Request::StoreSnapshot`).
-pub fn store_snapshot(config: &Config, store: &Store) -> Result<Response, OpsError> {
-    let (path, stats) = crate::backup::snapshot_to_file(store, &config.media_dir)?;
-    Ok(Response::ok(
-        format!(
-            "store snapshot of {} records written; writes paused {} ms",
-            stats.records,
-            stats.writes_paused.as_millis()
-        ),
-        serde_json::json!({ "path": path, "stats": stats }),
-    ))
 }

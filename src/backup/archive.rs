@@ -309,12 +309,12 @@ mod tests {
         }
     }
 
-    fn archive(files: &[(&str, &[u8])]) -> Vec<u8> {
+    fn archive(files: &[(&str, &[u8])]) -> io::Result<Vec<u8>> {
         let mut w = Writer::new(Vec::new());
         for (p, data) in files {
-            w.add(p, data.len() as u64, *data).unwrap();
+            w.add(p, data.len() as u64, *data)?;
         }
-        w.finish(manifest()).unwrap()
+        w.finish(manifest())
     }
 
     fn check(bytes: &[u8]) -> Result<Manifest, ArchiveError> {
@@ -347,10 +347,11 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_archive_verifies() {
-        let bytes = archive(&[(SNAPSHOT, b"s"), ("keys/a", b"secret")]);
-        let m = check(&bytes).unwrap();
+    fn a_whole_archive_verifies() -> anyhow::Result<()> {
+        let bytes = archive(&[(SNAPSHOT, b"s"), ("keys/a", b"secret")])?;
+        let m = check(&bytes)?;
         assert_eq!(m.entries.len(), 2);
+        Ok(())
     }
 
     /// A raw tar entry, written around the checks tar-rs makes on paths, as a hostile
@@ -372,14 +373,14 @@ mod tests {
         out
     }
 
-    fn gz(tar: &[u8]) -> Vec<u8> {
+    fn gz(tar: &[u8]) -> io::Result<Vec<u8>> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(tar).unwrap();
-        e.finish().unwrap()
+        e.write_all(tar)?;
+        e.finish()
     }
 
     #[test]
-    fn escaping_paths_symlinks_and_hard_links_are_refused() {
+    fn escaping_paths_symlinks_and_hard_links_are_refused() -> io::Result<()> {
         for (name, kind, link) in [
             ("../evil", tar::EntryType::Regular, None),
             ("/tmp/evil", tar::EntryType::Regular, None),
@@ -388,28 +389,27 @@ mod tests {
         ] {
             let mut t = raw_entry(name, kind, link, if link.is_some() { b"" } else { b"x" });
             t.extend_from_slice(&[0u8; 1024]);
-            let err = check(&gz(&t)).err();
+            let err = check(&gz(&t)?).err();
             assert!(
                 matches!(err, Some(ArchiveError::Unsafe { .. })),
                 "{name}: {err:?}"
             );
         }
+        Ok(())
     }
 
     #[test]
-    fn a_changed_byte_an_added_entry_and_a_cut_are_refused() {
-        let bytes = archive(&[(SNAPSHOT, b"snapshot"), ("keys/a", b"secret-bytes")]);
+    fn a_changed_byte_an_added_entry_and_a_cut_are_refused() -> anyhow::Result<()> {
+        let bytes = archive(&[(SNAPSHOT, b"snapshot"), ("keys/a", b"secret-bytes")])?;
         // Changed: rebuild the tar with one byte of an entry changed but the old manifest.
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut tar_bytes)
-            .unwrap();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut tar_bytes)?;
         let at = tar_bytes
             .windows(12)
             .position(|w| w == b"secret-bytes")
-            .unwrap();
+            .ok_or_else(|| anyhow::anyhow!("the entry's bytes are not in the tar"))?;
         tar_bytes[at] = b'S';
-        let err = check(&gz(&tar_bytes)).err();
+        let err = check(&gz(&tar_bytes)?).err();
         assert!(
             matches!(
                 err,
@@ -422,12 +422,12 @@ mod tests {
         );
         // Added: an entry no manifest lists, before the manifest.
         let mut w = Writer::new(Vec::new());
-        w.add(SNAPSHOT, 8, &b"snapshot"[..]).unwrap();
-        w.add("keys/a", 12, &b"secret-bytes"[..]).unwrap();
+        w.add(SNAPSHOT, 8, &b"snapshot"[..])?;
+        w.add("keys/a", 12, &b"secret-bytes"[..])?;
         let listed = w.entries.clone();
-        w.add("keys/extra", 1, &b"x"[..]).unwrap();
+        w.add("keys/extra", 1, &b"x"[..])?;
         w.entries = listed;
-        let err = check(&w.finish(manifest()).unwrap()).err();
+        let err = check(&w.finish(manifest())?).err();
         assert!(
             matches!(err, Some(ArchiveError::Extra(ref p)) if p == "keys/extra"),
             "{err:?}"
@@ -436,5 +436,6 @@ mod tests {
         for cut in [10, bytes.len() / 2, bytes.len() - 4] {
             assert!(check(&bytes[..cut]).is_err(), "cut at {cut} verified");
         }
+        Ok(())
     }
 }

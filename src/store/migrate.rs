@@ -123,6 +123,8 @@ mod tests {
 
     use std::collections::BTreeMap;
 
+    use anyhow::Context;
+
     use super::*;
     use serde_json::{json, Value};
 
@@ -157,9 +159,15 @@ mod tests {
         {
             // Written as the old release wrote it: raw trees, no `Store::open`.
             let db = sled::open(dir.path())?;
-            for (tree, records) in fixture.as_object().expect("trees") {
+            for (tree, records) in fixture
+                .as_object()
+                .context("the fixture is not an object of trees")?
+            {
                 let t = db.open_tree(tree)?;
-                for (k, v) in records.as_object().expect("records") {
+                for (k, v) in records
+                    .as_object()
+                    .context("a tree is not an object of records")?
+                {
                     let value = match v {
                         Value::Object(o) if o.contains_key("hex") => {
                             hex::decode(o["hex"].as_str().unwrap_or_default())?
@@ -231,7 +239,7 @@ mod tests {
                 Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(20))
                 }
-                other => break other.err().expect("a newer store opened"),
+                other => break other.err().context("a store of a newer schema opened")?,
             }
         };
         assert!(matches!(err, StoreError::NewerSchema { found } if found == SCHEMA_VERSION + 1));
