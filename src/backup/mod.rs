@@ -255,8 +255,9 @@ pub struct Restored {
     pub schema_version: u32,
     pub files: usize,
     pub records: u64,
-    /// Films whose segments were not in the archive (`--without-media`): their
-    /// `films/{film}/` must be copied back before they play.
+    /// Films whose segments were not in the archive (`--without-media`), unpublished by
+    /// the restore: their `films/{film}/` must be copied back, then they are published
+    /// again.
     pub films_without_media: Vec<String>,
 }
 
@@ -388,15 +389,7 @@ pub fn restore(
     let films_without_media = if manifest.with_media {
         vec![]
     } else {
-        let mut films: Vec<String> = manifest
-            .entries
-            .iter()
-            .filter_map(|e| e.path.strip_prefix("media/films/"))
-            .filter_map(|rest| rest.split('/').next())
-            .map(str::to_string)
-            .collect();
-        films.dedup();
-        films
+        withdraw_films_without_media(&media.dir.join("store"))?
     };
     // Into place: the keys first, then the data root, whose arrival is what makes the
     // restore visible to a server started next.
@@ -412,6 +405,45 @@ pub fn restore(
         records,
         films_without_media,
     })
+}
+
+/// A restore without media: every published film with a package is unpublished (its
+/// segments are not there; serving it would fail on every segment), with the event the
+/// console's unpublish records. Returns their ids, for the operator to publish again once
+/// `films/{film}/` is copied back. The store is opened (and so migrated) here.
+fn withdraw_films_without_media(store_dir: &Path) -> Result<Vec<String>, BackupError> {
+    // sled lets go of the import's lock from its flusher thread, a moment after the
+    // import's handle is dropped.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let store = loop {
+        match Store::open(store_dir) {
+            Err(crate::store::StoreError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.map_err(SnapshotError::from)?,
+        }
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let mut withdrawn = Vec::new();
+    for film in store.films().map_err(SnapshotError::from)? {
+        if !film.is_watchable() {
+            continue;
+        }
+        store
+            .update_film(&film.id, |f| f.published = false)
+            .map_err(SnapshotError::from)?;
+        store
+            .append_event(
+                now,
+                crate::store::events::Event::FilmUnpublished { film: film.id },
+            )
+            .map_err(SnapshotError::from)?;
+        withdrawn.push(film.id.to_string());
+    }
+    store.flush().map_err(SnapshotError::from)?;
+    Ok(withdrawn)
 }
 
 fn write_entry(
@@ -457,4 +489,49 @@ fn place(staging: &mut Staging, target: &Path) -> Result<(), BackupError> {
     staging.kept = true;
     sync_parent(target);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(root: &Path) -> Config {
+        Config {
+            media_dir: root.join("media"),
+            keys_dir: root.join("keys"),
+            ..Config::default()
+        }
+    }
+
+    /// An archive of a store from a newer cinegate: refused before anything is written.
+    #[test]
+    fn a_newer_schema_is_refused_and_nothing_is_written() -> anyhow::Result<()> {
+        let from = tempfile::tempdir()?;
+        let cfg = config(from.path());
+        fs::create_dir_all(cfg.films_dir())?;
+        fs::create_dir_all(&cfg.keys_dir)?;
+        fs::write(cfg.keys_dir.join("a.key"), b"k")?;
+        let store = Store::temporary()?;
+        let (snap, _) = snapshot_to_file(&store, &cfg.media_dir)?;
+        let out = from.path().join("b.tar.gz");
+        write_archive(&cfg, &snap, SCHEMA_VERSION + 1, true, &out, &mut |_| {})?;
+        let to = tempfile::tempdir()?;
+        let err = restore(&config(to.path()), &out, &mut |_| {}).err();
+        assert!(
+            matches!(err, Some(BackupError::NewerSchema { found }) if found == SCHEMA_VERSION + 1),
+            "{err:?}"
+        );
+        assert_eq!(
+            fs::read_dir(to.path())?.count(),
+            0,
+            "a refused restore wrote"
+        );
+        // The same archive at this schema restores.
+        let ok = from.path().join("ok.tar.gz");
+        write_archive(&cfg, &snap, SCHEMA_VERSION, true, &ok, &mut |_| {})?;
+        let done = restore(&config(to.path()), &ok, &mut |_| {})?;
+        assert_eq!(done.files, 2);
+        assert_eq!(fs::read(to.path().join("keys/a.key"))?, b"k");
+        Ok(())
+    }
 }

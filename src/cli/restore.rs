@@ -28,12 +28,12 @@ pub fn run(config: Option<&Path>, args: RestoreArgs) -> anyhow::Result<()> {
     );
     if !restored.films_without_media.is_empty() {
         println!(
-            "this backup was taken --without-media: the segments of {} film(s) are not restored \
-             and these films will not play until their films/{{film}}/ directories are copied back \
-             into {} from your media backup: {}",
+            "this backup was taken --without-media: the segments are not restored, so {} \
+             published film(s) were unpublished: {}. Copy each films/{{film}}/ directory back \
+             into {} from your media backup, then publish the films again (console or API).",
             restored.films_without_media.len(),
-            config.films_dir().display(),
-            restored.films_without_media.join(", ")
+            restored.films_without_media.join(", "),
+            config.films_dir().display()
         );
     }
     Ok(())

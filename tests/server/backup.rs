@@ -240,6 +240,26 @@ fn a_backup_of_a_running_server_restores_whole_and_a_bad_archive_writes_nothing(
         "{restored:?}"
     );
     assert!(!restored.iter().any(|f| f.ends_with(".ts")), "{restored:?}");
+    // The films were unpublished (their segments are not there): viewers do not get them,
+    // an admin still sees the record and the package manifest.
+    let s3 = Server::start_on(root3.path().to_path_buf(), &[DEV, FAST_PACE]);
+    let r = s3.post(
+        &format!("/api/v1/films/{film}/playback"),
+        Some(&buyer.access),
+        json!({}),
+    );
+    assert_eq!(
+        r.status,
+        404,
+        "playback of a film restored without media: {}",
+        r.brief()
+    );
+    let view = s3
+        .get(&format!("/api/v1/admin/films/{film}"), Some(&admin.access))
+        .expect(200, "admin film")
+        .json();
+    assert_eq!(view["published"], false, "{view}");
+    drop(s3);
 
     // Truncated: refused, nothing written.
     let bytes = std::fs::read(&full).unwrap();
@@ -267,4 +287,24 @@ fn a_backup_of_a_running_server_restores_whole_and_a_bad_archive_writes_nothing(
     gz.write_all(&tar_bytes).unwrap();
     std::fs::write(&changed, gz.finish().unwrap()).unwrap();
     refused(&changed, "does not match the manifest");
+
+    // With no server running, the CLI snapshots the store itself.
+    let mut s = s;
+    s.stop();
+    let direct = out.path().join("direct.tar.gz");
+    s.cli(&[
+        "backup",
+        "--out",
+        direct.to_str().unwrap(),
+        "--without-media",
+    ]);
+    let root4 = tempfile::tempdir().unwrap();
+    let o = cinegate(root4.path(), &["restore", direct.to_str().unwrap()]);
+    assert!(
+        o.status.success(),
+        "restore of a direct backup: {}",
+        text(&o)
+    );
+    assert!(root4.path().join("media/store").is_dir());
+    assert!(root4.path().join("keys/films").is_dir());
 }
