@@ -54,6 +54,7 @@ pub fn snapshot_to_file(
     dir: &Path,
 ) -> Result<(PathBuf, SnapshotStats), BackupError> {
     use std::os::unix::fs::OpenOptionsExt;
+    remove_stale_snapshots(dir);
     let path = dir.join(format!(".backup-{}.snapshot", uuid::Uuid::now_v7()));
     let file = fs::OpenOptions::new()
         .write(true)
@@ -75,6 +76,27 @@ pub fn snapshot_to_file(
         Err(e) => {
             let _ = fs::remove_file(&path);
             Err(e)
+        }
+    }
+}
+
+/// Snapshot files a backup killed half-way left behind (a day old: no backup still
+/// running takes that long to archive its snapshot).
+fn remove_stale_snapshots(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(86_400));
+        if name.starts_with(".backup-") && name.ends_with(".snapshot") && old {
+            let _ = fs::remove_file(e.path());
         }
     }
 }
