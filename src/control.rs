@@ -136,6 +136,7 @@ async fn handle(stream: UnixStream, state: Arc<AppState>) -> std::io::Result<()>
                 Request::UserCreate { .. } => "user_create",
                 Request::LoginLink { .. } => "login_link",
                 Request::Ingest { .. } => "ingest",
+                Request::StoreSnapshot => "store_snapshot",
             };
             tracing::info!(command = redacted, "operator command");
             let inner = state.clone();
@@ -161,6 +162,7 @@ async fn handle(stream: UnixStream, state: Arc<AppState>) -> std::io::Result<()>
 fn execute(state: &AppState, request: Request) -> Response {
     let now = state.clock.now();
     match request {
+        Request::StoreSnapshot => Response::of(ops::store_snapshot(&state.config, &state.store)),
         Request::UserCreate { email, admin } => {
             Response::of(ops::user_create(&state.store, &email, admin, now))
         }

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;

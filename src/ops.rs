@@ -31,6 +31,10 @@ pub enum Request {
         currency: Option<String>,
         publish: bool,
     },
+    /// A point-in-time snapshot of the store, written by whoever holds it to a 0600 file
+    /// in the data root (`backup::snapshot_to_file`); the answer's `data` has its `path`
+    /// and `stats`. The CLI archives it and removes it (`cinegate backup`).
+    StoreSnapshot,
 }
 
 /// Why an operator command did nothing. Its text is what the operator reads, from the
@@ -59,6 +63,8 @@ pub enum OpsError {
     Session(#[from] SessionError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Backup(#[from] crate::backup::BackupError),
 }
 
 impl From<IngestError> for OpsError {
@@ -218,6 +224,19 @@ pub fn ingest(
             Err(e.into())
         }
     }
+}
+
+/// The store's snapshot for a backup, in the data root (`Request::StoreSnapshot`).
+pub fn store_snapshot(config: &Config, store: &Store) -> Result<Response, OpsError> {
+    let (path, stats) = crate::backup::snapshot_to_file(store, &config.media_dir)?;
+    Ok(Response::ok(
+        format!(
+            "store snapshot of {} records written; writes paused {} ms",
+            stats.records,
+            stats.writes_paused.as_millis()
+        ),
+        serde_json::json!({ "path": path, "stats": stats }),
+    ))
 }
 
 #[cfg(test)]

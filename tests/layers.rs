@@ -41,6 +41,7 @@ const DOMAIN: &[&str] = &[
     "events",
     "notify",
     "analytics",
+    "backup",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -57,6 +58,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/events.rs",
     "src/notify",
     "src/analytics",
+    "src/backup",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -1,8 +1,10 @@
 //! Command-line interface. Each subcommand lives in its own module; `run` dispatches.
 
+mod backup;
 mod ingest;
 mod package;
 mod probe;
+mod restore;
 mod serve;
 mod user;
 
@@ -37,6 +39,10 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Package a film into encrypted HLS (the same pipeline the server runs).
     Package(package::PackageArgs),
+    /// Write a backup archive: a point-in-time store snapshot, the keys, the packages.
+    Backup(backup::BackupArgs),
+    /// Restore a backup archive into an empty data root and keys directory.
+    Restore(restore::RestoreArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,6 +50,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::run(cli.config.as_deref()),
         Command::User(cmd) => user::run(cli.config.as_deref(), cmd),
         Command::Ingest(args) => ingest::run(cli.config.as_deref(), args),
+        Command::Backup(args) => backup::run(cli.config.as_deref(), args),
+        Command::Restore(args) => restore::run(cli.config.as_deref(), args),
         Command::Probe(args) => {
             init_logging("warn");
             probe::run(args)

@@ -44,7 +44,9 @@ pub fn run(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
                 Request::LoginLink { email } => {
                     Response::of(ops::login_link(&config, &store, &email, now))
                 }
-                Request::Ingest { .. } => Response::err("unreachable".into()),
+                Request::Ingest { .. } | Request::StoreSnapshot => {
+                    Response::err("unreachable".into())
+                }
             };
             store.flush()?;
             r

@@ -19,9 +19,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::{decode, encode, pair, Result, Store, StoreError};
@@ -552,7 +552,7 @@ impl Store {
 }
 
 fn totals_in(
-    tree: &sled::Tree,
+    tree: &super::Tree,
     name: &'static str,
     from: i32,
     to: i32,
@@ -578,7 +578,7 @@ fn totals_in(
 /// Every record of a tree keyed by two ids: `(first, second, record)`; a key of another
 /// length is not one of its records and is passed over.
 fn pairs<T: serde::de::DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &super::Tree,
     name: &'static str,
 ) -> Result<Vec<(Uuid, Uuid, T)>> {
     let mut out = Vec::new();

@@ -9,9 +9,9 @@
 //! in the same transaction as the comment or support they count, so they never drift and
 //! reading them decodes one small record instead of every comment.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, put, Result, Store, StoreError};
@@ -400,10 +400,10 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn comment(film: Uuid, user: Uuid, body: &str) -> Comment {
+    pub(crate) fn comment(film: Uuid, user: Uuid, body: &str) -> Comment {
         Comment {
             id: crate::store::new_id(),
             film_id: film,

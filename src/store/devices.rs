@@ -3,8 +3,9 @@
 //! platform ‖ token → user ‖ device, so one token belongs to at most one device of one
 //! user. Both change in one transaction.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use uuid::Uuid;
 
 use super::outbox::Platform;

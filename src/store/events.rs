@@ -188,7 +188,7 @@ impl Store {
     /// written yet (and would then never see it). Unused ids are harmless gaps.
     pub fn with_event_id<T>(&self, write: impl FnOnce(u64) -> Result<T>) -> Result<T> {
         let _order = self.event_order.lock().unwrap_or_else(|p| p.into_inner());
-        write(self.db.generate_id()?)
+        write(self.event_id_floor + self.db.generate_id()?)
     }
 
     /// Appends an event to the log and returns its id. One sled insert (no disk wait)
@@ -269,7 +269,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sled::Transactional;
+    use crate::store::Transact;
 
     #[test]
     fn events_come_back_in_order_after_a_cursor() -> Result<()> {

@@ -2,9 +2,9 @@
 //! An account is found by its identity, never by e-mail alone; account creation, linking,
 //! unlinking and deletion change the users, e-mail and identity trees in one transaction.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::users::User;

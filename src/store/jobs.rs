@@ -2,10 +2,10 @@
 
 use std::cell::RefCell;
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError::{self, Abort};
 use sled::transaction::TransactionalTree;
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::{decode, get, keyed, pair, scan, Result, Store, StoreError};
@@ -355,11 +355,11 @@ fn write_job(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::new_id;
 
-    fn job(film: Uuid, state: JobState) -> Job {
+    pub(crate) fn job(film: Uuid, state: JobState) -> Job {
         Job {
             id: new_id(),
             film_id: film,

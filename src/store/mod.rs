@@ -12,13 +12,16 @@ pub mod comments;
 pub mod devices;
 pub mod events;
 pub mod films;
+pub(crate) mod gate;
 pub mod grants;
 pub mod identities;
 pub mod jobs;
+pub(crate) mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod progress;
 pub mod signin;
+pub mod snapshot;
 pub mod tokens;
 pub mod uploads;
 pub mod users;
@@ -29,7 +32,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) use gate::{Gate, Transact, Tree};
+
+/// The store's schema: `migrate::STEPS` take an older store here, one version at a time.
+pub const SCHEMA_VERSION: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,7 +45,7 @@ pub enum StoreError {
     Corrupt { tree: &'static str, message: String },
     #[error("{0}")]
     Conflict(String),
-    #[error("the store was written by a newer cinegate (schema {found}, this one reads {SCHEMA_VERSION})")]
+    #[error("the store was written by a newer cinegate (schema {found}, this one reads up to {SCHEMA_VERSION}): upgrade cinegate to the version that wrote it, or newer")]
     NewerSchema { found: u32 },
     #[error("the store at {path} is in use by another process (is `cinegate serve` running?)")]
     Locked { path: String },
@@ -60,68 +66,73 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    pub(crate) meta: sled::Tree,
-    pub(crate) users: sled::Tree,
-    pub(crate) users_by_email: sled::Tree,
-    pub(crate) refresh_tokens: sled::Tree,
-    pub(crate) login_links: sled::Tree,
-    pub(crate) films: sled::Tree,
-    pub(crate) jobs: sled::Tree,
+    pub(crate) meta: Tree,
+    pub(crate) users: Tree,
+    pub(crate) users_by_email: Tree,
+    pub(crate) refresh_tokens: Tree,
+    pub(crate) login_links: Tree,
+    pub(crate) films: Tree,
+    pub(crate) jobs: Tree,
     /// `film ‖ job` → nothing: a film's jobs, oldest first (`jobs::write_job`).
-    pub(crate) jobs_by_film: sled::Tree,
+    pub(crate) jobs_by_film: Tree,
     /// `state tag ‖ job` → nothing: the jobs in each state, oldest first; the queue reads
     /// its head here and `/metrics` counts here (`jobs::write_job`).
-    pub(crate) jobs_by_state: sled::Tree,
-    pub(crate) grants: sled::Tree,
-    pub(crate) grants_by_user: sled::Tree,
-    pub(crate) progress: sled::Tree,
+    pub(crate) jobs_by_state: Tree,
+    pub(crate) grants: Tree,
+    pub(crate) grants_by_user: Tree,
+    pub(crate) progress: Tree,
     /// `film ‖ user` → nothing: who has progress on a film, so deleting a film does not
     /// walk everyone's progress (`progress::save_progress`).
-    pub(crate) progress_by_film: sled::Tree,
-    pub(crate) uploads: sled::Tree,
-    pub(crate) identities: sled::Tree,
-    pub(crate) identities_by_user: sled::Tree,
-    pub(crate) signin_flows: sled::Tree,
-    pub(crate) exchange_codes: sled::Tree,
-    pub(crate) sessions: sled::Tree,
-    pub(crate) orders: sled::Tree,
-    pub(crate) orders_by_user: sled::Tree,
-    pub(crate) purchases: sled::Tree,
-    pub(crate) purchases_by_user: sled::Tree,
-    pub(crate) payment_events: sled::Tree,
+    pub(crate) progress_by_film: Tree,
+    pub(crate) uploads: Tree,
+    pub(crate) identities: Tree,
+    pub(crate) identities_by_user: Tree,
+    pub(crate) signin_flows: Tree,
+    pub(crate) exchange_codes: Tree,
+    pub(crate) sessions: Tree,
+    pub(crate) orders: Tree,
+    pub(crate) orders_by_user: Tree,
+    pub(crate) purchases: Tree,
+    pub(crate) purchases_by_user: Tree,
+    pub(crate) payment_events: Tree,
     /// `provider ‖ 0 ‖ payment id` → order id, for captured orders (`orders::payment_key`).
-    pub(crate) orders_by_payment: sled::Tree,
+    pub(crate) orders_by_payment: Tree,
     /// `film ‖ order` → nothing, for tip orders: a film's tips without reading every order.
-    pub(crate) tips_by_film: sled::Tree,
-    pub(crate) comments: sled::Tree,
-    pub(crate) comments_by_film: sled::Tree,
-    pub(crate) comment_reports: sled::Tree,
+    pub(crate) tips_by_film: Tree,
+    pub(crate) comments: Tree,
+    pub(crate) comments_by_film: Tree,
+    pub(crate) comment_reports: Tree,
     /// `comment` → nothing: the comments moderation looks at (reported, held, hidden),
     /// written in the comment's transaction (`comments::flag`).
-    pub(crate) comments_flagged: sled::Tree,
-    pub(crate) supports: sled::Tree,
+    pub(crate) comments_flagged: Tree,
+    pub(crate) supports: Tree,
     /// The domain event log (`events::Event`), keyed by sled's monotonic id.
-    pub(crate) event_log: sled::Tree,
+    pub(crate) event_log: Tree,
     /// Held while an event id is given out and its record written (`with_event_id`).
     event_order: std::sync::Arc<std::sync::Mutex<()>>,
-    pub(crate) social_counts: sled::Tree,
+    /// The write gate every tree above passes (`gate`); `snapshot` closes it.
+    pub(crate) gate: Gate,
+    /// Added to sled's generated ids for event ids: zero, or for a restored store the id
+    /// its snapshot would have given next (`snapshot`), so event ids keep growing.
+    pub(crate) event_id_floor: u64,
+    pub(crate) social_counts: Tree,
     /// user ‖ device → `Device` (push registrations, `devices`).
-    pub(crate) devices: sled::Tree,
+    pub(crate) devices: Tree,
     /// platform ‖ 0 ‖ token → user ‖ device: one owner per token.
-    pub(crate) devices_by_token: sled::Tree,
+    pub(crate) devices_by_token: Tree,
     /// Analytics rollups and their indexes (`analytics`).
-    pub(crate) analytics_rollups: sled::Tree,
-    pub(crate) analytics_seen: sled::Tree,
-    pub(crate) analytics_viewers: sled::Tree,
-    pub(crate) analytics_retention: sled::Tree,
-    pub(crate) analytics_film_days: sled::Tree,
-    pub(crate) analytics_film_months: sled::Tree,
+    pub(crate) analytics_rollups: Tree,
+    pub(crate) analytics_seen: Tree,
+    pub(crate) analytics_viewers: Tree,
+    pub(crate) analytics_retention: Tree,
+    pub(crate) analytics_film_days: Tree,
+    pub(crate) analytics_film_months: Tree,
     /// Notification deliveries waiting, keyed `due ms ‖ id` (`outbox::OutboxEntry`).
-    pub(crate) outbox: sled::Tree,
+    pub(crate) outbox: Tree,
     /// Deliveries that gave up, by id, until an admin retries them.
-    pub(crate) outbox_dead: sled::Tree,
+    pub(crate) outbox_dead: Tree,
     /// `user` → `outbox::NotificationPrefs`.
-    pub(crate) notification_prefs: sled::Tree,
+    pub(crate) notification_prefs: Tree,
 }
 
 impl Store {
@@ -147,87 +158,72 @@ impl Store {
     }
 
     fn from_db(db: sled::Db) -> Result<Self> {
+        let gate = Gate::default();
+        let open =
+            |name: &str| -> Result<Tree> { Ok(Tree::new(db.open_tree(name)?, gate.clone())) };
         let store = Self {
-            meta: db.open_tree("meta")?,
-            users: db.open_tree("users")?,
-            users_by_email: db.open_tree("users_by_email")?,
-            refresh_tokens: db.open_tree("refresh_tokens")?,
-            login_links: db.open_tree("login_links")?,
-            films: db.open_tree("films")?,
-            jobs: db.open_tree("jobs")?,
-            jobs_by_film: db.open_tree("jobs_by_film")?,
-            jobs_by_state: db.open_tree("jobs_by_state")?,
-            grants: db.open_tree("grants")?,
-            grants_by_user: db.open_tree("grants_by_user")?,
-            progress: db.open_tree("progress")?,
-            progress_by_film: db.open_tree("progress_by_film")?,
-            uploads: db.open_tree("uploads")?,
-            identities: db.open_tree("identities")?,
-            identities_by_user: db.open_tree("identities_by_user")?,
-            signin_flows: db.open_tree("signin_flows")?,
-            exchange_codes: db.open_tree("exchange_codes")?,
-            sessions: db.open_tree("sessions")?,
-            orders: db.open_tree("orders")?,
-            orders_by_user: db.open_tree("orders_by_user")?,
-            purchases: db.open_tree("purchases")?,
-            purchases_by_user: db.open_tree("purchases_by_user")?,
-            payment_events: db.open_tree("payment_events")?,
-            orders_by_payment: db.open_tree("orders_by_payment")?,
-            tips_by_film: db.open_tree("tips_by_film")?,
-            comments: db.open_tree("comments")?,
-            comments_by_film: db.open_tree("comments_by_film")?,
-            comment_reports: db.open_tree("comment_reports")?,
-            comments_flagged: db.open_tree("comments_flagged")?,
-            supports: db.open_tree("supports")?,
-            event_log: db.open_tree("event_log")?,
+            gate: gate.clone(),
+            meta: open("meta")?,
+            users: open("users")?,
+            users_by_email: open("users_by_email")?,
+            refresh_tokens: open("refresh_tokens")?,
+            login_links: open("login_links")?,
+            films: open("films")?,
+            jobs: open("jobs")?,
+            jobs_by_film: open("jobs_by_film")?,
+            jobs_by_state: open("jobs_by_state")?,
+            grants: open("grants")?,
+            grants_by_user: open("grants_by_user")?,
+            progress: open("progress")?,
+            progress_by_film: open("progress_by_film")?,
+            uploads: open("uploads")?,
+            identities: open("identities")?,
+            identities_by_user: open("identities_by_user")?,
+            signin_flows: open("signin_flows")?,
+            exchange_codes: open("exchange_codes")?,
+            sessions: open("sessions")?,
+            orders: open("orders")?,
+            orders_by_user: open("orders_by_user")?,
+            purchases: open("purchases")?,
+            purchases_by_user: open("purchases_by_user")?,
+            payment_events: open("payment_events")?,
+            orders_by_payment: open("orders_by_payment")?,
+            tips_by_film: open("tips_by_film")?,
+            comments: open("comments")?,
+            comments_by_film: open("comments_by_film")?,
+            comment_reports: open("comment_reports")?,
+            comments_flagged: open("comments_flagged")?,
+            supports: open("supports")?,
+            event_log: open("event_log")?,
             event_order: Default::default(),
-            social_counts: db.open_tree("social_counts")?,
-            devices: db.open_tree("devices")?,
-            devices_by_token: db.open_tree("devices_by_token")?,
-            analytics_rollups: db.open_tree("analytics_rollups")?,
-            analytics_seen: db.open_tree("analytics_seen")?,
-            analytics_viewers: db.open_tree("analytics_viewers")?,
-            analytics_retention: db.open_tree("analytics_retention")?,
-            analytics_film_days: db.open_tree("analytics_film_days")?,
-            analytics_film_months: db.open_tree("analytics_film_months")?,
-            outbox: db.open_tree("outbox")?,
-            outbox_dead: db.open_tree("outbox_dead")?,
-            notification_prefs: db.open_tree("notification_prefs")?,
+            event_id_floor: 0,
+            social_counts: open("social_counts")?,
+            devices: open("devices")?,
+            devices_by_token: open("devices_by_token")?,
+            analytics_rollups: open("analytics_rollups")?,
+            analytics_seen: open("analytics_seen")?,
+            analytics_viewers: open("analytics_viewers")?,
+            analytics_retention: open("analytics_retention")?,
+            analytics_film_days: open("analytics_film_days")?,
+            analytics_film_months: open("analytics_film_months")?,
+            outbox: open("outbox")?,
+            outbox_dead: open("outbox_dead")?,
+            notification_prefs: open("notification_prefs")?,
             db,
         };
-        store.check_schema()?;
-        // The social events of wave 1 (comments, reports, supports, tips), never read:
-        // the event log and the analytics backfill (from comments, reports, supports and
-        // orders) replace them.
-        store.db.drop_tree("events")?;
-        store.build_social_counts_once()?;
-        store.index_payments_once()?;
-        store.index_jobs_once()?;
-        store.index_tips_once()?;
-        store.index_progress_once()?;
-        store.index_flagged_comments_once()?;
-        Ok(store)
-    }
-
-    fn check_schema(&self) -> Result<()> {
-        match self.meta.get("schema_version")? {
-            None => {
-                self.meta
-                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = v.as_ref().try_into().map(u32::from_be_bytes).map_err(|_| {
-                    StoreError::Corrupt {
+        let mut store = store;
+        if let Some(v) = store.meta.get(snapshot::EVENT_ID_FLOOR)? {
+            store.event_id_floor =
+                v.as_ref()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
                         tree: "meta",
-                        message: "schema_version".into(),
-                    }
-                })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema { found });
-                }
-            }
+                        message: snapshot::EVENT_ID_FLOOR.into(),
+                    })?;
         }
-        Ok(())
+        store.migrate()?;
+        Ok(store)
     }
 
     /// Whether the database answers: one read of one small record (the schema version),
@@ -295,14 +291,14 @@ pub(crate) fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> R
 }
 
 pub(crate) fn get<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     name: &'static str,
     key: &[u8],
 ) -> Result<Option<T>> {
     tree.get(key)?.map(|v| decode(name, &v)).transpose()
 }
 
-pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Result<()> {
+pub(crate) fn put<T: Serialize>(tree: &Tree, key: &[u8], value: &T) -> Result<()> {
     tree.insert(key, encode(value))?;
     Ok(())
 }
@@ -317,7 +313,7 @@ pub(crate) fn put<T: Serialize>(tree: &sled::Tree, key: &[u8], value: &T) -> Res
 /// that no longer decodes (a schema change, a bad disk) must surface as `Corrupt` and stay
 /// on disk for the operator, not vanish as "not found".
 pub(crate) fn update<T: Serialize + DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     name: &'static str,
     key: &[u8],
     mut change: impl FnMut(&mut T) -> bool,
@@ -356,7 +352,7 @@ pub(crate) fn keyed(e: StoreError, key: &[u8]) -> StoreError {
 }
 
 pub(crate) fn scan<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     name: &'static str,
     prefix: &[u8],
 ) -> Result<Vec<T>> {

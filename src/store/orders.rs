@@ -3,8 +3,8 @@
 //! an entitlement exists exactly when its order is captured; processed provider webhook
 //! events are remembered so a replay changes nothing.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::{decode, encode, get, pair, scan, Result, Store, StoreError};
@@ -575,7 +575,7 @@ const TIPS_INDEXED: &str = "tips_indexed";
 
 /// The key in `orders_by_payment` that says the orders stored before it were indexed (no
 /// provider id is empty, so no payment key starts with 0).
-const INDEXED: &[u8] = &[0];
+pub(crate) const INDEXED: &[u8] = &[0];
 
 /// `provider ‖ 0 ‖ payment id`: the key of the `orders_by_payment` tree.
 fn payment_key(provider: &str, payment_id: &str) -> Vec<u8> {
@@ -591,10 +591,10 @@ fn event_key(provider: &str, event_id: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn order(user: Uuid, film: Uuid) -> Order {
+    pub(crate) fn order(user: Uuid, film: Uuid) -> Order {
         Order {
             id: crate::store::new_id(),
             user_id: user,

@@ -64,7 +64,8 @@ impl Delivery {
 // The trees: `outbox` (due entries, in the order they fall due), `outbox_dead` (dead
 // letters, by id) and `notification_prefs` (user → preferences).
 
-use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
+use super::Transact;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 use super::{decode, encode, Result, Store, StoreError};
 

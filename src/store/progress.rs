@@ -2,8 +2,8 @@
 //! segment, and accumulated watch time (media seconds and wall-clock seconds). Written in
 //! batches by the progress recorder.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::{encode, get, pair, Result, Store, StoreError};

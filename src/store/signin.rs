@@ -75,7 +75,7 @@ pub struct BrowserSession {
 }
 
 fn take<T: serde::de::DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &super::Tree,
     name: &'static str,
     secret: &str,
 ) -> Result<Option<T>> {

@@ -7,10 +7,10 @@
 //! leaves a marker that every rotation reads: a concurrent reuse either sees the successor
 //! (and revokes it with the family) or its marker is seen by whoever uses the successor.
 
+use super::Transact;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
 use uuid::Uuid;
 
 use super::users::User;

@@ -7,6 +7,7 @@
 mod analytics;
 mod api_docs;
 mod auth;
+mod backup;
 mod browser_smoke;
 mod console;
 mod console_films;

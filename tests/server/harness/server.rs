@@ -57,6 +57,12 @@ impl Server {
         Server::start_in(tmp, extra, !keep)
     }
 
+    /// A server on an existing directory (`root/media`, `root/keys`), e.g. one a restore
+    /// filled; the caller removes it.
+    pub fn start_on(root: PathBuf, extra: &[(&str, &str)]) -> Server {
+        Server::start_in(root, extra, false)
+    }
+
     fn start_in(root: PathBuf, extra: &[(&str, &str)], remove_root: bool) -> Server {
         let s = |a: &str, b: &str| (a.to_string(), b.to_string());
         let mut env = vec![
