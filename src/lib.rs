@@ -7,6 +7,8 @@ pub mod catalogue;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod disk;
+pub mod doctor;
 pub mod control;
 pub mod events;
 pub mod ingest;

@@ -41,6 +41,8 @@ const DOMAIN: &[&str] = &[
     "events",
     "notify",
     "analytics",
+    "disk",
+    "doctor",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -57,6 +59,8 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/events.rs",
     "src/notify",
     "src/analytics",
+    "src/disk.rs",
+    "src/doctor",
 ];
 
 #[derive(Debug, PartialEq, Eq)]
