@@ -24,7 +24,11 @@ pub struct LowSpace {
 /// path not created yet is measured at its nearest existing ancestor.
 pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
     // A relative media_dir ("media") whose ancestors are all missing ends at ".".
-    let mut at = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let mut at = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     loop {
         match rustix::fs::statvfs(at) {
             Ok(s) => return Ok(s.f_bavail.saturating_mul(s.f_frsize)),

@@ -46,6 +46,11 @@ pub fn check_size(config: &Config, bytes: u64) -> Result<(), IngestError> {
     Ok(())
 }
 
+/// How often (in bytes written) a running upload measures the free space again: often
+/// enough that a disk shared with other writers is caught well before it fills, rarely
+/// enough that `statvfs(2)` costs nothing next to the writes.
+pub const SPACE_CHECK_BYTES: u64 = 8 << 20;
+
 /// Refuses an upload that would bring the media file system below `disk.min_free_bytes`
 /// once `bytes` more are written (0: only whether it is below the floor now).
 pub fn check_space(config: &Config, bytes: u64) -> Result<(), IngestError> {

@@ -1,5 +1,6 @@
 //! Command-line interface. Each subcommand lives in its own module; `run` dispatches.
 
+mod doctor;
 mod ingest;
 mod package;
 mod probe;
@@ -37,6 +38,9 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Package a film into encrypted HLS (the same pipeline the server runs).
     Package(package::PackageArgs),
+    /// Check the installation: config, permissions, free disk, FFmpeg, clock, providers.
+    /// Runs with or without a server; exits non-zero if a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,6 +55,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => {
             init_logging("warn");
             package::run(args)
+        }
+        Command::Doctor(args) => {
+            init_logging("warn");
+            doctor::run(cli.config.as_deref(), args)
         }
     }
 }
