@@ -183,7 +183,7 @@ async fn probe(client: &reqwest::Client, t: &Target, timeout: Duration) -> Probe
             }
             // The chain of causes: "connection refused", "dns error: …", "invalid peer
             // certificate: …" are in the sources, not the top line.
-            Err(e) => Some(causes(&e)),
+            Err(e) => Some(causes(&e.without_url())),
         },
         Endpoint::Tcp(host, port) => {
             match tokio::time::timeout(
