@@ -199,3 +199,125 @@ fn a_disk_filled_mid_upload_refuses_the_patch_and_the_upload_resumes() {
         done.headers
     );
 }
+
+/// Unmounts the test's tmpfs when the test ends, passed or not (lazily: a server that
+/// failed to stop must not keep it mounted).
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A data root on a small tmpfs, filled to the last byte by another writer: uploads are
+/// refused with 507, the server keeps answering, it restarts once the space is back with
+/// its store intact and takes writes again. Needs root and mount(2) (a container may not
+/// allow it: then skipped, saying so).
+#[test]
+fn a_tmpfs_data_root_filled_to_the_last_byte_keeps_its_store() {
+    use std::io::Write;
+    let root = tempfile::Builder::new()
+        .prefix("cinegate-test-tmpfs-")
+        .tempdir()
+        .expect("tempdir");
+    let media = root.path().join("media");
+    std::fs::create_dir(&media).expect("media");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs"])
+        .arg(&media)
+        .output();
+    match mounted {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            eprintln!(
+                "skipped: cannot mount a tmpfs here: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            eprintln!("skipped: no mount(8): {e}");
+            return;
+        }
+    }
+    let _mount = Tmpfs(media.clone());
+    let floor = 32u64 << 20;
+    let mut s = Server::start(&[
+        ("CINEGATE_MEDIA_DIR", &media.to_string_lossy()),
+        ("CINEGATE_DISK__MIN_FREE_BYTES", &floor.to_string()),
+    ]);
+    let admin = s.user("tmpfs", true);
+    let film = s.create_film(&admin, "Kept");
+
+    // Would cross the floor: refused up front, nothing written.
+    let big = s.exec(tus_create(&s, &admin, &film, 80 << 20));
+    assert_eq!(
+        big.status,
+        507,
+        "an 80 MiB tus creation on 96 MiB: {}",
+        big.brief()
+    );
+
+    // Another writer takes every byte.
+    let filler_path = media.join("filler");
+    let mut filler = std::fs::File::create(&filler_path).expect("filler");
+    let chunk = vec![0u8; 1 << 20];
+    while filler.write_all(&chunk).is_ok() {}
+    let _ = filler.sync_all();
+    assert!(free_bytes(&media) < 1 << 20, "the tmpfs is not full");
+
+    s.exec(tus_create(&s, &admin, &film, 4096)).expect_error(
+        507,
+        "insufficient_storage",
+        "tus creation on a full disk",
+    );
+    s.put_source(&admin, &film, vec![0x47; 4096]).expect_error(
+        507,
+        "insufficient_storage",
+        "PUT on a full disk",
+    );
+    s.get("/api/v1/films", None)
+        .expect(200, "the catalogue on a full disk");
+    s.get(&format!("/api/v1/admin/films/{film}"), Some(&admin.access))
+        .expect(200, "a film on a full disk");
+    // A store write on the full disk may fail (500) or land; either way the store must
+    // open afterwards with what it had.
+    let during = s.post(
+        "/api/v1/admin/films",
+        Some(&admin.access),
+        serde_json::json!({ "title": "During", "description": "written on a full disk" }),
+    );
+    eprintln!("a film created on the full disk: HTTP {}", during.status);
+
+    s.stop();
+    drop(filler);
+    std::fs::remove_file(&filler_path).expect("remove filler");
+    s.restart();
+    let view = s
+        .get(&format!("/api/v1/admin/films/{film}"), Some(&admin.access))
+        .expect(200, "the film after the full disk and a restart")
+        .json();
+    assert_eq!(view["title"], "Kept", "{view}");
+    if during.status == 201 {
+        // Acknowledged, so kept: sled wrote it in the space its own files already held.
+        let id = during.json()["id"].as_str().unwrap_or("").to_string();
+        s.get(&format!("/api/v1/admin/films/{id}"), Some(&admin.access))
+            .expect(
+                200,
+                "the film acknowledged on the full disk, after a restart",
+            );
+    }
+    s.create_film(&admin, "After");
+    let put = s.put_source(&admin, &film, std::fs::read(src_other()).expect("source"));
+    assert_eq!(
+        put.status,
+        202,
+        "an upload once space is back: {}",
+        put.brief()
+    );
+    s.stop();
+}
