@@ -156,6 +156,27 @@ fn the_debian_package_holds_what_an_install_needs() {
             .contains("\nExecStart=/usr/bin/cinegate --config /etc/cinegate/config.toml serve\n"),
         "{unit_text}"
     );
+    // systemd-analyze verify (unknown keys, bad values, a missing binary), with ExecStart
+    // pointed at the package's own binary: it is not installed at /usr/bin here.
+    let verify_unit = out.path().join("cinegate.service");
+    std::fs::write(
+        &verify_unit,
+        unit_text.replace(
+            "\nExecStart=/usr/bin/cinegate ",
+            &format!("\nExecStart={}/usr/bin/cinegate ", tree.display()),
+        ),
+    )
+    .expect("unit copy");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&verify_unit)
+        .output()
+        .expect("systemd-analyze verify");
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {complaints}"
+    );
     let score = text(
         Command::new("systemd-analyze")
             .args(["security", "--offline=true", "--threshold=20"])
