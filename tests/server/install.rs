@@ -5,6 +5,8 @@
 //!
 //! The package is built with `scripts/deb.sh --no-build --profile dev --fast` from the
 //! debug binary (cargo-deb strips a copy: ~12 s; unstripped it is ~380 MB and takes ~50 s).
+//! cargo-deb 3.8 warns that `--profile dev` "will be a hard error in the future"; if it
+//! becomes one, a `[profile.deb-test]` inheriting `dev` is the way out.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
