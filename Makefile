@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all deps build test lint demo bench fuzz
+.PHONY: all deps build test lint demo bench fuzz deb
 
 all: build
 
@@ -27,6 +27,11 @@ test: lint
 # Every fuzz target for FUZZ_SECONDS (default 60) each: docs/FUZZING.md.
 fuzz: deps
 	./scripts/fuzz.sh
+
+# A Debian 12 package in target/debian/ (release build, stripped): scripts/deb.sh, README
+# "Install (Debian package)". lintian target/debian/*.deb judges it.
+deb: deps
+	./scripts/deb.sh
 
 demo: build
 	@./scripts/demo.sh

@@ -14,6 +14,7 @@ packages=(
   libswscale-dev libswresample-dev
   ffmpeg openssl
   fonts-nanum
+  systemd lintian dpkg-dev
 )
 
 missing=()
@@ -87,6 +88,15 @@ if [ ! -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+# cargo-deb for `make deb` and the package test (tests/server/install.rs); dpkg-dev above
+# brings dpkg-shlibdeps (its `$auto` Depends), lintian judges the package and systemd's
+# systemd-analyze scores the unit (offline: no running systemd needed). Building cargo-deb
+# took 4 min 33 s of wall time on the shared 2-core machine (once per fresh machine).
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing: cargo-deb"
+  cargo install cargo-deb --version 3.8.0 --locked --quiet
 fi
 
 # cargo-fuzz for `make fuzz` (fuzz/), only where a nightly toolchain is installed beside

@@ -1513,7 +1513,9 @@ impl Config {
         Ok(())
     }
 
-    /// `[disk]`.
+    /// `[disk]`: every `min_free_bytes` is meaningful (0: refuse only what does not fit;
+    /// above the disk's size: refuse every upload, which `cinegate doctor` reports), so
+    /// nothing is refused here; figment already refuses a value that is not a byte count.
     fn validate_disk(&self) -> Result<(), ConfigError> {
         Ok(())
     }

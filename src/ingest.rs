@@ -23,6 +23,9 @@ pub enum IngestError {
     /// Over `upload.max_bytes`: refused before a byte is kept.
     #[error("the file is larger than the limit of {max} bytes")]
     TooLarge { max: u64 },
+    /// The write would leave less than `disk.min_free_bytes` free under `media_dir`.
+    #[error(transparent)]
+    NoSpace(#[from] crate::disk::LowSpace),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -41,6 +44,17 @@ pub fn check_size(config: &Config, bytes: u64) -> Result<(), IngestError> {
         return Err(IngestError::TooLarge { max });
     }
     Ok(())
+}
+
+/// How often (in bytes written) a running upload measures the free space again: often
+/// enough that a disk shared with other writers is caught well before it fills, rarely
+/// enough that `statvfs(2)` costs nothing next to the writes.
+pub const SPACE_CHECK_BYTES: u64 = 8 << 20;
+
+/// Refuses an upload that would bring the media file system below `disk.min_free_bytes`
+/// once `bytes` more are written (0: only whether it is below the floor now).
+pub fn check_space(config: &Config, bytes: u64) -> Result<(), IngestError> {
+    Ok(crate::disk::ensure_room(config, bytes)?)
 }
 
 /// `uploads/{film}/source`: the accepted source of a film (kept for retries).

@@ -28,6 +28,10 @@ pub enum JobError {
     Secret(#[from] crate::secrets::SecretsError),
     #[error("recording the package: {0}")]
     Record(StoreError),
+    /// Refused before starting: packaging would bring the media file system below
+    /// `disk.min_free_bytes`. Nothing was written.
+    #[error(transparent)]
+    NoSpace(#[from] crate::disk::LowSpace),
 }
 
 impl JobError {
@@ -37,6 +41,7 @@ impl JobError {
         match self {
             Self::Package(e) => e.code(),
             Self::Secret(_) | Self::Record(_) => "io",
+            Self::NoSpace(_) => "insufficient_storage",
         }
     }
 
@@ -235,7 +240,8 @@ impl JobQueue {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "packaging failed");
-                let message = if e.is_input_error() {
+                // Low space is the operator's to fix and says so (the console shows it).
+                let message = if e.is_input_error() || matches!(e, JobError::NoSpace(_)) {
                     e.to_string()
                 } else {
                     "packaging failed on the server; see the logs".into()
@@ -268,8 +274,15 @@ impl JobQueue {
             .package_options()
             // Validated at start: failing here is the server's fault, not the film's.
             .map_err(|e| transcoder::TranscodeError::Internal(e.to_string()))?;
-        let secret = crate::secrets::film_secret(&self.config.keys_dir, &job.film_id)?;
         let source = self.config.uploads_dir().join(&job.source);
+        // Refused before a byte is written: a package is of the order of its source (the
+        // renditions of a ladder are each smaller than it), so the source's size above the
+        // floor is asked for. The job fails with `insufficient_storage` rather than staying
+        // queued: a queued job would be claimed again at once and spin, and a failed one is
+        // visible in the console with its message and a Retry button.
+        let needed = std::fs::metadata(&source).map(|m| m.len()).unwrap_or(0);
+        crate::disk::ensure_room(&self.config, needed)?;
+        let secret = crate::secrets::film_secret(&self.config.keys_dir, &job.film_id)?;
         let out = ingest::package_dir(&self.config, &job.film_id, &job.id);
         if out.exists() {
             // A finished package from an earlier attempt whose outcome was not recorded.
@@ -556,5 +569,42 @@ mod tests {
         assert!(store.to_string().starts_with("recording the package: "));
         let internal = JobError::Package(transcoder::TranscodeError::Internal("x".into()));
         assert!(!internal.is_input_error());
+    }
+
+    /// A job about to start below the disk floor fails with `insufficient_storage` and a
+    /// message the console shows, and writes nothing: no package directory, no secret.
+    #[test]
+    fn a_job_below_the_disk_floor_fails_before_writing() -> Result<(), Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        let mut config = Config {
+            media_dir: root.path().join("media"),
+            keys_dir: root.path().join("keys"),
+            ..Config::default()
+        };
+        config.disk.min_free_bytes = u64::MAX;
+        let config = Arc::new(config);
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            config.clone(),
+            Arc::new(PlaybackCache::default()),
+            Arc::new(crate::clock::SystemClock),
+        );
+        let film = crate::store::new_id();
+        store.save_job(&queued(film))?;
+        let job = queue.claim_next()?.ok_or("no job claimed")?;
+        queue.run(job.clone());
+        let done = store.job(&job.id)?.ok_or("job gone")?;
+        assert_eq!(done.state, JobState::Failed);
+        let error = done.error.ok_or("no error recorded")?;
+        assert_eq!(error.code, "insufficient_storage");
+        assert!(
+            error.message.contains("disk.min_free_bytes"),
+            "{}",
+            error.message
+        );
+        assert!(!ingest::package_dir(&config, &film, &job.id).exists());
+        assert!(!crate::secrets::film_secret_path(&config.keys_dir, &film).exists());
+        Ok(())
     }
 }

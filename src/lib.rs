@@ -9,6 +9,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod disk;
+pub mod doctor;
 pub mod events;
 pub mod ingest;
 pub mod jobs;

@@ -42,6 +42,8 @@ const DOMAIN: &[&str] = &[
     "notify",
     "analytics",
     "backup",
+    "disk",
+    "doctor",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -59,6 +61,8 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/notify",
     "src/analytics",
     "src/backup",
+    "src/disk.rs",
+    "src/doctor",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -155,6 +155,10 @@ codes! {
     JobNotRetryable = "job_not_retryable",
     /// The upload is over `upload.max_bytes` (`max_bytes` says the limit).
     UploadTooLarge = "upload_too_large",
+    /// The media file system is (or would be, with this upload) below `disk.min_free_bytes`
+    /// free (507, with `free_bytes`, `min_free_bytes`, `needed_bytes`); nothing was kept
+    /// past what the server already acknowledged.
+    InsufficientStorage = "insufficient_storage",
     /// The upload's body ended before its end.
     UploadInterrupted = "upload_interrupted",
     /// The upload is empty.

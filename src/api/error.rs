@@ -395,11 +395,27 @@ impl From<crate::ingest::IngestError> for ApiError {
                 e.to_string(),
             )
             .with("max_bytes", max),
+            E::NoSpace(low) => low.into(),
             E::Interrupted(_) => ApiError::internal(&e),
             E::Io(e) => ApiError::internal(&e),
             E::Store(e) => e.into(),
             E::Fault(e) => ApiError::internal(&e),
         }
+    }
+}
+
+/// 507: the disk-space guard refused a write (`free_bytes`, `min_free_bytes`,
+/// `needed_bytes` say why).
+impl From<crate::disk::LowSpace> for ApiError {
+    fn from(low: crate::disk::LowSpace) -> Self {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            Code::InsufficientStorage,
+            low.to_string(),
+        )
+        .with("free_bytes", low.free)
+        .with("min_free_bytes", low.floor)
+        .with("needed_bytes", low.needed)
     }
 }
 

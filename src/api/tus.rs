@@ -109,6 +109,9 @@ pub async fn create(
             )
         })?;
     ingest::check_size(&state.config, length)?;
+    // Refused up front: an upload whose bytes would bring the media file system below the
+    // floor is never started (space is not reserved: each PATCH checks again).
+    ingest::check_space(&state.config, length)?;
     if length == 0 {
         return Err(ApiError::bad_request(
             Code::EmptyUpload,
@@ -182,6 +185,13 @@ pub async fn patch(
         .with("offset", upload.offset)
         .header("Tus-Resumable", TUS_VERSION));
     }
+    // The rest of this upload must fit above the floor; refused before a byte is written
+    // (the client resumes from HEAD's offset once space is freed).
+    ingest::check_space(&state.config, upload.length - upload.offset).map_err(|e| {
+        ApiError::from(e)
+            .header("Tus-Resumable", TUS_VERSION)
+            .close_connection()
+    })?;
     let file_path = partial_path(state, &upload.id);
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
@@ -192,6 +202,8 @@ pub async fn patch(
     file.seek(std::io::SeekFrom::Start(upload.offset)).await?;
     let mut received = upload.offset;
     let mut failure = None;
+    // Other writers share the disk: the floor is measured again every SPACE_CHECK_BYTES.
+    let mut unchecked = 0u64;
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(chunk) => {
@@ -201,6 +213,14 @@ pub async fn patch(
                         "more bytes than Upload-Length",
                     ));
                     break;
+                }
+                unchecked += chunk.len() as u64;
+                if unchecked >= ingest::SPACE_CHECK_BYTES {
+                    unchecked = 0;
+                    if let Err(e) = ingest::check_space(&state.config, chunk.len() as u64) {
+                        failure = Some(ApiError::from(e));
+                        break;
+                    }
                 }
                 if let Err(e) = file.write_all(&chunk).await {
                     failure = Some(ApiError::internal(&e));

@@ -53,6 +53,7 @@ pub async fn options(state: web::Data<AppState>) -> HttpResponse {
         (status = 412, description = "`tus_version`: `Tus-Resumable: 1.0.0` missing", body = crate::api::schemas::ErrorBody,
             headers(("Tus-Version" = String, description = "`1.0.0`, the version spoken"))),
         (status = 413, description = "`upload_too_large` (with `max_bytes`)", body = crate::api::schemas::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: `Upload-Length` more bytes would bring the media file system below `disk.min_free_bytes` (with `free_bytes`, `min_free_bytes`, `needed_bytes`); nothing is created", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -125,6 +126,7 @@ pub async fn head(
             headers(("Tus-Version" = String, description = "`1.0.0`, the version spoken"))),
         (status = 415, description = "`unsupported_media_type`: not `application/offset+octet-stream`", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`not_media`, `no_video`, `zero_duration`, `truncated`: the complete file is not a film (it is deleted)", body = crate::api::schemas::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the rest of the upload would bring the media file system below `disk.min_free_bytes` (with `free_bytes`, `min_free_bytes`, `needed_bytes`); the bytes stored so far are kept: resume from `HEAD`'s offset once space is freed", body = crate::api::schemas::ErrorBody, headers(("Tus-Resumable" = String, description = "`1.0.0`"))),
     ),
     security(("bearer" = [])),
 )]

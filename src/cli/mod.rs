@@ -1,6 +1,7 @@
 //! Command-line interface. Each subcommand lives in its own module; `run` dispatches.
 
 mod backup;
+mod doctor;
 mod ingest;
 mod package;
 mod probe;
@@ -43,6 +44,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup archive into an empty data root and keys directory.
     Restore(restore::RestoreArgs),
+    /// Check the installation: config, permissions, free disk, FFmpeg, clock, providers.
+    /// Runs with or without a server; exits non-zero if a check fails.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,6 +63,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => {
             init_logging("warn");
             package::run(args)
+        }
+        Command::Doctor(args) => {
+            init_logging("warn");
+            doctor::run(cli.config.as_deref(), args)
         }
     }
 }

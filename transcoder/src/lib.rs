@@ -19,6 +19,21 @@ pub use package::{package, PackageOptions, PackageStats, Packaged, POSTER_FILE, 
 pub use probe::{probe, MediaInfo, StreamInfo, StreamKind};
 pub use secret::{encrypt_segment, segment_iv, segment_iv_hex, segment_key, FilmSecret};
 
+/// The encoders packaging needs (libx264 by name, AAC by id, as the packager opens them)
+/// that the linked FFmpeg lacks; empty when both are there. For `cinegate doctor`: a
+/// distribution's FFmpeg built without libx264 fails every job at its first frame.
+pub fn missing_encoders() -> Vec<&'static str> {
+    init();
+    let mut missing = Vec::new();
+    if ffmpeg_next::encoder::find_by_name("libx264").is_none() {
+        missing.push("libx264");
+    }
+    if ffmpeg_next::encoder::find(ffmpeg_next::codec::Id::AAC).is_none() {
+        missing.push("aac");
+    }
+    missing
+}
+
 /// Initialises FFmpeg once per process and silences its own stderr logging (a damaged
 /// source can print thousands of lines); callers report failures through `TranscodeError`.
 pub(crate) fn init() {

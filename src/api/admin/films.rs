@@ -325,6 +325,7 @@ async fn set_published(
         (status = 409, description = "`job_active`: a packaging job for this film is queued or running", body = crate::api::schemas::ErrorBody),
         (status = 413, description = "`upload_too_large` (with `max_bytes`)", body = crate::api::schemas::ErrorBody),
         (status = 422, description = "`not_media`, `no_video`, `zero_duration`, `truncated`: the file is not a film", body = crate::api::schemas::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the media file system would fall below `disk.min_free_bytes` (with `free_bytes`, `min_free_bytes`, `needed_bytes`); nothing is kept", body = crate::api::schemas::ErrorBody),
     ),
     security(("bearer" = [])),
 )]
@@ -348,12 +349,16 @@ pub async fn put_source(
         ingest::check_size(&state.config, declared)
             .map_err(|e| ApiError::from(e).close_connection())?;
     }
+    // The declared length (or nothing, for a chunked body) must fit above the floor.
+    ingest::check_space(&state.config, declared.unwrap_or(0))
+        .map_err(|e| ApiError::from(e).close_connection())?;
     let path = ingest::scratch_path(&state.config);
     if let Some(parent) = path.parent() {
         tokio::fs::create_dir_all(parent).await?;
     }
     let mut file = tokio::fs::File::create(&path).await?;
     let mut written: u64 = 0;
+    let mut unchecked: u64 = 0;
     let outcome: ApiResult<()> = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| {
@@ -366,6 +371,13 @@ pub async fn put_source(
             written += chunk.len() as u64;
             if written > max {
                 return Err(drain_then_refuse(&mut body, max).await);
+            }
+            unchecked += chunk.len() as u64;
+            if unchecked >= ingest::SPACE_CHECK_BYTES {
+                unchecked = 0;
+                // Deleted below: a plain upload cannot resume.
+                ingest::check_space(&state.config, chunk.len() as u64)
+                    .map_err(|e| ApiError::from(e).close_connection())?;
             }
             file.write_all(&chunk).await?;
         }
