@@ -6,4 +6,8 @@ use serde::Serialize;
 pub struct Health {
     /// Always `ok`: an unhealthy server answers an error instead.
     pub status: &'static str,
+    /// The HTTPS certificate: mode, names, validity, and the last failed reload or
+    /// renewal. A failure does not turn the answer into an error: the server still serves
+    /// (the old certificate), so monitors read `tls.last_error` and the expiry instead.
+    pub tls: crate::server::tls::TlsStatus,
 }
