@@ -1563,10 +1563,13 @@ impl Config {
         if t.mode == TlsMode::Off {
             return Ok(());
         }
-        if t.listen == self.listen {
+        if t.listen == self.listen && t.listen.port() != 0 {
             return bad(
                 "tls.listen",
-                format!("{} is also `listen`; HTTPS needs a port of its own", t.listen),
+                format!(
+                    "{} is also `listen`; HTTPS needs a port of its own",
+                    t.listen
+                ),
             );
         }
         if t.reload_interval < Duration::from_secs(1) {
@@ -1574,10 +1577,16 @@ impl Config {
         }
         if t.mode == TlsMode::Files {
             if t.cert_file.as_os_str().is_empty() {
-                return bad("tls.cert_file", "is required with tls.mode = \"files\"".into());
+                return bad(
+                    "tls.cert_file",
+                    "is required with tls.mode = \"files\"".into(),
+                );
             }
             if t.key_file.as_os_str().is_empty() {
-                return bad("tls.key_file", "is required with tls.mode = \"files\"".into());
+                return bad(
+                    "tls.key_file",
+                    "is required with tls.mode = \"files\"".into(),
+                );
             }
             return Ok(());
         }

@@ -84,7 +84,10 @@ impl Application {
         };
         let playback = Arc::new(PlaybackCache::default());
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
-        let tls = Arc::new(crate::server::tls::TlsState::new(&config, telemetry.clone()));
+        let tls = Arc::new(crate::server::tls::TlsState::new(
+            &config,
+            telemetry.clone(),
+        ));
         if config.tls.mode == TlsMode::Files {
             // At start a bad pair stops the server (it would serve nothing); later, a bad
             // replacement only keeps the old one.

@@ -12,12 +12,12 @@ use crate::server::sendfile::{ConnHandle, FileBody};
 
 /// A segment's body: sendfile(2) on the plain listener, a stream over TLS.
 type SegmentBody = actix_web::body::EitherBody<FileBody, actix_web::body::BoxBody>;
-use actix_web::body::EitherBody;
 use crate::state::AppState;
 use crate::stream::access::Access;
 use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
 use crate::stream::sharing::Use;
+use actix_web::body::EitherBody;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 

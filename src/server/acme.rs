@@ -183,7 +183,9 @@ fn cached(cache: &Cache, wanted: &StoredOrder) -> Option<super::tls::Loaded> {
     let meta: StoredOrder =
         serde_json::from_slice(&std::fs::read(cache.path("order.json")).ok()?).ok()?;
     if &meta != wanted {
-        tracing::info!("the cached ACME certificate is for other names or another CA; ordering a new one");
+        tracing::info!(
+            "the cached ACME certificate is for other names or another CA; ordering a new one"
+        );
         return None;
     }
     let cert = std::fs::read(cache.path("cert.pem")).ok()?;
@@ -195,7 +197,8 @@ fn cached(cache: &Cache, wanted: &StoredOrder) -> Option<super::tls::Loaded> {
 
 /// The account for this directory: the cached one, or a new one (then cached).
 async fn account(config: &Config, cache: &Cache) -> Result<Account, TlsError> {
-    let http = || -> Result<Box<dyn HttpClient>, TlsError> { Ok(Box::new(Client(client(config)?))) };
+    let http =
+        || -> Result<Box<dyn HttpClient>, TlsError> { Ok(Box::new(Client(client(config)?))) };
     let directory = &config.tls.acme_directory;
     let path = cache.path("account.json");
     if let Ok(bytes) = std::fs::read(&path) {
@@ -207,7 +210,9 @@ async fn account(config: &Config, cache: &Cache) -> Result<Account, TlsError> {
                     .map_err(acme_err("restoring the account"));
             }
             Ok(_) => tracing::info!("the cached ACME account is another CA's; creating one"),
-            Err(e) => tracing::warn!(error = %e, path = %path.display(), "unreadable ACME account; creating one"),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "unreadable ACME account; creating one")
+            }
         }
     }
     let contact: Vec<&str> = config.tls.acme_contact.iter().map(String::as_str).collect();

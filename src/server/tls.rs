@@ -294,7 +294,9 @@ pub async fn watch_files(state: Arc<TlsState>, config: Arc<Config>) {
     let key = config.tls_path(&config.tls.key_file);
     let mut seen = mtimes(&[&cert, &key]);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP handler: TLS files reload on change only"))
+        .inspect_err(
+            |e| tracing::warn!(error = %e, "no SIGHUP handler: TLS files reload on change only"),
+        )
         .ok();
     let mut tick = tokio::time::interval(config.tls.reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -343,10 +345,7 @@ pub async fn redirect(req: HttpRequest, to: web::Data<Redirect>) -> HttpResponse
         443 => String::new(),
         p => format!(":{p}"),
     };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str());
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     HttpResponse::PermanentRedirect()
         .insert_header((
             actix_web::http::header::LOCATION,
@@ -413,7 +412,9 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_with_a_reason() {
-        let e = load_pem(b"not pem", b"not pem").err().map(|e| e.to_string());
+        let e = load_pem(b"not pem", b"not pem")
+            .err()
+            .map(|e| e.to_string());
         assert!(
             e.as_deref()
                 .is_some_and(|e| e.contains("holds no certificate")),
