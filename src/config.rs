@@ -1894,6 +1894,87 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_are_checked_and_named() {
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert_eq!(with(&|_| {}), "");
+        let acme = |c: &mut Config| {
+            c.tls.mode = TlsMode::Acme;
+            c.public_url = "https://films.example".into();
+        };
+        assert_eq!(with(&acme), "");
+        for (change, key) in [
+            (
+                &(|c: &mut Config| {
+                    c.tls.mode = TlsMode::Files;
+                    c.tls.listen = c.listen;
+                }) as &dyn Fn(&mut Config),
+                "tls.listen",
+            ),
+            (
+                &|c: &mut Config| {
+                    c.tls.mode = TlsMode::Files;
+                    c.tls.cert_file = PathBuf::new();
+                },
+                "tls.cert_file",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_challenge = "dns-01".into();
+                },
+                "tls.acme_challenge",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_directory = "http://ca.example/dir".into();
+                },
+                "tls.acme_directory",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.renew_after = 1.0;
+                },
+                "tls.renew_after",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_contact = vec!["ops@example.com".into()];
+                },
+                "tls.acme_contact",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.public_url = "https://127.0.0.1:8443".into();
+                },
+                "tls.domains",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.domains = vec!["bad name.example".into()];
+                },
+                "tls.domains",
+            ),
+        ] {
+            let e = with(change);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let mut c = Config::default();
+        acme(&mut c);
+        c.public_url = "https://Films.Example:8443/path".into();
+        c.tls.domains = vec!["www.films.example".into(), "films.example".into()];
+        assert_eq!(c.tls_domains(), ["films.example", "www.films.example"]);
+    }
+
+    #[test]
     fn the_shipped_config_toml_is_the_defaults() {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         let c = Config::load(Some(&shipped)).map_err(|e| e.to_string());
