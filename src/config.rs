@@ -1898,7 +1898,10 @@ mod tests {
         let with = |f: &dyn Fn(&mut Config)| {
             let mut c = Config::default();
             f(&mut c);
-            c.validate().err().map(|e| e.to_string()).unwrap_or_default()
+            c.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
         };
         assert_eq!(with(&|_| {}), "");
         let acme = |c: &mut Config| {

@@ -466,3 +466,73 @@ fn acme_mode_gets_a_certificate_from_pebble_and_renews_it() {
     assert!(health["tls"]["not_after"].as_i64().unwrap() > not_after);
     eprintln!("renewed after {:?}", started.elapsed());
 }
+
+/// Over TLS there is no sendfile(2): segments go out as ordinary streamed bodies, the same
+/// bytes as on the plain listener, ranges included. Then new files are picked up by the
+/// modification-time poll alone (no SIGHUP).
+#[test]
+fn hls_segments_are_served_over_https_and_changed_files_reload() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    make_ca(dir);
+    make_leaf(dir, "leaf", "DNS:localhost");
+    let server = Server::start(&[
+        ("CINEGATE_TLS__MODE", "files"),
+        ("CINEGATE_TLS__LISTEN", "127.0.0.1:0"),
+        (
+            "CINEGATE_TLS__CERT_FILE",
+            dir.join("leaf.pem").to_str().unwrap(),
+        ),
+        (
+            "CINEGATE_TLS__KEY_FILE",
+            dir.join("leaf.key").to_str().unwrap(),
+        ),
+        // The plain listener keeps serving the app, so the harness can set the film up.
+        ("CINEGATE_TLS__REDIRECT", "false"),
+        ("CINEGATE_TLS__RELOAD_INTERVAL", "1s"),
+    ]);
+    let https = server.https_port.expect("an HTTPS listener");
+    let admin = server.user("tls-admin", true);
+    let (film, job) = server.ingest(&crate::harness::media::src_other(), "Over TLS", true);
+    server.wait_job_ready(&admin, &job, Duration::from_secs(180));
+    let info = crate::harness::films::film_info(&server, &admin, &film);
+    let playback = server.playback(&admin, &film);
+    let segment = playback.path(&format!("{}/00000.ts", info.renditions[0]));
+    let plain = server.get(&segment, None);
+    plain.expect(200, "segment over plain HTTP");
+    assert!(plain.body.len() > 1000);
+
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    let client = client_trusting(&ca, "localhost", https);
+    let url = format!("https://localhost:{https}{segment}");
+    let res = client.get(&url).send().expect("segment over HTTPS");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some(plain.body.len().to_string().as_str())
+    );
+    assert_eq!(res.bytes().unwrap().as_ref(), plain.body.as_slice());
+    let res = client
+        .get(&url)
+        .header("Range", "bytes=100-1099")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().unwrap().as_ref(), &plain.body[100..1100]);
+
+    make_leaf(dir, "next", "DNS:localhost");
+    std::fs::copy(dir.join("next.key"), dir.join("leaf.key")).unwrap();
+    std::fs::copy(dir.join("next.pem"), dir.join("leaf.pem")).unwrap();
+    let next = der_of(dir, "next.pem");
+    let health_url = format!("https://localhost:{https}/healthz");
+    wait_for(
+        "the changed files to be served",
+        Duration::from_secs(10),
+        || {
+            let (served, _) = healthz(&client_trusting(&ca, "localhost", https), &health_url);
+            (served == next).then_some(())
+        },
+    );
+}
