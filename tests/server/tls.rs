@@ -455,16 +455,34 @@ fn acme_mode_gets_a_certificate_from_pebble_and_renews_it() {
     }
 
     // Renewal without a restart: a new certificate, a later notAfter.
-    let health = wait_for("the renewed certificate", Duration::from_secs(40), || {
+    let (renewed, health) = wait_for("the renewed certificate", Duration::from_secs(40), || {
         let c = client_trusting(&root, "films.cinegate.test", https);
         let res = c.get(&url).send().ok()?;
         let cert = served_cert(&res);
         let health: Value = res.json().ok()?;
-        (cert != first).then_some(health)
+        (cert != first).then_some((cert, health))
     });
     assert_ne!(health["tls"]["serial"].as_str().unwrap(), serial);
     assert!(health["tls"]["not_after"].as_i64().unwrap() > not_after);
     eprintln!("renewed after {:?}", started.elapsed());
+
+    // A restart serves the cached certificate (not yet due) with the cached account.
+    let mut server = server;
+    server.stop();
+    server.restart();
+    let https = server.https_port.expect("an HTTPS listener");
+    let url = format!("https://films.cinegate.test:{https}/healthz");
+    let served = wait_for("the cached certificate", Duration::from_secs(10), || {
+        let res = client_trusting(&root, "films.cinegate.test", https)
+            .get(&url)
+            .send()
+            .ok()?;
+        Some(served_cert(&res))
+    });
+    assert_eq!(served, renewed, "the cached certificate after a restart");
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert_eq!(log.matches("ACME account created").count(), 1, "{log}");
+    assert_eq!(log.matches("ordering a certificate").count(), 2, "{log}");
 }
 
 /// Over TLS there is no sendfile(2): segments go out as ordinary streamed bodies, the same
