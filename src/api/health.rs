@@ -16,7 +16,7 @@ pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.store.health()?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ok",
-        tls: state.tls.status(),
+        tls: (state.config.tls.mode != crate::config::TlsMode::Off).then(|| state.tls.status()),
     }))
 }
 
