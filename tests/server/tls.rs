@@ -273,6 +273,40 @@ fn files_mode_serves_redirects_sets_hsts_and_reloads_on_sighup() {
         "{}",
         server.log_tail(20)
     );
+
+    // The console's System page shows the same, to an admin signed in over HTTPS.
+    let email = crate::harness::users::unique_email("tls-admin");
+    assert!(server
+        .cli(&["user", "create", &email, "--admin"])
+        .starts_with("created"));
+    let token = server.login_link_token(&email);
+    let base = format!("https://localhost:{https}");
+    let signed_in = client
+        .post(format!("{base}/admin/sign-in/link"))
+        .header("X-Requested-With", "cinegate")
+        .form(&[("token", token.as_str()), ("next", "/admin/system")])
+        .send()
+        .unwrap();
+    assert!(signed_in.status().is_success(), "{}", signed_in.status());
+    let cookie: Vec<String> = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    let page = client
+        .get(format!("{base}/admin/system"))
+        .header("Cookie", cookie.join("; "))
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().unwrap();
+    assert!(html.contains("id=\"tls-error\""), "{html}");
+    assert!(html.contains("key does not fit"), "{html}");
+    assert!(
+        html.contains(health["tls"]["serial"].as_str().unwrap()),
+        "{html}"
+    );
 }
 
 /// `N` distinct free loopback ports (held together while chosen, so none repeats).
