@@ -3,21 +3,21 @@
 //! (playlist, segment, key) — and segment and key requests feed the progress recorder.
 //! Paths on disk come from the manifest, never from the request.
 
+use actix_web::body::{BoxBody, EitherBody};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::server::sendfile::{ConnHandle, FileBody};
-
-/// A segment's body: sendfile(2) on the plain listener, a stream over TLS.
-type SegmentBody = actix_web::body::EitherBody<FileBody, actix_web::body::BoxBody>;
 use crate::state::AppState;
 use crate::stream::access::Access;
 use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
 use crate::stream::sharing::Use;
-use actix_web::body::EitherBody;
+
+/// A segment's body: sendfile(2) on the plain listener, a stream over TLS.
+type SegmentBody = EitherBody<FileBody, BoxBody>;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
