@@ -583,3 +583,35 @@ fn hls_segments_are_served_over_https_and_changed_files_reload() {
         },
     );
 }
+
+/// A CA that cannot be reached: the order fails, the server keeps serving, and `/healthz`
+/// (still 200) says why, with no certificate yet.
+#[test]
+fn a_failing_acme_order_is_shown_in_healthz() {
+    let [closed] = free_ports();
+    let server = Server::start(&[
+        ("CINEGATE_TLS__MODE", "acme"),
+        ("CINEGATE_TLS__LISTEN", "127.0.0.1:0"),
+        ("CINEGATE_TLS__REDIRECT", "false"),
+        ("CINEGATE_PUBLIC_URL", "https://films.cinegate.test"),
+        (
+            "CINEGATE_TLS__ACME_DIRECTORY",
+            &format!("https://127.0.0.1:{closed}/dir"),
+        ),
+    ]);
+    let health = wait_for("the order's failure", Duration::from_secs(20), || {
+        let r = server.get("/healthz", None);
+        r.expect(200, "healthz while ACME fails");
+        let health = r.json();
+        health["tls"].get("last_error").is_some().then_some(health)
+    });
+    assert_eq!(health["tls"]["mode"], "acme", "{health}");
+    assert_eq!(
+        health["tls"]["domains"],
+        serde_json::json!(["films.cinegate.test"])
+    );
+    assert!(health["tls"].get("not_after").is_none(), "{health}");
+    let error = health["tls"]["last_error"].as_str().unwrap();
+    assert!(error.starts_with("ACME: "), "{error}");
+    assert!(server.log_tail(50).contains("retrying the ACME order"));
+}
