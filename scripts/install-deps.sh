@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
-# pkg-config, the ffmpeg CLI and openssl (independent judges in tests), a Korean font (the
+# pkg-config, the ffmpeg CLI and openssl (independent judges in tests), Debian's pebble ACME
+# test CA (the HTTPS tests), a Korean font (the
 # viewer app's Korean pages in the browser tests' screenshots), and the Python
 # test peers (m3u8 playlist parser, tuspy tus client, aiosmtpd SMTP server), the npm test
 # peers and vendored browser libraries, and Debian's chromium for the browser tests.
@@ -15,6 +16,7 @@ packages=(
   ffmpeg openssl
   fonts-nanum
   systemd lintian dpkg-dev
+  pebble
 )
 
 missing=()

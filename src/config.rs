@@ -117,10 +117,58 @@ impl<'de> Deserialize<'de> for LogConfig {
 
 /// `[tls]`: HTTPS served by cinegate itself (issue 19). Off by default: a proxy in front
 /// terminates TLS, or the server is on loopback.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
     pub mode: TlsMode,
+    /// Address the HTTPS listener binds (with `mode` other than `off`).
+    pub listen: SocketAddr,
+    /// `files`: the certificate chain (PEM), relative to `keys_dir` or absolute.
+    pub cert_file: PathBuf,
+    /// `files`: its private key (PEM: PKCS#8, PKCS#1 or SEC1), relative to `keys_dir` or absolute.
+    pub key_file: PathBuf,
+    /// `files`: how often the files' modification times are checked (SIGHUP reloads at once).
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// `acme`: names certified besides the host of `public_url`.
+    pub domains: Vec<String>,
+    /// `acme`: the CA's directory URL.
+    pub acme_directory: String,
+    /// `acme`: contact URLs for the account (`mailto:ops@example.com`).
+    pub acme_contact: Vec<String>,
+    /// `acme`: a PEM file of extra roots trusted for the directory's HTTPS (a test CA);
+    /// empty: the usual web roots only.
+    pub acme_root_file: PathBuf,
+    /// `acme`: how the CA checks control of the names. Only `http-01` (answered on
+    /// `listen`, which must be reachable on port 80).
+    pub acme_challenge: String,
+    /// `acme`: the fraction of a certificate's validity after which it is renewed.
+    pub renew_after: f64,
+    /// `Strict-Transport-Security` max-age on HTTPS answers; 0 sends none.
+    #[serde(with = "humantime_serde")]
+    pub hsts_max_age: Duration,
+    /// Whether `listen` answers every request (but ACME challenges) with a 308 to HTTPS.
+    pub redirect: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Off,
+            listen: SocketAddr::from(([0, 0, 0, 0], 443)),
+            cert_file: "tls/cert.pem".into(),
+            key_file: "tls/key.pem".into(),
+            reload_interval: Duration::from_secs(60),
+            domains: Vec::new(),
+            acme_directory: "https://acme-v02.api.letsencrypt.org/directory".into(),
+            acme_contact: Vec::new(),
+            acme_root_file: PathBuf::new(),
+            acme_challenge: "http-01".into(),
+            renew_after: 2.0 / 3.0,
+            hsts_max_age: Duration::ZERO,
+            redirect: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -1510,7 +1558,100 @@ impl Config {
 
     /// `[tls]`: the files or the ACME settings its mode needs.
     fn validate_tls(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let t = &self.tls;
+        if t.mode == TlsMode::Off {
+            return Ok(());
+        }
+        if t.listen == self.listen && t.listen.port() != 0 {
+            return bad(
+                "tls.listen",
+                format!(
+                    "{} is also `listen`; HTTPS needs a port of its own",
+                    t.listen
+                ),
+            );
+        }
+        if t.reload_interval < Duration::from_secs(1) {
+            return bad("tls.reload_interval", "must be at least 1s".into());
+        }
+        if t.mode == TlsMode::Files {
+            if t.cert_file.as_os_str().is_empty() {
+                return bad(
+                    "tls.cert_file",
+                    "is required with tls.mode = \"files\"".into(),
+                );
+            }
+            if t.key_file.as_os_str().is_empty() {
+                return bad(
+                    "tls.key_file",
+                    "is required with tls.mode = \"files\"".into(),
+                );
+            }
+            return Ok(());
+        }
+        if !t.acme_directory.starts_with("https://") {
+            return bad(
+                "tls.acme_directory",
+                format!("{:?} must be an https:// URL", t.acme_directory),
+            );
+        }
+        if t.acme_challenge != "http-01" {
+            return bad(
+                "tls.acme_challenge",
+                format!("{:?} is not supported; use \"http-01\"", t.acme_challenge),
+            );
+        }
+        if !(0.1..=0.95).contains(&t.renew_after) {
+            return bad("tls.renew_after", "must be between 0.1 and 0.95".into());
+        }
+        if let Some(c) = t.acme_contact.iter().find(|c| !c.starts_with("mailto:")) {
+            return bad("tls.acme_contact", format!("{c:?} must start with mailto:"));
+        }
+        for d in self.tls_domains() {
+            let name_ok = !d.is_empty()
+                && d.len() <= 253
+                && d.parse::<std::net::IpAddr>().is_err()
+                && d.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if !name_ok {
+                return bad(
+                    "tls.domains",
+                    format!("{d:?} is not a DNS name an ACME CA can certify (from public_url or tls.domains)"),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The names the ACME certificate covers: the host of `public_url`, then `tls.domains`.
+    pub fn tls_domains(&self) -> Vec<String> {
+        let rest = self
+            .public_url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(authority, |(host, _)| host)
+            .to_ascii_lowercase();
+        let mut domains = vec![host];
+        for d in &self.tls.domains {
+            let d = d.trim().to_ascii_lowercase();
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        domains
+    }
+
+    /// A `[tls]` file path: relative to `keys_dir`, or absolute.
+    pub fn tls_path(&self, file: &Path) -> PathBuf {
+        self.keys_dir.join(file)
     }
 
     /// `[disk]`: every `min_free_bytes` is meaningful (0: refuse only what does not fit;
@@ -1752,6 +1893,90 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("does not exist")));
+    }
+
+    #[test]
+    fn tls_settings_are_checked_and_named() {
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(with(&|_| {}), "");
+        let acme = |c: &mut Config| {
+            c.tls.mode = TlsMode::Acme;
+            c.public_url = "https://films.example".into();
+        };
+        assert_eq!(with(&acme), "");
+        for (change, key) in [
+            (
+                &(|c: &mut Config| {
+                    c.tls.mode = TlsMode::Files;
+                    c.tls.listen = c.listen;
+                }) as &dyn Fn(&mut Config),
+                "tls.listen",
+            ),
+            (
+                &|c: &mut Config| {
+                    c.tls.mode = TlsMode::Files;
+                    c.tls.cert_file = PathBuf::new();
+                },
+                "tls.cert_file",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_challenge = "dns-01".into();
+                },
+                "tls.acme_challenge",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_directory = "http://ca.example/dir".into();
+                },
+                "tls.acme_directory",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.renew_after = 1.0;
+                },
+                "tls.renew_after",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.acme_contact = vec!["ops@example.com".into()];
+                },
+                "tls.acme_contact",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.public_url = "https://127.0.0.1:8443".into();
+                },
+                "tls.domains",
+            ),
+            (
+                &|c: &mut Config| {
+                    acme(c);
+                    c.tls.domains = vec!["bad name.example".into()];
+                },
+                "tls.domains",
+            ),
+        ] {
+            let e = with(change);
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let mut c = Config::default();
+        acme(&mut c);
+        c.public_url = "https://Films.Example:8443/path".into();
+        c.tls.domains = vec!["www.films.example".into(), "films.example".into()];
+        assert_eq!(c.tls_domains(), ["films.example", "www.films.example"]);
     }
 
     #[test]

@@ -589,6 +589,7 @@ mod tests {
             config.clone(),
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
+            Default::default(),
         );
         let film = crate::store::new_id();
         store.save_job(&queued(film))?;

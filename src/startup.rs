@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use crate::api::{self, error};
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, TlsMode};
 use crate::jobs::JobQueue;
 use crate::secrets::SigningKeys;
 use crate::state::AppState;
@@ -26,6 +26,8 @@ use crate::stream::progress::ProgressRecorder;
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
+    /// The HTTPS listener's port, when `tls.mode` is not `off`.
+    https_port: Option<u16>,
     state: web::Data<AppState>,
     /// Bound in `build`, before the caller announces the port, so an operator command
     /// that starts as soon as the server says it listens finds the socket there.
@@ -35,6 +37,9 @@ pub struct Application {
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
+        // The one rustls crypto provider of the process (ring): installed before any TLS
+        // config is built, so no library can choose another.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         prepare_data_root(&config)?;
         let store = Store::open(&config.store_dir())?;
         let keys = SigningKeys::load_or_create(&config.keys_dir)?;
@@ -79,7 +84,22 @@ impl Application {
         };
         let playback = Arc::new(PlaybackCache::default());
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+        let tls = Arc::new(crate::server::tls::TlsState::new(
+            &config,
+            telemetry.clone(),
+        ));
+        if config.tls.mode == TlsMode::Files {
+            // At start a bad pair stops the server (it would serve nothing); later, a bad
+            // replacement only keeps the old one.
+            let loaded = crate::server::tls::load_files(
+                &config.tls_path(&config.tls.cert_file),
+                &config.tls_path(&config.tls.key_file),
+            )
+            .context("tls.cert_file / tls.key_file")?;
+            tls.install(loaded);
+        }
         let state = web::Data::new(AppState {
+            tls: tls.clone(),
             jobs: JobQueue::new(
                 store.clone(),
                 config.clone(),
@@ -131,10 +151,41 @@ impl Application {
                 metrics_app(state.clone())
             })?;
         }
+        let mut https_port = None;
+        let tls_on = config.tls.mode != TlsMode::Off;
+        if tls_on {
+            let listener = TcpListener::bind(config.tls.listen)
+                .with_context(|| format!("binding tls.listen {}", config.tls.listen))?;
+            https_port = Some(listener.local_addr()?.port());
+            let hsts = (!config.tls.hsts_max_age.is_zero())
+                .then(|| {
+                    actix_web::http::header::HeaderValue::from_str(&format!(
+                        "max-age={}",
+                        config.tls.hsts_max_age.as_secs()
+                    ))
+                })
+                .transpose()?;
+            let tls_config = tls.server_config()?;
+            let app_state = state.clone();
+            server = server.tls("cinegate-https", listener, tls_config, hsts, move || {
+                app(app_state.clone())
+            })?;
+        }
         let app_state = state.clone();
-        let server = server
-            .app("cinegate-http", listener, move || app(app_state.clone()))?
-            .run();
+        let server = match https_port {
+            Some(https_port) if config.tls.redirect => {
+                let redirect = web::Data::new(crate::server::tls::Redirect {
+                    https_port,
+                    fallback_host: config.tls_domains().swap_remove(0),
+                });
+                let tls = web::Data::from(tls.clone());
+                server.app("cinegate-http", listener, move || {
+                    redirect_app(tls.clone(), redirect.clone())
+                })?
+            }
+            _ => server.app("cinegate-http", listener, move || app(app_state.clone()))?,
+        }
+        .run();
         let socket = state.config.control_socket();
         let control = crate::control::bind(&socket)
             .inspect_err(|e| {
@@ -144,6 +195,7 @@ impl Application {
         Ok(Self {
             server,
             port: addr.port(),
+            https_port,
             state,
             control,
         })
@@ -151,6 +203,10 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -166,6 +222,17 @@ impl Application {
         let (stop_reconciling, stop) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
         let consumers = start_consumers(&state);
+        let certificates = match state.config.tls.mode {
+            TlsMode::Off => None,
+            TlsMode::Files => Some(tokio::spawn(crate::server::tls::watch_files(
+                state.tls.clone(),
+                state.config.clone(),
+            ))),
+            TlsMode::Acme => Some(tokio::spawn(crate::server::acme::run(
+                state.tls.clone(),
+                state.config.clone(),
+            ))),
+        };
         let notify_worker = crate::notify::worker::Worker {
             store: state.store.clone(),
             config: state.config.clone(),
@@ -261,6 +328,9 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         flusher.abort();
+        if let Some(task) = certificates {
+            task.abort();
+        }
         let flushed = state.progress.flush()?;
         // After the last flush, whose `Watched` events they may still apply.
         tokio::task::spawn_blocking(move || consumers.stop()).await?;
@@ -579,7 +649,40 @@ fn app(
         .wrap(actix_web::middleware::from_fn(access_log))
         .configure(api::configure)
         .configure(crate::web::configure)
+        .configure(|cfg| {
+            // HTTP-01 answers on `listen` when it is not redirecting (`tls.redirect = false`).
+            if state.config.tls.mode == TlsMode::Acme {
+                cfg.app_data(web::Data::from(state.tls.clone())).route(
+                    "/.well-known/acme-challenge/{token}",
+                    web::get().to(crate::server::tls::challenge),
+                );
+            }
+        })
         .default_service(web::to(|| async {
             Err::<actix_web::HttpResponse, _>(error::ApiError::not_found("route"))
         }))
+}
+
+/// The plain listener's application with TLS on: ACME's HTTP-01 answers, and a 308 to
+/// HTTPS for everything else.
+fn redirect_app(
+    tls: web::Data<crate::server::tls::TlsState>,
+    redirect: web::Data<crate::server::tls::Redirect>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(tls)
+        .app_data(redirect)
+        .route(
+            "/.well-known/acme-challenge/{token}",
+            web::get().to(crate::server::tls::challenge),
+        )
+        .default_service(web::to(crate::server::tls::redirect))
 }

@@ -44,6 +44,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The notification channels and the delivery worker's wake-up.
     pub notify: crate::notify::Notifications,
+    /// The served TLS certificate and its reload/renewal state (`[tls]`), for `/healthz`
+    /// and the console.
+    pub tls: Arc<crate::server::tls::TlsState>,
 }
 
 impl AppState {

@@ -12,7 +12,10 @@ use crate::store::jobs::JobState;
 pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     // One small read proves the database answers; its cost does not grow with the store.
     state.store.health()?;
-    Ok(HttpResponse::Ok().json(Health { status: "ok" }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        tls: (state.config.tls.mode != crate::config::TlsMode::Off).then(|| state.tls.status()),
+    }))
 }
 
 /// `GET /metrics` on the main listener: 404 when `metrics.listen` gives it a listener of

@@ -3,6 +3,7 @@
 //! (playlist, segment, key) — and segment and key requests feed the progress recorder.
 //! Paths on disk come from the manifest, never from the request.
 
+use actix_web::body::{BoxBody, EitherBody};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
 
@@ -13,6 +14,9 @@ use crate::stream::access::Access;
 use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
 use crate::stream::sharing::Use;
+
+/// A segment's body: sendfile(2) on the plain listener, a stream over TLS.
+type SegmentBody = EitherBody<FileBody, BoxBody>;
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 
@@ -207,12 +211,14 @@ async fn segment(
     // the same per request.
     let file = std::fs::File::open(&file_path).map_err(unreadable)?;
     let size = file.metadata().map_err(unreadable)?.len();
-    let conn = req
-        .conn_data::<ConnHandle>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal(&"connection cannot send files"))?;
-    let response = ranged(req, size, |start, len| {
-        FileBody::new(conn, file, start, len)
+    // sendfile(2) on plain connections; an ordinary stream over TLS, where the kernel
+    // cannot write the bytes for us.
+    let conn = req.conn_data::<ConnHandle>().cloned();
+    let response = ranged(req, size, |start, len| match conn {
+        Some(conn) => Ok(EitherBody::left(FileBody::new(conn, file, start, len))),
+        None => crate::server::files::range_stream(file, start, len)
+            .map(EitherBody::right)
+            .map_err(unreadable),
     })?;
     record(state, &access, index, Signal::Segment);
     state.telemetry.segments_served.inc();
@@ -236,14 +242,14 @@ pub fn satisfiable_range(header: &str, size: u64) -> Option<(u64, u64)> {
 fn ranged(
     req: &HttpRequest,
     size: u64,
-    body: impl FnOnce(u64, u64) -> FileBody,
+    body: impl FnOnce(u64, u64) -> ApiResult<SegmentBody>,
 ) -> ApiResult<HttpResponse> {
     let mut response = match req
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
     {
-        None => HttpResponse::Ok().no_chunking(size).body(body(0, size)),
+        None => HttpResponse::Ok().no_chunking(size).body(body(0, size)?),
         Some(range) => match satisfiable_range(range, size) {
             Some((start, length)) => {
                 let end = start + length;
@@ -253,7 +259,7 @@ fn ranged(
                         format!("bytes {start}-{}/{size}", end - 1),
                     ))
                     .no_chunking(length)
-                    .body(body(start, length))
+                    .body(body(start, length)?)
             }
             None => {
                 return Err(ApiError::new(

@@ -3,16 +3,21 @@
 //! [`sendfile::Conn`], so segment bodies can go out with sendfile(2) (see that module).
 //! The settings are `HttpServer`'s defaults except where noted. `client` says who a
 //! request's client is. `startup` assembles the application and hands it to [`Builder`].
+//! `tls` holds the served certificate (reloaded from files, or from ACME by `acme`) for
+//! the HTTPS listener [`Builder::tls`] adds.
 
+pub mod acme;
 pub mod client;
 pub mod files;
 pub mod sendfile;
 pub mod session;
+pub mod tls;
 
 use std::fmt;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
 use actix_http::{Request, Response};
 use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
 use actix_service::ServiceFactoryExt;
@@ -132,6 +137,60 @@ impl Builder {
                 .client_disconnect_timeout(Duration::from_secs(1))
                 .h1(map_config(app, |_| AppConfig::default()))
                 .tcp()
+        })?;
+        Ok(Self { builder, ..self })
+    }
+
+    /// The HTTPS listener: rustls (ring) over plain TCP connections, HTTP/1.1, the main
+    /// listener's timeouts. Connections are not [`Conn`]s (sendfile cannot see through
+    /// TLS), so file bodies fall back to ordinary streams there. `hsts`, when set, is the
+    /// `Strict-Transport-Security` value of every answer.
+    pub fn tls<F, I, S, B>(
+        self,
+        name: &str,
+        listener: TcpListener,
+        config: rustls::ServerConfig,
+        hsts: Option<HeaderValue>,
+        factory: F,
+    ) -> std::io::Result<Self>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: IntoServiceFactory<S, Request>,
+        S: ServiceFactory<Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: fmt::Debug,
+        S::Response: Into<Response<B>> + 'static,
+        <S::Service as Service<Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
+        let addr = listener.local_addr()?;
+        let shutdown = self.shutdown.clone();
+        let builder = self.builder.listen(name, listener, move || {
+            let shutdown = shutdown.clone();
+            let hsts = hsts.clone();
+            let app = factory()
+                .into_factory()
+                .map_err(|err| err.into().error_response())
+                .map(move |res| {
+                    let mut res: Response<B> = res.into();
+                    if let Some(value) = &hsts {
+                        res.headers_mut()
+                            .insert(STRICT_TRANSPORT_SECURITY, value.clone());
+                    }
+                    res
+                });
+            actix_http::HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let shutdown = shutdown.clone();
+                    async move { shutdown.notified().await }
+                })
+                .keep_alive(Duration::from_secs(75))
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .h1(map_config(app, |_| AppConfig::default()))
+                .rustls_0_23(config.clone())
         })?;
         Ok(Self { builder, ..self })
     }

@@ -100,8 +100,8 @@ impl Tree {
         self.inner.last()
     }
 
-    // Counting walks the whole tree: for tests only.
-    #[cfg(test)]
+    // Counting walks the whole tree: for tests and the `/metrics` scrape's outbox depth
+    // (run in the blocking pool, off the request path), never a request.
     pub fn len(&self) -> usize {
         self.inner.len()
     }

@@ -34,6 +34,7 @@ mod ratelimit;
 mod recovery;
 mod schemathesis;
 mod social;
+mod tls;
 mod viewer;
 mod viewer_player;
 mod viewer_social;

@@ -199,6 +199,33 @@ pub struct SystemPage {
     pub config: Vec<Section>,
     pub dead: Vec<DeadRow>,
     pub more: usize,
+    pub tls: TlsCard,
+}
+
+/// The HTTPS card: what `/healthz` shows under `tls`.
+#[derive(Default)]
+pub struct TlsCard {
+    pub mode: &'static str,
+    pub domains: String,
+    pub expires: Option<String>,
+    pub serial: Option<String>,
+    pub error: Option<String>,
+}
+
+impl TlsCard {
+    fn new(s: crate::server::tls::TlsStatus) -> Self {
+        let at = view::time;
+        Self {
+            mode: s.mode,
+            domains: s.domains.join(", "),
+            expires: s.not_after.map(at),
+            serial: s.serial,
+            error: s.last_error.map(|e| match s.last_error_at {
+                Some(t) => format!("{} — {e}", at(t)),
+                None => e,
+            }),
+        }
+    }
 }
 
 /// One dead letter as the System page lists it.
@@ -321,6 +348,7 @@ pub async fn page(admin: ConsoleAdmin, state: web::Data<AppState>) -> PageResult
         config: redacted(&state.config),
         dead,
         more,
+        tls: TlsCard::new(state.tls.status()),
     })
 }
 
@@ -441,6 +469,7 @@ mod tests {
             config: redacted(&config),
             dead: vec![],
             more: 0,
+            tls: TlsCard::default(),
         }
         .render()?;
         for s in &secrets {

@@ -22,6 +22,8 @@ pub struct Server {
     pub root: PathBuf,
     pub port: u16,
     pub base: String,
+    /// The HTTPS listener's port, when `tls.mode` is not `off` (its second listening line).
+    pub https_port: Option<u16>,
     env: Vec<(String, String)>,
     child: Option<Child>,
     watchdog: Option<(Child, ChildStdin)>,
@@ -93,6 +95,7 @@ impl Server {
             root,
             port: 0,
             base: String::new(),
+            https_port: None,
             env,
             child: None,
             watchdog: None,
@@ -150,15 +153,13 @@ impl Server {
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            let mut sent = false;
             loop {
                 line.clear();
                 match reader.read_line(&mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        if !sent && line.contains("cinegate listening on") {
+                        if line.contains("cinegate listening on") {
                             let _ = tx.send(line.trim().to_string());
-                            sent = true;
                         }
                     }
                 }
@@ -195,11 +196,25 @@ impl Server {
                 );
             }
         };
-        let port: u16 = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        let port_of = |line: &str| -> u16 {
+            line.rsplit(':')
+                .next()
+                .and_then(|p| p.trim_end_matches('/').parse().ok())
+                .unwrap_or_else(|| panic!("no port in {line:?}"))
+        };
+        let port = port_of(&line);
+        // With TLS on, the HTTPS line follows at once.
+        let tls_on = self
+            .env
+            .iter()
+            .any(|(k, v)| k == "CINEGATE_TLS__MODE" && v != "off");
+        self.https_port = tls_on.then(|| {
+            let line = rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("no https listening line; log:\n{}", self.log_tail(40)));
+            assert!(line.contains("https://"), "{line}");
+            port_of(&line)
+        });
         self.port = port;
         self.base = format!("http://127.0.0.1:{port}");
         self.child = Some(child);
