@@ -223,15 +223,18 @@ impl Application {
         let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
         let consumers = start_consumers(&state);
         let certificates = match state.config.tls.mode {
-            TlsMode::Off => None,
+            TlsMode::Off => Some(tokio::spawn(crate::server::tls::ignore_hangup("off"))),
             TlsMode::Files => Some(tokio::spawn(crate::server::tls::watch_files(
                 state.tls.clone(),
                 state.config.clone(),
             ))),
-            TlsMode::Acme => Some(tokio::spawn(crate::server::acme::run(
-                state.tls.clone(),
-                state.config.clone(),
-            ))),
+            TlsMode::Acme => {
+                tokio::spawn(crate::server::tls::ignore_hangup("acme"));
+                Some(tokio::spawn(crate::server::acme::run(
+                    state.tls.clone(),
+                    state.config.clone(),
+                )))
+            }
         };
         let notify_worker = crate::notify::worker::Worker {
             store: state.store.clone(),

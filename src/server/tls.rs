@@ -325,6 +325,17 @@ pub async fn watch_files(state: Arc<TlsState>, config: Arc<Config>) {
     }
 }
 
+/// Every mode but `files`: SIGHUP (`systemctl reload`) has nothing to reload, and its
+/// default action would end the process, so it is caught and said in the log.
+pub async fn ignore_hangup(mode: &'static str) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!(tls.mode = mode, "SIGHUP: nothing to reload");
+    }
+}
+
 /// Where the plain listener sends its requests when TLS is on.
 pub struct Redirect {
     /// The HTTPS listener's port (left out of the URL when 443).

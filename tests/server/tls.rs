@@ -615,3 +615,21 @@ fn a_failing_acme_order_is_shown_in_healthz() {
     assert!(error.starts_with("ACME: "), "{error}");
     assert!(server.log_tail(50).contains("retrying the ACME order"));
 }
+
+/// `systemctl reload` (SIGHUP) on a server without TLS files: nothing to reload, and the
+/// signal's default action (ending the process) must not happen.
+#[test]
+fn sighup_without_tls_files_keeps_the_server_up() {
+    let server = Server::start(&[]);
+    sighup(&server);
+    sighup(&server);
+    wait_for("the SIGHUP log line", Duration::from_secs(10), || {
+        server
+            .log_tail(50)
+            .contains("SIGHUP: nothing to reload")
+            .then_some(())
+    });
+    server
+        .get("/healthz", None)
+        .expect(200, "healthz after SIGHUP");
+}
