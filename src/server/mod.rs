@@ -17,8 +17,9 @@ use std::fmt;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_http::body::BoxBody;
 use actix_http::header::{HeaderValue, STRICT_TRANSPORT_SECURITY};
-use actix_http::{Request, Response};
+use actix_http::{HttpServiceBuilder, Request, Response};
 use actix_server::{GracefulShutdownSignal, Server, ServerBuilder};
 use actix_service::ServiceFactoryExt;
 use actix_service::{fn_service, map_config, IntoServiceFactory, Service, ServiceFactory};
@@ -26,6 +27,26 @@ use actix_web::body::MessageBody;
 use actix_web::dev::AppConfig;
 
 use sendfile::Conn;
+
+/// What every listener's HTTP service shares: `HttpServer`'s request and disconnect
+/// timeouts, and the stop signal, on which idle keep-alive connections close at once
+/// instead of holding a worker until the shutdown timeout.
+fn settings<T, S>(shutdown: &GracefulShutdownSignal) -> HttpServiceBuilder<T, S>
+where
+    S: ServiceFactory<Request, Config = ()>,
+    S::Error: Into<Response<BoxBody>> + 'static,
+    S::InitError: fmt::Debug,
+    <S::Service as Service<Request>>::Future: 'static,
+{
+    let shutdown = shutdown.clone();
+    HttpServiceBuilder::default()
+        .graceful_shutdown_signal(move || {
+            let shutdown = shutdown.clone();
+            async move { shutdown.notified().await }
+        })
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+}
 
 /// The listeners of one server, stopped together by one graceful-shutdown signal.
 pub struct Builder {
@@ -68,22 +89,13 @@ impl Builder {
         let addr = listener.local_addr()?;
         let shutdown = self.shutdown.clone();
         let builder = self.builder.listen(name, listener, move || {
-            let shutdown = shutdown.clone();
             let app = factory()
                 .into_factory()
                 .map_err(|err| err.into().error_response());
-            let http = actix_http::HttpService::build()
-                // On stop, idle keep-alive connections close at once instead of holding
-                // the worker until the shutdown timeout.
-                .graceful_shutdown_signal(move || {
-                    let shutdown = shutdown.clone();
-                    async move { shutdown.notified().await }
-                })
+            let http = settings(&shutdown)
                 // HLS players hold their connection between segment requests; 75 s is
                 // nginx's default and outlasts a player's pause between 6 s segments.
                 .keep_alive(Duration::from_secs(75))
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(addr)
                 .on_connect_ext(|conn: &Conn, ext: &mut actix_http::Extensions| {
                     ext.insert(conn.handle());
@@ -124,17 +136,10 @@ impl Builder {
     {
         let shutdown = self.shutdown.clone();
         let builder = self.builder.listen(name, listener, move || {
-            let shutdown = shutdown.clone();
             let app = factory()
                 .into_factory()
                 .map_err(|err| err.into().error_response());
-            actix_http::HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let shutdown = shutdown.clone();
-                    async move { shutdown.notified().await }
-                })
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
+            settings(&shutdown)
                 .h1(map_config(app, |_| AppConfig::default()))
                 .tcp()
         })?;
@@ -167,7 +172,6 @@ impl Builder {
         let addr = listener.local_addr()?;
         let shutdown = self.shutdown.clone();
         let builder = self.builder.listen(name, listener, move || {
-            let shutdown = shutdown.clone();
             let hsts = hsts.clone();
             let app = factory()
                 .into_factory()
@@ -180,14 +184,8 @@ impl Builder {
                     }
                     res
                 });
-            actix_http::HttpService::build()
-                .graceful_shutdown_signal(move || {
-                    let shutdown = shutdown.clone();
-                    async move { shutdown.notified().await }
-                })
+            settings(&shutdown)
                 .keep_alive(Duration::from_secs(75))
-                .client_request_timeout(Duration::from_secs(5))
-                .client_disconnect_timeout(Duration::from_secs(1))
                 .local_addr(addr)
                 .h1(map_config(app, |_| AppConfig::default()))
                 .rustls_0_23(config.clone())
