@@ -2,7 +2,7 @@
 # Builds the Debian package with cargo-deb (`make deb`). The unit installed is
 # systemd/cinegate.service with its ExecStart moved from /usr/local/bin (a hand install)
 # to /usr/bin (the package's binary): one unit source, adjusted here, not a second copy.
-# Arguments go to `cargo deb`; tests/deb.rs passes `--no-build --profile dev --no-strip
+# Arguments go to `cargo deb`; tests/server/install.rs passes `--no-build --profile dev --no-strip
 # --output DIR` to package the debug binary it already has (a release build takes ~11 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
