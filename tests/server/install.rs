@@ -1,7 +1,7 @@
 //! Installing (issue 19): the Debian package and the systemd unit, judged by Debian's own
 //! tools (dpkg-deb, lintian, systemd-analyze). Here rather than in a test binary of their
 //! own: the package needs the debug binary this binary already builds (a release build
-//! takes ~11 min), and one more test binary would be one more link of the whole crate.
+//! takes ~6.5 min on 2 cores), and one more test binary would be one more link of the whole crate.
 //!
 //! The package is built with `scripts/deb.sh --no-build --profile dev --fast` from the
 //! debug binary (cargo-deb strips a copy: ~12 s; unstripped it is ~380 MB and takes ~50 s).
