@@ -83,6 +83,7 @@ mod tests {
             renditions: vec!["360".into()],
             packaged_at: 1,
             bytes: 0,
+            stored: None,
         }
     }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest;
-use crate::store::films::PackageSummary;
+use crate::store::films::{PackageSummary, StoredCopy};
 use crate::store::jobs::{Job, JobFailure, JobState};
 use crate::store::{Store, StoreError};
 use crate::stream::playlists::PlaybackCache;
@@ -305,23 +305,39 @@ impl JobQueue {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bytes = dir_bytes(&out);
+        if !self.record_package(&job.film_id, &dir, &packaged.manifest, bytes, None)? {
+            // The film was deleted while packaging: drop the orphan package.
+            let _ = std::fs::remove_dir_all(&out);
+            return Err(JobError::Package(transcoder::TranscodeError::Cancelled));
+        }
+        Ok(())
+    }
+
+    /// Makes the package in `films/{film}/{dir}` the film's, whoever packaged it (a local
+    /// worker or a runner): the film record names it (and is published if it was waiting
+    /// for it), its cached playlists are dropped, and the package it replaces is removed.
+    /// `false` when the film was deleted meanwhile (the caller drops the orphan package).
+    pub fn record_package(
+        &self,
+        film_id: &Uuid,
+        dir: &str,
+        manifest: &transcoder::Manifest,
+        bytes: u64,
+        stored: Option<StoredCopy>,
+    ) -> Result<bool, JobError> {
         let mut previous = None;
         let updated = self
             .store
-            .update_film(&job.film_id, |f| {
+            .update_film(film_id, |f| {
                 previous = f.package.as_ref().map(|p| p.dir.clone());
                 f.package = Some(PackageSummary {
-                    dir: dir.clone(),
-                    duration: packaged.manifest.duration,
-                    segments: packaged.manifest.segment_count(),
-                    renditions: packaged
-                        .manifest
-                        .renditions
-                        .iter()
-                        .map(|r| r.name.clone())
-                        .collect(),
+                    dir: dir.to_string(),
+                    duration: manifest.duration,
+                    segments: manifest.segment_count(),
+                    renditions: manifest.renditions.iter().map(|r| r.name.clone()).collect(),
                     packaged_at: self.clock.now(),
                     bytes,
+                    stored: stored.clone(),
                 });
                 if f.publish_when_ready {
                     f.published = true;
@@ -331,15 +347,13 @@ impl JobQueue {
             })
             .map_err(JobError::Record)?;
         if updated.is_none() {
-            // The film was deleted while packaging: drop the orphan package.
-            let _ = std::fs::remove_dir_all(&out);
-            return Err(JobError::Package(transcoder::TranscodeError::Cancelled));
+            return Ok(false);
         }
-        self.cache.invalidate(&job.film_id);
-        if let Some(old) = previous.filter(|d| *d != dir) {
-            let _ = std::fs::remove_dir_all(ingest::film_dir(&self.config, &job.film_id).join(old));
+        self.cache.invalidate(film_id);
+        if let Some(old) = previous.filter(|d| d != dir) {
+            let _ = std::fs::remove_dir_all(ingest::film_dir(&self.config, film_id).join(old));
         }
-        Ok(())
+        Ok(true)
     }
 
     fn finish(

@@ -207,6 +207,7 @@ mod tests {
             renditions: vec![],
             packaged_at: 0,
             bytes: 0,
+            stored: None,
         });
         assert_eq!(film_state(&f, None), FilmState::Ready);
         f.published = true;

@@ -26,6 +26,23 @@ pub struct PackageSummary {
     /// 0 for packages from before it was counted.
     #[serde(default)]
     pub bytes: u64,
+    /// Set when the package's objects (segments, poster, manifest) are in the object store
+    /// under `films/{film}/{dir}/` and the media playlists name them there (`[storage]`);
+    /// `None`: the segments are served from the origin's disk, as every package from before
+    /// object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredCopy>,
+}
+
+/// The confirmed copy of a package in the object store: written only after every object's
+/// size and checksum were read back, so a record that has one names a whole package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredCopy {
+    /// When the last object was confirmed (unix seconds): local segment files of a migrated
+    /// package are kept until a playback token issued before this moment has expired.
+    pub stored_at: i64,
+    pub objects: usize,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -206,6 +206,7 @@ mod tests {
                 renditions: Vec::new(),
                 packaged_at: T0,
                 bytes: 0,
+                stored: None,
             });
             store.save_film(&film)?;
             let cache = PlaybackCache::default();

@@ -353,6 +353,7 @@ mod load_tests {
             renditions: Vec::new(),
             packaged_at: 1,
             bytes: 0,
+            stored: None,
         });
         film
     }
