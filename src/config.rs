@@ -44,6 +44,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub tls: TlsConfig,
     pub disk: DiskConfig,
+    pub storage: StorageConfig,
 }
 
 /// `[log]`. Also read from a bare string (`log = "info"`, `CINEGATE_LOG=warn`): the
@@ -169,6 +170,64 @@ impl Default for TlsConfig {
             redirect: true,
         }
     }
+}
+
+/// `[storage]`: where packaged films are served from (issue 20). `local`: the origin's disk,
+/// as always. `s3`: an S3-compatible bucket (AWS S3, R2, Garage, MinIO, Ceph RGW) holds the
+/// segments, posters and manifests, and the media playlists name the segments there; the
+/// playlists and keys stay on the origin behind the playback token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub mode: StorageMode,
+    /// The S3 API endpoint (`https://s3.eu-west-1.amazonaws.com`, `https://ACCOUNT.r2.cloudflarestorage.com`,
+    /// `http://127.0.0.1:3900` for a Garage node).
+    pub endpoint: String,
+    /// The SigV4 signing region; must be the bucket's (Garage: its `s3_region`; R2: `auto`).
+    pub region: String,
+    pub bucket: String,
+    /// Prefix of every object key (`cinegate/`); empty: the bucket's root.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    /// Path-style requests (`endpoint/bucket/key`): Garage, MinIO, Ceph; false: virtual-hosted
+    /// (`bucket.endpoint/key`).
+    pub path_style: bool,
+    /// Base URL segments are fetched from by players: the CDN in front of the bucket, or the
+    /// bucket's public (website) endpoint. Object keys are appended to it.
+    pub public_base_url: String,
+    /// Set: segment URLs are presigned GETs of the S3 endpoint valid this long (a private
+    /// bucket), instead of `public_base_url`. At least `playback.token_ttl`, at most 7 days.
+    #[serde(with = "humantime_serde::option")]
+    pub presign_ttl: Option<Duration>,
+    /// Whether segment files stay on the origin's disk once the bucket holds them.
+    pub keep_local: bool,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            mode: StorageMode::Local,
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            prefix: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            path_style: true,
+            public_base_url: String::new(),
+            presign_ttl: None,
+            keep_local: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    #[default]
+    Local,
+    S3,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -771,6 +830,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             tls: TlsConfig::default(),
             disk: DiskConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -1553,6 +1613,7 @@ impl Config {
         }
         self.validate_tls()?;
         self.validate_disk()?;
+        self.validate_storage()?;
         Ok(())
     }
 
@@ -1658,6 +1719,100 @@ impl Config {
     /// above the disk's size: refuse every upload, which `cinegate doctor` reports), so
     /// nothing is refused here; figment already refuses a value that is not a byte count.
     fn validate_disk(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// `[storage]` with `mode = "s3"`: what the bucket needs named, and a way for players
+    /// to reach its segments. Whether the bucket answers is checked at start-up
+    /// (`storage::Storage::probe`), which names the key at fault too.
+    fn validate_storage(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| Err(ConfigError::Invalid { key, message });
+        let s = &self.storage;
+        if s.mode == StorageMode::Local {
+            return Ok(());
+        }
+        if !(s.endpoint.starts_with("http://") || s.endpoint.starts_with("https://"))
+            || reqwest::Url::parse(&s.endpoint).is_err()
+        {
+            return bad(
+                "storage.endpoint",
+                format!("{:?} must be an http:// or https:// URL", s.endpoint),
+            );
+        }
+        if s.region.trim().is_empty() {
+            return bad(
+                "storage.region",
+                "is required with storage.mode = \"s3\"".into(),
+            );
+        }
+        // S3's bucket naming rules (3–63 of lower-case letters, digits, dots and hyphens).
+        let name_ok = (3..=63).contains(&s.bucket.len())
+            && s.bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        if !name_ok {
+            return bad(
+                "storage.bucket",
+                format!(
+                    "{:?} is not a bucket name (3 to 63 lower-case letters, digits, '.' or '-')",
+                    s.bucket
+                ),
+            );
+        }
+        if s.prefix.starts_with('/') || s.prefix.contains("//") || s.prefix.contains("..") {
+            return bad(
+                "storage.prefix",
+                format!(
+                    "{:?} must be a relative key prefix such as \"cinegate/\"",
+                    s.prefix
+                ),
+            );
+        }
+        if s.access_key_id.is_empty() {
+            return bad(
+                "storage.access_key_id",
+                "is required with storage.mode = \"s3\"".into(),
+            );
+        }
+        if s.secret_access_key.0.is_empty() {
+            return bad(
+                "storage.secret_access_key",
+                "is required with storage.mode = \"s3\" (or CINEGATE_STORAGE__SECRET_ACCESS_KEY)"
+                    .into(),
+            );
+        }
+        match s.presign_ttl {
+            Some(ttl) if ttl < self.playback.token_ttl => {
+                return bad(
+                    "storage.presign_ttl",
+                    format!(
+                        "must be at least playback.token_ttl ({}): players never refetch a VOD playlist, so a segment URL must outlive the token",
+                        humantime_serde::re::humantime::format_duration(self.playback.token_ttl)
+                    ),
+                )
+            }
+            Some(ttl) if ttl > Duration::from_secs(7 * 24 * 3600) => {
+                return bad(
+                    "storage.presign_ttl",
+                    "must be at most 7 days (the longest S3 presigned URL)".into(),
+                )
+            }
+            Some(_) => {}
+            None => {
+                if !(s.public_base_url.starts_with("http://")
+                    || s.public_base_url.starts_with("https://"))
+                    || reqwest::Url::parse(&s.public_base_url).is_err()
+                {
+                    return bad(
+                        "storage.public_base_url",
+                        format!(
+                            "{:?} must be the http(s) URL players fetch segments from (the CDN or the bucket's public endpoint), unless storage.presign_ttl is set",
+                            s.public_base_url
+                        ),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 

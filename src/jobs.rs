@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest;
+use crate::storage::Storage;
 use crate::store::films::{PackageSummary, StoredCopy};
 use crate::store::jobs::{Job, JobFailure, JobState};
 use crate::store::{Store, StoreError};
@@ -32,6 +33,10 @@ pub enum JobError {
     /// `disk.min_free_bytes`. Nothing was written.
     #[error(transparent)]
     NoSpace(#[from] crate::disk::LowSpace),
+    /// The package could not be published to the bucket (`[storage]`); it stays on disk
+    /// and a retry resumes the upload without packaging again.
+    #[error("publishing to the bucket: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl JobError {
@@ -42,6 +47,7 @@ impl JobError {
             Self::Package(e) => e.code(),
             Self::Secret(_) | Self::Record(_) => "io",
             Self::NoSpace(_) => "insufficient_storage",
+            Self::Storage(_) => "storage_unavailable",
         }
     }
 
@@ -64,6 +70,8 @@ pub struct JobQueue {
     claim: Mutex<()>,
     /// Where job run times are counted (`job_duration_seconds`).
     telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Where finished packages are published (`[storage]`).
+    storage: Arc<Storage>,
 }
 
 impl JobQueue {
@@ -73,8 +81,10 @@ impl JobQueue {
         cache: Arc<PlaybackCache>,
         clock: Arc<dyn Clock>,
         telemetry: Arc<crate::telemetry::Telemetry>,
+        storage: Arc<Storage>,
     ) -> Arc<Self> {
         Arc::new(Self {
+            storage,
             store,
             config,
             cache,
@@ -241,7 +251,10 @@ impl JobQueue {
             Err(e) => {
                 tracing::warn!(error = %e, "packaging failed");
                 // Low space is the operator's to fix and says so (the console shows it).
-                let message = if e.is_input_error() || matches!(e, JobError::NoSpace(_)) {
+                // So is a bucket that refuses the package (the message names the key).
+                let message = if e.is_input_error()
+                    || matches!(e, JobError::NoSpace(_) | JobError::Storage(_))
+                {
                     e.to_string()
                 } else {
                     "packaging failed on the server; see the logs".into()
@@ -284,31 +297,71 @@ impl JobQueue {
         crate::disk::ensure_room(&self.config, needed)?;
         let secret = crate::secrets::film_secret(&self.config.keys_dir, &job.film_id)?;
         let out = ingest::package_dir(&self.config, &job.film_id, &job.id);
-        if out.exists() {
-            // A finished package from an earlier attempt whose outcome was not recorded.
-            let _ = std::fs::remove_dir_all(&out);
-        }
-        let mut last = 0.0f64;
-        let mut on_progress = |f: f64| {
-            if f - last >= 0.01 || f >= 1.0 {
-                last = f;
-                let _ = self.store.update_job(&job.id, |j| {
-                    j.progress = (f * 1000.0).round() / 1000.0;
-                    j.updated_at = self.clock.now();
-                });
+        // A whole package from an earlier attempt whose publish to the bucket failed: the
+        // packager renames its directory into place only when complete, so a manifest in it
+        // means every file is there; the publish resumes and skips what the bucket has.
+        let resume = self.storage.is_remote() && out.join(transcoder::MANIFEST_FILE).is_file();
+        let manifest = match resume.then(|| transcoder::Manifest::load(&out)) {
+            Some(Ok(manifest)) => {
+                tracing::info!(
+                    "the package is on disk from an earlier attempt; resuming its upload"
+                );
+                manifest
+            }
+            _ => {
+                if out.exists() {
+                    // A finished package from an earlier attempt whose outcome was not recorded.
+                    let _ = std::fs::remove_dir_all(&out);
+                }
+                let mut last = 0.0f64;
+                let mut on_progress = |f: f64| {
+                    if f - last >= 0.01 || f >= 1.0 {
+                        last = f;
+                        let _ = self.store.update_job(&job.id, |j| {
+                            j.progress = (f * 1000.0).round() / 1000.0;
+                            j.updated_at = self.clock.now();
+                        });
+                    }
+                };
+                transcoder::package(&source, &out, &opts, &secret, &mut on_progress, cancel)?
+                    .manifest
             }
         };
-        let packaged =
-            transcoder::package(&source, &out, &opts, &secret, &mut on_progress, cancel)?;
         let dir = out
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let bytes = dir_bytes(&out);
-        if !self.record_package(&job.film_id, &dir, &packaged.manifest, bytes, None)? {
-            // The film was deleted while packaging: drop the orphan package.
+        let stored = if self.storage.is_remote() {
+            let started = std::time::Instant::now();
+            let published = block_on(self.storage.publish(&job.film_id, &dir, &out))??;
+            tracing::info!(
+                objects = published.objects,
+                bytes = published.bytes,
+                took_ms = started.elapsed().as_millis() as u64,
+                "package published to the bucket"
+            );
+            Some(StoredCopy {
+                stored_at: self.clock.now(),
+                objects: published.objects,
+                bytes: published.bytes,
+            })
+        } else {
+            None
+        };
+        if !self.record_package(&job.film_id, &dir, &manifest, bytes, stored.clone())? {
+            // The film was deleted while packaging: drop the orphan package, here and in
+            // the bucket.
             let _ = std::fs::remove_dir_all(&out);
+            if stored.is_some() {
+                let _ = block_on(self.storage.delete_package(&job.film_id, &dir));
+            }
             return Err(JobError::Package(transcoder::TranscodeError::Cancelled));
+        }
+        if stored.is_some() && !self.storage.keep_local() {
+            // Nothing asks the origin for these segments any more: the playlists name the
+            // bucket's copies from now on.
+            remove_segment_files(&out);
         }
         Ok(())
     }
@@ -329,7 +382,10 @@ impl JobQueue {
         let updated = self
             .store
             .update_film(film_id, |f| {
-                previous = f.package.as_ref().map(|p| p.dir.clone());
+                previous = f
+                    .package
+                    .as_ref()
+                    .map(|p| (p.dir.clone(), p.stored.is_some()));
                 f.package = Some(PackageSummary {
                     dir: dir.to_string(),
                     duration: manifest.duration,
@@ -350,8 +406,15 @@ impl JobQueue {
             return Ok(false);
         }
         self.cache.invalidate(film_id);
-        if let Some(old) = previous.filter(|d| d != dir) {
-            let _ = std::fs::remove_dir_all(ingest::film_dir(&self.config, film_id).join(old));
+        if let Some((old, in_bucket)) = previous.filter(|(d, _)| d != dir) {
+            let _ = std::fs::remove_dir_all(ingest::film_dir(&self.config, film_id).join(&old));
+            if in_bucket {
+                let deleted = block_on(self.storage.delete_package(film_id, &old))
+                    .and_then(|r| r.map_err(JobError::from));
+                if let Err(e) = deleted {
+                    tracing::warn!(film = %film_id, package = %old, error = %e, "could not delete the replaced package's objects; delete them by hand");
+                }
+            }
         }
         Ok(true)
     }
@@ -416,6 +479,21 @@ impl JobQueue {
         self.store.delete_film(film)?;
         self.cache.invalidate(film);
         ingest::remove_film_files(&self.config, film);
+        if self.storage.is_remote() {
+            // Every package of the film, whether or not it was ever recorded (a publish
+            // cut short leaves objects no record names).
+            match block_on(self.storage.delete_film(film)) {
+                Ok(Ok(n)) => {
+                    tracing::info!(film = %film, objects = n, "deleted the film's objects from the bucket")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(film = %film, error = %e, "could not delete the film's objects from the bucket; delete films/{film}/ there by hand")
+                }
+                Err(e) => {
+                    tracing::warn!(film = %film, error = %e, "could not delete the film's objects from the bucket")
+                }
+            }
+        }
         Ok(())
     }
 
@@ -468,6 +546,33 @@ fn failure(code: &str, message: &str) -> JobFailure {
 
 /// The bytes of the files under `dir` (a package: one level of rendition directories), for
 /// the console's disk figures; what cannot be read counts as 0.
+/// Runs `future` to its end from a blocking thread: the runtime's when there is one (a
+/// job runs on its blocking pool), else a small one of its own (`cinegate ingest` with no
+/// server packages on a plain thread).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, JobError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Ok(handle.block_on(future)),
+        Err(_) => Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| JobError::Package(transcoder::TranscodeError::Internal(e.to_string())))?
+            .block_on(future)),
+    }
+}
+
+/// Removes the segment files of a package directory (its rendition directories), keeping
+/// the manifest and poster the origin renders playlists and the catalogue from.
+pub fn remove_segment_files(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -511,6 +616,7 @@ mod tests {
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
             Default::default(),
+            Arc::new(Storage::local()),
         );
         let job = queued(crate::store::new_id());
         store.save_job(&job)?;
@@ -551,6 +657,7 @@ mod tests {
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
             Default::default(),
+            Arc::new(Storage::local()),
         );
         let film = crate::store::new_id();
         let (broken, first, second) = (queued(film), queued(film), queued(film));
@@ -604,6 +711,7 @@ mod tests {
             Arc::new(PlaybackCache::default()),
             Arc::new(crate::clock::SystemClock),
             Default::default(),
+            Arc::new(Storage::local()),
         );
         let film = crate::store::new_id();
         store.save_job(&queued(film))?;

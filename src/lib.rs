@@ -25,6 +25,7 @@ pub mod server;
 pub mod social;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

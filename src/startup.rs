@@ -34,6 +34,41 @@ pub struct Application {
     control: Option<tokio::net::UnixListener>,
 }
 
+/// `[storage]` with a bucket: checks it answers before anything is served, so a wrong
+/// endpoint, bucket, region or key stops start-up with the key named. On its own thread and
+/// runtime with its own client (`build` runs inside the server's runtime, which must not
+/// block), thrown away after.
+fn probe_storage(config: &Config) -> anyhow::Result<()> {
+    if config.storage.mode == crate::config::StorageMode::Local {
+        return Ok(());
+    }
+    let storage =
+        crate::storage::Storage::from_config(&config.storage).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    let outcome = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime
+                    .block_on(storage.probe())
+                    .map_err(|e| anyhow::anyhow!("storage: {e}"))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("storage: the bucket check panicked")))
+    });
+    if outcome.is_ok() {
+        tracing::info!(
+            bucket = %config.storage.bucket,
+            endpoint = %config.storage.endpoint,
+            took_ms = started.elapsed().as_millis() as u64,
+            "storage: the bucket answers (list, put, read back, delete)"
+        );
+    }
+    outcome
+}
+
 impl Application {
     pub fn build(config: Config) -> anyhow::Result<Self> {
         let config = Arc::new(config);
@@ -82,6 +117,10 @@ impl Application {
                 .map_err(anyhow::Error::msg)?,
             wake: Default::default(),
         };
+        let storage = Arc::new(
+            crate::storage::Storage::from_config(&config.storage).map_err(anyhow::Error::msg)?,
+        );
+        probe_storage(&config)?;
         let playback = Arc::new(PlaybackCache::default());
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
         let tls = Arc::new(crate::server::tls::TlsState::new(
@@ -106,7 +145,9 @@ impl Application {
                 playback.clone(),
                 clock.clone(),
                 telemetry.clone(),
+                storage.clone(),
             ),
+            storage,
             telemetry,
             progress: Arc::new(ProgressRecorder::new(store.clone(), &config.playback)),
             playback,

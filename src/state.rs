@@ -47,6 +47,8 @@ pub struct AppState {
     /// The served TLS certificate and its reload/renewal state (`[tls]`), for `/healthz`
     /// and the console.
     pub tls: Arc<crate::server::tls::TlsState>,
+    /// Where packages are published and segments named (`[storage]`).
+    pub storage: Arc<crate::storage::Storage>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             &self.playback,
             &self.config,
             &self.keys.playback,
+            &self.storage,
         )
     }
 

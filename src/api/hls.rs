@@ -10,6 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::{ApiError, ApiResult};
 use crate::server::sendfile::{ConnHandle, FileBody};
 use crate::state::AppState;
+use crate::storage::SegmentSource;
 use crate::stream::access::Access;
 use crate::stream::playlists::Playlist;
 use crate::stream::progress::{Event, Signal};
@@ -87,10 +88,16 @@ async fn media(
     rendition: &str,
 ) -> ApiResult<HttpResponse> {
     let access = authorize(state, req, token).await?;
-    let body = access
-        .playback
-        .media(rendition, access.full())
-        .ok_or_else(|| ApiError::not_found("rendition"))?;
+    let body = if access.playback.segments == SegmentSource::Presigned {
+        access
+            .playback
+            .presigned_media(&state.storage, &access.film, rendition, access.allowed)
+            .await
+            .map_err(|e| ApiError::internal(&format!("presigning segment URLs: {e}")))?
+    } else {
+        access.playback.media(rendition, access.full())
+    }
+    .ok_or_else(|| ApiError::not_found("rendition"))?;
     Ok(playlist_response(body))
 }
 
@@ -209,7 +216,41 @@ async fn segment(
     };
     // A plain open and fstat on the worker: the directory entries are hot, and nginx does
     // the same per request.
-    let file = std::fs::File::open(&file_path).map_err(unreadable)?;
+    let file = match std::fs::File::open(&file_path) {
+        Ok(file) => file,
+        // The package is in the bucket and its local copy is gone (removed after publishing,
+        // or after `storage migrate`'s grace period): a player still holding a playlist
+        // that names the origin is sent there, past the same gate.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && access.playback.segments != SegmentSource::Origin =>
+        {
+            let location = match &access.playback.segments {
+                SegmentSource::Public(base) => format!("{base}{rendition}/{index:05}.ts"),
+                _ => {
+                    let key = format!(
+                        "{}{rendition}/{index:05}.ts",
+                        state
+                            .storage
+                            .package_key(&access.film, &access.playback.package())
+                    );
+                    state
+                        .storage
+                        .presign(&[key])
+                        .await
+                        .map_err(|e| ApiError::internal(&format!("presigning a segment URL: {e}")))?
+                        .pop()
+                        .unwrap_or_default()
+                }
+            };
+            record(state, &access, index, Signal::Segment);
+            return Ok(HttpResponse::Found()
+                .insert_header((header::LOCATION, location))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+        Err(e) => return Err(unreadable(e)),
+    };
     let size = file.metadata().map_err(unreadable)?.len();
     // sendfile(2) on plain connections; an ordinary stream over TLS, where the kernel
     // cannot write the bytes for us.

@@ -71,6 +71,9 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
         Arc::new(crate::clock::SystemClock),
         // Nothing scrapes a one-off packaging run.
         Default::default(),
+        Arc::new(
+            crate::storage::Storage::from_config(&config.storage).map_err(anyhow::Error::msg)?,
+        ),
     );
     let claimed = queue
         .claim_next()?

@@ -57,6 +57,7 @@ pub struct Playback<'a> {
     cache: &'a PlaybackCache,
     config: &'a Config,
     key: &'a [u8; 32],
+    storage: &'a crate::storage::Storage,
 }
 
 impl<'a> Playback<'a> {
@@ -65,12 +66,14 @@ impl<'a> Playback<'a> {
         cache: &'a PlaybackCache,
         config: &'a Config,
         key: &'a [u8; 32],
+        storage: &'a crate::storage::Storage,
     ) -> Self {
         Self {
             store,
             cache,
             config,
             key,
+            storage,
         }
     }
 
@@ -82,6 +85,7 @@ impl<'a> Playback<'a> {
                 &self.config.keys_dir,
                 &crate::ingest::film_dir(self.config, &film.id),
                 self.config.playback.preview_fraction,
+                self.storage,
                 film,
             )
             .await
@@ -173,6 +177,8 @@ impl<'a> Playback<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static LOCAL_STORAGE: crate::storage::Storage = crate::storage::Storage::local();
     use crate::store::films::PackageSummary;
     use crate::store::grants::Grant;
     use crate::store::users::Role;
@@ -214,6 +220,7 @@ mod tests {
             cache.insert(
                 film.id,
                 "pkg-a",
+                false,
                 FilmPlayback::for_tests_with("pkg-a", SEGMENTS),
                 ticket,
             );
@@ -227,7 +234,13 @@ mod tests {
         }
 
         fn playback(&self) -> Playback<'_> {
-            Playback::new(&self.store, &self.cache, &self.config, &KEY)
+            Playback::new(
+                &self.store,
+                &self.cache,
+                &self.config,
+                &KEY,
+                &LOCAL_STORAGE,
+            )
         }
 
         fn token(&self, expires_at: i64) -> String {

@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use transcoder::{playlist, FilmSecret, Manifest};
 use uuid::Uuid;
 
+use crate::storage::{SegmentSource, Storage};
 use crate::store::films::Film;
 use crate::store::Store;
 use crate::stream::gate::preview_segments;
@@ -22,9 +23,12 @@ pub struct FilmPlayback {
     pub dir: PathBuf,
     pub secret: FilmSecret,
     pub master: Playlist,
-    /// Rendition name → (full playlist, preview playlist).
+    /// Rendition name → (full playlist, preview playlist); empty with presigned segment
+    /// URLs, which are made per request (`SegmentSource::Presigned`).
     media: HashMap<String, (Playlist, Playlist)>,
     pub preview: usize,
+    /// Where the media playlists point players for segments.
+    pub segments: SegmentSource,
 }
 
 impl FilmPlayback {
@@ -32,9 +36,66 @@ impl FilmPlayback {
         dir: &Path,
         secret: FilmSecret,
         preview_fraction: f64,
+        segments: SegmentSource,
     ) -> Result<Self, transcoder::TranscodeError> {
         let manifest = Manifest::load(dir)?;
-        Ok(Self::from_manifest(manifest, dir, secret, preview_fraction))
+        Ok(Self::from_manifest(manifest, dir, secret, preview_fraction).with_segments(segments))
+    }
+
+    /// The same playback with its media playlists naming segments at `segments`.
+    pub fn with_segments(mut self, segments: SegmentSource) -> Self {
+        match &segments {
+            SegmentSource::Origin => {}
+            SegmentSource::Public(base) => {
+                let preview = self.preview;
+                let manifest = &self.manifest;
+                self.media = manifest
+                    .renditions
+                    .iter()
+                    .map(|r| {
+                        let uri = |i: usize| format!("{base}{}/{i:05}.ts", r.name);
+                        let full =
+                            playlist::media_with(manifest, &r.name, None, &uri).unwrap_or_default();
+                        let short = playlist::media_with(manifest, &r.name, Some(preview), &uri)
+                            .unwrap_or_default();
+                        (r.name.clone(), (bytes(full), bytes(short)))
+                    })
+                    .collect();
+            }
+            SegmentSource::Presigned => self.media.clear(),
+        }
+        self.segments = segments;
+        self
+    }
+
+    /// The package directory's name (`pkg-…`).
+    pub fn package(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A media playlist whose segments are presigned GETs, for `allowed` segments
+    /// (`SegmentSource::Presigned`): signed per request because the URLs expire.
+    pub async fn presigned_media(
+        &self,
+        storage: &Storage,
+        film: &Uuid,
+        rendition: &str,
+        allowed: usize,
+    ) -> Result<Option<Playlist>, crate::storage::StorageError> {
+        if self.manifest.rendition(rendition).is_none() {
+            return Ok(None);
+        }
+        let count = allowed.min(self.segment_count());
+        let base = storage.package_key(film, &self.package());
+        let keys: Vec<String> = (0..count)
+            .map(|i| format!("{base}{rendition}/{i:05}.ts"))
+            .collect();
+        let urls = storage.presign(&keys).await?;
+        let uri = |i: usize| urls.get(i).cloned().unwrap_or_default();
+        Ok(playlist::media_with(&self.manifest, rendition, Some(count), &uri).map(bytes))
     }
 
     /// Renders the playlists of a loaded `manifest` (what [`FilmPlayback::load`] does after
@@ -62,6 +123,7 @@ impl FilmPlayback {
             secret,
             media,
             preview,
+            segments: SegmentSource::Origin,
         }
     }
 
@@ -108,6 +170,7 @@ impl FilmPlayback {
             master: Arc::from(Vec::new()),
             media: HashMap::new(),
             preview: preview_segments(segments, 0.1),
+            segments: SegmentSource::Origin,
         })
     }
 }
@@ -140,6 +203,9 @@ struct Inner {
 struct Entry {
     /// The package directory name (`PackageSummary::dir`) it was loaded from.
     package: String,
+    /// Whether it was loaded for the package's copy in the bucket (`PackageSummary::stored`):
+    /// `storage migrate` flips that without a new directory, and the playlists change.
+    stored: bool,
     playback: Arc<FilmPlayback>,
 }
 
@@ -150,11 +216,11 @@ pub struct Ticket(u64);
 impl PlaybackCache {
     /// The cached playback of `film`, if it was loaded from `package` (the directory the
     /// caller's film record names).
-    pub fn get(&self, film: &Uuid, package: &str) -> Option<Arc<FilmPlayback>> {
+    pub fn get(&self, film: &Uuid, package: &str, stored: bool) -> Option<Arc<FilmPlayback>> {
         self.read()
             .films
             .get(film)
-            .filter(|e| e.package == package)
+            .filter(|e| e.package == package && e.stored == stored)
             .map(|e| e.playback.clone())
     }
 
@@ -167,6 +233,7 @@ impl PlaybackCache {
         &self,
         film: Uuid,
         package: &str,
+        stored: bool,
         playback: Arc<FilmPlayback>,
         ticket: Ticket,
     ) -> bool {
@@ -178,6 +245,7 @@ impl PlaybackCache {
             film,
             Entry {
                 package: package.to_string(),
+                stored,
                 playback,
             },
         );
@@ -239,14 +307,14 @@ mod tests {
         // …the job records the new package and invalidates, then deletes the old one…
         cache.invalidate(&film);
         // …and the request's insert arrives last: it must not be kept.
-        assert!(!cache.insert(film, "pkg-old", old, ticket));
-        assert!(cache.get(&film, "pkg-old").is_none());
-        assert!(cache.get(&film, "pkg-new").is_none());
+        assert!(!cache.insert(film, "pkg-old", false, old, ticket));
+        assert!(cache.get(&film, "pkg-old", false).is_none());
+        assert!(cache.get(&film, "pkg-new", false).is_none());
 
         // The next request loads the new package and that one is cached.
         let ticket = cache.ticket();
-        assert!(cache.insert(film, "pkg-new", playback("pkg-new"), ticket));
-        let hit = cache.get(&film, "pkg-new").map(|p| p.dir.clone());
+        assert!(cache.insert(film, "pkg-new", false, playback("pkg-new"), ticket));
+        let hit = cache.get(&film, "pkg-new", false).map(|p| p.dir.clone());
         assert_eq!(hit, Some(PathBuf::from("films/f/pkg-new")));
     }
 
@@ -258,10 +326,10 @@ mod tests {
         // took its ticket after the invalidation: its insert goes through…
         cache.invalidate(&film);
         let ticket = cache.ticket();
-        assert!(cache.insert(film, "pkg-old", playback("pkg-old"), ticket));
+        assert!(cache.insert(film, "pkg-old", false, playback("pkg-old"), ticket));
         // …but a request holding the new record never gets the old package.
-        assert!(cache.get(&film, "pkg-new").is_none());
-        assert!(cache.get(&film, "pkg-old").is_some());
+        assert!(cache.get(&film, "pkg-new", false).is_none());
+        assert!(cache.get(&film, "pkg-old", false).is_some());
     }
 }
 
@@ -288,24 +356,40 @@ impl PlaybackCache {
         keys_dir: &Path,
         film_dir: &Path,
         preview_fraction: f64,
+        storage: &Storage,
         film: &Film,
     ) -> Result<Arc<FilmPlayback>, PlaybackError> {
         let package = film.package.as_ref().ok_or(PlaybackError::NoPackage)?;
-        if let Some(p) = self.get(&film.id, &package.dir) {
+        let stored = package.stored.is_some();
+        if let Some(p) = self.get(&film.id, &package.dir, stored) {
             return Ok(p);
         }
+        let segments = storage.segment_source(&film.id, &package.dir, stored);
         let ticket = self.ticket();
         let dir = film_dir.join(&package.dir);
         let keys_dir = keys_dir.to_path_buf();
         let film_id = film.id;
         let loaded = tokio::task::spawn_blocking(move || -> Result<FilmPlayback, PlaybackError> {
             let secret = crate::secrets::film_secret(&keys_dir, &film_id)?;
-            Ok(FilmPlayback::load(&dir, secret, preview_fraction)?)
+            Ok(FilmPlayback::load(
+                &dir,
+                secret,
+                preview_fraction,
+                segments,
+            )?)
         })
         .await
         .map_err(|e| PlaybackError::Interrupted(e.to_string()))??;
         let loaded = Arc::new(loaded);
-        cache_if_current(store, self, &film.id, &package.dir, loaded.clone(), ticket);
+        cache_if_current(
+            store,
+            self,
+            &film.id,
+            &package.dir,
+            stored,
+            loaded.clone(),
+            ticket,
+        );
         Ok(loaded)
     }
 }
@@ -321,6 +405,7 @@ fn cache_if_current(
     cache: &PlaybackCache,
     film: &Uuid,
     package: &str,
+    stored: bool,
     loaded: Arc<FilmPlayback>,
     ticket: Ticket,
 ) -> bool {
@@ -335,8 +420,8 @@ fn cache_if_current(
     let same = current
         .as_ref()
         .and_then(|f| f.package.as_ref())
-        .is_some_and(|p| p.dir == package);
-    same && cache.insert(*film, package, loaded, ticket)
+        .is_some_and(|p| p.dir == package && p.stored.is_some() == stored);
+    same && cache.insert(*film, package, stored, loaded, ticket)
 }
 
 #[cfg(test)]
@@ -374,11 +459,9 @@ mod load_tests {
 
         let ticket = cache.ticket();
         let loaded = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(
-            &store, &cache, &id, "pkg-a", loaded, ticket
-        ));
+        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", false, loaded, ticket));
         assert!(
-            cache.get(&id, "pkg-a").is_none(),
+            cache.get(&id, "pkg-a", false).is_none(),
             "a deleted film stayed cached"
         );
         Ok(())
@@ -396,13 +479,13 @@ mod load_tests {
         cache.invalidate(&id);
         let ticket = cache.ticket();
         let old = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", old, ticket));
-        assert!(cache.get(&id, "pkg-a").is_none());
+        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", false, old, ticket));
+        assert!(cache.get(&id, "pkg-a", false).is_none());
 
         let ticket = cache.ticket();
         let new = FilmPlayback::for_tests("pkg-b");
-        assert!(cache_if_current(&store, &cache, &id, "pkg-b", new, ticket));
-        assert!(cache.get(&id, "pkg-b").is_some());
+        assert!(cache_if_current(&store, &cache, &id, "pkg-b", false, new, ticket));
+        assert!(cache.get(&id, "pkg-b", false).is_some());
         Ok(())
     }
 }

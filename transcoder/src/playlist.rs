@@ -63,13 +63,25 @@ pub fn master(manifest: &Manifest) -> String {
 /// The media playlist of `rendition`, listing the first `limit` segments (all when
 /// `None`). Returns `None` for an unknown rendition.
 pub fn media(manifest: &Manifest, rendition: &str, limit: Option<usize>) -> Option<String> {
+    media_with(manifest, rendition, limit, &|i| format!("{i:05}.ts"))
+}
+
+/// `media` with each segment's URI from `segment_uri(index)`: an absolute URL where the
+/// segments live somewhere else than the playlist (an object store, a CDN). Key URIs stay
+/// relative to the playlist.
+pub fn media_with(
+    manifest: &Manifest,
+    rendition: &str,
+    limit: Option<usize>,
+    segment_uri: &dyn Fn(usize) -> String,
+) -> Option<String> {
     manifest.rendition(rendition)?;
     let count = limit.map_or(manifest.segments.len(), |l| l.min(manifest.segments.len()));
     let segments: Vec<MediaSegment> = manifest.segments[..count]
         .iter()
         .enumerate()
         .map(|(i, &duration)| MediaSegment {
-            uri: format!("{i:05}.ts"),
+            uri: segment_uri(i),
             duration: duration as f32,
             key: Some(Key {
                 method: KeyMethod::AES128,
