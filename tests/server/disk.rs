@@ -10,30 +10,13 @@ use serde_json::Value;
 use crate::harness::media::src_other;
 use crate::harness::server::Server;
 use crate::harness::users::User;
+use crate::ingest::tus_create;
 
 const GIB: u64 = 1 << 30;
 
 fn free_bytes(path: &std::path::Path) -> u64 {
     let s = rustix::fs::statvfs(path).expect("statvfs");
     s.f_bavail * s.f_frsize
-}
-
-fn tus_create(
-    s: &Server,
-    admin: &User,
-    film: &str,
-    length: u64,
-) -> reqwest::blocking::RequestBuilder {
-    use base64::Engine as _;
-    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
-    s.req(Method::POST, "/api/v1/admin/uploads")
-        .bearer_auth(&admin.access)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", length.to_string())
-        .header(
-            "Upload-Metadata",
-            format!("film_id {},filename {}", b64(film), b64("source.mp4")),
-        )
 }
 
 fn tus_patch(
