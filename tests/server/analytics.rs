@@ -24,8 +24,6 @@ use crate::harness::playback::Playback;
 use crate::harness::server::{Server, FAST_PACE};
 use crate::harness::users::User;
 
-/// `CINEGATE_PUBLIC_URL` of every harness server.
-const PUBLIC: &str = "http://127.0.0.1:1";
 const PRICE: i64 = 499;
 
 fn src_analytics() -> std::path::PathBuf {
@@ -95,29 +93,6 @@ fn watch(server: &Server, info: &FilmInfo, pb: &Playback, indexes: std::ops::Ran
     }
 }
 
-fn checkout(server: &Server, viewer: &User, film: &str) -> Value {
-    server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&viewer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "checkout with dev")
-        .json()
-}
-
-/// Checkout and the payer's return (dev's "provider page" is our return URL).
-fn buy(server: &Server, viewer: &User, film: &str) -> String {
-    let co = checkout(server, viewer, film);
-    let back = co["redirect_url"]
-        .as_str()
-        .and_then(|u| u.strip_prefix(PUBLIC))
-        .unwrap_or_default()
-        .to_string();
-    server.get(&back, None).expect(200, "dev return");
-    co["order_id"].as_str().unwrap_or_default().to_string()
-}
-
 /// Segment durations from a buyer's media playlist (`#EXTINF:<seconds>,`).
 fn durations(server: &Server, info: &FilmInfo, pb: &Playback) -> Vec<f64> {
     let r = &info.renditions[0];
@@ -174,14 +149,14 @@ fn rollups_funnel_and_retention_match_what_the_viewers_did_and_the_backfill_agre
         u(&r["totals"]["preview_completions"]) == 2
     });
     // v1 buys and watches it all: a completion.
-    buy(&server, v1, &film);
+    server.buy_with_dev(v1, &film);
     let full = server.playback(v1, &film);
     assert_eq!(full.answer["entitlement"], "full");
     watch(&server, &info, &full, 1..6);
     let seconds = durations(&server, &info, &full);
     assert_eq!(seconds.len(), 6);
     // v3 buys without a preview, watches 4 segments, and is refunded.
-    let refunded = buy(&server, v3, &film);
+    let refunded = server.buy_with_dev(v3, &film);
     let p3 = server.playback(v3, &film);
     watch(&server, &info, &p3, 0..4);
     // Refunded only once the flush has counted v3's watching: a flush after the refund
@@ -198,7 +173,7 @@ fn rollups_funnel_and_retention_match_what_the_viewers_did_and_the_backfill_agre
         .expect(200, "refund");
     // v4 starts a preview and a checkout, and stops there.
     server.playback(v4, &film);
-    checkout(&server, v4, &film);
+    server.checkout_with_dev(v4, &film);
 
     // What the test did, worked out here.
     let watched: f64 = seconds.iter().sum::<f64>() + seconds[0] + seconds[..4].iter().sum::<f64>();

@@ -16,9 +16,7 @@ use testkit::decode::ffmpeg_decode;
 use crate::harness::films::film_info;
 use crate::harness::media::{src_main, src_other, MAIN_SECONDS};
 use crate::harness::server::{Server, BIN, FAST_PACE};
-use crate::harness::users::User;
 
-const PUBLIC: &str = "http://127.0.0.1:1";
 const DEV: (&str, &str) = ("CINEGATE_PAYMENTS__DEV__ENABLED", "true");
 
 /// `cinegate ARGS` with the data root and keys under `root`, no other configuration.
@@ -45,24 +43,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn buy(s: &Server, viewer: &User, film: &str) -> String {
-    let co = s
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&viewer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "checkout with dev")
-        .json();
-    let back = co["redirect_url"]
-        .as_str()
-        .and_then(|u| u.strip_prefix(PUBLIC))
-        .unwrap_or_default()
-        .to_string();
-    s.get(&back, None).expect(200, "dev return");
-    co["order_id"].as_str().unwrap_or_default().to_string()
 }
 
 /// Every file under `dir`, relative.
@@ -108,7 +88,7 @@ fn a_backup_of_a_running_server_restores_whole_and_a_bad_archive_writes_nothing(
     let other = s.user("bk-other", false);
     let film = s.priced_film(&admin, &src_main(), "Backup main", 500);
     let second = s.priced_film(&admin, &src_other(), "Backup other", 300);
-    let order = buy(&s, &buyer, &film);
+    let order = s.buy_with_dev(&buyer, &film);
     let info = film_info(&s, &admin, &film);
     let rung = info.renditions[0].clone();
     // Progress: the buyer watches the first segments.

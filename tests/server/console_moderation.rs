@@ -63,6 +63,8 @@ fn an_admin_hides_a_reported_comment_and_reads_the_system_page(
         ("CINEGATE_PAYMENTS__KAKAOPAY__API_URL", "http://127.0.0.1:1"),
         ("CINEGATE_AUTH__FACEBOOK__APP_ID", "1234567890"),
         ("CINEGATE_AUTH__FACEBOOK__APP_SECRET", FACEBOOK_SECRET),
+        // The system page's "Kept free" shows it as 50 MB.
+        ("CINEGATE_DISK__MIN_FREE_BYTES", "50000000"),
     ]);
     let admin = s.user("moderator", true);
     let src = crate::harness::media::src_other();

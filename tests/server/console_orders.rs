@@ -10,9 +10,6 @@ use crate::harness::media::src_other;
 use crate::harness::server::Server;
 use crate::harness::users::unique_email;
 
-/// `CINEGATE_PUBLIC_URL` of every harness server.
-const PUBLIC: &str = "http://127.0.0.1:1";
-
 /// The buyer's entitlement to `film` as a fresh playback says (`full` or `preview`).
 fn entitlement(server: &Server, access: &str, film: &str) -> Value {
     server
@@ -41,21 +38,7 @@ fn a_refund_from_the_orders_page_ends_access_and_the_users_page_manages_the_buye
 
     // The buyer pays with `dev`, whose "provider page" is our own return URL.
     let buyer = server.user("buyer", false);
-    let co = server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&buyer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "checkout with dev")
-        .json();
-    let order = co["order_id"].as_str().unwrap_or_default().to_string();
-    let back = co["redirect_url"]
-        .as_str()
-        .and_then(|u| u.strip_prefix(PUBLIC))
-        .unwrap_or_default()
-        .to_string();
-    server.get(&back, None).expect(200, "dev return");
+    let order = server.buy_with_dev(&buyer, &film);
     assert_eq!(entitlement(&server, &buyer.access, &film), "full");
     // The buyer watches the first segment, so the console has progress to show.
     let pb = server.playback(&buyer, &film);

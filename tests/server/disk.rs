@@ -10,30 +10,13 @@ use serde_json::Value;
 use crate::harness::media::src_other;
 use crate::harness::server::Server;
 use crate::harness::users::User;
+use crate::ingest::tus_create;
 
 const GIB: u64 = 1 << 30;
 
 fn free_bytes(path: &std::path::Path) -> u64 {
     let s = rustix::fs::statvfs(path).expect("statvfs");
     s.f_bavail * s.f_frsize
-}
-
-fn tus_create(
-    s: &Server,
-    admin: &User,
-    film: &str,
-    length: u64,
-) -> reqwest::blocking::RequestBuilder {
-    use base64::Engine as _;
-    let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
-    s.req(Method::POST, "/api/v1/admin/uploads")
-        .bearer_auth(&admin.access)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", length.to_string())
-        .header(
-            "Upload-Metadata",
-            format!("film_id {},filename {}", b64(film), b64("source.mp4")),
-        )
 }
 
 fn tus_patch(
@@ -65,7 +48,8 @@ fn assert_space_refusal(body: &Value, floor: u64, what: &str) {
 }
 
 /// A floor above any disk's free space: tus creation and a plain PUT are refused with 507
-/// and leave nothing (no upload, no scratch file, no job); the server keeps serving.
+/// and leave nothing (no upload, no scratch file, no job); the server keeps serving, and the
+/// console's System page says the floor is reached.
 #[test]
 fn uploads_below_the_floor_get_507_and_leave_nothing() {
     let floor = 1u64 << 60;
@@ -89,6 +73,35 @@ fn uploads_below_the_floor_get_507_and_leave_nothing() {
     assert!(s.jobs(&admin).is_empty(), "a job was queued");
     s.get("/api/v1/films", None)
         .expect(200, "the catalogue, after the refusals");
+
+    // The console's System page says the floor is reached.
+    let signed_in = s.exec(
+        s.req(Method::POST, "/admin/sign-in/link")
+            .header("X-Requested-With", "cinegate")
+            .form(&[
+                ("token", s.login_link_token(&admin.email).as_str()),
+                ("next", "/admin/system"),
+            ]),
+    );
+    assert!(
+        (200..400).contains(&signed_in.status),
+        "console sign-in: {}",
+        signed_in.brief()
+    );
+    let cookie: Vec<&str> = signed_in
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .collect();
+    let page = s
+        .exec(
+            s.req(Method::GET, "/admin/system")
+                .header("Cookie", cookie.join("; ")),
+        )
+        .expect(200, "the System page")
+        .text();
+    assert!(page.contains("id=\"disk-below-floor\""), "{page}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

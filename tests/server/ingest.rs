@@ -62,7 +62,9 @@ fn assert_no_scratch_left(s: &Server, what: &str) {
     }
 }
 
-fn tus_create(
+/// A tus creation request (`POST /api/v1/admin/uploads`) for `length` bytes of `film`'s
+/// source; disk.rs's space guard tests send it too.
+pub(super) fn tus_create(
     s: &Server,
     admin: &User,
     film: &str,

@@ -20,9 +20,7 @@ use crate::harness::media::src_other;
 use crate::harness::peer_scripts::python_json;
 use crate::harness::playback::Playback;
 use crate::harness::server::{Server, FAST_PACE};
-
-/// `CINEGATE_PUBLIC_URL` of every harness server.
-const PUBLIC: &str = "http://127.0.0.1:1";
+use crate::harness::users::User;
 
 fn token(s: &Server) -> String {
     std::fs::read_to_string(s.root.join("keys/metrics.token"))
@@ -104,28 +102,16 @@ fn metrics_count_what_the_clients_did() {
     let viewer = s.user("metrics-viewer", false);
 
     // A purchase with dev (created, captured), and a second one refunded.
-    let buy = |who| {
-        let co = s
-            .post(
-                &format!("/api/v1/films/{film}/checkout"),
-                Some(who),
-                json!({ "provider": "dev" }),
-            )
-            .expect(201, "checkout with dev")
-            .json();
-        let back = co["redirect_url"]
-            .as_str()
-            .and_then(|u| u.strip_prefix(PUBLIC))
-            .expect("dev's redirect is our return page")
-            .to_string();
-        s.get(&back, None).expect(200, "dev return");
+    let buy = |who: &User| {
+        let co = s.checkout_with_dev(who, &film);
+        s.get(&co.back, None).expect(200, "dev return");
         // A reloaded return page changes nothing, and counts nothing.
-        s.get(&back, None).expect(200, "dev return again");
-        co["order_id"].as_str().expect("order_id").to_string()
+        s.get(&co.back, None).expect(200, "dev return again");
+        co.order
     };
-    buy(&buyer.access);
+    buy(&buyer);
     let refunded_buyer = s.user("metrics-refunded", false);
-    let order = buy(&refunded_buyer.access);
+    let order = buy(&refunded_buyer);
     s.post(
         &format!("/api/v1/admin/orders/{order}/refund"),
         Some(&admin.access),

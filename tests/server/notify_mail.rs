@@ -121,28 +121,6 @@ fn wait_retries(server: &Server, before: usize, more: usize) {
     }
 }
 
-/// A dev purchase of `film` by `buyer`, captured on the return; the order id.
-fn buy(server: &Server, buyer: &User, film: &str) -> String {
-    let co = server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&buyer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "dev checkout")
-        .json();
-    let redirect = co["redirect_url"].as_str().expect("redirect_url");
-    let back = &redirect[redirect.find("/pay/").expect("a /pay/ return URL")..];
-    server.get(back, None).expect(200, "the dev return");
-    let order = co["order_id"].as_str().expect("order_id").to_string();
-    let state = server
-        .get(&format!("/api/v1/orders/{order}"), Some(&buyer.access))
-        .expect(200, "order")
-        .json();
-    assert_eq!(state["state"], "captured", "{state}");
-    order
-}
-
 fn dead(server: &Server, admin: &User) -> Vec<Value> {
     server
         .get("/api/v1/admin/notifications/dead", Some(&admin.access))
@@ -262,7 +240,7 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
 
     // 1. A receipt, in English and (for a buyer who chose it) in Korean.
     let en = server.user("receipt-en", false);
-    let order = buy(&server, &en, &film);
+    let order = server.buy_with_dev(&en, &film);
     let m = smtp
         .wait_for(&en.email, 1, Duration::from_secs(20), &server)
         .remove(0);
@@ -307,7 +285,7 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
             Some(json!({ "language": "ko" })),
         )
         .expect(200, "language ko");
-    let ko_order = buy(&server, &ko, &film);
+    let ko_order = server.buy_with_dev(&ko, &film);
     let m = smtp
         .wait_for(&ko.email, 1, Duration::from_secs(20), &server)
         .remove(0);
@@ -325,7 +303,7 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
     smtp.down();
     let before = retries_logged(&server);
     let late = server.user("receipt-late", false);
-    buy(&server, &late, &film);
+    server.buy_with_dev(&late, &film);
     wait_retries(&server, before, 2);
     assert!(smtp.to(&late.email).is_empty());
     smtp.up();
@@ -336,7 +314,7 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
     smtp.down();
     let before = retries_logged(&server);
     let crashed = server.user("receipt-crash", false);
-    buy(&server, &crashed, &film);
+    server.buy_with_dev(&crashed, &film);
     wait_retries(&server, before, 1);
     server.kill9();
     smtp.up();
@@ -348,7 +326,7 @@ fn receipts_over_smtp_survive_outages_crashes_and_refusals() {
     smtp.mode("reject");
     let refused = server.user("receipt-refused", false);
     // The admin's tokens were signed before the restart; they still hold.
-    buy(&server, &refused, &film);
+    server.buy_with_dev(&refused, &film);
     let deadline = Instant::now() + Duration::from_secs(20);
     // The receipt's dead letter, and the admins' alert about it (refused too: the sink
     // still refuses everything).

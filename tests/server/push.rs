@@ -596,23 +596,7 @@ fn a_purchase_pushes_to_the_buyers_devices() {
         .behave(json!({"unregistered": [android_gone], "fail": {android.clone(): [429]}}));
     apns.fake.behave(json!({"fail": {ios.clone(): [503]}}));
 
-    let co = server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&buyer.access),
-            json!({"provider": "dev"}),
-        )
-        .expect(201, "checkout")
-        .json();
-    let redirect = co["redirect_url"].as_str().expect("redirect_url");
-    let path = redirect
-        .split_once("//")
-        .and_then(|(_, r)| r.split_once('/'))
-        .map(|(_, p)| format!("/{p}"))
-        .expect("path");
-    server
-        .get(&path, Some(&buyer.access))
-        .expect(200, "dev return");
+    server.buy_with_dev(&buyer, &film);
 
     let delivered = |fake: &ControlledFake, key: &str, token: &str| {
         let state = fake.state();

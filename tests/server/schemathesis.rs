@@ -61,15 +61,6 @@ struct Seed {
     device: String,
 }
 
-/// The local part of a URL on the server's `public_url`.
-fn local(url: &str) -> String {
-    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    after_scheme
-        .find('/')
-        .map(|i| after_scheme[i..].to_string())
-        .unwrap_or_else(|| "/".into())
-}
-
 fn seed() -> Seed {
     let server = Server::start(&[
         ("CINEGATE_PAYMENTS__DEV__ENABLED", "true"),
@@ -95,24 +86,7 @@ fn seed() -> Seed {
         .expect(200, "price the film");
 
     // The buyer buys with the dev provider, whose "provider page" is our own return URL.
-    let checkout = server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&buyer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "checkout")
-        .json();
-    let order = checkout["order_id"].as_str().expect("order_id").to_string();
-    let redirect = checkout["redirect_url"].as_str().expect("redirect_url");
-    server
-        .get(&local(redirect), None)
-        .expect(200, "the dev provider's return");
-    let state = server
-        .get(&format!("/api/v1/orders/{order}"), Some(&buyer.access))
-        .expect(200, "the order")
-        .json();
-    assert_eq!(state["state"], "captured", "the buyer's order: {state}");
+    let order = server.buy_with_dev(&buyer, &film);
 
     // Watched to the end: comments are open to the buyer.
     let pb = server.playback(&buyer, &film);

@@ -63,20 +63,7 @@ fn comments_unlock_at_ninety_percent_the_account_page_and_provider_sign_in(
     // The viewer buys with dev (its "provider page" is our own return URL) and watches
     // 5 of the 11 segments: 45%.
     let viewer = server.user("social-viewer", false);
-    let co = server
-        .post(
-            &format!("/api/v1/films/{film}/checkout"),
-            Some(&viewer.access),
-            json!({ "provider": "dev" }),
-        )
-        .expect(201, "checkout with dev")
-        .json();
-    let back = co["redirect_url"]
-        .as_str()
-        .and_then(|u| u.strip_prefix(&public))
-        .ok_or("dev's redirect is not ours")?
-        .to_string();
-    server.get(&back, None).expect(200, "dev return");
+    server.buy_with_dev(&viewer, &film);
     watch(&server, &viewer, &film, 0..5);
 
     let env = |phase: &str, token: String| {

@@ -157,11 +157,32 @@ fn flatten(path: &str, name: &str, v: &Value, out: &mut Vec<Setting>) {
             value: "(not set)".into(),
             secret: false,
         }),
+        Value::Number(n) if n.is_f64() => out.push(Setting {
+            key: path.into(),
+            value: n.as_f64().map_or_else(|| n.to_string(), float),
+            secret: false,
+        }),
         other => out.push(Setting {
             key: path.into(),
             value: other.to_string(),
             secret: false,
         }),
+    }
+}
+
+/// A fraction or a rate as a person reads it: at most three decimals (`tls.renew_after`'s
+/// 2/3 is `0.667`, not `0.6666666666666666`), a whole number keeps its `.0` as config.toml
+/// writes it, and a value too small for three decimals is shown whole rather than as `0.0`.
+fn float(x: f64) -> String {
+    if x != 0.0 && x.abs() < 0.001 {
+        return x.to_string();
+    }
+    let fixed = format!("{x:.3}");
+    let trimmed = fixed.trim_end_matches('0');
+    if trimmed.ends_with('.') {
+        format!("{trimmed}0")
+    } else {
+        trimmed.to_string()
     }
 }
 
@@ -184,6 +205,10 @@ pub struct Figures {
     pub package_size: String,
     pub disk_free: Option<String>,
     pub disk_total: Option<String>,
+    /// `disk.min_free_bytes`: uploads and packaging are refused below it.
+    pub min_free: String,
+    /// The media file system has less than `min_free` free now.
+    pub below_floor: bool,
 }
 
 #[derive(Template)]
@@ -308,6 +333,10 @@ fn figures(state: &AppState) -> PageResult<Figures> {
         package_size: view::size(o.package_bytes),
         disk_free: o.disk.map(|d| view::size(d.free_bytes)),
         disk_total: o.disk.map(|d| view::size(d.total_bytes)),
+        min_free: view::size(state.config.disk.min_free_bytes),
+        below_floor: o
+            .disk
+            .is_some_and(|d| d.free_bytes < state.config.disk.min_free_bytes),
     })
 }
 
@@ -392,6 +421,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn floats_print_as_a_person_reads_them() {
+        assert_eq!(float(2.0 / 3.0), "0.667");
+        assert_eq!(float(0.1), "0.1");
+        assert_eq!(float(0.9), "0.9");
+        assert_eq!(float(6.0), "6.0");
+        assert_eq!(float(0.0), "0.0");
+        assert_eq!(float(4.25), "4.25");
+        assert_eq!(float(0.0004), "0.0004");
+        // Through the table: the default tls.renew_after (2/3).
+        let rows = redacted(&Config::default());
+        let renew = rows
+            .iter()
+            .flat_map(|s| s.settings.iter())
+            .find(|s| s.key == "tls.renew_after")
+            .map(|s| s.value.as_str());
+        assert_eq!(renew, Some("0.667"));
+    }
+
     /// The tree counts walk every key: with 5,000 comments (20,000-odd keys across the
     /// comment trees and events) they must stay well inside the page budget.
     /// `cargo test -p cinegate --lib tree_counts_time -- --ignored --nocapture`
@@ -465,6 +513,8 @@ mod tests {
                 package_size: "0 B".into(),
                 disk_free: None,
                 disk_total: None,
+                min_free: "1.1 GB".into(),
+                below_floor: false,
             },
             config: redacted(&config),
             dead: vec![],

@@ -102,6 +102,15 @@ run(async (ctx) => {
     const pay = await text(page.locator('#payment-providers'));
     expect(/on paypal/.test(pay) && /on kakaopay/.test(pay) && /on dev/.test(pay) && /off naverpay/.test(pay),
       `payments: "${pay}"`);
+    // disk.min_free_bytes = 50000000 in this test's server, sized like the other figures.
+    const floor = await text(page.locator('#disk-floor'));
+    expect(/^50 MB disk\.min_free_bytes: /.test(floor), `kept free: "${floor}"`);
+    expect(await page.locator('#disk-below-floor').count() === 0, 'the floor is not reached here');
+    // A float reads as a person writes it (the default tls.renew_after is 2/3).
+    const renew = page.locator('tr:has(code:text-is("tls.renew_after")) td:nth-child(2)');
+    expect(await text(renew) === '0.667', `tls.renew_after reads "${await text(renew)}"`);
+    const bytes = page.locator('tr:has(code:text-is("disk.min_free_bytes")) td:nth-child(2)');
+    expect(await text(bytes) === '50000000', `disk.min_free_bytes reads "${await text(bytes)}"`);
     await ctx.shot('console-system');
   });
 

@@ -1,4 +1,5 @@
-//! Films and their packaging jobs, as an admin drives them (API and `cinegate ingest`).
+//! Films and their packaging jobs, as an admin drives them (API and `cinegate ingest`), and
+//! access to them: an admin's grant or a viewer's purchase with the `dev` provider.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -115,6 +116,62 @@ impl Server {
             r.brief()
         );
     }
+
+    /// A checkout of `film` with the `dev` provider, the payer not yet back.
+    pub fn checkout_with_dev(&self, viewer: &User, film: &str) -> DevCheckout {
+        let co = self
+            .post(
+                &format!("/api/v1/films/{film}/checkout"),
+                Some(&viewer.access),
+                json!({ "provider": "dev" }),
+            )
+            .expect(201, "checkout with dev")
+            .json();
+        let redirect = co["redirect_url"].as_str().unwrap_or_default();
+        // Dev's "provider page" is our own return page under the public URL, which differs
+        // from the loopback address the tests talk to: keep its path and query.
+        let url = reqwest::Url::parse(redirect)
+            .unwrap_or_else(|e| panic!("dev's redirect_url {redirect:?}: {e}; checkout {co}"));
+        let back = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        assert!(
+            back.starts_with("/pay/"),
+            "dev's redirect is our return page: {co}"
+        );
+        let order = co["order_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no order_id in checkout {co}"))
+            .to_string();
+        DevCheckout { order, back }
+    }
+
+    /// `viewer` buys `film` with the `dev` provider (checkout, then the payer's return) and
+    /// the order is captured. Returns the order id.
+    pub fn buy_with_dev(&self, viewer: &User, film: &str) -> String {
+        let co = self.checkout_with_dev(viewer, film);
+        self.get(&co.back, None).expect(200, "dev return");
+        let state = self
+            .get(
+                &format!("/api/v1/orders/{}", co.order),
+                Some(&viewer.access),
+            )
+            .expect(200, "order")
+            .json();
+        assert_eq!(
+            state["state"], "captured",
+            "order after the dev return: {state}"
+        );
+        co.order
+    }
+}
+
+/// A `dev` checkout: its order and the return page the payer is sent to.
+pub struct DevCheckout {
+    pub order: String,
+    /// Path and query of the return page on this server.
+    pub back: String,
 }
 
 pub struct FilmInfo {
