@@ -137,6 +137,7 @@ async fn handle(stream: UnixStream, state: Arc<AppState>) -> std::io::Result<()>
                 Request::LoginLink { .. } => "login_link",
                 Request::Ingest { .. } => "ingest",
                 Request::StoreSnapshot => "store_snapshot",
+                Request::StorageMigrate => "storage_migrate",
             };
             tracing::info!(command = redacted, "operator command");
             let inner = state.clone();
@@ -163,6 +164,7 @@ fn execute(state: &AppState, request: Request) -> Response {
     let now = state.clock.now();
     match request {
         Request::StoreSnapshot => Response::of(ops::store_snapshot(&state.config, &state.store)),
+        Request::StorageMigrate => ops::storage_migrate(&state.jobs),
         Request::UserCreate { email, admin } => {
             Response::of(ops::user_create(&state.store, &email, admin, now))
         }

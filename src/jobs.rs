@@ -103,6 +103,108 @@ impl JobQueue {
             let queue = self.clone();
             tokio::spawn(async move { queue.worker().await });
         }
+        if self.storage.is_remote() && !self.storage.keep_local() {
+            let queue = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    let sweep = queue.clone();
+                    let _ = tokio::task::spawn_blocking(move || sweep.sweep_moved_copies()).await;
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            });
+        }
+    }
+
+    /// `cinegate storage migrate`: publishes every package still served from the origin's
+    /// disk to the bucket, then flips its record (one write per film) so new playlists
+    /// name the bucket. Playlists fetched before the flip name the origin, whose segment
+    /// files stay until `sweep_moved_copies` finds every token of that time expired, so a
+    /// viewer watching through the move is not interrupted. A film repackaged meanwhile
+    /// keeps its new package; a film that fails is reported and left local (run it
+    /// again: uploads resume). Blocking.
+    pub fn move_to_bucket(&self) -> Result<MoveReport, JobError> {
+        if !self.storage.is_remote() {
+            return Err(JobError::Storage(crate::storage::StorageError::Bucket {
+                key: "storage.mode",
+                message:
+                    "there is no bucket to move packages to; set [storage] mode = \"s3\" first"
+                        .into(),
+            }));
+        }
+        let mut report = MoveReport::default();
+        for film in self.store.films().map_err(JobError::Record)? {
+            let Some(package) = film.package.as_ref().filter(|p| p.stored.is_none()) else {
+                continue;
+            };
+            let dir = ingest::film_dir(&self.config, &film.id).join(&package.dir);
+            let published = match block_on(self.storage.publish(&film.id, &package.dir, &dir))? {
+                Ok(published) => published,
+                Err(e) => {
+                    tracing::warn!(film = %film.id, error = %e, "storage migrate: film left local");
+                    report.failed.push(format!("{}: {e}", film.id));
+                    continue;
+                }
+            };
+            let now = self.clock.now();
+            let mut flipped = false;
+            self.store
+                .update_film(&film.id, |f| {
+                    if let Some(p) = f.package.as_mut().filter(|p| p.dir == package.dir) {
+                        p.stored = Some(StoredCopy {
+                            stored_at: now,
+                            objects: published.objects,
+                            bytes: published.bytes,
+                        });
+                        flipped = true;
+                    }
+                })
+                .map_err(JobError::Record)?;
+            self.cache.invalidate(&film.id);
+            if flipped {
+                report.films += 1;
+                report.objects += published.objects;
+                report.bytes += published.bytes;
+                tracing::info!(film = %film.id, objects = published.objects, bytes = published.bytes, "storage migrate: film moved to the bucket");
+            } else {
+                // Repackaged or deleted while it was copied: the copy is nobody's.
+                let _ = block_on(self.storage.delete_package(&film.id, &package.dir));
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes the local segment files of packages the bucket holds (`keep_local = false`)
+    /// once no playlist naming them can still be played: a playback token lives
+    /// `playback.token_ttl`, and the last one issued before the bucket copy was confirmed
+    /// expires that long after it. Run every minute; the number of packages cleared.
+    pub fn sweep_moved_copies(&self) -> usize {
+        let Ok(films) = self.store.films() else {
+            return 0;
+        };
+        let grace = self.config.playback.token_ttl.as_secs() as i64;
+        let now = self.clock.now();
+        let mut cleared = 0;
+        for film in films {
+            let Some(package) = film.package else {
+                continue;
+            };
+            let Some(stored) = package.stored else {
+                continue;
+            };
+            if now < stored.stored_at + grace {
+                continue;
+            }
+            let dir = ingest::film_dir(&self.config, &film.id).join(&package.dir);
+            let has_segments = std::fs::read_dir(&dir)
+                .map(|mut d| d.any(|e| e.is_ok_and(|e| e.path().is_dir())))
+                .unwrap_or(false);
+            if has_segments {
+                remove_segment_files(&dir);
+                cleared += 1;
+                tracing::info!(film = %film.id, "local segment files removed: the bucket serves them");
+            }
+        }
+        cleared
     }
 
     pub fn notify(&self) {
@@ -546,6 +648,16 @@ fn failure(code: &str, message: &str) -> JobFailure {
 
 /// The bytes of the files under `dir` (a package: one level of rendition directories), for
 /// the console's disk figures; what cannot be read counts as 0.
+/// What `JobQueue::move_to_bucket` did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MoveReport {
+    pub films: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    /// Films left local, with why.
+    pub failed: Vec<String>,
+}
+
 /// Runs `future` to its end from a blocking thread: the runtime's when there is one (a
 /// job runs on its blocking pool), else a small one of its own (`cinegate ingest` with no
 /// server packages on a plain thread).

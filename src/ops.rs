@@ -35,6 +35,9 @@ pub enum Request {
     /// in the data root (`backup::snapshot_to_file`); the answer's `data` has its `path`
     /// and `stats`. The CLI archives it and removes it (`cinegate backup`).
     StoreSnapshot,
+    /// `cinegate storage migrate`: every package still on the origin's disk to the bucket
+    /// (`JobQueue::move_to_bucket`); the answer's `data` is the report.
+    StorageMigrate,
 }
 
 /// Why an operator command did nothing. Its text is what the operator reads, from the
@@ -237,6 +240,36 @@ pub fn store_snapshot(config: &Config, store: &Store) -> Result<Response, OpsErr
         ),
         serde_json::json!({ "path": path, "stats": stats }),
     ))
+}
+
+/// `Request::StorageMigrate`, through whichever queue holds the store.
+pub fn storage_migrate(jobs: &crate::jobs::JobQueue) -> Response {
+    match jobs.move_to_bucket() {
+        Ok(report) => {
+            let mut message = format!(
+                "{} film(s) moved to the bucket ({} objects, {} bytes)",
+                report.films, report.objects, report.bytes
+            );
+            if !report.failed.is_empty() {
+                message.push_str(&format!(
+                    "; {} left local (run it again to resume): {}",
+                    report.failed.len(),
+                    report.failed.join("; ")
+                ));
+            }
+            let data = serde_json::to_value(&report).unwrap_or_default();
+            if report.failed.is_empty() {
+                Response::ok(message, data)
+            } else {
+                Response {
+                    ok: false,
+                    message,
+                    data,
+                }
+            }
+        }
+        Err(e) => Response::err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -78,9 +78,15 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
     let claimed = queue
         .claim_next()?
         .ok_or_else(|| anyhow::anyhow!("the job disappeared from the queue"))?;
+    // A runtime for the job's blocking thread: publishing to a bucket (`[storage]`) is
+    // async and its client's connections belong to one runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let worker = {
         let queue = queue.clone();
-        std::thread::spawn(move || queue.run(claimed))
+        runtime.spawn_blocking(move || queue.run(claimed))
     };
     let bar = ProgressBar::new(1000);
     bar.set_style(
@@ -95,8 +101,8 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     bar.finish_and_clear();
-    worker
-        .join()
+    runtime
+        .block_on(worker)
         .map_err(|_| anyhow::anyhow!("the packager crashed"))?;
     store.flush()?;
     let job = store

@@ -7,6 +7,7 @@ mod package;
 mod probe;
 mod restore;
 mod serve;
+mod storage;
 mod user;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Command {
     /// Check the installation: config, permissions, free disk, FFmpeg, clock, providers.
     /// Runs with or without a server; exits non-zero if a check fails.
     Doctor(doctor::DoctorArgs),
+    /// Object storage (`[storage]`): `migrate` moves local packages to the bucket.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::run(cli.config.as_deref(), args),
         Command::Backup(args) => backup::run(cli.config.as_deref(), args),
         Command::Restore(args) => restore::run(cli.config.as_deref(), args),
+        Command::Storage(cmd) => storage::run(cli.config.as_deref(), cmd),
         Command::Probe(args) => {
             init_logging("warn");
             probe::run(args)

@@ -44,7 +44,7 @@ pub fn run(config: Option<&Path>, cmd: UserCommand) -> anyhow::Result<()> {
                 Request::LoginLink { email } => {
                     Response::of(ops::login_link(&config, &store, &email, now))
                 }
-                Request::Ingest { .. } | Request::StoreSnapshot => {
+                Request::Ingest { .. } | Request::StoreSnapshot | Request::StorageMigrate => {
                     Response::err("unreachable".into())
                 }
             };

@@ -48,28 +48,45 @@ impl StorageError {
         }
     }
 
-    /// From a client error: which setting it most likely names, and what happened.
+    /// From a client error: which setting it most likely names, and what happened. An S3
+    /// error body's `<Code>` and `<Message>` say it best; without one (no answer at all)
+    /// it is the endpoint.
     fn from_store(e: object_store::Error) -> Self {
         let text = chain(&e);
-        let lower = text.to_ascii_lowercase();
-        let key = if lower.contains("nosuchbucket") || lower.contains("bucket not found") {
-            "storage.bucket"
-        } else if lower.contains("region") || lower.contains("authorizationheadermalformed") {
-            "storage.region"
-        } else if lower.contains("invalidaccesskeyid")
-            || lower.contains("no such key")
-            || lower.contains("access key")
-        {
-            "storage.access_key_id"
-        } else if lower.contains("signature") {
-            "storage.secret_access_key"
-        } else {
+        let between = |open: &str, close: &str| {
+            let start = text.find(open)? + open.len();
+            let len = text[start..].find(close)?;
+            Some(text[start..start + len].to_string())
+        };
+        let code = between("<Code>", "</Code>");
+        // The few entities an S3 error message carries (quotes around a scope or a key).
+        let detail = between("<Message>", "</Message>")
+            .unwrap_or_default()
+            .replace("&apos;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&");
+        let lower = format!("{} {}", code.as_deref().unwrap_or(""), detail).to_ascii_lowercase();
+        let key = if code.is_none() {
             match e {
                 object_store::Error::Unauthenticated { .. }
                 | object_store::Error::PermissionDenied { .. } => "storage.access_key_id",
-                object_store::Error::NotFound { .. } => "storage.bucket",
                 _ => "storage.endpoint",
             }
+        } else if lower.contains("nosuchbucket") || lower.contains("bucket not found") {
+            "storage.bucket"
+        } else if lower.contains("authorizationheadermalformed") || lower.contains("region") {
+            "storage.region"
+        } else if lower.contains("invalidaccesskeyid") || lower.contains("no such key") {
+            "storage.access_key_id"
+        } else if lower.contains("signature") {
+            "storage.secret_access_key"
+        } else if lower.contains("accessdenied") || lower.contains("forbidden") {
+            // A known key without the right on this bucket.
+            "storage.access_key_id"
+        } else {
+            "storage.endpoint"
         };
         let what = match key {
             "storage.bucket" => "the bucket does not exist",
@@ -79,10 +96,11 @@ impl StorageError {
             }
             _ => "the object store could not be reached or failed",
         };
-        Self::Bucket {
-            key,
-            message: format!("{what}: {text}"),
-        }
+        let message = match code {
+            Some(code) => format!("{what}: it answered {code}: {detail}"),
+            None => format!("{what}: {text}"),
+        };
+        Self::Bucket { key, message }
     }
 }
 
@@ -146,9 +164,11 @@ impl Storage {
             .with_access_key_id(&config.access_key_id)
             .with_secret_access_key(&config.secret_access_key.0)
             .with_virtual_hosted_style_request(!config.path_style)
-            .with_allow_http(config.endpoint.starts_with("http://"))
+            // On the client options, not the builder: `with_client_options` replaces them
+            // whole, and the builder's own allow_http lives in them.
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(config.endpoint.starts_with("http://"))
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(120)),
             )

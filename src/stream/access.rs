@@ -234,13 +234,7 @@ mod tests {
         }
 
         fn playback(&self) -> Playback<'_> {
-            Playback::new(
-                &self.store,
-                &self.cache,
-                &self.config,
-                &KEY,
-                &LOCAL_STORAGE,
-            )
+            Playback::new(&self.store, &self.cache, &self.config, &KEY, &LOCAL_STORAGE)
         }
 
         fn token(&self, expires_at: i64) -> String {

@@ -459,7 +459,9 @@ mod load_tests {
 
         let ticket = cache.ticket();
         let loaded = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", false, loaded, ticket));
+        assert!(!cache_if_current(
+            &store, &cache, &id, "pkg-a", false, loaded, ticket
+        ));
         assert!(
             cache.get(&id, "pkg-a", false).is_none(),
             "a deleted film stayed cached"
@@ -479,12 +481,16 @@ mod load_tests {
         cache.invalidate(&id);
         let ticket = cache.ticket();
         let old = FilmPlayback::for_tests("pkg-a");
-        assert!(!cache_if_current(&store, &cache, &id, "pkg-a", false, old, ticket));
+        assert!(!cache_if_current(
+            &store, &cache, &id, "pkg-a", false, old, ticket
+        ));
         assert!(cache.get(&id, "pkg-a", false).is_none());
 
         let ticket = cache.ticket();
         let new = FilmPlayback::for_tests("pkg-b");
-        assert!(cache_if_current(&store, &cache, &id, "pkg-b", false, new, ticket));
+        assert!(cache_if_current(
+            &store, &cache, &id, "pkg-b", false, new, ticket
+        ));
         assert!(cache.get(&id, "pkg-b", false).is_some());
         Ok(())
     }
