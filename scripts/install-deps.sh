@@ -2,7 +2,8 @@
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
 # pkg-config, the ffmpeg CLI and openssl (independent judges in tests), Debian's pebble ACME
-# test CA (the HTTPS tests), a Korean font (the
+# test CA (the HTTPS tests), nginx (the benchmarks' reference and the storage tests' "CDN" in
+# front of Garage, which is built with cargo below), a Korean font (the
 # viewer app's Korean pages in the browser tests' screenshots), and the Python
 # test peers (m3u8 playlist parser, tuspy tus client, aiosmtpd SMTP server), the npm test
 # peers and vendored browser libraries, and Debian's chromium for the browser tests.
@@ -17,6 +18,7 @@ packages=(
   fonts-nanum
   systemd lintian dpkg-dev
   pebble
+  nginx
 )
 
 missing=()
@@ -107,3 +109,18 @@ if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >
   echo "installing: cargo-fuzz"
   cargo install cargo-fuzz --version 0.13.2 --locked --quiet
 fi
+
+# Garage, the distributed S3-compatible store the storage tests run as a 3-node cluster
+# (tests/server/harness/garage.rs). No Debian, PyPI or npm package ships it, so it is built
+# from crates.io into a cache outside the work tree (the harness looks there first). Building
+# it took 521 s of wall time on 2 cores (once per fresh machine); the binary is 54 MB.
+garage_root="$HOME/.cache/cinegate/garage"
+# (A variable, not a pipe into grep -q: under pipefail an early-closing grep could fail it.)
+garage_version="$("$garage_root/bin/garage" --version 2>/dev/null || true)"
+case "$garage_version" in
+  *:2.5.0\ *) ;;
+  *)
+    echo "installing: garage 2.5.0 (cargo install, about 9 minutes on 2 cores)"
+    cargo install garage --version 2.5.0 --locked --quiet --root "$garage_root"
+    ;;
+esac
