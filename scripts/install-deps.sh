@@ -43,9 +43,11 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) f
 # Independent test peers from PyPI: an HLS playlist parser, a tus client and an SMTP
 # server (aiosmtpd, the notification tests' mail sink), an OpenAPI validator
 # (openapi-spec-validator), an SDK generator (openapi-python-client), schemathesis and
-# prometheus-client (its OpenMetrics parser judges /metrics), pinned in requirements.txt.
-if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client, schemathesis, prometheus_client" >/dev/null 2>&1; then
-  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client schemathesis prometheus-client"
+# prometheus-client (its OpenMetrics parser judges /metrics) and awscli (the S3 client of the
+# Garage storage tests), pinned in requirements.txt.
+if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client, schemathesis, prometheus_client, awscli" >/dev/null 2>&1 \
+  || ! command -v aws >/dev/null; then
+  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client schemathesis prometheus-client awscli"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
 
