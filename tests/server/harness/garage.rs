@@ -577,29 +577,24 @@ admin_token = "{token}"
             Some(json!({"bucketId": id, "accessKeyId": ACCESS_KEY_ID,
                 "permissions": {"read": true, "write": true, "owner": true}})),
         );
+        // Website access (anonymous GET on the web endpoint, which the CDN fronts) and a
+        // CORS rule for hls.js; Garage applies a bucket's CORS rules on its web endpoint too.
+        // (2.5's admin API takes the rules in S3's field names.)
         self.admin(
             0,
             Method::POST,
             &format!("UpdateBucket?id={id}"),
-            Some(json!({"websiteAccess": {"enabled": true, "indexDocument": "index.html"}})),
+            Some(json!({
+                "websiteAccess": {"enabled": true, "indexDocument": "index.html"},
+                "corsRules": [{
+                    "AllowedOrigin": ["*"],
+                    "AllowedMethod": ["GET", "HEAD"],
+                    "AllowedHeader": ["*"],
+                    "ExposeHeader": ["Content-Length", "Content-Range", "ETag"],
+                    "MaxAgeSeconds": 3600,
+                }],
+            })),
         );
-        // Garage applies a bucket's CORS rules on its web endpoint too; set with S3
-        // PutBucketCors (the admin API has no CORS call).
-        let cors = json!({"CORSRules": [{
-            "AllowedOrigins": ["*"],
-            "AllowedMethods": ["GET", "HEAD"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["Content-Length", "Content-Range", "ETag"],
-            "MaxAgeSeconds": 3600,
-        }]});
-        self.aws(&[
-            "s3api",
-            "put-bucket-cors",
-            "--bucket",
-            BUCKET,
-            "--cors-configuration",
-            &cors.to_string(),
-        ]);
     }
 
     fn spawn_nginx(&mut self) {
