@@ -2,7 +2,8 @@
 # Installs what a fresh Debian 12 machine lacks to build and test cinegate:
 # FFmpeg 5.1's -dev libraries (ffmpeg-next links them), clang/libclang (bindgen),
 # pkg-config, the ffmpeg CLI and openssl (independent judges in tests), Debian's pebble ACME
-# test CA (the HTTPS tests), a Korean font (the
+# test CA (the HTTPS tests), nginx (the benchmarks' reference and the storage tests' "CDN" in
+# front of Garage, which is built with cargo below), a Korean font (the
 # viewer app's Korean pages in the browser tests' screenshots), and the Python
 # test peers (m3u8 playlist parser, tuspy tus client, aiosmtpd SMTP server), the npm test
 # peers and vendored browser libraries, and Debian's chromium for the browser tests.
@@ -17,6 +18,7 @@ packages=(
   fonts-nanum
   systemd lintian dpkg-dev
   pebble
+  nginx
 )
 
 missing=()
@@ -41,9 +43,11 @@ command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) f
 # Independent test peers from PyPI: an HLS playlist parser, a tus client and an SMTP
 # server (aiosmtpd, the notification tests' mail sink), an OpenAPI validator
 # (openapi-spec-validator), an SDK generator (openapi-python-client), schemathesis and
-# prometheus-client (its OpenMetrics parser judges /metrics), pinned in requirements.txt.
-if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client, schemathesis, prometheus_client" >/dev/null 2>&1; then
-  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client schemathesis prometheus-client"
+# prometheus-client (its OpenMetrics parser judges /metrics) and awscli (the S3 client of the
+# Garage storage tests), pinned in requirements.txt.
+if ! python3 -c "import m3u8, tusclient, aiosmtpd, openapi_spec_validator, openapi_python_client, schemathesis, prometheus_client, awscli" >/dev/null 2>&1 \
+  || ! command -v aws >/dev/null; then
+  echo "installing python test peers: m3u8 tuspy aiosmtpd openapi-spec-validator openapi-python-client schemathesis prometheus-client awscli"
   python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
 
@@ -107,3 +111,18 @@ if cargo +nightly --version >/dev/null 2>&1 && ! cargo +nightly fuzz --version >
   echo "installing: cargo-fuzz"
   cargo install cargo-fuzz --version 0.13.2 --locked --quiet
 fi
+
+# Garage, the distributed S3-compatible store the storage tests run as a 3-node cluster
+# (tests/server/harness/garage.rs). No Debian, PyPI or npm package ships it, so it is built
+# from crates.io into a cache outside the work tree (the harness looks there first). Building
+# it took 521 s of wall time on 2 cores (once per fresh machine); the binary is 54 MB.
+garage_root="$HOME/.cache/cinegate/garage"
+# (A variable, not a pipe into grep -q: under pipefail an early-closing grep could fail it.)
+garage_version="$("$garage_root/bin/garage" --version 2>/dev/null || true)"
+case "$garage_version" in
+  *:2.5.0\ *) ;;
+  *)
+    echo "installing: garage 2.5.0 (cargo install, about 9 minutes on 2 cores)"
+    cargo install garage --version 2.5.0 --locked --quiet --root "$garage_root"
+    ;;
+esac

@@ -15,6 +15,7 @@ mod console_moderation;
 mod console_orders;
 mod disk;
 mod doctor;
+mod garage;
 mod generated_client;
 mod hardening;
 mod harness;
