@@ -33,7 +33,10 @@ fuzz: deps
 deb: deps
 	./scripts/deb.sh
 
-demo: build
+# The demo needs no test-only tools (Garage, cargo-deb): `install-deps.sh --demo`.
+demo:
+	@./scripts/install-deps.sh --demo
+	$(CARGO) build --release
 	@./scripts/demo.sh
 
 bench: build

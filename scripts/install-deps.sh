@@ -8,7 +8,14 @@
 # test peers (m3u8 playlist parser, tuspy tus client, aiosmtpd SMTP server), the npm test
 # peers and vendored browser libraries, and Debian's chromium for the browser tests.
 # Idempotent and quiet when everything is present.
+#
+#   install-deps.sh          everything `make test` needs
+#   install-deps.sh --demo   what `make demo` needs: the same minus the tools built from
+#                            source for tests and packaging only (cargo-deb, cargo-fuzz,
+#                            Garage: ~14 minutes of compiling on 2 cores a demo never uses)
 set -euo pipefail
+demo=false
+[ "${1:-}" = "--demo" ] && demo=true
 
 packages=(
   pkg-config clang libclang-dev
@@ -94,6 +101,10 @@ if [ ! -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+if $demo; then
+  exit 0
 fi
 
 # cargo-deb for `make deb` and the package test (tests/server/install.rs); dpkg-dev above

@@ -35,6 +35,7 @@ mod ratelimit;
 mod recovery;
 mod schemathesis;
 mod social;
+mod storage;
 mod tls;
 mod viewer;
 mod viewer_player;

@@ -597,6 +597,34 @@ admin_token = "{token}"
         );
     }
 
+    /// Gives the test key write access to the bucket back, or takes it away (reads stay):
+    /// a bucket that refuses uploads half-way, without touching the network.
+    pub fn set_key_write(&self, allowed: bool) {
+        use reqwest::Method;
+        let bucket = self.admin(
+            0,
+            Method::GET,
+            &format!("GetBucketInfo?globalAlias={BUCKET}"),
+            None,
+        );
+        let id = bucket["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("GetBucketInfo: {bucket}"))
+            .to_string();
+        let call = if allowed {
+            "AllowBucketKey"
+        } else {
+            "DenyBucketKey"
+        };
+        self.admin(
+            0,
+            Method::POST,
+            call,
+            Some(json!({"bucketId": id, "accessKeyId": ACCESS_KEY_ID,
+                "permissions": {"read": false, "write": true, "owner": false}})),
+        );
+    }
+
     fn spawn_nginx(&mut self) {
         let dir = self.dir.join("nginx");
         std::fs::create_dir_all(&dir).expect("nginx dir");
