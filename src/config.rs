@@ -1816,6 +1816,31 @@ impl Config {
         Ok(())
     }
 
+    /// Where players fetch segments from with `[storage] mode = "s3"`, as a web origin
+    /// (`https://cdn.example.com`): the CDN, or with presigned URLs the S3 endpoint (the
+    /// bucket's own host when virtual-hosted). `None` locally: segments come from here.
+    pub fn segment_origin(&self) -> Option<String> {
+        let s = &self.storage;
+        if s.mode == StorageMode::Local {
+            return None;
+        }
+        let (base, bucket_host) = match s.presign_ttl {
+            Some(_) => (s.endpoint.as_str(), !s.path_style),
+            None => (s.public_base_url.as_str(), false),
+        };
+        let url = reqwest::Url::parse(base).ok()?;
+        let host = url.host_str()?;
+        let host = if bucket_host {
+            format!("{}.{host}", s.bucket)
+        } else {
+            host.to_string()
+        };
+        Some(match url.port() {
+            Some(port) => format!("{}://{host}:{port}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        })
+    }
+
     /// `trusted_proxies` parsed: a CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address.
     pub fn trusted_proxy_nets(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         self.trusted_proxies

@@ -121,6 +121,7 @@ impl Application {
             crate::storage::Storage::from_config(&config.storage).map_err(anyhow::Error::msg)?,
         );
         probe_storage(&config)?;
+        crate::web::headers::configure(config.segment_origin().as_deref());
         let playback = Arc::new(PlaybackCache::default());
         let telemetry = Arc::new(crate::telemetry::Telemetry::new());
         let tls = Arc::new(crate::server::tls::TlsState::new(
