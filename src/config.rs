@@ -2076,6 +2076,82 @@ mod tests {
     }
 
     #[test]
+    fn storage_settings_are_checked_and_named() {
+        let s3 = |c: &mut Config| {
+            c.storage = StorageConfig {
+                mode: StorageMode::S3,
+                endpoint: "https://s3.eu-west-1.amazonaws.com".into(),
+                region: "eu-west-1".into(),
+                bucket: "my-films".into(),
+                access_key_id: "AKIA1".into(),
+                secret_access_key: Secret("s".into()),
+                public_base_url: "https://cdn.example.com/films/".into(),
+                ..StorageConfig::default()
+            };
+        };
+        let with = |f: &dyn Fn(&mut Config)| {
+            let mut c = Config::default();
+            s3(&mut c);
+            f(&mut c);
+            c.validate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(with(&|_| {}), "");
+        let cases: [(&dyn Fn(&mut Config), &str); 8] = [
+            (
+                &|c| c.storage.endpoint = "s3.example.com".into(),
+                "storage.endpoint",
+            ),
+            (&|c| c.storage.region = " ".into(), "storage.region"),
+            (&|c| c.storage.bucket = "My_Films".into(), "storage.bucket"),
+            (&|c| c.storage.prefix = "/abs".into(), "storage.prefix"),
+            (
+                &|c| c.storage.access_key_id = String::new(),
+                "storage.access_key_id",
+            ),
+            (
+                &|c| c.storage.secret_access_key = Secret::default(),
+                "storage.secret_access_key",
+            ),
+            (
+                &|c| c.storage.public_base_url = String::new(),
+                "storage.public_base_url",
+            ),
+            // Shorter than a playback token: a VOD player would lose its segments mid-film.
+            (
+                &|c| c.storage.presign_ttl = Some(Duration::from_secs(3600)),
+                "storage.presign_ttl",
+            ),
+        ];
+        for (change, key) in cases {
+            let message = with(change);
+            assert!(message.contains(key), "{key}: {message}");
+        }
+        // Presigned URLs need no public base; their origin is the endpoint's.
+        let mut c = Config::default();
+        s3(&mut c);
+        assert_eq!(
+            c.segment_origin().as_deref(),
+            Some("https://cdn.example.com")
+        );
+        c.storage.public_base_url = String::new();
+        c.storage.presign_ttl = Some(Duration::from_secs(9 * 3600));
+        assert!(c.validate().is_ok());
+        assert_eq!(
+            c.segment_origin().as_deref(),
+            Some("https://s3.eu-west-1.amazonaws.com")
+        );
+        c.storage.path_style = false;
+        assert_eq!(
+            c.segment_origin().as_deref(),
+            Some("https://my-films.s3.eu-west-1.amazonaws.com")
+        );
+        assert_eq!(Config::default().segment_origin(), None);
+    }
+
+    #[test]
     fn tls_settings_are_checked_and_named() {
         let with = |f: &dyn Fn(&mut Config)| {
             let mut c = Config::default();

@@ -842,4 +842,68 @@ mod tests {
         assert!(!crate::secrets::film_secret_path(&config.keys_dir, &film).exists());
         Ok(())
     }
+
+    /// After `storage migrate`, a package's local segments stay while a playback token
+    /// issued before the move may still be played (`playback.token_ttl`), then go; the
+    /// manifest and poster stay; a package not in the bucket is never touched.
+    #[test]
+    fn moved_packages_lose_their_local_segments_after_the_grace(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        let config = Arc::new(Config {
+            media_dir: root.path().join("media"),
+            keys_dir: root.path().join("keys"),
+            ..Config::default()
+        });
+        let grace = config.playback.token_ttl.as_secs() as i64;
+        let store = Store::temporary()?;
+        let clock = Arc::new(crate::clock::TestClock::new(1_000));
+        let queue = JobQueue::new(
+            store.clone(),
+            config.clone(),
+            Arc::new(PlaybackCache::default()),
+            clock.clone(),
+            Default::default(),
+            Arc::new(Storage::local()),
+        );
+        let mut dirs = Vec::new();
+        for stored in [true, false] {
+            let mut film = crate::ingest::new_film("F".into(), String::new(), Vec::new(), 1);
+            film.package = Some(PackageSummary {
+                dir: "pkg-1".into(),
+                duration: 6.0,
+                segments: 1,
+                renditions: vec!["360".into()],
+                packaged_at: 1,
+                bytes: 0,
+                stored: stored.then_some(StoredCopy {
+                    stored_at: 1_000,
+                    objects: 3,
+                    bytes: 3,
+                }),
+            });
+            store.save_film(&film)?;
+            let dir = ingest::film_dir(&config, &film.id).join("pkg-1");
+            std::fs::create_dir_all(dir.join("360"))?;
+            std::fs::write(dir.join("360/00000.ts"), b"ts")?;
+            std::fs::write(dir.join("manifest.json"), b"{}")?;
+            dirs.push(dir);
+        }
+        clock.set(1_000 + grace - 1);
+        assert_eq!(queue.sweep_moved_copies(), 0);
+        assert!(
+            dirs[0].join("360/00000.ts").exists(),
+            "removed within the grace"
+        );
+        clock.set(1_000 + grace);
+        assert_eq!(queue.sweep_moved_copies(), 1);
+        assert!(!dirs[0].join("360").exists());
+        assert!(dirs[0].join("manifest.json").exists());
+        assert!(
+            dirs[1].join("360/00000.ts").exists(),
+            "a local package lost its segments"
+        );
+        assert_eq!(queue.sweep_moved_copies(), 0);
+        Ok(())
+    }
 }

@@ -28,8 +28,14 @@ static SERVED_CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 pub fn configure(segment_origin: Option<&str>) {
     let csp = match segment_origin {
         Some(origin) => CSP
-            .replace("media-src 'self' blob:;", &format!("media-src 'self' blob: {origin};"))
-            .replace("connect-src 'self';", &format!("connect-src 'self' {origin};")),
+            .replace(
+                "media-src 'self' blob:;",
+                &format!("media-src 'self' blob: {origin};"),
+            )
+            .replace(
+                "connect-src 'self';",
+                &format!("connect-src 'self' {origin};"),
+            ),
         None => CSP.to_string(),
     };
     let _ = SERVED_CSP.set(csp);
