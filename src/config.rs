@@ -2099,7 +2099,8 @@ mod tests {
                 .unwrap_or_default()
         };
         assert_eq!(with(&|_| {}), "");
-        let cases: [(&dyn Fn(&mut Config), &str); 8] = [
+        type Change = dyn Fn(&mut Config);
+        let cases: [(&Change, &str); 8] = [
             (
                 &|c| c.storage.endpoint = "s3.example.com".into(),
                 "storage.endpoint",
