@@ -32,6 +32,8 @@ pub struct Application {
     /// Bound in `build`, before the caller announces the port, so an operator command
     /// that starts as soon as the server says it listens finds the socket there.
     control: Option<tokio::net::UnixListener>,
+    /// SIGHUP, caught in `build` for the same reason (`server::tls::catch_hangup`).
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 /// `[storage]` with a bucket: checks it answers before anything is served, so a wrong
@@ -240,6 +242,7 @@ impl Application {
             https_port,
             state,
             control,
+            hangup: crate::server::tls::catch_hangup(),
         })
     }
 
@@ -252,6 +255,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let hangup = self.hangup;
         let state = self.state.clone();
         state.jobs.start();
         let socket = state.config.control_socket();
@@ -265,13 +269,16 @@ impl Application {
         let reconciler = tokio::spawn(reconcile_periodically(state.clone(), stop));
         let consumers = start_consumers(&state);
         let certificates = match state.config.tls.mode {
-            TlsMode::Off => Some(tokio::spawn(crate::server::tls::ignore_hangup("off"))),
+            TlsMode::Off => Some(tokio::spawn(crate::server::tls::ignore_hangup(
+                "off", hangup,
+            ))),
             TlsMode::Files => Some(tokio::spawn(crate::server::tls::watch_files(
                 state.tls.clone(),
                 state.config.clone(),
+                hangup,
             ))),
             TlsMode::Acme => {
-                tokio::spawn(crate::server::tls::ignore_hangup("acme"));
+                tokio::spawn(crate::server::tls::ignore_hangup("acme", hangup));
                 Some(tokio::spawn(crate::server::acme::run(
                     state.tls.clone(),
                     state.config.clone(),

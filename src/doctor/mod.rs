@@ -398,6 +398,34 @@ pub fn check_providers(probes: &[Probe]) -> Vec<Check> {
         .collect()
 }
 
+/// `[storage]` on a bucket: what `cinegate serve` checks at start (list, write a probe
+/// object, read it back, delete it), naming the key at fault.
+pub fn check_storage(config: &Config) -> Check {
+    if config.storage.mode == crate::config::StorageMode::Local {
+        return Check::skip("storage", "local: packages are served from media_dir");
+    }
+    let checked = crate::storage::Storage::from_config(&config.storage).and_then(|storage| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| crate::storage::StorageError::Bucket {
+                key: "storage.endpoint",
+                message: format!("no runtime for the check: {e}"),
+            })?
+            .block_on(storage.probe())
+    });
+    match checked {
+        Ok(()) => Check::ok(
+            "storage",
+            format!(
+                "bucket {} at {} answers (list, write, read back, delete)",
+                config.storage.bucket, config.storage.endpoint
+            ),
+        ),
+        Err(e) => Check::fail("storage", e.to_string(), format!("check {}", e.key())),
+    }
+}
+
 /// Every check, in the order printed. Network probes run concurrently, each with
 /// `timeout`.
 pub fn run(config_path: Option<&Path>, timeout: std::time::Duration) -> Vec<Check> {
@@ -420,6 +448,7 @@ pub fn run(config_path: Option<&Path>, timeout: std::time::Duration) -> Vec<Chec
     ));
     checks.push(check_disk(&config));
     checks.push(check_encoders());
+    checks.push(check_storage(&config));
     let probes = net::probe_all(&provider_endpoints(&config), timeout);
     checks.push(check_clock(&probes, jiff::Timestamp::now()));
     checks.extend(check_providers(&probes));

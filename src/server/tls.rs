@@ -289,15 +289,17 @@ fn mtimes(paths: &[&Path]) -> Vec<Option<SystemTime>> {
 
 /// `mode = "files"`: reloads the pair on SIGHUP and when a modification time changes
 /// (checked every `tls.reload_interval`). Runs until the server stops.
-pub async fn watch_files(state: Arc<TlsState>, config: Arc<Config>) {
+pub async fn watch_files(
+    state: Arc<TlsState>,
+    config: Arc<Config>,
+    mut hup: Option<tokio::signal::unix::Signal>,
+) {
     let cert = config.tls_path(&config.tls.cert_file);
     let key = config.tls_path(&config.tls.key_file);
     let mut seen = mtimes(&[&cert, &key]);
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .inspect_err(
-            |e| tracing::warn!(error = %e, "no SIGHUP handler: TLS files reload on change only"),
-        )
-        .ok();
+    if hup.is_none() {
+        tracing::warn!("no SIGHUP handler: TLS files reload on change only");
+    }
     let mut tick = tokio::time::interval(config.tls.reload_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -325,10 +327,19 @@ pub async fn watch_files(state: Arc<TlsState>, config: Arc<Config>) {
     }
 }
 
+/// SIGHUP caught from now on: registered while the server is built, before it says it
+/// listens, so a `systemctl reload` (or a test) right after start never meets the
+/// signal's default action, which ends the process. `None` if it cannot be caught.
+pub fn catch_hangup() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "SIGHUP cannot be caught"))
+        .ok()
+}
+
 /// Every mode but `files`: SIGHUP (`systemctl reload`) has nothing to reload, and its
 /// default action would end the process, so it is caught and said in the log.
-pub async fn ignore_hangup(mode: &'static str) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+pub async fn ignore_hangup(mode: &'static str, hup: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hup) = hup else {
         return;
     };
     while hup.recv().await.is_some() {
