@@ -48,14 +48,34 @@ run(async (ctx) => {
   });
 
   const video = (fn, arg) => page.evaluate(fn, arg);
+  // A player that never gets going says why in what the browser saw, not in a timeout.
+  const orSayWhy = async (what, wait) => {
+    try {
+      await wait;
+    } catch (e) {
+      const shown = await page.locator('#player-error').textContent().catch(() => '');
+      const at = await video(() => document.getElementById('player').currentTime).catch(() => '?');
+      const list = (name, xs) => (xs.length === 0 ? `${name}: none`
+        : `${name} (${xs.length}, the first 3):\n    ${xs.slice(0, 3).join('\n    ')}`);
+      expect(false, [
+        `${what} (at ${at} s): ${e.message.split('\n')[0]}`,
+        `player error: ${shown || 'none'}`,
+        list('CSP violations', violations),
+        list('failed requests', failed),
+        list('browser errors', ctx.pendingErrors()),
+      ].join('\n  '));
+    }
+  };
   const pressPlay = async () => {
     await page.click('#start');
-    await page.waitForFunction(() => window.cinegatePlayer && window.cinegatePlayer.playingAt !== null, null, { timeout: 15000 });
+    await orSayWhy('the video did not start', page.waitForFunction(
+      () => window.cinegatePlayer && window.cinegatePlayer.playingAt !== null, null, { timeout: 15000 }));
   };
   const playPast = async (seconds) => {
     // Faster than real time, still decoded and shown frame by frame by the browser.
     await video(() => { document.getElementById('player').playbackRate = 4; });
-    await page.waitForFunction((s) => document.getElementById('player').currentTime > s, seconds, { timeout: 30000 });
+    await orSayWhy(`the video did not play past ${seconds} s`, page.waitForFunction(
+      (s) => document.getElementById('player').currentTime > s, seconds, { timeout: 30000 }));
     return video(() => document.getElementById('player').currentTime);
   };
   const checkPlayer = async () => {
@@ -68,15 +88,19 @@ run(async (ctx) => {
     expect(engine === 'hls.js', `engine ${engine}`);
     return d;
   };
-  // Stops loading only once nothing is in flight, so leaving the page aborts no request
-  // (an aborted request would read as a failure).
+  // Stops loading only once nothing has been in flight for a second (paused, hls.js has
+  // filled its buffer and asks for nothing more), so leaving the page aborts no request:
+  // an aborted request would read as a failure.
   const leaveQuietly = async () => {
     await video(() => document.getElementById('player').pause());
-    const until = Date.now() + 10000;
-    while (pending > 0 && Date.now() < until) await page.waitForTimeout(100);
+    const until = Date.now() + 15000;
+    let quietSince = Date.now();
+    while (Date.now() - quietSince < 1000) {
+      expect(Date.now() < until, `${pending} requests still in flight after 15 s`);
+      if (pending > 0) quietSince = Date.now();
+      await page.waitForTimeout(100);
+    }
     await video(() => window.cinegatePlayer.hls.stopLoad());
-    await page.waitForTimeout(300);
-    expect(pending === 0, `${pending} requests still in flight after 10 s`);
   };
 
   let playedTo = 0;
