@@ -36,6 +36,7 @@ mod recovery;
 mod schemathesis;
 mod social;
 mod storage;
+mod storage_browser;
 mod tls;
 mod viewer;
 mod viewer_player;

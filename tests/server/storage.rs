@@ -21,7 +21,7 @@ const DEV: (&str, &str) = ("CINEGATE_PAYMENTS__DEV__ENABLED", "true");
 
 /// The `[storage]` settings that point a server at `garage` under `prefix`: node 0's S3
 /// API (the tests that kill a node kill another), the CDN for players.
-fn s3_env(garage: &Garage, prefix: &str) -> Vec<(String, String)> {
+pub(crate) fn s3_env(garage: &Garage, prefix: &str) -> Vec<(String, String)> {
     let s = |k: &str, v: &str| (k.to_string(), v.to_string());
     vec![
         s("CINEGATE_STORAGE__MODE", "s3"),
@@ -41,7 +41,7 @@ fn s3_env(garage: &Garage, prefix: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
@@ -76,7 +76,7 @@ fn segment_uris(playlist: &[u8]) -> Vec<String> {
 }
 
 /// A counter's value in a `/metrics` scrape (the sample without labels).
-fn counter(s: &Server, name: &str) -> f64 {
+pub(crate) fn counter(s: &Server, name: &str) -> f64 {
     let token = std::fs::read_to_string(s.root.join("keys/metrics.token")).expect("metrics token");
     let text = String::from_utf8(s.get("/metrics", Some(token.trim())).body).expect("utf-8");
     text.lines()
