@@ -44,6 +44,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub tls: TlsConfig,
     pub disk: DiskConfig,
+    pub runners: RunnersConfig,
 }
 
 /// `[log]`. Also read from a bare string (`log = "info"`, `CINEGATE_LOG=warn`): the
@@ -190,6 +191,24 @@ pub struct DiskConfig {
     /// Uploads and packaging are refused while the data root's file system has less than
     /// this many bytes free, so a full disk never reaches the store.
     pub min_free_bytes: u64,
+}
+
+/// `[runners]`: packaging on other machines (`cinegate runner`, docs/RUNNERS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnersConfig {
+    /// How long a runner's lease on a job lasts without a heartbeat; a runner heartbeats
+    /// every third of it, and a job whose lease lapsed goes back to the queue.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for RunnersConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for DiskConfig {
@@ -771,6 +790,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             tls: TlsConfig::default(),
             disk: DiskConfig::default(),
+            runners: RunnersConfig::default(),
         }
     }
 }
@@ -1425,8 +1445,9 @@ impl Config {
             };
             return bad(key, e.to_string());
         }
-        if !(1..=16).contains(&self.transcode.workers) {
-            return bad("transcode.workers", "must be 1–16".into());
+        // 0: an origin that packages only on remote runners.
+        if self.transcode.workers > 16 {
+            return bad("transcode.workers", "must be 0–16".into());
         }
         if self.upload.max_bytes < 1024 * 1024 {
             return bad("upload.max_bytes", "must be at least 1 MiB".into());
@@ -1553,6 +1574,7 @@ impl Config {
         }
         self.validate_tls()?;
         self.validate_disk()?;
+        self.validate_runners()?;
         Ok(())
     }
 
@@ -1658,6 +1680,19 @@ impl Config {
     /// above the disk's size: refuse every upload, which `cinegate doctor` reports), so
     /// nothing is refused here; figment already refuses a value that is not a byte count.
     fn validate_disk(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// `[runners]`: a lease long enough for a heartbeat to arrive (a runner sends one
+    /// every third of it) and short enough that a dead runner's job comes back.
+    fn validate_runners(&self) -> Result<(), ConfigError> {
+        let ttl = self.runners.lease_ttl;
+        if ttl < Duration::from_secs(2) || ttl > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                key: "runners.lease_ttl",
+                message: "must be between 2 seconds and 1 hour".into(),
+            });
+        }
         Ok(())
     }
 

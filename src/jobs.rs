@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::ingest;
 use crate::store::films::{PackageSummary, StoredCopy};
-use crate::store::jobs::{Job, JobFailure, JobState};
+use crate::store::jobs::{Job, JobFailure, JobState, Lease, LeaseOwner};
 use crate::store::{Store, StoreError};
 use crate::stream::playlists::PlaybackCache;
 
@@ -137,16 +137,33 @@ impl JobQueue {
         }
     }
 
-    /// Claims the oldest queued job, from the head of the store's queued index (no scan of
-    /// the other jobs).
+    /// Claims the oldest queued job for the local worker, from the head of the store's
+    /// queued index (no scan of the other jobs). Its lease never expires: a crash
+    /// re-queues it at start-up.
     pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
+        self.claim(LeaseOwner::Local, String::new(), 0)
+    }
+
+    /// Claims the oldest queued job for `owner` (the local worker or a remote runner) from
+    /// the one queued index: both take jobs the same way. The job is `Running` under a new
+    /// lease (attempt = its attempts counted, token hash, expiry; a runner's lapses unless
+    /// heartbeated, see `sweep_leases`).
+    pub fn claim(
+        &self,
+        owner: LeaseOwner,
+        token_hash: String,
+        expires_at: i64,
+    ) -> Result<Option<Job>, StoreError> {
         let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        let local = owner == LeaseOwner::Local;
         for id in self.store.job_ids_in(JobState::Queued)? {
-            let flag = Arc::new(AtomicBool::new(false));
-            self.running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, flag);
+            if local {
+                let flag = Arc::new(AtomicBool::new(false));
+                self.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, flag);
+            }
             // Claimed only if still queued when written: a cancel may have come since the
             // index was read, and a cancelled job must not run.
             let claimed = self.store.change_job(&id, |j| {
@@ -157,16 +174,31 @@ impl JobQueue {
                 j.progress = 0.0;
                 j.error = None;
                 j.attempts += 1;
+                j.lease = Some(Lease {
+                    owner,
+                    token_hash: token_hash.clone(),
+                    expires_at,
+                    attempt: j.attempts,
+                });
                 j.updated_at = self.clock.now();
                 true
             });
             match claimed {
-                Ok(Some(j)) if j.state == JobState::Running => return Ok(Some(j)),
+                Ok(Some(j))
+                    if j.state == JobState::Running
+                        && j.lease
+                            .as_ref()
+                            .is_some_and(|l| l.owner == owner && l.token_hash == token_hash) =>
+                {
+                    return Ok(Some(j))
+                }
                 outcome => {
-                    self.running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
+                    if local {
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                    }
                     match outcome {
                         // One unreadable record (logged at start-up) must not stop the
                         // whole queue.
@@ -181,6 +213,48 @@ impl JobQueue {
             }
         }
         Ok(None)
+    }
+
+    /// Puts back in the queue every running job whose lease `lapsed` says is gone (the
+    /// runner's lease expired, or its runner was revoked): the lease cleared, so the
+    /// lapsed holder's token answers `lease_lost` from now on; the next claim counts a new
+    /// attempt. The local worker's jobs are never touched here. Returns the jobs re-queued.
+    pub fn requeue_leases(&self, lapsed: impl Fn(&Lease) -> bool) -> Result<Vec<Job>, StoreError> {
+        let mut requeued = Vec::new();
+        for id in self.store.job_ids_in(JobState::Running)? {
+            let outcome = self.store.change_job(&id, |j| {
+                let gone = j.state == JobState::Running
+                    && j.lease
+                        .as_ref()
+                        .is_some_and(|l| l.owner != LeaseOwner::Local && lapsed(l));
+                if !gone {
+                    return false;
+                }
+                j.state = JobState::Queued;
+                j.progress = 0.0;
+                j.lease = None;
+                j.updated_at = self.clock.now();
+                true
+            });
+            match outcome {
+                Ok(Some(j)) if j.state == JobState::Queued => requeued.push(j),
+                Ok(_) => {}
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::debug!(error = %e, "lease sweep: skipped an unreadable job record");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !requeued.is_empty() {
+            self.notify();
+        }
+        Ok(requeued)
+    }
+
+    /// The lease sweep: jobs whose runner stopped heartbeating by `now` go back to the
+    /// queue.
+    pub fn sweep_leases(&self, now: i64) -> Result<Vec<Job>, StoreError> {
+        self.requeue_leases(|l| l.expires_at <= now)
     }
 
     /// Runs one claimed job to its end (blocking).
@@ -370,6 +444,7 @@ impl JobQueue {
             if state == JobState::Queued {
                 j.progress = 0.0;
             }
+            j.lease = None;
             j.error = error.clone();
             j.updated_at = self.clock.now();
         })?;
@@ -383,10 +458,17 @@ impl JobQueue {
     /// unreadable record meets `store::update` here, which reports it and leaves it.
     pub fn cancel(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
         let job = self.store.change_job(id, |j| {
-            if j.state != JobState::Queued {
+            // A runner's job is cancelled here and now: its lease goes with it, so the
+            // runner's next heartbeat is refused (`lease_lost`) and it stops.
+            let remote = j.state == JobState::Running
+                && j.lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner != LeaseOwner::Local);
+            if j.state != JobState::Queued && !remote {
                 return false;
             }
             j.state = JobState::Cancelled;
+            j.lease = None;
             j.updated_at = self.clock.now();
             true
         })?;
@@ -497,6 +579,7 @@ mod tests {
             attempts: 0,
             created_at: 1,
             updated_at: 1,
+            lease: None,
         }
     }
 

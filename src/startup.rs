@@ -212,6 +212,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let state = self.state.clone();
         state.jobs.start();
+        // Remote runners' lapsed leases go back to the queue (`runners`).
+        let lease_sweeper = tokio::spawn(crate::runners::sweep_periodically(
+            state.store.clone(),
+            state.jobs.clone(),
+            state.config.clone(),
+            state.clock.clone(),
+        ));
         let socket = state.config.control_socket();
         if let Some(listener) = self.control {
             tokio::spawn(crate::control::serve(listener, state.clone().into_inner()));
@@ -331,6 +338,7 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         flusher.abort();
+        lease_sweeper.abort();
         if let Some(task) = certificates {
             task.abort();
         }

@@ -6,6 +6,7 @@ mod ingest;
 mod package;
 mod probe;
 mod restore;
+mod runner;
 mod serve;
 mod user;
 
@@ -47,6 +48,8 @@ pub enum Command {
     /// Check the installation: config, permissions, free disk, FFmpeg, clock, providers.
     /// Runs with or without a server; exits non-zero if a check fails.
     Doctor(doctor::DoctorArgs),
+    /// Package an origin's queued jobs on this machine: lease, download, package, upload.
+    Runner(runner::RunnerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -63,6 +66,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => {
             init_logging("warn");
             package::run(args)
+        }
+        Command::Runner(args) => {
+            init_logging("info");
+            runner::run(args)
         }
         Command::Doctor(args) => {
             init_logging("warn");
