@@ -1,0 +1,526 @@
+//! Remote packaging runners (issue 20): an origin that packages nothing itself
+//! (`transcode.workers = 0`) and real `cinegate runner` processes on loopback. One runner
+//! is SIGKILLed mid-job, the job completes on the other after the lease lapses, its
+//! package matches a locally packaged one of the same source, and ffmpeg plays it for a
+//! buyer. The protocol's refusals are driven by hand: a revoked token, a stale lease
+//! token, upload paths that try to leave the staging directory, an incomplete package,
+//! and the source's `Range`/`If-Range`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use testkit::decode::ffmpeg_decode;
+
+use crate::harness::films::film_info;
+use crate::harness::http::Resp;
+use crate::harness::media::{src_main, src_other, MAIN_SECONDS};
+use crate::harness::raw::raw_request;
+use crate::harness::server::{Server, BIN, FAST_PACE};
+use crate::harness::shared::shared;
+use crate::harness::users::User;
+
+const LEASE_TTL: &str = "3s";
+
+fn origin() -> Server {
+    Server::start(&[
+        ("CINEGATE_TRANSCODE__WORKERS", "0"),
+        ("CINEGATE_RUNNERS__LEASE_TTL", LEASE_TTL),
+        FAST_PACE,
+    ])
+}
+
+struct Issued {
+    id: String,
+    token: String,
+}
+
+fn issue(server: &Server, admin: &User, name: &str) -> Issued {
+    let r = server
+        .post(
+            "/api/v1/admin/runners",
+            Some(&admin.access),
+            json!({ "name": name }),
+        )
+        .expect(201, "issue a runner token")
+        .json();
+    let token = r["token"].as_str().expect("token").to_string();
+    assert!(token.starts_with("cgr_"), "{r}");
+    Issued {
+        id: r["id"].as_str().expect("id").to_string(),
+        token,
+    }
+}
+
+/// A `cinegate runner` process, SIGKILLed when dropped; its log in `log`.
+struct RunnerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RunnerProcess {
+    fn start(server: &Server, token: &str, name: &str) -> RunnerProcess {
+        let work = server.root.join(format!("runner-{name}"));
+        let log = server.root.join(format!("runner-{name}.log"));
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CINEGATE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let child = cmd
+            .args(["runner", "--origin", &server.base, "--work-dir"])
+            .arg(&work)
+            .args(["--poll-seconds", "1"])
+            // The token through the environment: it stays out of the process list.
+            .env("CINEGATE_RUNNER_TOKEN", token)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("runner log"))
+            .spawn()
+            .expect("start cinegate runner");
+        RunnerProcess { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill9(&mut self) {
+        // std's kill is SIGKILL on Unix.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn manifest(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("manifest.json"))
+        .unwrap_or_else(|e| panic!("manifest in {}: {e}", dir.display()));
+    serde_json::from_str(&text).expect("manifest JSON")
+}
+
+fn durations(m: &Value) -> Vec<f64> {
+    m["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|d| d.as_f64().expect("duration"))
+        .collect()
+}
+
+#[test]
+fn a_job_whose_runner_is_killed_completes_on_another_and_plays() {
+    let server = origin();
+    let admin = server.user("runner-admin", true);
+    let a = issue(&server, &admin, "runner-a");
+    let b = issue(&server, &admin, "runner-b");
+    let list = server
+        .get("/api/v1/admin/runners", Some(&admin.access))
+        .expect(200, "runners")
+        .json();
+    assert_eq!(list["runners"].as_array().map(Vec::len), Some(2), "{list}");
+    assert!(
+        !list.to_string().contains(&a.token) && list["runners"][0].get("token").is_none(),
+        "the list shows a token: {list}"
+    );
+
+    let (film, job) = server.ingest(&src_main(), "Packaged elsewhere", true);
+    let started = Instant::now();
+    let mut runner_a = RunnerProcess::start(&server, &a.token, "a");
+    // Runner A takes the job and reports progress through its heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let j = server.job(&admin, &job);
+        let owner = j["lease"]["runner_id"].as_str().unwrap_or("");
+        if owner == a.id && j["progress"].as_f64().unwrap_or(0.0) > 0.0 {
+            break j;
+        }
+        assert!(
+            j["state"] != "ready",
+            "runner A finished before it could be killed: {j}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "runner A never reported progress: {j}\n{}",
+            runner_a.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(seen["state"], "running", "{seen}");
+    assert_eq!(seen["lease"]["owner"], "runner", "{seen}");
+    assert_eq!(seen["attempts"], 1, "{seen}");
+    let listed = server
+        .get("/api/v1/admin/runners", Some(&admin.access))
+        .expect(200, "runners")
+        .json();
+    let row = listed["runners"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["id"] == a.id.as_str()).cloned())
+        .expect("runner A listed");
+    assert_eq!(row["job"]["id"], job.as_str(), "{row}");
+    assert!(row["last_seen_at"].as_i64().is_some(), "{row}");
+
+    // The second runner joins, then the first dies without a word.
+    let runner_b = RunnerProcess::start(&server, &b.token, "b");
+    runner_a.kill9();
+    let killed_at = Instant::now();
+
+    let done = server.wait_job_ready(&admin, &job, Duration::from_secs(180));
+    assert_eq!(done["attempts"], 2, "the job ran twice: {done}");
+    assert!(done["lease"].is_null(), "{done}");
+    let lapse = killed_at.elapsed();
+    eprintln!(
+        "runner job: leased to A, A killed at {:.1} s, done on B {:.1} s later",
+        (killed_at - started).as_secs_f64(),
+        lapse.as_secs_f64()
+    );
+    assert!(
+        runner_b.log().contains("job complete"),
+        "runner B's log: {}",
+        runner_b.log()
+    );
+
+    // The package: attempt 2's, complete, and like a locally packaged one of the same
+    // source under the same [transcode] (the shared server's main film).
+    let info = film_info(&server, &admin, &film);
+    let dir_name = info
+        .package_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert_eq!(dir_name, format!("pkg-{job}-a2"));
+    let film_dir = server.root.join("media/films").join(&film);
+    let leftovers: Vec<String> = std::fs::read_dir(&film_dir)
+        .expect("film dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != &dir_name)
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "left in the film's directory: {leftovers:?}"
+    );
+    let remote = manifest(&info.package_dir);
+    let local = manifest(&shared().main.package_dir);
+    let (rd, ld) = (durations(&remote), durations(&local));
+    assert_eq!(
+        rd.len(),
+        ld.len(),
+        "segment counts: runner {rd:?}, local {ld:?}"
+    );
+    for (i, (r, l)) in rd.iter().zip(&ld).enumerate() {
+        assert!(
+            (r - l).abs() < 1e-3,
+            "segment {i}: runner {r} s, local {l} s"
+        );
+    }
+    let names = |m: &Value| -> Vec<String> {
+        m["renditions"]
+            .as_array()
+            .expect("renditions")
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(names(&remote), names(&local));
+    assert_eq!(info.renditions, shared().main.renditions);
+    for r in names(&remote) {
+        for i in 0..rd.len() {
+            assert!(info
+                .package_dir
+                .join(&r)
+                .join(format!("{i:05}.ts"))
+                .is_file());
+        }
+    }
+
+    // A buyer plays it end to end (published when ready, as a local package would be).
+    let buyer = server.user("runner-buyer", false);
+    server.grant(&admin, &film, &buyer);
+    let pb = server.playback(&buyer, &film);
+    assert_eq!(pb.answer["entitlement"], "full", "{}", pb.answer);
+    let decoded = ffmpeg_decode(&pb.master);
+    assert!(
+        decoded.ok && decoded.stderr.trim().is_empty(),
+        "ffmpeg on the buyer's master: {decoded:?}"
+    );
+    assert!(
+        (decoded.seconds - MAIN_SECONDS).abs() <= 1.0,
+        "decoded {} s of a {MAIN_SECONDS} s film",
+        decoded.seconds
+    );
+    // The server never logged a token.
+    let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+    for secret in [&a.token, &b.token] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the server log holds a runner token"
+        );
+    }
+}
+
+/// A runner call by hand: bearer runner token, optional lease token.
+fn call(
+    server: &Server,
+    method: Method,
+    path: &str,
+    token: &str,
+    lease: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    let mut req = server.req(method, path).bearer_auth(token);
+    if let Some(l) = lease {
+        req = req.header("Cinegate-Lease", l);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    server.exec(req)
+}
+
+fn take_lease(server: &Server, token: &str) -> Value {
+    call(
+        server,
+        Method::POST,
+        "/api/v1/runner/lease",
+        token,
+        None,
+        None,
+    )
+    .expect(200, "lease")
+    .json()
+}
+
+#[test]
+fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() {
+    let server = origin();
+    let admin = server.user("runner-admin", true);
+    let r = issue(&server, &admin, "by-hand");
+
+    // Nothing queued: 204. No token, a made-up one: 401.
+    let none = call(
+        &server,
+        Method::POST,
+        "/api/v1/runner/lease",
+        &r.token,
+        None,
+        None,
+    );
+    assert_eq!(none.status, 204, "{}", none.brief());
+    server
+        .call(Method::POST, "/api/v1/runner/lease", None, None)
+        .expect_error(401, "unauthenticated", "no runner token");
+    call(
+        &server,
+        Method::POST,
+        "/api/v1/runner/lease",
+        "cgr_madeup",
+        None,
+        None,
+    )
+    .expect_error(401, "invalid_token", "a made-up runner token");
+
+    let (_film, job) = server.ingest(&src_other(), "By hand", false);
+    let first = take_lease(&server, &r.token);
+    assert_eq!(first["job_id"], job.as_str());
+    assert_eq!(first["attempt"], 1);
+    assert_eq!(
+        first["film_secret"].as_str().map(str::len),
+        Some(64),
+        "{first}"
+    );
+    assert_eq!(first["transcode"]["ladder"], "360:600k,240:300k", "{first}");
+    let stale = first["lease_token"]
+        .as_str()
+        .expect("lease token")
+        .to_string();
+    let base = format!("/api/v1/runner/jobs/{job}");
+
+    // The source: Range gives 206, an If-Range that no longer matches gives it all.
+    let src = &first["source"];
+    let length = src["length"].as_u64().expect("length");
+    let url = src["url"].as_str().expect("url");
+    let whole = server.exec(
+        server
+            .req(Method::GET, url)
+            .bearer_auth(&r.token)
+            .header("Cinegate-Lease", &stale),
+    );
+    assert_eq!(whole.status, 200, "{}", whole.brief());
+    assert_eq!(whole.body.len() as u64, length);
+    let etag = whole.header("etag").expect("ETag").to_string();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", src["sha256"].as_str().unwrap_or(""))
+    );
+    let part = server.exec(
+        server
+            .req(Method::GET, url)
+            .bearer_auth(&r.token)
+            .header("Cinegate-Lease", &stale)
+            .header("Range", "bytes=10-")
+            .header("If-Range", &etag),
+    );
+    assert_eq!(part.status, 206, "{}", part.brief());
+    assert_eq!(part.body, whole.body[10..]);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 10-{}/{length}", length - 1).as_str())
+    );
+    let changed = server.exec(
+        server
+            .req(Method::GET, url)
+            .bearer_auth(&r.token)
+            .header("Cinegate-Lease", &stale)
+            .header("Range", "bytes=10-")
+            .header("If-Range", "\"something-else\""),
+    );
+    assert_eq!(changed.status, 200, "{}", changed.brief());
+    assert_eq!(changed.body, whole.body);
+
+    // Upload paths that leave the staging directory, or hide in it, are refused.
+    let put = |path: &str, lease: &str| {
+        server.exec(
+            server
+                .req(Method::PUT, &format!("{base}/files/{path}"))
+                .bearer_auth(&r.token)
+                .header("Cinegate-Lease", lease)
+                .body(b"x".to_vec()),
+        )
+    };
+    for bad in [".hidden", "a%20b", "360/.x", "a/b/c/d"] {
+        put(bad, &stale).expect_error(422, "invalid_path", bad);
+    }
+    // `..` sent as it is (a client library would normalise it away).
+    let raw = raw_request(
+        server.port,
+        &format!(
+            "PUT {base}/files/../../../keys/x HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nCinegate-Lease: {stale}\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
+            r.token
+        ),
+    );
+    assert!(
+        raw.status == 422 || raw.status == 404,
+        "a traversal upload: {}",
+        raw.brief()
+    );
+    if raw.status == 422 {
+        assert_eq!(raw.code(), "invalid_path");
+    }
+    assert!(!server.root.join("keys/x").exists());
+    let ok = put("360/00000.ts", &stale);
+    assert_eq!(ok.status, 201, "{}", ok.brief());
+    // Complete with a file declared but never sent: refused, nothing published.
+    call(
+        &server,
+        Method::POST,
+        &format!("{base}/complete"),
+        &r.token,
+        Some(&stale),
+        Some(json!({ "files": [
+            { "path": "360/00000.ts", "size": 1 },
+            { "path": "manifest.json", "size": 10 },
+        ]})),
+    )
+    .expect_error(422, "package_incomplete", "an incomplete package");
+
+    // The lease lapses without heartbeats; the job is leased again, and the stale token
+    // can neither heartbeat, upload nor complete.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = server.job(&admin, &job);
+        if j["state"] == "queued" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease never lapsed: {j}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let second = take_lease(&server, &r.token);
+    assert_eq!(second["attempt"], 2, "{second}");
+    let fresh = second["lease_token"]
+        .as_str()
+        .expect("lease token")
+        .to_string();
+    assert_ne!(fresh, stale);
+    call(
+        &server,
+        Method::POST,
+        &format!("{base}/progress"),
+        &r.token,
+        Some(&stale),
+        Some(json!({ "progress": 0.5 })),
+    )
+    .expect_error(409, "lease_lost", "a heartbeat with a stale lease");
+    put("360/00001.ts", &stale).expect_error(409, "lease_lost", "an upload with a stale lease");
+    call(
+        &server,
+        Method::POST,
+        &format!("{base}/complete"),
+        &r.token,
+        Some(&stale),
+        Some(json!({ "files": [{ "path": "360/00000.ts", "size": 1 }] })),
+    )
+    .expect_error(409, "lease_lost", "a completion with a stale lease");
+    // The first attempt's uploads were dropped with its lease.
+    assert!(!server
+        .root
+        .join(format!("media/films/{_film}/pkg-{job}-a1.part"))
+        .exists());
+    let beat = call(
+        &server,
+        Method::POST,
+        &format!("{base}/progress"),
+        &r.token,
+        Some(&fresh),
+        Some(json!({ "progress": 0.25 })),
+    );
+    assert_eq!(beat.status, 200, "{}", beat.brief());
+    assert_eq!(server.job(&admin, &job)["progress"], 0.25);
+
+    // Revoked: the token is refused at once and its job goes back to the queue.
+    server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/runners/{}", r.id),
+            Some(&admin.access),
+            None,
+        )
+        .expect(204, "revoke");
+    call(
+        &server,
+        Method::POST,
+        "/api/v1/runner/lease",
+        &r.token,
+        None,
+        None,
+    )
+    .expect_error(401, "invalid_token", "a revoked runner token");
+    let j = server.job(&admin, &job);
+    assert_eq!(j["state"], "queued", "{j}");
+    assert!(j["lease"].is_null(), "{j}");
+    server
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/runners/{}", r.id),
+            Some(&admin.access),
+            None,
+        )
+        .expect_error(404, "not_found", "revoking twice");
+    // A viewer cannot issue tokens.
+    let viewer = server.user("runner-viewer", false);
+    server
+        .post(
+            "/api/v1/admin/runners",
+            Some(&viewer.access),
+            json!({ "name": "x" }),
+        )
+        .expect_error(403, "admin_only", "a viewer issuing a runner token");
+}
