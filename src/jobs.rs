@@ -652,6 +652,95 @@ mod tests {
         Ok(())
     }
 
+    /// A runner's lease lapses unless heartbeated: the sweep re-queues its job (lease
+    /// cleared) and the next claim counts a new attempt; the local worker's lease is never
+    /// swept; start-up re-queues the local worker's job and a lapsed runner's, but not a
+    /// runner's whose lease is still good.
+    #[test]
+    fn runner_leases_lapse_into_the_queue_and_survive_a_restart_while_live(
+    ) -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            Arc::new(Config::default()),
+            Arc::new(PlaybackCache::default()),
+            Arc::new(crate::clock::SystemClock),
+            Default::default(),
+        );
+        let film = crate::store::new_id();
+        let (local, remote) = (queued(film), queued(film));
+        store.save_job(&local)?;
+        store.save_job(&remote)?;
+        let runner = LeaseOwner::Runner(crate::store::new_id());
+        let mine = queue
+            .claim_next()?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(mine.id, local.id);
+        assert_eq!(
+            mine.lease.as_ref().map(|l| l.owner),
+            Some(LeaseOwner::Local)
+        );
+        let theirs = queue
+            .claim(runner, "ab".into(), 100)?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(theirs.id, remote.id);
+        assert_eq!(
+            theirs.lease.as_ref().map(|l| (l.attempt, l.expires_at)),
+            Some((1, 100))
+        );
+        assert!(
+            queue.claim(runner, "cd".into(), 100)?.is_none(),
+            "nothing else queued"
+        );
+
+        // Not lapsed yet: nothing moves; start-up leaves the live runner lease alone.
+        assert!(queue.sweep_leases(99)?.is_empty());
+        let requeued = store.requeue_interrupted_jobs(99)?;
+        assert_eq!(
+            requeued.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [local.id]
+        );
+        assert_eq!(
+            store.job(&remote.id)?.map(|j| j.state),
+            Some(JobState::Running)
+        );
+
+        // Lapsed: back in the queue with the lease gone; the next claim is attempt 2.
+        let swept = queue.sweep_leases(100)?;
+        assert_eq!(swept.iter().map(|j| j.id).collect::<Vec<_>>(), [remote.id]);
+        assert!(swept[0].lease.is_none() && swept[0].state == JobState::Queued);
+        // The local job, queued again above, is taken first (oldest), then the runner's.
+        let _ = queue.claim_next()?;
+        let again = queue
+            .claim(runner, "ef".into(), 200)?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(again.id, remote.id);
+        assert_eq!(again.lease.as_ref().map(|l| l.attempt), Some(2));
+        // The local worker's lease is never swept, however late.
+        assert!(queue
+            .sweep_leases(i64::MAX)?
+            .iter()
+            .all(|j| j.id != local.id));
+        // A lapsed runner lease is re-queued at start-up too.
+        store.save_job(&Job {
+            lease: again.lease.clone().map(|mut l| {
+                l.expires_at = 150;
+                l
+            }),
+            ..again.clone()
+        })?;
+        let requeued = store.requeue_interrupted_jobs(151)?;
+        assert!(requeued.iter().any(|j| j.id == remote.id));
+        // Cancelling a runner's running job ends it at once (its lease with it).
+        let _ = queue.claim(runner, "gh".into(), 1_000)?;
+        let cancelled = queue
+            .cancel(&remote.id)?
+            .ok_or(StoreError::Conflict("gone".into()))?;
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        assert!(cancelled.lease.is_none());
+        Ok(())
+    }
+
     #[test]
     fn a_job_failure_is_the_films_only_when_the_packager_says_so() {
         let input = JobError::Package(transcoder::TranscodeError::NoVideo);
