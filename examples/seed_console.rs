@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 renditions: vec!["1080".into(), "720".into(), "480".into(), "360".into()],
                 packaged_at: now - 30 * DAY,
                 bytes: 2_000_000_000,
+                stored: None,
             }),
             created_at: now - 60 * DAY,
             updated_at: now - 30 * DAY,
