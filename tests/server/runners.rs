@@ -524,3 +524,35 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
         )
         .expect_error(403, "admin_only", "a viewer issuing a runner token");
 }
+
+/// The console's Runners page in a real browser (`console_runners.mjs`).
+#[test]
+fn the_console_issues_lists_and_revokes_runners() -> Result<(), Box<dyn std::error::Error>> {
+    let server = Server::start(&[("CINEGATE_TRANSCODE__WORKERS", "0")]);
+    let admin = server.user("runner-console-admin", true);
+    // A runner holding a job at 40%, for the list.
+    let busy = issue(&server, &admin, "busy-box");
+    let (_film, job) = server.ingest(&src_other(), "Night <train>", false);
+    let grant = take_lease(&server, &busy.token);
+    let lease = grant["lease_token"].as_str().ok_or("lease token")?;
+    let beat = call(
+        &server,
+        Method::POST,
+        &format!("/api/v1/runner/jobs/{job}/progress"),
+        &busy.token,
+        Some(lease),
+        Some(json!({ "progress": 0.4 })),
+    );
+    assert_eq!(beat.status, 200, "{}", beat.brief());
+    let out = crate::harness::browser::run_browser(
+        "console_runners.mjs",
+        &[
+            ("BASE_URL", server.base.clone()),
+            ("ADMIN_TOKEN", server.login_link_token(&admin.email)),
+            ("BUSY_NAME", "busy-box".to_string()),
+            ("FILM_TITLE", "Night <train>".to_string()),
+        ],
+    )?;
+    assert!(out.contains("ok the runners page reads at 360 px"), "{out}");
+    Ok(())
+}
