@@ -52,6 +52,7 @@ impl Application {
             );
         }
         crate::ingest::remove_stale_staging(&config);
+        crate::runners::remove_orphan_staging(&config, &store, clock.now());
         backfill_analytics(&config, &store);
 
         let providers = Arc::new(

@@ -8,13 +8,12 @@
 //! also left out of the published OpenAPI document: they are the contract between the
 //! server and its own `cinegate runner`, not the apps' API.
 
-use std::io::Write;
-
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
 
 use crate::api::error::{ApiError, ApiResult, Code};
 use crate::api::views::runners::{
@@ -244,8 +243,8 @@ pub async fn put_file(
     })
     .await?
     .map_err(|e| ApiError::from(e).close_connection())?;
-    let file = upload.create()?;
-    let mut file = std::io::BufWriter::new(file);
+    let file = tokio::fs::File::from_std(upload.create()?);
+    let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written: u64 = 0;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -256,18 +255,18 @@ pub async fn put_file(
         if written > crate::runners::lease::MAX_FILE_BYTES {
             return Err(ApiError::validation("a package file is at most 1 GiB").close_connection());
         }
-        // Small writes into a buffer; the sync happens once, at commit, off the runtime.
-        file.write_all(&chunk)?;
+        // Into a buffer, written by tokio's blocking pool; the sync happens once, at
+        // commit, off the runtime too.
+        file.write_all(&chunk).await?;
     }
+    file.flush().await?;
     if length.is_some_and(|n| n != written) {
         return Err(ApiError::bad_request(
             Code::UploadInterrupted,
             "the upload's body is not Content-Length bytes",
         ));
     }
-    let file = file
-        .into_inner()
-        .map_err(|e| ApiError::internal(&e.error().to_string()))?;
+    let file = file.into_inner().into_std().await;
     let size = web::block(move || upload.commit(file)).await??;
     Ok(HttpResponse::Created().json(serde_json::json!({ "size": size })))
 }

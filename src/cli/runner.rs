@@ -585,7 +585,7 @@ async fn download(
     check: &dyn Fn() -> Result<(), Step>,
 ) -> Result<(), Step> {
     if source.exists() {
-        if verify(source, &grant.source.length, &grant.source.sha256)? {
+        if verify(source, grant.source.length, &grant.source.sha256).await? {
             return Ok(());
         }
         std::fs::remove_file(source).context("removing a stale source")?;
@@ -605,7 +605,7 @@ async fn download(
             Err(e) => return Err(e),
         }
     }
-    if !verify(&part, &grant.source.length, &grant.source.sha256)? {
+    if !verify(&part, grant.source.length, &grant.source.sha256).await? {
         let _ = std::fs::remove_file(&part);
         return Err(Step::Other(anyhow!(
             "the downloaded source is not the one the lease describes (length or SHA-256 differ)"
@@ -661,14 +661,20 @@ async fn fetch(
     Ok(())
 }
 
-/// Whether `file` has the length and SHA-256 the lease gave. Blocking read of the file.
-fn verify(file: &Path, length: &u64, sha256: &str) -> Result<bool, Step> {
+/// Whether `file` has the length and SHA-256 the lease gave (read off the runtime).
+async fn verify(file: &Path, length: u64, sha256: &str) -> Result<bool, Step> {
     let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    if len != *length {
+    if len != length {
         return Ok(false);
     }
-    let mut f = std::fs::File::open(file).context("opening the source")?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut f, &mut hasher).context("hashing the source")?;
-    Ok(hex::encode(hasher.finalize()) == sha256)
+    let file = file.to_path_buf();
+    let hash = tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let mut f = std::fs::File::open(&file).context("opening the source")?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut f, &mut hasher).context("hashing the source")?;
+        Ok(hex::encode(hasher.finalize()))
+    })
+    .await
+    .map_err(|e| Step::Other(anyhow!("hashing the source: {e}")))??;
+    Ok(hash == sha256)
 }

@@ -175,8 +175,12 @@ impl<'a> Runners<'a> {
             .ok_or(RunnerError::Unauthorized)
     }
 
-    /// Notes that the runner was heard from (lease, heartbeat, completion).
+    /// Notes that the runner was heard from (lease, heartbeat, completion); at most one
+    /// write every few seconds per runner, however often an idle runner polls.
     fn seen(&self, runner: &Runner) {
+        if runner.last_seen_at.is_some_and(|t| self.now - t < 5) {
+            return;
+        }
         if let Err(e) = self.store.touch_runner(&runner.id, self.now) {
             tracing::warn!(runner = %runner.id, error = %e, "could not note the runner's last contact");
         }
@@ -534,6 +538,45 @@ impl<'a> Runners<'a> {
     }
 }
 
+/// At start-up: removes the staging directories (`films/*/pkg-{job}-a{n}.part`) of runner
+/// attempts that can no longer complete — the job is not running under a runner's lease
+/// any more (it lapsed while the server was down, was re-queued, finished or is gone).
+/// A live lease's directory is kept: its runner may still be uploading. Blocking.
+pub fn remove_orphan_staging(config: &Config, store: &Store, now: i64) {
+    let Ok(films) = std::fs::read_dir(config.films_dir()) else {
+        return;
+    };
+    for film in films.flatten() {
+        let Ok(entries) = std::fs::read_dir(film.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name
+                .strip_prefix("pkg-")
+                .and_then(|r| r.strip_suffix(".part"))
+            else {
+                continue;
+            };
+            let Some((job, attempt)) = rest.rsplit_once("-a") else {
+                continue;
+            };
+            let live = crate::store::parse_id(job)
+                .and_then(|id| store.job(&id).ok().flatten())
+                .is_some_and(|j| {
+                    j.state == JobState::Running
+                        && j.lease.as_ref().is_some_and(|l| {
+                            l.is_live_runner_lease(now) && attempt == l.attempt.to_string()
+                        })
+                });
+            if !live {
+                tracing::info!(dir = %e.path().display(), "removing a runner's unfinished upload");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 /// Whether `runner` holds `job`'s lease with `lease_token`, unexpired at `now`.
 fn holds(job: &Job, runner: &Runner, lease_token: &str, now: i64) -> bool {
     job.state == JobState::Running
@@ -599,5 +642,61 @@ pub async fn sweep_periodically(
             Err(e) => tracing::error!(error = %e, "the lease sweep panicked"),
             Ok(Ok(_)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::jobs::Lease;
+
+    /// Start-up keeps the staging directory of a live runner lease's attempt and removes
+    /// every other attempt's (a lapsed lease, an older attempt, a job gone).
+    #[test]
+    fn start_up_removes_only_staging_no_live_lease_can_complete(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let root = tempfile::tempdir()?;
+        let config = Config {
+            media_dir: root.path().join("media"),
+            ..Config::default()
+        };
+        let store = Store::temporary()?;
+        let film = crate::store::new_id();
+        let runner = crate::store::new_id();
+        let job = |expires_at: i64, attempt: u32| Job {
+            id: crate::store::new_id(),
+            film_id: film,
+            source: "f/source".into(),
+            state: JobState::Running,
+            progress: 0.5,
+            error: None,
+            attempts: attempt,
+            created_at: 1,
+            updated_at: 1,
+            lease: Some(Lease {
+                owner: LeaseOwner::Runner(runner),
+                token_hash: "00".into(),
+                expires_at,
+                attempt,
+            }),
+        };
+        let (live, lapsed) = (job(200, 2), job(50, 1));
+        store.save_job(&live)?;
+        store.save_job(&lapsed)?;
+        let dir = crate::ingest::film_dir(&config, &film);
+        let names = [
+            format!("pkg-{}-a2.part", live.id),
+            format!("pkg-{}-a1.part", live.id),
+            format!("pkg-{}-a1.part", lapsed.id),
+            format!("pkg-{}-a1.part", crate::store::new_id()),
+            format!("pkg-{}-a2", live.id),
+        ];
+        for n in &names {
+            std::fs::create_dir_all(dir.join(n))?;
+        }
+        remove_orphan_staging(&config, &store, 100);
+        let left: Vec<bool> = names.iter().map(|n| dir.join(n).exists()).collect();
+        assert_eq!(left, [true, false, false, false, true]);
+        Ok(())
     }
 }
