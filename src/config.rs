@@ -1923,6 +1923,26 @@ mod tests {
     }
 
     #[test]
+    fn runner_keys_are_validated_by_name_and_workers_may_be_zero() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[runners]\nlease_ttl = \"1s\"\n");
+            assert!(e.contains("runners.lease_ttl"), "{e}");
+            let e = load_error(jail, "[runners]\nlease_ttl = \"2h\"\n");
+            assert!(e.contains("runners.lease_ttl"), "{e}");
+            let e = load_error(jail, "[runners]\nleasettl = \"1m\"\n");
+            assert!(e.contains("leasettl"), "{e}");
+            let e = load_error(jail, "[transcode]\nworkers = 17\n");
+            assert!(e.contains("transcode.workers"), "{e}");
+            jail.create_file("config.toml", "[transcode]\nworkers = 0\n")?;
+            jail.set_env("CINEGATE_RUNNERS__LEASE_TTL", "3s");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.transcode.workers, 0);
+            assert_eq!(c.runners.lease_ttl, Duration::from_secs(3));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn an_explicit_file_must_exist() {
         let e = Config::load(Some(Path::new("/nonexistent/cinegate.toml")))
             .err()
