@@ -167,6 +167,10 @@ async fn run_loop(origin: Origin, work: PathBuf, args: RunnerArgs) -> anyhow::Re
         cancel.store(stop.load(Ordering::SeqCst), Ordering::SeqCst);
         let job_id = grant.job_id.clone();
         let end = run_job(&origin, grant, &work, &stop, &cancel).await;
+        // The source and package are not kept: the next lease of this job may go to
+        // another runner (a crash leaves them; a new lease of the same job resumes the
+        // source download from them).
+        let _ = std::fs::remove_dir_all(work.join(format!("job-{job_id}")));
         match end {
             Ok(End::Done) => tracing::info!(job = %job_id, "job complete"),
             Ok(End::Lost) => {

@@ -101,6 +101,19 @@ impl Drop for RunnerProcess {
     }
 }
 
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn manifest(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("manifest.json"))
         .unwrap_or_else(|e| panic!("manifest in {}: {e}", dir.display()));
@@ -172,6 +185,27 @@ fn a_job_whose_runner_is_killed_completes_on_another_and_plays() {
     let runner_b = RunnerProcess::start(&server, &b.token, "b");
     runner_a.kill9();
     let killed_at = Instant::now();
+    // What the dead runner left on its disk: the source and a partial package, never the
+    // film secret (it is kept in memory only).
+    let secret = std::fs::read_to_string(server.root.join(format!("keys/films/{film}.secret")))
+        .expect("the film secret");
+    let left = files_under(&server.root.join("runner-a"));
+    assert!(
+        left.iter()
+            .any(|p| p.ends_with("source") || p.ends_with("source.part")),
+        "runner A left no source: {left:?}"
+    );
+    for f in &left {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        let hex = secret.trim().as_bytes();
+        assert!(
+            !bytes
+                .windows(hex.len())
+                .any(|w| w.eq_ignore_ascii_case(hex)),
+            "{} holds the film secret",
+            f.display()
+        );
+    }
 
     let done = server.wait_job_ready(&admin, &job, Duration::from_secs(180));
     assert_eq!(done["attempts"], 2, "the job ran twice: {done}");
@@ -418,6 +452,46 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
     assert!(!server.root.join("keys/x").exists());
     let ok = put("360/00000.ts", &stale);
     assert_eq!(ok.status, 201, "{}", ok.brief());
+    // A restarted upload learns what the origin already has, at the declared size.
+    let targets = call(
+        &server,
+        Method::POST,
+        &format!("{base}/uploads"),
+        &r.token,
+        Some(&stale),
+        Some(json!({ "files": [
+            { "path": "360/00000.ts", "size": 1 },
+            { "path": "360/00001.ts", "size": 1 },
+            { "path": "manifest.json", "size": 10 },
+        ]})),
+    )
+    .expect(200, "upload targets")
+    .json();
+    let present: Vec<bool> = targets["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t["present"].as_bool().unwrap_or(true))
+        .collect();
+    assert_eq!(present, [true, false, false], "{targets}");
+    assert_eq!(
+        targets["targets"][1]["url"],
+        format!("{base}/files/360/00001.ts").as_str()
+    );
+    let held = call(
+        &server,
+        Method::GET,
+        &format!("{base}/files"),
+        &r.token,
+        Some(&stale),
+        None,
+    )
+    .expect(200, "files")
+    .json();
+    assert_eq!(
+        held["files"],
+        json!([{ "path": "360/00000.ts", "size": 1 }])
+    );
     // Complete with a file declared but never sent: refused, nothing published.
     call(
         &server,
@@ -555,4 +629,62 @@ fn the_console_issues_lists_and_revokes_runners() -> Result<(), Box<dyn std::err
     )?;
     assert!(out.contains("ok the runners page reads at 360 px"), "{out}");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM on a runner mid-job gives the job back at once (not after the lease
+/// lapses: the lease here is the default minute) and the runner exits cleanly.
+#[test]
+fn a_runner_stopped_with_sigterm_gives_its_job_back() {
+    let server = Server::start(&[("CINEGATE_TRANSCODE__WORKERS", "0")]);
+    let admin = server.user("runner-stop-admin", true);
+    let r = issue(&server, &admin, "stopping");
+    let (_film, job) = server.ingest(&src_main(), "Given back", false);
+    let mut runner = RunnerProcess::start(&server, &r.token, "stop");
+    // Packaging under way (the heartbeat comes only every 20 s with this lease, so the
+    // runner's own log says when it started).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = server.job(&admin, &job);
+        if j["lease"]["runner_id"] == r.id.as_str() && runner.log().contains("packaging") {
+            break;
+        }
+        assert!(
+            j["state"] != "ready",
+            "the runner finished before it could be stopped"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "never packaging: {j}\n{}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = Instant::now();
+    let pid = runner.child.id().to_string();
+    testkit::process::run_ok(Command::new("kill").args(["-TERM", &pid]));
+    let status = loop {
+        if let Some(s) = runner.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "the runner did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "runner exit {status}: {}", runner.log());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "given back only after {:?}",
+        stopped.elapsed()
+    );
+    let j = server.job(&admin, &job);
+    assert_eq!(j["state"], "queued", "{j}");
+    assert!(j["lease"].is_null(), "{j}");
+    assert_eq!(j["attempts"], 1, "{j}");
+    assert!(runner.log().contains("given back"), "{}", runner.log());
+    assert!(
+        files_under(&server.root.join("runner-stop")).is_empty(),
+        "the runner left its work behind"
+    );
 }
