@@ -1,4 +1,4 @@
-//! `cinegate runner --origin URL --token T [--work-dir DIR] [--once]`: packages an
+//! `cinegate runner --origin URL --token T [--work-dir DIR] [--once] [--ca-file PEM]`: packages an
 //! origin's queued jobs on this machine (docs/RUNNERS.md). A loop of: lease a job →
 //! download its source (resumed with `Range`/`If-Range` after an interruption, checked
 //! against the length and SHA-256 the lease gave) → package it with the same
@@ -46,6 +46,10 @@ pub struct RunnerArgs {
     /// Seconds between lease requests while nothing is queued.
     #[arg(long, default_value_t = 5)]
     pub poll_seconds: u64,
+    /// A PEM file of extra roots to trust for the origin's HTTPS (a private CA), besides
+    /// the usual web roots.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub fn run(args: RunnerArgs) -> anyhow::Result<()> {
@@ -69,7 +73,21 @@ pub fn run(args: RunnerArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("cinegate-runner"));
     create_private_dir(&work)?;
-    let http = reqwest::Client::builder()
+    let mut http = reqwest::Client::builder();
+    if let Some(ca) = &args.ca_file {
+        let pem =
+            std::fs::read(ca).with_context(|| format!("reading --ca-file {}", ca.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!("--ca-file {} is not a PEM certificate bundle", ca.display())
+        })?;
+        if roots.is_empty() {
+            bail!("--ca-file {} holds no certificate", ca.display());
+        }
+        for root in roots {
+            http = http.add_root_certificate(root);
+        }
+    }
+    let http = http
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
         .redirect(reqwest::redirect::Policy::none())

@@ -62,6 +62,17 @@ struct RunnerProcess {
 
 impl RunnerProcess {
     fn start(server: &Server, token: &str, name: &str) -> RunnerProcess {
+        Self::start_at(server, &server.base, &[], token, name)
+    }
+
+    /// A runner of `origin` (the server's plain or HTTPS address) with `extra` arguments.
+    fn start_at(
+        server: &Server,
+        origin: &str,
+        extra: &[&str],
+        token: &str,
+        name: &str,
+    ) -> RunnerProcess {
         let work = server.root.join(format!("runner-{name}"));
         let log = server.root.join(format!("runner-{name}.log"));
         let mut cmd = Command::new(BIN);
@@ -71,9 +82,10 @@ impl RunnerProcess {
             }
         }
         let child = cmd
-            .args(["runner", "--origin", &server.base, "--work-dir"])
+            .args(["runner", "--origin", origin, "--work-dir"])
             .arg(&work)
             .args(["--poll-seconds", "1"])
+            .args(extra)
             // The token through the environment: it stays out of the process list.
             .env("CINEGATE_RUNNER_TOKEN", token)
             .stdin(Stdio::null())
@@ -679,5 +691,47 @@ fn a_runner_stopped_with_sigterm_gives_its_job_back() {
     assert!(
         files_under(&server.root.join("runner-stop")).is_empty(),
         "the runner left its work behind"
+    );
+}
+
+/// A runner talks to its origin over HTTPS (`tls.mode = "files"`, a private CA given with
+/// `--ca-file`); a plain `http://` origin that is not loopback is refused.
+#[test]
+fn a_runner_packages_over_https_with_a_private_ca() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    let dir = pki.path();
+    crate::tls::make_ca(dir);
+    crate::tls::make_leaf(dir, "leaf", "IP:127.0.0.1");
+    let cert = dir.join("leaf.pem").to_string_lossy().into_owned();
+    let key = dir.join("leaf.key").to_string_lossy().into_owned();
+    let server = Server::start(&[
+        ("CINEGATE_TRANSCODE__WORKERS", "0"),
+        ("CINEGATE_TLS__MODE", "files"),
+        ("CINEGATE_TLS__LISTEN", "127.0.0.1:0"),
+        ("CINEGATE_TLS__CERT_FILE", &cert),
+        ("CINEGATE_TLS__KEY_FILE", &key),
+        ("CINEGATE_TLS__REDIRECT", "false"),
+    ]);
+    let https = format!(
+        "https://127.0.0.1:{}",
+        server.https_port.expect("HTTPS port")
+    );
+    let admin = server.user("runner-tls-admin", true);
+    let r = issue(&server, &admin, "over-tls");
+    let (_film, job) = server.ingest(&src_other(), "Over HTTPS", false);
+    let ca = dir.join("ca.pem").to_string_lossy().into_owned();
+    let runner = RunnerProcess::start_at(&server, &https, &["--ca-file", &ca], &r.token, "tls");
+    server.wait_job_ready(&admin, &job, Duration::from_secs(120));
+    assert!(runner.log().contains("job complete"), "{}", runner.log());
+
+    let plain = Command::new(BIN)
+        .args(["runner", "--origin", "http://films.example.com", "--once"])
+        .env("CINEGATE_RUNNER_TOKEN", &r.token)
+        .output()
+        .expect("run cinegate runner");
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        !plain.status.success() && err.contains("--origin must be https://"),
+        "{err}"
     );
 }
