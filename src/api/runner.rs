@@ -26,16 +26,25 @@ use crate::store::runners::Runner;
 /// The header carrying the lease (fencing) token.
 pub const LEASE_HEADER: &str = "cinegate-lease";
 
+/// The largest JSON body a runner sends: the file list of a package (a 2-hour film in five
+/// renditions is ~6,000 files, ~300 KB), past `limits.json_body_bytes`.
+const RUNNER_JSON_BYTES: usize = 16 << 20;
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/lease", web::post().to(lease))
-        .route("/jobs/{id}/source", web::get().to(source))
-        .route("/jobs/{id}/source", web::head().to(source))
-        .route("/jobs/{id}/progress", web::post().to(progress))
-        .route("/jobs/{id}/uploads", web::post().to(uploads))
-        .route("/jobs/{id}/files", web::get().to(files))
-        .route("/jobs/{id}/files/{path:.*}", web::put().to(put_file))
-        .route("/jobs/{id}/complete", web::post().to(complete))
-        .route("/jobs/{id}/fail", web::post().to(fail));
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(RUNNER_JSON_BYTES)
+            .error_handler(crate::api::error::json_error),
+    )
+    .route("/lease", web::post().to(lease))
+    .route("/jobs/{id}/source", web::get().to(source))
+    .route("/jobs/{id}/source", web::head().to(source))
+    .route("/jobs/{id}/progress", web::post().to(progress))
+    .route("/jobs/{id}/uploads", web::post().to(uploads))
+    .route("/jobs/{id}/files", web::get().to(files))
+    .route("/jobs/{id}/files/{path:.*}", web::put().to(put_file))
+    .route("/jobs/{id}/complete", web::post().to(complete))
+    .route("/jobs/{id}/fail", web::post().to(fail));
 }
 
 /// A request from a runner whose token is issued and not revoked.

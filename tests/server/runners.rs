@@ -510,6 +510,19 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
         ]})),
     )
     .expect_error(422, "package_incomplete", "an incomplete package");
+    // A long film's file list is past the apps' JSON limit (64 KiB), not past a runner's.
+    let many: Vec<Value> = (0..6000)
+        .map(|i| json!({ "path": format!("1080/{i:05}.ts"), "size": 1_500_000 }))
+        .collect();
+    call(
+        &server,
+        Method::POST,
+        &format!("{base}/complete"),
+        &r.token,
+        Some(&stale),
+        Some(json!({ "files": many })),
+    )
+    .expect_error(422, "package_incomplete", "a 6,000-file package list");
 
     // The lease lapses without heartbeats; the job is leased again, and the stale token
     // can neither heartbeat, upload nor complete.
