@@ -374,7 +374,7 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
     )
     .expect_error(401, "invalid_token", "a made-up runner token");
 
-    let (_film, job) = server.ingest(&src_other(), "By hand", false);
+    let (film, job) = server.ingest(&src_other(), "By hand", false);
     let first = take_lease(&server, &r.token);
     assert_eq!(first["job_id"], job.as_str());
     assert_eq!(first["attempt"], 1);
@@ -564,7 +564,7 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
     // The first attempt's uploads were dropped with its lease.
     assert!(!server
         .root
-        .join(format!("media/films/{_film}/pkg-{job}-a1.part"))
+        .join(format!("media/films/{film}/pkg-{job}-a1.part"))
         .exists());
     let beat = call(
         &server,
@@ -746,5 +746,70 @@ fn a_runner_packages_over_https_with_a_private_ca() {
     assert!(
         !plain.status.success() && err.contains("--origin must be https://"),
         "{err}"
+    );
+}
+
+/// An admin cancels a job a runner is packaging: the runner's next heartbeat is refused
+/// (409 `lease_lost`), it stops packaging, discards the work and goes on polling.
+#[test]
+fn a_runner_whose_job_is_cancelled_discards_it_and_carries_on() {
+    let server = origin();
+    let admin = server.user("runner-cancel-admin", true);
+    let r = issue(&server, &admin, "cancelled");
+    let (film, job) = server.ingest(&src_main(), "Cancelled", false);
+    let mut runner = RunnerProcess::start(&server, &r.token, "cancel");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = server.job(&admin, &job);
+        if j["lease"]["runner_id"] == r.id.as_str() && runner.log().contains("packaging") {
+            break;
+        }
+        assert!(
+            j["state"] != "ready",
+            "the runner finished before the cancel"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "never packaging: {j}\n{}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cancelled = server
+        .post(
+            &format!("/api/v1/admin/jobs/{job}/cancel"),
+            Some(&admin.access),
+            json!({}),
+        )
+        .expect(202, "cancel")
+        .json();
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !runner.log().contains("lease lost") {
+        assert!(
+            Instant::now() < deadline,
+            "the runner never noticed: {}",
+            runner.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Discarded (the work dir emptied) and still running, polling for the next job.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !files_under(&server.root.join("runner-cancel")).is_empty() {
+        assert!(Instant::now() < deadline, "the work was kept");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        runner.child.try_wait().expect("wait").is_none(),
+        "the runner exited"
+    );
+    let j = server.job(&admin, &job);
+    assert_eq!(j["state"], "cancelled", "{j}");
+    assert!(
+        !server.root.join("media/films").join(&film).exists()
+            || std::fs::read_dir(server.root.join("media/films").join(&film))
+                .map(|d| d.count() == 0)
+                .unwrap_or(true),
+        "something of the cancelled job was published"
     );
 }
