@@ -606,6 +606,38 @@ fn the_runner_protocol_refuses_revoked_tokens_stale_leases_and_escaping_paths() 
             None,
         )
         .expect_error(404, "not_found", "revoking twice");
+    // Another runner takes it and reports the packager's refusal: failed with its code
+    // and message, as a local failure is recorded.
+    let other = issue(&server, &admin, "reporter");
+    let third = take_lease(&server, &other.token);
+    assert_eq!(third["attempt"], 3, "{third}");
+    let lease = third["lease_token"].as_str().expect("lease token");
+    call(
+        &server,
+        Method::POST,
+        &format!("{base}/fail"),
+        &other.token,
+        Some(lease),
+        Some(json!({ "code": "Not Media!", "message": "x" })),
+    )
+    .expect_error(422, "invalid_input", "a code that is not snake_case");
+    let failed = call(
+        &server,
+        Method::POST,
+        &format!("{base}/fail"),
+        &other.token,
+        Some(lease),
+        Some(
+            json!({ "code": "not_media", "message": "the file is not a film", "retryable": false }),
+        ),
+    )
+    .expect(200, "fail")
+    .json();
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let j = server.job(&admin, &job);
+    assert_eq!(j["error"]["code"], "not_media", "{j}");
+    assert_eq!(j["error"]["message"], "the file is not a film", "{j}");
+    assert!(j["lease"].is_null(), "{j}");
     // A viewer cannot issue tokens.
     let viewer = server.user("runner-viewer", false);
     server
