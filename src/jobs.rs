@@ -179,6 +179,7 @@ impl JobQueue {
                     token_hash: token_hash.clone(),
                     expires_at,
                     attempt: j.attempts,
+                    taken_at: self.clock.now(),
                 });
                 j.updated_at = self.clock.now();
                 true
@@ -249,6 +250,12 @@ impl JobQueue {
             self.notify();
         }
         Ok(requeued)
+    }
+
+    /// Counts a job run that ended elsewhere (a remote runner's) in `job_duration_seconds`,
+    /// as the local worker's runs are.
+    pub fn count_finished(&self, outcome: &'static str, seconds: f64) {
+        self.telemetry.job_finished(outcome, seconds);
     }
 
     /// The lease sweep: jobs whose runner stopped heartbeating by `now` go back to the

@@ -421,6 +421,7 @@ impl<'a> Runners<'a> {
             return Err(RunnerError::NotFound("film"));
         }
         let done = self.end(job_id, JobState::Ready, None)?;
+        self.count(&job, "done");
         self.drop_staging(&job);
         crate::events::record(
             self.store,
@@ -470,6 +471,7 @@ impl<'a> Runners<'a> {
         }
         tracing::warn!(job = %job.id, runner = %runner.id, code, message = %message, "packaging failed on a runner");
         let done = self.end(job_id, JobState::Failed, Some(failure(code, &message)))?;
+        self.count(&job, "failed");
         crate::events::record(
             self.store,
             self.now,
@@ -481,6 +483,14 @@ impl<'a> Runners<'a> {
             },
         );
         Ok(done)
+    }
+
+    /// The run's time since the lease was taken, into `job_duration_seconds`.
+    fn count(&self, job: &Job, outcome: &'static str) {
+        if let Some(l) = job.lease.as_ref().filter(|l| l.taken_at > 0) {
+            self.jobs
+                .count_finished(outcome, (self.now - l.taken_at).max(0) as f64);
+        }
     }
 
     /// Ends a job's run (its lease cleared). A queued job wakes the local worker.
@@ -681,6 +691,7 @@ mod tests {
                 token_hash: "00".into(),
                 expires_at,
                 attempt,
+                taken_at: 1,
             }),
         };
         let (live, lapsed) = (job(200, 2), job(50, 1));

@@ -71,6 +71,9 @@ pub struct Lease {
     #[serde(default)]
     pub expires_at: i64,
     pub attempt: u32,
+    /// When it was taken (Unix seconds): a runner job's run time for `/metrics`.
+    #[serde(default)]
+    pub taken_at: i64,
 }
 
 /// The holder of a lease.

@@ -303,6 +303,24 @@ fn a_job_whose_runner_is_killed_completes_on_another_and_plays() {
         "decoded {} s of a {MAIN_SECONDS} s film",
         decoded.seconds
     );
+    // The runner's run is counted in /metrics as a local one is.
+    let metrics_token = std::fs::read_to_string(server.root.join("keys/metrics.token"))
+        .expect("keys/metrics.token");
+    let metrics = server
+        .get("/metrics", Some(metrics_token.trim()))
+        .expect(200, "metrics")
+        .text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cinegate_job_duration_seconds_count{outcome=\"done\"} 1")),
+        "no finished job in /metrics:\n{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("job_duration"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // The server never logged a token.
     let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
     for secret in [&a.token, &b.token] {
