@@ -45,6 +45,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub disk: DiskConfig,
     pub storage: StorageConfig,
+    pub runners: RunnersConfig,
 }
 
 /// `[log]`. Also read from a bare string (`log = "info"`, `CINEGATE_LOG=warn`): the
@@ -249,6 +250,24 @@ pub struct DiskConfig {
     /// Uploads and packaging are refused while the data root's file system has less than
     /// this many bytes free, so a full disk never reaches the store.
     pub min_free_bytes: u64,
+}
+
+/// `[runners]`: packaging on other machines (`cinegate runner`, docs/RUNNERS.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnersConfig {
+    /// How long a runner's lease on a job lasts without a heartbeat; a runner heartbeats
+    /// every third of it, and a job whose lease lapsed goes back to the queue.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+}
+
+impl Default for RunnersConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for DiskConfig {
@@ -831,6 +850,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             disk: DiskConfig::default(),
             storage: StorageConfig::default(),
+            runners: RunnersConfig::default(),
         }
     }
 }
@@ -1485,8 +1505,9 @@ impl Config {
             };
             return bad(key, e.to_string());
         }
-        if !(1..=16).contains(&self.transcode.workers) {
-            return bad("transcode.workers", "must be 1–16".into());
+        // 0: an origin that packages only on remote runners.
+        if self.transcode.workers > 16 {
+            return bad("transcode.workers", "must be 0–16".into());
         }
         if self.upload.max_bytes < 1024 * 1024 {
             return bad("upload.max_bytes", "must be at least 1 MiB".into());
@@ -1614,6 +1635,7 @@ impl Config {
         self.validate_tls()?;
         self.validate_disk()?;
         self.validate_storage()?;
+        self.validate_runners()?;
         Ok(())
     }
 
@@ -1812,6 +1834,19 @@ impl Config {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `[runners]`: a lease long enough for a heartbeat to arrive (a runner sends one
+    /// every third of it) and short enough that a dead runner's job comes back.
+    fn validate_runners(&self) -> Result<(), ConfigError> {
+        let ttl = self.runners.lease_ttl;
+        if ttl < Duration::from_secs(2) || ttl > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                key: "runners.lease_ttl",
+                message: "must be between 2 seconds and 1 hour".into(),
+            });
         }
         Ok(())
     }
@@ -2063,6 +2098,26 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.playback.max_pace, 20.0);
             assert_eq!(c.playback.buffer_ahead, Duration::from_secs(10));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn runner_keys_are_validated_by_name_and_workers_may_be_zero() {
+        Jail::expect_with(|jail| {
+            let e = load_error(jail, "[runners]\nlease_ttl = \"1s\"\n");
+            assert!(e.contains("runners.lease_ttl"), "{e}");
+            let e = load_error(jail, "[runners]\nlease_ttl = \"2h\"\n");
+            assert!(e.contains("runners.lease_ttl"), "{e}");
+            let e = load_error(jail, "[runners]\nleasettl = \"1m\"\n");
+            assert!(e.contains("leasettl"), "{e}");
+            let e = load_error(jail, "[transcode]\nworkers = 17\n");
+            assert!(e.contains("transcode.workers"), "{e}");
+            jail.create_file("config.toml", "[transcode]\nworkers = 0\n")?;
+            jail.set_env("CINEGATE_RUNNERS__LEASE_TTL", "3s");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.transcode.workers, 0);
+            assert_eq!(c.runners.lease_ttl, Duration::from_secs(3));
             Ok(())
         });
     }

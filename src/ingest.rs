@@ -162,6 +162,7 @@ pub fn accept_source(
         attempts: 0,
         created_at: now,
         updated_at: now,
+        lease: None,
     };
     store.save_job(&job)?;
     Ok(job)

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::ingest;
 use crate::storage::Storage;
 use crate::store::films::{PackageSummary, StoredCopy};
-use crate::store::jobs::{Job, JobFailure, JobState};
+use crate::store::jobs::{Job, JobFailure, JobState, Lease, LeaseOwner};
 use crate::store::{Store, StoreError};
 use crate::stream::playlists::PlaybackCache;
 
@@ -249,16 +249,33 @@ impl JobQueue {
         }
     }
 
-    /// Claims the oldest queued job, from the head of the store's queued index (no scan of
-    /// the other jobs).
+    /// Claims the oldest queued job for the local worker, from the head of the store's
+    /// queued index (no scan of the other jobs). Its lease never expires: a crash
+    /// re-queues it at start-up.
     pub fn claim_next(&self) -> Result<Option<Job>, StoreError> {
+        self.claim(LeaseOwner::Local, String::new(), 0)
+    }
+
+    /// Claims the oldest queued job for `owner` (the local worker or a remote runner) from
+    /// the one queued index: both take jobs the same way. The job is `Running` under a new
+    /// lease (attempt = its attempts counted, token hash, expiry; a runner's lapses unless
+    /// heartbeated, see `sweep_leases`).
+    pub fn claim(
+        &self,
+        owner: LeaseOwner,
+        token_hash: String,
+        expires_at: i64,
+    ) -> Result<Option<Job>, StoreError> {
         let _guard = self.claim.lock().unwrap_or_else(|p| p.into_inner());
+        let local = owner == LeaseOwner::Local;
         for id in self.store.job_ids_in(JobState::Queued)? {
-            let flag = Arc::new(AtomicBool::new(false));
-            self.running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, flag);
+            if local {
+                let flag = Arc::new(AtomicBool::new(false));
+                self.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, flag);
+            }
             // Claimed only if still queued when written: a cancel may have come since the
             // index was read, and a cancelled job must not run.
             let claimed = self.store.change_job(&id, |j| {
@@ -269,16 +286,32 @@ impl JobQueue {
                 j.progress = 0.0;
                 j.error = None;
                 j.attempts += 1;
+                j.lease = Some(Lease {
+                    owner,
+                    token_hash: token_hash.clone(),
+                    expires_at,
+                    attempt: j.attempts,
+                    taken_at: self.clock.now(),
+                });
                 j.updated_at = self.clock.now();
                 true
             });
             match claimed {
-                Ok(Some(j)) if j.state == JobState::Running => return Ok(Some(j)),
+                Ok(Some(j))
+                    if j.state == JobState::Running
+                        && j.lease
+                            .as_ref()
+                            .is_some_and(|l| l.owner == owner && l.token_hash == token_hash) =>
+                {
+                    return Ok(Some(j))
+                }
                 outcome => {
-                    self.running
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&id);
+                    if local {
+                        self.running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                    }
                     match outcome {
                         // One unreadable record (logged at start-up) must not stop the
                         // whole queue.
@@ -293,6 +326,54 @@ impl JobQueue {
             }
         }
         Ok(None)
+    }
+
+    /// Puts back in the queue every running job whose lease `lapsed` says is gone (the
+    /// runner's lease expired, or its runner was revoked): the lease cleared, so the
+    /// lapsed holder's token answers `lease_lost` from now on; the next claim counts a new
+    /// attempt. The local worker's jobs are never touched here. Returns the jobs re-queued.
+    pub fn requeue_leases(&self, lapsed: impl Fn(&Lease) -> bool) -> Result<Vec<Job>, StoreError> {
+        let mut requeued = Vec::new();
+        for id in self.store.job_ids_in(JobState::Running)? {
+            let outcome = self.store.change_job(&id, |j| {
+                let gone = j.state == JobState::Running
+                    && j.lease
+                        .as_ref()
+                        .is_some_and(|l| l.owner != LeaseOwner::Local && lapsed(l));
+                if !gone {
+                    return false;
+                }
+                j.state = JobState::Queued;
+                j.progress = 0.0;
+                j.lease = None;
+                j.updated_at = self.clock.now();
+                true
+            });
+            match outcome {
+                Ok(Some(j)) if j.state == JobState::Queued => requeued.push(j),
+                Ok(_) => {}
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::debug!(error = %e, "lease sweep: skipped an unreadable job record");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !requeued.is_empty() {
+            self.notify();
+        }
+        Ok(requeued)
+    }
+
+    /// Counts a job run that ended elsewhere (a remote runner's) in `job_duration_seconds`,
+    /// as the local worker's runs are.
+    pub fn count_finished(&self, outcome: &'static str, seconds: f64) {
+        self.telemetry.job_finished(outcome, seconds);
+    }
+
+    /// The lease sweep: jobs whose runner stopped heartbeating by `now` go back to the
+    /// queue.
+    pub fn sweep_leases(&self, now: i64) -> Result<Vec<Job>, StoreError> {
+        self.requeue_leases(|l| l.expires_at <= now)
     }
 
     /// Runs one claimed job to its end (blocking).
@@ -535,6 +616,7 @@ impl JobQueue {
             if state == JobState::Queued {
                 j.progress = 0.0;
             }
+            j.lease = None;
             j.error = error.clone();
             j.updated_at = self.clock.now();
         })?;
@@ -548,10 +630,17 @@ impl JobQueue {
     /// unreadable record meets `store::update` here, which reports it and leaves it.
     pub fn cancel(&self, id: &Uuid) -> Result<Option<Job>, StoreError> {
         let job = self.store.change_job(id, |j| {
-            if j.state != JobState::Queued {
+            // A runner's job is cancelled here and now: its lease goes with it, so the
+            // runner's next heartbeat is refused (`lease_lost`) and it stops.
+            let remote = j.state == JobState::Running
+                && j.lease
+                    .as_ref()
+                    .is_some_and(|l| l.owner != LeaseOwner::Local);
+            if j.state != JobState::Queued && !remote {
                 return false;
             }
             j.state = JobState::Cancelled;
+            j.lease = None;
             j.updated_at = self.clock.now();
             true
         })?;
@@ -714,6 +803,7 @@ mod tests {
             attempts: 0,
             created_at: 1,
             updated_at: 1,
+            lease: None,
         }
     }
 
@@ -785,6 +875,96 @@ mod tests {
             store.jobs.get(broken.id.as_bytes())?.as_deref(),
             Some(unreadable)
         );
+        Ok(())
+    }
+
+    /// A runner's lease lapses unless heartbeated: the sweep re-queues its job (lease
+    /// cleared) and the next claim counts a new attempt; the local worker's lease is never
+    /// swept; start-up re-queues the local worker's job and a lapsed runner's, but not a
+    /// runner's whose lease is still good.
+    #[test]
+    fn runner_leases_lapse_into_the_queue_and_survive_a_restart_while_live(
+    ) -> Result<(), StoreError> {
+        let store = Store::temporary()?;
+        let queue = JobQueue::new(
+            store.clone(),
+            Arc::new(Config::default()),
+            Arc::new(PlaybackCache::default()),
+            Arc::new(crate::clock::SystemClock),
+            Default::default(),
+            Arc::new(Storage::local()),
+        );
+        let film = crate::store::new_id();
+        let (local, remote) = (queued(film), queued(film));
+        store.save_job(&local)?;
+        store.save_job(&remote)?;
+        let runner = LeaseOwner::Runner(crate::store::new_id());
+        let mine = queue
+            .claim_next()?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(mine.id, local.id);
+        assert_eq!(
+            mine.lease.as_ref().map(|l| l.owner),
+            Some(LeaseOwner::Local)
+        );
+        let theirs = queue
+            .claim(runner, "ab".into(), 100)?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(theirs.id, remote.id);
+        assert_eq!(
+            theirs.lease.as_ref().map(|l| (l.attempt, l.expires_at)),
+            Some((1, 100))
+        );
+        assert!(
+            queue.claim(runner, "cd".into(), 100)?.is_none(),
+            "nothing else queued"
+        );
+
+        // Not lapsed yet: nothing moves; start-up leaves the live runner lease alone.
+        assert!(queue.sweep_leases(99)?.is_empty());
+        let requeued = store.requeue_interrupted_jobs(99)?;
+        assert_eq!(
+            requeued.iter().map(|j| j.id).collect::<Vec<_>>(),
+            [local.id]
+        );
+        assert_eq!(
+            store.job(&remote.id)?.map(|j| j.state),
+            Some(JobState::Running)
+        );
+
+        // Lapsed: back in the queue with the lease gone; the next claim is attempt 2.
+        let swept = queue.sweep_leases(100)?;
+        assert_eq!(swept.iter().map(|j| j.id).collect::<Vec<_>>(), [remote.id]);
+        assert!(swept[0].lease.is_none() && swept[0].state == JobState::Queued);
+        // The local job, queued again above, is taken first (oldest), then the runner's.
+        let _ = queue.claim_next()?;
+        let again = queue
+            .claim(runner, "ef".into(), 200)?
+            .ok_or(StoreError::Conflict("no job".into()))?;
+        assert_eq!(again.id, remote.id);
+        assert_eq!(again.lease.as_ref().map(|l| l.attempt), Some(2));
+        // The local worker's lease is never swept, however late.
+        assert!(queue
+            .sweep_leases(i64::MAX)?
+            .iter()
+            .all(|j| j.id != local.id));
+        // A lapsed runner lease is re-queued at start-up too.
+        store.save_job(&Job {
+            lease: again.lease.clone().map(|mut l| {
+                l.expires_at = 150;
+                l
+            }),
+            ..again.clone()
+        })?;
+        let requeued = store.requeue_interrupted_jobs(151)?;
+        assert!(requeued.iter().any(|j| j.id == remote.id));
+        // Cancelling a runner's running job ends it at once (its lease with it).
+        let _ = queue.claim(runner, "gh".into(), 1_000)?;
+        let cancelled = queue
+            .cancel(&remote.id)?
+            .ok_or(StoreError::Conflict("gone".into()))?;
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        assert!(cancelled.lease.is_none());
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub mod ops;
 pub mod overview;
 pub mod payments;
 pub mod ratelimit;
+pub mod runners;
 pub mod secrets;
 pub mod server;
 pub mod social;

@@ -89,6 +89,7 @@ impl Application {
             );
         }
         crate::ingest::remove_stale_staging(&config);
+        crate::runners::remove_orphan_staging(&config, &store, clock.now());
         backfill_analytics(&config, &store);
 
         let providers = Arc::new(
@@ -258,6 +259,13 @@ impl Application {
         let hangup = self.hangup;
         let state = self.state.clone();
         state.jobs.start();
+        // Remote runners' lapsed leases go back to the queue (`runners`).
+        let lease_sweeper = tokio::spawn(crate::runners::sweep_periodically(
+            state.store.clone(),
+            state.jobs.clone(),
+            state.config.clone(),
+            state.clock.clone(),
+        ));
         let socket = state.config.control_socket();
         if let Some(listener) = self.control {
             tokio::spawn(crate::control::serve(listener, state.clone().into_inner()));
@@ -380,6 +388,7 @@ impl Application {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         flusher.abort();
+        lease_sweeper.abort();
         if let Some(task) = certificates {
             task.abort();
         }

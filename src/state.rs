@@ -75,6 +75,12 @@ impl AppState {
         )
     }
 
+    /// The runner rules (tokens, leases, uploads, completion) over this server's store,
+    /// queue and configuration, at the current time.
+    pub fn runners(&self) -> crate::runners::Runners<'_> {
+        crate::runners::Runners::new(&self.store, &self.jobs, &self.config, self.clock.now())
+    }
+
     /// The sign-in rules over this server's store, auth configuration, providers and
     /// access token key.
     pub fn sign_in(&self) -> SignIn<'_> {

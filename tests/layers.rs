@@ -44,6 +44,7 @@ const DOMAIN: &[&str] = &[
     "backup",
     "disk",
     "doctor",
+    "runners",
 ];
 
 /// The server's domain modules (directories under `src/`, or single files).
@@ -63,6 +64,7 @@ const DOMAIN_PATHS: &[&str] = &[
     "src/backup",
     "src/disk.rs",
     "src/doctor",
+    "src/runners",
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -188,6 +188,17 @@ codes! {
     /// The packaging options are wrong for this file.
     InvalidOptions = "invalid_options",
 
+    // --- remote runners ---
+    /// The runner no longer holds the job's lease: it lapsed, or the job was leased to
+    /// another runner, cancelled, finished or its runner revoked. Stop and discard it.
+    LeaseLost = "lease_lost",
+    /// An upload path is not a plain relative package path (traversal, hidden names,
+    /// characters outside `A-Za-z0-9._-`).
+    InvalidPath = "invalid_path",
+    /// A runner's package is not complete: a declared file missing, a size that differs,
+    /// an undeclared file, or a file its manifest names absent. Nothing was published.
+    PackageIncomplete = "package_incomplete",
+
     // --- analytics (admin) ---
     /// An analytics range is not two `YYYY-MM-DD` dates in order, or is too long.
     InvalidRange = "invalid_range",

@@ -145,6 +145,28 @@ struct ErrorDetail<'a> {
     extra: &'a Map<String, Value>,
 }
 
+impl From<crate::runners::RunnerError> for ApiError {
+    fn from(e: crate::runners::RunnerError) -> Self {
+        use crate::runners::RunnerError as E;
+        match e {
+            E::Unauthorized => ApiError::unauthorized(Code::InvalidToken, e.to_string()),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::LeaseLost => ApiError::conflict(Code::LeaseLost, e.to_string()),
+            E::InvalidPath(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidPath, m)
+            }
+            E::Incomplete(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::PackageIncomplete, m)
+            }
+            E::InvalidInput(m) => ApiError::validation(m),
+            E::Store(e) => e.into(),
+            E::Secret(e) => e.into(),
+            E::NoSpace(low) => low.into(),
+            e @ (E::Io { .. } | E::Job(_)) => ApiError::internal(&e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -19,6 +19,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod pages;
 pub mod payments;
+pub mod runner;
 pub mod schemas;
 pub mod signin;
 pub mod tus;
@@ -60,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/callback", web::get().to(signin::callback_get))
                 .route("/callback", web::post().to(signin::callback_post)),
         )
+        // Before `/api/v1`, whose budgets it stays out of (`runner`'s docs say why).
+        .service(web::scope("/api/v1/runner").configure(runner::configure))
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(limits::api_budgets))

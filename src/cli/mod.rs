@@ -6,6 +6,7 @@ mod ingest;
 mod package;
 mod probe;
 mod restore;
+mod runner;
 mod serve;
 mod storage;
 mod user;
@@ -51,6 +52,8 @@ pub enum Command {
     /// Object storage (`[storage]`): `migrate` moves local packages to the bucket.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// Package an origin's queued jobs on this machine: lease, download, package, upload.
+    Runner(runner::RunnerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -68,6 +71,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Package(args) => {
             init_logging("warn");
             package::run(args)
+        }
+        Command::Runner(args) => {
+            init_logging("info");
+            runner::run(args)
         }
         Command::Doctor(args) => {
             init_logging("warn");

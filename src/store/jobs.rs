@@ -51,6 +51,53 @@ pub struct Job {
     pub attempts: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who is packaging the job while it runs (`None` otherwise, and for records written
+    /// before leases existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A running job's lease: who holds it, the hash of its fencing token, until when, and
+/// which attempt it is (`Job::attempts` when it was taken). The local worker's lease never
+/// expires (a crash re-queues its jobs at start-up); a runner's lapses at `expires_at`
+/// unless heartbeated, and the sweeper (`jobs::JobQueue::sweep_leases`) re-queues the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub owner: LeaseOwner,
+    /// SHA-256 (hex) of the lease token handed to the runner; empty for the local worker.
+    #[serde(default)]
+    pub token_hash: String,
+    /// Unix seconds; 0 for the local worker (no expiry).
+    #[serde(default)]
+    pub expires_at: i64,
+    pub attempt: u32,
+    /// When it was taken (Unix seconds): a runner job's run time for `/metrics`.
+    #[serde(default)]
+    pub taken_at: i64,
+}
+
+/// The holder of a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum LeaseOwner {
+    /// This server's own worker pool.
+    Local,
+    /// A remote runner (`store::runners`), by id.
+    Runner(Uuid),
+}
+
+impl Lease {
+    /// A runner's lease that has not lapsed at `now`.
+    pub fn is_live_runner_lease(&self, now: i64) -> bool {
+        matches!(self.owner, LeaseOwner::Runner(_)) && self.expires_at > now
+    }
+
+    pub fn runner(&self) -> Option<Uuid> {
+        match self.owner {
+            LeaseOwner::Runner(id) => Some(id),
+            LeaseOwner::Local => None,
+        }
+    }
 }
 
 impl Store {
@@ -268,9 +315,11 @@ impl Store {
         Ok(out)
     }
 
-    /// At start-up: a job that was running when the process died goes back to the queue.
-    /// An unreadable job record is logged (tree and key) and left in place: one bad record
-    /// must not keep the server from starting.
+    /// At start-up: a job that was running when the process died goes back to the queue,
+    /// unless a remote runner holds it under a lease that has not lapsed: that runner is
+    /// still packaging it, and its lease token must stay good (the sweeper re-queues it if
+    /// the lease lapses). An unreadable job record is logged (tree and key) and left in
+    /// place: one bad record must not keep the server from starting.
     pub fn requeue_interrupted_jobs(&self, now: i64) -> Result<Vec<Job>> {
         let warn = |key: &str, e: &StoreError| {
             tracing::warn!(tree = "jobs", key, error = %e, "start-up: skipped an unreadable job record (left in place)");
@@ -281,11 +330,16 @@ impl Store {
                 continue;
             }
             let outcome = self.change_job(&job.id, |j| {
-                if j.state != JobState::Running {
+                if j.state != JobState::Running
+                    || j.lease
+                        .as_ref()
+                        .is_some_and(|l| l.is_live_runner_lease(now))
+                {
                     return false;
                 }
                 j.state = JobState::Queued;
                 j.progress = 0.0;
+                j.lease = None;
                 j.updated_at = now;
                 true
             });
@@ -370,6 +424,7 @@ pub(crate) mod tests {
             attempts: 0,
             created_at: 1,
             updated_at: 1,
+            lease: None,
         }
     }
 

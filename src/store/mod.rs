@@ -20,6 +20,7 @@ pub(crate) mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod progress;
+pub mod runners;
 pub mod signin;
 pub mod snapshot;
 pub mod tokens;
@@ -133,6 +134,10 @@ pub struct Store {
     pub(crate) outbox_dead: Tree,
     /// `user` → `outbox::NotificationPrefs`.
     pub(crate) notification_prefs: Tree,
+    /// Remote packaging runners by id (`runners::Runner`).
+    pub(crate) runners: Tree,
+    /// SHA-256 of a runner token → runner id.
+    pub(crate) runner_tokens: Tree,
 }
 
 impl Store {
@@ -209,6 +214,8 @@ impl Store {
             outbox: open("outbox")?,
             outbox_dead: open("outbox_dead")?,
             notification_prefs: open("notification_prefs")?,
+            runners: open("runners")?,
+            runner_tokens: open("runner_tokens")?,
             db,
         };
         let mut store = store;

@@ -58,6 +58,7 @@ through_api_error!(
     crate::social::comments::CommentError,
     crate::social::support::SupportError,
     crate::ingest::IngestError,
+    crate::runners::RunnerError,
     crate::analytics::RangeError,
     crate::ingest::FieldError,
     crate::catalogue::CatalogueError,

@@ -33,6 +33,7 @@ mod playback;
 mod push;
 mod ratelimit;
 mod recovery;
+mod runners;
 mod schemathesis;
 mod social;
 mod storage;

@@ -27,7 +27,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A test CA (`ca.pem`, `ca.key`) in `dir`.
-fn make_ca(dir: &Path) {
+pub(crate) fn make_ca(dir: &Path) {
     openssl(
         dir,
         &[
@@ -56,7 +56,7 @@ fn make_ca(dir: &Path) {
 
 /// A leaf `{name}.pem` / `{name}.key` for `san` (e.g. `DNS:localhost,IP:127.0.0.1`), signed
 /// by the CA in `dir`.
-fn make_leaf(dir: &Path, name: &str, san: &str) {
+pub(crate) fn make_leaf(dir: &Path, name: &str, san: &str) {
     let key = format!("{name}.key");
     let csr = format!("{name}.csr");
     let pem = format!("{name}.pem");

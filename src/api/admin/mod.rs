@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod films;
 pub mod grants;
 pub mod jobs;
+pub mod runners;
 pub mod users;
 
 use actix_web::web;
@@ -31,6 +32,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/jobs/{id}", web::get().to(jobs::get))
         .route("/jobs/{id}/cancel", web::post().to(jobs::cancel))
         .route("/jobs/{id}/retry", web::post().to(jobs::retry))
+        .route("/runners", web::get().to(runners::list))
+        .route("/runners", web::post().to(runners::create))
+        .route("/runners/{id}", web::delete().to(runners::revoke))
         .route("/users", web::get().to(users::list))
         .route("/orders", web::get().to(super::payments::admin_orders))
         .route(

@@ -159,6 +159,8 @@ pub struct JobView {
     pub attempts: u32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who packages it while it runs: this server or a remote runner.
+    pub lease: Option<super::runners::JobLeaseView>,
 }
 
 impl From<&Job> for JobView {
@@ -172,6 +174,7 @@ impl From<&Job> for JobView {
             attempts: j.attempts,
             created_at: j.created_at,
             updated_at: j.updated_at,
+            lease: j.lease.as_ref().map(super::runners::JobLeaseView::from),
         }
     }
 }

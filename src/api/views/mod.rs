@@ -19,4 +19,5 @@ pub mod enums;
 pub mod health;
 pub mod notifications;
 pub mod orders;
+pub mod runners;
 pub mod social;

@@ -9,6 +9,7 @@ pub mod film_page;
 pub mod films;
 pub mod films_upload;
 pub mod orders;
+pub mod runners;
 pub mod signin;
 pub mod system;
 pub mod users;
@@ -92,6 +93,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/comments/{id}/hide", web::post().to(comments::hide))
             .route("/comments/{id}/restore", web::post().to(comments::restore))
             .route("/comments/{id}", web::delete().to(comments::delete))
+            .route("/runners", web::get().to(runners::page))
+            .route("/runners", web::post().to(runners::issue))
+            .route("/runners/{id}/revoke", web::post().to(runners::revoke))
             .route("/system", web::get().to(system::page))
             .route(
                 "/system/dead/{id}/retry",
