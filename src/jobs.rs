@@ -207,6 +207,11 @@ impl JobQueue {
         cleared
     }
 
+    /// Where packages are published (`[storage]`): runners' packages go there too.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     pub fn notify(&self) {
         self.wake.notify_waiters();
         self.wake.notify_one();

@@ -231,6 +231,20 @@ pub fn check_package(
     staging: &Path,
     declared: &[DeclaredFile],
 ) -> Result<transcoder::Manifest, RunnerError> {
+    let have: BTreeMap<String, u64> = list_files(staging)
+        .into_iter()
+        .map(|f| (f.path, f.size))
+        .collect();
+    check_listing(declared, &have, staging)
+}
+
+/// `check_package` over a listing of what arrived (the origin's staging directory, or the
+/// bucket's objects under the attempt's prefix), with the manifest read from `manifest_dir`.
+pub fn check_listing(
+    declared: &[DeclaredFile],
+    have: &BTreeMap<String, u64>,
+    manifest_dir: &Path,
+) -> Result<transcoder::Manifest, RunnerError> {
     let incomplete = |m: String| RunnerError::Incomplete(m);
     if declared.is_empty() {
         return Err(incomplete("the package declares no files".into()));
@@ -242,16 +256,12 @@ pub fn check_package(
             return Err(incomplete(format!("{} is declared twice", f.path)));
         }
     }
-    let have: BTreeMap<String, u64> = list_files(staging)
-        .into_iter()
-        .map(|f| (f.path, f.size))
-        .collect();
     for (path, size) in &want {
         match have.get(path) {
             None => return Err(incomplete(format!("{path} was not uploaded"))),
             Some(got) if got != size => {
                 return Err(incomplete(format!(
-                    "{path} is {got} bytes on the origin, {size} declared"
+                    "{path} is {got} bytes where it was uploaded, {size} declared"
                 )))
             }
             Some(_) => {}
@@ -260,7 +270,7 @@ pub fn check_package(
     if let Some(extra) = have.keys().find(|p| !want.contains_key(*p)) {
         return Err(incomplete(format!("{extra} was uploaded but not declared")));
     }
-    let manifest = transcoder::Manifest::load(staging)
+    let manifest = transcoder::Manifest::load(manifest_dir)
         .map_err(|e| incomplete(format!("the package's manifest: {e}")))?;
     let mut named = Vec::new();
     if !manifest.poster.is_empty() {
@@ -355,7 +365,7 @@ mod tests {
             .map(|e| e.to_string());
         assert!(
             e.as_deref()
-                .is_some_and(|m| m.contains("5 bytes on the origin, 6 declared")),
+                .is_some_and(|m| m.contains("5 bytes where it was uploaded, 6 declared")),
             "{e:?}"
         );
         let e = check_package(dir.path(), &[]).err();

@@ -13,13 +13,15 @@
 pub mod lease;
 pub mod tokens;
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::config::{Config, TranscodeConfig};
 use crate::jobs::JobQueue;
+use crate::store::films::StoredCopy;
 use crate::store::jobs::{Job, JobFailure, JobState, LeaseOwner};
 use crate::store::runners::Runner;
 use crate::store::{Store, StoreError};
@@ -329,6 +331,10 @@ impl<'a> Runners<'a> {
     ) -> Result<Vec<UploadTarget>, RunnerError> {
         let job = self.leased(runner, job_id, lease_token)?;
         let attempt = Self::attempt_of(&job);
+        let storage = self.jobs.storage();
+        if storage.is_remote() {
+            return self.bucket_targets(&job, attempt, files);
+        }
         let staging = self.staging_dir(&job, attempt);
         files
             .iter()
@@ -340,6 +346,56 @@ impl<'a> Runners<'a> {
                 Ok(upload_target(&job, attempt, &f.path, present))
             })
             .collect()
+    }
+
+    /// `[storage] mode = "s3"`: each file goes straight to the bucket, under the attempt's
+    /// own package prefix (`films/{film}/pkg-{job}-a{n}/`, which nothing names until
+    /// `complete` has checked every object), by a presigned PUT: runners hold no bucket
+    /// credentials, and a runner presumed dead can only write into its own attempt's
+    /// prefix. What the bucket already holds at the declared size is `present` (one
+    /// listing), so a restarted upload sends only the rest.
+    fn bucket_targets(
+        &self,
+        job: &Job,
+        attempt: u32,
+        files: &[DeclaredFile],
+    ) -> Result<Vec<UploadTarget>, RunnerError> {
+        let storage = self.jobs.storage();
+        let prefix = storage.package_key(&job.film_id, &package_name(job, attempt));
+        let have = self.bucket_listing(&prefix)?;
+        let mut keys = Vec::with_capacity(files.len());
+        for f in files {
+            // Checked like an upload to the origin; the key uses the declared `/` form.
+            lease::check_path(&f.path)?;
+            keys.push(format!("{prefix}{}", f.path));
+        }
+        // Long enough for the whole upload of a long film on a slow link, and no longer:
+        // the URL is a bearer right to write that object.
+        let ttl = (self.config.runners.lease_ttl * 60).max(std::time::Duration::from_secs(3600));
+        let urls = crate::jobs::block_on(storage.presign_as(reqwest::Method::PUT, &keys, ttl))?
+            .map_err(crate::jobs::JobError::from)?;
+        Ok(files
+            .iter()
+            .zip(urls)
+            .map(|(f, url)| UploadTarget {
+                path: f.path.clone(),
+                present: have.get(&f.path) == Some(&f.size),
+                method: "PUT".into(),
+                url,
+                headers: crate::storage::Storage::object_headers(&f.path),
+                origin_credentials: false,
+            })
+            .collect())
+    }
+
+    /// The objects under `prefix` (a package's), by path relative to it, with their sizes.
+    fn bucket_listing(&self, prefix: &str) -> Result<BTreeMap<String, u64>, RunnerError> {
+        let listed = crate::jobs::block_on(self.jobs.storage().list(prefix))?
+            .map_err(crate::jobs::JobError::from)?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|(key, size)| Some((key.strip_prefix(prefix)?.to_string(), size)))
+            .collect())
     }
 
     /// Checks an upload of `path` for the job's attempt and names where its bytes go:
@@ -395,15 +451,20 @@ impl<'a> Runners<'a> {
         self.seen(runner);
         let job = self.leased(runner, job_id, lease_token)?;
         let attempt = Self::attempt_of(&job);
-        let staging = self.staging_dir(&job, attempt);
-        let manifest = lease::check_package(&staging, files)?;
         let name = package_name(&job, attempt);
         let dir = crate::ingest::film_dir(self.config, &job.film_id).join(&name);
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        std::fs::rename(&staging, &dir).map_err(io("moving the package into place"))?;
-        lease::sync_dir(dir.parent());
+        let (manifest, stored) = if self.jobs.storage().is_remote() {
+            self.check_bucket_package(&job, &name, &dir, files)?
+        } else {
+            let staging = self.staging_dir(&job, attempt);
+            let manifest = lease::check_package(&staging, files)?;
+            if dir.exists() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            std::fs::rename(&staging, &dir).map_err(io("moving the package into place"))?;
+            lease::sync_dir(dir.parent());
+            (manifest, None)
+        };
         // Fenced once more, now that the package is in place: a lease lost meanwhile
         // (revoked, cancelled) leaves the package unrecorded and removed.
         if let Err(e) = self.leased(runner, job_id, lease_token) {
@@ -411,9 +472,10 @@ impl<'a> Runners<'a> {
             return Err(e);
         }
         let bytes = files.iter().map(|f| f.size).sum();
+        let in_bucket = stored.is_some();
         if !self
             .jobs
-            .record_package(&job.film_id, &name, &manifest, bytes, None)?
+            .record_package(&job.film_id, &name, &manifest, bytes, stored)?
         {
             // The film was deleted while the runner packaged it.
             let _ = std::fs::remove_dir_all(&dir);
@@ -423,6 +485,14 @@ impl<'a> Runners<'a> {
         let done = self.end(job_id, JobState::Ready, None)?;
         self.count(&job, "done");
         self.drop_staging(&job);
+        if in_bucket {
+            // Earlier attempts' objects (a runner that died mid-upload) belong to nothing.
+            for earlier in 1..attempt {
+                let name = package_name(&job, earlier);
+                let _ =
+                    crate::jobs::block_on(self.jobs.storage().delete_package(&job.film_id, &name));
+            }
+        }
         crate::events::record(
             self.store,
             self.now,
@@ -522,6 +592,58 @@ impl<'a> Runners<'a> {
 
     /// Removes the staging directories of every attempt of a job (a lapsed runner's
     /// uploads, or what a finished attempt left).
+    /// `complete` with the package in the bucket: every declared object there at its size
+    /// (one listing of the attempt's prefix), nothing undeclared, and the manifest — fetched
+    /// with the poster into `dir` on the origin, which renders playlists and the catalogue
+    /// from them — naming only what is there.
+    fn check_bucket_package(
+        &self,
+        job: &Job,
+        name: &str,
+        dir: &Path,
+        files: &[DeclaredFile],
+    ) -> Result<(transcoder::Manifest, Option<StoredCopy>), RunnerError> {
+        let storage = self.jobs.storage();
+        let prefix = storage.package_key(&job.film_id, name);
+        let have = self.bucket_listing(&prefix)?;
+        if !have.contains_key(transcoder::MANIFEST_FILE) {
+            return Err(RunnerError::Incomplete(format!(
+                "{} was not uploaded",
+                transcoder::MANIFEST_FILE
+            )));
+        }
+        if dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        std::fs::create_dir_all(dir).map_err(io("creating the package directory"))?;
+        let fetch = |file: &str| -> Result<(), RunnerError> {
+            crate::jobs::block_on(storage.fetch_to(&format!("{prefix}{file}"), &dir.join(file)))?
+                .map_err(crate::jobs::JobError::from)?;
+            Ok(())
+        };
+        let checked = fetch(transcoder::MANIFEST_FILE)
+            .and_then(|()| lease::check_listing(files, &have, dir))
+            .and_then(|manifest| {
+                if !manifest.poster.is_empty() {
+                    fetch(&manifest.poster)?;
+                }
+                Ok(manifest)
+            });
+        let manifest = match checked {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(e);
+            }
+        };
+        let stored = StoredCopy {
+            stored_at: self.now,
+            objects: have.len(),
+            bytes: have.values().sum(),
+        };
+        Ok((manifest, Some(stored)))
+    }
+
     fn drop_staging(&self, job: &Job) {
         let film = crate::ingest::film_dir(self.config, &job.film_id);
         let prefix = format!("pkg-{}-a", job.id);

@@ -272,23 +272,73 @@ impl Storage {
 
     /// Presigned GET URLs of `keys` (object keys), valid `storage.presign_ttl`.
     pub async fn presign(&self, keys: &[String]) -> Result<Vec<String>, StorageError> {
+        let ttl = self
+            .bucket
+            .as_ref()
+            .and_then(|b| b.presign_ttl)
+            .unwrap_or(Duration::from_secs(3600));
+        self.presign_as(reqwest::Method::GET, keys, ttl).await
+    }
+
+    /// Presigned `method` URLs of `keys`, valid `ttl` (a runner's uploads are presigned
+    /// PUTs: runners hold no bucket credentials). Signing makes no request.
+    pub async fn presign_as(
+        &self,
+        method: reqwest::Method,
+        keys: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<String>, StorageError> {
         let Some(b) = &self.bucket else {
             return Err(StorageError::Bucket {
                 key: "storage.mode",
                 message: "presigned URLs need storage.mode = \"s3\"".into(),
             });
         };
-        let ttl = b.presign_ttl.unwrap_or(Duration::from_secs(3600));
         let paths = keys
             .iter()
             .map(|k| b.path(k))
             .collect::<Result<Vec<_>, _>>()?;
         let urls = b
             .client
-            .signed_urls(reqwest::Method::GET, &paths, ttl)
+            .signed_urls(method, &paths, ttl)
             .await
             .map_err(StorageError::from_store)?;
         Ok(urls.into_iter().map(String::from).collect())
+    }
+
+    /// The object `key`'s bytes into the file `path` (written beside it, then renamed).
+    pub async fn fetch_to(&self, key: &str, path: &Path) -> Result<u64, StorageError> {
+        let Some(b) = &self.bucket else {
+            return Err(StorageError::Bucket {
+                key: "storage.mode",
+                message: "reading from a bucket needs storage.mode = \"s3\"".into(),
+            });
+        };
+        let bytes = b
+            .client
+            .get(&b.path(key)?)
+            .await
+            .map_err(StorageError::from_store)?
+            .bytes()
+            .await
+            .map_err(StorageError::from_store)?;
+        let write = |e| StorageError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let tmp = path.with_extension("part");
+        tokio::fs::write(&tmp, &bytes).await.map_err(write)?;
+        tokio::fs::rename(&tmp, path).await.map_err(write)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// The content type and cache policy every package object is stored with (runners'
+    /// presigned PUTs send them as headers).
+    pub fn object_headers(path: &str) -> Vec<(String, String)> {
+        vec![
+            ("content-type".into(), publish::content_type(path).into()),
+            ("cache-control".into(), publish::CACHE_CONTROL.into()),
+        ]
     }
 
     /// Uploads the package in `local` (the directory `dir` of `film`) and reads every

@@ -22,6 +22,9 @@ const MULTIPART_ABOVE: u64 = 64 << 20;
 const CONCURRENCY: usize = 8;
 /// Passes over the objects not yet confirmed, each after the client's own retries.
 const PASSES: u32 = 3;
+/// Every object lives under its package's own directory and never changes: a CDN may keep
+/// it for good.
+pub(super) const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
 /// What a publish put in the bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +122,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<(),
     Ok(())
 }
 
-fn content_type(key: &str) -> &'static str {
+pub(super) fn content_type(key: &str) -> &'static str {
     match key.rsplit('.').next() {
         Some("ts") => "video/mp2t",
         Some("jpg") | Some("jpeg") => "image/jpeg",
@@ -143,12 +146,7 @@ async fn upload(client: &AmazonS3, key: &str, path: &Path) -> Result<u64, Storag
     let size = tokio::fs::metadata(path).await.map_err(read)?.len();
     let mut attributes = Attributes::new();
     attributes.insert(Attribute::ContentType, content_type(key).into());
-    // Every object lives under its package's own directory and never changes: a CDN may
-    // keep it for good.
-    attributes.insert(
-        Attribute::CacheControl,
-        "public, max-age=31536000, immutable".into(),
-    );
+    attributes.insert(Attribute::CacheControl, CACHE_CONTROL.into());
     if size > MULTIPART_ABOVE {
         // A multipart ETag is not the MD5 of the object: the size is what is compared.
         if let Ok(meta) = client.head(&location).await {

@@ -32,12 +32,12 @@ fn origin() -> Server {
     ])
 }
 
-struct Issued {
-    id: String,
-    token: String,
+pub(crate) struct Issued {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-fn issue(server: &Server, admin: &User, name: &str) -> Issued {
+pub(crate) fn issue(server: &Server, admin: &User, name: &str) -> Issued {
     let r = server
         .post(
             "/api/v1/admin/runners",
@@ -55,13 +55,13 @@ fn issue(server: &Server, admin: &User, name: &str) -> Issued {
 }
 
 /// A `cinegate runner` process, SIGKILLed when dropped; its log in `log`.
-struct RunnerProcess {
+pub(crate) struct RunnerProcess {
     child: Child,
     log: PathBuf,
 }
 
 impl RunnerProcess {
-    fn start(server: &Server, token: &str, name: &str) -> RunnerProcess {
+    pub(crate) fn start(server: &Server, token: &str, name: &str) -> RunnerProcess {
         Self::start_at(server, &server.base, &[], token, name)
     }
 
@@ -96,7 +96,7 @@ impl RunnerProcess {
         RunnerProcess { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 

@@ -517,3 +517,45 @@ fn a_private_bucket_is_played_through_presigned_urls() {
         "segment P through the origin",
     );
 }
+
+/// A runner's package goes straight to the bucket by presigned PUTs (the runner holds no
+/// bucket credentials), the origin checks the objects and keeps only manifest and poster.
+#[test]
+fn a_runner_uploads_its_package_to_the_bucket() {
+    use crate::runners::{issue, RunnerProcess};
+    let garage = shared_garage();
+    let mut env = s3_env(garage, "runner/");
+    env.push(("CINEGATE_TRANSCODE__WORKERS".into(), "0".into()));
+    env.push(("CINEGATE_RUNNERS__LEASE_TTL".into(), "3s".into()));
+    let s = Server::start(&pairs(&env));
+    let admin = s.user("bucket-runner-admin", true);
+    let issued = issue(&s, &admin, "bucket-runner");
+    let runner = RunnerProcess::start(&s, &issued.token, "bucket");
+    let (film, job) = s.ingest(&src_other(), "Packaged elsewhere", true);
+    let done = s.wait_job_ready(&admin, &job, Duration::from_secs(180));
+    let keys = garage.list_keys(&format!("runner/films/{film}/"));
+    assert_eq!(keys.len(), 2 * 2 + 2, "{keys:#?}\n{done}\n{}", runner.log());
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&format!("runner/films/{film}/pkg-{job}-a1/"))),
+        "{keys:#?}"
+    );
+    // The origin received no segment: its copy is the manifest and poster only.
+    let film_dir = s.root.join("media/films").join(&film);
+    assert_eq!(local_segments(&film_dir), 0);
+    assert!(film_dir
+        .join(format!("pkg-{job}-a1/manifest.json"))
+        .is_file());
+    assert!(!runner.log().contains(garage.secret_access_key()));
+    let viewer = s.user("bucket-runner-viewer", false);
+    s.grant(&admin, &film, &viewer);
+    let pb = s.playback(&viewer, &film);
+    let uris = segment_uris(&s.get(&pb.path("360/index.m3u8"), None).body);
+    assert!(uris[0].starts_with(&garage.cdn_base_url()), "{uris:?}");
+    let decoded = ffmpeg_decode(&pb.master);
+    assert!(
+        decoded.ok && (decoded.seconds - 12.0).abs() <= 1.0,
+        "{decoded:?}"
+    );
+    assert_eq!(counter(&s, "cinegate_segments_served"), 0.0);
+}
