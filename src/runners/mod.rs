@@ -724,20 +724,12 @@ fn package_name(job: &Job, attempt: u32) -> String {
     format!("pkg-{}-a{attempt}", job.id)
 }
 
-/// Where a runner uploads one file of a job's attempt: the ONE place that decides it.
-///
-/// Today, with the package on the origin's disk, it is the origin's own
-/// `PUT /api/v1/runner/jobs/{job}/files/{path}` (relative to the origin; the runner sends
-/// its runner token and lease token with it: `origin_credentials`), which stages it under
-/// `films/{film}/pkg-{job}-a{attempt}.part/` (the attempt read from the lease there).
-///
-/// TODO(storage): when `[storage] mode = "s3"`, return a presigned object-store PUT URL
-/// for `staging/{job}/{attempt}/{path}` here (absolute, `origin_credentials: false`, with
-/// any headers the signature covers), so runners hold no bucket credentials; `present`
-/// then comes from a HEAD or a listing of that prefix, and `complete` checks the objects
-/// (size, ETag) instead of `lease::check_package`'s files. object_store's `signed_url` is
-/// async: this function (and `Runners::upload_targets`, which runs in `web::block`) would
-/// become async or take the signed URLs from the caller.
+/// Where a runner uploads one file of a job's attempt with the package on the origin's
+/// disk: the origin's own `PUT /api/v1/runner/jobs/{job}/files/{path}` (relative to the
+/// origin; the runner sends its runner token and lease token with it: `origin_credentials`),
+/// which stages it under `films/{film}/pkg-{job}-a{attempt}.part/` (the attempt read from the
+/// lease there). With `[storage] mode = "s3"`, `Runners::upload_targets` names presigned
+/// bucket PUTs instead (`bucket_targets`).
 pub fn upload_target(job: &Job, _attempt: u32, path: &str, present: bool) -> UploadTarget {
     UploadTarget {
         path: path.to_string(),
