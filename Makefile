@@ -42,3 +42,4 @@ demo:
 bench: build
 	SKIP_BUILD=1 ./bench/transcode.sh
 	SKIP_BUILD=1 ./bench/serve.sh
+	SKIP_BUILD=1 ./bench/storage.sh

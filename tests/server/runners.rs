@@ -100,6 +100,21 @@ impl RunnerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (20 s at most) for `text` in the log. The origin marks a job ready inside the
+    /// runner's `complete` call, and the runner logs it once the answer is back, a moment
+    /// after a test polling the job has seen it ready.
+    pub(crate) fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the runner's log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn kill9(&mut self) {
         // std's kill is SIGKILL on Unix.
         let _ = self.child.kill();
@@ -228,11 +243,7 @@ fn a_job_whose_runner_is_killed_completes_on_another_and_plays() {
         (killed_at - started).as_secs_f64(),
         lapse.as_secs_f64()
     );
-    assert!(
-        runner_b.log().contains("job complete"),
-        "runner B's log: {}",
-        runner_b.log()
-    );
+    runner_b.wait_log("job complete");
 
     // The package: attempt 2's, complete, and like a locally packaged one of the same
     // source under the same [transcode] (the shared server's main film).
@@ -785,7 +796,7 @@ fn a_runner_packages_over_https_with_a_private_ca() {
     let ca = dir.join("ca.pem").to_string_lossy().into_owned();
     let runner = RunnerProcess::start_at(&server, &https, &["--ca-file", &ca], &r.token, "tls");
     server.wait_job_ready(&admin, &job, Duration::from_secs(120));
-    assert!(runner.log().contains("job complete"), "{}", runner.log());
+    runner.wait_log("job complete");
 
     let plain = Command::new(BIN)
         .args(["runner", "--origin", "http://films.example.com", "--once"])
