@@ -289,21 +289,26 @@ pub fn remove_film_files(config: &Config, film: &Uuid) {
     crate::secrets::delete_film_secret(&config.keys_dir, film);
 }
 
+/// Every entry of every film's directory (`films/{film}/{name}`), as (name, path): what the
+/// start-up clean-ups look through.
+pub fn film_entries(config: &Config) -> Vec<(String, PathBuf)> {
+    let Ok(films) = std::fs::read_dir(config.films_dir()) else {
+        return Vec::new();
+    };
+    films
+        .flatten()
+        .filter_map(|film| std::fs::read_dir(film.path()).ok())
+        .flat_map(|entries| entries.flatten())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
 /// After a crash: staging directories the packager could not clean up.
 pub fn remove_stale_staging(config: &Config) {
-    let Ok(films) = std::fs::read_dir(config.films_dir()) else {
-        return;
-    };
-    for film in films.flatten() {
-        let Ok(entries) = std::fs::read_dir(film.path()) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.contains(".partial-") {
-                tracing::info!(dir = %e.path().display(), "removing an unfinished package left by a crash");
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+    for (name, path) in film_entries(config) {
+        if name.starts_with('.') && name.contains(".partial-") {
+            tracing::info!(dir = %path.display(), "removing an unfinished package left by a crash");
+            let _ = std::fs::remove_dir_all(path);
         }
     }
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::clock::Clock;
 use crate::ops::{self, Request};
@@ -88,12 +87,7 @@ pub fn run(config_path: Option<&Path>, args: IngestArgs) -> anyhow::Result<()> {
         let queue = queue.clone();
         runtime.spawn_blocking(move || queue.run(claimed))
     };
-    let bar = ProgressBar::new(1000);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} packaging [{bar:40}] {percent:>3}% eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = super::packaging_bar(true);
     while !worker.is_finished() {
         if let Ok(Some(j)) = store.job(&job.id) {
             bar.set_position((j.progress * 1000.0) as u64);

@@ -85,6 +85,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Logs go to stderr as text; `filter` is a tracing EnvFilter. For the one-off commands
 /// (`probe`, `package`, …); the server logs as `[log]` says ([`init_logging_as`]).
+/// The packaging progress bar of `package`, `ingest` and `runner` (permille of the source
+/// packaged), or a hidden one when nobody watches a terminal.
+pub fn packaging_bar(visible: bool) -> indicatif::ProgressBar {
+    if !visible {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} packaging [{bar:40}] {percent:>3}% eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 pub fn init_logging(filter: &str) {
     init_logging_as(filter, crate::config::LogFormat::Text);
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use transcoder::{CrfTargets, FilmSecret, PackageOptions, RateControl, Rung};
 
 #[derive(Debug, Args)]
@@ -79,17 +78,7 @@ pub fn run(args: PackageArgs) -> anyhow::Result<()> {
         // Ctrl-C stops cleanly: the pipeline removes its partial output.
         let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed));
     }
-    let bar = if args.quiet || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} packaging [{bar:40}] {percent:>3}% eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    };
+    let bar = super::packaging_bar(!args.quiet && std::io::stderr().is_terminal());
     let mut on_progress = |f: f64| bar.set_position((f * 1000.0) as u64);
     let packaged = transcoder::package(
         &args.input,

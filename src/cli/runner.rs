@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -488,17 +487,7 @@ async fn job_steps(
     if out.exists() {
         std::fs::remove_dir_all(&out).context("removing an earlier package")?;
     }
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(1000);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} packaging [{bar:40}] {percent:>3}% eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = super::packaging_bar(std::io::stderr().is_terminal());
     tracing::info!("packaging");
     let packaged = {
         let (source, out, opts, secret) =

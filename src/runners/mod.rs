@@ -675,36 +675,27 @@ impl<'a> Runners<'a> {
 /// any more (it lapsed while the server was down, was re-queued, finished or is gone).
 /// A live lease's directory is kept: its runner may still be uploading. Blocking.
 pub fn remove_orphan_staging(config: &Config, store: &Store, now: i64) {
-    let Ok(films) = std::fs::read_dir(config.films_dir()) else {
-        return;
-    };
-    for film in films.flatten() {
-        let Ok(entries) = std::fs::read_dir(film.path()) else {
+    for (name, path) in crate::ingest::film_entries(config) {
+        let Some(rest) = name
+            .strip_prefix("pkg-")
+            .and_then(|r| r.strip_suffix(".part"))
+        else {
             continue;
         };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name
-                .strip_prefix("pkg-")
-                .and_then(|r| r.strip_suffix(".part"))
-            else {
-                continue;
-            };
-            let Some((job, attempt)) = rest.rsplit_once("-a") else {
-                continue;
-            };
-            let live = crate::store::parse_id(job)
-                .and_then(|id| store.job(&id).ok().flatten())
-                .is_some_and(|j| {
-                    j.state == JobState::Running
-                        && j.lease.as_ref().is_some_and(|l| {
-                            l.is_live_runner_lease(now) && attempt == l.attempt.to_string()
-                        })
-                });
-            if !live {
-                tracing::info!(dir = %e.path().display(), "removing a runner's unfinished upload");
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+        let Some((job, attempt)) = rest.rsplit_once("-a") else {
+            continue;
+        };
+        let live = crate::store::parse_id(job)
+            .and_then(|id| store.job(&id).ok().flatten())
+            .is_some_and(|j| {
+                j.state == JobState::Running
+                    && j.lease.as_ref().is_some_and(|l| {
+                        l.is_live_runner_lease(now) && attempt == l.attempt.to_string()
+                    })
+            });
+        if !live {
+            tracing::info!(dir = %path.display(), "removing a runner's unfinished upload");
+            let _ = std::fs::remove_dir_all(path);
         }
     }
 }

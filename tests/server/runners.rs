@@ -100,6 +100,25 @@ impl RunnerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (60 s at most) until the job is leased to this runner (`runner_id`) and the
+    /// runner says it is packaging; the job must not be finished by then.
+    pub(crate) fn wait_packaging(&self, server: &Server, admin: &User, job: &str, runner_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let j = server.job(admin, job);
+            if j["lease"]["runner_id"] == runner_id && self.log().contains("packaging") {
+                return;
+            }
+            assert!(j["state"] != "ready", "the runner finished first: {j}");
+            assert!(
+                Instant::now() < deadline,
+                "never packaging: {j}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits (20 s at most) for `text` in the log. The origin marks a job ready inside the
     /// runner's `complete` call, and the runner logs it once the answer is back, a moment
     /// after a test polling the job has seen it ready.
@@ -721,23 +740,7 @@ fn a_runner_stopped_with_sigterm_gives_its_job_back() {
     let mut runner = RunnerProcess::start(&server, &r.token, "stop");
     // Packaging under way (the heartbeat comes only every 20 s with this lease, so the
     // runner's own log says when it started).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = server.job(&admin, &job);
-        if j["lease"]["runner_id"] == r.id.as_str() && runner.log().contains("packaging") {
-            break;
-        }
-        assert!(
-            j["state"] != "ready",
-            "the runner finished before it could be stopped"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "never packaging: {j}\n{}",
-            runner.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    runner.wait_packaging(&server, &admin, &job, &r.id);
     let stopped = Instant::now();
     let pid = runner.child.id().to_string();
     testkit::process::run_ok(Command::new("kill").args(["-TERM", &pid]));
@@ -819,23 +822,7 @@ fn a_runner_whose_job_is_cancelled_discards_it_and_carries_on() {
     let r = issue(&server, &admin, "cancelled");
     let (film, job) = server.ingest(&src_main(), "Cancelled", false);
     let mut runner = RunnerProcess::start(&server, &r.token, "cancel");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = server.job(&admin, &job);
-        if j["lease"]["runner_id"] == r.id.as_str() && runner.log().contains("packaging") {
-            break;
-        }
-        assert!(
-            j["state"] != "ready",
-            "the runner finished before the cancel"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "never packaging: {j}\n{}",
-            runner.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    runner.wait_packaging(&server, &admin, &job, &r.id);
     let cancelled = server
         .post(
             &format!("/api/v1/admin/jobs/{job}/cancel"),
