@@ -252,8 +252,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match sled::open(dir) {
+                // sled reports the lock as an `Other` error whose text holds the OS error
+                // (EWOULDBLOCK), so the kind alone never matched and the wait never waited.
                 Err(sled::Error::Io(e))
-                    if Instant::now() < deadline && e.kind() == io::ErrorKind::WouldBlock =>
+                    if Instant::now() < deadline
+                        && (e.kind() == io::ErrorKind::WouldBlock
+                            || e.to_string().contains("could not acquire lock")) =>
                 {
                     std::thread::sleep(Duration::from_millis(20))
                 }
